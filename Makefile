@@ -1,0 +1,36 @@
+# Two commands matter: `make demo` and `make test`. Both set up whatever is missing first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export LSLAPICFG ?= $(CURDIR)/monitor/lsl_api.cfg
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test setup lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.txt tools/ensure-system-deps.sh
+	bash tools/ensure-system-deps.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: anything else asking for torch then finds it satisfied (no CUDA download).
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/neurofusion demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

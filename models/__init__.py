@@ -1,0 +1,1 @@
+"""NeuroFusionNet and its baselines, training, evaluation, checkpoints and export."""

@@ -1,0 +1,62 @@
+"""`neurofusion`: one console entry point, one subcommand per function (see monitor/commands/)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__, commands
+from monitor.errors import UserError
+from monitor.lslenv import use_lsl_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurofusion",
+        description="Real-time EMG monitor: LSL in, causal DSP, NeuroFusionNet over ZeroMQ, live dashboard.",
+    )
+    parser.add_argument("--version", action="version", version=f"neurofusion {__version__}")
+    parser.add_argument(
+        "--lsl-config",
+        metavar="FILE",
+        help="liblsl config to use (default: $LSLAPICFG, else the shipped machine-local lsl_api.cfg)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail to stderr")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        use_lsl_config(args.lsl_config)
+        return int(args.handler(args) or 0)
+    except UserError as error:
+        print(f"neurofusion {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the user gets one line; -v shows the traceback for a bug report
+        if args.verbose:
+            raise
+        print(f"neurofusion {args.command}: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
