@@ -1,0 +1,113 @@
+"""Preallocated samples x channels ring buffer with LSL timestamps and a monotonically increasing sample counter.
+
+One writer (the acquisition thread), any number of readers, each with its own cursor. The writer never waits for
+readers: a reader that falls more than ``capacity`` samples behind loses the oldest samples, and that loss is
+counted on its cursor, never hidden. Writes copy only the new samples (no np.roll of the whole buffer).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Block:
+    """Consecutive samples read from the buffer: ``data`` (n, C), ``timestamps`` (n,), counter of the first sample."""
+
+    data: np.ndarray
+    timestamps: np.ndarray
+    first_counter: int
+
+    @property
+    def end_counter(self) -> int:
+        return self.first_counter + len(self.timestamps)
+
+
+class RingBuffer:
+    def __init__(self, capacity: int, n_channels: int, dtype: np.dtype | type = np.float32) -> None:
+        if capacity <= 0 or n_channels <= 0:
+            raise ValueError(f"capacity and n_channels must be positive, got {capacity} x {n_channels}")
+        self.capacity = int(capacity)
+        self.n_channels = int(n_channels)
+        self._data = np.zeros((self.capacity, self.n_channels), dtype=dtype)
+        self._timestamps = np.zeros(self.capacity, dtype=np.float64)
+        self._total_written = 0
+        self._lock = threading.Lock()
+        self._new_data = threading.Condition(self._lock)
+
+    @property
+    def total_written(self) -> int:
+        """Samples written since creation: the counter of the next sample to be written."""
+        return self._total_written
+
+    def write(self, samples: np.ndarray, timestamps: np.ndarray) -> None:
+        samples = np.asarray(samples)
+        timestamps = np.asarray(timestamps, dtype=np.float64)
+        if samples.ndim != 2 or samples.shape[1] != self.n_channels:
+            raise ValueError(f"expected (n, {self.n_channels}) samples, got {samples.shape}")
+        if samples.shape[0] != timestamps.shape[0]:
+            raise ValueError(f"{samples.shape[0]} samples but {timestamps.shape[0]} timestamps")
+        n = samples.shape[0]
+        if n == 0:
+            return
+        with self._lock:
+            start = self._total_written
+            if n > self.capacity:
+                # only the newest `capacity` samples can be kept; readers will count the rest as dropped
+                skip = n - self.capacity
+                samples, timestamps, start, n = samples[skip:], timestamps[skip:], start + skip, self.capacity
+            position = start % self.capacity
+            first = min(n, self.capacity - position)
+            self._data[position : position + first] = samples[:first]
+            self._timestamps[position : position + first] = timestamps[:first]
+            if first < n:
+                self._data[: n - first] = samples[first:]
+                self._timestamps[: n - first] = timestamps[first:]
+            self._total_written = start + n
+            self._new_data.notify_all()
+
+    def wait_for_data(self, after_counter: int, timeout_s: float) -> bool:
+        """Blocks until a sample with counter >= ``after_counter`` exists or the timeout passes."""
+        with self._new_data:
+            return self._new_data.wait_for(lambda: self._total_written > after_counter, timeout=timeout_s)
+
+    def read_from(self, counter: int, max_samples: int | None = None) -> Block:
+        """Copies samples from ``counter`` on (or from the oldest still held, if ``counter`` was overwritten)."""
+        with self._lock:
+            oldest = max(0, self._total_written - self.capacity)
+            start = max(counter, oldest)
+            stop = self._total_written if max_samples is None else min(self._total_written, start + max_samples)
+            return self._copy(start, stop)
+
+    def latest(self, n_samples: int) -> Block:
+        """The newest ``n_samples`` (fewer if fewer were written), for views."""
+        with self._lock:
+            stop = self._total_written
+            start = max(0, stop - self.capacity, stop - n_samples)
+            return self._copy(start, stop)
+
+    def _copy(self, start: int, stop: int) -> Block:
+        n = max(0, stop - start)
+        position = start % self.capacity
+        indices = (position + np.arange(n)) % self.capacity if position + n > self.capacity else slice(position, position + n)
+        return Block(self._data[indices].copy(), self._timestamps[indices].copy(), start)
+
+
+class RingReader:
+    """A reader's cursor: returns every new sample once, and counts the samples it lost to overruns."""
+
+    def __init__(self, buffer: RingBuffer, start_counter: int | None = None) -> None:
+        self.buffer = buffer
+        self.next_counter = buffer.total_written if start_counter is None else start_counter
+        self.dropped = 0
+
+    def read(self, max_samples: int | None = None, timeout_s: float = 0.0) -> Block:
+        if timeout_s > 0:
+            self.buffer.wait_for_data(self.next_counter, timeout_s)
+        block = self.buffer.read_from(self.next_counter, max_samples)
+        self.dropped += block.first_counter - self.next_counter
+        self.next_counter = block.end_counter if len(block.timestamps) else max(self.next_counter, block.first_counter)
+        return block
