@@ -92,7 +92,10 @@ class RingBuffer:
     def _copy(self, start: int, stop: int) -> Block:
         n = max(0, stop - start)
         position = start % self.capacity
-        indices = (position + np.arange(n)) % self.capacity if position + n > self.capacity else slice(position, position + n)
+        if position + n > self.capacity:
+            indices: np.ndarray | slice = (position + np.arange(n)) % self.capacity
+        else:
+            indices = slice(position, position + n)
         return Block(self._data[indices].copy(), self._timestamps[indices].copy(), start)
 
 

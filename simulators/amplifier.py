@@ -58,7 +58,7 @@ class Amplifier:
         stream_type: str = "EMG",
     ) -> None:
         if source.fs <= 0 or source.n_channels <= 0:
-            raise ValueError(f"source must have a positive rate and channel count, got {source.fs} Hz x {source.n_channels}")
+            raise ValueError(f"source needs a positive rate and channel count: {source.fs} Hz x {source.n_channels}")
         if chunk_samples <= 0 or speed <= 0:
             raise ValueError("chunk_samples and speed must be positive")
         import pylsl

@@ -94,7 +94,7 @@ def test_windows_align_to_counter_regardless_of_chunking():
     ragged = run([1, 13, 199, 250, 7, 530, 1000])
     assert [w.end_counter for w in whole] == list(range(200, 2001, 50))
     assert [w.end_counter for w in ragged] == [w.end_counter for w in whole]
-    for a, b in zip(whole, ragged):
+    for a, b in zip(whole, ragged, strict=True):
         np.testing.assert_array_equal(a.data, b.data)
         assert a.last_timestamp == b.last_timestamp
     last = whole[-1]
