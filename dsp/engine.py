@@ -1,0 +1,168 @@
+"""The DSP thread: ring buffer -> causal filters -> windows -> features, signal quality and fatigue -> subscribers.
+
+Everything here is causal: each output depends only on samples already in the buffer. Subscribers are called in
+this thread with each batch of finished windows, so they must be quick (queue, submit, append) and never block.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dsp.features import compute_features
+from dsp.filters import FilterChain, default_chain
+from dsp.ringbuffer import RingBuffer, RingReader
+from dsp.windows import Window, Windower
+
+log = logging.getLogger(__name__)
+
+#: what the engine computes for every window (fatigue and the views need these; the model computes its own)
+ENGINE_FEATURES = ("RMS", "MNF", "MDF", "FInsm5")
+
+
+@dataclass
+class EngineSettings:
+    window_ms: float = 200.0
+    hop_ms: float = 50.0
+    mode: str = "surface"
+    mains_hz: float | None = 50.0
+    low_hz: float = 20.0
+    high_hz: float = 450.0
+
+
+@dataclass
+class WindowResult:
+    window: Window
+    features: dict[str, np.ndarray]  # name -> (C,)
+    usable: np.ndarray  # (C,) bool: channels fit to feed the model
+    dsp_seconds: float  # processing time of the batch this window came in, per window
+    finished_at: float  # time.perf_counter() when the DSP finished it
+
+
+@dataclass
+class EngineStats:
+    samples_processed: int = 0
+    windows: int = 0
+    gaps: int = 0
+    dropped_samples: int = 0
+    nonfinite_samples: int = 0
+    dsp_seconds_total: float = 0.0
+    last_gap_counters: list[int] = field(default_factory=list)
+
+
+class DspEngine(threading.Thread):
+    def __init__(
+        self,
+        buffer: RingBuffer,
+        fs: float,
+        settings: EngineSettings | None = None,
+        start_counter: int = 0,
+        filtered_seconds: float = 30.0,
+    ) -> None:
+        super().__init__(name="dsp", daemon=True)
+        self.buffer = buffer
+        self.fs = float(fs)
+        self.n_channels = buffer.n_channels
+        self.settings = settings or EngineSettings()
+        self.reader = RingReader(buffer, start_counter)
+        #: filtered samples, same counters as the raw buffer, for the trace and spectrum views
+        self.filtered = RingBuffer(int(self.fs * filtered_seconds), self.n_channels)
+        self.stats = EngineStats()
+        self._subscribers: list[Callable[[list[WindowResult]], None]] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._last_timestamp: float | None = None
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        s = self.settings
+        self.chain: FilterChain = default_chain(
+            self.fs, self.n_channels, mode=s.mode, mains_hz=s.mains_hz, low_hz=s.low_hz, high_hz=s.high_hz
+        )
+        self.windower = Windower(self.fs, self.n_channels, s.window_ms, s.hop_ms)
+        self._bad_until = np.zeros(self.n_channels, dtype=np.int64)
+
+    def update_settings(self, **changes: object) -> None:
+        """Applied between two chunks: filters restart from the next sample without a transient."""
+        with self._lock:
+            for key, value in changes.items():
+                if not hasattr(self.settings, key):
+                    raise AttributeError(f"unknown DSP setting {key!r}")
+                setattr(self.settings, key, value)
+            self._rebuild()
+
+    def subscribe(self, callback: Callable[[list[WindowResult]], None]) -> None:
+        self._subscribers.append(callback)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            block = self.reader.read(max_samples=int(self.fs), timeout_s=0.05)
+            if len(block.timestamps):
+                self.process(block.data, block.timestamps, block.first_counter)
+
+    def process(self, samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> list[WindowResult]:
+        """One step of the thread, callable directly for offline analysis (same code path as live)."""
+        started = time.perf_counter()
+        with self._lock:
+            self._detect_gap(timestamps, first_counter)
+            filtered, nonfinite = self.chain.process(samples)
+            windows = self.windower.push(filtered, timestamps, first_counter)
+            self.filtered.write(filtered, timestamps)
+            self._track_nonfinite(nonfinite, first_counter)
+            results = self._analyse(windows, started)
+        self.stats.samples_processed += len(timestamps)
+        self.stats.dropped_samples = self.reader.dropped
+        if results:
+            for callback in self._subscribers:
+                callback(results)
+        return results
+
+    def _detect_gap(self, timestamps: np.ndarray, first_counter: int) -> None:
+        # a stream that vanished and returned resumes with a jump in time: restart filters and windows there,
+        # so no window straddles the gap and no filter rings from the discontinuity
+        if self._last_timestamp is not None and timestamps[0] - self._last_timestamp > 0.05 + 5.0 / self.fs:
+            self.stats.gaps += 1
+            self.stats.last_gap_counters = (self.stats.last_gap_counters + [first_counter])[-16:]
+            log.info("gap of %.3f s before sample %d", timestamps[0] - self._last_timestamp, first_counter)
+            self.chain.reset()
+            self.windower.reset()
+        self._last_timestamp = float(timestamps[-1])
+
+    def _track_nonfinite(self, nonfinite: np.ndarray, first_counter: int) -> None:
+        bad_rows, bad_channels = np.nonzero(nonfinite)
+        if len(bad_rows):
+            self.stats.nonfinite_samples += len(bad_rows)
+            # a channel stays masked for one window length after its last bad sample
+            last_bad = first_counter + bad_rows
+            np.maximum.at(self._bad_until, bad_channels, last_bad + self.windower.window_samples)
+
+    def _analyse(self, windows: list[Window], started: float) -> list[WindowResult]:
+        if not windows:
+            return []
+        stacked = np.stack([w.data for w in windows])
+        features = compute_features(stacked, self.fs, ENGINE_FEATURES)
+        finished = time.perf_counter()
+        per_window = (finished - started) / len(windows)
+        self.stats.windows += len(windows)
+        self.stats.dsp_seconds_total += finished - started
+        results = []
+        for index, window in enumerate(windows):
+            usable = self._bad_until <= window.start_counter
+            results.append(
+                WindowResult(
+                    window,
+                    {name: values[index] for name, values in features.items()},
+                    usable,
+                    per_window,
+                    finished,
+                )
+            )
+        return results

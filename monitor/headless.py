@@ -1,0 +1,134 @@
+"""The terminal dashboard for servers and terminals, and JSON lines of every decision."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+import numpy as np
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from monitor.pipeline import MonitorPipeline
+
+
+def decision_line(record: Any, features: dict[str, np.ndarray] | None, usable: np.ndarray | None) -> str:
+    """One JSON object per decision: what a lab keeps and what scripts parse."""
+    payload = {
+        "timestamp": record.last_timestamp,
+        "sequence": record.sequence,
+        "label": record.label,
+        "probabilities": dict(zip(record.classes, np.round(record.probabilities, 4).tolist(), strict=True)),
+        "model_id": record.model_id,
+        "latency_ms": round(record.latency_s * 1000.0, 3),
+        "worker_ms": round(record.worker_s * 1000.0, 3),
+    }
+    if features is not None:
+        payload["fatigue"] = {name: round(float(np.nanmean(values)), 3) for name, values in features.items()}
+    if usable is not None:
+        payload["masked_channels"] = np.flatnonzero(~usable).tolist()
+    return json.dumps(payload)
+
+
+class HeadlessDashboard:
+    def __init__(self, pipeline: MonitorPipeline, jsonl: IO[str] | None = None, console: Console | None = None):
+        self.pipeline = pipeline
+        self.jsonl = jsonl
+        self.console = console or Console(stderr=jsonl is sys.stdout)
+        self._last_sequence = -1
+
+    def summary(self) -> dict[str, Any]:
+        state = self.pipeline.state
+        acquisition = self.pipeline.acquisition
+        engine = self.pipeline.engine
+        with state.lock:
+            last = state.decisions[-1] if state.decisions else None
+            features = state.features[-1][1] if state.features else None
+            usable = state.usable
+            n_decisions = len(state.decisions)
+        client = self.pipeline.client
+        return {
+            "stream": state.stream_name,
+            "fs": state.fs,
+            "channels": state.n_channels,
+            "signal": "lost" if acquisition.signal_lost else "streaming",
+            "samples": acquisition.buffer.total_written,
+            "dropped_samples": engine.reader.dropped,
+            "windows": state.windows_seen,
+            "decisions": n_decisions,
+            "worker": getattr(client, "state", "none") if client is not None else "none",
+            "label": last.label if last else None,
+            "probabilities": dict(zip(last.classes, last.probabilities.tolist(), strict=True)) if last else {},
+            "features": {k: float(np.nanmean(v)) for k, v in features.items()} if features else {},
+            "masked_channels": np.flatnonzero(~usable).tolist() if usable is not None else [],
+            "latency": state.latency_percentiles(),
+        }
+
+    def render(self) -> Table:
+        s = self.summary()
+        table = Table(title=f"NeuroFusion Monitor — {s['stream']} ({s['channels']} ch @ {s['fs']:g} Hz)", expand=False)
+        table.add_column("", style="bold")
+        table.add_column("")
+        signal_style = "red" if s["signal"] == "lost" else "green"
+        table.add_row(
+            "signal", f"[{signal_style}]{s['signal']}[/]  samples {s['samples']}  dropped {s['dropped_samples']}"
+        )
+        table.add_row("worker", f"{s['worker']}  windows {s['windows']}  decisions {s['decisions']}")
+        label = s["label"] or "—"
+        table.add_row("condition", f"[bold]{label}[/]")
+        for name, p in s["probabilities"].items():
+            bar = "█" * int(round(p * 30))
+            table.add_row(f"  {name}", f"{bar:<30} {p:6.1%}")
+        f = s["features"]
+        if f:
+            nan = float("nan")
+            table.add_row(
+                "fatigue",
+                f"MNF {f.get('MNF', nan):6.1f} Hz  MDF {f.get('MDF', nan):6.1f} Hz  "
+                f"FInsm5 {f.get('FInsm5', nan):.3g}  RMS {f.get('RMS', nan):.1f} µV",
+            )
+        latency = s["latency"]
+        if latency:
+            table.add_row("latency", f"p50 {latency['p50_ms']:.1f} ms  p95 {latency['p95_ms']:.1f} ms  "
+                          f"p99 {latency['p99_ms']:.1f} ms")
+        if s["masked_channels"]:
+            table.add_row("masked", ", ".join(self.pipeline.state.channel_labels[i] for i in s["masked_channels"]))
+        return table
+
+    def _write_new_decisions(self) -> None:
+        if self.jsonl is None:
+            return
+        state = self.pipeline.state
+        with state.lock:
+            # the deque holds a bounded history: what is new is what has a later sequence than the last written
+            fresh = [r for r in state.decisions if r.sequence > self._last_sequence]
+            features = state.features[-1][1] if state.features else None
+            usable = state.usable
+        for record in fresh:
+            self.jsonl.write(decision_line(record, features, usable) + "\n")
+        if fresh:
+            self._last_sequence = fresh[-1].sequence
+            self.jsonl.flush()
+
+    def run(self, duration_s: float | None, stop: Any) -> None:
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        interactive = self.console.is_terminal
+        if interactive:
+            with Live(self.render(), console=self.console, refresh_per_second=4) as live:
+                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                    self._write_new_decisions()
+                    live.update(self.render())
+                    stop.wait(0.25)
+        else:
+            next_print = 0.0
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self._write_new_decisions()
+                if time.monotonic() >= next_print:
+                    self.console.print(self.render())
+                    next_print = time.monotonic() + 5.0
+                stop.wait(0.25)
+        self._write_new_decisions()
+        self.console.print(self.render())

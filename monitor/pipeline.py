@@ -1,0 +1,136 @@
+"""The monitor process wired together: acquisition -> DSP engine -> inference client -> state the views read.
+
+Views (GUI or terminal) never touch the threads: they read ``MonitorState.snapshot()`` at their own frame rate.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dsp.engine import DspEngine, EngineSettings, WindowResult
+from monitor.acquisition import Acquisition
+
+log = logging.getLogger(__name__)
+
+HISTORY_WINDOWS = 20 * 60 * 20  # 20 minutes of decisions at a 50 ms hop
+
+
+@dataclass
+class DecisionRecord:
+    """One published decision, with the latency from the window's last sample to its publication (LSL clock)."""
+
+    sequence: int
+    last_timestamp: float
+    label: str
+    probabilities: np.ndarray
+    classes: list[str]
+    channel_attention: np.ndarray | None
+    model_id: str
+    latency_s: float
+    worker_s: float
+
+
+@dataclass
+class MonitorState:
+    """Everything the views show, updated by the pipeline threads under one lock."""
+
+    stream_name: str = ""
+    fs: float = 0.0
+    n_channels: int = 0
+    channel_labels: list[str] = field(default_factory=list)
+    layout: dict[str, Any] | None = None
+    decisions: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_WINDOWS))
+    features: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_WINDOWS))
+    latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
+    usable: np.ndarray | None = None
+    windows_seen: int = 0
+    windows_sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def latency_percentiles(self) -> dict[str, float]:
+        with self.lock:
+            values = np.array(self.latencies_s)
+        if not len(values):
+            return {}
+        p50, p95, p99 = np.percentile(values * 1000.0, [50, 95, 99])
+        return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+
+
+class MonitorPipeline:
+    """Owns the monitor's threads for one stream. ``client`` is an InferenceClient (or None: DSP only)."""
+
+    def __init__(
+        self, stream_info: Any, settings: EngineSettings | None = None, client: Any | None = None,
+        buffer_seconds: float = 30.0,
+    ) -> None:
+        self.acquisition = Acquisition(stream_info, buffer_seconds=buffer_seconds)
+        stream = self.acquisition.stream
+        self.engine = DspEngine(self.acquisition.buffer, stream.fs, settings, filtered_seconds=buffer_seconds)
+        self.client = client
+        self.state = MonitorState(
+            stream_name=stream.name, fs=stream.fs, n_channels=stream.n_channels,
+            channel_labels=list(stream.channel_labels), layout=stream.layout,
+        )
+        self._sequence = 0
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
+        self.engine.subscribe(self._on_windows)
+
+    def start(self) -> None:
+        self.acquisition.start()
+        self.engine.start()
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.engine.stop()
+        self.acquisition.stop()
+        for thread in (self._poller, self.engine, self.acquisition):
+            if thread.is_alive():
+                thread.join(timeout=2.0)
+        if self.client is not None:
+            self.client.close()
+
+    def _on_windows(self, results: list[WindowResult]) -> None:
+        with self.state.lock:
+            self.state.windows_seen += len(results)
+            self.state.usable = results[-1].usable
+            for result in results:
+                self.state.features.append((result.window.last_timestamp, result.features))
+        if self.client is None:
+            return
+        for result in results:
+            self.client.submit(
+                result.window.data, result.window.last_timestamp, result.window.end_counter, self.state.fs,
+                result.usable,
+            )
+            self.state.windows_sent += 1
+
+    def _poll_decisions(self) -> None:
+        import pylsl
+
+        while not self._stop.is_set():
+            decisions = self.client.poll() if self.client is not None else []
+            if not decisions:
+                time.sleep(0.002)
+                continue
+            now = pylsl.local_clock()
+            with self.state.lock:
+                for decision in decisions:
+                    latency = now - decision.last_timestamp
+                    self.state.latencies_s.append(latency)
+                    self.state.decisions.append(
+                        DecisionRecord(
+                            decision.sequence, decision.last_timestamp, decision.label,
+                            np.asarray(decision.probabilities), list(decision.classes),
+                            None if decision.channel_attention is None else np.asarray(decision.channel_attention),
+                            decision.model_id, latency, decision.worker_ms / 1000.0,
+                        )
+                    )
