@@ -1,0 +1,66 @@
+"""`neurofusion demo`: the bundled simulated amplifier, a worker and the dashboard, in one command."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import uuid
+
+from monitor.commands.monitor import add_session_arguments, session_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the monitor on the bundled simulated amplifier",
+        description="Start the simulated amplifier as an LSL outlet in its own process, an inference worker "
+        "process over ZeroMQ and the monitor: a window where there is a display, else a live terminal dashboard.",
+    )
+    sim = parser.add_argument_group("simulated amplifier")
+    sim.add_argument("--layout", default="ring8", help="ring8, grid8x8, grid13x5 or needle (default ring8)")
+    sim.add_argument("--fs", type=float, default=2048.0, help="sampling rate in Hz (default 2048)")
+    sim.add_argument("--condition", default="healthy", help="healthy, myopathy or neuropathy")
+    sim.add_argument("--profile", default="intermittent", help="force profile of the simulated muscle")
+    sim.add_argument("--seed", type=int, default=7)
+    add_session_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def start_simulator(args: argparse.Namespace, source_id: str) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "monitor.cli", "simulate",
+        "--layout", args.layout, "--fs", str(args.fs), "--condition", args.condition, "--profile", args.profile,
+        "--seed", str(args.seed), "--source-id", source_id, "--name", "NeuroFusion-Demo",
+    ]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitor.acquisition import resolve_stream
+    from monitor.errors import UserError
+    from monitor.session import run_session
+
+    source_id = f"neurofusion-demo-{uuid.uuid4().hex[:8]}"
+    simulator = start_simulator(args, source_id)
+    try:
+        try:
+            info = resolve_stream(source_id=source_id, timeout_s=20.0)
+        except UserError:
+            code = simulator.poll()
+            if code is not None:
+                raise UserError(f"the simulated amplifier exited with code {code} before streaming") from None
+            raise
+        return run_session(info, session_options(args))
+    finally:
+        stop_process(simulator)

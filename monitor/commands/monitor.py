@@ -1,0 +1,65 @@
+"""`neurofusion monitor`: watch a live LSL EMG stream (a real amplifier, a replay or the simulator)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `monitor` and `demo`."""
+    view = parser.add_argument_group("view")
+    view.add_argument("--headless", action="store_true", help="terminal dashboard even when a display exists")
+    view.add_argument("--duration", type=float, metavar="S", help="stop cleanly after S seconds")
+    view.add_argument("--snapshot", type=Path, metavar="FILE.png", help="render the dashboard offscreen to a PNG")
+    view.add_argument("--snapshot-after", type=float, default=5.0, metavar="S", help="seconds before the snapshot")
+    view.add_argument("--jsonl", metavar="FILE", help="append every decision as a JSON line to FILE ('-' = stdout)")
+    model = parser.add_argument_group("inference")
+    model.add_argument("--model", metavar="CHECKPOINT", help="model checkpoint (default: the bundled model)")
+    model.add_argument("--worker", metavar="ENDPOINT", help="use a running worker or broker, e.g. tcp://127.0.0.1:5555")
+    model.add_argument("--no-inference", action="store_true", help="filtering, features and fatigue only")
+    dsp = parser.add_argument_group("signal processing")
+    dsp.add_argument("--window-ms", type=float, default=200.0)
+    dsp.add_argument("--hop-ms", type=float, default=50.0)
+    dsp.add_argument("--mains", type=float, default=50.0, choices=(0.0, 50.0, 60.0), help="notch frequency, 0 = off")
+    dsp.add_argument("--band", type=float, nargs=2, default=(20.0, 450.0), metavar=("LOW", "HIGH"))
+    dsp.add_argument("--needle", action="store_true", help="needle EMG: high-pass only")
+
+
+def session_options(args: argparse.Namespace):
+    from dsp.engine import EngineSettings
+    from monitor.session import SessionOptions
+
+    settings = EngineSettings(
+        window_ms=args.window_ms, hop_ms=args.hop_ms, mode="needle" if args.needle else "surface",
+        mains_hz=args.mains or None, low_hz=args.band[0], high_hz=args.band[1],
+    )
+    return SessionOptions(
+        headless=args.headless, duration_s=args.duration, snapshot=args.snapshot, snapshot_after_s=args.snapshot_after,
+        jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
+        settings=settings,
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "monitor",
+        help="monitor a live LSL EMG stream",
+        description="Monitor a live LSL EMG stream: causal filtering, windows, features, fatigue, NeuroFusionNet "
+        "decisions from a worker process, shown in a window or a terminal dashboard.",
+    )
+    find = parser.add_argument_group("stream")
+    find.add_argument("--name", help="LSL stream name")
+    find.add_argument("--type", default="EMG", help="LSL stream type (default EMG)")
+    find.add_argument("--source-id", help="LSL source_id (most specific)")
+    find.add_argument("--resolve-timeout", type=float, default=5.0, metavar="S")
+    add_session_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitor.acquisition import resolve_stream
+    from monitor.session import run_session
+
+    info = resolve_stream(args.name, args.type, args.source_id, timeout_s=args.resolve_timeout)
+    return run_session(info, session_options(args))

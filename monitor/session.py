@@ -1,0 +1,108 @@
+"""Runs one monitoring session: a stream, an inference worker, the pipeline and a view, and tears all down cleanly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsp.engine import EngineSettings
+from monitor.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionOptions:
+    headless: bool = False
+    duration_s: float | None = None
+    snapshot: Path | None = None
+    snapshot_after_s: float = 5.0
+    jsonl: str | None = None
+    model: str | None = None
+    worker_endpoint: str | None = None  # connect to a running worker/broker instead of spawning one
+    no_inference: bool = False
+    settings: EngineSettings | None = None
+
+
+def free_tcp_endpoint() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and (
+        os.environ.get("QT_QPA_PLATFORM", "") != "offscreen"
+    )
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGINT and SIGTERM end the session through the normal teardown, so every child and file is closed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+
+def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> Any | None:
+    if options.no_inference:
+        return None
+    from monitor.inference.client import InferenceClient, spawn_worker
+
+    endpoint = options.worker_endpoint
+    if endpoint is None:
+        endpoint = free_tcp_endpoint()
+        handle = spawn_worker(model_path=options.model, endpoint=endpoint)
+        stack.callback(handle.stop)
+    client = InferenceClient(endpoint=endpoint, bed_id=bed_id)
+    return client
+
+
+def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event | None = None) -> int:
+    from monitor.pipeline import MonitorPipeline
+
+    stop = stop or threading.Event()
+    stop_on_signals(stop)
+    with ExitStack() as stack:
+        client = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
+        pipeline = MonitorPipeline(stream_info, settings=options.settings, client=client)
+        stack.callback(pipeline.stop)
+        pipeline.start()
+        if options.snapshot is not None:
+            from monitor.gui.app import save_snapshot
+
+            path = save_snapshot(pipeline, options.snapshot, after_s=options.snapshot_after_s)
+            print(f"snapshot written to {path}", file=sys.stderr)
+            if options.duration_s is None or options.duration_s <= options.snapshot_after_s:
+                return 0
+        if options.headless or not has_display():
+            from monitor.headless import HeadlessDashboard
+
+            with open_jsonl(options.jsonl, stack) as jsonl:
+                HeadlessDashboard(pipeline, jsonl=jsonl).run(options.duration_s, stop)
+            return 0
+        from monitor.gui.app import run_window
+
+        return run_window(pipeline, duration_s=options.duration_s)
+    return 0
+
+
+def open_jsonl(target: str | None, stack: ExitStack) -> Any:
+    from contextlib import nullcontext
+
+    if target is None:
+        return nullcontext(None)
+    if target == "-":
+        return nullcontext(sys.stdout)
+    try:
+        return open(target, "a", encoding="utf-8")  # noqa: SIM115 - closed by the caller's with-block
+    except OSError as error:
+        raise UserError(f"cannot write decisions to {target}: {error.strerror}") from error
