@@ -1,0 +1,60 @@
+"""An LSL player run as a subprocess by tests: the simulated amplifier with the sample index in its last channel.
+
+The index channel proves end to end that the ring buffer lost and duplicated nothing (MNE-LSL's test idea).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LSLAPICFG", str(REPO / "monitor" / "lsl_api.cfg"))
+sys.path.insert(0, str(REPO))
+
+
+class IndexedSource:
+    """Wraps a source and appends a channel carrying each sample's index (exact in float32 up to 2**24)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.fs = inner.fs
+        self.n_channels = inner.n_channels + 1
+        self.channel_labels = list(inner.channel_labels) + ["INDEX"]
+        self.layout = None
+        self._next = 0
+
+    def read(self, n: int) -> np.ndarray:
+        index = np.arange(self._next, self._next + n, dtype=np.float32)[:, None]
+        self._next += n
+        return np.hstack([self.inner.read(n), index])
+
+
+def main() -> None:
+    from simulators.amplifier import Amplifier
+    from simulators.emg import EmgSimulator, SimulationConfig
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source-id", required=True)
+    parser.add_argument("--layout", default="ring8")
+    parser.add_argument("--fs", type=float, default=2048.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--chunk", type=int, default=32)
+    parser.add_argument("--wait-consumer", type=float, default=20.0)
+    parser.add_argument("--no-index", action="store_true")
+    args = parser.parse_args()
+    simulator = EmgSimulator(SimulationConfig(layout=args.layout, fs=args.fs, seed=3))
+    source = simulator if args.no_index else IndexedSource(simulator)
+    amplifier = Amplifier(source, name="test-player", source_id=args.source_id, chunk_samples=args.chunk)
+    # start the clock only once the monitor listens, so the stream's duration is exactly what it receives
+    amplifier.wait_for_consumers(args.wait_consumer)
+    sent = amplifier.run(duration_s=args.duration)
+    print(f"sent {sent}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
