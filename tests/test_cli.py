@@ -1,0 +1,76 @@
+"""The `neurofusion` command as a user meets it: help for every subcommand, a version, a clean demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from monitor import __version__
+from monitor.cli import build_parser
+
+CLI = [sys.executable, "-m", "monitor.cli"]
+
+
+def subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+def test_version():
+    result = subprocess.run([*CLI, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"neurofusion {__version__}"
+
+
+def test_every_subcommand_has_help():
+    names = subcommands()
+    assert {"demo", "monitor"} <= set(names)
+    for name in names:
+        result = subprocess.run([*CLI, name, "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (name, result.stderr)
+        assert "usage: neurofusion" in result.stdout
+
+
+def test_unknown_stream_is_one_line_error_without_traceback():
+    result = subprocess.run(
+        [*CLI, "monitor", "--source-id", "no-such-amplifier", "--resolve-timeout", "0.5", "--headless"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "no LSL stream with source_id 'no-such-amplifier'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_headless_demo_runs_and_leaves_no_child_process(tmp_path):
+    jsonl = tmp_path / "decisions.jsonl"
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    demo = subprocess.Popen(
+        [*CLI, "demo", "--headless", "--duration", "10", "--jsonl", str(jsonl)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    children: set[int] = set()
+    deadline = time.monotonic() + 120
+    while demo.poll() is None and time.monotonic() < deadline:
+        try:
+            children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.5)
+    out, err = demo.communicate(timeout=60)
+    assert demo.returncode == 0, err[-2000:]
+    assert len(children) >= 2, "the demo should run the amplifier and a worker as separate processes"
+    time.sleep(0.5)
+    survivors = [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert survivors == []
+    lines = jsonl.read_text().splitlines()
+    # 10 s of decisions at a 50 ms hop, minus start-up: far more than a handful
+    assert len(lines) > 100, err[-2000:]
