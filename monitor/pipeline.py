@@ -16,6 +16,7 @@ import numpy as np
 
 from dsp.engine import DspEngine, EngineSettings, WindowResult
 from monitor.acquisition import Acquisition
+from monitor.outlets import ResultOutlets
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class MonitorPipeline:
 
     def __init__(
         self, stream_info: Any, settings: EngineSettings | None = None, client: Any | None = None,
-        buffer_seconds: float = 30.0,
+        buffer_seconds: float = 30.0, publish: bool = True,
     ) -> None:
         self.acquisition = Acquisition(stream_info, buffer_seconds=buffer_seconds)
         stream = self.acquisition.stream
@@ -78,7 +79,7 @@ class MonitorPipeline:
             stream_name=stream.name, fs=stream.fs, n_channels=stream.n_channels,
             channel_labels=list(stream.channel_labels), layout=stream.layout,
         )
-        self._sequence = 0
+        self.outlets = ResultOutlets(stream.name, stream.source_id, stream.channel_labels) if publish else None
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
         self.engine.subscribe(self._on_windows)
@@ -104,6 +105,9 @@ class MonitorPipeline:
             self.state.usable = results[-1].usable
             for result in results:
                 self.state.features.append((result.window.last_timestamp, result.features))
+        if self.outlets is not None:
+            for result in results:
+                self.outlets.push_window(result.features, result.usable, result.window.last_timestamp)
         if self.client is None:
             return
         for result in results:
@@ -134,3 +138,6 @@ class MonitorPipeline:
                             decision.model_id, latency, decision.worker_ms / 1000.0,
                         )
                     )
+            if self.outlets is not None:
+                for decision in decisions:
+                    self.outlets.push_decision(decision.classes, decision.probabilities, decision.last_timestamp)

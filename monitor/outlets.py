@@ -1,0 +1,56 @@
+"""The monitor's own results as LSL streams, so LabRecorder keeps raw EMG and results in one XDF file.
+
+Three numeric streams, irregular rate, each sample stamped with the LSL time of the window's last sample (so they
+line up with the raw EMG in the XDF, whatever the processing delay):
+- ``<stream>-decisions`` (type ``Classification``): one channel per class probability, then the predicted class index.
+- ``<stream>-fatigue`` (type ``Fatigue``): mean over usable channels of RMS, MNF, MDF and FInsm5.
+- ``<stream>-quality`` (type ``Quality``): 1 where a channel is usable, 0 where it is masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FATIGUE_CHANNELS = ("RMS", "MNF", "MDF", "FInsm5")
+
+
+def _outlet(name: str, stream_type: str, labels: list[str], source_id: str, unit: str = "") -> Any:
+    import pylsl
+
+    info = pylsl.StreamInfo(name, stream_type, len(labels), pylsl.IRREGULAR_RATE, "float32", source_id)
+    channels = info.desc().append_child("channels")
+    for label in labels:
+        channel = channels.append_child("channel")
+        channel.append_child_value("label", label)
+        if unit:
+            channel.append_child_value("unit", unit)
+    return pylsl.StreamOutlet(info)
+
+
+class ResultOutlets:
+    def __init__(self, stream_name: str, source_id: str, channel_labels: list[str]) -> None:
+        self._prefix = stream_name
+        self._source_id = source_id
+        self._decisions: Any = None
+        self._classes: list[str] | None = None
+        self.fatigue = _outlet(f"{stream_name}-fatigue", "Fatigue", list(FATIGUE_CHANNELS), f"{source_id}-fatigue")
+        self.quality = _outlet(f"{stream_name}-quality", "Quality", list(channel_labels), f"{source_id}-quality")
+
+    def push_decision(self, classes: list[str], probabilities: np.ndarray, timestamp: float) -> None:
+        if self._decisions is None or self._classes != list(classes):
+            # the model's classes are known only once its first answer arrives (or after a model swap)
+            self._classes = list(classes)
+            self._decisions = _outlet(
+                f"{self._prefix}-decisions", "Classification", [*classes, "label_index"],
+                f"{self._source_id}-decisions",
+            )
+        sample = np.append(np.asarray(probabilities, dtype=np.float32), np.float32(np.argmax(probabilities)))
+        self._decisions.push_sample(sample.tolist(), timestamp)
+
+    def push_window(self, features: dict[str, np.ndarray], usable: np.ndarray, timestamp: float) -> None:
+        mask = usable if usable.any() else np.ones_like(usable)
+        values = [float(np.nanmean(np.asarray(features[name])[mask])) for name in FATIGUE_CHANNELS]
+        self.fatigue.push_sample(values, timestamp)
+        self.quality.push_sample(usable.astype(np.float32).tolist(), timestamp)
