@@ -1,0 +1,197 @@
+"""CSV/TSV/TXT recordings: one row per sample, options say what each column is.
+
+Options: ``fs`` (Hz; or ``time_column`` in seconds), ``channels`` (columns: indices or header names; default all
+but the label/time columns), ``label_column``, ``time_column``, ``header`` (True/False; default: detected),
+``delimiter`` (default: tab for .tsv, comma for .csv, sniffed for .txt), ``scale`` (microvolts per file unit) or
+``units`` (e.g. "mV"), ``layout`` (electrode layout name such as "ring8"), ``preset`` (a named set of the above).
+Without ``scale``, ``units`` or a unit in the header (``name [mV]``), values are taken as microvolts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor.errors import UserError
+from monitor.recordings.base import (
+    MICROVOLTS,
+    Recording,
+    layout_by_name,
+    microvolts_per_unit,
+    reject_unknown_options,
+    select_channels,
+    uniform_timestamps,
+)
+
+# Thalmic Myo armband files as in ../shared/data/myo-gestures: 8 int8 channels at ~200 Hz, label in column 8
+PRESETS: dict[str, dict[str, Any]] = {
+    "myo": {"fs": 200.0, "label_column": 8, "header": False, "layout": "ring8", "units": "myo int8 counts"},
+}
+
+OPTIONS = ("fs", "channels", "label_column", "time_column", "header", "delimiter", "scale", "units", "layout", "preset")
+
+_UNIT_IN_NAME = re.compile(r"^(?P<name>.*?)\s*[\[(](?P<unit>[^\])]+)[\])]\s*$")
+
+
+def read(path: Path, **options: Any) -> Recording:
+    reject_unknown_options(options, OPTIONS, "CSV/TSV")
+    preset_name = options.pop("preset", None)
+    if preset_name is not None:
+        if preset_name not in PRESETS:
+            raise UserError(f"unknown --preset {preset_name!r}; presets: {', '.join(PRESETS)}")
+        options = {**PRESETS[preset_name], **options}
+    lines = _first_lines(path)
+    delimiter = options.get("delimiter") or _guess_delimiter(path, lines[0])
+    header_given = options.get("header")
+    has_header = _looks_like_header(lines[0], delimiter) if header_given is None else bool(header_given)
+    names = [name.strip() for name in lines[0].split(delimiter)] if has_header else []
+    table = _load_table(path, delimiter, skip_rows=1 if has_header else 0)
+    n_columns = table.shape[1]
+    if not names:
+        names = [str(index) for index in range(n_columns)]
+    if len(names) != n_columns:
+        raise UserError(f"{path.name}: header has {len(names)} names but rows have {n_columns} columns")
+
+    label_index = _column_index(options.get("label_column"), names, path.name, "--label-column")
+    time_index = _column_index(options.get("time_column"), names, path.name, "--time-column")
+    reserved = {index for index in (label_index, time_index) if index is not None}
+    channel_indices = select_channels(
+        options.get("channels") or [i for i in range(n_columns) if i not in reserved], names, path.name
+    )
+    if reserved & set(channel_indices):
+        raise UserError(f"{path.name}: --channels includes the label or time column")
+
+    fs, timestamps = _rate_and_times(table, options.get("fs"), time_index, path.name)
+    clean_names, scales, units = _channel_units(names, channel_indices, options, path.name)
+    data = table[:, channel_indices] * np.asarray(scales)[None, :]
+    labels = None
+    if label_index is not None:
+        raw_labels = table[:, label_index]
+        if not np.all(np.isfinite(raw_labels)) or not np.all(raw_labels == np.round(raw_labels)):
+            raise UserError(f"{path.name}: label column {label_index} holds values that are not whole numbers")
+        labels = raw_labels.astype(np.int64)
+    layout_name = options.get("layout")
+    layout = layout_by_name(layout_name, len(channel_indices), path.name) if layout_name else None
+    if not has_header:
+        clean_names = list(layout["labels"]) if layout is not None else [f"col{i}" for i in channel_indices]
+    return Recording(
+        data=data,
+        timestamps=timestamps,
+        fs=fs,
+        channel_labels=clean_names,
+        units=units,
+        layout=layout,
+        labels=labels,
+        source=path,
+    )
+
+
+def _first_lines(path: Path) -> list[str]:
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as handle:
+            lines = [line.rstrip("\r\n") for line, _ in zip(handle, range(2), strict=False)]
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise UserError(f"{path.name}: the file is empty")
+    return lines
+
+
+def _guess_delimiter(path: Path, first_line: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".tsv":
+        return "\t"
+    if suffix == ".csv":
+        return ","
+    for candidate in ("\t", ",", ";"):
+        if candidate in first_line:
+            return candidate
+    raise UserError(f"{path.name}: cannot tell the column delimiter; --delimiter supplies it")
+
+
+def _looks_like_header(line: str, delimiter: str) -> bool:
+    try:
+        [float(cell) for cell in line.split(delimiter)]
+    except ValueError:
+        return True
+    return False
+
+
+def _load_table(path: Path, delimiter: str, skip_rows: int) -> np.ndarray:
+    try:
+        table = np.loadtxt(path, delimiter=delimiter, skiprows=skip_rows, dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        # numpy names the offending line; keep its words, drop the traceback
+        raise UserError(f"{path.name}: not a table of numbers ({str(error).splitlines()[0]})") from None
+    if table.size == 0:
+        raise UserError(f"{path.name}: no data rows")
+    return table
+
+
+def _column_index(column: int | str | None, names: list[str], file_name: str, flag: str) -> int | None:
+    if column is None:
+        return None
+    text = str(column)
+    if text in names:
+        return names.index(text)
+    if text.lstrip("-").isdigit() and -len(names) <= int(text) < len(names):
+        return int(text) % len(names)
+    raise UserError(f"{file_name}: {flag} {column!r} is not a column (the file has {len(names)} columns)")
+
+
+def _rate_and_times(
+    table: np.ndarray, fs: float | None, time_index: int | None, file_name: str
+) -> tuple[float, np.ndarray]:
+    if time_index is not None:
+        times = table[:, time_index].astype(np.float64)
+        steps = np.diff(times)
+        if times.size < 2 or not np.all(steps > 0):
+            raise UserError(f"{file_name}: the time column must increase from row to row")
+        return (float(fs) if fs else float(1.0 / np.median(steps))), times
+    if fs is None:
+        raise UserError(f"{file_name}: the file has no sampling rate; --fs supplies it (or --time-column)")
+    fs = float(fs)
+    if fs <= 0:
+        raise UserError(f"--fs must be positive, not {fs}")
+    return fs, uniform_timestamps(table.shape[0], fs)
+
+
+def _channel_units(
+    names: list[str], indices: list[int], options: dict[str, Any], file_name: str
+) -> tuple[list[str], list[float], list[str]]:
+    """Channel names without unit suffixes, microvolts per file unit, and the file unit of each channel."""
+    scale_option = options.get("scale")
+    unit_option = options.get("units")
+    option_scale = None
+    if scale_option is not None:
+        option_scale = float(scale_option)
+    elif unit_option is not None:
+        option_scale = microvolts_per_unit(unit_option)
+        if option_scale is None:
+            # a non-voltage unit (raw counts) is kept as is: the user named it, so it is not a silent guess
+            option_scale = 1.0
+    clean_names, scales, units = [], [], []
+    for index in indices:
+        match = _UNIT_IN_NAME.match(names[index])
+        name, header_unit = (match["name"], match["unit"]) if match else (names[index], None)
+        clean_names.append(name)
+        if option_scale is not None:
+            scales.append(option_scale)
+            units.append(unit_option or f"{scale_option} uV per unit")
+        elif header_unit is not None:
+            scale = microvolts_per_unit(header_unit)
+            if scale is None:
+                raise UserError(
+                    f"{file_name}: column {names[index]!r} is in {header_unit!r}, not a voltage; "
+                    "--scale (microvolts per unit) supplies the conversion"
+                )
+            scales.append(scale)
+            units.append(header_unit)
+        else:
+            scales.append(1.0)
+            units.append(MICROVOLTS)
+    return clean_names, scales, units
