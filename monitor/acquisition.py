@@ -103,6 +103,9 @@ class Acquisition(threading.Thread):
         self.last_data_clock = time.monotonic()
         self.signal_lost_events = 0
         self._lost = False
+        self._next_format_check = 0.0
+        #: set when the stream returned with another rate or channel count: the pipeline refuses it, never garbles
+        self.incompatible: str | None = None
 
     @property
     def signal_lost(self) -> bool:
@@ -121,8 +124,26 @@ class Acquisition(threading.Thread):
                 self.buffer.write(self._chunk[:n], np.asarray(timestamps))
                 self.last_data_clock = time.monotonic()
                 self._lost = False
-            elif not self._lost and self.signal_lost:
-                self._lost = True
-                self.signal_lost_events += 1
-                log.warning("signal lost on stream %s", self.stream.name)
+            elif self.signal_lost:
+                if not self._lost:
+                    self._lost = True
+                    self.signal_lost_events += 1
+                    log.warning("signal lost on stream %s", self.stream.name)
+                self._check_returned_format()
         self._inlet.close_stream()
+
+    def _check_returned_format(self) -> None:
+        # liblsl recovers a returning stream only if its format is unchanged; otherwise it silently waits forever
+        now = time.monotonic()
+        if now < self._next_format_check or self.incompatible:
+            return
+        self._next_format_check = now + 1.0
+        for info in self._pylsl.resolve_byprop("source_id", self.stream.source_id, timeout=0.2):
+            rate, channels = float(info.nominal_srate()), info.channel_count()
+            if rate != self.stream.fs or channels != self.stream.n_channels:
+                self.incompatible = (
+                    f"stream '{self.stream.name}' returned with {channels} channels at {rate:g} Hz "
+                    f"(was {self.stream.n_channels} at {self.stream.fs:g} Hz); restart the monitor to accept it"
+                )
+                log.error(self.incompatible)
+                self._stop.set()
