@@ -113,18 +113,23 @@ class HeadlessDashboard:
             self._last_sequence = fresh[-1].sequence
             self.jsonl.flush()
 
+    def _running(self, stop: Any, deadline: float | None) -> bool:
+        if self.pipeline.acquisition.incompatible:
+            return False
+        return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
+
     def run(self, duration_s: float | None, stop: Any) -> None:
         deadline = None if duration_s is None else time.monotonic() + duration_s
         interactive = self.console.is_terminal
         if interactive:
             with Live(self.render(), console=self.console, refresh_per_second=4) as live:
-                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                while self._running(stop, deadline):
                     self._write_new_decisions()
                     live.update(self.render())
                     stop.wait(0.25)
         else:
             next_print = 0.0
-            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            while self._running(stop, deadline):
                 self._write_new_decisions()
                 if time.monotonic() >= next_print:
                     self.console.print(self.render())

@@ -88,6 +88,8 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
 
             with open_jsonl(options.jsonl, stack) as jsonl:
                 HeadlessDashboard(pipeline, jsonl=jsonl).run(options.duration_s, stop)
+            if pipeline.acquisition.incompatible:
+                raise UserError(pipeline.acquisition.incompatible)
             return 0
         from monitor.gui.app import run_window
 
