@@ -1,0 +1,375 @@
+"""The monitor's side of the inference service: submit windows without ever blocking, collect decisions.
+
+A background I/O thread owns the ZeroMQ DEALER socket (ZeroMQ sockets are not thread-safe), so ``submit`` only
+queues and ``poll`` only drains. Windows wait at most ``deadline_s`` for an answer: older ones are dropped and
+counted, and when more than ``max_in_flight`` are outstanding the oldest unsent one gives way to the newest
+(latest wins). Pings every ``heartbeat_s`` tell whether the worker (or broker) is alive; the state is "starting"
+until it first answers, then "online" or "offline".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from monitor.inference import protocol
+from monitor.inference.security import CurveClientKeys, secure_client
+
+log = logging.getLogger(__name__)
+
+STATE_STARTING = "starting"
+STATE_ONLINE = "online"
+STATE_OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class Decision:
+    bed_id: str
+    sequence: int
+    last_timestamp: float  # LSL time of the window's last sample
+    probabilities: np.ndarray  # (K,) float32
+    label: str
+    classes: tuple[str, ...]
+    channel_attention: np.ndarray  # (C,) float32
+    model_id: str
+    worker_ms: float  # model time in the worker (for the whole batch this window was in)
+    round_trip_ms: float  # submit() to reply received, queueing included
+    received_at: float  # LSL time the reply arrived
+    batch_size: int
+
+
+@dataclass
+class _Pending:
+    request: protocol.InferenceRequest
+    submitted: float  # perf_counter at submit()
+    sent: bool = False
+
+
+def _lsl_clock() -> Callable[[], float]:
+    from monitor.lslenv import use_lsl_config
+
+    use_lsl_config()
+    import pylsl
+
+    return pylsl.local_clock
+
+
+class InferenceClient:
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5555",
+        bed_id: str = "bed-1",
+        deadline_s: float = 0.5,
+        *,
+        max_in_flight: int = 4,
+        heartbeat_s: float = 0.25,
+        liveness_s: float = 1.0,
+        startup_s: float = 30.0,
+        model_id: str | None = None,
+        curve: CurveClientKeys | None = None,
+        clock: Callable[[], float] | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        if deadline_s <= 0 or max_in_flight < 1:
+            raise ValueError("deadline_s must be positive and max_in_flight at least 1")
+        self.endpoint = endpoint
+        self.bed_id = bed_id
+        self.deadline_s = float(deadline_s)
+        self.max_in_flight = int(max_in_flight)
+        self.heartbeat_s = float(heartbeat_s)
+        self.liveness_s = float(liveness_s)
+        self.startup_s = float(startup_s)
+        self.model_id = model_id
+        self._clock = clock or _lsl_clock()
+        self._lock = threading.Lock()
+        self._decision_ready = threading.Condition(self._lock)
+        self._submitted: deque[_Pending] = deque()  # handed over by submit(), not yet seen by the I/O thread
+        self._decisions: deque[Decision] = deque(maxlen=10_000)
+        self._counts: Counter[str] = Counter()
+        self._error_codes: Counter[str] = Counter()
+        self._last_error = ""
+        self._created = time.monotonic()
+        self._last_heard: float | None = None
+        self._workers_behind = 1
+        self._offline_since: float | None = None
+        self._offline_seconds = 0.0
+        self._closed = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a worker that is not connected: it'd be stale
+        self._socket.setsockopt(zmq.RECONNECT_IVL, 100)
+        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        self._socket.setsockopt(zmq.SNDHWM, 100)
+        if curve is not None:
+            secure_client(self._socket, curve)
+        self._socket.connect(endpoint)
+        self._thread = threading.Thread(target=self._run, name=f"inference-client-{bed_id}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------ caller's side (any thread)
+
+    def submit(
+        self,
+        window: np.ndarray,
+        last_timestamp: float,
+        sequence: int,
+        fs: float,
+        channel_mask: np.ndarray | None = None,
+    ) -> None:
+        """Queue one (C, S) window for inference. Never blocks; never raises for a worker being away."""
+        window = np.ascontiguousarray(window, dtype=np.float32)
+        if window.ndim != 2:
+            raise ValueError(f"window must be (channels, samples), got shape {window.shape}")
+        mask = np.ones(window.shape[0], bool) if channel_mask is None else np.asarray(channel_mask, bool).reshape(-1)
+        if not np.isfinite(window).all():
+            # NaN must not go on the wire (the worker would refuse the whole window): mask those channels instead.
+            finite = np.isfinite(window).all(axis=1)
+            mask = mask & finite
+            window = np.where(finite[:, None], window, np.float32(0.0))
+        request = protocol.InferenceRequest(
+            request_id=protocol.new_request_id(),
+            bed_id=self.bed_id,
+            sequence=int(sequence),
+            last_timestamp=float(last_timestamp),
+            fs=float(fs),
+            window=window,
+            channel_mask=mask,
+            model_id=self.model_id,
+        )
+        with self._lock:
+            self._submitted.append(_Pending(request, time.perf_counter()))
+            self._counts["submitted"] += 1
+        self._wake()
+
+    def poll(self, timeout_s: float = 0.0) -> list[Decision]:
+        """Decisions received since the last call. Waits up to ``timeout_s`` for the first one (0 = never)."""
+        with self._decision_ready:
+            if not self._decisions and timeout_s > 0:
+                self._decision_ready.wait(timeout_s)
+            decisions = list(self._decisions)
+            self._decisions.clear()
+        return decisions
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state_locked(time.monotonic())
+
+    @property
+    def stats(self) -> dict:
+        now = time.monotonic()
+        with self._lock:
+            offline = self._offline_seconds + (now - self._offline_since if self._offline_since else 0.0)
+            return {
+                "state": self._state_locked(now),
+                "submitted": self._counts["submitted"],
+                "sent": self._counts["sent"],
+                "answered": self._counts["answered"],
+                "dropped_deadline": self._counts["dropped_deadline"],
+                "dropped_superseded": self._counts["dropped_superseded"],
+                "late_replies": self._counts["late_replies"],
+                "errors": sum(self._error_codes.values()),
+                "error_codes": dict(self._error_codes),
+                "last_error": self._last_error,
+                "bad_replies": self._counts["bad_replies"],
+                "in_flight": self._counts["in_flight"],
+                "offline_periods": self._counts["offline_periods"],
+                "offline_seconds": round(offline, 3),
+                "workers": self._workers_behind,
+            }
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._wake()
+        self._thread.join(timeout=2.0)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def __enter__(self) -> InferenceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _wake(self) -> None:
+        # a full pipe means the I/O thread is already due to wake; a closed one means we are shutting down
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"x")
+
+    def _state_locked(self, now: float) -> str:
+        if self._last_heard is None:
+            return STATE_STARTING if now - self._created < self.startup_s else STATE_OFFLINE
+        if now - self._last_heard > self.liveness_s or self._workers_behind == 0:
+            return STATE_OFFLINE
+        return STATE_ONLINE
+
+    # ------------------------------------------------------------ I/O thread
+
+    def _run(self) -> None:
+        pending: OrderedDict[str, _Pending] = OrderedDict()  # by request id, oldest first
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._wake_read, zmq.POLLIN)
+        next_ping = 0.0
+        try:
+            while not self._closed.is_set():
+                now = time.monotonic()
+                if now >= next_ping:
+                    self._send([b"", *protocol.encode_ping(protocol.Ping(protocol.new_request_id()))])
+                    next_ping = now + self.heartbeat_s
+                    self._track_offline(now)
+                timeout_ms = max(1, int(1000 * min(next_ping - now, self._next_expiry(pending) - time.perf_counter())))
+                events = dict(poller.poll(timeout_ms))
+                if self._wake_read in events:
+                    self._drain_wake_pipe()
+                if self._socket in events:
+                    self._receive_all(pending)
+                self._take_submitted(pending)
+                self._expire(pending)
+                self._send_waiting(pending)
+        except zmq.ZMQError as error:  # the context was terminated under us: nothing left to do
+            log.debug("inference client I/O thread stops: %s", error)
+        finally:
+            self._socket.close(0)
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            while os.read(self._wake_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _next_expiry(self, pending: OrderedDict[str, _Pending]) -> float:
+        if not pending:
+            return time.perf_counter() + 1.0
+        oldest = next(iter(pending.values()))
+        return oldest.submitted + self.deadline_s
+
+    def _take_submitted(self, pending: OrderedDict[str, _Pending]) -> None:
+        with self._lock:
+            while self._submitted:
+                item = self._submitted.popleft()
+                pending[item.request.request_id] = item
+        unsent = [key for key, item in pending.items() if not item.sent]
+        # latest wins: never hold more unsent windows than could be in flight
+        for key in unsent[: max(0, len(unsent) - self.max_in_flight)]:
+            del pending[key]
+            self._count("dropped_superseded")
+
+    def _expire(self, pending: OrderedDict[str, _Pending]) -> None:
+        limit = time.perf_counter() - self.deadline_s
+        expired = [key for key, item in pending.items() if item.submitted < limit]
+        for key in expired:
+            del pending[key]
+        if expired:
+            self._count("dropped_deadline", len(expired))
+
+    def _send_waiting(self, pending: OrderedDict[str, _Pending]) -> None:
+        in_flight = sum(item.sent for item in pending.values())
+        for item in pending.values():
+            if in_flight >= self.max_in_flight:
+                break
+            if item.sent:
+                continue
+            if not self._send([b"", *protocol.encode_request(item.request)]):
+                break  # not connected: it waits (and expires at its deadline, counted)
+            item.sent = True
+            in_flight += 1
+            self._count("sent")
+        with self._lock:
+            self._counts["in_flight"] = in_flight
+
+    def _send(self, frames: list) -> bool:
+        try:
+            self._socket.send_multipart(frames, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def _receive_all(self, pending: OrderedDict[str, _Pending]) -> None:
+        while True:
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            received = time.perf_counter()
+            try:
+                _, body = protocol.split_envelope(frames)
+                message = protocol.decode(body)
+            except protocol.ProtocolError as error:
+                self._count("bad_replies")
+                log.warning("unreadable reply from %s: %s", self.endpoint, error)
+                continue
+            self._heard(message)
+            if isinstance(message, protocol.InferenceResult):
+                self._deliver(message, pending.pop(message.request_id, None), received)
+            elif isinstance(message, protocol.ErrorReply):
+                item = pending.pop(message.request_id, None) if message.request_id else None
+                with self._lock:
+                    self._error_codes[message.code] += 1
+                    self._last_error = f"{message.code}: {message.message}"
+                if item is None and message.code != protocol.NO_WORKER:
+                    log.info("error reply without a pending request: %s", self._last_error)
+
+    def _heard(self, message: protocol.Message) -> None:
+        with self._lock:
+            self._last_heard = time.monotonic()
+            if isinstance(message, protocol.Pong):
+                self._workers_behind = message.workers
+            self._track_offline_locked(self._last_heard)
+
+    def _deliver(self, result: protocol.InferenceResult, item: _Pending | None, received: float) -> None:
+        if item is None:
+            self._count("late_replies")  # answered after its deadline: already counted as dropped
+            return
+        decision = Decision(
+            bed_id=result.bed_id,
+            sequence=result.sequence,
+            last_timestamp=result.last_timestamp,
+            probabilities=result.probabilities,
+            label=result.label,
+            classes=result.classes,
+            channel_attention=result.channel_attention,
+            model_id=result.model_id,
+            worker_ms=result.worker_ms,
+            round_trip_ms=(received - item.submitted) * 1000.0,
+            received_at=self._clock(),
+            batch_size=result.batch_size,
+        )
+        with self._decision_ready:
+            self._decisions.append(decision)
+            self._counts["answered"] += 1
+            self._decision_ready.notify_all()
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def _track_offline(self, now: float) -> None:
+        with self._lock:
+            self._track_offline_locked(now)
+
+    def _track_offline_locked(self, now: float) -> None:
+        """Count offline periods and their length, so a gap in decisions is reported, not hidden."""
+        offline = self._state_locked(now) == STATE_OFFLINE
+        if offline and self._offline_since is None:
+            self._offline_since = now
+            self._counts["offline_periods"] += 1
+        elif not offline and self._offline_since is not None:
+            self._offline_seconds += now - self._offline_since
+            self._offline_since = None

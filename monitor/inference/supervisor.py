@@ -1,0 +1,180 @@
+"""Workers the monitor starts itself: spawn `neurofusion worker` as a subprocess and restart it when it dies.
+
+The worker prints one line, ``READY <endpoint> <model_id>``, once its model is loaded and its socket bound; the
+handle waits for it, so a caller knows the real endpoint (``tcp://127.0.0.1:*`` picks a free port) and that
+requests sent now will be answered. A restart binds the same endpoint again, so connected clients resume by
+themselves (ZeroMQ reconnects).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from monitor.errors import UserError
+
+log = logging.getLogger(__name__)
+
+READY_PREFIX = "READY "
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerHandle:
+    """One worker subprocess, restartable on the endpoint it first bound."""
+
+    def __init__(self, endpoint: str, model_path: str | os.PathLike[str] | None = None, backend: str = "auto",
+                 extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0) -> None:
+        self.requested_endpoint = endpoint
+        self.endpoint = endpoint  # the resolved one once started
+        self.model_path = None if model_path is None else str(model_path)
+        self.backend = backend
+        self.extra_args = tuple(extra_args)
+        self.ready_timeout_s = ready_timeout_s
+        self.model_id: str | None = None
+        self.restarts = 0
+        self.process: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "monitor.cli", "worker", "--bind", self.endpoint, "--backend", self.backend]
+        if self.model_path:
+            command += ["--model", self.model_path]
+        return command + list(self.extra_args)
+
+    def start(self) -> None:
+        """Start the subprocess and wait until it says READY (raises UserError if it exits or times out)."""
+        with self._lock:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+            env.setdefault("PYTHONUNBUFFERED", "1")
+            self.process = subprocess.Popen(
+                self.command(), stdout=subprocess.PIPE, stderr=None, text=True, env=env, cwd=str(REPO_ROOT),
+                start_new_session=True,  # a Ctrl-C in the monitor's terminal is the monitor's to handle
+            )
+            line = _read_ready_line(self.process, self.ready_timeout_s)
+            _, endpoint, model_id = line.split(maxsplit=2)
+            self.endpoint, self.model_id = endpoint, model_id.strip()
+            # keep reading stdout so the worker can never block on a full pipe
+            threading.Thread(target=_drain, args=(self.process.stdout,), daemon=True).start()
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (tests and the supervisor's last resort)."""
+        if self.alive:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _read_ready_line(process: subprocess.Popen[str], timeout_s: float) -> str:
+    found: list[str] = []
+
+    def read() -> None:
+        for line in process.stdout:
+            if line.startswith(READY_PREFIX):
+                found.append(line)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    if not found:
+        exited = process.poll()
+        if exited is None:
+            process.kill()
+            process.wait()
+            raise UserError(f"inference worker did not become ready within {timeout_s:.0f} s")
+        raise UserError(f"inference worker exited with status {exited} before it was ready (see its message above)")
+    return found[0]
+
+
+def _drain(stream: IO[str]) -> None:
+    try:
+        for _ in stream:
+            pass
+    except (OSError, ValueError):
+        pass
+
+
+def spawn_worker(model_path: str | os.PathLike[str] | None = None, endpoint: str = "tcp://127.0.0.1:*",
+                 backend: str = "auto", extra_args: tuple[str, ...] = ()) -> WorkerHandle:
+    """Start a worker subprocess and return once it answers; ``handle.endpoint`` is where to connect."""
+    handle = WorkerHandle(endpoint, model_path, backend, extra_args)
+    handle.start()
+    return handle
+
+
+class WorkerSupervisor:
+    """Restarts a spawned worker that died, or that a client has seen unresponsive for ``unresponsive_s``."""
+
+    def __init__(self, handle: WorkerHandle, client: object | None = None, check_s: float = 0.1,
+                 unresponsive_s: float = 5.0) -> None:
+        self.handle = handle
+        self.client = client  # anything with a ``state`` attribute (InferenceClient)
+        self.check_s = check_s
+        self.unresponsive_s = unresponsive_s
+        self.restarts = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
+
+    def start(self) -> WorkerSupervisor:
+        self._thread.start()
+        return self
+
+    def stop(self, stop_worker: bool = True) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.handle.ready_timeout_s + 5)
+        if stop_worker:
+            self.handle.stop()
+
+    def _run(self) -> None:
+        offline_since: float | None = None
+        while not self._stop.wait(self.check_s):
+            hung = False
+            if self.client is not None and self.handle.alive:
+                if getattr(self.client, "state", "online") == "offline":
+                    offline_since = offline_since or time.monotonic()
+                    hung = time.monotonic() - offline_since > self.unresponsive_s
+                else:
+                    offline_since = None
+            if self.handle.alive and not hung:
+                continue
+            log.warning("inference worker %s; restarting it", "is unresponsive" if hung else "has exited")
+            try:
+                self.handle.restart()
+                self.restarts += 1
+                offline_since = None
+            except UserError as error:  # keep trying: the monitor goes on filtering and shows "inference offline"
+                self.last_error = str(error)
+                log.error("worker restart failed: %s", error)
+                self._stop.wait(1.0)

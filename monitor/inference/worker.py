@@ -1,0 +1,235 @@
+"""The inference worker: receives windows over ZeroMQ, runs NeuroFusionNet in batches, replies.
+
+It either binds a ROUTER socket (clients connect to it directly) or connects a DEALER socket to a broker's
+backend (``neurofusion broker``), announcing itself with ``worker_ready`` heartbeats. Both ways it sees the same
+frames, ``[client identity, b"", header, payload]``, and answers on the same envelope. Requests that arrive
+together (within ``batch_wait_s`` of the first, up to ``max_batch``) run as one batch. Nothing a peer sends can
+stop it: bad messages get an error reply, or are dropped and counted when they carry no envelope to reply on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket as socket_module
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import zmq
+
+from monitor.inference import protocol
+from monitor.inference.security import CurveClientKeys, CurveServerKeys, secure_client, secure_server
+
+log = logging.getLogger(__name__)
+
+# A little above the largest legal message, so that libzmq itself disconnects a peer sending more.
+MAX_MESSAGE_BYTES = protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES + 1024
+RECEIVE_QUEUE = 256  # messages held by libzmq before the sender's queue fills: bounds worker memory
+
+
+class PredictorLike(Protocol):
+    """What the worker needs from models.predictor.Predictor."""
+
+    card: Any  # ModelCard with model_id and classes
+
+    def predict(self, windows: np.ndarray, channel_mask: np.ndarray, fs: float) -> Any: ...
+
+
+@dataclass
+class WorkerSettings:
+    endpoint: str
+    connect: bool = False  # False: bind a ROUTER for clients; True: connect a DEALER to a broker backend
+    max_batch: int = 32
+    batch_wait_s: float = 0.002
+    heartbeat_s: float = 0.25
+    curve_server: CurveServerKeys | None = None  # when binding
+    curve_client: CurveClientKeys | None = None  # when connecting to a secured broker
+
+
+class BatchHandler:
+    """Turns received multipart messages into replies; owns the counters. No sockets, so it is easy to test."""
+
+    def __init__(self, predictor: PredictorLike, worker_name: str, max_batch: int = 32) -> None:
+        self.predictor = predictor
+        self.worker_name = worker_name
+        self.max_batch = max(1, int(max_batch))
+        self.model_id = str(predictor.card.model_id)
+        self.classes = tuple(str(name) for name in predictor.card.classes)
+        self.counts: Counter[str] = Counter()
+        self.last_broker_heartbeat = 0.0
+
+    def handle(self, messages: list[list[bytes]]) -> list[list[bytes | memoryview]]:
+        """Replies (each with its routing envelope) for a list of received messages, in arrival order of groups."""
+        replies: list[list[bytes | memoryview]] = []
+        groups: dict[tuple[int, int, float], list[tuple[list[bytes], protocol.InferenceRequest]]] = {}
+        for frames in messages:
+            self.counts["received"] += 1
+            try:
+                envelope, body = protocol.split_envelope(frames)
+            except protocol.ProtocolError:
+                self.counts["dropped_no_envelope"] += 1
+                continue
+            try:
+                message = protocol.decode(body)
+            except protocol.ProtocolError as error:
+                self.counts[f"error_{error.code}"] += 1
+                replies.append(envelope + protocol.encode_error(
+                    protocol.ErrorReply(error.request_id, error.code, error.detail)))
+                continue
+            if isinstance(message, protocol.InferenceRequest):
+                if message.model_id is not None and message.model_id != self.model_id:
+                    self.counts[f"error_{protocol.MODEL_MISMATCH}"] += 1
+                    replies.append(envelope + protocol.encode_error(protocol.ErrorReply(
+                        message.request_id, protocol.MODEL_MISMATCH,
+                        f"this worker runs {self.model_id}, not {message.model_id}")))
+                    continue
+                groups.setdefault((*message.window.shape, message.fs), []).append((envelope, message))
+            elif isinstance(message, protocol.Ping):
+                self.counts["pings"] += 1
+                replies.append(envelope + protocol.encode_pong(protocol.Pong(
+                    message.request_id, "worker", self.model_id, 1,
+                    {"worker": self.worker_name, "classes": list(self.classes), "counts": dict(self.counts)})))
+            elif isinstance(message, protocol.BrokerHeartbeat):
+                self.last_broker_heartbeat = time.monotonic()
+            else:
+                self.counts[f"error_{protocol.BAD_KIND}"] += 1
+                replies.append(envelope + protocol.encode_error(protocol.ErrorReply(
+                    getattr(message, "request_id", None), protocol.BAD_KIND,
+                    "a worker accepts only 'infer' and 'ping' messages")))
+        for (_, _, fs), items in groups.items():
+            for start in range(0, len(items), self.max_batch):
+                replies.extend(self._run_batch(items[start : start + self.max_batch], fs))
+        return replies
+
+    def _run_batch(self, items: list[tuple[list[bytes], protocol.InferenceRequest]], fs: float,
+                   ) -> list[list[bytes | memoryview]]:
+        windows = np.stack([request.window for _, request in items])
+        masks = np.stack([request.channel_mask for _, request in items])
+        started = time.perf_counter()
+        try:
+            prediction = self.predictor.predict(windows, masks, fs)
+            probabilities = np.asarray(prediction.probabilities, dtype=np.float32)
+            attention = np.asarray(prediction.channel_attention, dtype=np.float32)
+            if probabilities.shape != (len(items), len(self.classes)) or attention.shape != masks.shape:
+                raise ValueError(f"model returned shapes {probabilities.shape} and {attention.shape}")
+        except Exception as error:  # the model refusing one batch (wrong channel count...) must not stop the worker
+            self.counts[f"error_{protocol.MODEL_REJECTED}"] += len(items)
+            log.info("model rejected a batch of %d: %s", len(items), error)
+            return [envelope + protocol.encode_error(protocol.ErrorReply(
+                request.request_id, protocol.MODEL_REJECTED, f"{type(error).__name__}: {error}"[:300]))
+                for envelope, request in items]
+        worker_ms = (time.perf_counter() - started) * 1000.0
+        self.counts["answered"] += len(items)
+        self.counts["batches"] += 1
+        replies = []
+        for row, (envelope, request) in enumerate(items):
+            result = protocol.InferenceResult(
+                request_id=request.request_id,
+                bed_id=request.bed_id,
+                sequence=request.sequence,
+                last_timestamp=request.last_timestamp,
+                model_id=self.model_id,
+                classes=self.classes,
+                label=self.classes[int(np.argmax(probabilities[row]))],
+                probabilities=probabilities[row],
+                channel_attention=attention[row],
+                worker_ms=worker_ms,
+                batch_size=len(items),
+            )
+            replies.append(envelope + protocol.encode_result(result))
+        return replies
+
+
+def default_worker_name() -> str:
+    return f"{socket_module.gethostname()}:{os.getpid()}"
+
+
+def serve(
+    predictor: PredictorLike,
+    settings: WorkerSettings,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    context: zmq.Context | None = None,
+) -> Counter[str]:
+    """Run the worker until ``stop`` is set. ``on_ready`` gets the bound (or connected) endpoint. Returns counts."""
+    stop = stop or threading.Event()
+    context = context or zmq.Context.instance()
+    handler = BatchHandler(predictor, default_worker_name(), settings.max_batch)
+    sock = context.socket(zmq.DEALER if settings.connect else zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    sock.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+    sock.setsockopt(zmq.SNDHWM, 1000)
+    authenticator = None
+    try:
+        if settings.connect:
+            if settings.curve_client:
+                secure_client(sock, settings.curve_client)
+            sock.setsockopt(zmq.IMMEDIATE, 1)  # heartbeats are not queued for a broker that is not there
+            sock.connect(settings.endpoint)
+            ready_endpoint = settings.endpoint
+        else:
+            if settings.curve_server:
+                authenticator = secure_server(sock, settings.curve_server)
+            sock.bind(settings.endpoint)
+            ready_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if on_ready:
+            on_ready(ready_endpoint)
+        _loop(sock, handler, settings, stop)
+    finally:
+        sock.close(0)
+        if authenticator is not None:
+            authenticator.stop()
+    return handler.counts
+
+
+def _loop(sock: zmq.Socket, handler: BatchHandler, settings: WorkerSettings, stop: threading.Event) -> None:
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    ready = protocol.encode_worker_ready(protocol.WorkerReady(
+        handler.worker_name, handler.model_id, capacity=4 * handler.max_batch))
+    next_heartbeat = 0.0
+    while not stop.is_set():
+        now = time.monotonic()
+        if settings.connect and now >= next_heartbeat:
+            # worker_ready is registration and heartbeat at once: a restarted broker learns of us within one beat.
+            _send(sock, [b"", *ready], handler)
+            next_heartbeat = now + settings.heartbeat_s
+        timeout_ms = max(1, int(1000 * min(0.1, next_heartbeat - now))) if settings.connect else 100
+        if not poller.poll(timeout_ms):
+            continue
+        messages = _receive_batch(sock, poller, handler.max_batch, settings.batch_wait_s)
+        for reply in handler.handle(messages):
+            _send(sock, reply, handler)
+
+
+def _receive_batch(sock: zmq.Socket, poller: zmq.Poller, max_batch: int, wait_s: float) -> list[list[bytes]]:
+    """All messages that arrive within ``wait_s`` of the first (at most a few batches' worth)."""
+    messages = [sock.recv_multipart()]
+    give_up = time.monotonic() + wait_s
+    limit = 4 * max_batch  # heartbeats and errors ride along; the handler splits requests into max_batch groups
+    while len(messages) < limit:
+        try:
+            messages.append(sock.recv_multipart(zmq.NOBLOCK))
+            continue
+        except zmq.Again:
+            pass
+        remaining_ms = (give_up - time.monotonic()) * 1000.0
+        if remaining_ms <= 0 or not poller.poll(remaining_ms):
+            break
+    return messages
+
+
+def _send(sock: zmq.Socket, frames: list[bytes | memoryview], handler: BatchHandler) -> None:
+    try:
+        sock.send_multipart(frames, zmq.NOBLOCK)
+    except zmq.Again:
+        handler.counts["dropped_send_queue_full"] += 1  # a peer that does not read its replies
+    except zmq.ZMQError as error:  # e.g. an identity that has just disconnected
+        handler.counts["dropped_send_error"] += 1
+        log.debug("reply not sent: %s", error)
