@@ -140,6 +140,12 @@ def microvolts_per_unit(unit: str) -> float | None:
     return _VOLTAGE_SCALES.get(folded)
 
 
+def error_summary(error: BaseException) -> str:
+    """First line of a library's error message (or its type), for a one-line UserError."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def uniform_timestamps(n_samples: int, fs: float, start: float = 0.0) -> np.ndarray:
     return start + np.arange(n_samples, dtype=np.float64) / fs
 

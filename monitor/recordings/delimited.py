@@ -19,6 +19,7 @@ from monitor.errors import UserError
 from monitor.recordings.base import (
     MICROVOLTS,
     Recording,
+    error_summary,
     layout_by_name,
     microvolts_per_unit,
     reject_unknown_options,
@@ -126,7 +127,7 @@ def _load_table(path: Path, delimiter: str, skip_rows: int) -> np.ndarray:
         table = np.loadtxt(path, delimiter=delimiter, skiprows=skip_rows, dtype=np.float64, ndmin=2)
     except ValueError as error:
         # numpy names the offending line; keep its words, drop the traceback
-        raise UserError(f"{path.name}: not a table of numbers ({str(error).splitlines()[0]})") from None
+        raise UserError(f"{path.name}: not a table of numbers ({error_summary(error)})") from None
     if table.size == 0:
         raise UserError(f"{path.name}: no data rows")
     return table

@@ -72,7 +72,8 @@ def read(path: Path, **options: Any) -> Recording:
         times = np.asarray(_unwrap(contents["Time"]), dtype=np.float64).ravel()
         if times.shape[0] == table.shape[0]:
             timestamps = times
-    auxiliary = {FORCE_KEY: table[:, i].astype(np.float32) for i, unit in enumerate(units) if "MVC" in unit.upper()}
+    force_columns = [i for i, unit in enumerate(units) if "MVC" in unit.upper()]
+    auxiliary = {FORCE_KEY: table[:, force_columns[0]].astype(np.float32)} if force_columns else {}
     return Recording(
         data=table[:, emg_columns] * scales[None, :],
         timestamps=timestamps,
@@ -91,7 +92,7 @@ def _load_mat(path: Path) -> dict[str, Any]:
     try:
         return scipy.io.loadmat(path)
     except NotImplementedError:
-        raise UserError(f"{path.name}: MATLAB v7.3 (HDF5) files are not supported; export as v7 from OTBiolab+") from None
+        raise UserError(f"{path.name}: MATLAB v7.3 (HDF5) files are not supported; export as v7") from None
     except (ValueError, TypeError, OSError, EOFError, zlib.error, IndexError) as error:
         raise UserError(f"{path.name}: not a readable MATLAB file ({error})") from None
 
