@@ -1,0 +1,72 @@
+"""LibEMG 2.0.3's own feature code, loaded without its package, as a reference for dsp.features.
+
+LibEMG's package ``__init__`` imports GUI and device libraries, so only ``libemg/feature_extractor.py`` is
+loaded, by file path. It comes from an installed ``libemg`` (``pip install --no-deps libemg==2.0.3``; finding
+the package does not run its ``__init__``) or, failing that, from the sdist fetched once with ``pip download``
+into a cache directory outside the repository. Nothing is vendored.
+
+The module imports ``librosa`` for one feature (LPC) that the tests never call; if librosa is not installed, an
+empty stand-in module lets the file import, and calling LPC would fail loudly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tarfile
+import tempfile
+import types
+from pathlib import Path
+
+LIBEMG_VERSION = "2.0.3"
+_CACHE = Path(tempfile.gettempdir()) / f"neurofusion-libemg-{LIBEMG_VERSION}"
+
+
+def _installed_source() -> Path | None:
+    spec = importlib.util.find_spec("libemg")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(next(iter(spec.submodule_search_locations))) / "feature_extractor.py"
+    return candidate if candidate.is_file() else None
+
+
+def _downloaded_source() -> Path | None:
+    extracted = _CACHE / f"libemg-{LIBEMG_VERSION}" / "libemg" / "feature_extractor.py"
+    if extracted.is_file():
+        return extracted
+    _CACHE.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
+             f"libemg=={LIBEMG_VERSION}", "-d", str(_CACHE)],
+            check=True, timeout=120, capture_output=True,
+        )  # fmt: skip
+    except (subprocess.SubprocessError, OSError):
+        return None
+    archives = list(_CACHE.glob(f"libemg-{LIBEMG_VERSION}.tar.gz"))
+    if not archives:
+        return None
+    with tarfile.open(archives[0]) as archive:
+        member = f"libemg-{LIBEMG_VERSION}/libemg/feature_extractor.py"
+        archive.extract(member, _CACHE, filter="data")
+    return extracted if extracted.is_file() else None
+
+
+def load_feature_extractor() -> object | None:
+    """A ``libemg.feature_extractor.FeatureExtractor`` instance, or None if the file cannot be obtained."""
+    source = _installed_source() or _downloaded_source()
+    if source is None:
+        return None
+    if importlib.util.find_spec("librosa") is None and "librosa" not in sys.modules:
+        stand_in = types.ModuleType("librosa")
+
+        def lpc(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("librosa is not installed; LibEMG's LPC feature is unavailable")
+
+        stand_in.lpc = lpc  # type: ignore[attr-defined]
+        sys.modules["librosa"] = stand_in
+    spec = importlib.util.spec_from_file_location("libemg_feature_extractor_reference", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.FeatureExtractor()
