@@ -17,6 +17,7 @@ import sys
 import tarfile
 import tempfile
 import types
+import warnings
 from pathlib import Path
 
 LIBEMG_VERSION = "2.0.3"
@@ -68,5 +69,7 @@ def load_feature_extractor() -> object | None:
         sys.modules["librosa"] = stand_in
     spec = importlib.util.spec_from_file_location("libemg_feature_extractor_reference", source)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # its `import numpy.matlib`
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.FeatureExtractor()

@@ -303,16 +303,21 @@ def test_hjorth_matches_libemg_on_zero_mean_windows(libemg, hdemg_windows: np.nd
 
 def test_spectral_features_match_libemg(libemg, hdemg_windows: np.ndarray) -> None:
     # 512-sample windows: LibEMG's next-power-of-two FFT is our FFT. It keeps bins 0..N/2-1 unscaled and one-sided
-    # without doubling, so its spectral moments are half of ours (Parseval) and the Nyquist bin is dropped; the
-    # DC bin (which we do not double either) is emptied by centring the windows. What remains is the Nyquist bin:
-    # ~2e-6 of the power here, but at 1024 Hz, so it moves MNF by < 5e-4 and SM2 by < 1e-3 (checked: without it
-    # MNF agrees to 1e-15).
-    centred = hdemg_windows - hdemg_windows.mean(axis=-1, keepdims=True)
+    # without doubling, so its spectral moments are half of ours (Parseval). Two bins differ by definition: DC
+    # (we do not double it; emptied here by centring the windows) and Nyquist (LibEMG drops it; we take its term
+    # out, computed from the test's own FFT). After that the values must agree to rounding.
+    centred = (hdemg_windows - hdemg_windows.mean(axis=-1, keepdims=True)).astype(np.float64)
+    n = centred.shape[-1]
+    nyquist_psd = np.abs(np.fft.rfft(centred, axis=-1)[..., -1]) ** 2 / (FS * n)
     ours = compute_features(centred, FS, ["MNF", "SM0", "SM1", "SM2"])
-    np.testing.assert_allclose(ours["MNF"], libemg_value(libemg, "MNF", centred, MNF_fs=FS), rtol=5e-4)
+    without_nyquist = {k: ours[f"SM{k}"] - nyquist_psd * (FS / 2) ** k * (FS / n) for k in (0, 1, 2)}
     for order in (0, 1, 2):
         theirs = libemg_value(libemg, "SM", centred, SM_order=order, SM_fs=FS)
-        np.testing.assert_allclose(ours[f"SM{order}"] / 2, theirs, rtol=1e-3, err_msg=f"SM{order}")
+        np.testing.assert_allclose(without_nyquist[order] / 2, theirs, rtol=1e-9, err_msg=f"SM{order}")
+    theirs_mnf = libemg_value(libemg, "MNF", centred, MNF_fs=FS)
+    np.testing.assert_allclose(without_nyquist[1] / without_nyquist[0], theirs_mnf, rtol=1e-9)
+    # the Nyquist bin itself is negligible for MNF (the band-pass removed everything near 1024 Hz)
+    np.testing.assert_allclose(ours["MNF"], theirs_mnf, rtol=5e-4)
 
 
 def test_wavelet_energies_match_libemg(libemg, hdemg_windows: np.ndarray) -> None:
