@@ -1,0 +1,79 @@
+"""Feeds a `Recording` to the amplifier (simulators/amplifier.py), which paces it onto LSL like a live amplifier.
+
+Pacing lives in the amplifier alone; this adapter only hands out samples in order (wrapping around when looping)
+and says which events fall on which sample: the file's markers (at the sample nearest their timestamp) and every
+change of the per-sample label, published as ``{"label": <int>}`` so a consumer can score decisions against it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from monitor.recordings.base import Recording
+
+
+def label_change_events(labels: np.ndarray) -> list[tuple[int, str]]:
+    """(sample index, '{"label": k}') at the first sample and wherever the label changes."""
+    changes = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate([[0], changes]).astype(int)
+    return [(int(index), json.dumps({"label": int(labels[index])})) for index in starts]
+
+
+class RecordingSource:
+    """A `SampleSource` over a recording: ``read(n)`` continues where the last read stopped."""
+
+    def __init__(self, recording: Recording, loop: bool = False) -> None:
+        self.recording = recording
+        self.loop = loop
+        self.fs = float(recording.fs)
+        self.n_channels = recording.n_channels
+        self.channel_labels = list(recording.channel_labels)
+        self.layout: dict[str, Any] | None = recording.layout
+        self.position = 0  # samples handed out so far, counting every pass of a loop
+
+    def read(self, n_samples: int) -> np.ndarray:
+        total = self.recording.n_samples
+        if self.loop:
+            indices = np.arange(self.position, self.position + n_samples) % total
+            chunk = self.recording.data[indices]
+        else:
+            chunk = self.recording.data[self.position : self.position + n_samples]
+        self.position += chunk.shape[0]
+        return chunk
+
+
+class MarkedRecordingSource(RecordingSource):
+    """A recording source that also publishes its markers and label changes at their samples."""
+
+    def __init__(self, recording: Recording, loop: bool = False) -> None:
+        super().__init__(recording, loop)
+        events = [(recording.sample_index(t), text) for t, text in recording.markers]
+        if recording.labels is not None:
+            events += label_change_events(recording.labels)
+        self._events = sorted(events, key=lambda event: event[0])
+        self._next_event = 0  # counts over every pass, so event k of pass p is number p * len(events) + k
+
+    def markers_until(self, sample_index: int) -> list[tuple[int, str]]:
+        """Events on samples before ``sample_index`` (the amplifier's running count) not handed out yet."""
+        due: list[tuple[int, str]] = []
+        n_events = len(self._events)
+        while n_events:
+            loop_pass, k = divmod(self._next_event, n_events)
+            if loop_pass > 0 and not self.loop:
+                break
+            at = loop_pass * self.recording.n_samples + self._events[k][0]
+            if at >= sample_index:
+                break
+            due.append((at, self._events[k][1]))
+            self._next_event += 1
+        return due
+
+
+def replay_source(recording: Recording, loop: bool = False) -> RecordingSource:
+    """The right source for ``recording``: with a marker stream only when it has markers or labels."""
+    if recording.markers or recording.labels is not None:
+        return MarkedRecordingSource(recording, loop)
+    return RecordingSource(recording, loop)
