@@ -1,0 +1,360 @@
+"""The simulated EMG source: motor-unit pools driven by a force profile, through MUAPs and electrodes, plus artifacts.
+
+Generation runs in fixed internal blocks (0.25 s) whatever the caller's read sizes, and every random draw is tied
+to a block or to absolute time, so ``read`` in any chunking returns exactly the same samples for a seed. Each block:
+profile -> muscle activation -> fatigue (conduction velocity) -> discharge times -> MUAPs rendered per spike at its
+exact (sub-sample) time and stretch into a (samples x units) matrix -> one matrix product with the (units x channels)
+gains -> the tail that runs past the block is carried into the next -> anti-alias/decimate when fs < 1 kHz ->
+artifacts. Ground truth (condition, gesture, %MVC, conduction velocity, MNF/MDF) is analytic from the same state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+from simulators.artifacts import DEFAULT_ARTIFACTS, ArtifactConfig, ArtifactGenerator
+from simulators.conditions import CONDITIONS, draw_subject
+from simulators.electrodes import ElectrodeLayout
+from simulators.fatigue import FatigueModel
+from simulators.motor_units import SpikeGenerator, build_pool, gestures_for
+from simulators.muap import build_shapes, channel_gains
+
+PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
+BLOCK_S = 0.25
+NEEDLE_MIN_FS = 4000.0
+SURFACE_MIN_FS = 100.0
+INTERNAL_MIN_FS = 1000.0  # surface MUAPs reach ~450 Hz, so low output rates are generated above this and decimated
+SPIKES_PER_RENDER = 512
+
+
+@dataclass
+class SimulationConfig:
+    """Everything that defines a simulated recording; identical configs give identical samples."""
+
+    layout: str | ElectrodeLayout = "ring8"
+    fs: float = 2048.0
+    condition: str = "healthy"
+    profile: str = "gestures"
+    mvc_percent: float = 50.0
+    gesture: str | None = None  # muscles used by rest/ramp/hold/intermittent; default fist (ring) or contraction
+    period_s: float = 5.0  # on and off time of intermittent contractions and of each gesture
+    ramp_s: float = 10.0
+    fatigue_rate: float = 0.15  # fraction of conduction velocity lost per minute at 50% MVC
+    recovery_rate: float = 1.0  # per minute, exponential recovery at rest
+    mains_hz: float = 50.0
+    snr_db: float = 30.0  # against the mean channel RMS of the noise-free signal at the profile's contraction
+    artifacts: tuple[str, ...] = DEFAULT_ARTIFACTS
+    seed: int = 0
+    record_spikes: bool = False
+    artifact_options: dict[str, Any] = field(default_factory=dict)
+
+    def electrode_layout(self) -> ElectrodeLayout:
+        return self.layout if isinstance(self.layout, ElectrodeLayout) else ElectrodeLayout.from_name(self.layout)
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first invalid setting or combination."""
+        layout = self.electrode_layout()
+        if layout.kind == "needle" and self.fs < NEEDLE_MIN_FS:
+            raise ValueError(
+                f"needle EMG needs fs >= {NEEDLE_MIN_FS:g} Hz (its MUAPs reach 1-2 kHz); got {self.fs:g} Hz"
+            )
+        if self.fs < SURFACE_MIN_FS or self.fs > 100_000:
+            raise ValueError(f"sampling rate must be between {SURFACE_MIN_FS:g} Hz and 100 kHz, not {self.fs:g} Hz")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {self.condition!r}: use one of {', '.join(CONDITIONS)}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}: use one of {', '.join(PROFILES)}")
+        if not 0.0 <= self.mvc_percent <= 100.0:
+            raise ValueError(f"contraction level must be 0-100 %MVC, not {self.mvc_percent:g}")
+        if self.gesture is not None and self.gesture not in gestures_for(layout):
+            raise ValueError(f"unknown gesture {self.gesture!r} for a {layout.kind}: {', '.join(gestures_for(layout))}")
+        if self.period_s <= 0 or self.ramp_s <= 0:
+            raise ValueError("period and ramp durations must be positive")
+        if self.fatigue_rate < 0 or self.recovery_rate < 0:
+            raise ValueError("fatigue and recovery rates must not be negative")
+
+
+class ForceProfile:
+    """Commanded contraction over time: which gesture, at what %MVC, and each muscle's activation."""
+
+    def __init__(self, config: SimulationConfig, muscle_names: tuple[str, ...], gestures: dict[str, dict[str, float]]):
+        self.kind = config.profile
+        self.level = config.mvc_percent / 100.0
+        self.period_s = config.period_s
+        self.ramp_s = config.ramp_s
+        self.cycle = [name for name in gestures if name != "rest"]
+        default = "fist" if "fist" in gestures else self.cycle[0]
+        self.held_gesture = config.gesture or default
+        self.weights = {
+            name: np.array([pattern.get(muscle, 0.0) for muscle in muscle_names]) for name, pattern in gestures.items()
+        }
+
+    def at(self, time_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(gesture index into ``names``, contraction level in fraction of MVC) at each time."""
+        time_s = np.asarray(time_s, dtype=np.float64)
+        names = self.names
+        held = names.index(self.held_gesture)
+        rest = names.index("rest")
+        if self.kind == "rest":
+            return np.full(time_s.shape, rest), np.zeros(time_s.shape)
+        if self.kind == "hold":
+            return np.full(time_s.shape, held), np.full(time_s.shape, self.level)
+        if self.kind == "ramp":
+            return np.full(time_s.shape, held), self.level * np.clip(time_s / self.ramp_s, 0.0, 1.0)
+        slot = np.floor(time_s / self.period_s).astype(np.int64)
+        on = slot % 2 == 1  # starts at rest, like the recorded gesture sessions
+        if self.kind == "intermittent":
+            return np.where(on, held, rest), np.where(on, self.level, 0.0)
+        cycled = np.array([names.index(g) for g in self.cycle])[(slot // 2) % len(self.cycle)]
+        return np.where(on, cycled, rest), np.where(on, self.level, 0.0)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.weights)
+
+    def activation(self, time_s: np.ndarray) -> np.ndarray:
+        """(N, muscles) activation in fraction of MVC."""
+        gesture, level = self.at(time_s)
+        table = np.stack([self.weights[name] for name in self.names])
+        return table[gesture] * level[:, None]
+
+
+@dataclass
+class _BlockRecord:
+    start: int
+    relative_cv: np.ndarray  # (N, muscles) at the output rate
+
+
+class EmgSimulator:
+    """Physiological multichannel EMG in µV, read as a continuous stream or generated offline."""
+
+    def __init__(self, config: SimulationConfig | None = None) -> None:
+        config = config or SimulationConfig()
+        config.validate()
+        self.config = config
+        self.layout = config.electrode_layout()
+        self.fs = float(config.fs)
+        self.n_channels = self.layout.n_channels
+        self.channel_labels = list(self.layout.labels)
+        self.mode = "needle" if self.layout.kind == "needle" else "surface"
+        rng = np.random.default_rng([config.seed, 1])
+        self.subject = draw_subject(config.condition, rng)
+        self.pool = build_pool(self.layout, self.subject, rng)
+        self.shapes = build_shapes(self.pool, self.subject, self.layout, rng)
+        self.gains = channel_gains(self.pool, self.layout)
+        self.profile = ForceProfile(config, self.pool.muscle_names, gestures_for(self.layout))
+        self.fatigue = FatigueModel(config.fatigue_rate, config.recovery_rate)
+        self._spikes = SpikeGenerator(self.pool, np.random.default_rng([config.seed, 2]))
+
+        self._factor = 1 if self.mode == "needle" else max(1, math.ceil(INTERNAL_MIN_FS / self.fs))
+        self._internal_fs = self.fs * self._factor
+        self._block = max(1, int(round(BLOCK_S * self.fs)))
+        stretch_max = 1.0 / self.fatigue.floor
+        self._tail = int(math.ceil(float(self.shapes.support_s.max()) * stretch_max * self._internal_fs)) + 2
+        self._carry = np.zeros((self._tail, self.n_channels))
+        self._cv_state = np.ones(len(self.pool.muscle_names))
+        self._antialias = None
+        if self._factor > 1:
+            self._antialias = signal.butter(8, 0.45 * self.fs, fs=self._internal_fs, output="sos")
+            self._antialias_state = np.zeros((self._antialias.shape[0], 2, self.n_channels))
+        self._gain_power = (self.gains**2).sum(axis=1)
+        self._freqs = np.linspace(0.0, self.fs / 2.0, 513)[1:]
+        self._response = np.ones_like(self._freqs)
+        if self._antialias is not None:
+            _, h = signal.sosfreqz(self._antialias, worN=self._freqs, fs=self._internal_fs)
+            self._response = np.abs(h) ** 2
+
+        self.noise_rms_uv = self.reference_rms_uv() / 10.0 ** (config.snr_db / 20.0)
+        options = {"enabled": tuple(config.artifacts), "mains_hz": float(config.mains_hz), **config.artifact_options}
+        if config.mains_hz == 0:
+            options["enabled"] = tuple(a for a in options["enabled"] if a != "mains")
+            options["mains_hz"] = 50.0
+        self.artifacts = ArtifactGenerator(
+            ArtifactConfig(**options), self.n_channels, self.fs, config.seed, self.noise_rms_uv
+        )
+        self._pending: deque[np.ndarray] = deque()
+        self._pending_samples = 0
+        self._generated = 0  # output samples generated so far
+        self.position = 0  # output samples handed out by read()
+        self._records: deque[_BlockRecord] = deque()
+        self.spike_log: list[tuple[np.ndarray, np.ndarray]] = []
+
+    # ----- stream interface -------------------------------------------------------------------------------------
+    def read(self, n_samples: int) -> np.ndarray:
+        """The next ``n_samples`` of the stream, (n, C) float32 µV; chunking never changes the samples."""
+        if n_samples < 0:
+            raise ValueError("cannot read a negative number of samples")
+        while self._pending_samples < n_samples:
+            block = self._next_block()
+            self._pending.append(block)
+            self._pending_samples += block.shape[0]
+        parts, needed = [], n_samples
+        while needed > 0:
+            head = self._pending[0]
+            if head.shape[0] <= needed:
+                parts.append(self._pending.popleft())
+                needed -= head.shape[0]
+            else:
+                parts.append(head[:needed])
+                self._pending[0] = head[needed:]
+                needed = 0
+        self._pending_samples -= n_samples
+        self.position += n_samples
+        while len(self._records) > 1 and self._records[1].start <= self.position - 1:
+            self._records.popleft()
+        if not parts:
+            return np.zeros((0, self.n_channels), dtype=np.float32)
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def generate(self, duration_s: float) -> np.ndarray:
+        """The next ``duration_s`` seconds at once (offline use)."""
+        return self.read(int(round(duration_s * self.fs)))
+
+    def generate_with_truth(
+        self, duration_s: float, truth_rate_hz: float = 4.0
+    ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """(data, sample index after which each truth was taken, truths) for ``duration_s``, truth every 1/rate s."""
+        total = int(round(duration_s * self.fs))
+        step = max(1, int(round(self.fs / truth_rate_hz)))
+        chunks, indices, truths = [], [], []
+        while sum(c.shape[0] for c in chunks) < total:
+            n = min(step, total - sum(c.shape[0] for c in chunks))
+            chunks.append(self.read(n))
+            indices.append(self.position)
+            truths.append(self.ground_truth())
+        data = np.concatenate(chunks) if chunks else np.zeros((0, self.n_channels), np.float32)
+        return data, np.asarray(indices, dtype=np.int64), truths
+
+    def ground_truth(self) -> dict[str, Any]:
+        """Truth at the last sample read: condition, gesture, %MVC, relative CV, MNF/MDF of the noise-free signal."""
+        sample = max(self.position - 1, 0)
+        time_s = sample / self.fs
+        gesture_index, level = self.profile.at(np.array([time_s]))
+        activation = self.profile.activation(np.array([time_s]))[0]
+        cv = self._relative_cv_at(sample)
+        active = activation > 0
+        weights = activation if active.any() else np.ones_like(activation)
+        mnf, mdf = self.true_frequencies(activation, cv)
+        return {
+            "condition": self.config.condition,
+            "gesture": self.profile.names[int(gesture_index[0])],
+            "mvc_percent": round(float(level[0]) * 100.0, 3),
+            "relative_cv": round(float(np.average(cv, weights=weights)), 5),
+            "true_mnf_hz": None if mnf is None else round(mnf, 3),
+            "true_mdf_hz": None if mdf is None else round(mdf, 3),
+            "time_s": round(time_s, 6),
+            "sample": int(sample),
+            "artifacts": ",".join(self.artifacts.active(sample)),
+        }
+
+    # ----- analytic truths ---------------------------------------------------------------------------------------
+    def expected_psd(self, activation: np.ndarray, relative_cv: np.ndarray) -> np.ndarray:
+        """Expected power spectrum of the noise-free signal summed over channels, on ``self._freqs``.
+
+        Discharges are treated as renewal processes whose spectrum is flat at their rate above the firing rates."""
+        pool = self.pool
+        rates = pool.firing_rate(activation[pool.muscle_index])
+        units = np.flatnonzero(rates > 0)
+        if units.size == 0:
+            return np.zeros_like(self._freqs)
+        stretch = 1.0 / relative_cv[pool.muscle_index[units]]
+        psd = np.zeros_like(self._freqs)
+        for start in range(0, units.size, 128):
+            chosen = units[start : start + 128]
+            transform = self.shapes.spectrum(chosen, self._freqs, stretch[start : start + 128])
+            psd += (rates[chosen] * self._gain_power[chosen]) @ (np.abs(transform) ** 2)
+        return psd * self._response
+
+    def true_frequencies(self, activation: np.ndarray, relative_cv: np.ndarray) -> tuple[float | None, float | None]:
+        """(mean, median) frequency of ``expected_psd``; None when no unit fires."""
+        psd = self.expected_psd(activation, relative_cv)
+        total = psd.sum()
+        if total <= 0:
+            return None, None
+        mnf = float((self._freqs * psd).sum() / total)
+        cumulative = np.cumsum(psd)
+        mdf = float(np.interp(total / 2.0, cumulative, self._freqs))
+        return mnf, mdf
+
+    def reference_rms_uv(self) -> float:
+        """Mean channel RMS of the noise-free signal at the profile's contraction (at least 10% MVC), fresh muscle."""
+        level = max(self.config.mvc_percent, 10.0) / 100.0
+        weights = self.profile.weights[self.profile.held_gesture]
+        if self.config.profile == "gestures":
+            weights = np.mean([w for name, w in self.profile.weights.items() if name != "rest"], axis=0)
+        rates = self.pool.firing_rate((weights * level)[self.pool.muscle_index])
+        units = np.flatnonzero(rates > 0)
+        if units.size == 0:
+            return 1.0
+        dt = 1.0 / 50_000.0
+        times = np.arange(0.0, float(self.shapes.support_s.max()), dt)
+        energy = np.concatenate(
+            [
+                (self.shapes.evaluate(chunk, np.broadcast_to(times, (chunk.size, times.size))) ** 2).sum(axis=1) * dt
+                for chunk in np.array_split(units, max(1, units.size // 128))
+            ]
+        )
+        power = (rates[units] * energy) @ (self.gains[units] ** 2)
+        return float(np.sqrt(power.mean()))
+
+    def _relative_cv_at(self, sample: int) -> np.ndarray:
+        for record in reversed(self._records):
+            if record.start <= sample < record.start + record.relative_cv.shape[0]:
+                return record.relative_cv[sample - record.start]
+        return self._cv_state.copy()
+
+    # ----- generation --------------------------------------------------------------------------------------------
+    def _next_block(self) -> np.ndarray:
+        start = self._generated
+        n_internal = self._block * self._factor
+        fs = self._internal_fs
+        start_internal = start * self._factor
+        times = (start_internal + np.arange(n_internal)) / fs
+        activation = self.profile.activation(times)
+        relative_cv = self.fatigue.advance(self._cv_state, activation, fs)
+        units, spike_times = self._spikes.block(start_internal / fs, activation, fs)
+        if self.config.record_spikes:
+            self.spike_log.append((units, spike_times))
+        rendered = self._render(units, spike_times, relative_cv, start_internal, n_internal)
+        combined = rendered @ self.gains
+        combined[: self._tail] += self._carry
+        self._carry = combined[n_internal : n_internal + self._tail].copy()
+        clean = combined[:n_internal]
+        if self._antialias is not None:
+            clean, self._antialias_state = signal.sosfilt(self._antialias, clean, axis=0, zi=self._antialias_state)
+            clean = clean[:: self._factor]
+        block = np.ascontiguousarray(clean)
+        self.artifacts.apply(block, start)
+        self._records.append(_BlockRecord(start, relative_cv[:: self._factor].astype(np.float32)))
+        self._generated += self._block
+        return block
+
+    def _render(
+        self, units: np.ndarray, spike_times: np.ndarray, relative_cv: np.ndarray, start: int, n: int
+    ) -> np.ndarray:
+        """(n + tail, U) per-unit signal: each discharge's MUAP sampled at its exact time, stretched by fatigue."""
+        fs = self._internal_fs
+        out = np.zeros((n + self._tail) * self.pool.n_units)
+        if units.size == 0:
+            return out.reshape(n + self._tail, self.pool.n_units)
+        for lo in range(0, units.size, SPIKES_PER_RENDER):
+            u = units[lo : lo + SPIKES_PER_RENDER]
+            t = spike_times[lo : lo + SPIKES_PER_RENDER]
+            onset = np.ceil(t * fs - 1e-9).astype(np.int64) - start  # first sample at or after the discharge
+            row = np.clip(onset, 0, n - 1)
+            stretch = 1.0 / relative_cv[row, self.pool.muscle_index[u]]
+            length = min(self._tail, int(math.ceil(float((self.shapes.support_s[u] * stretch).max()) * fs)) + 2)
+            offsets = np.arange(length)
+            since = ((onset[:, None] + offsets[None, :]) + start) / fs - t[:, None]
+            local = since / stretch[:, None]
+            values = self.shapes.evaluate(u, local)
+            values[local > self.shapes.support_s[u, None]] = 0.0
+            flat = (onset[:, None] + offsets[None, :]) * self.pool.n_units + u[:, None]
+            out += np.bincount(flat.ravel(), weights=values.ravel(), minlength=out.size)
+        return out.reshape(n + self._tail, self.pool.n_units)
