@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from monitor.errors import UserError
     from monitor.inference.security import CurveClientKeys, CurveServerKeys, check_bind_allowed
     from monitor.inference.supervisor import READY_PREFIX
-    from monitor.inference.worker import WorkerSettings, serve
+    from monitor.inference.worker import WorkerSettings, serve, warm_up
 
     if args.max_batch < 1 or args.threads < 1 or args.batch_wait_ms < 0:
         raise UserError("--max-batch and --threads must be at least 1, --batch-wait-ms not negative")
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         predictor = load_predictor(args.model, backend=args.backend, threads=args.threads)
     except (FileNotFoundError, ValueError) as error:
         raise UserError(f"cannot load the model: {error}") from None
+    warm_up(predictor)
     settings = WorkerSettings(endpoint=endpoint, connect=bool(args.connect), max_batch=args.max_batch,
                               batch_wait_s=args.batch_wait_ms / 1000.0, curve_server=curve_server,
                               curve_client=curve_client)

@@ -85,10 +85,12 @@ def _load_certificate(path: Path, need_secret: bool) -> tuple[bytes, bytes | Non
     return public, secret
 
 
-def secure_server(socket: zmq.Socket, keys: CurveServerKeys) -> ThreadAuthenticator:
+def secure_server(socket: zmq.Socket, keys: CurveServerKeys,
+                  authenticator: ThreadAuthenticator | None = None) -> ThreadAuthenticator:
     """Make ``socket`` a CURVE server accepting only the clients whose public keys are in the directory.
 
-    Call before bind. Returns the running authenticator; stop it when the socket is closed.
+    Call before bind. One authenticator serves every socket of a context: pass the one a previous call returned
+    to secure another socket. Returns the running authenticator; stop it after closing the sockets.
     """
     clients_dir = Path(keys.authorized_clients_dir)
     if not clients_dir.is_dir():
@@ -96,9 +98,10 @@ def secure_server(socket: zmq.Socket, keys: CurveServerKeys) -> ThreadAuthentica
     if not any(clients_dir.glob("*.key")):
         raise UserError(f"no client public keys (*.key) in {clients_dir}: nobody could connect")
     public, secret = _load_certificate(keys.secret_key_file, need_secret=True)
-    authenticator = ThreadAuthenticator(socket.context)
-    authenticator.start()
-    authenticator.configure_curve(domain="*", location=str(clients_dir))
+    if authenticator is None:
+        authenticator = ThreadAuthenticator(socket.context)
+        authenticator.start()
+        authenticator.configure_curve(domain="*", location=str(clients_dir))
     socket.curve_publickey = public
     socket.curve_secretkey = secret
     socket.curve_server = True

@@ -145,6 +145,13 @@ class BatchHandler:
         return replies
 
 
+def warm_up(predictor: PredictorLike) -> None:
+    """Run one window through the model so that the first real request does not pay for lazy initialisation."""
+    card = predictor.card
+    n_channels, n_samples = int(card.n_channels), int(card.window_samples)
+    predictor.predict(np.zeros((1, n_channels, n_samples), np.float32), np.ones((1, n_channels), bool), card.fs)
+
+
 def default_worker_name() -> str:
     return f"{socket_module.gethostname()}:{os.getpid()}"
 
