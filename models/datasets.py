@@ -1,0 +1,191 @@
+"""Labelled windows for training and evaluation, cut the way the live pipeline cuts them.
+
+A recording (or a simulated subject) is filtered causally with the monitor's own ``dsp.filters.default_chain``
+from its first sample, then cut into windows; a window is kept only if every sample in it has the same label
+(no rest/gesture transitions). Each window carries a ``group`` (subject or session) so splits can keep whole
+groups apart: the reported test figures never come from windows of a recording that was also trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from dsp.filters import default_chain
+from simulators.electrodes import ElectrodeLayout
+
+MYO_FS = 200.0
+MYO_CLASSES = (
+    "rest", "wrist flexion", "wrist extension", "radial deviation",
+    "ulnar deviation", "pronation", "supination", "fist",
+)
+
+
+@dataclass
+class WindowSet:
+    windows: np.ndarray  # (N, C, S) float32, filtered µV
+    labels: np.ndarray  # (N,) int64 index into classes
+    groups: np.ndarray  # (N,) str: subject or session id
+    fs: float
+    layout: dict[str, Any]
+    classes: list[str]
+    fatigue: np.ndarray | None = None  # (N,) float32 regression target (e.g. relative conduction velocity) or None
+    times: np.ndarray | None = None  # (N,) float64 seconds from the start of its recording, at the window's end
+    description: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.windows.shape[1])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.windows.shape[2])
+
+    def subset(self, selector: np.ndarray) -> WindowSet:
+        return replace(
+            self,
+            windows=self.windows[selector],
+            labels=self.labels[selector],
+            groups=self.groups[selector],
+            fatigue=None if self.fatigue is None else self.fatigue[selector],
+            times=None if self.times is None else self.times[selector],
+        )
+
+    def in_groups(self, groups: list[str] | tuple[str, ...]) -> WindowSet:
+        return self.subset(np.isin(self.groups, list(groups)))
+
+
+def concatenate(sets: list[WindowSet]) -> WindowSet:
+    if not sets:
+        raise ValueError("nothing to concatenate")
+    first = sets[0]
+    for other in sets[1:]:
+        if other.classes != first.classes or other.n_channels != first.n_channels or other.fs != first.fs:
+            raise ValueError("window sets differ in classes, channel count or sampling rate")
+    fatigue = None if any(s.fatigue is None for s in sets) else np.concatenate([s.fatigue for s in sets])
+    times = None if any(s.times is None for s in sets) else np.concatenate([s.times for s in sets])
+    return replace(
+        first,
+        windows=np.concatenate([s.windows for s in sets]),
+        labels=np.concatenate([s.labels for s in sets]),
+        groups=np.concatenate([s.groups for s in sets]),
+        fatigue=fatigue,
+        times=times,
+    )
+
+
+def filter_like_pipeline(data: np.ndarray, fs: float, mode: str = "surface") -> np.ndarray:
+    """(n, C) raw -> (n, C) float32 filtered with the monitor's default causal chain, from the first sample."""
+    chain = default_chain(fs, data.shape[1], mode=mode)
+    filtered, _ = chain.process(np.asarray(data, dtype=np.float64))
+    return np.asarray(filtered, dtype=np.float32)
+
+
+def cut_windows(
+    filtered: np.ndarray,
+    labels: np.ndarray,
+    window_samples: int,
+    hop_samples: int,
+    skip_samples: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (windows (N, C, S), labels (N,), end indices (N,)) of the label-pure windows.
+
+    ``skip_samples`` drops the start (filter settling).
+    """
+    n_samples = filtered.shape[0]
+    ends = np.arange(skip_samples + window_samples, n_samples + 1, hop_samples)
+    if len(ends) == 0:
+        return np.zeros((0, filtered.shape[1], window_samples), np.float32), np.zeros(0, np.int64), ends
+    label_windows = sliding_window_view(labels, window_samples)[ends - window_samples]
+    pure = (label_windows == label_windows[:, :1]).all(axis=1)
+    ends = ends[pure]
+    windows = sliding_window_view(filtered, window_samples, axis=0)[ends - window_samples]  # (N, C, S)
+    return np.ascontiguousarray(windows, dtype=np.float32), labels[ends - 1].astype(np.int64), ends
+
+
+def windows_from_recording(
+    data: np.ndarray,
+    labels: np.ndarray,
+    fs: float,
+    group: str,
+    layout: dict[str, Any],
+    classes: list[str],
+    window_ms: float = 200.0,
+    hop_ms: float = 50.0,
+    mode: str = "surface",
+) -> WindowSet:
+    """Filter a raw labelled recording (n, C) like the pipeline does and cut label-pure windows from it."""
+    window_samples = int(round(window_ms * fs / 1000))
+    hop_samples = max(1, int(round(hop_ms * fs / 1000)))
+    filtered = filter_like_pipeline(data, fs, mode)
+    windows, window_labels, ends = cut_windows(
+        filtered, np.asarray(labels), window_samples, hop_samples, skip_samples=int(0.2 * fs)
+    )
+    return WindowSet(
+        windows=windows,
+        labels=window_labels,
+        groups=np.full(len(window_labels), group, dtype=object).astype(str),
+        fs=float(fs),
+        layout=layout,
+        classes=list(classes),
+        times=ends / fs,
+    )
+
+
+def load_myo_gestures(
+    root: str | Path, sessions: list[str] | None = None, window_ms: float = 200.0, hop_ms: float = 50.0
+) -> WindowSet:
+    """The Myo armband gesture recordings (``<root>/<session>/<label>.txt``: 8 int8 columns then the label).
+
+    Each file is filtered on its own (they are separate recordings); the group is the session folder name.
+    """
+    root = Path(root)
+    session_dirs = sorted(p for p in root.iterdir() if p.is_dir()) if sessions is None else [root / s for s in sessions]
+    layout = ElectrodeLayout.ring(8).to_dict()
+    parts = []
+    for session_dir in session_dirs:
+        files = sorted(session_dir.glob("*.txt"))
+        if not files:
+            raise FileNotFoundError(f"no <label>.txt recordings in {session_dir}")
+        for path in files:
+            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+            part = windows_from_recording(
+                table[:, :8], table[:, 8].astype(np.int64), MYO_FS, session_dir.name, layout, list(MYO_CLASSES),
+                window_ms, hop_ms,
+            )
+            part.description = {"file": f"{session_dir.name}/{path.name}"}
+            parts.append(part)
+    result = concatenate(parts)
+    result.description = {"dataset": "myo-gestures", "root": str(root), "sessions": [d.name for d in session_dirs]}
+    return result
+
+
+def split_by_group(
+    dataset: WindowSet, test_groups: list[str], validation_groups: list[str] | None = None,
+    validation_fraction: float = 0.15, seed: int = 0,
+) -> tuple[WindowSet, WindowSet, WindowSet]:
+    """-> (train, validation, test). Test = whole groups. Validation = whole groups when given, else the last
+    ``validation_fraction`` of each training group's windows in time order (a contiguous block, so overlapping
+    neighbours of validation windows are not in training except at one boundary)."""
+    test_mask = np.isin(dataset.groups, test_groups)
+    if not test_mask.any():
+        raise ValueError(f"no windows in test groups {test_groups}; groups are {sorted(set(dataset.groups))}")
+    if validation_groups:
+        validation_mask = np.isin(dataset.groups, validation_groups)
+    else:
+        validation_mask = np.zeros(len(dataset), dtype=bool)
+        for group in np.unique(dataset.groups[~test_mask]):
+            for label in np.unique(dataset.labels):
+                indices = np.flatnonzero((dataset.groups == group) & (dataset.labels == label))
+                n_validation = int(round(len(indices) * validation_fraction))
+                if n_validation:
+                    validation_mask[indices[-n_validation:]] = True
+    train_mask = ~test_mask & ~validation_mask
+    return dataset.subset(train_mask), dataset.subset(validation_mask), dataset.subset(test_mask)

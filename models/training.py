@@ -1,0 +1,246 @@
+"""Training loop (the paper's Algorithm 2): mini-batch AdamW with weight decay, label smoothing or mixup, random
+channel masking, DropEdge and dropout inside the network, early stopping on validation loss with the best weights
+restored. The same loop trains the neural baselines, so every network in the evaluation table gets the same care.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.datasets import WindowSet
+from models.graphs import layout_edges
+from models.neurofusionnet import NetworkConfig, NeuroFusionNet
+from models.predictor import handcrafted_features
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-3
+    label_smoothing: float = 0.1
+    mixup_alpha: float = 0.0  # > 0 mixes pairs of windows (and their one-hot labels)
+    channel_drop: float = 0.1  # chance that each channel is masked in a training window (one always kept)
+    gain_jitter: float = 0.1  # per-window amplitude scale drawn from [1 - j, 1 + j]
+    patience: int = 6  # epochs without a better validation loss before stopping
+    max_seconds: float = 480.0
+    seed: int = 0
+    threads: int = 2
+    fatigue_weight: float = 0.0  # weight of the auxiliary fatigue regression loss (needs WindowSet.fatigue)
+
+    def without_regularisation(self) -> TrainingConfig:
+        """The 'no regularisation' ablation: no weight decay, smoothing, mixup, masking, jitter, early stopping."""
+        return TrainingConfig(
+            **{**asdict(self), "weight_decay": 0.0, "label_smoothing": 0.0, "mixup_alpha": 0.0,
+               "channel_drop": 0.0, "gain_jitter": 0.0, "patience": self.epochs + 1}
+        )
+
+
+@dataclass
+class TensorSet:
+    """A WindowSet as tensors the networks take: windows, handcrafted features, labels, optional fatigue."""
+
+    windows: torch.Tensor
+    features: torch.Tensor
+    labels: torch.Tensor
+    fatigue: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def to_tensors(dataset: WindowSet, feature_names: list[str]) -> TensorSet:
+    features = handcrafted_features(dataset.windows, dataset.fs, feature_names)
+    fatigue = None if dataset.fatigue is None else torch.from_numpy(dataset.fatigue.astype(np.float32))
+    return TensorSet(
+        torch.from_numpy(np.ascontiguousarray(dataset.windows, dtype=np.float32)),
+        torch.from_numpy(features),
+        torch.from_numpy(dataset.labels.astype(np.int64)),
+        fatigue,
+    )
+
+
+@dataclass
+class History:
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    validation_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def outputs_of(model: nn.Module, windows: torch.Tensor, features: torch.Tensor, mask: torch.Tensor):
+    """-> (logits, fatigue or None) whatever the network returns (NeuroFusionNet: a tuple; baselines: logits)."""
+    output = model(windows, features, mask)
+    if isinstance(output, tuple):
+        return output[0], (output[2] if len(output) > 2 else None)
+    return output, None
+
+
+def random_channel_mask(batch: int, n_channels: int, drop: float, generator: torch.Generator) -> torch.Tensor:
+    mask = (torch.rand(batch, n_channels, generator=generator) >= drop).float()
+    keep = torch.randint(n_channels, (batch,), generator=generator)
+    mask[torch.arange(batch), keep] = 1.0  # never mask every channel of a window
+    return mask
+
+
+def predict_logits(model: nn.Module, data: TensorSet, batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            windows = data.windows[start : start + batch_size]
+            mask = torch.ones(windows.shape[:2])
+            logits, _ = outputs_of(model, windows, data.features[start : start + batch_size], mask)
+            chunks.append(logits)
+    return torch.cat(chunks) if chunks else torch.zeros(0)
+
+
+def evaluate_loss(model: nn.Module, data: TensorSet) -> tuple[float, float]:
+    logits = predict_logits(model, data)
+    loss = nn.functional.cross_entropy(logits, data.labels).item()
+    accuracy = (logits.argmax(dim=1) == data.labels).float().mean().item()
+    return loss, accuracy
+
+
+def fit(
+    model: nn.Module,
+    train: TensorSet,
+    validation: TensorSet,
+    n_classes: int,
+    config: TrainingConfig,
+    progress: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train ``model`` in place; the weights of the epoch with the lowest validation loss are restored."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch
+    )
+    history = History()
+    best_loss, best_state, since_best = math.inf, copy.deepcopy(model.state_dict()), 0
+    started = time.perf_counter()
+    for epoch in range(config.epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        total_loss, correct, seen = 0.0, 0, 0
+        for step in range(steps_per_epoch):
+            index = order[step * config.batch_size : (step + 1) * config.batch_size]
+            if len(index) < 2:
+                continue
+            windows, features, labels = train.windows[index], train.features[index], train.labels[index]
+            batch, n_channels = windows.shape[:2]
+            if config.gain_jitter > 0:
+                gain = 1 + config.gain_jitter * (2 * torch.rand(batch, 1, 1, generator=generator) - 1)
+                windows = windows * gain
+            mask = (
+                random_channel_mask(batch, n_channels, config.channel_drop, generator)
+                if config.channel_drop > 0 else torch.ones(batch, n_channels)
+            )
+            targets = nn.functional.one_hot(labels, n_classes).float()
+            if config.mixup_alpha > 0:
+                mix = float(np.random.default_rng(config.seed + epoch * 1000 + step).beta(config.mixup_alpha,
+                                                                                          config.mixup_alpha))
+                partner = torch.randperm(batch, generator=generator)
+                windows = mix * windows + (1 - mix) * windows[partner]
+                features = mix * features + (1 - mix) * features[partner]
+                targets = mix * targets + (1 - mix) * targets[partner]
+                mask = mask * mask[partner]
+                mask[:, 0] = torch.where(mask.sum(1) == 0, 1.0, mask[:, 0])
+            logits, fatigue = outputs_of(model, windows, features, mask)
+            loss = nn.functional.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
+            if config.fatigue_weight > 0 and fatigue is not None and train.fatigue is not None:
+                loss = loss + config.fatigue_weight * nn.functional.mse_loss(fatigue, train.fatigue[index])
+            optimiser.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            scheduler.step()
+            total_loss += loss.item() * batch
+            correct += int((logits.argmax(dim=1) == labels).sum())
+            seen += batch
+        validation_loss, validation_accuracy = evaluate_loss(model, validation)
+        history.train_loss.append(total_loss / max(seen, 1))
+        history.train_accuracy.append(correct / max(seen, 1))
+        history.validation_loss.append(validation_loss)
+        history.validation_accuracy.append(validation_accuracy)
+        if validation_loss < best_loss - 1e-4:
+            best_loss, best_state, since_best = validation_loss, copy.deepcopy(model.state_dict()), 0
+            history.best_epoch = epoch
+        else:
+            since_best += 1
+        if progress is not None:
+            progress(epoch, history)
+        history.seconds = time.perf_counter() - started
+        if since_best >= config.patience or history.seconds > config.max_seconds:
+            history.stopped_early = epoch < config.epochs - 1
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def build_neurofusionnet(
+    dataset: WindowSet, feature_names: list[str], graph: str = "layout", **network_options: Any
+) -> NeuroFusionNet:
+    config = NetworkConfig(
+        n_channels=dataset.n_channels, n_classes=len(dataset.classes), n_features=len(feature_names),
+        **network_options,
+    )
+    return NeuroFusionNet(config, layout_edges(dataset.layout, graph))
+
+
+def train_neurofusionnet(
+    train: WindowSet,
+    validation: WindowSet,
+    feature_names: list[str],
+    config: TrainingConfig,
+    graph: str = "layout",
+    progress: Callable[[int, History], None] | None = None,
+    **network_options: Any,
+) -> tuple[NeuroFusionNet, History, TensorSet, TensorSet]:
+    """Build, normalise (feature statistics from the training set only) and train a NeuroFusionNet."""
+    torch.manual_seed(config.seed)
+    model = build_neurofusionnet(train, feature_names, graph, **network_options)
+    train_tensors, validation_tensors = to_tensors(train, feature_names), to_tensors(validation, feature_names)
+    model.set_feature_statistics(NeuroFusionNet.feature_inputs(train_tensors.windows, train_tensors.features))
+    history = fit(model, train_tensors, validation_tensors, len(train.classes), config, progress)
+    return model, history, train_tensors, validation_tensors
+
+
+def rich_progress(total_epochs: int, label: str = "training"):
+    """A rich progress bar over epochs; returns (context manager, callback for ``fit``)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+    )
+    task = bar.add_task(label, total=total_epochs, status="")
+
+    def update(epoch: int, history: History) -> None:
+        status = (
+            f"loss {history.train_loss[-1]:.3f} val loss {history.validation_loss[-1]:.3f} "
+            f"val acc {100 * history.validation_accuracy[-1]:.1f}%"
+        )
+        bar.update(task, completed=epoch + 1, status=status)
+
+    return bar, update
