@@ -22,9 +22,9 @@ from benchmarks.common import REPO, emit
 
 def measure(channels: int, duration_s: float, fs: float) -> dict[str, float]:
     from monitor.acquisition import resolve_stream
-    from monitor.inference.client import InferenceClient, spawn_worker
+    from monitor.inference.client import InferenceClient
+    from monitor.inference.supervisor import spawn_worker
     from monitor.pipeline import MonitorPipeline
-    from monitor.session import free_tcp_endpoint
 
     layout = {8: "ring8", 64: "grid8x8"}.get(channels, f"grid{channels // 16}x16")
     source_id = f"bench-{uuid.uuid4().hex[:8]}"
@@ -33,8 +33,8 @@ def measure(channels: int, duration_s: float, fs: float) -> dict[str, float]:
          "--fs", str(fs), "--duration", str(duration_s), "--no-index"],
         stdout=subprocess.PIPE, text=True,
     )
-    endpoint = free_tcp_endpoint()
-    worker = spawn_worker(model_path=None, endpoint=endpoint)
+    worker = spawn_worker(model_path=None)
+    endpoint = worker.endpoint
     try:
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
@@ -42,6 +42,7 @@ def measure(channels: int, duration_s: float, fs: float) -> dict[str, float]:
         player.communicate(timeout=duration_s + 60)
         time.sleep(1.0)
         pipeline.stop()
+        client.close()
     finally:
         worker.stop()
         if player.poll() is None:

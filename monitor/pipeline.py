@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +95,6 @@ class MonitorPipeline:
         for thread in (self._poller, self.engine, self.acquisition):
             if thread.is_alive():
                 thread.join(timeout=2.0)
-        if self.client is not None:
-            self.client.close()
 
     def _on_windows(self, results: list[WindowResult]) -> None:
         with self.state.lock:
@@ -120,10 +117,11 @@ class MonitorPipeline:
     def _poll_decisions(self) -> None:
         import pylsl
 
+        if self.client is None:
+            return
         while not self._stop.is_set():
-            decisions = self.client.poll() if self.client is not None else []
+            decisions = self.client.poll(timeout_s=0.05)
             if not decisions:
-                time.sleep(0.002)
                 continue
             now = pylsl.local_clock()
             with self.state.lock:

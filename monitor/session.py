@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 from contextlib import ExitStack
@@ -32,12 +31,6 @@ class SessionOptions:
     settings: EngineSettings | None = None
 
 
-def free_tcp_endpoint() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-
-
 def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and (
         os.environ.get("QT_QPA_PLATFORM", "") != "offscreen"
@@ -55,14 +48,20 @@ def stop_on_signals(stop: threading.Event) -> None:
 def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> Any | None:
     if options.no_inference:
         return None
-    from monitor.inference.client import InferenceClient, spawn_worker
+    from monitor.inference.client import InferenceClient
+    from monitor.inference.supervisor import WorkerSupervisor, spawn_worker
 
-    endpoint = options.worker_endpoint
-    if endpoint is None:
-        endpoint = free_tcp_endpoint()
-        handle = spawn_worker(model_path=options.model, endpoint=endpoint)
-        stack.callback(handle.stop)
-    client = InferenceClient(endpoint=endpoint, bed_id=bed_id)
+    if options.worker_endpoint is not None:
+        client = InferenceClient(endpoint=options.worker_endpoint, bed_id=bed_id)
+        stack.callback(client.close)
+        return client
+    handle = spawn_worker(model_path=options.model)
+    stack.callback(handle.stop)
+    client = InferenceClient(endpoint=handle.endpoint, bed_id=bed_id)
+    stack.callback(client.close)
+    # a worker this monitor started is restarted when it dies or hangs; meanwhile the monitor keeps filtering
+    supervisor = WorkerSupervisor(handle, client).start()
+    stack.callback(supervisor.stop, stop_worker=False)
     return client
 
 

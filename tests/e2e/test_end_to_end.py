@@ -35,13 +35,13 @@ def player():
 def test_every_sample_arrives_once_and_nearly_every_window_gets_a_decision(player):
     from dsp.windows import samples_for
     from monitor.acquisition import resolve_stream
-    from monitor.inference.client import InferenceClient, spawn_worker
+    from monitor.inference.client import InferenceClient
+    from monitor.inference.supervisor import spawn_worker
     from monitor.pipeline import MonitorPipeline
-    from monitor.session import free_tcp_endpoint
 
     source_id, process = player
-    endpoint = free_tcp_endpoint()
-    worker = spawn_worker(model_path=None, endpoint=endpoint)
+    worker = spawn_worker(model_path=None)
+    endpoint = worker.endpoint
     try:
         client = InferenceClient(endpoint=endpoint, bed_id="e2e", deadline_s=2.0)
         info = resolve_stream(source_id=source_id, timeout_s=20.0)
@@ -55,6 +55,7 @@ def test_every_sample_arrives_once_and_nearly_every_window_gets_a_decision(playe
         while time.monotonic() < deadline and len(pipeline.state.decisions) < expected_windows:
             time.sleep(0.1)
         pipeline.stop()
+        client.close()
     finally:
         worker.stop()
 
