@@ -33,6 +33,13 @@ class StreamDescription:
     channel_labels: list[str]
     units: list[str]
     layout: dict[str, Any] | None = field(default=None)
+    channel_types: list[str] = field(default_factory=list)
+
+    @property
+    def emg_channels(self) -> list[int]:
+        """Channels typed EMG (all of them when the stream does not type its channels)."""
+        typed = [i for i, kind in enumerate(self.channel_types) if kind.upper() == "EMG"]
+        return typed or list(range(self.n_channels))
 
 
 def resolve_stream(
@@ -56,14 +63,16 @@ def resolve_stream(
 def describe(info: Any) -> StreamDescription:
     """Reads rate, channels, labels, units and electrode layout from a full StreamInfo (inlet.info())."""
     n_channels = info.channel_count()
-    labels, units = [], []
+    labels, units, types = [], [], []
     channel = info.desc().child("channels").child("channel")
     while not channel.empty() and len(labels) < n_channels:
         labels.append(channel.child_value("label") or f"ch{len(labels) + 1}")
         units.append(channel.child_value("unit") or "microvolts")
+        types.append(channel.child_value("type") or "EMG")
         channel = channel.next_sibling("channel")
     labels += [f"ch{i + 1}" for i in range(len(labels), n_channels)]
     units += ["microvolts"] * (n_channels - len(units))
+    types += ["EMG"] * (n_channels - len(types))
     layout_text = info.desc().child_value("layout")
     try:
         layout = json.loads(layout_text) if layout_text else None
@@ -71,7 +80,8 @@ def describe(info: Any) -> StreamDescription:
         log.warning("stream %s carries an unreadable layout; ignoring it", info.name())
         layout = None
     return StreamDescription(
-        info.name(), info.type(), info.source_id(), float(info.nominal_srate()), n_channels, labels, units, layout
+        info.name(), info.type(), info.source_id(), float(info.nominal_srate()), n_channels, labels, units, layout,
+        types,
     )
 
 

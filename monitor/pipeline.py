@@ -74,6 +74,7 @@ class MonitorPipeline:
         stream = self.acquisition.stream
         self.engine = DspEngine(self.acquisition.buffer, stream.fs, settings, filtered_seconds=buffer_seconds)
         self.client = client
+        self.model_channels = np.asarray(stream.emg_channels)
         self.state = MonitorState(
             stream_name=stream.name, fs=stream.fs, n_channels=stream.n_channels,
             channel_labels=list(stream.channel_labels), layout=stream.layout,
@@ -109,8 +110,8 @@ class MonitorPipeline:
             return
         for result in results:
             self.client.submit(
-                result.window.data, result.window.last_timestamp, result.window.end_counter, self.state.fs,
-                result.usable,
+                result.window.data[self.model_channels], result.window.last_timestamp, result.window.end_counter,
+                self.state.fs, result.usable[self.model_channels],
             )
             self.state.windows_sent += 1
 

@@ -31,11 +31,13 @@ def describe_stream(info: Any, source: SampleSource, unit: str = "microvolts") -
     """Writes channel labels, units and the electrode layout into an LSL StreamInfo description (XDF-style)."""
     desc = info.desc()
     channels = desc.append_child("channels")
-    for label in source.channel_labels:
+    # auxiliary channels (force, triggers, a test's sample index) are typed so the monitor keeps them off the model
+    types = getattr(source, "channel_types", None) or ["EMG"] * source.n_channels
+    for label, channel_type in zip(source.channel_labels, types, strict=True):
         channel = channels.append_child("channel")
         channel.append_child_value("label", str(label))
         channel.append_child_value("unit", unit)
-        channel.append_child_value("type", "EMG")
+        channel.append_child_value("type", channel_type)
     layout = getattr(source, "layout", None)
     if layout is not None:
         desc.append_child_value("layout", json.dumps(layout.to_dict() if hasattr(layout, "to_dict") else layout))

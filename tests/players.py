@@ -25,7 +25,8 @@ class IndexedSource:
         self.fs = inner.fs
         self.n_channels = inner.n_channels + 1
         self.channel_labels = list(inner.channel_labels) + ["INDEX"]
-        self.layout = None
+        self.channel_types = ["EMG"] * inner.n_channels + ["MISC"]
+        self.layout = inner.layout  # of the EMG channels; the INDEX channel is typed MISC and kept off the model
         self._next = 0
 
     def read(self, n: int) -> np.ndarray:
