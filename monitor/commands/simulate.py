@@ -1,0 +1,154 @@
+"""`neurofusion simulate`: the simulated amplifier, live over LSL or written offline to NPZ/EDF/BDF."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from monitor.errors import UserError
+
+LAYOUT_HELP = "ring8 (Myo-like armband), grid8x8, grid13x5 (64-ch OTB grid), needle, or ringN / gridRxC"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulated EMG amplifier (motor-unit model) over LSL, or to a file with --out",
+        description=(
+            "Simulate physiological EMG from motor-unit pools (healthy, myopathy, neuropathy) with fatigue and "
+            "artifacts. Without --out, publish it in real time as an LSL stream (type EMG, µV, electrode layout in "
+            "the description) plus a '<name>-markers' stream with JSON ground truth. With --out, write the "
+            "recording offline as fast as possible (.npz, .edf or .bdf; see docs/simulator.md)."
+        ),
+    )
+    parser.add_argument("--out", metavar="FILE", help="write FILE (.npz, .edf, .bdf) instead of streaming")
+    parser.add_argument("--duration", type=float, metavar="S", help="seconds (default: forever live, 60 with --out)")
+    parser.add_argument("--layout", default="ring8", help=f"electrodes: {LAYOUT_HELP} (default ring8)")
+    parser.add_argument("--fs", type=float, help="sampling rate in Hz (default 2048 surface, 10000 needle)")
+    parser.add_argument("--condition", default="healthy", choices=("healthy", "myopathy", "neuropathy"))
+    parser.add_argument(
+        "--profile",
+        default="gestures",
+        choices=("rest", "ramp", "hold", "intermittent", "gestures"),
+        help="force profile: rest, ramp to --mvc, sustained hold, on/off every --period, or a cycle of gestures",
+    )
+    parser.add_argument("--mvc", type=float, default=50.0, help="contraction level in %%MVC (default 50)")
+    parser.add_argument("--gesture", help="gesture used by hold/ramp/intermittent (ring: fist, wrist_flexion, ...)")
+    parser.add_argument("--period", type=float, default=5.0, help="seconds on and off per gesture (default 5)")
+    parser.add_argument(
+        "--fatigue-rate", type=float, default=0.15, help="conduction-velocity loss per minute at 50%%MVC (0.15)"
+    )
+    parser.add_argument("--mains", type=float, default=50.0, choices=(0.0, 50.0, 60.0), help="50, 60 or 0 (off)")
+    parser.add_argument("--snr", type=float, default=30.0, help="signal-to-noise ratio in dB (default 30)")
+    parser.add_argument(
+        "--artifacts",
+        default="mains,wander,noise",
+        help="comma list of mains, wander, noise, motion, liftoff, saturation, dropout; 'all' or 'none'",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="subject and noise seed (same seed, same samples)")
+    parser.add_argument("--name", default="NeuroFusion-Sim", help="LSL stream name")
+    parser.add_argument("--source-id", help="LSL source_id (default nf-sim-<layout>-<seed>)")
+    parser.add_argument("--chunk", type=int, default=32, help="samples per LSL chunk (default 32)")
+    parser.add_argument("--marker-rate", type=float, default=4.0, help="ground-truth markers per second (default 4)")
+    parser.set_defaults(handler=run)
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """SimulationConfig from parsed options; raises UserError for anything invalid."""
+    from simulators.artifacts import ARTIFACTS
+    from simulators.emg import SimulationConfig
+
+    text = args.artifacts.strip().lower()
+    if text == "all":
+        artifacts: tuple[str, ...] = ARTIFACTS
+    elif text in ("", "none"):
+        artifacts = ()
+    else:
+        artifacts = tuple(part.strip() for part in text.split(",") if part.strip())
+    layout = args.layout
+    fs = args.fs if args.fs is not None else (10000.0 if layout.strip().lower() == "needle" else 2048.0)
+    config = SimulationConfig(
+        layout=layout,
+        fs=fs,
+        condition=args.condition,
+        profile=args.profile,
+        mvc_percent=args.mvc,
+        gesture=args.gesture,
+        period_s=args.period,
+        fatigue_rate=args.fatigue_rate,
+        mains_hz=args.mains,
+        snr_db=args.snr,
+        artifacts=artifacts,
+        seed=args.seed,
+    )
+    try:
+        config.validate()
+        from simulators.artifacts import ArtifactConfig
+
+        ArtifactConfig(enabled=artifacts)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from simulators.emg import EmgSimulator
+
+    config = build_config(args)
+    if args.duration is not None and args.duration <= 0:
+        raise UserError(f"--duration must be positive, not {args.duration:g}")
+    simulator = EmgSimulator(config)
+    if args.out:
+        return _write(simulator, args)
+    return _stream(simulator, args)
+
+
+def _write(simulator: Any, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simulators.files import SUFFIXES, record, write
+
+    path = Path(args.out)
+    if path.suffix.lower() not in SUFFIXES:
+        raise UserError(f"--out must end in {', '.join(SUFFIXES)}, not {path.name!r}")
+    if not path.parent.is_dir():
+        raise UserError(f"--out: folder {path.parent} does not exist")
+    duration = 60.0 if args.duration is None else args.duration
+    if path.suffix.lower() in (".edf", ".bdf"):
+        if simulator.fs != round(simulator.fs):
+            raise UserError(f"EDF/BDF needs an integer sampling rate, not {simulator.fs:g} Hz; use .npz")
+        duration = float(max(1, round(duration)))  # EDF data records are whole seconds
+    started = time.perf_counter()
+    recording = record(simulator, duration, truth_rate_hz=args.marker_rate)
+    try:
+        write(recording, path)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+    elapsed = time.perf_counter() - started
+    print(
+        f"wrote {path} ({recording.data.shape[0]} samples x {recording.data.shape[1]} channels at "
+        f"{simulator.fs:g} Hz, {duration:g} s simulated in {elapsed:.2f} s)"
+    )
+    return 0
+
+
+def _stream(simulator: Any, args: argparse.Namespace) -> int:
+    from simulators.amplifier import Amplifier
+
+    if args.chunk <= 0:
+        raise UserError(f"--chunk must be positive, not {args.chunk}")
+    source_id = args.source_id or f"nf-sim-{simulator.layout.kind}{simulator.n_channels}-{args.seed}"
+    amplifier = Amplifier(
+        simulator, name=args.name, source_id=source_id, chunk_samples=args.chunk, marker_rate_hz=args.marker_rate
+    )
+    print(
+        f"streaming {args.name!r} (source_id {source_id}): {simulator.n_channels} channels at {simulator.fs:g} Hz, "
+        f"{args.condition}, profile {args.profile}; markers on {args.name + '-markers'!r}. Ctrl-C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
+    sent = amplifier.run(duration_s=args.duration)
+    print(f"sent {sent} samples", file=sys.stderr)
+    return 0
