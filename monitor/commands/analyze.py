@@ -1,0 +1,84 @@
+"""`neurofusion analyze FILE`: the whole pipeline over a recording as fast as possible, into a report folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from monitor.recordings.options import add_reader_arguments, reader_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="run the pipeline over a recording as fast as possible and write a report",
+        description="Run a recording through the monitor's own DSP, fatigue tracking and model code (the worker's "
+        "batch handler, without sockets) as fast as the CPU allows. Writes per-window decisions and fatigue indices "
+        "(windows.csv, windows.jsonl), summary.json, figures (traces, probabilities, fatigue as PNG) and report.md.",
+    )
+    parser.add_argument("file", help="the recording to analyse")
+    parser.add_argument("--out", help="output folder (default: <file stem>-analysis in the current folder)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help="checkpoint (.pt) to use (default: the bundled model)")
+    model.add_argument("--no-model", action="store_true", help="DSP and fatigue only, no decisions")
+    model.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"), help="inference backend")
+    dsp = parser.add_argument_group("signal processing")
+    dsp.add_argument("--mode", default="surface", choices=("surface", "needle"), help="filter set (default surface)")
+    dsp.add_argument("--mains", type=float, default=50.0, help="mains frequency to notch, 0 for none (default 50)")
+    dsp.add_argument("--window-ms", type=float, default=200.0, help="analysis window (default 200 ms)")
+    dsp.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
+    dsp.add_argument("--start", type=float, help="seconds into the recording to start from")
+    dsp.add_argument("--end", type=float, help="seconds into the recording to stop at")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_reader_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dsp.engine import EngineSettings
+    from monitor.errors import UserError
+    from monitor.recordings import open_recording
+    from monitor.recordings.analysis import analyze_recording
+    from monitor.recordings.report import prepare_output_folder, write_report
+
+    if args.window_ms <= 0 or args.hop_ms <= 0:
+        raise UserError("--window-ms and --hop-ms must be positive")
+    recording = open_recording(args.file, **reader_options(args)).slice_seconds(args.start, args.end)
+    out = prepare_output_folder(Path(args.out) if args.out else Path(f"{Path(args.file).stem}-analysis"))
+    predictor = None if args.no_model else _load_model(args.model, args.backend)
+    settings = EngineSettings(
+        window_ms=args.window_ms, hop_ms=args.hop_ms, mode=args.mode, mains_hz=args.mains or None
+    )
+    if args.quiet or not sys.stderr.isatty():
+        analysis = analyze_recording(recording, predictor, settings)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"analysing {Path(args.file).name}", total=recording.n_samples)
+            analysis = analyze_recording(recording, predictor, settings,
+                                         progress=lambda done: bar.update(task, completed=done))  # fmt: skip
+    written = write_report(analysis, out, figures=not args.no_figures)
+    summary = analysis.summary
+    decided = f", majority {summary['majority_label']}" if "majority_label" in summary else ""
+    print(
+        f"{summary['windows']} windows from {recording.duration_s:.1f} s in {analysis.wall_seconds:.2f} s "
+        f"({analysis.real_time_factor:.0f}x real time){decided}; fatigue {summary['fatigue'].get('final_state')}; "
+        f"wrote {len(written)} files to {out}"
+    )
+    return 0
+
+
+def _load_model(path: str | None, backend: str) -> object:
+    from monitor.errors import UserError
+
+    try:
+        from models.predictor import load_predictor
+
+        return load_predictor(path, backend=backend)
+    except FileNotFoundError as error:
+        raise UserError(f"{error}; --model names a checkpoint, --no-model skips decisions") from None
+    except (ValueError, RuntimeError, KeyError, OSError) as error:
+        raise UserError(f"cannot load model {path or '(bundled)'}: {error}") from None

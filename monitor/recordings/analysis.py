@@ -1,0 +1,270 @@
+"""Offline analysis: a recording through the live pipeline's own code, as fast as the CPU allows.
+
+The samples go through ``DspEngine.process`` (the DSP thread's step: filters, counter-aligned windows, features,
+channel usability), each window's features through ``FatigueTracker``, and the windows, encoded exactly as the
+monitor sends them, through the worker's ``BatchHandler`` (the code behind the ZeroMQ socket) in batches. Only the
+sockets are left out, so the decisions equal the live ones for the same samples.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from monitor.errors import UserError
+from monitor.recordings.base import Recording
+
+ANALYSIS_BED = "analyze"
+
+
+@dataclass
+class WindowOutcome:
+    """One window's figures: the window's last sample time, DSP features (median over usable channels), the
+    fatigue tracker's view and, with a model, the decision."""
+
+    index: int
+    end_counter: int
+    time_s: float  # last sample, seconds from the recording's first sample
+    usable_channels: int
+    rms_uv: float
+    mnf_hz: float
+    mdf_hz: float
+    active_channels: int
+    fatigue_state: str
+    mdf_change_pct: float
+    mdf_slope_hz_per_min: float
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: list[float] | None = None
+    file_label: int | None = None
+
+    def to_dict(self, classes: list[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in self.__dict__.items()
+            if key != "probabilities"
+        }
+        for name, value in zip(classes, self.probabilities or [], strict=False):
+            row[f"p_{name}"] = value
+        return row
+
+
+@dataclass
+class Analysis:
+    recording: Recording
+    windows: list[WindowOutcome]
+    classes: list[str]
+    model_id: str | None
+    wall_seconds: float
+    engine_stats: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.recording.duration_s / self.wall_seconds if self.wall_seconds > 0 else math.inf
+
+
+def _median(values: np.ndarray, mask: np.ndarray) -> float:
+    chosen = values[mask & np.isfinite(values)]
+    return float(np.median(chosen)) if chosen.size else math.nan
+
+
+class _InProcessWorker:
+    """The worker's BatchHandler fed the same encoded frames the monitor's client would send it."""
+
+    def __init__(self, predictor: Any, max_batch: int) -> None:
+        from monitor.inference.worker import BatchHandler
+
+        self.handler = BatchHandler(predictor, worker_name="analyze", max_batch=max_batch)
+        self.classes = list(self.handler.classes)
+        self.model_id = self.handler.model_id
+
+    def run(self, windows: list[Any], fs: float) -> list[Any]:
+        from monitor.inference import protocol
+
+        messages = []
+        for result in windows:
+            request = protocol.InferenceRequest(
+                request_id=protocol.new_request_id(),
+                bed_id=ANALYSIS_BED,
+                sequence=result.window.end_counter,
+                last_timestamp=result.window.last_timestamp,
+                fs=fs,
+                window=result.window.data,
+                channel_mask=result.usable,
+            )
+            messages.append([b"analyze", b""] + [bytes(frame) for frame in protocol.encode_request(request)])
+        decoded = []
+        for reply in self.handler.handle(messages):
+            _, body = protocol.split_envelope([bytes(frame) for frame in reply])
+            message = protocol.decode(body)
+            if isinstance(message, protocol.ErrorReply):
+                raise UserError(f"the model refused the recording's windows: {message.message}")
+            decoded.append(message)
+        return decoded
+
+
+def check_model_fits(predictor: Any, recording: Recording) -> None:
+    """A model for another channel count or layout cannot judge this recording: say so before any work."""
+    card = predictor.card
+    if card.n_channels != recording.n_channels:
+        raise UserError(
+            f"model {card.model_id!r} expects {card.n_channels} channels but the recording has "
+            f"{recording.n_channels}; --model picks a model for this layout, --no-model runs DSP and fatigue only"
+        )
+    if recording.layout is not None:
+        try:
+            predictor.check_layout(recording.layout)
+        except ValueError as error:
+            raise UserError(f"{error}; --model picks a model for this layout") from None
+
+
+def analyze_recording(
+    recording: Recording,
+    predictor: Any | None = None,
+    engine_settings: Any | None = None,
+    chunk_seconds: float = 1.0,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> Analysis:
+    """Runs the whole pipeline over ``recording``; ``progress(samples_done)`` is called after every chunk."""
+    from dsp.engine import DspEngine, EngineSettings
+    from dsp.fatigue import FatigueTracker
+    from dsp.ringbuffer import RingBuffer
+
+    started = time.perf_counter()
+    fs, n_channels = recording.fs, recording.n_channels
+    settings = engine_settings or EngineSettings()
+    try:
+        # the engine reads its ring buffer only when run as a thread; offline we call its step directly
+        engine = DspEngine(RingBuffer(1, n_channels), fs, settings, filtered_seconds=1.0)
+    except ValueError as error:
+        raise UserError(f"cannot filter this recording: {error}") from None
+    tracker = FatigueTracker(fs, n_channels)
+    worker = None
+    if predictor is not None:
+        check_model_fits(predictor, recording)
+        worker = _InProcessWorker(predictor, max_batch=batch_size)
+    outcomes: list[WindowOutcome] = []
+    waiting: list[tuple[WindowOutcome, Any]] = []
+    first_time = float(recording.timestamps[0])
+    chunk = max(1, int(round(chunk_seconds * fs)))
+
+    def flush() -> None:
+        if worker is None or not waiting:
+            return
+        for (outcome, _), decision in zip(waiting, worker.run([r for _, r in waiting], fs), strict=True):
+            outcome.label = decision.label
+            outcome.probabilities = [float(p) for p in decision.probabilities]
+            outcome.confidence = float(np.max(decision.probabilities))
+        waiting.clear()
+
+    for start in range(0, recording.n_samples, chunk):
+        stop = min(start + chunk, recording.n_samples)
+        for result in engine.process(recording.data[start:stop], recording.timestamps[start:stop], start):
+            report = tracker.update_features(result.window.last_timestamp, result.features, result.usable)
+            usable = np.asarray(result.usable, bool)
+            outcome = WindowOutcome(
+                index=len(outcomes),
+                end_counter=result.window.end_counter,
+                time_s=result.window.last_timestamp - first_time,
+                usable_channels=int(usable.sum()),
+                rms_uv=_median(result.features["RMS"], usable),
+                mnf_hz=_median(result.features["MNF"], usable),
+                mdf_hz=_median(result.features["MDF"], usable),
+                active_channels=int(np.count_nonzero(report.active)),
+                fatigue_state=report.state,
+                mdf_change_pct=_median(report.mdf_change_pct, np.ones(n_channels, bool)),
+                mdf_slope_hz_per_min=_median(report.mdf_slope_hz_per_min, np.ones(n_channels, bool)),
+                file_label=None if recording.labels is None else int(recording.labels[result.window.end_counter - 1]),
+            )
+            outcomes.append(outcome)
+            waiting.append((outcome, result))
+        if len(waiting) >= batch_size:
+            flush()
+        if progress is not None:
+            progress(stop)
+    flush()
+    stats = engine.stats
+    analysis = Analysis(
+        recording=recording,
+        windows=outcomes,
+        classes=worker.classes if worker else [],
+        model_id=worker.model_id if worker else None,
+        wall_seconds=time.perf_counter() - started,
+        engine_stats={"gaps": stats.gaps, "nonfinite_samples": stats.nonfinite_samples, "windows": stats.windows},
+    )
+    analysis.summary = summarize(analysis, tracker.report().to_dict() if outcomes else {})
+    return analysis
+
+
+def summarize(analysis: Analysis, final_fatigue: dict[str, Any]) -> dict[str, Any]:
+    """Label distribution and confidence, fatigue slope and change, quality issues: the report's numbers."""
+    from scipy.stats import theilslopes
+
+    recording, windows = analysis.recording, analysis.windows
+    summary: dict[str, Any] = {
+        "file": str(recording.source) if recording.source else None,
+        "duration_s": recording.duration_s,
+        "fs": recording.fs,
+        "n_channels": recording.n_channels,
+        "windows": len(windows),
+        "model_id": analysis.model_id,
+        "wall_seconds": analysis.wall_seconds,
+        "real_time_factor": analysis.real_time_factor,
+    }
+    decided = [w for w in windows if w.label is not None]
+    if decided:
+        counts = Counter(w.label for w in decided)
+        summary["label_distribution"] = {name: counts.get(name, 0) / len(decided) for name in analysis.classes}
+        summary["majority_label"] = counts.most_common(1)[0][0]
+        summary["mean_confidence"] = float(np.mean([w.confidence for w in decided]))
+        if recording.labels is not None:
+            by_file_label: dict[str, Counter] = {}
+            for w in decided:
+                by_file_label.setdefault(str(w.file_label), Counter())[w.label] += 1
+            summary["decisions_by_file_label"] = {k: dict(v) for k, v in sorted(by_file_label.items())}
+    active = [w for w in windows if w.active_channels > 0 and math.isfinite(w.mdf_hz)]
+    fatigue: dict[str, Any] = {"active_windows": len(active), "final_state": final_fatigue.get("state")}
+    if len(active) >= 10:
+        times_min = np.array([w.time_s for w in active]) / 60.0
+        mdf = np.array([w.mdf_hz for w in active])
+        mnf = np.array([w.mnf_hz for w in active])
+        rms = np.array([w.rms_uv for w in active])
+        fatigue["mdf_slope_hz_per_min"] = float(theilslopes(mdf, times_min)[0])
+        fatigue["mnf_slope_hz_per_min"] = float(theilslopes(mnf, times_min)[0])
+        tenth = max(1, len(active) // 10)
+        fatigue["mdf_change_pct"] = float(100.0 * (np.median(mdf[-tenth:]) / np.median(mdf[:tenth]) - 1.0))
+        fatigue["rms_change_pct"] = float(100.0 * (np.median(rms[-tenth:]) / np.median(rms[:tenth]) - 1.0))
+    summary["fatigue"] = fatigue
+    partial = sum(1 for w in windows if w.usable_channels < recording.n_channels)
+    summary["quality"] = {
+        **analysis.engine_stats,
+        "windows_with_unusable_channels": partial,
+        "issues": _quality_issues(analysis, partial),
+    }
+    if recording.labels is not None:
+        values, counts = np.unique(recording.labels, return_counts=True)
+        summary["file_label_distribution"] = {str(v): int(c) / recording.n_samples for v, c in zip(values, counts,
+                                                                                                      strict=True)}
+    return summary
+
+
+def _quality_issues(analysis: Analysis, partial_windows: int) -> list[str]:
+    issues = []
+    stats = analysis.engine_stats
+    if stats["gaps"]:
+        issues.append(f"{stats['gaps']} gap(s) in the timestamps: filters and windows restarted there")
+    if stats["nonfinite_samples"]:
+        issues.append(f"{stats['nonfinite_samples']} non-finite samples (channels masked around them)")
+    if partial_windows:
+        issues.append(f"{partial_windows} of {len(analysis.windows)} windows had unusable channels")
+    if not analysis.windows:
+        issues.append("the recording is shorter than one analysis window")
+    return issues

@@ -1,0 +1,188 @@
+"""Writes an `Analysis` to a folder: per-window CSV and JSON lines, summary JSON, PNG figures, a Markdown page."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor.errors import UserError
+from monitor.recordings.analysis import Analysis
+
+TRACE_CHANNELS = 8  # the traces figure shows at most this many channels, spread over the grid
+TRACE_SECONDS = 10.0
+
+
+def prepare_output_folder(folder: Path) -> Path:
+    """Creates ``folder`` and proves it writable now, not after the analysis has run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write to {folder}: {error.strerror}") from None
+    return folder
+
+
+def write_report(analysis: Analysis, folder: Path, figures: bool = True) -> list[Path]:
+    """All outputs of ``neurofusion analyze``; returns the paths written."""
+    written = [
+        _write_windows_csv(analysis, folder / "windows.csv"),
+        _write_windows_jsonl(analysis, folder / "windows.jsonl"),
+    ]
+    summary_path = folder / "summary.json"
+    summary_path.write_text(json.dumps(_json_safe(analysis.summary), indent=2) + "\n")
+    written.append(summary_path)
+    figure_paths = _write_figures(analysis, folder) if figures else []
+    written.extend(figure_paths)
+    report_path = folder / "report.md"
+    report_path.write_text(_markdown(analysis, figure_paths))
+    written.append(report_path)
+    return written
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def _write_windows_csv(analysis: Analysis, path: Path) -> Path:
+    rows = [w.to_dict(analysis.classes) for w in analysis.windows]
+    fields = list(rows[0]) if rows else ["index"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return path
+
+
+def _write_windows_jsonl(analysis: Analysis, path: Path) -> Path:
+    with path.open("w") as handle:
+        for window in analysis.windows:
+            row = window.to_dict([])
+            row["probabilities"] = dict(zip(analysis.classes, window.probabilities or [], strict=False)) or None
+            handle.write(json.dumps(_json_safe(row)) + "\n")
+    return path
+
+
+def _write_figures(analysis: Analysis, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = [_traces_figure(analysis, folder / "traces.png", plt)]
+    if analysis.classes and analysis.windows:
+        paths.append(_probability_figure(analysis, folder / "probabilities.png", plt))
+    if analysis.windows:
+        paths.append(_fatigue_figure(analysis, folder / "fatigue.png", plt))
+    return paths
+
+
+def _traces_figure(analysis: Analysis, path: Path, plt: Any) -> Path:
+    recording = analysis.recording
+    shown = np.unique(np.linspace(0, recording.n_channels - 1, min(TRACE_CHANNELS, recording.n_channels)).astype(int))
+    samples = min(recording.n_samples, int(TRACE_SECONDS * recording.fs))
+    times = np.arange(samples) / recording.fs
+    figure, axes = plt.subplots(len(shown), 1, figsize=(10, 1.1 * len(shown) + 1), sharex=True, squeeze=False)
+    for axis, channel in zip(axes[:, 0], shown, strict=True):
+        axis.plot(times, recording.data[:samples, channel], linewidth=0.5)
+        axis.set_ylabel(recording.channel_labels[channel], rotation=0, ha="right", fontsize=8)
+        axis.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel(f"seconds (first {samples / recording.fs:.1f} s, raw, µV)")
+    figure.suptitle(f"{recording.source.name if recording.source else 'recording'}: raw traces")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _probability_figure(analysis: Analysis, path: Path, plt: Any) -> Path:
+    decided = [w for w in analysis.windows if w.probabilities]
+    times = np.array([w.time_s for w in decided])
+    probabilities = np.array([w.probabilities for w in decided])
+    figure, axis = plt.subplots(figsize=(10, 3.2))
+    for column, name in enumerate(analysis.classes):
+        axis.plot(times, probabilities[:, column], label=name, linewidth=0.8)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("seconds")
+    axis.set_ylabel("probability")
+    axis.legend(loc="upper right", fontsize=8)
+    axis.set_title(f"decisions of {analysis.model_id}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _fatigue_figure(analysis: Analysis, path: Path, plt: Any) -> Path:
+    times = np.array([w.time_s for w in analysis.windows])
+    active = np.array([w.active_channels > 0 for w in analysis.windows])
+    figure, (spectral, amplitude) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
+    for name, values in (("MDF", [w.mdf_hz for w in analysis.windows]), ("MNF", [w.mnf_hz for w in analysis.windows])):
+        values = np.array(values, dtype=float)
+        spectral.plot(times, np.where(active, values, np.nan), label=f"{name} (contraction)", linewidth=0.8)
+    spectral.set_ylabel("Hz (median over channels)")
+    spectral.legend(fontsize=8)
+    spectral.set_title("fatigue indices")
+    amplitude.plot(times, [w.rms_uv for w in analysis.windows], linewidth=0.8, color="tab:red")
+    amplitude.set_ylabel("RMS µV")
+    amplitude.set_xlabel("seconds")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _markdown(analysis: Analysis, figures: list[Path]) -> str:
+    summary = analysis.summary
+    fatigue = summary.get("fatigue", {})
+    quality = summary.get("quality", {})
+    lines = [
+        f"# Analysis of {Path(summary['file']).name if summary.get('file') else 'recording'}",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| recording | {summary['n_channels']} channels x {summary['fs']:g} Hz, {summary['duration_s']:.1f} s |",
+        f"| windows | {summary['windows']} |",
+        f"| model | {summary.get('model_id') or 'none (DSP and fatigue only)'} |",
+        f"| analysed in | {summary['wall_seconds']:.2f} s ({summary['real_time_factor']:.0f}x real time) |",
+    ]
+    if "label_distribution" in summary:
+        distribution = ", ".join(f"{name} {share:.0%}" for name, share in summary["label_distribution"].items())
+        lines += [
+            f"| decisions | {distribution} |",
+            f"| majority | {summary['majority_label']} (mean confidence {summary['mean_confidence']:.2f}) |",
+        ]
+    lines += [
+        f"| fatigue state at the end | {fatigue.get('final_state') or 'n/a'} |",
+        f"| MDF slope | {_fmt(fatigue.get('mdf_slope_hz_per_min'), ' Hz/min')} |",
+        f"| MDF change (first to last tenth of contraction) | {_fmt(fatigue.get('mdf_change_pct'), ' %', 1)} |",
+        f"| RMS change | {_fmt(fatigue.get('rms_change_pct'), ' %', 1)} |",
+        f"| quality | {'; '.join(quality.get('issues', [])) or 'no issues'} |",
+        "",
+    ]
+    lines += [f"![{path.stem}]({path.name})" for path in figures]
+    lines += ["", "Per-window figures: `windows.csv`, `windows.jsonl`; all numbers: `summary.json`.", ""]
+    return "\n".join(lines)
