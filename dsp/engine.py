@@ -74,7 +74,7 @@ class DspEngine(threading.Thread):
         self.filtered = RingBuffer(int(self.fs * filtered_seconds), self.n_channels)
         self.stats = EngineStats()
         self._subscribers: list[Callable[[list[WindowResult]], None]] = []
-        self._stop = threading.Event()
+        self._stop_requested = threading.Event()
         self._lock = threading.Lock()
         self._last_timestamp: float | None = None
         self._rebuild()
@@ -100,10 +100,10 @@ class DspEngine(threading.Thread):
         self._subscribers.append(callback)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_requested.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop_requested.is_set():
             block = self.reader.read(max_samples=int(self.fs), timeout_s=0.05)
             if len(block.timestamps):
                 self.process(block.data, block.timestamps, block.first_counter)

@@ -109,7 +109,7 @@ class Acquisition(threading.Thread):
         self.buffer = RingBuffer(int(self.stream.fs * buffer_seconds), self.stream.n_channels)
         self._chunk_capacity = max(1024, int(self.stream.fs * 0.25))
         self._chunk = np.zeros((self._chunk_capacity, self.stream.n_channels), dtype=np.float32)
-        self._stop = threading.Event()
+        self._stop_requested = threading.Event()
         self.last_data_clock = time.monotonic()
         self.signal_lost_events = 0
         self._lost = False
@@ -122,10 +122,10 @@ class Acquisition(threading.Thread):
         return time.monotonic() - self.last_data_clock > SIGNAL_LOST_AFTER_S
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_requested.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop_requested.is_set():
             _, timestamps = self._inlet.pull_chunk(
                 timeout=0.05, max_samples=self._chunk_capacity, dest_obj=self._chunk
             )
@@ -156,4 +156,4 @@ class Acquisition(threading.Thread):
                     f"(was {self.stream.n_channels} at {self.stream.fs:g} Hz); restart the monitor to accept it"
                 )
                 log.error(self.incompatible)
-                self._stop.set()
+                self._stop_requested.set()

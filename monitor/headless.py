@@ -12,10 +12,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from monitor.outlets import emg_mean
 from monitor.pipeline import MonitorPipeline
 
 
-def decision_line(record: Any, features: dict[str, np.ndarray] | None, usable: np.ndarray | None) -> str:
+def decision_line(
+    record: Any, features: dict[str, np.ndarray] | None, usable: np.ndarray | None, emg_channels: np.ndarray | None
+) -> str:
     """One JSON object per decision: what a lab keeps and what scripts parse."""
     payload = {
         "timestamp": record.last_timestamp,
@@ -27,7 +30,7 @@ def decision_line(record: Any, features: dict[str, np.ndarray] | None, usable: n
         "worker_ms": round(record.worker_s * 1000.0, 3),
     }
     if features is not None:
-        payload["fatigue"] = {name: round(float(np.nanmean(values)), 3) for name, values in features.items()}
+        payload["fatigue"] = {name: round(emg_mean(v, usable, emg_channels), 3) for name, v in features.items()}
     if usable is not None:
         payload["masked_channels"] = np.flatnonzero(~usable).tolist()
     return json.dumps(payload)
@@ -62,7 +65,7 @@ class HeadlessDashboard:
             "worker": getattr(client, "state", "none") if client is not None else "none",
             "label": last.label if last else None,
             "probabilities": dict(zip(last.classes, last.probabilities.tolist(), strict=True)) if last else {},
-            "features": {k: float(np.nanmean(v)) for k, v in features.items()} if features else {},
+            "features": {k: emg_mean(v, usable, state.emg_channels) for k, v in features.items()} if features else {},
             "masked_channels": np.flatnonzero(~usable).tolist() if usable is not None else [],
             "latency": state.latency_percentiles(),
         }
@@ -108,7 +111,7 @@ class HeadlessDashboard:
             features = state.features[-1][1] if state.features else None
             usable = state.usable
         for record in fresh:
-            self.jsonl.write(decision_line(record, features, usable) + "\n")
+            self.jsonl.write(decision_line(record, features, usable, state.emg_channels) + "\n")
         if fresh:
             self._last_sequence = fresh[-1].sequence
             self.jsonl.flush()

@@ -29,6 +29,17 @@ def _outlet(name: str, stream_type: str, labels: list[str], source_id: str, unit
     return pylsl.StreamOutlet(info)
 
 
+def emg_mean(values: np.ndarray, usable: np.ndarray | None, emg_channels: np.ndarray | None) -> float:
+    """Mean of a per-channel figure over usable EMG channels (all EMG channels when none is usable)."""
+    values = np.asarray(values, dtype=np.float64)
+    selected = np.zeros(len(values), dtype=bool)
+    selected[emg_channels if emg_channels is not None else slice(None)] = True
+    if usable is not None and (selected & usable).any():
+        selected &= usable
+    with np.errstate(all="ignore"):
+        return float(np.nanmean(values[selected])) if selected.any() else float("nan")
+
+
 class ResultOutlets:
     def __init__(self, stream_name: str, source_id: str, channel_labels: list[str]) -> None:
         self._prefix = stream_name
@@ -49,8 +60,9 @@ class ResultOutlets:
         sample = np.append(np.asarray(probabilities, dtype=np.float32), np.float32(np.argmax(probabilities)))
         self._decisions.push_sample(sample.tolist(), timestamp)
 
-    def push_window(self, features: dict[str, np.ndarray], usable: np.ndarray, timestamp: float) -> None:
-        mask = usable if usable.any() else np.ones_like(usable)
-        values = [float(np.nanmean(np.asarray(features[name])[mask])) for name in FATIGUE_CHANNELS]
+    def push_window(
+        self, features: dict[str, np.ndarray], usable: np.ndarray, timestamp: float, emg_channels: np.ndarray
+    ) -> None:
+        values = [emg_mean(features[name], usable, emg_channels) for name in FATIGUE_CHANNELS]
         self.fatigue.push_sample(values, timestamp)
         self.quality.push_sample(usable.astype(np.float32).tolist(), timestamp)

@@ -50,6 +50,7 @@ class MonitorState:
     features: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_WINDOWS))
     latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
     usable: np.ndarray | None = None
+    emg_channels: np.ndarray | None = None  # the channels that are EMG (views average over these)
     windows_seen: int = 0
     windows_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -77,7 +78,7 @@ class MonitorPipeline:
         self.model_channels = np.asarray(stream.emg_channels)
         self.state = MonitorState(
             stream_name=stream.name, fs=stream.fs, n_channels=stream.n_channels,
-            channel_labels=list(stream.channel_labels), layout=stream.layout,
+            channel_labels=list(stream.channel_labels), layout=stream.layout, emg_channels=self.model_channels,
         )
         self.outlets = ResultOutlets(stream.name, stream.source_id, stream.channel_labels) if publish else None
         self._stop = threading.Event()
@@ -105,7 +106,8 @@ class MonitorPipeline:
                 self.state.features.append((result.window.last_timestamp, result.features))
         if self.outlets is not None:
             for result in results:
-                self.outlets.push_window(result.features, result.usable, result.window.last_timestamp)
+                self.outlets.push_window(result.features, result.usable, result.window.last_timestamp,
+                                         self.model_channels)
         if self.client is None:
             return
         for result in results:
