@@ -210,7 +210,7 @@ class Broker:
 
     def _register(self, identity: bytes, body: list[bytes], now: float) -> None:
         try:
-            ready = protocol.decode(body)
+            ready = protocol.decode(body, accept=(protocol.KIND_WORKER_READY,))
         except protocol.ProtocolError:
             self.counts["bad_from_worker"] += 1
             return

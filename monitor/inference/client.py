@@ -26,6 +26,7 @@ from monitor.inference.security import CurveClientKeys, secure_client
 
 log = logging.getLogger(__name__)
 
+CLIENT_ACCEPTS = (protocol.KIND_RESULT, protocol.KIND_ERROR, protocol.KIND_PONG)
 STATE_STARTING = "starting"
 STATE_ONLINE = "online"
 STATE_OFFLINE = "offline"
@@ -310,7 +311,7 @@ class InferenceClient:
             received = time.perf_counter()
             try:
                 _, body = protocol.split_envelope(frames)
-                message = protocol.decode(body)
+                message = protocol.decode(body, accept=CLIENT_ACCEPTS)
             except protocol.ProtocolError as error:
                 self._count("bad_replies")
                 log.warning("unreadable reply from %s: %s", self.endpoint, error)

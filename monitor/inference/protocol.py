@@ -258,9 +258,13 @@ def parse_header(frames: list[bytes]) -> dict[str, Any]:
     return header
 
 
-def decode(frames: list[bytes]) -> Message:
-    """Decode and validate one message (envelope already removed)."""
+def decode(frames: list[bytes], accept: tuple[str, ...] = KINDS) -> Message:
+    """Decode and validate one message (envelope already removed); kinds outside ``accept`` are refused."""
     header = parse_header(frames)
+    if header["kind"] not in accept:
+        request_id = header.get("id") if _is_short_text(header.get("id")) else None
+        raise ProtocolError(BAD_KIND, f"{header['kind']!r} is not accepted here (only {', '.join(accept)})",
+                            request_id)
     decoder = _DECODERS[header["kind"]]
     return decoder(header, frames)
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # A little above the largest legal message, so that libzmq itself disconnects a peer sending more.
 MAX_MESSAGE_BYTES = protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES + 1024
+WORKER_ACCEPTS = (protocol.KIND_REQUEST, protocol.KIND_PING, protocol.KIND_BROKER_HEARTBEAT)
 RECEIVE_QUEUE = 256  # messages held by libzmq before the sender's queue fills: bounds worker memory
 
 
@@ -75,7 +76,7 @@ class BatchHandler:
                 self.counts["dropped_no_envelope"] += 1
                 continue
             try:
-                message = protocol.decode(body)
+                message = protocol.decode(body, accept=WORKER_ACCEPTS)
             except protocol.ProtocolError as error:
                 self.counts[f"error_{error.code}"] += 1
                 replies.append(envelope + protocol.encode_error(
@@ -94,13 +95,8 @@ class BatchHandler:
                 replies.append(envelope + protocol.encode_pong(protocol.Pong(
                     message.request_id, "worker", self.model_id, 1,
                     {"worker": self.worker_name, "classes": list(self.classes), "counts": dict(self.counts)})))
-            elif isinstance(message, protocol.BrokerHeartbeat):
+            else:  # BrokerHeartbeat
                 self.last_broker_heartbeat = time.monotonic()
-            else:
-                self.counts[f"error_{protocol.BAD_KIND}"] += 1
-                replies.append(envelope + protocol.encode_error(protocol.ErrorReply(
-                    getattr(message, "request_id", None), protocol.BAD_KIND,
-                    "a worker accepts only 'infer' and 'ping' messages")))
         for (_, _, fs), items in groups.items():
             for start in range(0, len(items), self.max_batch):
                 replies.extend(self._run_batch(items[start : start + self.max_batch], fs))
