@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dsp.fatigue import FatigueReport, FatigueTracker
 from dsp.features import compute_features
 from dsp.filters import FilterChain, default_chain
 from dsp.ringbuffer import RingBuffer, RingReader
@@ -40,6 +41,7 @@ class WindowResult:
     window: Window
     features: dict[str, np.ndarray]  # name -> (C,)
     usable: np.ndarray  # (C,) bool: channels fit to feed the model
+    fatigue: FatigueReport
     dsp_seconds: float  # processing time of the batch this window came in, per window
     finished_at: float  # time.perf_counter() when the DSP finished it
 
@@ -85,6 +87,8 @@ class DspEngine(threading.Thread):
             self.fs, self.n_channels, mode=s.mode, mains_hz=s.mains_hz, low_hz=s.low_hz, high_hz=s.high_hz
         )
         self.windower = Windower(self.fs, self.n_channels, s.window_ms, s.hop_ms)
+        if not hasattr(self, "fatigue"):  # the fatigue trend spans settings changes: built once
+            self.fatigue = FatigueTracker(self.fs, self.n_channels)
         self._bad_until = np.zeros(self.n_channels, dtype=np.int64)
 
     def update_settings(self, **changes: object) -> None:
@@ -156,13 +160,7 @@ class DspEngine(threading.Thread):
         results = []
         for index, window in enumerate(windows):
             usable = self._bad_until <= window.start_counter
-            results.append(
-                WindowResult(
-                    window,
-                    {name: values[index] for name, values in features.items()},
-                    usable,
-                    per_window,
-                    finished,
-                )
-            )
+            window_features = {name: values[index] for name, values in features.items()}
+            report = self.fatigue.update_features(window.last_timestamp, window_features, usable)
+            results.append(WindowResult(window, window_features, usable, report, per_window, finished))
         return results

@@ -68,6 +68,7 @@ class HeadlessDashboard:
             "features": {k: emg_mean(v, usable, state.emg_channels) for k, v in features.items()} if features else {},
             "masked_channels": np.flatnonzero(~usable).tolist() if usable is not None else [],
             "latency": state.latency_percentiles(),
+            "fatigue": state.fatigue,
         }
 
     def render(self) -> Table:
@@ -93,6 +94,14 @@ class HeadlessDashboard:
                 f"MNF {f.get('MNF', nan):6.1f} Hz  MDF {f.get('MDF', nan):6.1f} Hz  "
                 f"FInsm5 {f.get('FInsm5', nan):.3g}  RMS {f.get('RMS', nan):.1f} µV",
             )
+        report = s["fatigue"]
+        if report is not None:
+            emg = self.pipeline.state.emg_channels
+            slope = emg_mean(report.mdf_slope_hz_per_min, None, emg)
+            change = emg_mean(report.mdf_change_pct, None, emg)
+            learning = " (learning rest level)" if report.learning else ""
+            trend = "no contraction yet" if np.isnan(slope) else f"MDF {slope:+.1f} Hz/min  {change:+.1f} %"
+            table.add_row("trend", f"[bold]{report.state}[/]{learning}  {trend}")
         latency = s["latency"]
         if latency:
             table.add_row("latency", f"p50 {latency['p50_ms']:.1f} ms  p95 {latency['p95_ms']:.1f} ms  "

@@ -36,8 +36,8 @@ def emg_mean(values: np.ndarray, usable: np.ndarray | None, emg_channels: np.nda
     selected[emg_channels if emg_channels is not None else slice(None)] = True
     if usable is not None and (selected & usable).any():
         selected &= usable
-    with np.errstate(all="ignore"):
-        return float(np.nanmean(values[selected])) if selected.any() else float("nan")
+    finite = values[selected][np.isfinite(values[selected])]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 class ResultOutlets:

@@ -51,6 +51,7 @@ class MonitorState:
     latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
     usable: np.ndarray | None = None
     emg_channels: np.ndarray | None = None  # the channels that are EMG (views average over these)
+    fatigue: Any = None  # the latest dsp.fatigue.FatigueReport
     windows_seen: int = 0
     windows_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -102,6 +103,7 @@ class MonitorPipeline:
         with self.state.lock:
             self.state.windows_seen += len(results)
             self.state.usable = results[-1].usable
+            self.state.fatigue = results[-1].fatigue
             for result in results:
                 self.state.features.append((result.window.last_timestamp, result.features))
         if self.outlets is not None:
