@@ -1,0 +1,115 @@
+"""Offline analysis: the live pipeline's code over a real recording, decisions checked against a direct computation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.errors import UserError
+from monitor.recordings import open_recording
+from monitor.recordings.analysis import analyze_recording
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+MYO_FILE = DATA / "myo-gestures" / "12345-1" / "3.txt"
+CLASSES = ["healthy", "myopathy", "neuropathy"]
+
+
+@pytest.fixture(scope="module")
+def myo_part():
+    return open_recording(MYO_FILE, preset="myo").slice_seconds(0.0, 20.0)
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory, myo_part):
+    """A small, untrained NeuroFusionNet for the Myo ring: real code, fixed random weights."""
+    import torch
+
+    from models.checkpoint import ModelCard, save_checkpoint
+    from models.graphs import layout_edges
+    from models.neurofusionnet import NetworkConfig, NeuroFusionNet
+
+    torch.manual_seed(3)
+    card = ModelCard(model_id="test-ring8-200hz", classes=CLASSES, n_channels=8, fs=200.0, window_samples=40,
+                     layout=myo_part.layout, feature_names=[])  # fmt: skip
+    config = NetworkConfig(n_channels=8, n_classes=3, n_features=0, hidden=8, conv_channels=(4, 8), heads=2,
+                           use_features=False, fatigue_head=False)  # fmt: skip
+    model = NeuroFusionNet(config, layout_edges(card.layout, card.graph)).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "ring8.pt", model, card)
+
+
+def test_dsp_and_fatigue_only_on_a_real_recording(myo_part):
+    analysis = analyze_recording(myo_part)
+    # 200 ms windows every 50 ms at 200 Hz: 40 samples, hop 10; the first ends at sample 40
+    assert len(analysis.windows) == (myo_part.n_samples - 40) // 10 + 1
+    assert [w.end_counter for w in analysis.windows[:3]] == [40, 50, 60]
+    assert analysis.summary["windows"] == len(analysis.windows) and analysis.summary["quality"]["issues"] == []
+    # during the gesture (label 3) the forearm is far more active than at rest
+    rest = np.median([w.rms_uv for w in analysis.windows if w.file_label == 0])
+    gesture = np.median([w.rms_uv for w in analysis.windows if w.file_label == 3])
+    assert gesture > 2.0 * rest
+    assert all(w.label is None for w in analysis.windows)
+
+
+def test_decisions_equal_the_model_run_directly_on_the_same_windows(myo_part, small_model):
+    from dsp.engine import DspEngine, EngineSettings
+    from dsp.ringbuffer import RingBuffer
+    from models.predictor import load_predictor
+
+    predictor = load_predictor(small_model, backend="torch")
+    analysis = analyze_recording(myo_part, predictor, chunk_seconds=0.37, batch_size=16)
+    engine = DspEngine(RingBuffer(1, 8), myo_part.fs, EngineSettings())
+    results = engine.process(myo_part.data, myo_part.timestamps, 0)
+    direct = predictor.predict(np.stack([r.window.data for r in results]), np.stack([r.usable for r in results]),
+                               myo_part.fs)  # fmt: skip
+    assert len(results) == len(analysis.windows)
+    np.testing.assert_allclose([w.probabilities for w in analysis.windows], direct.probabilities, atol=1e-5)
+    assert [w.label for w in analysis.windows] == [CLASSES[i] for i in direct.probabilities.argmax(axis=1)]
+    summary = analysis.summary
+    assert summary["model_id"] == "test-ring8-200hz"
+    assert sum(summary["label_distribution"].values()) == pytest.approx(1.0)
+
+
+def test_a_model_for_another_layout_is_refused_before_any_work(small_model):
+    from models.predictor import load_predictor
+
+    grid = open_recording(DATA / "hdemg-vastus-lateralis" / "otb_testfile.mat").slice_seconds(0.0, 1.0)
+    with pytest.raises(UserError, match="expects 8 channels but the recording has 64"):
+        analyze_recording(grid, load_predictor(small_model, backend="torch"))
+
+
+def test_analyze_command_writes_the_report_files(tmp_path, small_model, capsys):
+    from monitor.cli import main
+
+    out = tmp_path / "report"
+    code = main(["analyze", str(MYO_FILE), "--preset", "myo", "--end", "15", "--model", str(small_model),
+                 "--backend", "torch", "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    names = {path.name for path in out.iterdir()}
+    assert {"windows.csv", "windows.jsonl", "summary.json", "report.md", "traces.png", "probabilities.png",
+            "fatigue.png"} <= names  # fmt: skip
+    with (out / "windows.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    lines = (out / "windows.jsonl").read_text().splitlines()
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == len(lines) == summary["windows"] == (15 * 200 - 40) // 10 + 1
+    first = json.loads(lines[0])
+    assert set(first["probabilities"]) == set(CLASSES) and first["label"] in CLASSES
+    assert float(rows[0]["p_healthy"]) == pytest.approx(first["probabilities"]["healthy"])
+    assert (out / "traces.png").read_bytes()[:4] == b"\x89PNG"
+    assert "test-ring8-200hz" in (out / "report.md").read_text()
+
+
+def test_analyze_command_reports_a_missing_model_and_an_unwritable_folder(tmp_path, capsys):
+    from monitor.cli import main
+
+    assert main(["analyze", str(MYO_FILE), "--preset", "myo", "--model", str(tmp_path / "none.pt"),
+                 "--out", str(tmp_path / "r")]) == 2  # fmt: skip
+    assert "--no-model skips decisions" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["analyze", str(MYO_FILE), "--preset", "myo", "--no-model", "--out", str(blocker / "sub")]) == 2
+    assert "cannot write to" in capsys.readouterr().err
