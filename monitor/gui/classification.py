@@ -1,0 +1,196 @@
+"""Classification trend: class probabilities over the session, and the current call after smoothing and rejection.
+
+A decision whose top probability is under the user's rejection threshold counts as "uncertain"; the label shown is
+the majority vote over the last N decisions (LibEMG's post-processing), with the mean probability of that class as
+its confidence. Nothing here changes what the model publishes: it is how the clinician chooses to read it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtWidgets
+
+UNCERTAIN = "uncertain"
+CLASS_COLOURS = {"healthy": (80, 190, 110), "myopathy": (240, 150, 50), "neuropathy": (170, 110, 230)}
+SPARE_COLOURS = [(80, 160, 240), (230, 90, 90), (200, 200, 80), (90, 210, 210), (200, 120, 180)]
+MAX_POINTS = 4000
+
+
+def class_colour(name: str, index: int) -> tuple[int, int, int]:
+    return CLASS_COLOURS.get(name.lower(), SPARE_COLOURS[index % len(SPARE_COLOURS)])
+
+
+def smoothed_call(
+    probabilities: np.ndarray, classes: Sequence[str], votes: int, threshold: float
+) -> tuple[str, float]:
+    """(label, confidence) from the last ``votes`` rows of ``probabilities`` (n, K).
+
+    Each row votes for its top class, or for "uncertain" when that class's probability is under ``threshold``;
+    the most frequent vote wins (ties go to the most recent). Confidence is the winner's mean probability over those
+    rows (for "uncertain", the mean of each row's top probability)."""
+    recent = np.asarray(probabilities)[-max(1, votes) :]
+    if len(recent) == 0:
+        return UNCERTAIN, float("nan")
+    tops = recent.argmax(axis=1)
+    top_values = recent[np.arange(len(recent)), tops]
+    ballots = [classes[t] if p >= threshold else UNCERTAIN for t, p in zip(tops, top_values, strict=True)]
+    counts = Counter(ballots)
+    best = max(counts.values())
+    label = next(b for b in reversed(ballots) if counts[b] == best)
+    if label == UNCERTAIN:
+        return label, float(top_values.mean())
+    return label, float(recent[:, list(classes).index(label)].mean())
+
+
+class ClassificationView(QtWidgets.QWidget):
+    def __init__(self, pipeline: Any, origin: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.origin = origin  # callable -> LSL time of the session's start, shared by the trend views
+        self.classes: list[str] = []
+        self.times: list[float] = []
+        self.rows: list[np.ndarray] = []
+        self.last_sequence = -1
+        self.label = UNCERTAIN
+        self.confidence = float("nan")
+        self._items: list[Any] = []
+
+        self.call_label = QtWidgets.QLabel("—")
+        self.call_label.setStyleSheet("font-size: 20pt; font-weight: bold;")
+        self.votes_box = QtWidgets.QSpinBox()
+        self.votes_box.setRange(1, 41)
+        self.votes_box.setValue(9)
+        self.votes_box.setToolTip("majority vote over this many decisions")
+        self.threshold_box = QtWidgets.QDoubleSpinBox()
+        self.threshold_box.setRange(0.0, 0.99)
+        self.threshold_box.setSingleStep(0.05)
+        self.threshold_box.setValue(0.6)
+        self.threshold_box.setToolTip("decisions whose top probability is below this count as uncertain")
+        self.style_box = QtWidgets.QComboBox()
+        self.style_box.addItems(["stacked", "lines"])
+        self.style_box.currentIndexChanged.connect(self._rebuild_items)
+        for box in (self.votes_box, self.threshold_box):
+            box.valueChanged.connect(self._update_call)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setLabel("bottom", "session time (min)")
+        self.plot.setLabel("left", "probability")
+        self.plot.setYRange(0, 1, padding=0.02)
+        self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        dotted = pg.mkPen((200, 200, 200), style=pg.QtCore.Qt.PenStyle.DotLine)
+        self.threshold_line = pg.InfiniteLine(angle=0, pen=dotted)
+        self.plot.addItem(self.threshold_line)
+
+        controls = QtWidgets.QHBoxLayout()
+        controls.addWidget(QtWidgets.QLabel("<b>Condition</b>"))
+        controls.addWidget(QtWidgets.QLabel("vote"))
+        controls.addWidget(self.votes_box)
+        controls.addWidget(QtWidgets.QLabel("reject <"))
+        controls.addWidget(self.threshold_box)
+        controls.addWidget(self.style_box)
+        controls.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(controls)
+        layout.addWidget(self.call_label)
+        layout.addWidget(self.plot, 1)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return np.stack(self.rows) if self.rows else np.empty((0, len(self.classes)))
+
+    def _collect(self) -> bool:
+        state = self.pipeline.state
+        fresh = []
+        with state.lock:
+            for record in reversed(state.decisions):
+                if record.sequence <= self.last_sequence:
+                    break
+                fresh.append(record)
+        if not fresh:
+            return False
+        fresh.reverse()
+        for record in fresh:
+            if list(record.classes) != self.classes:
+                # another model (or its first decision): its probabilities are not comparable with the old ones
+                self.classes, self.times, self.rows = list(record.classes), [], []
+                self._rebuild_items()
+            self.times.append(record.last_timestamp)
+            self.rows.append(np.asarray(record.probabilities, dtype=np.float64))
+        self.last_sequence = fresh[-1].sequence
+        return True
+
+    def _rebuild_items(self) -> None:
+        for item in self._items:
+            self.plot.removeItem(item)
+        self._items = []
+        legend = self.plot.plotItem.legend
+        if legend is not None:
+            legend.clear()
+        stacked = self.style_box.currentText() == "stacked"
+        self.threshold_line.setVisible(not stacked)
+        previous = None
+        for index, name in enumerate(self.classes):
+            colour = class_colour(name, index)
+            curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1 if stacked else 2), name=name)
+            self.plot.addItem(curve)
+            self._items.append(curve)
+            if stacked:
+                lower = previous if previous is not None else pg.PlotDataItem(pen=None)
+                if previous is None:
+                    self._items.append(lower)
+                    self.plot.addItem(lower)
+                band = pg.FillBetweenItem(lower, curve, brush=pg.mkBrush(*colour, 150))
+                self.plot.addItem(band)
+                self._items.append(band)
+                previous = curve
+        self._redraw()
+
+    def _curves(self) -> list[pg.PlotDataItem]:
+        return [item for item in self._items if isinstance(item, pg.PlotDataItem) and item.name()]
+
+    def _redraw(self) -> None:
+        if not self.rows:
+            return
+        origin = self.origin()
+        times = (np.asarray(self.times) - origin) / 60.0
+        values = self.probabilities
+        step = max(1, len(times) // MAX_POINTS)  # a whole session stays a few thousand points on screen
+        times, values = times[::step], values[::step]
+        stacked = self.style_box.currentText() == "stacked"
+        if stacked:
+            values = np.cumsum(values, axis=1)
+            baseline = [item for item in self._items if isinstance(item, pg.PlotDataItem) and not item.name()]
+            for item in baseline:
+                item.setData(times, np.zeros_like(times))
+        for curve, column in zip(self._curves(), values.T, strict=False):
+            curve.setData(times, column)
+
+    def _update_call(self) -> None:
+        self.threshold_line.setValue(self.threshold_box.value())
+        if not self.rows:
+            self.call_label.setText("— (no decision yet)")
+            return
+        self.label, self.confidence = smoothed_call(
+            self.probabilities, self.classes, self.votes_box.value(), self.threshold_box.value()
+        )
+        if self.label == UNCERTAIN:
+            colour = (160, 160, 160)
+            text = f"uncertain  (top class {self.confidence:.0%} < {self.threshold_box.value():.0%})"
+        else:
+            colour = class_colour(self.label, self.classes.index(self.label))
+            text = f"{self.label}  {self.confidence:.0%}"
+        self.call_label.setStyleSheet(f"font-size: 20pt; font-weight: bold; color: rgb{colour};")
+        self.call_label.setText(text)
+
+    def refresh(self) -> None:
+        if self._collect():
+            self._redraw()
+        self._update_call()

@@ -1,0 +1,153 @@
+"""Electrodes drawn where they sit on the body, twice: coloured by signal quality and by the model's attention.
+
+Ring layouts are drawn as the forearm's cross-section, grids as the skin patch (rows along the fibres), a needle as
+one point. Channels the pipeline masks out of inference are crossed out in red on both maps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtWidgets
+
+from simulators.electrodes import ElectrodeLayout
+
+GOOD = (60, 180, 90)
+BAD = (220, 50, 50)
+UNKNOWN = (120, 120, 120)
+MAX_LABELS = 24
+ATTENTION_MAP = pg.colormap.get("inferno")
+
+
+def layout_for(state: Any) -> tuple[ElectrodeLayout, np.ndarray]:
+    """The stream's layout and the stream channel of each electrode in it.
+
+    A layout describes the EMG electrodes, so it matches either every channel or the EMG channels (a stream may
+    carry others, e.g. a sample index). Without a matching layout the EMG channels are drawn in a row."""
+    emg = getattr(state, "emg_channels", None)
+    emg = np.arange(state.n_channels) if emg is None else np.asarray(emg, dtype=int)
+    if state.layout:
+        try:
+            layout = ElectrodeLayout.from_dict(state.layout)
+        except ValueError:
+            layout = None
+        if layout is not None and layout.n_channels == state.n_channels:
+            return layout, np.arange(state.n_channels)
+        if layout is not None and layout.n_channels == len(emg):
+            return layout, emg
+    n = max(1, len(emg))
+    positions = np.column_stack([np.arange(n) * 10.0, np.zeros(n)])
+    labels = [state.channel_labels[i] for i in emg] if len(state.channel_labels) == state.n_channels else []
+    return ElectrodeLayout("custom", positions, tuple(labels or (f"ch{i + 1}" for i in range(n)))), emg
+
+
+def quality_colours(usable: np.ndarray | None, n_channels: int) -> list[tuple[int, int, int]]:
+    if usable is None or len(usable) != n_channels:
+        return [UNKNOWN] * n_channels
+    return [GOOD if ok else BAD for ok in usable]
+
+
+def attention_colours(attention: np.ndarray | None, n_channels: int) -> list[tuple[int, ...]]:
+    """Attention scaled to its own range (what matters is which electrodes drove the call, not the absolute level)."""
+    if attention is None or len(attention) != n_channels or not np.all(np.isfinite(attention)):
+        return [UNKNOWN] * n_channels
+    low, high = float(np.min(attention)), float(np.max(attention))
+    scaled = (attention - low) / (high - low) if high > low else np.full(n_channels, 0.5)
+    rgba = ATTENTION_MAP.map(0.15 + 0.85 * scaled, mode="byte")
+    return [tuple(int(v) for v in colour[:3]) for colour in rgba]
+
+
+class ElectrodeMap(pg.PlotWidget):
+    """One drawing of the layout; ``set_colours`` recolours the electrodes, ``set_bad`` crosses channels out."""
+
+    def __init__(self, layout: ElectrodeLayout, title: str) -> None:
+        super().__init__()
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setMouseEnabled(x=False, y=False)
+        self.setAspectLocked(True)
+        self.setTitle(title, size="9pt")
+        for axis in ("left", "bottom"):
+            self.hideAxis(axis)
+        positions = np.asarray(layout.positions_mm, dtype=float).copy()
+        if layout.kind == "grid":
+            positions[:, 1] *= -1  # row 1 at the top, as the grid is seen on the skin
+        self.positions = positions
+        extent = float(np.ptp(positions, axis=0).max()) if len(positions) > 1 else 10.0
+        size = 26 if layout.kind == "needle" else max(8, min(22, int(260 / np.sqrt(layout.n_channels))))
+        if layout.kind == "ring":
+            radius = float(np.linalg.norm(positions, axis=1).max())
+            outline = np.linspace(0, 2 * np.pi, 100)
+            self.plot(radius * np.cos(outline), radius * np.sin(outline), pen=pg.mkPen((90, 90, 90), width=2))
+        self.spots = pg.ScatterPlotItem(pos=positions, size=size, pen=pg.mkPen((20, 20, 20)), symbol="o")
+        self.crosses = pg.ScatterPlotItem(size=size * 0.8, symbol="x", pen=None, brush=pg.mkBrush(*BAD))
+        self.addItem(self.spots)
+        self.addItem(self.crosses)
+        if layout.n_channels <= MAX_LABELS:
+            for (x, y), label in zip(positions, layout.labels, strict=True):
+                text = pg.TextItem(label, color=(200, 200, 200), anchor=(0.5, -0.6))
+                text.setPos(x, y)
+                self.addItem(text)
+        margin = 0.15 * extent + 5
+        self.setXRange(positions[:, 0].min() - margin, positions[:, 0].max() + margin, padding=0)
+        self.setYRange(positions[:, 1].min() - margin, positions[:, 1].max() + margin, padding=0)
+        self.colours: list[tuple[int, ...]] = [UNKNOWN] * len(positions)
+
+    def set_colours(self, colours: list[tuple[int, ...]]) -> None:
+        if colours != self.colours:
+            self.colours = colours
+            self.spots.setBrush([pg.mkBrush(*c) for c in colours])
+
+    def set_bad(self, bad: np.ndarray) -> None:
+        self.crosses.setData(pos=self.positions[bad] if bad.any() else np.empty((0, 2)))
+
+
+class ElectrodesView(QtWidgets.QWidget):
+    def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.layout_, self.channels = layout_for(pipeline.state)
+        self.bad = np.zeros(self.layout_.n_channels, dtype=bool)
+        self.quality_map = ElectrodeMap(self.layout_, "signal quality")
+        self.attention_map = ElectrodeMap(self.layout_, "model attention")
+        self.summary = QtWidgets.QLabel("—")
+        self.summary.setWordWrap(True)
+        maps = QtWidgets.QHBoxLayout()
+        maps.addWidget(self.quality_map)
+        maps.addWidget(self.attention_map)
+        header = QtWidgets.QHBoxLayout()
+        header.addWidget(QtWidgets.QLabel(f"<b>Electrodes</b> ({self.layout_.kind}, {self.layout_.n_channels} ch)"))
+        header.addWidget(self.summary, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(header)
+        layout.addLayout(maps, 1)
+
+    def refresh(self) -> None:
+        state = self.pipeline.state
+        with state.lock:
+            usable = None if state.usable is None else state.usable.copy()
+            last = state.decisions[-1] if state.decisions else None
+        n = self.layout_.n_channels
+        attention = None if last is None or last.channel_attention is None else np.asarray(last.channel_attention)
+        if attention is not None and len(attention) == self.pipeline.state.n_channels and len(attention) != n:
+            attention = attention[self.channels]
+        if usable is not None and len(usable) == self.pipeline.state.n_channels:
+            usable = usable[self.channels]
+        self.bad = ~usable if usable is not None and len(usable) == n else np.zeros(n, dtype=bool)
+        self.quality_map.set_colours(quality_colours(usable, n))
+        self.attention_map.set_colours(attention_colours(attention, n))
+        self.quality_map.set_bad(self.bad)
+        self.attention_map.set_bad(self.bad)
+        parts = []
+        if self.bad.any():
+            parts.append("masked: " + ", ".join(self.layout_.labels[i] for i in np.flatnonzero(self.bad)[:8])
+                         + (" …" if self.bad.sum() > 8 else ""))
+        if attention is not None and len(attention) == n:
+            top = np.argsort(attention)[::-1][:3]
+            parts.append("drove the call: " + ", ".join(self.layout_.labels[i] for i in top))
+        if not parts:
+            parts.append("all channels usable" if usable is not None else "—")
+        self.summary.setText("   ".join(parts))

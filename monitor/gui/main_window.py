@@ -1,0 +1,158 @@
+"""The dashboard window: the six views around the live traces, a "signal lost" banner, one timer driving them all.
+
+The timer ticks at ~30 Hz. The traces redraw every tick; the spectrum and the slower trends redraw every few ticks,
+since a clinician cannot read them faster and the CPU is shared with the DSP and the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from monitor.gui.classification import ClassificationView
+from monitor.gui.electrodes import ElectrodesView
+from monitor.gui.fatigue import FatigueView
+from monitor.gui.spectrum import SpectrumView
+from monitor.gui.status import StatusView
+from monitor.gui.traces import TracesView
+
+log = logging.getLogger(__name__)
+
+FRAME_INTERVAL_MS = 33
+#: redraw every N ticks, per view
+EVERY_TICKS = {"spectrum": 6, "classification": 8, "fatigue": 8, "electrodes": 8, "status": 8}
+BANNER_LOST = "background: rgb(200, 40, 40); color: white; font-size: 14pt; font-weight: bold; padding: 6px;"
+
+pg.setConfigOptions(antialias=False, background=(18, 18, 22), foreground=(200, 200, 200))
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """All views of one pipeline. ``recording_toggled(bool)`` and ``marker_added(float, str)`` are for the session."""
+
+    recording_toggled = QtCore.pyqtSignal(bool)
+    marker_added = QtCore.pyqtSignal(float, str)
+
+    def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.ticks = 0
+        self.view_errors: dict[str, str] = {}
+        self._origin: float | None = None
+        state = pipeline.state
+        self.setWindowTitle(f"NeuroFusion Monitor — {state.stream_name} ({state.n_channels} ch @ {state.fs:g} Hz)")
+
+        self.banner = QtWidgets.QLabel("")
+        self.banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.banner.setStyleSheet(BANNER_LOST)
+        self.banner.setVisible(False)
+        self.traces = TracesView(pipeline)
+        self.spectrum = SpectrumView(pipeline)
+        self.classification = ClassificationView(pipeline, self.session_origin)
+        self.fatigue = FatigueView(pipeline, self.session_origin)
+        self.electrodes = ElectrodesView(pipeline)
+        self.status = StatusView(pipeline)
+        self.status.recording_toggled.connect(self.recording_toggled)
+        self.status.marker_requested.connect(self._add_marker)
+
+        trends = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        trends.addWidget(self.classification)
+        trends.addWidget(self.fatigue)
+        left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        left.addWidget(self.traces)
+        left.addWidget(trends)
+        left.setSizes([600, 400])
+        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        right.addWidget(self.electrodes)
+        right.addWidget(self.spectrum)
+        right.addWidget(self.status)
+        right.setSizes([280, 280, 440])
+        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        body.addWidget(left)
+        body.addWidget(right)
+        body.setSizes([1000, 600])
+        central = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(central)
+        column.setContentsMargins(2, 2, 2, 2)
+        column.addWidget(self.banner)
+        column.addWidget(body, 1)
+        self.setCentralWidget(central)
+
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(FRAME_INTERVAL_MS)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+
+    def views(self) -> dict[str, QtWidgets.QWidget]:
+        return {
+            "traces": self.traces, "spectrum": self.spectrum, "classification": self.classification,
+            "fatigue": self.fatigue, "electrodes": self.electrodes, "status": self.status,
+        }
+
+    def view_regions(self) -> dict[str, QtCore.QRect]:
+        """Each view's rectangle in window coordinates (what a snapshot of this window shows where)."""
+        origin = QtCore.QPoint(0, 0)
+        return {name: QtCore.QRect(view.mapTo(self, origin), view.size()) for name, view in self.views().items()}
+
+    def session_origin(self) -> float:
+        """LSL time the trend views count session minutes from: the first window this window saw."""
+        if self._origin is None:
+            state = self.pipeline.state
+            with state.lock:
+                first = state.features[0][0] if state.features else None
+                if first is None and state.decisions:
+                    first = state.decisions[0].last_timestamp
+            if first is None:
+                return 0.0
+            self._origin = float(first)
+        return self._origin
+
+    def refresh(self, everything: bool = False) -> None:
+        """One frame. ``everything`` redraws the slow views too (snapshots, tests)."""
+        self.ticks += 1
+        self._update_banner()
+        self._refresh_view("traces")
+        for name, every in EVERY_TICKS.items():
+            if everything or self.ticks % every == 0:
+                self._refresh_view(name)
+
+    def _refresh_view(self, name: str) -> None:
+        # one broken view must not blank the others (nor raise into Qt's loop at 30 Hz): log it once, keep going
+        try:
+            getattr(self, name).refresh()
+        except Exception as error:
+            if name not in self.view_errors:
+                log.exception("the %s view failed to refresh", name)
+            self.view_errors[name] = f"{type(error).__name__}: {error}"
+
+    def _update_banner(self) -> None:
+        acquisition = self.pipeline.acquisition
+        message = ""
+        if getattr(acquisition, "incompatible", None):
+            message = acquisition.incompatible
+        elif acquisition.signal_lost:
+            message = f"Signal lost — waiting for '{self.pipeline.state.stream_name}' to return"
+        if message != self.banner.text():
+            self.banner.setText(message)
+        self.banner.setVisible(bool(message))
+
+    @property
+    def signal_lost_shown(self) -> bool:
+        return self.banner.isVisibleTo(self) and "lost" in self.banner.text().lower()
+
+    def _add_marker(self, text: str) -> None:
+        import pylsl
+
+        timestamp = pylsl.local_clock()
+        self.traces.add_marker(timestamp, text)
+        self.marker_added.emit(timestamp, text)
+
+    def set_recording_state(self, text: str) -> None:
+        """The session reports what the recorder is doing (e.g. "recording to session.xdf")."""
+        self.status.set_recording_state(text)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        self.timer.stop()
+        super().closeEvent(event)

@@ -1,0 +1,107 @@
+"""Live power spectrum (Welch) of one channel or the mean over usable channels, with MNF and MDF marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtWidgets
+from scipy.signal import welch
+
+SPECTRUM_SECONDS = 2.0
+MEAN_ENTRY = "mean of usable EMG channels"
+
+
+def mean_and_median_frequency(frequencies: np.ndarray, psd: np.ndarray) -> tuple[float, float]:
+    """MNF (power-weighted mean frequency) and MDF (frequency splitting the power in two halves) of a PSD."""
+    total = float(np.sum(psd))
+    if not np.isfinite(total) or total <= 0:
+        return float("nan"), float("nan")
+    mean_frequency = float(np.sum(frequencies * psd) / total)
+    cumulative = np.cumsum(psd)
+    median_frequency = float(np.interp(total / 2.0, cumulative, frequencies))
+    return mean_frequency, median_frequency
+
+
+def welch_psd(data: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel Welch PSD of (n, C) samples, ~4 Hz resolution, Hann windows with 50 % overlap."""
+    segment = int(min(len(data), 2 ** int(np.round(np.log2(max(fs / 4.0, 16.0))))))
+    frequencies, psd = welch(data, fs=fs, nperseg=segment, axis=0, detrend="constant")
+    return frequencies, psd
+
+
+class SpectrumView(QtWidgets.QWidget):
+    def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.fs = pipeline.state.fs
+        self.mnf_hz = float("nan")
+        self.mdf_hz = float("nan")
+
+        self.channel_box = QtWidgets.QComboBox()
+        self.channel_box.addItem(MEAN_ENTRY)
+        self.channel_box.addItems(list(pipeline.state.channel_labels))
+        self.readout = QtWidgets.QLabel("MNF —  MDF —")
+        self.plot = pg.PlotWidget()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setLogMode(x=False, y=True)
+        self.plot.setLabel("bottom", "frequency", units="Hz")
+        self.plot.setLabel("left", "PSD (µV²/Hz)")
+        self.plot.setXRange(0, min(self.fs / 2.0, 600.0), padding=0)
+        self.curve = self.plot.plot(pen=pg.mkPen((120, 200, 255), width=1.5))
+        self.mnf_line = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 200, 60), width=2), label="MNF",
+                                        labelOpts={"position": 0.92, "color": (255, 200, 60)})
+        dashed = pg.mkPen((120, 255, 120), width=2, style=pg.QtCore.Qt.PenStyle.DashLine)
+        self.mdf_line = pg.InfiniteLine(angle=90, pen=dashed, label="MDF",
+                                        labelOpts={"position": 0.80, "color": (120, 255, 120)})
+        for line in (self.mnf_line, self.mdf_line):
+            line.setVisible(False)
+            self.plot.addItem(line)
+
+        header = QtWidgets.QHBoxLayout()
+        header.addWidget(QtWidgets.QLabel("<b>Spectrum</b>"))
+        header.addWidget(self.channel_box, 1)
+        header.addWidget(self.readout)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(header)
+        layout.addWidget(self.plot, 1)
+
+    def _mean_channels(self) -> np.ndarray:
+        """Usable EMG channels (all EMG channels when none is usable: a flat mean is better than a blank plot)."""
+        state = self.pipeline.state
+        with state.lock:
+            usable = state.usable
+            emg = getattr(state, "emg_channels", None)
+        selected = np.zeros(state.n_channels, dtype=bool)
+        selected[np.asarray(emg) if emg is not None else slice(None)] = True
+        if usable is not None and len(usable) == len(selected) and (selected & usable).any():
+            selected &= usable
+        return np.flatnonzero(selected)
+
+    def refresh(self) -> None:
+        block = self.pipeline.engine.filtered.latest(int(SPECTRUM_SECONDS * self.fs))
+        if len(block.timestamps) < 64:
+            return
+        index = self.channel_box.currentIndex()
+        columns = self._mean_channels() if index == 0 else [index - 1]
+        data = block.data[:, columns]
+        data = np.nan_to_num(data)
+        frequencies, psd = welch_psd(data, self.fs)
+        psd = psd.mean(axis=1)
+        self.mnf_hz, self.mdf_hz = mean_and_median_frequency(frequencies, psd)
+        shown = frequencies > 0  # the DC bin is zero after the high-pass and breaks the log axis
+        peak = float(np.max(psd[shown])) if shown.any() else 0.0
+        if peak > 0:
+            # 60 dB below the peak is all a reader needs; the filters' stop bands would squash the plot otherwise
+            floor = peak * 1e-6
+            self.curve.setData(frequencies[shown], np.maximum(psd[shown], floor))
+            self.plot.setYRange(np.log10(floor), np.log10(peak * 3.0), padding=0)
+        for line, value in ((self.mnf_line, self.mnf_hz), (self.mdf_line, self.mdf_hz)):
+            finite = bool(np.isfinite(value))
+            line.setVisible(finite)
+            if finite:
+                line.setValue(value)
+        self.readout.setText(f"MNF {self.mnf_hz:.0f} Hz  MDF {self.mdf_hz:.0f} Hz")

@@ -1,0 +1,214 @@
+"""Status and controls: what the stream, DSP and worker are doing, and the settings a clinician may change live.
+
+Controls act on the DSP engine directly (``engine.update_settings``); recording and markers are requests this view
+emits as Qt signals, because the recorder belongs to the session, not to the window.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+from PyQt6 import QtCore, QtWidgets
+
+MAINS_CHOICES = (("off", None), ("50 Hz", 50.0), ("60 Hz", 60.0))
+ROWS = (
+    ("stream", "stream"), ("signal", "signal"), ("samples", "samples"), ("windows", "windows"),
+    ("latency", "latency"), ("latency_worker", "  model (worker)"), ("latency_dsp", "  DSP"),
+    ("latency_transport", "  transport"), ("worker", "worker"), ("recording", "recording"),
+)
+
+
+def _percentiles_ms(seconds: list[float]) -> tuple[float, float] | None:
+    if not seconds:
+        return None
+    p50, p99 = np.percentile(np.asarray(seconds) * 1000.0, [50, 99])
+    return float(p50), float(p99)
+
+
+def latency_breakdown(pipeline: Any) -> dict[str, tuple[float, float] | float | None]:
+    """Sample-to-decision latency split into the parts the monitor can see, in ms.
+
+    total: last sample stamped by the amplifier -> decision received (p50, p99); worker: model time in the worker
+    process (p50, p99); dsp: mean DSP time per window; transport: what remains of the median (LSL, queues, ZeroMQ)."""
+    state = pipeline.state
+    with state.lock:
+        total = list(state.latencies_s)
+        worker = [record.worker_s for record in itertools.islice(reversed(state.decisions), len(total))]
+    stats = pipeline.engine.stats
+    dsp_ms = stats.dsp_seconds_total / stats.windows * 1000.0 if stats.windows else None
+    total_pct, worker_pct = _percentiles_ms(total), _percentiles_ms(worker)
+    transport = None
+    if total_pct is not None and worker_pct is not None:
+        transport = max(0.0, total_pct[0] - worker_pct[0] - (dsp_ms or 0.0))
+    return {"total": total_pct, "worker": worker_pct, "dsp": dsp_ms, "transport": transport}
+
+
+def _pair(value: tuple[float, float] | None) -> str:
+    return "—" if value is None else f"p50 {value[0]:.1f}  p99 {value[1]:.1f} ms"
+
+
+class StatusView(QtWidgets.QWidget):
+    recording_toggled = QtCore.pyqtSignal(bool)
+    marker_requested = QtCore.pyqtSignal(str)
+
+    def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.recording_state = "not recording"
+        state, settings = pipeline.state, pipeline.engine.settings
+        nyquist = state.fs / 2.0
+
+        self.fields: dict[str, QtWidgets.QLabel] = {}
+        form = QtWidgets.QFormLayout()
+        form.setVerticalSpacing(1)
+        for key, caption in ROWS:
+            label = QtWidgets.QLabel("—")
+            label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.fields[key] = label
+            form.addRow(caption, label)
+        self.fields["stream"].setText(
+            f"{state.stream_name}  {state.fs:g} Hz  {state.n_channels} ch"
+        )
+
+        self.mains_box = QtWidgets.QComboBox()
+        for text, _ in MAINS_CHOICES:
+            self.mains_box.addItem(text)
+        current = [value for _, value in MAINS_CHOICES].index(settings.mains_hz) if settings.mains_hz in (
+            None, 50.0, 60.0) else 1
+        self.mains_box.setCurrentIndex(current)
+        self.window_box = self._spin(50, 1000, settings.window_ms, " ms", 10)
+        self.hop_box = self._spin(5, 500, settings.hop_ms, " ms", 5)
+        self.low_box = self._spin(0.5, nyquist - 2, settings.low_hz, " Hz", 5)
+        self.high_box = self._spin(2, nyquist - 1, settings.high_hz, " Hz", 10)
+        self.error_label = QtWidgets.QLabel("")
+        self.error_label.setStyleSheet("color: rgb(220, 60, 60);")
+        self.mains_box.currentIndexChanged.connect(self.apply_settings)
+        for box in (self.window_box, self.hop_box, self.low_box, self.high_box):
+            box.editingFinished.connect(self.apply_settings)
+
+        controls = QtWidgets.QGridLayout()
+        controls.addWidget(QtWidgets.QLabel("mains notch"), 0, 0)
+        controls.addWidget(self.mains_box, 0, 1)
+        controls.addWidget(QtWidgets.QLabel("band-pass"), 1, 0)
+        band = QtWidgets.QHBoxLayout()
+        band.addWidget(self.low_box)
+        band.addWidget(self.high_box)
+        controls.addLayout(band, 1, 1)
+        controls.addWidget(QtWidgets.QLabel("window / hop"), 2, 0)
+        windows = QtWidgets.QHBoxLayout()
+        windows.addWidget(self.window_box)
+        windows.addWidget(self.hop_box)
+        controls.addLayout(windows, 2, 1)
+
+        self.marker_edit = QtWidgets.QLineEdit()
+        self.marker_edit.setPlaceholderText("annotation (e.g. 'start 50% MVC')")
+        self.marker_edit.returnPressed.connect(self.add_marker)
+        self.marker_button = QtWidgets.QPushButton("add marker")
+        self.marker_button.clicked.connect(self.add_marker)
+        self.record_button = QtWidgets.QPushButton("start recording")
+        self.record_button.setCheckable(True)
+        self.record_button.toggled.connect(self._record_toggled)
+        actions = QtWidgets.QHBoxLayout()
+        actions.addWidget(self.marker_edit, 1)
+        actions.addWidget(self.marker_button)
+        actions.addWidget(self.record_button)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addWidget(QtWidgets.QLabel("<b>Status</b>"))
+        layout.addLayout(form)
+        layout.addLayout(controls)
+        layout.addWidget(self.error_label)
+        layout.addLayout(actions)
+        layout.addStretch(1)
+
+    @staticmethod
+    def _spin(low: float, high: float, value: float, suffix: str, step: float) -> QtWidgets.QDoubleSpinBox:
+        box = QtWidgets.QDoubleSpinBox()
+        box.setRange(low, high)
+        box.setDecimals(1 if step < 1 else 0)
+        box.setSingleStep(step)
+        box.setValue(value)
+        box.setSuffix(suffix)
+        box.setKeyboardTracking(False)
+        return box
+
+    def requested_settings(self) -> dict[str, Any]:
+        return {
+            "mains_hz": MAINS_CHOICES[self.mains_box.currentIndex()][1],
+            "low_hz": float(self.low_box.value()),
+            "high_hz": float(self.high_box.value()),
+            "window_ms": float(self.window_box.value()),
+            "hop_ms": float(self.hop_box.value()),
+        }
+
+    def apply_settings(self) -> bool:
+        """Validates the controls and hands the changed ones to the DSP engine; a bad combination is refused."""
+        wanted = self.requested_settings()
+        if wanted["low_hz"] >= wanted["high_hz"]:
+            self.error_label.setText(f"band-pass low edge {wanted['low_hz']:g} Hz must be under the high edge "
+                                     f"{wanted['high_hz']:g} Hz")
+            return False
+        if wanted["hop_ms"] > wanted["window_ms"]:
+            self.error_label.setText(
+                f"hop {wanted['hop_ms']:g} ms must not exceed the window {wanted['window_ms']:g} ms"
+            )
+            return False
+        settings = self.pipeline.engine.settings
+        changes = {key: value for key, value in wanted.items() if getattr(settings, key) != value}
+        self.error_label.setText("")
+        if changes:
+            try:
+                self.pipeline.engine.update_settings(**changes)
+            except (ValueError, AttributeError) as error:
+                self.error_label.setText(f"not applied: {error}")
+                return False
+        return True
+
+    def add_marker(self) -> None:
+        text = self.marker_edit.text().strip() or "marker"
+        self.marker_edit.clear()
+        self.marker_requested.emit(text)
+
+    def _record_toggled(self, on: bool) -> None:
+        self.record_button.setText("stop recording" if on else "start recording")
+        self.recording_toggled.emit(on)
+
+    def set_recording_state(self, text: str) -> None:
+        self.recording_state = text
+
+    def refresh(self) -> None:
+        pipeline, state = self.pipeline, self.pipeline.state
+        acquisition, engine = pipeline.acquisition, pipeline.engine
+        lost = acquisition.signal_lost
+        self.fields["signal"].setText(
+            f"<span style='color: rgb{(220, 60, 60) if lost else (60, 170, 90)}'><b>"
+            f"{'signal lost' if lost else 'streaming'}</b></span>  (lost {acquisition.signal_lost_events}x)"
+        )
+        self.fields["samples"].setText(
+            f"{acquisition.buffer.total_written}  dropped {engine.reader.dropped}  gaps {engine.stats.gaps}"
+        )
+        with state.lock:
+            n_decisions = len(state.decisions)
+            windows_seen, windows_sent = state.windows_seen, state.windows_sent
+        self.fields["windows"].setText(f"{windows_seen} seen  {windows_sent} sent  {n_decisions} decisions")
+        breakdown = latency_breakdown(pipeline)
+        self.fields["latency"].setText(_pair(breakdown["total"]))
+        self.fields["latency_worker"].setText(_pair(breakdown["worker"]))
+        dsp = breakdown["dsp"]
+        self.fields["latency_dsp"].setText("—" if dsp is None else f"{dsp:.2f} ms per window")
+        transport = breakdown["transport"]
+        self.fields["latency_transport"].setText(
+            "—" if transport is None else f"p50 {transport:.1f} ms (LSL, queues, ZeroMQ)"
+        )
+        client = pipeline.client
+        if client is None:
+            worker = "none (DSP only)"
+        else:
+            stats = getattr(client, "stats", {}) or {}
+            worker = f"{stats.get('state', getattr(client, 'state', '?'))}  answered {stats.get('answered', '—')}  " \
+                     f"late/dropped {stats.get('dropped_deadline', '—')}"
+        self.fields["worker"].setText(worker)
+        self.fields["recording"].setText(self.recording_state)
