@@ -81,6 +81,7 @@ class ClassificationView(QtWidgets.QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setLabel("bottom", "session time (min)")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setLabel("left", "probability")
         self.plot.setYRange(0, 1, padding=0.02)
         self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")

@@ -177,6 +177,7 @@ class FatigueView(QtWidgets.QWidget):
         for plot in (self.frequency_plot, self.rms_plot):
             plot.setMenuEnabled(False)
             plot.hideButtons()
+            plot.getAxis("bottom").enableAutoSIPrefix(False)  # minutes stay minutes, never "mmin"
         self.frequency_plot.setLabel("left", "frequency", units="Hz")
         self.frequency_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.rms_plot.setLabel("left", "RMS (µV)")

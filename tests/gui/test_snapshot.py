@@ -1,0 +1,102 @@
+"""The offscreen snapshot of the whole dashboard, and the window entry point, on a live 64-channel grid stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.errors import UserError
+from monitor.pipeline import DecisionRecord
+
+SIZE = (1600, 1000)
+
+
+def _pixels(image) -> np.ndarray:
+    from PyQt6 import QtGui
+
+    image = image.convertToFormat(QtGui.QImage.Format.Format_RGB32)
+    buffer = image.constBits()
+    buffer.setsize(image.sizeInBytes())
+    rows = np.frombuffer(buffer, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)
+    return rows[:, : image.width(), [2, 1, 0]].copy()  # BGRA in memory -> RGB
+
+
+def _share_of_colour(region: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 40) -> float:
+    close = np.abs(region.astype(int) - np.array(rgb)).max(axis=2) <= tolerance
+    return float(close.mean())
+
+
+def test_snapshot_shows_every_view(qtbot, tmp_path, grid_pipeline):
+    from PyQt6 import QtGui
+
+    from monitor.gui.app import save_snapshot
+    from monitor.gui.classification import CLASS_COLOURS
+    from monitor.gui.electrodes import GOOD
+    from monitor.gui.main_window import MainWindow
+
+    state = grid_pipeline.state
+    qtbot.waitUntil(lambda: len(state.features) > 5, timeout=15000)
+    classes = list(CLASS_COLOURS)
+    with state.lock:
+        start = state.features[0][0]
+        for sequence in range(40):
+            probabilities = np.array([0.6, 0.3, 0.1] if sequence % 3 else [0.2, 0.7, 0.1], dtype=np.float32)
+            state.decisions.append(DecisionRecord(sequence, start + 0.05 * sequence, "healthy", probabilities, classes,
+                                                  np.linspace(0, 1, 64, dtype=np.float32), "test", 0.01, 0.002))
+    path = save_snapshot(grid_pipeline, tmp_path / "dashboard.png", after_s=1.5, size=SIZE)
+    assert path == tmp_path / "dashboard.png"
+
+    image = QtGui.QImage(str(path))
+    assert (image.width(), image.height()) == SIZE
+    pixels = _pixels(image)
+    reference = MainWindow(grid_pipeline)  # same size, same layout: tells where each view was drawn
+    qtbot.addWidget(reference)
+    reference.resize(*SIZE)
+    reference.show()
+    qtbot.wait(50)
+    regions = reference.view_regions()
+    assert set(regions) == {"traces", "spectrum", "classification", "fatigue", "electrodes", "status"}
+    for name, rect in regions.items():
+        region = pixels[rect.top() : rect.bottom(), rect.left() : rect.right()]
+        assert region.size and region.std() > 20, (name, region.std())
+    crop = {name: pixels[r.top() : r.bottom(), r.left() : r.right()] for name, r in regions.items()}
+    assert _share_of_colour(crop["traces"], (120, 200, 255)) > 0.02  # 64 lanes of signal, not empty axes
+    assert _share_of_colour(crop["electrodes"], GOOD) > 0.01  # 64 usable electrodes
+    assert _share_of_colour(crop["classification"], CLASS_COLOURS["healthy"], tolerance=60) > 0.02
+    assert _share_of_colour(crop["spectrum"], (255, 200, 60)) > 0.0005  # the MNF marker
+
+
+def test_snapshot_refuses_a_path_it_cannot_write(grid_pipeline, tmp_path):
+    from monitor.gui.app import save_snapshot
+
+    with pytest.raises(UserError, match="does not exist"):
+        save_snapshot(grid_pipeline, tmp_path / "missing" / "x.png", after_s=0)
+    with pytest.raises(UserError, match=".png"):
+        save_snapshot(grid_pipeline, tmp_path / "x.txt", after_s=0)
+
+
+def test_run_window_returns_after_its_duration(qtbot, grid_pipeline):
+    from monitor.gui.app import run_window
+
+    assert run_window(grid_pipeline, duration_s=1.0) == 0
+
+
+def test_layouts_are_drawn_as_on_the_body(qtbot):
+    from monitor.gui.electrodes import ElectrodeMap
+    from simulators.electrodes import ElectrodeLayout
+
+    needle = ElectrodeMap(ElectrodeLayout.needle(), "needle")
+    qtbot.addWidget(needle)
+    assert len(needle.spots.data) == 1
+    grid = ElectrodeMap(ElectrodeLayout.from_name("grid13x5"), "grid")
+    qtbot.addWidget(grid)
+    assert len(grid.spots.data) == 64
+    # row 1 drawn on top: y falls with the row index, x grows with the column
+    first, last = grid.positions[0], grid.positions[-1]
+    assert first[1] > last[1] and first[0] < last[0]
+    ring = ElectrodeMap(ElectrodeLayout.ring(8), "ring")
+    qtbot.addWidget(ring)
+    radii = np.linalg.norm(ring.positions, axis=1)
+    np.testing.assert_allclose(radii, radii[0])
+    ring.set_bad(np.array([False, True] + [False] * 6))
+    np.testing.assert_allclose(ring.crosses.data["x"], ring.positions[1, 0])

@@ -1,0 +1,72 @@
+"""What the views compute before drawing, checked against independent computations (no stream needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.gui.classification import UNCERTAIN, smoothed_call
+from monitor.gui.fatigue import binned_means
+from monitor.gui.spectrum import mean_and_median_frequency, welch_psd
+from monitor.gui.traces import minmax_decimate
+
+
+def test_minmax_decimation_equals_per_bin_extremes_and_keeps_a_single_sample_spike():
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((20_480 + 37, 3)).astype(np.float32)
+    data[20_000, 1] = 50.0  # one-sample spike: plain subsampling would almost surely miss it
+    reduced, bin_length = minmax_decimate(data, 1000)
+    assert bin_length == 20 and reduced.shape == (2000, 3)
+    kept = data[len(data) - 1000 * 20 :]  # aligned to the newest sample
+    for b in (0, 499, 999):
+        np.testing.assert_array_equal(reduced[2 * b], kept[b * 20 : (b + 1) * 20].min(axis=0))
+        np.testing.assert_array_equal(reduced[2 * b + 1], kept[b * 20 : (b + 1) * 20].max(axis=0))
+    assert reduced[:, 1].max() == 50.0
+    short = data[:500]
+    same, one = minmax_decimate(short, 1000)
+    assert one == 1 and same is short
+
+
+def test_mean_and_median_frequency_of_known_spectra():
+    frequencies = np.linspace(0, 500, 501)
+    flat = ((frequencies >= 100) & (frequencies <= 300)).astype(float)
+    mnf, mdf = mean_and_median_frequency(frequencies, flat)
+    assert mnf == pytest.approx(200.0) and mdf == pytest.approx(200.0, abs=1.0)
+    # power 3:1 at 50 and 250 Hz: mean 100 Hz, median at the 50 Hz line
+    two_lines = np.zeros_like(frequencies)
+    two_lines[50], two_lines[250] = 3.0, 1.0
+    mnf, mdf = mean_and_median_frequency(frequencies, two_lines)
+    assert mnf == pytest.approx(100.0) and mdf == pytest.approx(50.0, abs=1.0)
+    assert np.isnan(mean_and_median_frequency(frequencies, np.zeros_like(frequencies))[0])
+
+
+def test_welch_psd_finds_a_sine_at_its_frequency():
+    fs = 2048.0
+    t = np.arange(int(2 * fs)) / fs
+    data = np.column_stack([np.sin(2 * np.pi * 120 * t), 0.5 * np.sin(2 * np.pi * 300 * t)])
+    frequencies, psd = welch_psd(data, fs)
+    assert frequencies[np.argmax(psd[:, 0])] == pytest.approx(120, abs=4)
+    assert frequencies[np.argmax(psd[:, 1])] == pytest.approx(300, abs=4)
+    assert frequencies[1] - frequencies[0] == pytest.approx(4.0)  # ~4 Hz bins at any rate
+
+
+def test_smoothed_call_votes_rejects_and_reports_confidence():
+    classes = ["healthy", "myopathy", "neuropathy"]
+    rows = np.array([[0.1, 0.8, 0.1]] * 5 + [[0.7, 0.2, 0.1]] * 4)
+    label, confidence = smoothed_call(rows, classes, votes=9, threshold=0.5)
+    assert label == "myopathy" and confidence == pytest.approx((5 * 0.8 + 4 * 0.2) / 9)
+    assert smoothed_call(rows, classes, votes=4, threshold=0.5)[0] == "healthy"
+    label, confidence = smoothed_call(rows, classes, votes=4, threshold=0.75)
+    assert label == UNCERTAIN and confidence == pytest.approx(0.7)
+    # a tie goes to the most recent ballot
+    tie = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]])
+    assert smoothed_call(tie, classes, votes=2, threshold=0.5)[0] == "myopathy"
+    assert smoothed_call(np.empty((0, 3)), classes, votes=5, threshold=0.5)[0] == UNCERTAIN
+
+
+def test_binned_means_average_each_second_and_skip_empty_bins_and_nans():
+    times = np.array([0.0, 0.2, 0.9, 1.1, 3.5, 3.6])
+    values = np.array([[1, 10], [3, np.nan], [5, 30], [7, 70], [9, 90], [11, np.nan]], dtype=float)
+    centres, means = binned_means(times, values, 1.0)
+    np.testing.assert_allclose(centres, [0.5, 1.5, 3.5])
+    np.testing.assert_allclose(means, [[3, 20], [7, 70], [10, 90]])
