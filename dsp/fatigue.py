@@ -1,0 +1,352 @@
+"""Live myoelectric fatigue indices: spectral compression during sustained contraction, per channel.
+
+Fed once per window with the window's features (MNF, MDF, FInsm5, RMS per channel), the tracker
+
+1. learns each channel's rest RMS (median over the first ``rest_learning_s`` seconds, then a slow average while
+   the channel is at rest; ``set_rest_level`` calibrates it explicitly),
+2. calls a channel contracting while its RMS exceeds ``activity_ratio`` x rest (released below
+   ``release_ratio`` x rest: hysteresis), and keeps only contraction windows,
+3. smooths over ``epoch_s``-second epochs (20 % trimmed mean of the contraction windows of each epoch; an epoch
+   counts when at least half its windows are contraction),
+4. fits a robust trend (``scipy.stats.theilslopes``) to MNF and MDF over the last ``trend_window_s`` seconds of
+   epochs of the current contraction, giving Hz/min and the % change from the contraction's baseline (the robust
+   line's value at the contraction's start; for FInsm5 and RMS the median of its first ``baseline_s``), and
+5. names a state per channel and overall (rule in docs/dsp.md and ``classify``).
+
+A contraction survives pauses up to ``max_pause_s``; a longer rest ends it, and the next contraction starts a new
+baseline. Between contractions a channel keeps the figures and state of its last contraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import theilslopes, trim_mean
+
+FATIGUE_STATES = ("fresh", "fatiguing", "fatigued")
+_INDICES = ("MNF", "MDF", "FInsm5", "RMS")
+# epochs average their windows with a 20 % trimmed mean: nearly as efficient as the mean on the noisy per-window
+# spectral estimates, yet a movement artefact in a few windows cannot drag the epoch
+_EPOCH_TRIM = 0.2
+
+
+@dataclass(frozen=True)
+class FatigueSettings:
+    epoch_s: float = 2.0
+    rest_learning_s: float = 3.0
+    activity_ratio: float = 4.0
+    release_ratio: float = 2.5
+    rest_adaptation_s: float = 30.0
+    max_pause_s: float = 3.0
+    baseline_s: float = 4.0
+    trend_window_s: float = 120.0
+    trend_update_s: float = 10.0
+    min_trend_s: float = 10.0
+    fatiguing_slope_pct_per_min: float = -3.0
+    fatiguing_change_pct: float = -7.0
+    fatigued_change_pct: float = -15.0
+
+    def __post_init__(self) -> None:
+        if not self.release_ratio < self.activity_ratio:
+            raise ValueError("release_ratio must be below activity_ratio (hysteresis)")
+        if not self.fatigued_change_pct < self.fatiguing_change_pct < 0:
+            raise ValueError("need fatigued_change_pct < fatiguing_change_pct < 0")
+        if min(self.epoch_s, self.rest_learning_s, self.baseline_s, self.trend_window_s) <= 0:
+            raise ValueError("durations must be positive")
+
+
+@dataclass
+class FatigueReport:
+    """The tracker's view after one window. Arrays are per channel; NaN where a channel has no contraction."""
+
+    timestamp: float
+    learning: bool  # still learning the rest level
+    active: np.ndarray  # contracting now
+    rest_rms: np.ndarray
+    rms: np.ndarray  # smoothed (last epoch), µV
+    mnf_hz: np.ndarray
+    mdf_hz: np.ndarray
+    fins_m5: np.ndarray
+    mnf_slope_hz_per_min: np.ndarray
+    mdf_slope_hz_per_min: np.ndarray
+    mdf_slope_pct_per_min: np.ndarray
+    mnf_change_pct: np.ndarray
+    mdf_change_pct: np.ndarray
+    fins_change_pct: np.ndarray
+    rms_change_pct: np.ndarray
+    contraction_s: np.ndarray  # length of the current (or last) contraction
+    states: tuple[str, ...]
+    state: str  # overall: the state rule applied to the median figures over channels with a judged contraction
+    overall: dict[str, float] = field(default_factory=dict)  # those median figures (empty before any)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-safe (NaN becomes None)."""
+        out: dict[str, object] = {}
+        for name, value in self.__dict__.items():
+            if isinstance(value, dict):
+                out[name] = {k: None if np.isnan(v) else v for k, v in value.items()}
+            elif isinstance(value, np.ndarray):
+                out[name] = [None if isinstance(v, float) and np.isnan(v) else v for v in value.tolist()]
+            else:
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def classify(change_pct: float, slope_pct_per_min: float, slope_upper_pct_per_min: float, settings: FatigueSettings,
+             duration_s: float) -> str:  # fmt: skip
+    """The state rule, for one channel's MDF.
+
+    fatigued: MDF has fallen at least ``fatigued_change_pct`` (default 15 %) below the contraction's baseline.
+    fatiguing: otherwise, after ``min_trend_s`` of contraction, MDF has fallen at least ``fatiguing_change_pct``
+    (7 %), or it falls at ``fatiguing_slope_pct_per_min`` (3 %/min) or faster with the slope's 95 % confidence
+    interval entirely below zero.
+    fresh: everything else, including no contraction yet.
+    """
+    if np.isnan(change_pct) or duration_s < settings.min_trend_s:
+        return "fresh"
+    if change_pct <= settings.fatigued_change_pct:
+        return "fatigued"
+    if change_pct <= settings.fatiguing_change_pct:
+        return "fatiguing"
+    if slope_pct_per_min <= settings.fatiguing_slope_pct_per_min and slope_upper_pct_per_min < 0:
+        return "fatiguing"
+    return "fresh"
+
+
+@dataclass
+class _Contraction:
+    """Epoch values of one channel's current contraction: times (s since start) and (MNF, MDF, FInsm5, RMS)."""
+
+    start: float
+    times: list[float] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+    baseline: np.ndarray = field(default_factory=lambda: np.full(len(_INDICES), np.nan))
+    paused_s: float = 0.0
+
+
+class FatigueTracker:
+    def __init__(self, fs: float, n_channels: int, settings: FatigueSettings | None = None) -> None:
+        if n_channels <= 0 or not fs > 0:
+            raise ValueError(f"need a positive rate and channel count, got {fs} Hz x {n_channels}")
+        self.fs = float(fs)
+        self.n_channels = int(n_channels)
+        self.settings = settings or FatigueSettings()
+        self.reset()
+
+    def reset(self) -> None:
+        c = self.n_channels
+        self._first_timestamp: float | None = None
+        self._learned = False
+        self._learning_rms: list[np.ndarray] = []
+        self.rest_rms = np.full(c, np.nan)
+        self._last_timestamp: float | None = None
+        self._active = np.zeros(c, dtype=bool)
+        self._epoch_index: int | None = None
+        self._epoch_rows: list[np.ndarray] = []  # (4, C) per window
+        self._epoch_active: list[np.ndarray] = []
+        self._epochs_done = 0
+        self._contractions: list[_Contraction | None] = [None] * c
+        nan = np.full(c, np.nan)
+        self._smoothed = np.full((4, c), np.nan)
+        self._slopes = {name: nan.copy() for name in ("MNF", "MDF", "MDF_upper")}
+        self._change = np.full((4, c), np.nan)
+        self._duration = np.zeros(c)
+        self._baseline_mdf = nan.copy()
+        self._states = ["fresh"] * c
+
+    @property
+    def learning(self) -> bool:
+        return not self._learned
+
+    def set_rest_level(self, rest_rms: np.ndarray) -> None:
+        """Calibrates the rest RMS (µV per channel), ending the learning phase."""
+        rest_rms = np.asarray(rest_rms, dtype=np.float64).reshape(self.n_channels)
+        if not (np.isfinite(rest_rms) & (rest_rms > 0)).all():
+            raise ValueError("rest RMS must be positive and finite on every channel")
+        self.rest_rms = rest_rms.copy()
+        self._learned = True
+
+    def update_features(self, timestamp: float, features: Mapping[str, np.ndarray],
+                        usable: np.ndarray | None = None) -> FatigueReport:  # fmt: skip
+        """``update`` taking a feature mapping with keys MNF, MDF, FInsm5 and RMS, each (C,)."""
+        return self.update(timestamp, *(features[name] for name in _INDICES), usable=usable)
+
+    def update(self, timestamp: float, mnf: np.ndarray, mdf: np.ndarray, fins_m5: np.ndarray, rms: np.ndarray,
+               usable: np.ndarray | None = None) -> FatigueReport:  # fmt: skip
+        """Feeds one window (its last sample's time, features per channel); unusable channels count as resting."""
+        row = np.vstack([np.asarray(v, dtype=np.float64).reshape(self.n_channels) for v in (mnf, mdf, fins_m5, rms)])
+        usable_mask = np.ones(self.n_channels, bool) if usable is None else np.asarray(usable, bool).copy()
+        usable_mask &= np.isfinite(row).all(axis=0)
+        if self._first_timestamp is None:
+            self._first_timestamp = float(timestamp)
+        self._learn_rest(float(timestamp), row[3], usable_mask)
+        self._detect_activity(row[3], usable_mask)
+        epoch = int((timestamp - self._first_timestamp) // self.settings.epoch_s)
+        if self._epoch_index is not None and epoch != self._epoch_index:
+            self._finish_epoch(self._first_timestamp + (self._epoch_index + 0.5) * self.settings.epoch_s)
+        self._epoch_index = epoch
+        self._epoch_rows.append(row)
+        self._epoch_active.append(self._active.copy())
+        self._last_timestamp = float(timestamp)
+        return self.report()
+
+    def _learn_rest(self, timestamp: float, rms: np.ndarray, usable: np.ndarray) -> None:
+        s = self.settings
+        if self.learning:
+            self._learning_rms.append(np.where(usable, rms, np.nan))
+            if timestamp - self._first_timestamp >= s.rest_learning_s:
+                history = np.array(self._learning_rms)
+                seen = ~np.isnan(history).all(axis=0)
+                self.rest_rms[seen] = np.nanmedian(history[:, seen], axis=0)
+                self._learning_rms = []
+                self._learned = True
+            return
+        # a channel unusable throughout learning takes its first usable window as rest
+        unlearned = np.isnan(self.rest_rms) & usable & (rms > 0)
+        self.rest_rms[unlearned] = rms[unlearned]
+        hop_s = 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
+        weight = min(hop_s / s.rest_adaptation_s, 1.0)
+        resting = usable & ~self._active & np.isfinite(rms) & (rms > 0)
+        self.rest_rms[resting] += weight * (rms[resting] - self.rest_rms[resting])
+
+    def _detect_activity(self, rms: np.ndarray, usable: np.ndarray) -> None:
+        if self.learning:
+            self._active[:] = False
+            return
+        s = self.settings
+        starting = rms > s.activity_ratio * self.rest_rms
+        staying = rms > s.release_ratio * self.rest_rms
+        self._active = usable & np.where(self._active, staying, starting)
+
+    def _finish_epoch(self, epoch_centre: float) -> None:
+        rows = np.array(self._epoch_rows)  # (n, 4, C)
+        active = np.array(self._epoch_active)  # (n, C)
+        self._epoch_rows, self._epoch_active = [], []
+        self._epochs_done += 1
+        contracting = active.mean(axis=0) >= 0.5
+        masked = np.where(active[:, np.newaxis, :], rows, np.nan)
+        s = self.settings
+        update_every = max(1, int(round(s.trend_update_s / s.epoch_s)))
+        for channel in range(self.n_channels):
+            contraction = self._contractions[channel]
+            if not contracting[channel]:
+                if contraction is not None:
+                    contraction.paused_s += s.epoch_s
+                    if contraction.paused_s > s.max_pause_s:
+                        self._contractions[channel] = None
+                continue
+            if contraction is None:
+                contraction = _Contraction(start=epoch_centre - s.epoch_s / 2)
+                self._contractions[channel] = contraction
+                for slopes in self._slopes.values():
+                    slopes[channel] = np.nan
+                self._change[:, channel] = np.nan
+                self._baseline_mdf[channel] = np.nan
+                self._states[channel] = "fresh"
+            contraction.paused_s = 0.0
+            in_contraction = masked[active[:, channel], :, channel]
+            value = trim_mean(in_contraction, _EPOCH_TRIM, axis=0)
+            contraction.times.append(epoch_centre - contraction.start)
+            contraction.values.append(value)
+            self._smoothed[:, channel] = value
+            self._duration[channel] = epoch_centre + s.epoch_s / 2 - contraction.start
+            if np.isnan(contraction.baseline[2]) and contraction.times[-1] >= s.baseline_s:
+                contraction.baseline[2:] = np.median(np.array(contraction.values)[:, 2:], axis=0)
+            # Theil-Sen costs ~0.2 ms a call: refit each channel every trend_update_s, staggered across channels
+            due = (self._epochs_done + channel) % update_every == 0 or np.isnan(self._slopes["MDF"][channel])
+            if due:
+                self._fit_trend(channel, contraction)
+            self._update_change(channel, contraction)
+
+    def _fit_trend(self, channel: int, contraction: _Contraction) -> None:
+        s = self.settings
+        times = np.array(contraction.times)
+        if times[-1] - times[0] < s.min_trend_s or len(times) < 3:
+            return
+        recent = times >= times[-1] - s.trend_window_s
+        values = np.array(contraction.values)[recent]
+        for index, name in ((0, "MNF"), (1, "MDF")):
+            slope, _intercept, _low, high = theilslopes(values[:, index], times[recent])
+            self._slopes[name][channel] = slope * 60.0
+            if name == "MDF":
+                self._slopes["MDF_upper"][channel] = high * 60.0
+
+    def _update_change(self, channel: int, contraction: _Contraction) -> None:
+        s = self.settings
+        times = np.array(contraction.times)
+        values = np.array(contraction.values)
+        recent = times >= times[-1] - s.trend_window_s
+        # FInsm5 and RMS: the present value is the median of the last baseline_s of epochs
+        current = np.median(values[times >= times[-1] - s.baseline_s], axis=0)
+        # MNF and MDF: the robust line through the recent epochs (Theil-Sen slope, median residual as level).
+        # Its value at the contraction's start is the baseline, for as long as the trend window still reaches
+        # back to the start (then frozen): a line through many epochs is a far steadier baseline than the
+        # first few noisy epochs.
+        for index, name in ((0, "MNF"), (1, "MDF")):
+            slope_per_s = self._slopes[name][channel] / 60.0
+            if not np.isfinite(slope_per_s):
+                current[index] = np.nan
+                continue
+            level_at_start = float(np.median(values[recent, index] - slope_per_s * times[recent]))
+            current[index] = level_at_start + slope_per_s * times[-1]
+            if recent[0]:
+                contraction.baseline[index] = level_at_start
+        self._change[:, channel] = (current - contraction.baseline) / contraction.baseline * 100.0
+        self._baseline_mdf[channel] = contraction.baseline[1]
+        mdf_pct_per_min = self._slopes["MDF"][channel] / contraction.baseline[1] * 100.0
+        upper_pct_per_min = self._slopes["MDF_upper"][channel] / contraction.baseline[1] * 100.0
+        self._states[channel] = classify(
+            self._change[1, channel], mdf_pct_per_min, upper_pct_per_min, s, self._duration[channel]
+        )
+
+    def report(self) -> FatigueReport:
+        slope_pct = self._slopes["MDF"] / self._baseline_mdf * 100.0
+        upper_pct = self._slopes["MDF_upper"] / self._baseline_mdf * 100.0
+        judged = np.isfinite(self._change[1])
+        overall: dict[str, float] = {}
+        state = "fresh"
+        if judged.any():
+            # one channel's noise should not decide: the rule is applied to the median over judged channels
+            figures = {
+                "mdf_change_pct": self._change[1],
+                "mnf_change_pct": self._change[0],
+                "fins_change_pct": self._change[2],
+                "rms_change_pct": self._change[3],
+                "mdf_slope_hz_per_min": self._slopes["MDF"],
+                "mnf_slope_hz_per_min": self._slopes["MNF"],
+                "mdf_slope_pct_per_min": slope_pct,
+                "mdf_hz": self._smoothed[1],
+                "mnf_hz": self._smoothed[0],
+                "contraction_s": self._duration,
+            }
+            overall = {name: float(np.nanmedian(values[judged])) for name, values in figures.items()}
+            state = classify(
+                overall["mdf_change_pct"],
+                overall["mdf_slope_pct_per_min"],
+                float(np.nanmedian(upper_pct[judged])),
+                self.settings,
+                overall["contraction_s"],
+            )
+        return FatigueReport(
+            timestamp=float(self._last_timestamp if self._last_timestamp is not None else np.nan),
+            learning=self.learning,
+            active=self._active.copy(),
+            rest_rms=self.rest_rms.copy(),
+            rms=self._smoothed[3].copy(),
+            mnf_hz=self._smoothed[0].copy(),
+            mdf_hz=self._smoothed[1].copy(),
+            fins_m5=self._smoothed[2].copy(),
+            mnf_slope_hz_per_min=self._slopes["MNF"].copy(),
+            mdf_slope_hz_per_min=self._slopes["MDF"].copy(),
+            mdf_slope_pct_per_min=slope_pct,
+            mnf_change_pct=self._change[0].copy(),
+            mdf_change_pct=self._change[1].copy(),
+            fins_change_pct=self._change[2].copy(),
+            rms_change_pct=self._change[3].copy(),
+            contraction_s=self._duration.copy(),
+            states=tuple(self._states),
+            state=state,
+            overall=overall,
+        )
