@@ -165,6 +165,14 @@ class EmgSimulator:
             self._antialias_state = np.zeros((self._antialias.shape[0], 2, self.n_channels))
         self._gain_power = (self.gains**2).sum(axis=1)
         self._freqs = np.linspace(0.0, self.fs / 2.0, 513)[1:]
+        # fresh MUAP power spectra out to the highest frequency a fatigue-stretched query can reach
+        self._fresh_freqs = np.linspace(0.0, self.fs / 2.0 / self.fatigue.floor, 2049)
+        self._fresh_power = np.concatenate(
+            [
+                np.abs(self.shapes.spectrum(chunk, self._fresh_freqs)) ** 2
+                for chunk in np.array_split(np.arange(self.pool.n_units), max(1, self.pool.n_units // 128))
+            ]
+        ).astype(np.float32)
         self._response = np.ones_like(self._freqs)
         if self._antialias is not None:
             _, h = signal.sosfreqz(self._antialias, worN=self._freqs, fs=self._internal_fs)
@@ -257,18 +265,27 @@ class EmgSimulator:
     def expected_psd(self, activation: np.ndarray, relative_cv: np.ndarray) -> np.ndarray:
         """Expected power spectrum of the noise-free signal summed over channels, on ``self._freqs``.
 
-        Discharges are treated as renewal processes whose spectrum is flat at their rate above the firing rates."""
+        Each unit contributes its MUAP power times the spectrum of its discharge train, a renewal process with
+        Gaussian intervals: rate (1 - |phi|^2) / |1 - phi|^2, phi the interval distribution's characteristic
+        function. A muscle whose MUAPs are stretched by s has MUAP power s^2 P(s f), read off the fresh spectra
+        tabulated at init."""
         pool = self.pool
         rates = pool.firing_rate(activation[pool.muscle_index])
-        units = np.flatnonzero(rates > 0)
-        if units.size == 0:
-            return np.zeros_like(self._freqs)
-        stretch = 1.0 / relative_cv[pool.muscle_index[units]]
         psd = np.zeros_like(self._freqs)
-        for start in range(0, units.size, 128):
-            chosen = units[start : start + 128]
-            transform = self.shapes.spectrum(chosen, self._freqs, stretch[start : start + 128])
-            psd += (rates[chosen] * self._gain_power[chosen]) @ (np.abs(transform) ** 2)
+        omega = 2.0 * np.pi * self._freqs
+        step = self._fresh_freqs[1]
+        for muscle in np.unique(pool.muscle_index[rates > 0]):
+            members = np.flatnonzero((pool.muscle_index == muscle) & (rates > 0))
+            stretch = 1.0 / float(relative_cv[muscle])
+            position = stretch * self._freqs / step
+            below = np.minimum(position.astype(np.int64), self._fresh_freqs.size - 2)
+            weight = position - below
+            table = self._fresh_power[members]
+            muap_power = stretch**2 * (table[:, below] * (1.0 - weight) + table[:, below + 1] * weight)
+            interval = 1.0 / rates[members, None]
+            phi = np.exp(-1j * omega * interval - 0.5 * (omega * pool.isi_cov * interval) ** 2)
+            train = rates[members, None] * (1.0 - np.abs(phi) ** 2) / np.maximum(np.abs(1.0 - phi) ** 2, 1e-12)
+            psd += self._gain_power[members] @ (muap_power * train)
         return psd * self._response
 
     def true_frequencies(self, activation: np.ndarray, relative_cv: np.ndarray) -> tuple[float | None, float | None]:

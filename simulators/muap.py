@@ -24,7 +24,7 @@ from simulators.motor_units import MotorUnitPool
 NEEDLE_MAIN_WIDTH_S = 0.5e-3  # sigma of the main triphasic spike of a healthy needle MUAP
 NEEDLE_AMPLITUDE_UV = 450.0  # main-spike amplitude of the smallest healthy unit at the needle (~0.65 mV peak-to-peak)
 SURFACE_AMPLITUDE_UV = 450.0  # main-component amplitude of the smallest healthy unit right under an electrode
-SLOW_WAVE_RATIO = 0.15  # relative size of the slow biphasic wave that sets the long initial/terminal phases
+SLOW_WAVE_RATIO = 0.25  # relative size of the slow biphasic wave that sets the long initial/terminal phases
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def build_shapes(
     # slow biphasic wave spanning the whole duration: the long, low initial and terminal phases of a needle MUAP
     # (a near-field feature: through tissue it would dominate and drag the surface spectrum below physiology)
     amplitude[:, 1] = SLOW_WAVE_RATIO * base if layout.kind == "needle" else 0.0
-    width[:, 1] = duration / 6.0
+    width[:, 1] = duration / 3.0
     order[:, 1] = 1
     for k in range(int(hi_extra)):
         present = n_extra > k

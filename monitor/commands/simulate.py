@@ -52,6 +52,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--source-id", help="LSL source_id (default nf-sim-<layout>-<seed>)")
     parser.add_argument("--chunk", type=int, default=32, help="samples per LSL chunk (default 32)")
     parser.add_argument("--marker-rate", type=float, default=4.0, help="ground-truth markers per second (default 4)")
+    parser.add_argument(
+        "--wait", type=float, default=0.0, metavar="S", help="live: wait up to S s for a consumer before streaming"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -143,6 +146,8 @@ def _stream(simulator: Any, args: argparse.Namespace) -> int:
     amplifier = Amplifier(
         simulator, name=args.name, source_id=source_id, chunk_samples=args.chunk, marker_rate_hz=args.marker_rate
     )
+    if args.wait > 0:
+        amplifier.wait_for_consumers(args.wait)
     print(
         f"streaming {args.name!r} (source_id {source_id}): {simulator.n_channels} channels at {simulator.fs:g} Hz, "
         f"{args.condition}, profile {args.profile}; markers on {args.name + '-markers'!r}. Ctrl-C stops.",

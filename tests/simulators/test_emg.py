@@ -1,0 +1,208 @@
+"""The motor-unit simulator against independent spectral and waveform measurements of the signal it generates."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from simulators.artifacts import ARTIFACTS
+from simulators.emg import EmgSimulator, SimulationConfig
+
+CLEAN = {"artifacts": (), "fatigue_rate": 0.0}
+
+
+def pooled_mnf_mdf(data: np.ndarray, fs: float) -> tuple[float, float]:
+    """Mean and median frequency of the channel-summed Welch spectrum."""
+    freqs, psd = signal.welch(data.astype(np.float64), fs=fs, nperseg=512, axis=0)
+    pooled = psd.sum(axis=1)
+    cumulative = np.cumsum(pooled)
+    return float((freqs * pooled).sum() / pooled.sum()), float(np.interp(cumulative[-1] / 2, cumulative, freqs))
+
+
+def test_surface_contraction_has_physiological_spectrum_and_rest_is_quiet():
+    fs = 2048.0
+    hold = EmgSimulator(SimulationConfig(layout="ring8", fs=fs, profile="hold", mvc_percent=50, **CLEAN)).generate(3.0)
+    rest = EmgSimulator(
+        SimulationConfig(layout="ring8", fs=fs, profile="rest", artifacts=("noise",), snr_db=30)
+    ).generate(3.0)
+    mnf, mdf = pooled_mnf_mdf(hold[2048:], fs)
+    assert 60.0 < mnf < 150.0 and 50.0 < mdf < 140.0
+    freqs, psd = signal.welch(hold[2048:].astype(np.float64), fs=fs, nperseg=512, axis=0)
+    band = (freqs >= 20) & (freqs <= 450)
+    assert psd[band].sum() / psd.sum() > 0.95  # surface EMG energy lies in 20-450 Hz
+    contraction_rms = np.sqrt((hold[2048:] ** 2).mean())
+    assert 50.0 < contraction_rms < 1000.0
+    # rest is noise only, 30 dB below the contraction
+    assert np.sqrt((rest**2).mean()) < contraction_rms / 10.0
+
+
+def test_needle_signal_reaches_kilohertz_and_needs_a_fast_rate():
+    fs = 10000.0
+    needle = EmgSimulator(SimulationConfig(layout="needle", fs=fs, profile="hold", mvc_percent=30, **CLEAN))
+    mnf, _ = pooled_mnf_mdf(needle.generate(2.0), fs)
+    assert 250.0 < mnf < 1200.0
+    with pytest.raises(ValueError, match="needle EMG needs fs >= 4000"):
+        EmgSimulator(SimulationConfig(layout="needle", fs=500.0))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"condition": "dystrophy"}, "unknown condition"),
+        ({"profile": "sprint"}, "unknown profile"),
+        ({"mvc_percent": 120.0}, "0-100"),
+        ({"fs": 50.0}, "sampling rate"),
+        ({"gesture": "wave"}, "unknown gesture"),
+        ({"artifacts": ("mains", "cosmic")}, "unknown artifact"),
+        ({"mains_hz": 55.0}, "50 or 60"),
+    ],
+)
+def test_invalid_settings_raise_clear_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        EmgSimulator(SimulationConfig(**change))
+
+
+def test_same_seed_same_samples_other_seed_other_subject():
+    config = SimulationConfig(layout="ring8", profile="gestures", period_s=0.5, artifacts=ARTIFACTS, seed=7)
+    first, second = EmgSimulator(config).generate(2.0), EmgSimulator(config).generate(2.0)
+    np.testing.assert_array_equal(first, second)
+    other = EmgSimulator(
+        SimulationConfig(layout="ring8", profile="gestures", period_s=0.5, artifacts=ARTIFACTS, seed=8)
+    )
+    assert not np.allclose(np.nan_to_num(first), np.nan_to_num(other.generate(2.0)))
+    assert other.subject != EmgSimulator(config).subject
+
+
+@pytest.mark.parametrize("layout, fs", [("ring8", 2048.0), ("ring8", 200.0), ("grid8x8", 2048.0), ("needle", 4000.0)])
+def test_chunked_reads_equal_one_read(layout, fs):
+    config = SimulationConfig(layout=layout, fs=fs, profile="intermittent", period_s=0.4, artifacts=ARTIFACTS, seed=3)
+    whole = EmgSimulator(config).generate(2.0)
+    simulator = EmgSimulator(config)
+    sizes = np.random.default_rng(0).integers(1, 300, 400)
+    parts, total = [], whole.shape[0]
+    for size in sizes:
+        take = min(int(size), total - sum(p.shape[0] for p in parts))
+        if take == 0:
+            break
+        parts.append(simulator.read(take))
+    chunked = np.concatenate(parts)
+    assert chunked.dtype == np.float32 and chunked.shape == whole.shape == (int(2.0 * fs), simulator.n_channels)
+    np.testing.assert_array_equal(chunked, whole)
+
+
+def test_sustained_hold_fatigue_matches_ground_truth_within_3_points():
+    fs, duration, window_s = 2048.0, 30.0, 2.0
+    config = SimulationConfig(layout="grid8x8", fs=fs, profile="hold", mvc_percent=50, fatigue_rate=0.4, artifacts=())
+    data, _, truths = EmgSimulator(config).generate_with_truth(duration, truth_rate_hz=4.0)
+    window = int(window_s * fs)
+    centres = np.arange(0.0, duration, window_s) + window_s / 2
+    measured = np.array([pooled_mnf_mdf(data[i : i + window], fs) for i in range(0, data.shape[0], window)])
+    truth_times = np.array([t["time_s"] for t in truths])
+    truth = np.array([[t["true_mnf_hz"], t["true_mdf_hz"]] for t in truths])
+
+    def relative_decline(times: np.ndarray, values: np.ndarray) -> float:
+        # a straight-line fit over the whole hold: the index falls roughly linearly and the fit averages out the
+        # window-to-window scatter of a spectrum dominated by a few large units
+        slope, intercept = np.polyfit(times, values, 1)
+        return (intercept + slope * duration) / intercept
+
+    for column, name in enumerate(("MNF", "MDF")):
+        expected = relative_decline(truth_times, truth[:, column])
+        observed = relative_decline(centres, measured[:, column])
+        assert expected < 0.9, name  # the hold really fatigued the muscle
+        assert abs(observed - expected) < 0.03, (name, observed, expected)
+    assert truths[-1]["relative_cv"] < 0.85
+    early, late = data[: 5 * int(fs)].astype(np.float64), data[-5 * int(fs) :].astype(np.float64)
+    assert np.sqrt((late**2).mean()) > np.sqrt((early**2).mean())  # amplitude rises as MUAPs stretch
+
+
+def test_muscle_recovers_at_rest():
+    config = SimulationConfig(layout="grid8x8", profile="intermittent", period_s=20.0, fatigue_rate=0.6, artifacts=())
+    simulator = EmgSimulator(config)
+    _, _, truths = simulator.generate_with_truth(60.0, truth_rate_hz=1.0)
+    cv = {round(t["time_s"]): t["relative_cv"] for t in truths}
+    assert cv[39] < 0.85  # end of the 20-40 s contraction
+    # 20 s of rest later: exponential recovery with a 1 min time constant (recovery_rate 1/min)
+    assert cv[59] == pytest.approx(1.0 - (1.0 - cv[39]) * np.exp(-20.0 / 60.0), abs=0.01)
+
+
+def needle_muap(condition: str, seed: int) -> tuple[float, float]:
+    """(peak-to-peak µV, duration ms) of the unit nearest the needle, by spike-triggered averaging of the signal."""
+    fs = 10000.0
+    config = SimulationConfig(
+        layout="needle",
+        fs=fs,
+        condition=condition,
+        profile="hold",
+        mvc_percent=10,
+        seed=seed,
+        record_spikes=True,
+        **CLEAN,
+    )
+    simulator = EmgSimulator(config)
+    trace = simulator.generate(6.0)[:, 0].astype(np.float64)
+    units = np.concatenate([u for u, _ in simulator.spike_log])
+    times = np.concatenate([t for _, t in simulator.spike_log])
+    counts = np.bincount(units, minlength=simulator.pool.n_units)
+    unit = int(np.argmax(simulator.gains[:, 0] * (counts >= 30)))
+    onsets = np.ceil(times[units == unit] * fs).astype(int)
+    length = int(0.06 * fs)
+    onsets = onsets[onsets + length < trace.size]
+    average = np.stack([trace[o : o + length] for o in onsets]).mean(axis=0)
+    residual = average[-int(0.015 * fs) :].std()  # the last 15 ms is past every MUAP: what is left is background
+    above = np.flatnonzero(np.abs(average) > max(0.1 * np.abs(average).max(), 5 * residual))
+    return float(average.max() - average.min()), float((above[-1] - above[0]) / fs * 1e3)
+
+
+def test_needle_muaps_neuropathy_large_long_myopathy_small_short():
+    measured = {
+        condition: np.median([needle_muap(condition, seed) for seed in range(3)], axis=0)
+        for condition in ("healthy", "myopathy", "neuropathy")
+    }
+    healthy_amplitude, healthy_duration = measured["healthy"]
+    assert 300.0 < healthy_amplitude < 2000.0 and 4.0 < healthy_duration < 14.0
+    assert measured["neuropathy"][0] > 2.0 * healthy_amplitude
+    assert measured["neuropathy"][1] > 1.15 * healthy_duration
+    assert measured["myopathy"][0] < 0.8 * healthy_amplitude
+    assert measured["myopathy"][1] < 0.75 * healthy_duration
+
+
+def test_neuropathy_recruits_fewer_units_firing_faster():
+    def firing(condition: str) -> tuple[int, float]:
+        simulator = EmgSimulator(
+            SimulationConfig(layout="needle", fs=4000.0, condition=condition, profile="hold", mvc_percent=30, **CLEAN)
+        )
+        rates = simulator.pool.firing_rate(np.full(simulator.pool.n_units, 0.3))
+        return int((rates > 0).sum()), float(rates[rates > 0].max())
+
+    healthy, neuropathy, myopathy = firing("healthy"), firing("neuropathy"), firing("myopathy")
+    assert neuropathy[0] < 0.6 * healthy[0] and neuropathy[1] > healthy[1]
+    assert myopathy[0] > healthy[0]  # early recruitment of many units
+
+
+def test_ground_truth_is_json_safe_and_follows_the_gesture_cycle():
+    config = SimulationConfig(layout="ring8", profile="gestures", period_s=1.0, mvc_percent=40, **CLEAN)
+    simulator = EmgSimulator(config)
+    seen = []
+    for _ in range(8):
+        simulator.read(512)
+        truth = json.loads(json.dumps(simulator.ground_truth()))
+        seen.append((truth["gesture"], truth["mvc_percent"], truth["true_mnf_hz"]))
+        assert truth["condition"] == "healthy" and truth["relative_cv"] == 1.0
+    assert seen[0] == ("rest", 0.0, None)  # 0-1 s: rest, no unit fires
+    assert seen[5][0] == "wrist_flexion" and seen[5][1] == 40.0 and 50.0 < seen[5][2] < 200.0
+    assert seen[7][0] == "wrist_flexion"
+
+
+def test_gestures_activate_different_channels():
+    def channel_rms(gesture: str) -> np.ndarray:
+        config = SimulationConfig(layout="ring8", profile="hold", gesture=gesture, mvc_percent=40, **CLEAN)
+        return np.sqrt((EmgSimulator(config).generate(1.0)[512:].astype(np.float64) ** 2).mean(axis=0))
+
+    flexion, extension = channel_rms("wrist_flexion"), channel_rms("wrist_extension")
+    assert np.argmax(flexion) != np.argmax(extension)
+    correlation = np.corrcoef(flexion / flexion.sum(), extension / extension.sum())[0, 1]
+    assert correlation < 0.5
