@@ -1,0 +1,209 @@
+"""Per-channel signal quality from the raw (unfiltered) stream: which electrodes to trust, and why not.
+
+Raw samples are used on purpose: filtering hides the evidence (a clipped plateau or a flat line turns into a small
+band-passed wiggle; mains would be notched away). The monitor keeps the last ``window_s`` of raw samples and
+re-evaluates every ``evaluate_every_s`` (mains every ``mains_every_s``, as it needs an FFT):
+
+- nonfinite: a NaN/Inf sample in the window (a dropped packet, a broken driver).
+- flat: standard deviation below ``flat_rms_uv`` (electrode off, lead shorted, channel not wired).
+- saturated: the amplifier's range is hit. With ``full_scale_uv`` known: more than ``clip_fraction`` of samples
+  at >= 98 % of it. Without it: the window's extreme value repeats in at least ``clip_fraction`` of samples with
+  three in a row, on a finely quantised signal (on a coarse ADC like the Myo's int8, repeats are normal, so
+  the heuristic stays off and ``full_scale_uv`` is needed).
+- mains: mains and harmonics carry at least ``mains_fraction`` of the 20-450 Hz power and at least
+  ``mains_rms_uv`` RMS (a loose contact picks up mains; a few µV at rest is normal and notched anyway).
+- stale (stream level): no sample for ``stale_s`` of LSL time (``report(now)`` checks; the stream vanished).
+
+``usable`` is True where none of the flags in ``mask_on`` is raised and the stream is not stale; it feeds the
+channel mask of inference and the GUI's electrode map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import signal
+
+QUALITY_FLAGS = ("nonfinite", "flat", "saturated", "mains")
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    window_s: float = 0.5
+    evaluate_every_s: float = 0.25
+    mains_every_s: float = 1.0
+    flat_rms_uv: float = 0.1
+    full_scale_uv: float | None = None
+    clip_fraction: float = 0.01
+    mains_hz: float | None = 50.0  # None: whichever of 50/60 is stronger
+    mains_fraction: float = 0.5
+    mains_rms_uv: float = 50.0
+    stale_s: float = 1.0
+    mask_on: tuple[str, ...] = QUALITY_FLAGS
+
+    def __post_init__(self) -> None:
+        unknown = set(self.mask_on) - set(QUALITY_FLAGS)
+        if unknown:
+            raise ValueError(f"unknown quality flags {sorted(unknown)}; known: {QUALITY_FLAGS}")
+        if self.window_s <= 0 or self.evaluate_every_s <= 0:
+            raise ValueError("quality window and evaluation interval must be positive")
+
+
+@dataclass
+class QualityReport:
+    timestamp: float  # LSL time of the last sample evaluated
+    flags: dict[str, np.ndarray]  # flag -> (C,) bool
+    usable: np.ndarray  # (C,) bool
+    stale: bool
+    rms_uv: np.ndarray  # (C,) standard deviation of the raw window
+    mains_rms_uv: np.ndarray  # (C,)
+    reasons: tuple[str, ...] = field(default=())  # per channel: "" or e.g. "flat" / "saturated, mains"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "timestamp": self.timestamp,
+            "stale": self.stale,
+            "usable": self.usable.tolist(),
+            "flags": {name: values.tolist() for name, values in self.flags.items()},
+            "reasons": list(self.reasons),
+            "rms_uv": self.rms_uv.tolist(),
+            "mains_rms_uv": self.mains_rms_uv.tolist(),
+        }
+
+
+class QualityMonitor:
+    def __init__(self, fs: float, n_channels: int, settings: QualitySettings | None = None) -> None:
+        if not fs > 0 or n_channels <= 0:
+            raise ValueError(f"need a positive rate and channel count, got {fs} Hz x {n_channels}")
+        self.fs = float(fs)
+        self.n_channels = int(n_channels)
+        self.settings = settings or QualitySettings()
+        self._capacity = max(16, int(round(self.settings.window_s * self.fs)))
+        self.reset()
+
+    def reset(self) -> None:
+        c = self.n_channels
+        self._buffer = np.zeros((self._capacity, c), dtype=np.float32)
+        self._written = 0
+        self._since_evaluation = 0
+        self._since_mains = 0
+        self._mains_evaluated = False
+        self._last_timestamp = float("nan")
+        self._mains_rms = np.zeros(c)
+        self._mains_flag = np.zeros(c, dtype=bool)
+        self._latest = QualityReport(
+            timestamp=float("nan"),
+            flags={name: np.zeros(c, dtype=bool) for name in QUALITY_FLAGS},
+            usable=np.ones(c, dtype=bool),
+            stale=False,
+            rms_uv=np.zeros(c),
+            mains_rms_uv=np.zeros(c),
+            reasons=("",) * c,
+        )
+
+    def update(self, raw_chunk: np.ndarray, last_timestamp: float) -> QualityReport:
+        """Adds raw samples (n, C) whose last sample has LSL time ``last_timestamp``; returns the latest report."""
+        raw_chunk = np.asarray(raw_chunk)
+        if raw_chunk.ndim != 2 or raw_chunk.shape[1] != self.n_channels:
+            raise ValueError(f"expected a (n, {self.n_channels}) chunk, got {raw_chunk.shape}")
+        self._append(raw_chunk)
+        self._last_timestamp = float(last_timestamp)
+        self._since_evaluation += len(raw_chunk)
+        self._since_mains += len(raw_chunk)
+        if self._since_evaluation >= self.settings.evaluate_every_s * self.fs:
+            self._evaluate()
+        return self._latest
+
+    def report(self, now: float | None = None) -> QualityReport:
+        """The latest report; with ``now`` (LSL time) it also says whether the stream has gone stale."""
+        if now is None or not (now - self._last_timestamp > self.settings.stale_s):
+            return self._latest
+        return replace(self._latest, stale=True, usable=np.zeros(self.n_channels, dtype=bool))
+
+    def _append(self, chunk: np.ndarray) -> None:
+        if len(chunk) >= self._capacity:
+            self._buffer[:] = chunk[-self._capacity :]
+        else:
+            position = self._written % self._capacity
+            first = min(len(chunk), self._capacity - position)
+            self._buffer[position : position + first] = chunk[:first]
+            self._buffer[: len(chunk) - first] = chunk[first:]
+        self._written += len(chunk)
+
+    def _window(self) -> np.ndarray:
+        if self._written < self._capacity:
+            return self._buffer[: self._written]
+        position = self._written % self._capacity
+        return np.concatenate([self._buffer[position:], self._buffer[:position]])
+
+    def _evaluate(self) -> None:
+        s = self.settings
+        self._since_evaluation = 0
+        window = self._window().astype(np.float64)
+        if len(window) < 4:
+            return
+        nonfinite = ~np.isfinite(window).all(axis=0)
+        window = np.where(np.isfinite(window), window, 0.0)
+        rms = window.std(axis=0)
+        flat = (rms < s.flat_rms_uv) & ~nonfinite
+        saturated = self._saturated(window) & ~nonfinite & ~flat
+        if self._since_mains >= s.mains_every_s * self.fs or not self._mains_evaluated:
+            self._since_mains = 0
+            self._mains_evaluated = True
+            self._mains_rms, self._mains_flag = self._mains(window)
+        flags = {
+            "nonfinite": nonfinite,
+            "flat": flat,
+            "saturated": saturated,
+            "mains": self._mains_flag & ~nonfinite & ~flat,
+        }
+        masked = np.zeros(self.n_channels, dtype=bool)
+        for name in s.mask_on:
+            masked |= flags[name]
+        reasons = tuple(
+            ", ".join(name for name in QUALITY_FLAGS if flags[name][channel]) for channel in range(self.n_channels)
+        )
+        self._latest = QualityReport(
+            timestamp=self._last_timestamp,
+            flags=flags,
+            usable=~masked,
+            stale=False,
+            rms_uv=rms,
+            mains_rms_uv=self._mains_rms.copy(),
+            reasons=reasons,
+        )
+
+    def _saturated(self, window: np.ndarray) -> np.ndarray:
+        s = self.settings
+        n = len(window)
+        needed = max(3, int(np.ceil(s.clip_fraction * n)))
+        if s.full_scale_uv is not None:
+            return (np.abs(window) >= 0.98 * s.full_scale_uv).sum(axis=0) >= needed
+        result = np.zeros(self.n_channels, dtype=bool)
+        steps = np.abs(np.diff(window, axis=0))
+        finest_step = np.where(steps > 0, steps, np.inf).min(axis=0)
+        fine = finest_step < 0.01 * np.maximum(window.std(axis=0), np.finfo(float).tiny)
+        for extreme in (window.max(axis=0), window.min(axis=0)):
+            at_extreme = window == extreme
+            three_in_a_row = (at_extreme[:-2] & at_extreme[1:-1] & at_extreme[2:]).any(axis=0)
+            result |= (at_extreme.sum(axis=0) >= needed) & three_in_a_row
+        return result & fine
+
+    def _mains(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = self.settings
+        frequencies, psd = signal.periodogram(window, fs=self.fs, window="hann", detrend="linear", axis=0)
+        df = frequencies[1] - frequencies[0]
+        band = (frequencies >= 20.0) & (frequencies <= min(450.0, self.fs / 2))
+        band_power = psd[band].sum(axis=0) * df
+        candidates = [s.mains_hz] if s.mains_hz is not None else [50.0, 60.0]
+        best = np.zeros(self.n_channels)
+        for mains in candidates:
+            harmonics = np.arange(mains, min(450.0, self.fs / 2), mains)
+            near = np.zeros_like(frequencies, dtype=bool)
+            for harmonic in harmonics:
+                near |= np.abs(frequencies - harmonic) <= max(2.0, 1.5 * df)
+            best = np.maximum(best, psd[near].sum(axis=0) * df)
+        mains_rms = np.sqrt(best)
+        fraction = np.divide(best, band_power, out=np.zeros_like(best), where=band_power > 0)
+        return mains_rms, (fraction >= s.mains_fraction) & (mains_rms >= s.mains_rms_uv)

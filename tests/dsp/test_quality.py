@@ -1,0 +1,113 @@
+"""Signal-quality flags on constructed signals: each defect on its own channel, next to a good one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from dsp.quality import QUALITY_FLAGS, QualityMonitor, QualitySettings
+
+FS = 2048.0
+
+
+def emg(n: int, rms_uv: float, rng: np.random.Generator) -> np.ndarray:
+    sos = signal.butter(2, (30, 300), btype="bandpass", fs=FS, output="sos")
+    x = signal.sosfilt(sos, rng.standard_normal(n + 1024))[1024:]
+    return x / x.std() * rms_uv
+
+
+def mains(n: int, rms_uv: float, hz: float = 50.0) -> np.ndarray:
+    t = np.arange(n) / FS
+    return rms_uv * np.sqrt(2) * np.sin(2 * np.pi * hz * t)
+
+
+def feed(monitor: QualityMonitor, samples: np.ndarray, chunk: int = 64, start_time: float = 100.0):
+    report = None
+    for start in range(0, len(samples), chunk):
+        part = samples[start : start + chunk]
+        report = monitor.update(part.astype(np.float32), start_time + (start + len(part) - 1) / FS)
+    return report
+
+
+@pytest.fixture(scope="module")
+def defects() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    n = int(2 * FS)
+    good = emg(n, 50, rng) + 2000.0 + mains(n, 5)  # electrode offset and a little mains: fine
+    flat = np.full(n, 300.0)
+    clipped = np.clip(emg(n, 300, rng), -400, 400)
+    humming = emg(n, 20, rng) + mains(n, 200)
+    nan_burst = emg(n, 50, rng)
+    nan_burst[-300:-250] = np.nan
+    resting = emg(n, 3, rng) + mains(n, 5)  # mains dominates, but at a harmless 5 µV
+    return np.column_stack([good, flat, clipped, humming, nan_burst, resting])
+
+
+def test_each_defect_is_flagged_on_its_channel_only(defects: np.ndarray) -> None:
+    report = feed(QualityMonitor(FS, 6), defects)
+    expected = {"nonfinite": [4], "flat": [1], "saturated": [2], "mains": [3]}
+    for name in QUALITY_FLAGS:
+        assert np.flatnonzero(report.flags[name]).tolist() == expected[name], name
+    np.testing.assert_array_equal(report.usable, [True, False, False, False, False, True])
+    assert report.reasons == ("", "flat", "saturated", "mains", "nonfinite", "")
+    assert not report.stale
+
+
+def test_measured_levels_match_an_independent_computation(defects: np.ndarray) -> None:
+    report = feed(QualityMonitor(FS, 6), defects)
+    last_half_second = defects[-1024:].astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(report.rms_uv[[0, 1, 2, 3, 5]], last_half_second[:, [0, 1, 2, 3, 5]].std(axis=0),
+                               rtol=1e-6, atol=1e-9)  # fmt: skip
+    assert report.mains_rms_uv[3] == pytest.approx(200.0, rel=0.1)
+    assert report.mains_rms_uv[5] == pytest.approx(5.0, rel=0.3)
+
+
+def test_channel_recovers_once_the_nan_leaves_the_window(defects: np.ndarray) -> None:
+    monitor = QualityMonitor(FS, 6)
+    feed(monitor, defects)
+    rng = np.random.default_rng(1)
+    clean = np.column_stack([emg(3072, 50, rng) for _ in range(6)])  # > window + mains interval
+    report = feed(monitor, clean, start_time=103.0)
+    assert report.usable.all() and not any(report.reasons)
+
+
+def test_stale_stream_masks_everything(defects: np.ndarray) -> None:
+    monitor = QualityMonitor(FS, 6)
+    last = feed(monitor, defects).timestamp
+    assert not monitor.report(now=last + 0.5).stale
+    stale = monitor.report(now=last + 2.0)
+    assert stale.stale and not stale.usable.any()
+    assert stale.to_dict()["stale"] is True
+
+
+def test_sixty_hertz_found_when_mains_is_not_given() -> None:
+    rng = np.random.default_rng(2)
+    n = int(FS)
+    x = np.column_stack([emg(n, 20, rng) + mains(n, 150, hz=60.0), emg(n, 50, rng)])
+    report = feed(QualityMonitor(FS, 2, QualitySettings(mains_hz=None)), x)
+    np.testing.assert_array_equal(report.flags["mains"], [True, False])
+
+
+def test_coarse_adc_needs_full_scale_to_call_clipping() -> None:
+    # Myo-like int8 samples: at rest small integers repeat all the time, which is not clipping ...
+    rng = np.random.default_rng(3)
+    fs = 200.0
+    rest = np.round(rng.standard_normal((400, 2)) * 2.0)
+    monitor = QualityMonitor(fs, 2, QualitySettings(full_scale_uv=128.0))
+    assert not monitor.update(rest, 10.0).flags["saturated"].any()
+    assert not QualityMonitor(fs, 2).update(rest, 10.0).flags["saturated"].any()
+    # ... while a strong contraction pinned at the rails is
+    strong = np.clip(np.round(rng.standard_normal((400, 2)) * 150.0), -128, 127)
+    strong[:, 1] = np.round(rng.standard_normal(400) * 20.0)
+    np.testing.assert_array_equal(monitor.update(strong, 12.0).flags["saturated"], [True, False])
+
+
+def test_mask_on_chooses_which_flags_mask(defects: np.ndarray) -> None:
+    report = feed(QualityMonitor(FS, 6, QualitySettings(mask_on=("flat", "nonfinite"))), defects)
+    np.testing.assert_array_equal(report.usable, [True, False, True, True, False, True])
+    assert report.flags["mains"][3]  # still reported, just not masking
+    with pytest.raises(ValueError, match="unknown quality flags"):
+        QualitySettings(mask_on=("wobbly",))
+    with pytest.raises(ValueError, match="chunk"):
+        QualityMonitor(FS, 6).update(np.zeros((4, 5)), 0.0)
