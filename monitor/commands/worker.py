@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -38,13 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --connect: the secured broker's public .key")
     parser.add_argument("--insecure", action="store_true",
                         help="allow binding a non-loopback address without CURVE (prints a warning)")
+    parser.add_argument("--standby", action="store_true",
+                        help="load the model, print STANDBY, then wait for a line 'BIND' on stdin before serving "
+                        "(the monitor keeps one such spare to replace a crashed worker at once)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from monitor.errors import UserError
     from monitor.inference.security import CurveClientKeys, CurveServerKeys, check_bind_allowed
-    from monitor.inference.supervisor import READY_PREFIX
+    from monitor.inference.supervisor import READY_PREFIX, STANDBY_PREFIX
     from monitor.inference.worker import WorkerSettings, serve, warm_up
 
     if args.max_batch < 1 or args.threads < 1 or args.batch_wait_ms < 0:
@@ -71,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         raise UserError(f"cannot load the model: {error}") from None
     warm_up(predictor)
+    if args.standby:
+        print(f"{STANDBY_PREFIX}{predictor.card.model_id}", flush=True)
+        if sys.stdin.readline().strip() != "BIND":  # end of input: the monitor went away or dropped the spare
+            return 0
     settings = WorkerSettings(endpoint=endpoint, connect=bool(args.connect), max_batch=args.max_batch,
                               batch_wait_s=args.batch_wait_ms / 1000.0, curve_server=curve_server,
                               curve_client=curve_client)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from monitor.inference import protocol
 from monitor.inference.security import CurveClientKeys, secure_client
@@ -111,11 +112,15 @@ class InferenceClient:
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a worker that is not connected: it'd be stale
+        # retry every 100 ms without exponential back-off, so a restarted worker is found within 0.1 s
         self._socket.setsockopt(zmq.RECONNECT_IVL, 100)
-        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 0)
         self._socket.setsockopt(zmq.SNDHWM, 100)
         if curve is not None:
             secure_client(self._socket, curve)
+        # disconnects are seen at once through the socket monitor; heartbeats catch a hung or unreachable peer
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self._connected = False
         self._socket.connect(endpoint)
         self._thread = threading.Thread(target=self._run, name=f"inference-client-{bed_id}", daemon=True)
         self._thread.start()
@@ -215,7 +220,7 @@ class InferenceClient:
     def _state_locked(self, now: float) -> str:
         if self._last_heard is None:
             return STATE_STARTING if now - self._created < self.startup_s else STATE_OFFLINE
-        if now - self._last_heard > self.liveness_s or self._workers_behind == 0:
+        if not self._connected or now - self._last_heard > self.liveness_s or self._workers_behind == 0:
             return STATE_OFFLINE
         return STATE_ONLINE
 
@@ -226,6 +231,7 @@ class InferenceClient:
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_read, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         next_ping = 0.0
         try:
             while not self._closed.is_set():
@@ -238,6 +244,8 @@ class InferenceClient:
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
+                if self._monitor in events and self._connection_events():
+                    next_ping = 0.0  # just (re)connected: ask at once instead of waiting for the next beat
                 if self._socket in events:
                     self._receive_all(pending)
                 self._take_submitted(pending)
@@ -246,7 +254,20 @@ class InferenceClient:
         except zmq.ZMQError as error:  # the context was terminated under us: nothing left to do
             log.debug("inference client I/O thread stops: %s", error)
         finally:
+            self._socket.disable_monitor()
+            self._monitor.close(0)
             self._socket.close(0)
+
+    def _connection_events(self) -> bool:
+        """Apply socket-monitor events; True when a connection has just been established."""
+        connected = False
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            with self._lock:
+                self._connected = event == zmq.EVENT_HANDSHAKE_SUCCEEDED
+                self._track_offline_locked(time.monotonic())
+            connected = connected or self._connected
+        return connected
 
     def _drain_wake_pipe(self) -> None:
         try:

@@ -8,6 +8,7 @@ themselves (ZeroMQ reconnects).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -23,24 +24,33 @@ from monitor.errors import UserError
 log = logging.getLogger(__name__)
 
 READY_PREFIX = "READY "
+STANDBY_PREFIX = "STANDBY "
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerHandle:
-    """One worker subprocess, restartable on the endpoint it first bound."""
+    """One worker subprocess, restartable on the endpoint it first bound.
+
+    With ``standby`` a second process is kept with its model loaded, waiting on stdin for the word to bind, so a
+    restart costs milliseconds instead of a Python + torch start (seconds on a busy two-core machine).
+    """
 
     def __init__(self, endpoint: str, model_path: str | os.PathLike[str] | None = None, backend: str = "auto",
-                 extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0) -> None:
+                 extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0, standby: bool = False) -> None:
         self.requested_endpoint = endpoint
         self.endpoint = endpoint  # the resolved one once started
         self.model_path = None if model_path is None else str(model_path)
         self.backend = backend
         self.extra_args = tuple(extra_args)
         self.ready_timeout_s = ready_timeout_s
+        self.standby = standby
         self.model_id: str | None = None
         self.restarts = 0
         self.process: subprocess.Popen[str] | None = None
+        self._spare: subprocess.Popen[str] | None = None
+        self._spare_loaded = threading.Event()
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def alive(self) -> bool:
@@ -50,57 +60,101 @@ class WorkerHandle:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def command(self) -> list[str]:
+    @property
+    def spare_ready(self) -> bool:
+        return self._spare is not None and self._spare.poll() is None and self._spare_loaded.is_set()
+
+    def command(self, standby: bool = False) -> list[str]:
         command = [sys.executable, "-m", "monitor.cli", "worker", "--bind", self.endpoint, "--backend", self.backend]
         if self.model_path:
             command += ["--model", self.model_path]
-        return command + list(self.extra_args)
+        return command + list(self.extra_args) + (["--standby"] if standby else [])
+
+    def _launch(self, standby: bool) -> subprocess.Popen[str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return subprocess.Popen(
+            self.command(standby), stdout=subprocess.PIPE, stderr=None, text=True, env=env, cwd=str(REPO_ROOT),
+            stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the monitor's terminal is the monitor's to handle
+        )
 
     def start(self) -> None:
-        """Start the subprocess and wait until it says READY (raises UserError if it exits or times out)."""
+        """Start (or promote the standby) and wait until it says READY (UserError if it exits or times out)."""
         with self._lock:
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-            env.setdefault("PYTHONUNBUFFERED", "1")
-            self.process = subprocess.Popen(
-                self.command(), stdout=subprocess.PIPE, stderr=None, text=True, env=env, cwd=str(REPO_ROOT),
-                start_new_session=True,  # a Ctrl-C in the monitor's terminal is the monitor's to handle
-            )
-            line = _read_ready_line(self.process, self.ready_timeout_s)
+            self._closed = False
+            process = self._promote_spare()
+            if process is None:
+                process = self._launch(standby=False)
+            self.process = process
+            line = _read_line(process, READY_PREFIX, self.ready_timeout_s)
             _, endpoint, model_id = line.split(maxsplit=2)
             self.endpoint, self.model_id = endpoint, model_id.strip()
             # keep reading stdout so the worker can never block on a full pipe
-            threading.Thread(target=_drain, args=(self.process.stdout,), daemon=True).start()
+            threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
+        if self.standby and not self._closed:
+            threading.Thread(target=self._prepare_spare, name="worker-standby", daemon=True).start()
+
+    def _promote_spare(self) -> subprocess.Popen[str] | None:
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            return None
+        if not self._spare_loaded.wait(self.ready_timeout_s):  # still loading: still sooner than a cold start
+            _terminate(spare)
+            return None
+        try:
+            spare.stdin.write("BIND\n")
+            spare.stdin.flush()
+        except OSError:
+            return None
+        return spare
+
+    def _prepare_spare(self) -> None:
+        with self._lock:
+            if self._closed or self._spare is not None:
+                return
+            self._spare_loaded.clear()
+            spare = self._spare = self._launch(standby=True)
+        try:
+            _read_line(spare, STANDBY_PREFIX, self.ready_timeout_s)
+            self._spare_loaded.set()
+        except UserError as error:
+            if not self._closed:  # when closing, we killed it ourselves
+                log.warning("standby worker failed: %s", error)
 
     def restart(self) -> None:
-        self.stop()
+        _terminate(self.process)
         self.restarts += 1
         self.start()
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash would (tests and the supervisor's last resort)."""
-        if self.alive:
-            self.process.kill()
-            self.process.wait()
-
     def stop(self, timeout_s: float = 3.0) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        """Stop the worker and its standby."""
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        for process in (self.process, spare):
+            _terminate(process, timeout_s)
 
 
-def _read_ready_line(process: subprocess.Popen[str], timeout_s: float) -> str:
+def _terminate(process: subprocess.Popen[str] | None, timeout_s: float = 3.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _read_line(process: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:
+    """The first stdout line starting with ``prefix``; UserError if the process exits or stays silent."""
     found: list[str] = []
 
     def read() -> None:
         for line in process.stdout:
-            if line.startswith(READY_PREFIX):
+            if line.startswith(prefix):
                 found.append(line)
                 return
 
@@ -108,6 +162,8 @@ def _read_ready_line(process: subprocess.Popen[str], timeout_s: float) -> str:
     reader.start()
     reader.join(timeout_s)
     if not found:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(1.0)  # output ended: the process is exiting, let it finish so we report it right
         exited = process.poll()
         if exited is None:
             process.kill()
@@ -126,15 +182,22 @@ def _drain(stream: IO[str]) -> None:
 
 
 def spawn_worker(model_path: str | os.PathLike[str] | None = None, endpoint: str = "tcp://127.0.0.1:*",
-                 backend: str = "auto", extra_args: tuple[str, ...] = ()) -> WorkerHandle:
-    """Start a worker subprocess and return once it answers; ``handle.endpoint`` is where to connect."""
-    handle = WorkerHandle(endpoint, model_path, backend, extra_args)
+                 backend: str = "auto", extra_args: tuple[str, ...] = (), standby: bool = True) -> WorkerHandle:
+    """Start a worker subprocess and return once it answers; ``handle.endpoint`` is where to connect.
+
+    ``standby`` keeps a loaded spare process for fast restarts (it costs that process's memory).
+    """
+    handle = WorkerHandle(endpoint, model_path, backend, extra_args, standby=standby)
     handle.start()
     return handle
 
 
 class WorkerSupervisor:
-    """Restarts a spawned worker that died, or that a client has seen unresponsive for ``unresponsive_s``."""
+    """Restarts a spawned worker that died, or that a client has seen unresponsive for ``unresponsive_s``.
+
+    It checks the process every ``check_s``, so a crash is noticed at once; the client's heartbeat only matters
+    for a worker that is alive but no longer answering.
+    """
 
     def __init__(self, handle: WorkerHandle, client: object | None = None, check_s: float = 0.1,
                  unresponsive_s: float = 5.0) -> None:

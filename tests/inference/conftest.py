@@ -25,6 +25,6 @@ def in_process_predictor(ring8_checkpoint: Path):
 
 @pytest.fixture(scope="module")
 def worker(ring8_checkpoint: Path) -> Iterator[WorkerHandle]:
-    handle = spawn_worker(ring8_checkpoint, backend="torch")
+    handle = spawn_worker(ring8_checkpoint, backend="torch", standby=False)
     yield handle
     handle.stop()
