@@ -338,8 +338,10 @@ class EmgSimulator:
         units, spike_times = self._spikes.block(start_internal / fs, activation, fs)
         if self.config.record_spikes:
             self.spike_log.append((units, spike_times))
-        rendered = self._render(units, spike_times, relative_cv, start_internal, n_internal)
-        combined = rendered @ self.gains
+        if units.size:
+            combined = self._render(units, spike_times, relative_cv, start_internal, n_internal) @ self.gains
+        else:
+            combined = np.zeros((n_internal + self._tail, self.n_channels))
         combined[: self._tail] += self._carry
         self._carry = combined[n_internal : n_internal + self._tail].copy()
         clean = combined[:n_internal]
