@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
             curve_server = CurveServerKeys(args.curve_secret, args.curve_clients)
         check_bind_allowed(endpoint, curve=curve_server is not None, insecure=args.insecure)
 
+    import torch
+
+    # models.predictor applies --threads to ONNX Runtime only; torch's default (all cores, spinning OpenMP threads)
+    # makes several workers on a small machine slow each other down badly
+    torch.set_num_threads(args.threads)
     from models.predictor import load_predictor
 
     try:
