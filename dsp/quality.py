@@ -2,7 +2,8 @@
 
 Raw samples are used on purpose: filtering hides the evidence (a clipped plateau or a flat line turns into a small
 band-passed wiggle; mains would be notched away). The monitor keeps the last ``window_s`` of raw samples and
-re-evaluates every ``evaluate_every_s`` (mains every ``mains_every_s``, as it needs an FFT):
+re-evaluates every ``evaluate_every_s`` (mains every ``mains_every_s``, as it needs an FFT). The engine's own
+NaN mask acts at once; these flags lag by up to a window plus an evaluation interval.
 
 - nonfinite: a NaN/Inf sample in the window (a dropped packet, a broken driver).
 - flat: standard deviation below ``flat_rms_uv`` (electrode off, lead shorted, channel not wired).
@@ -31,7 +32,7 @@ QUALITY_FLAGS = ("nonfinite", "flat", "saturated", "mains")
 @dataclass(frozen=True)
 class QualitySettings:
     window_s: float = 0.5
-    evaluate_every_s: float = 0.25
+    evaluate_every_s: float = 0.5
     mains_every_s: float = 1.0
     flat_rms_uv: float = 0.1
     full_scale_uv: float | None = None
@@ -140,12 +141,14 @@ class QualityMonitor:
     def _evaluate(self) -> None:
         s = self.settings
         self._since_evaluation = 0
-        window = self._window().astype(np.float64)
+        window = self._window()
         if len(window) < 4:
             return
-        nonfinite = ~np.isfinite(window).all(axis=0)
-        window = np.where(np.isfinite(window), window, 0.0)
-        rms = window.std(axis=0)
+        finite = np.isfinite(window)
+        nonfinite = ~finite.all(axis=0)
+        if nonfinite.any():
+            window = np.where(finite, window, np.float32(0.0))
+        rms = window.std(axis=0, dtype=np.float64)
         flat = (rms < s.flat_rms_uv) & ~nonfinite
         saturated = self._saturated(window) & ~nonfinite & ~flat
         if self._since_mains >= s.mains_every_s * self.fs or not self._mains_evaluated:
@@ -183,7 +186,7 @@ class QualityMonitor:
         result = np.zeros(self.n_channels, dtype=bool)
         steps = np.abs(np.diff(window, axis=0))
         finest_step = np.where(steps > 0, steps, np.inf).min(axis=0)
-        fine = finest_step < 0.01 * np.maximum(window.std(axis=0), np.finfo(float).tiny)
+        fine = finest_step < 0.01 * np.maximum(window.std(axis=0, dtype=np.float64), np.finfo(float).tiny)
         for extreme in (window.max(axis=0), window.min(axis=0)):
             at_extreme = window == extreme
             three_in_a_row = (at_extreme[:-2] & at_extreme[1:-1] & at_extreme[2:]).any(axis=0)
@@ -192,7 +195,7 @@ class QualityMonitor:
 
     def _mains(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = self.settings
-        frequencies, psd = signal.periodogram(window, fs=self.fs, window="hann", detrend="linear", axis=0)
+        frequencies, psd = signal.periodogram(window, fs=self.fs, window="hann", detrend="constant", axis=0)
         df = frequencies[1] - frequencies[0]
         band = (frequencies >= 20.0) & (frequencies <= min(450.0, self.fs / 2))
         band_power = psd[band].sum(axis=0) * df
