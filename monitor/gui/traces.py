@@ -1,8 +1,9 @@
 """Live traces: every channel stacked with its label, scrolling, min/max decimated, with the RMS envelope on top.
 
-All channels are drawn as ONE PlotDataItem whose ``connect`` array breaks the line between channels: one
-QPainterPath per frame instead of one per channel, which is what keeps 64 x 10 s at 2048 Hz above 30 frames/s.
-Each channel is reduced to a (min, max) pair per screen column first, so a one-sample spike still shows.
+All channels are drawn as ONE curve item: each channel is reduced to a (min, max) pair per pixel column (so a
+one-sample spike still shows), and every pair is drawn as one vertical segment in a single QPainter.drawLines call.
+Only the samples that arrived since the last frame are reduced (bins are cached). Together this is what keeps
+64 channels x 10 s at 2048 Hz well above 30 frames/s; a polyline path through the same points paints ~6x slower.
 """
 
 from __future__ import annotations
@@ -16,30 +17,78 @@ from PyQt6 import QtWidgets
 SPANS_S = (1.0, 2.0, 5.0, 10.0, 20.0)
 FIXED_SCALES_UV = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 MAX_LABELLED_CHANNELS = 32
+#: one (min, max) segment per pixel column: the most the screen can show
+PIXELS_PER_BIN = 1
 TRACE_PEN = pg.mkPen((120, 200, 255), width=1)
-ENVELOPE_PEN = pg.mkPen((255, 200, 60, 200), width=2)
+ENVELOPE_PEN = pg.mkPen((255, 200, 60), width=1)  # wide or translucent pens cost Qt several ms per frame
 
 
-def minmax_decimate(data: np.ndarray, n_bins: int) -> tuple[np.ndarray, int]:
-    """(n, C) -> (2 * bins, C): each bin of consecutive samples becomes its minimum then its maximum.
+class MinMaxDecimator:
+    """Per-channel (low, high) of each bin of ``bin_length`` samples, bins fixed to the buffer's sample counters.
 
-    Bins are aligned to the newest sample (the oldest partial bin is dropped) so the picture does not shimmer as
-    samples arrive. Returns the reduced array and the bin length in samples (1 = no reduction, data returned as is).
+    Each bin also covers the sample just before it, so drawing every bin as one vertical segment from low to high
+    joins up exactly like the polyline through all samples would (at one bin per pixel column the two pictures are
+    the same). Bins are fixed to absolute counters and cached, so each frame reduces only the samples that arrived
+    since the last one, and the picture does not shimmer as the window scrolls.
     """
-    n = data.shape[0]
-    if n_bins <= 0 or n <= 2 * n_bins:
-        return data, 1
-    bin_length = n // n_bins
-    usable = data[n - n_bins * bin_length :].reshape(n_bins, bin_length, data.shape[1])
-    reduced = np.empty((2 * n_bins, data.shape[1]), dtype=data.dtype)
-    reduced[0::2] = usable.min(axis=1)
-    reduced[1::2] = usable.max(axis=1)
-    return reduced, bin_length
+
+    def __init__(self, n_channels: int) -> None:
+        self.n_channels = n_channels
+        self.bin_length = 0
+        self._span = 0
+        self._complete_until = 0  # bins below this index are final
+
+    def _reset(self, bin_length: int, span_samples: int) -> None:
+        self.bin_length, self._span = bin_length, span_samples
+        slots = span_samples // bin_length + 3
+        self._low = np.zeros((slots, self.n_channels), dtype=np.float32)
+        self._high = np.zeros((slots, self.n_channels), dtype=np.float32)
+        self._times = np.zeros(slots)
+        self._complete_until = 0
+
+    def update(self, buffer: Any, span_samples: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(low (B, C), high (B, C), time of each bin's last sample (B,)) for the newest ``span_samples``."""
+        bin_length = max(1, span_samples // max(1, n_bins))
+        if bin_length != self.bin_length or span_samples != self._span:
+            self._reset(bin_length, span_samples)
+        total = buffer.total_written
+        oldest = max(0, total - buffer.capacity, total - span_samples)
+        first_bin = -(-oldest // bin_length)  # the oldest whole bin still on screen
+        last_bin = (total - 1) // bin_length
+        if total == 0 or last_bin < first_bin:
+            empty = np.empty((0, self.n_channels), dtype=np.float32)
+            return empty, empty, np.empty(0)
+        start_bin = max(self._complete_until, first_bin)
+        start = start_bin * bin_length
+        block = buffer.read_from(max(oldest, start - 1))
+        self._reduce(block.data, block.timestamps, start - block.first_counter, start_bin)
+        self._complete_until = total // bin_length
+        slots = np.arange(first_bin, last_bin + 1) % len(self._times)
+        return self._low[slots], self._high[slots], self._times[slots]
+
+    def _reduce(self, data: np.ndarray, timestamps: np.ndarray, offset: int, start_bin: int) -> None:
+        length = self.bin_length
+        body = data[offset:]
+        n_full = len(body) // length
+        full = body[: n_full * length].reshape(n_full, length, data.shape[1])
+        low, high = full.min(axis=1), full.max(axis=1)
+        times = timestamps[offset + length - 1 : offset + n_full * length : length]
+        if len(body) % length:  # the newest bin is still filling: reduce what it has, redo it next frame
+            rest = body[n_full * length :]
+            low = np.vstack([low, rest.min(axis=0)])
+            high = np.vstack([high, rest.max(axis=0)])
+            times = np.append(times, timestamps[-1])
+        before = offset - 1 + np.arange(len(low)) * length  # index of the sample preceding each bin
+        joined = before >= 0
+        low[joined] = np.minimum(low[joined], data[before[joined]])
+        high[joined] = np.maximum(high[joined], data[before[joined]])
+        slots = np.arange(start_bin, start_bin + len(low)) % len(self._times)
+        self._low[slots], self._high[slots], self._times[slots] = low, high, times
 
 
-def autoscale_spacing(reduced: np.ndarray) -> float:
+def autoscale_spacing(low: np.ndarray, high: np.ndarray) -> float:
     """Vertical distance between channels (µV) so that a typical channel fills its lane without overlapping."""
-    peak_to_peak = np.nanmax(reduced, axis=0) - np.nanmin(reduced, axis=0)
+    peak_to_peak = np.nanmax(high, axis=0) - np.nanmin(low, axis=0)
     finite = peak_to_peak[np.isfinite(peak_to_peak) & (peak_to_peak > 0)]
     return float(np.median(finite)) if len(finite) else 1.0
 
@@ -55,7 +104,7 @@ class TracesView(QtWidgets.QWidget):
         self.spacing_uv = 100.0
         self.frozen = False
         self.markers: list[tuple[float, str]] = []
-        self._connect: np.ndarray | None = None
+        self.decimator = MinMaxDecimator(self.n_channels)
         self._marker_lines: list[pg.InfiniteLine] = []
 
         self.plot = pg.PlotWidget()
@@ -65,7 +114,8 @@ class TracesView(QtWidgets.QWidget):
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.setXRange(-self.span_s_default(), 0, padding=0)
         self.plot.setYRange(-self.n_channels, 1, padding=0)
-        self.curve = pg.PlotDataItem(pen=TRACE_PEN, skipFiniteCheck=True, antialias=False)
+        self.curve = pg.PlotCurveItem(pen=TRACE_PEN, skipFiniteCheck=True, antialias=False)
+        self.curve.setSegmentedLineMode("on")
         self.envelope = pg.PlotDataItem(pen=ENVELOPE_PEN, skipFiniteCheck=True, antialias=False)
         self.plot.addItem(self.curve)
         self.plot.addItem(self.envelope)
@@ -125,41 +175,29 @@ class TracesView(QtWidgets.QWidget):
     def _set_frozen(self, frozen: bool) -> None:
         self.frozen = frozen
 
-    def _connect_for(self, points_per_channel: int) -> np.ndarray:
-        if self._connect is None or len(self._connect) != points_per_channel * self.n_channels:
-            connect = np.ones((self.n_channels, points_per_channel), dtype=bool)
-            connect[:, -1] = False  # no line from the end of one lane to the start of the next
-            self._connect = connect.ravel()
-        return self._connect
-
     def refresh(self) -> None:
         if self.frozen:
             return
-        n_wanted = int(self.span_s * self.fs)
-        block = self.pipeline.engine.filtered.latest(n_wanted)
-        if len(block.timestamps) < 2:
+        n_bins = int(max(100, (self.plot.plotItem.vb.width() or 1000) / PIXELS_PER_BIN))
+        low, high, times = self.decimator.update(self.pipeline.engine.filtered, int(self.span_s * self.fs), n_bins)
+        if len(times) < 2:
             return
-        n_bins = max(100, self.plot.plotItem.vb.width() or 1000)
-        reduced, bin_length = minmax_decimate(block.data, int(n_bins))
-        newest = block.timestamps[-1]
-        if bin_length == 1:
-            times = block.timestamps - newest
-        else:
-            kept = block.timestamps[len(block.timestamps) - (len(reduced) // 2) * bin_length :]
-            times = np.repeat(kept[bin_length - 1 :: bin_length] - newest, 2)
-        np.nan_to_num(reduced, copy=False)
+        newest = times[-1]
         scale = self.fixed_scale_uv
         if scale is None:
             # smooth the automatic scale so the traces do not pump with every burst
-            target = autoscale_spacing(reduced)
+            target = autoscale_spacing(low, high)
             self.spacing_uv = target if self.spacing_uv <= 0 else 0.8 * self.spacing_uv + 0.2 * target
         else:
             self.spacing_uv = scale
         self.scale_label.setText(f"{self.spacing_uv:.0f} µV / lane")
         offsets = -np.arange(self.n_channels, dtype=np.float32)[:, None]
-        y = reduced.T / np.float32(self.spacing_uv) + offsets
-        x = np.broadcast_to(times, y.shape)
-        self.curve.setData(x.ravel(), y.ravel(), connect=self._connect_for(len(times)))
+        y = np.empty((self.n_channels, 2 * len(times)), dtype=np.float32)
+        y[:, 0::2], y[:, 1::2] = low.T, high.T
+        y = np.nan_to_num(y, copy=False) / np.float32(self.spacing_uv) + offsets
+        x = np.broadcast_to(np.repeat(times - newest, 2), y.shape)
+        # one vertical segment per bin and channel: drawn by QPainter.drawLines, ~6x faster than a polyline path
+        self.curve.setData(x.ravel(), y.ravel(), connect="pairs")
         self._draw_envelope(newest, offsets)
         self._draw_markers(newest)
 

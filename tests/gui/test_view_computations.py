@@ -8,23 +8,56 @@ import pytest
 from monitor.gui.classification import UNCERTAIN, smoothed_call
 from monitor.gui.fatigue import binned_means
 from monitor.gui.spectrum import mean_and_median_frequency, welch_psd
-from monitor.gui.traces import minmax_decimate
+from monitor.gui.traces import MinMaxDecimator
 
 
-def test_minmax_decimation_equals_per_bin_extremes_and_keeps_a_single_sample_spike():
+def _reference_bins(data: np.ndarray, first_bin: int, last_bin: int, length: int):
+    """Independent loop: bin b covers samples [b*L - 1, (b+1)*L) (the one before it joins it to its neighbour)."""
+    low, high = [], []
+    for b in range(first_bin, last_bin + 1):
+        segment = data[max(0, b * length - 1) : (b + 1) * length]
+        low.append(segment.min(axis=0))
+        high.append(segment.max(axis=0))
+    return np.array(low), np.array(high)
+
+
+def test_minmax_decimator_matches_per_bin_extremes_when_fed_in_random_chunks():
+    from dsp.ringbuffer import RingBuffer
+
     rng = np.random.default_rng(0)
-    data = rng.standard_normal((20_480 + 37, 3)).astype(np.float32)
-    data[20_000, 1] = 50.0  # one-sample spike: plain subsampling would almost surely miss it
-    reduced, bin_length = minmax_decimate(data, 1000)
-    assert bin_length == 20 and reduced.shape == (2000, 3)
-    kept = data[len(data) - 1000 * 20 :]  # aligned to the newest sample
-    for b in (0, 499, 999):
-        np.testing.assert_array_equal(reduced[2 * b], kept[b * 20 : (b + 1) * 20].min(axis=0))
-        np.testing.assert_array_equal(reduced[2 * b + 1], kept[b * 20 : (b + 1) * 20].max(axis=0))
-    assert reduced[:, 1].max() == 50.0
-    short = data[:500]
-    same, one = minmax_decimate(short, 1000)
-    assert one == 1 and same is short
+    data = rng.standard_normal((30_000, 3)).astype(np.float32)
+    data[25_000, 1] = 50.0  # one-sample spike: subsampling would almost surely miss it
+    buffer = RingBuffer(12_000, 3)
+    decimator = MinMaxDecimator(3)
+    span, bins = 10_000, 500  # 20 samples a bin
+    written = 0
+    while written < len(data):
+        n = int(rng.integers(1, 700))
+        chunk = data[written : written + n]
+        buffer.write(chunk, np.arange(written, written + len(chunk)) / 1000.0)
+        written += len(chunk)
+        low, high, times = decimator.update(buffer, span, bins)
+    assert decimator.bin_length == 20
+    first_bin, last_bin = -(-(written - span) // 20), (written - 1) // 20
+    ref_low, ref_high = _reference_bins(data, first_bin, last_bin, 20)
+    np.testing.assert_array_equal(low, ref_low)
+    np.testing.assert_array_equal(high, ref_high)
+    np.testing.assert_allclose(times, (np.arange(first_bin, last_bin + 1) * 20 + 19) / 1000.0)
+    assert high[:, 1].max() == 50.0
+    # segments of neighbouring bins touch: the picture is a connected line, never a dotted one
+    assert np.all(np.maximum(low[1:], low[:-1]) <= np.minimum(high[1:], high[:-1]))
+
+
+def test_minmax_decimator_at_one_sample_per_bin_draws_the_polyline():
+    from dsp.ringbuffer import RingBuffer
+
+    data = np.array([[0.0], [2.0], [-1.0], [3.0]], dtype=np.float32)
+    buffer = RingBuffer(10, 1)
+    buffer.write(data, np.arange(4.0))
+    low, high, _ = MinMaxDecimator(1).update(buffer, span_samples=4, n_bins=100)
+    # each segment joins one sample to the next: (0,0), (0,2), (-1,2), (-1,3)
+    np.testing.assert_array_equal(low[:, 0], [0, 0, -1, -1])
+    np.testing.assert_array_equal(high[:, 0], [0, 2, 2, 3])
 
 
 def test_mean_and_median_frequency_of_known_spectra():
