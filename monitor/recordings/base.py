@@ -45,7 +45,8 @@ class Recording:
     ``layout`` is an ``ElectrodeLayout.to_dict()`` or None; ``markers`` are (timestamp, text) on the same clock as
     ``timestamps``; ``labels`` is one int per sample (class labels from a label column) or None; ``auxiliary``
     holds other per-sample signals (e.g. a force reference) by name; ``other_streams`` holds further streams of a
-    multi-stream file (XDF) as name -> (timestamps, values) on their own timing.
+    multi-stream file (XDF) as name -> (timestamps, values) on their own timing; ``metadata`` holds what else the
+    file says about the session (JSON-safe: e.g. the simulated condition).
     """
 
     data: np.ndarray
@@ -59,6 +60,8 @@ class Recording:
     source: Path | None = None
     auxiliary: dict[str, np.ndarray] = field(default_factory=dict)
     other_streams: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    label_names: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data = np.ascontiguousarray(self.data, dtype=np.float32)

@@ -3,7 +3,8 @@
 Options: ``fs`` (Hz; or ``time_column`` in seconds), ``channels`` (columns: indices or header names; default all
 but the label/time columns), ``label_column``, ``time_column``, ``header`` (True/False; default: detected),
 ``delimiter`` (default: tab for .tsv, comma for .csv, sniffed for .txt), ``scale`` (microvolts per file unit) or
-``units`` (e.g. "mV"), ``layout`` (electrode layout name such as "ring8"), ``preset`` (a named set of the above).
+``units`` (e.g. "mV"), ``layout`` (electrode layout name such as "ring8"), ``label_names`` (name of each label value),
+``preset`` (a named set of the above).
 Without ``scale``, ``units`` or a unit in the header (``name [mV]``), values are taken as microvolts.
 """
 
@@ -28,11 +29,15 @@ from monitor.recordings.base import (
 )
 
 # Thalmic Myo armband files as in ../shared/data/myo-gestures: 8 int8 channels at ~200 Hz, label in column 8
+MYO_GESTURES = ["rest", "wrist flexion", "wrist extension", "radial deviation", "ulnar deviation", "pronation",
+                "supination", "fist"]
 PRESETS: dict[str, dict[str, Any]] = {
-    "myo": {"fs": 200.0, "label_column": 8, "header": False, "layout": "ring8", "units": "myo int8 counts"},
+    "myo": {"fs": 200.0, "label_column": 8, "header": False, "layout": "ring8", "units": "myo int8 counts",
+            "label_names": MYO_GESTURES},
 }
 
-OPTIONS = ("fs", "channels", "label_column", "time_column", "header", "delimiter", "scale", "units", "layout", "preset")
+OPTIONS = ("fs", "channels", "label_column", "time_column", "header", "delimiter", "scale", "units", "layout", "preset",
+           "label_names")
 
 _UNIT_IN_NAME = re.compile(r"^(?P<name>.*?)\s*[\[(](?P<unit>[^\])]+)[\])]\s*$")
 
@@ -87,6 +92,7 @@ def read(path: Path, **options: Any) -> Recording:
         layout=layout,
         labels=labels,
         source=path,
+        label_names=list(options["label_names"]) if options.get("label_names") and labels is not None else None,
     )
 
 

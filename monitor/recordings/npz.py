@@ -2,7 +2,8 @@
 
 Keys: ``data`` (n, C) µV and ``fs`` are required; ``timestamps``, ``channel_labels``, ``units`` (one string, or
 one per channel; default microvolts), ``layout_json`` (``ElectrodeLayout.to_dict()`` as JSON), ``labels`` (n,)
-integers, ``marker_timestamps`` + ``marker_texts`` are read when present; any other numeric (n,) array (the
+integers with ``label_names``, ``marker_timestamps`` + ``marker_texts`` are read when present, scalar strings
+(``condition``, ``config_json``...) go to ``metadata``; any other numeric (n,) array (the
 simulator's ground truth, e.g. ``mvc_percent``) becomes ``auxiliary``. Loaded with ``allow_pickle=False``: an
 NPZ that needs pickle is refused.
 """
@@ -28,7 +29,7 @@ from monitor.recordings.base import (
 
 OPTIONS = ("layout",)
 _KNOWN_KEYS = {"data", "fs", "timestamps", "channel_labels", "units", "layout_json", "labels", "marker_timestamps",
-               "marker_texts"}
+               "marker_texts", "label_names"}
 
 
 def read(path: Path, **options: Any) -> Recording:
@@ -60,6 +61,10 @@ def read(path: Path, **options: Any) -> Recording:
         for key, values in arrays.items()
         if key not in _KNOWN_KEYS and values.shape == (n_samples,) and values.dtype.kind in "fiub"
     }
+    label_names = [str(name) for name in arrays["label_names"]] if "label_names" in arrays else None
+    # scalar strings (the simulator's condition, its config as JSON) describe the session
+    metadata = {key: str(value) for key, value in arrays.items()
+                if key not in _KNOWN_KEYS and value.ndim == 0 and value.dtype.kind == "U"}  # fmt: skip
     return Recording(
         data=data * scales[None, :],
         timestamps=timestamps,
@@ -71,6 +76,8 @@ def read(path: Path, **options: Any) -> Recording:
         labels=arrays.get("labels"),
         source=path,
         auxiliary=auxiliary,
+        label_names=label_names,
+        metadata=metadata,
     )
 
 

@@ -15,11 +15,19 @@ import numpy as np
 from monitor.recordings.base import Recording
 
 
-def label_change_events(labels: np.ndarray) -> list[tuple[int, str]]:
-    """(sample index, '{"label": k}') at the first sample and wherever the label changes."""
+def label_change_events(labels: np.ndarray, names: list[str] | None = None) -> list[tuple[int, str]]:
+    """(sample index, '{"label": k}') at the first sample and wherever the label changes; with ``names``,
+    '{"label": k, "name": names[k]}'."""
     changes = np.flatnonzero(np.diff(labels)) + 1
     starts = np.concatenate([[0], changes]).astype(int)
-    return [(int(index), json.dumps({"label": int(labels[index])})) for index in starts]
+    events = []
+    for index in starts:
+        value = int(labels[index])
+        event: dict[str, object] = {"label": value}
+        if names is not None and 0 <= value < len(names):
+            event["name"] = names[value]
+        events.append((int(index), json.dumps(event)))
+    return events
 
 
 class RecordingSource:
@@ -52,7 +60,7 @@ class MarkedRecordingSource(RecordingSource):
         super().__init__(recording, loop)
         events = [(recording.sample_index(t), text) for t, text in recording.markers]
         if recording.labels is not None:
-            events += label_change_events(recording.labels)
+            events += label_change_events(recording.labels, recording.label_names)
         self._events = sorted(events, key=lambda event: event[0])
         self._next_event = 0  # counts over every pass, so event k of pass p is number p * len(events) + k
 

@@ -288,6 +288,25 @@ def test_npz_as_the_simulator_writes_it(tmp_path):
     np.testing.assert_array_equal(recording.auxiliary["mvc_percent"], 40.0)
 
 
+def test_files_the_simulator_writes_read_back_with_truth(tmp_path):
+    from simulators.emg import EmgSimulator, SimulationConfig
+    from simulators.files import record, write
+
+    simulated = record(EmgSimulator(SimulationConfig(layout="ring8", fs=1000.0, seed=1)), 2.0)
+    from_npz = open_recording(write(simulated, tmp_path / "sim.npz"))
+    np.testing.assert_array_equal(from_npz.data, simulated.data)
+    assert from_npz.layout == simulated.layout.to_dict() and from_npz.label_names == simulated.label_names
+    np.testing.assert_array_equal(from_npz.labels, simulated.labels)
+    np.testing.assert_array_equal(from_npz.auxiliary["mvc_percent"], simulated.mvc_percent)
+    assert [text for _, text in from_npz.markers] == simulated.marker_texts
+    assert from_npz.metadata["condition"] == simulated.condition
+    from_edf = open_recording(write(simulated, tmp_path / "sim.edf"), layout="ring8")
+    assert from_edf.n_channels == 8 and from_edf.n_samples == simulated.data.shape[0]
+    # EDF stores 16-bit integers over the signal's range: equal to within a few quantisation steps
+    step = (simulated.data.max() - simulated.data.min()) / 65535
+    np.testing.assert_allclose(from_edf.data, simulated.data, atol=4 * step + 0.01)
+
+
 def test_npz_needing_pickle_or_cut_short_is_refused(tmp_path):
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, data=np.ones((10, 2)), fs=np.array(100.0), channel_labels=np.array([{"a": 1}], dtype=object))

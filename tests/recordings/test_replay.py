@@ -175,4 +175,5 @@ def test_replayed_myo_file_keeps_its_labels_as_markers():
     labels = [json.loads(text)["label"] for _, text in events]
     # the file alternates rest and radial deviation every ~5 s over ~60 s
     assert set(labels) == {0, 3} and 10 <= len(labels) <= 14
+    assert {json.loads(text)["name"] for _, text in events} == {"rest", "radial deviation"}
     assert all(a != b for a, b in zip(labels, labels[1:], strict=False))
