@@ -17,6 +17,7 @@ import numpy as np
 from dsp.fatigue import FatigueReport, FatigueTracker
 from dsp.features import compute_features
 from dsp.filters import FilterChain, default_chain
+from dsp.quality import QualityMonitor, QualityReport, QualitySettings
 from dsp.ringbuffer import RingBuffer, RingReader
 from dsp.windows import Window, Windower
 
@@ -42,6 +43,7 @@ class WindowResult:
     features: dict[str, np.ndarray]  # name -> (C,)
     usable: np.ndarray  # (C,) bool: channels fit to feed the model
     fatigue: FatigueReport
+    quality: QualityReport
     dsp_seconds: float  # processing time of the batch this window came in, per window
     finished_at: float  # time.perf_counter() when the DSP finished it
 
@@ -89,6 +91,7 @@ class DspEngine(threading.Thread):
         self.windower = Windower(self.fs, self.n_channels, s.window_ms, s.hop_ms)
         if not hasattr(self, "fatigue"):  # the fatigue trend spans settings changes: built once
             self.fatigue = FatigueTracker(self.fs, self.n_channels)
+        self.quality = QualityMonitor(self.fs, self.n_channels, QualitySettings(mains_hz=s.mains_hz))
         self._bad_until = np.zeros(self.n_channels, dtype=np.int64)
 
     def update_settings(self, **changes: object) -> None:
@@ -121,7 +124,8 @@ class DspEngine(threading.Thread):
             windows = self.windower.push(filtered, timestamps, first_counter)
             self.filtered.write(filtered, timestamps)
             self._track_nonfinite(nonfinite, first_counter)
-            results = self._analyse(windows, started)
+            quality = self.quality.update(samples, float(timestamps[-1]))
+            results = self._analyse(windows, quality, started)
         self.stats.samples_processed += len(timestamps)
         self.stats.dropped_samples = self.reader.dropped
         if results:
@@ -148,7 +152,7 @@ class DspEngine(threading.Thread):
             last_bad = first_counter + bad_rows
             np.maximum.at(self._bad_until, bad_channels, last_bad + self.windower.window_samples)
 
-    def _analyse(self, windows: list[Window], started: float) -> list[WindowResult]:
+    def _analyse(self, windows: list[Window], quality: QualityReport, started: float) -> list[WindowResult]:
         if not windows:
             return []
         stacked = np.stack([w.data for w in windows])
@@ -159,8 +163,8 @@ class DspEngine(threading.Thread):
         self.stats.dsp_seconds_total += finished - started
         results = []
         for index, window in enumerate(windows):
-            usable = self._bad_until <= window.start_counter
+            usable = (self._bad_until <= window.start_counter) & quality.usable
             window_features = {name: values[index] for name, values in features.items()}
             report = self.fatigue.update_features(window.last_timestamp, window_features, usable)
-            results.append(WindowResult(window, window_features, usable, report, per_window, finished))
+            results.append(WindowResult(window, window_features, usable, report, quality, per_window, finished))
         return results

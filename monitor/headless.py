@@ -107,7 +107,13 @@ class HeadlessDashboard:
             table.add_row("latency", f"p50 {latency['p50_ms']:.1f} ms  p95 {latency['p95_ms']:.1f} ms  "
                           f"p99 {latency['p99_ms']:.1f} ms")
         if s["masked_channels"]:
-            table.add_row("masked", ", ".join(self.pipeline.state.channel_labels[i] for i in s["masked_channels"]))
+            quality = self.pipeline.state.quality
+            labels = self.pipeline.state.channel_labels
+            reasons = quality.reasons if quality is not None else ("",) * len(labels)
+            table.add_row(
+                "masked",
+                ", ".join(f"{labels[i]} ({reasons[i] or 'NaN'})" for i in s["masked_channels"]),
+            )
         return table
 
     def _write_new_decisions(self) -> None:

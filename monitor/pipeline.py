@@ -52,6 +52,7 @@ class MonitorState:
     usable: np.ndarray | None = None
     emg_channels: np.ndarray | None = None  # the channels that are EMG (views average over these)
     fatigue: Any = None  # the latest dsp.fatigue.FatigueReport
+    quality: Any = None  # the latest dsp.quality.QualityReport
     windows_seen: int = 0
     windows_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,6 +105,7 @@ class MonitorPipeline:
             self.state.windows_seen += len(results)
             self.state.usable = results[-1].usable
             self.state.fatigue = results[-1].fatigue
+            self.state.quality = results[-1].quality
             for result in results:
                 self.state.features.append((result.window.last_timestamp, result.features))
         if self.outlets is not None:
