@@ -1,7 +1,7 @@
 """Offline analysis: a recording through the live pipeline's own code, as fast as the CPU allows.
 
 The samples go through ``DspEngine.process`` (the DSP thread's step: filters, counter-aligned windows, features,
-channel usability), each window's features through ``FatigueTracker``, and the windows, encoded exactly as the
+channel usability, the fatigue tracker), and the windows, encoded exactly as the
 monitor sends them, through the worker's ``BatchHandler`` (the code behind the ZeroMQ socket) in batches. Only the
 sockets are left out, so the decisions equal the live ones for the same samples.
 """
@@ -64,6 +64,7 @@ class Analysis:
     wall_seconds: float
     engine_stats: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
+    quality_issues: list[str] = field(default_factory=list)  # raw-signal flags with the channels and seconds
 
     @property
     def real_time_factor(self) -> float:
@@ -110,6 +111,35 @@ class _InProcessWorker:
         return decoded
 
 
+class _QualityTally:
+    """Seconds each channel spent under each quality flag (dsp.quality on the raw samples, as the views see it).
+
+    Reporting only: it does not change the channel mask the model gets, so decisions stay those of the engine."""
+
+    def __init__(self, fs: float, n_channels: int) -> None:
+        from dsp.quality import QUALITY_FLAGS, QualityMonitor
+
+        self.monitor = QualityMonitor(fs, n_channels)
+        self.step = max(1, int(round(self.monitor.settings.evaluate_every_s * fs)))
+        self.fs = fs
+        self.seconds = {flag: np.zeros(n_channels) for flag in QUALITY_FLAGS}
+
+    def update(self, raw: np.ndarray, timestamps: np.ndarray) -> None:
+        for start in range(0, len(raw), self.step):
+            piece = raw[start : start + self.step]
+            report = self.monitor.update(piece, float(timestamps[start + len(piece) - 1]))
+            for flag, raised in report.flags.items():
+                self.seconds[flag] += np.asarray(raised, bool) * (len(piece) / self.fs)
+
+    def issues(self, labels: list[str]) -> list[str]:
+        issues = []
+        for flag, seconds in self.seconds.items():
+            flagged = [f"{labels[c]} {seconds[c]:.0f} s" for c in np.flatnonzero(seconds >= 1.0)]
+            if flagged:
+                issues.append(f"{flag}: {', '.join(flagged[:8])}{' ...' if len(flagged) > 8 else ''}")
+        return issues
+
+
 def check_model_fits(predictor: Any, recording: Recording) -> None:
     """A model for another channel count or layout cannot judge this recording: say so before any work."""
     card = predictor.card
@@ -135,7 +165,6 @@ def analyze_recording(
 ) -> Analysis:
     """Runs the whole pipeline over ``recording``; ``progress(samples_done)`` is called after every chunk."""
     from dsp.engine import DspEngine, EngineSettings
-    from dsp.fatigue import FatigueTracker
     from dsp.ringbuffer import RingBuffer
 
     started = time.perf_counter()
@@ -146,7 +175,7 @@ def analyze_recording(
         engine = DspEngine(RingBuffer(1, n_channels), fs, settings, filtered_seconds=1.0)
     except ValueError as error:
         raise UserError(f"cannot filter this recording: {error}") from None
-    tracker = FatigueTracker(fs, n_channels)
+    quality = _QualityTally(fs, n_channels)
     worker = None
     if predictor is not None:
         check_model_fits(predictor, recording)
@@ -167,8 +196,9 @@ def analyze_recording(
 
     for start in range(0, recording.n_samples, chunk):
         stop = min(start + chunk, recording.n_samples)
+        quality.update(recording.data[start:stop], recording.timestamps[start:stop])
         for result in engine.process(recording.data[start:stop], recording.timestamps[start:stop], start):
-            report = tracker.update_features(result.window.last_timestamp, result.features, result.usable)
+            report = result.fatigue
             usable = np.asarray(result.usable, bool)
             outcome = WindowOutcome(
                 index=len(outcomes),
@@ -200,7 +230,8 @@ def analyze_recording(
         wall_seconds=time.perf_counter() - started,
         engine_stats={"gaps": stats.gaps, "nonfinite_samples": stats.nonfinite_samples, "windows": stats.windows},
     )
-    analysis.summary = summarize(analysis, tracker.report().to_dict() if outcomes else {})
+    analysis.quality_issues = quality.issues(recording.channel_labels)
+    analysis.summary = summarize(analysis, engine.fatigue.report().to_dict() if outcomes else {})
     return analysis
 
 
@@ -267,4 +298,4 @@ def _quality_issues(analysis: Analysis, partial_windows: int) -> list[str]:
         issues.append(f"{partial_windows} of {len(analysis.windows)} windows had unusable channels")
     if not analysis.windows:
         issues.append("the recording is shorter than one analysis window")
-    return issues
+    return issues + analysis.quality_issues

@@ -113,3 +113,11 @@ def test_analyze_command_reports_a_missing_model_and_an_unwritable_folder(tmp_pa
     blocker.write_text("")
     assert main(["analyze", str(MYO_FILE), "--preset", "myo", "--no-model", "--out", str(blocker / "sub")]) == 2
     assert "cannot write to" in capsys.readouterr().err
+
+
+def test_quality_issues_name_the_channels_and_their_duration():
+    grid = open_recording(DATA / "hdemg-vastus-lateralis" / "otb_testfile.mat").slice_seconds(8.0, 12.0)
+    grid.data[:, 10] = 0.0  # an electrode off for the whole 4 s
+    issues = analyze_recording(grid).summary["quality"]["issues"]
+    flat = [issue for issue in issues if issue.startswith("flat:")]
+    assert flat == [f"flat: {grid.channel_labels[10]} 4 s"]
