@@ -1,0 +1,80 @@
+"""The DSP thread's own logic, driven through DspEngine.process (the same code path the thread runs)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dsp.engine import DspEngine, EngineSettings
+from dsp.ringbuffer import RingBuffer
+
+FS = 2048.0
+
+
+def make_engine(channels: int) -> DspEngine:
+    return DspEngine(RingBuffer(int(FS * 10), channels), FS, EngineSettings(mains_hz=50.0))
+
+
+def noise(n: int, channels: int, seed: int = 0, scale: float = 20.0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal((n, channels)) * scale).astype(np.float32)
+
+
+def test_chunking_does_not_change_windows_or_features():
+    signal = noise(int(FS * 2), 4)
+    times = np.arange(len(signal)) / FS
+    whole = make_engine(4).process(signal, times, 0)
+    engine = make_engine(4)
+    ragged, position = [], 0
+    for size in (5, 300, 1, 977, 1500, 10_000):
+        ragged += engine.process(signal[position : position + size], times[position : position + size], position)
+        position += size
+    assert [r.window.end_counter for r in ragged] == [r.window.end_counter for r in whole]
+    for a, b in zip(whole, ragged, strict=True):
+        np.testing.assert_allclose(a.window.data, b.window.data, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(a.features["MDF"], b.features["MDF"], rtol=1e-4)
+
+
+def test_nan_burst_masks_channel_then_releases_it_and_never_reaches_windows():
+    signal = noise(int(FS * 3), 3)
+    signal[2048:2100, 1] = np.nan
+    engine, times, results = make_engine(3), np.arange(len(signal)) / FS, []
+    for start in range(0, len(signal), 64):  # live-sized chunks
+        results += engine.process(signal[start : start + 64], times[start : start + 64], start)
+    assert all(np.isfinite(r.window.data).all() for r in results)
+    masked = [r for r in results if not r.usable[1]]
+    assert masked, "a channel with NaN samples must be masked"
+    assert all(r.usable[0] and r.usable[2] for r in results)
+    # masked for windows that contain the burst (and the quality monitor's lag), usable again afterwards
+    assert all(r.window.end_counter > 2048 for r in masked)
+    assert results[-1].usable[1]
+
+
+def test_flat_channel_is_masked_with_reason():
+    signal = noise(int(FS * 2), 4)
+    signal[:, 2] = 12.5  # electrode off: a constant
+    results = make_engine(4).process(signal, np.arange(len(signal)) / FS, 0)
+    last = results[-1]
+    assert not last.usable[2] and last.usable[[0, 1, 3]].all()
+    assert "flat" in last.quality.reasons[2]
+
+
+def test_gap_restarts_filters_without_transient():
+    engine = make_engine(1)
+    before = noise(int(FS), 1, seed=1, scale=5.0) + 1000.0  # a large electrode offset
+    engine.process(before, np.arange(len(before)) / FS, 0)
+    after = noise(int(FS), 1, seed=2, scale=5.0) - 500.0  # the amplifier returns with another offset
+    t_after = 10.0 + np.arange(len(after)) / FS  # 9 s later
+    engine.process(after, t_after, len(before))
+    filtered = engine.filtered.latest(len(after)).data[:, 0]
+    assert engine.stats.gaps == 1
+    # a 1500 µV step through a 20 Hz high-pass would ring at hundreds of µV; restarted, it stays at noise level
+    assert np.abs(filtered).max() < 40.0
+
+
+def test_spectral_features_follow_the_signal():
+    t = np.arange(int(FS * 2)) / FS
+    tone = (100 * np.sin(2 * np.pi * 120.0 * t))[:, None].astype(np.float32)
+    results = make_engine(1).process(tone, t, 0)
+    mdf = np.array([r.features["MDF"][0] for r in results[4:]])
+    np.testing.assert_allclose(mdf, 120.0, atol=6.0)  # 5 Hz bins at 200 ms
+    rms = np.array([r.features["RMS"][0] for r in results[4:]])
+    np.testing.assert_allclose(rms, 100 / np.sqrt(2), rtol=0.03)
