@@ -141,13 +141,13 @@ def _zero_crossings(w: _Windows) -> np.ndarray:
     crossing = (w.x[..., :-1] * w.x[..., 1:]) < 0
     if w.params.zc_threshold > 0:
         crossing &= w.abs_diff >= w.params.zc_threshold
-    return crossing.sum(axis=-1)
+    return np.count_nonzero(crossing, axis=-1)  # several times faster than bool.sum()
 
 
 def _slope_sign_changes(w: _Windows) -> np.ndarray:
-    # (x[i]-x[i-1]) * (x[i]-x[i+1]) = -diff[i-1] * diff[i]
-    product = -(w.diff[..., :-1] * w.diff[..., 1:])
-    return (product >= w.params.ssc_threshold).sum(axis=-1)
+    # (x[i]-x[i-1]) * (x[i]-x[i+1]) = -diff[i-1] * diff[i] >= threshold
+    product = w.diff[..., :-1] * w.diff[..., 1:]
+    return np.count_nonzero(product <= -w.params.ssc_threshold, axis=-1)
 
 
 def _median_frequency(w: _Windows) -> np.ndarray:
@@ -189,16 +189,18 @@ def _fins_band(w: _Windows) -> tuple[float, float]:
 
 
 _FEATURES: dict[str, Callable[[_Windows], np.ndarray]] = {
-    "MAV": lambda w: w.abs.mean(axis=-1, dtype=np.float64),
-    "IAV": lambda w: w.abs.sum(axis=-1, dtype=np.float64),
+    # sums in the windows' own precision: numpy's pairwise summation keeps float32 to ~1e-7 relative here, and
+    # casting every sample to float64 would cost more than the sum
+    "MAV": lambda w: w.abs.mean(axis=-1).astype(np.float64),
+    "IAV": lambda w: w.abs.sum(axis=-1).astype(np.float64),
     "RMS": lambda w: np.sqrt(w.mean_square),
     "VAR": lambda w: w.variance,
-    "WL": lambda w: w.abs_diff.sum(axis=-1, dtype=np.float64),
+    "WL": lambda w: w.abs_diff.sum(axis=-1).astype(np.float64),
     "DASDV": lambda w: np.sqrt(np.einsum("wcs,wcs->wc", w.diff, w.diff, dtype=np.float64) / (w.n_samples - 1)),
     "LD": lambda w: np.exp(np.log1p(w.abs).mean(axis=-1, dtype=np.float64)),
     "ZC": _zero_crossings,
     "SSC": _slope_sign_changes,
-    "WAMP": lambda w: (w.abs_diff > w.params.wamp_threshold).sum(axis=-1),
+    "WAMP": lambda w: np.count_nonzero(w.abs_diff > w.params.wamp_threshold, axis=-1),
     "HJORTH_ACT": lambda w: w.variance,
     "HJORTH_MOB": _hjorth_mobility,
     "HJORTH_COMP": _hjorth_complexity,
