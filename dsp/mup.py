@@ -1,0 +1,388 @@
+"""Motor-unit potentials from needle EMG at low effort: detection, alignment, clustering into templates, firing.
+
+Pipeline per channel (the classic multi-MUP approach, Stålberg et al. 1996, with sklearn doing the clustering):
+1. the analysis signal is the recording high-passed at a few hertz with mains notches (``dsp.filters``, causal);
+   a second high-pass (~300 Hz) sharpens spikes for detection only, as clinical trigger filters do;
+2. spikes are peaks of |detection signal| above ``threshold_sd`` robust noise SDs (``scipy.signal.find_peaks``,
+   one per refractory interval);
+3. each spike's detection snippet (±``feature_ms``) is reduced by PCA and clustered by a Gaussian mixture whose
+   number of components minimises BIC;
+4. per cluster, the members are realigned to the cluster's median waveform by cross-correlation and the template is
+   the median of the aligned analysis-signal windows (robust to superimposed discharges of other units);
+5. clusters that are the same unit seen through another of its peaks (discharges time-locked at a fixed lag) are
+   merged into the larger, and units with too few discharges or too small a template are dropped;
+6. firing rate per unit is 1 / median inter-discharge interval over plausible intervals (robust to missed
+   discharges), with the coefficient of variation of those intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import signal
+from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+
+from dsp.filters import highpass
+
+
+@dataclass(frozen=True)
+class MupSettings:
+    analysis_highpass_hz: float = 5.0
+    detection_highpass_hz: float = 300.0
+    threshold_sd: float = 6.0
+    min_threshold_uv: float = 30.0
+    refractory_ms: float = 3.0
+    window_before_ms: float = 20.0
+    window_after_ms: float = 25.0
+    feature_ms: float = 1.5
+    realign_ms: float = 2.0
+    align_core_ms: float = 6.0
+    merge_correlation: float = 0.9
+    merge_amplitude_ratio: float = 1.3
+    merge_max_lag_ms: float = 6.0
+    max_components: int = 10
+    pca_components: int = 5
+    min_discharges: int = 20
+    min_template_uv: float = 50.0
+    lock_tolerance_ms: float = 0.3
+    lock_fraction: float = 0.5
+    min_isi_ms: float = 20.0
+    max_refractory_violations: float = 0.1
+    superposition_sd: float = 6.0
+    max_isi_ms: float = 250.0
+    seed: int = 0
+
+
+@dataclass
+class MotorUnit:
+    """One motor unit on one channel: its template (µV, aligned so ``peak_index`` is the main peak) and firing."""
+
+    channel: int
+    fs: float
+    template: np.ndarray
+    peak_index: int
+    discharges: np.ndarray  # sample index of the main peak of each discharge
+    firing_rate_hz: float
+    isi_cov: float
+    first_discharge_s: float
+    template_noise_uv: float = 0.0
+    extras: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_discharges(self) -> int:
+        return int(self.discharges.size)
+
+    def to_dict(self, with_template: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {
+            "channel": self.channel,
+            "n_discharges": self.n_discharges,
+            "firing_rate_hz": round(self.firing_rate_hz, 3),
+            "isi_cov": round(self.isi_cov, 4),
+            "first_discharge_s": round(self.first_discharge_s, 4),
+            "template_noise_uv": round(self.template_noise_uv, 3),
+            **self.extras,
+        }
+        if with_template:
+            out["template_uv"] = [round(float(v), 2) for v in self.template]
+            out["peak_index"] = self.peak_index
+        return out
+
+
+def analysis_signal(x: np.ndarray, fs: float, settings: MupSettings | None = None) -> np.ndarray:
+    """(n, C) copy of ``x`` (n, C) high-passed at a few hertz for MUP measures, forward and backward, no notch.
+
+    MUP analysis works on a recorded epoch, so the filter runs zero-phase: a causal high-pass leaves an
+    undershoot after every large MUP that the onset/end criterion would count as duration. Notch filters ring
+    on MUPs and cut the bands their slow phases live in (clinical practice avoids them in needle EMG); mains is
+    not time-locked to discharges, so the median template cancels it instead."""
+    settings = settings or MupSettings()
+    sos = highpass(fs, settings.analysis_highpass_hz, x.shape[1], order=2).sos
+    return signal.sosfiltfilt(sos, x, axis=0)
+
+
+def detection_signal(x: np.ndarray, fs: float, settings: MupSettings | None = None) -> np.ndarray:
+    settings = settings or MupSettings()
+    cutoff = min(settings.detection_highpass_hz, 0.4 * fs)
+    return highpass(fs, cutoff, x.shape[1]).process(x).astype(np.float64)
+
+
+def robust_sd(x: np.ndarray) -> float:
+    """Noise SD from the median absolute value (Quiroga et al. 2004): spikes barely move it."""
+    return float(np.median(np.abs(x - np.median(x))) / 0.6745)
+
+
+def detect_spikes(detection: np.ndarray, fs: float, settings: MupSettings) -> tuple[np.ndarray, float]:
+    """Peak indices of |detection| (1-D) above the threshold, at most one per refractory interval."""
+    threshold = max(settings.threshold_sd * robust_sd(detection), settings.min_threshold_uv)
+    distance = max(1, int(round(settings.refractory_ms * 1e-3 * fs)))
+    peaks, _ = signal.find_peaks(np.abs(detection), height=threshold, distance=distance)
+    return peaks, threshold
+
+
+def _snippets(x: np.ndarray, centres: np.ndarray, before: int, after: int) -> np.ndarray:
+    offsets = np.arange(-before, after + 1)
+    return x[centres[:, None] + offsets[None, :]]
+
+
+def _cluster(features: np.ndarray, settings: MupSettings) -> np.ndarray:
+    """Labels from a Gaussian mixture on the PCA scores, the number of components chosen by BIC."""
+    n = features.shape[0]
+    if n < 2 * settings.min_discharges:
+        return np.zeros(n, dtype=np.int64)
+    n_pca = min(settings.pca_components, features.shape[1], n - 1)
+    scores = PCA(n_components=n_pca, random_state=settings.seed).fit_transform(features)
+    best, best_bic = None, np.inf
+    # tiny matrices: BLAS threads only fight the other processes on the machine (10x slower on 2 busy cores)
+    with threadpool_limits(1):
+        for k in range(1, min(settings.max_components, n // settings.min_discharges) + 1):
+            model = GaussianMixture(k, covariance_type="full", random_state=settings.seed, reg_covar=1e-3)
+            model.fit(scores)
+            bic = model.bic(scores)
+            if bic < best_bic:
+                best, best_bic = model, bic
+        return best.predict(scores) if best is not None else np.zeros(n, dtype=np.int64)
+
+
+def _realign(windows: np.ndarray, centre: int, max_shift: int, core_half: int, iterations: int = 3) -> np.ndarray:
+    """Shift per window (within ±max_shift) that best matches the median of the aligned windows over
+    ``centre ± core_half``, by cross-correlation; repeated so that the reference sharpens as members line up
+    (polyphasic MUPs are first caught at different peaks of the same waveform)."""
+    shifts = np.arange(-max_shift, max_shift + 1)
+    lo, hi = max(centre - core_half, max_shift), min(centre + core_half, windows.shape[1] - max_shift)
+    best = np.zeros(windows.shape[0], dtype=np.int64)
+    for _ in range(iterations):
+        rows = np.arange(windows.shape[0])[:, None]
+        aligned = windows[rows, (np.arange(lo, hi)[None, :] + best[:, None])]
+        core = np.median(aligned, axis=0)
+        core = core - core.mean()
+        scores = np.stack([windows[:, lo + s : hi + s] @ core for s in shifts], axis=1)
+        updated = shifts[np.argmax(scores, axis=1)]
+        # keep the reference where most members already sit: re-centre on the median shift
+        updated = np.clip(updated - int(np.median(updated)), -max_shift, max_shift)
+        if np.array_equal(updated, best):
+            break
+        best = updated
+    return best
+
+
+def _firing(discharges: np.ndarray, fs: float, settings: MupSettings) -> tuple[float, float]:
+    if discharges.size < 3:
+        return 0.0, float("nan")
+    intervals = np.diff(np.sort(discharges)) / fs * 1e3
+    usable = intervals[(intervals >= settings.min_isi_ms) & (intervals <= settings.max_isi_ms)]
+    if usable.size < 2:
+        return 0.0, float("nan")
+    return 1e3 / float(np.median(usable)), float(np.std(usable) / np.mean(usable))
+
+
+def locked_discharges(reference: np.ndarray, train: np.ndarray, fs: float, settings: MupSettings) -> np.ndarray:
+    """Mask of ``train`` discharges that follow a ``reference`` discharge at one fixed lag (±``lock_tolerance_ms``):
+    the reference unit seen through another of its peaks, not a unit of its own."""
+    window = int(round(settings.window_after_ms * 1e-3 * fs))
+    tolerance = max(1, int(round(settings.lock_tolerance_ms * 1e-3 * fs)))
+    position = np.clip(np.searchsorted(reference, train), 1, max(reference.size - 1, 1))
+    left = reference[np.clip(position - 1, 0, reference.size - 1)]
+    right = reference[np.clip(position, 0, reference.size - 1)]
+    lag = np.where(np.abs(train - left) <= np.abs(train - right), train - left, train - right)
+    near = np.abs(lag) <= window
+    if np.count_nonzero(near) < settings.min_discharges // 2:
+        return np.zeros(train.size, dtype=bool)
+    values, counts = np.unique(lag[near], return_counts=True)
+    # the most common lag, counting its ±tolerance neighbours
+    support = np.array([counts[np.abs(values - v) <= tolerance].sum() for v in values])
+    typical = values[np.argmax(support)]
+    if support.max() < settings.min_discharges // 2:
+        return np.zeros(train.size, dtype=bool)
+    return near & (np.abs(lag - typical) <= tolerance)
+
+
+def clean_template(windows: np.ndarray, settings: MupSettings) -> tuple[np.ndarray, np.ndarray, float]:
+    """(template, kept mask, template noise SD in µV): median of the windows after dropping those that a
+    superimposed discharge of another unit disturbs (largest deviation from the median beyond
+    ``superposition_sd`` robust SDs of all deviations)."""
+    median = np.median(windows, axis=0)
+    residual = windows - median
+    noise = robust_sd(residual.ravel()) or 1.0
+    worst = np.abs(residual).max(axis=1)
+    kept = worst <= settings.superposition_sd * noise
+    if np.count_nonzero(kept) < max(settings.min_discharges // 2, windows.shape[0] // 4):
+        kept = worst <= np.quantile(worst, 0.5)  # crowded recording: keep the cleaner half
+    # the median of n samples is ~1.25x noisier than their mean
+    template_noise = 1.25 * robust_sd((windows[kept] - median).ravel()) / np.sqrt(np.count_nonzero(kept))
+    return np.median(windows[kept], axis=0), kept, float(template_noise)
+
+
+def decompose_channel(
+    analysis: np.ndarray, detection: np.ndarray, fs: float, channel: int = 0, settings: MupSettings | None = None
+) -> list[MotorUnit]:
+    """Motor units of one channel from its analysis and detection signals (1-D, same length)."""
+    settings = settings or MupSettings()
+    before = int(round(settings.window_before_ms * 1e-3 * fs))
+    after = int(round(settings.window_after_ms * 1e-3 * fs))
+    feature = int(round(settings.feature_ms * 1e-3 * fs))
+    shift = max(1, int(round(settings.realign_ms * 1e-3 * fs)))
+    core_half = int(round(settings.align_core_ms * 1e-3 * fs))
+    margin_lo, margin_hi = before + shift, after + shift
+    peaks, _ = detect_spikes(detection, fs, settings)
+    peaks = peaks[(peaks >= margin_lo) & (peaks < analysis.size - margin_hi)]
+    if peaks.size < settings.min_discharges:
+        return []
+    labels = _cluster(_snippets(detection, peaks, feature, feature), settings)
+
+    candidates: list[np.ndarray] = []  # aligned discharge samples per cluster
+    for label in np.unique(labels):
+        members = peaks[labels == label]
+        if members.size < settings.min_discharges:
+            continue
+        windows = _snippets(analysis, members, before + shift, after + shift)
+        members = np.sort(members + _realign(windows, before + shift, shift, core_half))
+        candidates.extend(_split_interleaved(members, analysis, fs, before, core_half, settings))
+    candidates = _merge_similar(candidates, analysis, fs, before, after, shift, settings)
+    candidates = _remove_locked(candidates, analysis, fs, before, after, settings)
+    # removing another unit's discharges sharpens the templates, so look-alike halves of one unit now match
+    candidates = _merge_similar(candidates, analysis, fs, before, after, shift, settings)
+    units: list[MotorUnit] = []
+    for members in candidates:
+        template, clean, template_noise = clean_template(_snippets(analysis, members, before, after), settings)
+        if np.ptp(template) < settings.min_template_uv:
+            continue
+        rate, cov = _firing(members, fs, settings)
+        units.append(
+            MotorUnit(
+                channel=channel,
+                fs=fs,
+                template=template,
+                peak_index=before,
+                discharges=members,
+                firing_rate_hz=rate,
+                isi_cov=cov,
+                first_discharge_s=float(members[0] / fs),
+                template_noise_uv=template_noise,
+                extras={"template_discharges": int(np.count_nonzero(clean))},
+            )
+        )
+    return units
+
+
+def _best_lag(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[int, float]:
+    """(lag, normalised correlation) maximising the match of ``b`` shifted by lag onto ``a``."""
+    a = a - a.mean()
+    b = b - b.mean()
+    lags = signal.correlation_lags(a.size, b.size, mode="full")
+    corr = signal.correlate(a, b, mode="full")
+    allowed = np.abs(lags) <= max_shift
+    best = int(np.argmax(np.where(allowed, corr, -np.inf)))
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b)) or 1.0
+    return int(lags[best]), float(corr[best] / norm)
+
+
+def _split_interleaved(
+    members: np.ndarray, analysis: np.ndarray, fs: float, before: int, core_half: int, settings: MupSettings
+) -> list[np.ndarray]:
+    """Splits a cluster whose train breaks the refractory period (two look-alike units) in two by a mixture on
+    its aligned waveforms, when both halves then obey it; otherwise returns it whole."""
+    if refractory_violations(members, fs, settings) <= settings.max_refractory_violations:
+        return [members]
+    if members.size < 2 * settings.min_discharges:
+        return [members]
+    windows = _snippets(analysis, members, core_half, core_half)
+    scores = PCA(n_components=min(settings.pca_components, members.size - 1), random_state=settings.seed)
+    with threadpool_limits(1):
+        projected = scores.fit_transform(windows)
+        labels = GaussianMixture(2, random_state=settings.seed, reg_covar=1e-3).fit_predict(projected)
+    parts = [np.sort(members[labels == k]) for k in (0, 1)]
+    if min(p.size for p in parts) < settings.min_discharges:
+        return [members]
+    if max(refractory_violations(p, fs, settings) for p in parts) > settings.max_refractory_violations:
+        return [members]
+    return parts
+
+
+def _remove_locked(
+    candidates: list[np.ndarray], analysis: np.ndarray, fs: float, before: int, after: int, settings: MupSettings
+) -> list[np.ndarray]:
+    """Largest first, strips from each cluster the discharges time-locked to a larger unit (that unit caught at
+    another of its peaks); drops what is left too small or still breaking the refractory period (a mixture)."""
+    candidates = sorted(candidates, key=lambda m: -np.ptp(np.median(_snippets(analysis, m, before, after), axis=0)))
+    kept: list[np.ndarray] = []
+    for members in candidates:
+        for unit in kept:
+            members = members[~locked_discharges(unit, members, fs, settings)]
+        if members.size < settings.min_discharges:
+            continue
+        if refractory_violations(members, fs, settings) > settings.max_refractory_violations:
+            continue  # a clinician would reject this MUP as unstable
+        kept.append(members)
+    return kept
+
+
+def _drop_repeats(discharges: np.ndarray, fs: float, settings: MupSettings) -> np.ndarray:
+    """Sorted discharges without those within ``refractory_ms`` of the previous one (one discharge found twice)."""
+    gap = settings.refractory_ms * 1e-3 * fs
+    keep = np.concatenate([[True], np.diff(discharges) > gap])
+    return discharges[keep]
+
+
+def refractory_violations(discharges: np.ndarray, fs: float, settings: MupSettings) -> float:
+    """Fraction of inter-discharge intervals shorter than a motor unit can fire (``min_isi_ms``)."""
+    if discharges.size < 2:
+        return 0.0
+    intervals = np.diff(np.sort(discharges)) / fs * 1e3
+    # the same discharge caught twice (two peaks of one waveform, a few ms apart) is not a second discharge
+    intervals = intervals[intervals > settings.refractory_ms]
+    return float(np.mean(intervals < settings.min_isi_ms)) if intervals.size else 0.0
+
+
+def _merge_similar(
+    candidates: list[np.ndarray],
+    analysis: np.ndarray,
+    fs: float,
+    before: int,
+    after: int,
+    shift: int,
+    settings: MupSettings,
+) -> list[np.ndarray]:
+    """Merges clusters whose templates match in shape and size: the mixture often splits one unit in two."""
+    margin_lo, margin_hi = before + shift, analysis.size - after - shift
+    # a polyphasic unit split in two may have been aligned on peaks several ms apart
+    max_lag = int(round(settings.merge_max_lag_ms * 1e-3 * fs))
+    merged = True
+    while merged and len(candidates) > 1:
+        merged = False
+        templates = [np.median(_snippets(analysis, m, before, after), axis=0) for m in candidates]
+        for i in range(len(candidates)):
+            for j in range(i + 1, len(candidates)):
+                ratio = np.ptp(templates[i]) / max(np.ptp(templates[j]), 1e-9)
+                if not 1.0 / settings.merge_amplitude_ratio <= ratio <= settings.merge_amplitude_ratio:
+                    continue
+                lag, corr = _best_lag(templates[i], templates[j], max_lag)
+                if corr < settings.merge_correlation:
+                    continue
+                moved = candidates[j] - lag  # put j's discharges on i's alignment point
+                moved = moved[(moved >= margin_lo) & (moved < margin_hi)]
+                union = _drop_repeats(np.union1d(candidates[i], moved), fs, settings)
+                if refractory_violations(union, fs, settings) > settings.max_refractory_violations:
+                    continue  # interleaved trains: two units that look alike, not one split in two
+                candidates = [c for k, c in enumerate(candidates) if k not in (i, j)] + [union]
+                merged = True
+                break
+            if merged:
+                break
+    return candidates
+
+
+def decompose(x: np.ndarray, fs: float, settings: MupSettings | None = None) -> list[MotorUnit]:
+    """Motor units of every channel of ``x`` (n,) or (n, C) in µV."""
+    settings = settings or MupSettings()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    analysis = analysis_signal(x, fs, settings)
+    detection = detection_signal(x, fs, settings)
+    units: list[MotorUnit] = []
+    for channel in range(x.shape[1]):
+        units.extend(decompose_channel(analysis[:, channel], detection[:, channel], fs, channel, settings))
+    return units

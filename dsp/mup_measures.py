@@ -1,0 +1,301 @@
+"""Measures of one motor-unit potential (MUP) template, their summary over units, and reference ranges.
+
+Definitions follow Stålberg et al. 1986 (J Clin Neurophysiol 3:313-348, standardized terminology for MUP
+measurement), with the automatic onset/end criterion of multi-MUP analysis:
+- baseline: median of the first and last 2 ms of the analysis window;
+- a sample is *active* while the potential leaves the baseline by more than ``amplitude_threshold_uv`` or its
+  slope (measured over ±0.2 ms) exceeds ``slope_threshold_uv_per_ms`` (both raised to 4 SDs of the template's
+  own noise where that is larger); onset (end) is the first (last) active sample reached when walking out from
+  the main peak until the potential has stayed inactive for ``quiet_ms``, so the slow initial and terminal phases
+  count while a brief baseline crossing between phases does not end the MUP;
+- amplitude: peak-to-peak inside [onset, end]; area: integral of |x - baseline| there (µV·ms);
+  thickness: area / amplitude (ms); size index: 2 log10(amplitude in mV) + thickness (Sonoo & Stålberg 1993);
+- phases: baseline crossings inside the duration + 1, a phase counting only if it peaks beyond the amplitude
+  threshold; polyphasic: more than 4 phases;
+- turns: changes of direction with at least ``turn_step_uv`` (25 µV) on either side;
+- satellites: time-locked deflections beyond the threshold after the end (or before the onset) of the main MUP,
+  separated from it by an isoelectric interval of at least ``quiet_ms``.
+
+Reference ranges are data (``REFERENCE_RANGES``): limits for the mean over ~20 MUPs of a muscle and for single
+MUPs, with their sources; a lab should replace them with its own per muscle and age (docs/needle-emg.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+POLYPHASIC_MIN_PHASES = 5
+BASELINE_EDGE_MS = 2.0
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    amplitude_threshold_uv: float = 20.0
+    slope_threshold_uv_per_ms: float = 40.0
+    slope_span_ms: float = 0.2
+    quiet_ms: float = 1.0
+    turn_step_uv: float = 25.0
+    noise_factor: float = 4.0
+
+
+@dataclass(frozen=True)
+class MupMeasures:
+    """Measures of one MUP; times in ms relative to the template's first sample."""
+
+    amplitude_uv: float
+    duration_ms: float
+    onset_ms: float
+    end_ms: float
+    phases: int
+    turns: int
+    area_uv_ms: float
+    thickness_ms: float
+    size_index: float
+    satellites: int
+    polyphasic: bool
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class ReferenceRange:
+    """Normal limits (inclusive) of one measure; None where the measure has no limit on that side."""
+
+    low: float | None
+    high: float | None
+    unit: str
+    source: str
+
+    def flag(self, value: float) -> str:
+        """'low', 'high' or 'normal'."""
+        if self.low is not None and value < self.low:
+            return "low"
+        if self.high is not None and value > self.high:
+            return "high"
+        return "normal"
+
+
+_STALBERG_1996 = "Stålberg et al. 1996, Muscle Nerve 19:457 (multi-MUP reference values, adult limb muscles)"
+_BUCHTHAL = "Buchthal & Rosenfalck; Buchthal 1957 (MUP duration, adult limb muscles, 2 Hz-10 kHz)"
+
+# Limits for the MEAN over the MUPs of one muscle (a generic adult limb muscle such as biceps or tibialis anterior,
+# ages 20-60, concentric needle). Wide on purpose: muscle and age shift the mean duration by several ms.
+MEAN_REFERENCE: dict[str, ReferenceRange] = {
+    "amplitude_uv": ReferenceRange(250.0, 1200.0, "µV", _STALBERG_1996),
+    "duration_ms": ReferenceRange(7.0, 14.0, "ms", _BUCHTHAL),
+    "phases": ReferenceRange(None, 4.0, "count", _STALBERG_1996),
+    "turns": ReferenceRange(None, 5.0, "count", _STALBERG_1996),
+    "thickness_ms": ReferenceRange(0.9, 2.5, "ms", "Nandedkar et al. 1988, Muscle Nerve 11:151 (area/amplitude)"),
+    "polyphasic_percent": ReferenceRange(None, 20.0, "%", "Buchthal 1957; Stålberg et al. 1996 (up to 15-25 %)"),
+}
+
+# Limits for a SINGLE MUP (outlier limits): more than ~2 of 20 MUPs outside them is abnormal.
+INDIVIDUAL_REFERENCE: dict[str, ReferenceRange] = {
+    "amplitude_uv": ReferenceRange(100.0, 3000.0, "µV", _STALBERG_1996),
+    "duration_ms": ReferenceRange(4.0, 18.0, "ms", _STALBERG_1996),
+    "phases": ReferenceRange(None, 4.0, "count", "Stålberg et al. 1986 (polyphasic: more than 4 phases)"),
+    "turns": ReferenceRange(None, 6.0, "count", _STALBERG_1996),
+}
+
+
+def baseline_of(template: np.ndarray, fs: float) -> float:
+    edge = max(1, int(round(BASELINE_EDGE_MS * 1e-3 * fs)))
+    return float(np.median(np.concatenate([template[:edge], template[-edge:]])))
+
+
+def active_mask(template: np.ndarray, fs: float, settings: MeasureSettings) -> np.ndarray:
+    """Samples where the potential leaves the baseline by amplitude or by slope."""
+    deviation = np.abs(template - baseline_of(template, fs))
+    # slope over ±slope_span_ms, not between neighbouring samples: at 10 kHz a few µV of residual noise per
+    # sample would already read as tens of µV/ms
+    span = max(1, int(round(settings.slope_span_ms * 1e-3 * fs)))
+    padded = np.pad(template, span, mode="edge")
+    slope = np.abs(padded[2 * span :] - padded[: -2 * span]) / (2 * span) * fs * 1e-3  # µV per ms
+    return (deviation > settings.amplitude_threshold_uv) | (slope > settings.slope_threshold_uv_per_ms)
+
+
+def onset_and_end(template: np.ndarray, fs: float, peak_index: int, settings: MeasureSettings) -> tuple[int, int]:
+    """(onset, end) sample indices of the MUP around ``peak_index`` by the amplitude/slope criterion."""
+    active = active_mask(template, fs, settings)
+    quiet = max(1, int(round(settings.quiet_ms * 1e-3 * fs)))
+    # a run of `quiet` inactive samples starting at i: cumulative sums of the active flags
+    counts = np.concatenate([[0], np.cumsum(active)])
+    quiet_from = np.flatnonzero(counts[quiet:] - counts[:-quiet] == 0)  # first index of each all-quiet run
+    after = quiet_from[quiet_from > peak_index]
+    before = quiet_from[quiet_from + quiet - 1 < peak_index]
+    end_quiet = int(after[0]) if after.size else len(template)
+    onset_quiet_last = int(before[-1] + quiet - 1) if before.size else -1
+    segment = np.flatnonzero(active[onset_quiet_last + 1 : end_quiet]) + onset_quiet_last + 1
+    if segment.size == 0:
+        return peak_index, peak_index
+    return int(segment[0]), int(segment[-1])
+
+
+def count_turns(x: np.ndarray, min_step_uv: float) -> np.ndarray:
+    """Indices of turns: changes of direction with at least ``min_step_uv`` on either side (Willison's rule).
+
+    Walks the local extrema keeping a running candidate, so a small wiggle never splits a large excursion."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 3:
+        return np.empty(0, dtype=np.int64)
+    diff = np.diff(x)
+    nonflat = np.flatnonzero(diff != 0)
+    if nonflat.size == 0:
+        return np.empty(0, dtype=np.int64)
+    direction = np.sign(diff[nonflat])
+    change = np.flatnonzero(direction[1:] != direction[:-1])
+    extrema = np.concatenate([[0], nonflat[change + 1], [x.size - 1]])
+    values = x[extrema]
+    turns: list[int] = []
+    anchor = values[0]  # last confirmed turn (or the start)
+    candidate_index, candidate = extrema[0], values[0]
+    rising: bool | None = None
+    for index, value in zip(extrema[1:], values[1:], strict=True):
+        if rising is None:
+            if abs(value - anchor) >= min_step_uv:
+                rising = value > anchor
+                candidate_index, candidate = index, value
+            continue
+        if (value > candidate) == rising and value != candidate:
+            candidate_index, candidate = index, value  # the excursion continues further
+        elif abs(candidate - value) >= min_step_uv:
+            turns.append(int(candidate_index))  # reversal large enough: the candidate was a turn
+            rising = not rising
+            candidate_index, candidate = index, value
+    return np.asarray(turns, dtype=np.int64)
+
+
+def count_phases(segment: np.ndarray, threshold_uv: float) -> int:
+    """Phases of a baseline-corrected segment: runs of one sign whose peak exceeds the threshold."""
+    if segment.size == 0:
+        return 0
+    sign = np.sign(segment)
+    boundaries = np.flatnonzero(np.diff(sign) != 0) + 1
+    runs = np.split(segment, boundaries)
+    significant = [run for run in runs if np.abs(run).max() > threshold_uv]
+    if not significant:
+        return 0
+    # adjacent significant runs of the same sign (a sub-threshold dip between them) are one phase
+    signs = np.sign([run[np.argmax(np.abs(run))] for run in significant])
+    return int(1 + np.count_nonzero(np.diff(signs) != 0))
+
+
+def count_satellites(template: np.ndarray, fs: float, onset: int, end: int, settings: MeasureSettings) -> int:
+    """Groups of active samples outside [onset - quiet, end + quiet] that exceed the amplitude threshold."""
+    deviation = np.abs(template - baseline_of(template, fs))
+    quiet = max(1, int(round(settings.quiet_ms * 1e-3 * fs)))
+    edge = max(1, int(round(BASELINE_EDGE_MS * 1e-3 * fs)))
+    outside = deviation > settings.amplitude_threshold_uv
+    outside[max(onset - quiet, 0) : end + quiet + 1] = False
+    outside[:edge] = False  # the baseline edges themselves are not potentials
+    outside[-edge:] = False
+    starts = np.flatnonzero(np.diff(outside.astype(np.int8)) == 1)
+    return int(starts.size + (1 if outside[0] else 0))
+
+
+def noise_adapted(settings: MeasureSettings, noise_uv: float, fs: float) -> MeasureSettings:
+    """Thresholds raised to ``noise_factor`` SDs of the template's own noise where that is the larger, so residual
+    noise of an averaged template neither lengthens the duration nor adds phases and satellites."""
+    if noise_uv <= 0:
+        return settings
+    span = max(1, int(round(settings.slope_span_ms * 1e-3 * fs)))
+    slope_noise = noise_uv * np.sqrt(2.0) / (2 * span) * fs * 1e-3
+    return replace(
+        settings,
+        amplitude_threshold_uv=max(settings.amplitude_threshold_uv, settings.noise_factor * noise_uv),
+        slope_threshold_uv_per_ms=max(settings.slope_threshold_uv_per_ms, settings.noise_factor * slope_noise),
+    )
+
+
+def measure_mup(
+    template: np.ndarray,
+    fs: float,
+    peak_index: int | None = None,
+    settings: MeasureSettings | None = None,
+    noise_uv: float = 0.0,
+) -> MupMeasures:
+    """Measures of ``template`` (µV, sampled at ``fs``) around its main peak (default: the largest |deflection|);
+    ``noise_uv`` is the template's residual noise SD (0 for a noise-free waveform)."""
+    settings = noise_adapted(settings or MeasureSettings(), noise_uv, fs)
+    template = np.asarray(template, dtype=np.float64)
+    baseline = baseline_of(template, fs)
+    centred = template - baseline
+    if peak_index is None:
+        peak_index = int(np.argmax(np.abs(centred)))
+    onset, end = onset_and_end(template, fs, peak_index, settings)
+    segment = centred[onset : end + 1]
+    ms_per_sample = 1e3 / fs
+    amplitude = float(segment.max() - segment.min()) if segment.size else 0.0
+    area = float(np.trapezoid(np.abs(segment), dx=ms_per_sample)) if segment.size > 1 else 0.0
+    thickness = area / amplitude if amplitude > 0 else 0.0
+    size_index = 2.0 * np.log10(amplitude / 1000.0) + thickness if amplitude > 0 else float("nan")
+    phases = count_phases(segment, settings.amplitude_threshold_uv)
+    return MupMeasures(
+        amplitude_uv=amplitude,
+        duration_ms=(end - onset) * ms_per_sample,
+        onset_ms=onset * ms_per_sample,
+        end_ms=end * ms_per_sample,
+        phases=phases,
+        turns=int(count_turns(segment, settings.turn_step_uv).size),
+        area_uv_ms=area,
+        thickness_ms=thickness,
+        size_index=float(size_index),
+        satellites=count_satellites(template, fs, onset, end, settings),
+        polyphasic=phases >= POLYPHASIC_MIN_PHASES,
+    )
+
+
+@dataclass(frozen=True)
+class MeasureSummary:
+    """Mean and spread of each measure over the units, the polyphasic share, and flags against the references."""
+
+    n_units: int
+    mean: dict[str, float]
+    sd: dict[str, float]
+    polyphasic_percent: float
+    satellite_percent: float
+    mean_flags: dict[str, str]
+    outliers: dict[str, dict[str, int]]  # measure -> {"low": count, "high": count} of single MUPs outside limits
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n_units": self.n_units,
+            "mean": {k: round(v, 4) for k, v in self.mean.items()},
+            "sd": {k: round(v, 4) for k, v in self.sd.items()},
+            "polyphasic_percent": round(self.polyphasic_percent, 2),
+            "satellite_percent": round(self.satellite_percent, 2),
+            "mean_flags": dict(self.mean_flags),
+            "outliers": {k: dict(v) for k, v in self.outliers.items()},
+        }
+
+
+SUMMARISED = ("amplitude_uv", "duration_ms", "phases", "turns", "area_uv_ms", "thickness_ms", "size_index")
+
+
+def summarise(measures: list[MupMeasures]) -> MeasureSummary:
+    """Mean/SD over units with flags: the mean against ``MEAN_REFERENCE``, each MUP against ``INDIVIDUAL_REFERENCE``."""
+    if not measures:
+        return MeasureSummary(0, {}, {}, 0.0, 0.0, {}, {})
+    table = {name: np.array([getattr(m, name) for m in measures], dtype=np.float64) for name in SUMMARISED}
+    mean = {name: float(np.nanmean(values)) for name, values in table.items()}
+    sd = {name: float(np.nanstd(values, ddof=1)) if len(measures) > 1 else 0.0 for name, values in table.items()}
+    polyphasic = 100.0 * float(np.mean([m.polyphasic for m in measures]))
+    satellites = 100.0 * float(np.mean([m.satellites > 0 for m in measures]))
+    flags = {name: reference.flag(mean[name]) for name, reference in MEAN_REFERENCE.items() if name in mean}
+    flags["polyphasic_percent"] = MEAN_REFERENCE["polyphasic_percent"].flag(polyphasic)
+    outliers = {}
+    for name, reference in INDIVIDUAL_REFERENCE.items():
+        verdicts = [reference.flag(value) for value in table[name]]
+        outliers[name] = {"low": verdicts.count("low"), "high": verdicts.count("high")}
+    return MeasureSummary(len(measures), mean, sd, polyphasic, satellites, flags, outliers)
+
+
+def reference_table() -> dict[str, dict[str, dict[str, object]]]:
+    """The reference ranges as JSON-safe data (for reports and the GUI)."""
+    return {
+        "mean": {name: asdict(reference) for name, reference in MEAN_REFERENCE.items()},
+        "individual": {name: asdict(reference) for name, reference in INDIVIDUAL_REFERENCE.items()},
+    }
