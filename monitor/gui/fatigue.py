@@ -1,8 +1,10 @@
 """Fatigue: MNF/MDF and RMS trends over minutes, the fitted slope, % change from baseline, FInsm5 and a state badge.
 
 The trends come from the per-window features the DSP engine computes (mean over usable EMG channels, averaged into
-one-second bins). The fitted slope, % change, state and contraction spans come from the fatigue tracker's latest
-report (``state.fatigue``, a ``dsp.fatigue.FatigueReport``); whatever it does not know yet reads "—".
+one-second bins). The fitted slope, % change, state and state come from the fatigue tracker's latest report
+(``state.fatigue``, a ``dsp.fatigue.FatigueReport``); whatever it does not know yet reads "—". Contractions are the
+seconds whose RMS exceeds the tracker's release level (``release_ratio`` x its learned rest RMS): shaded, and the
+only part of the MNF/MDF trend drawn bright, since at rest the spectrum is the noise floor's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
+from dsp.fatigue import FatigueSettings
 from monitor.outlets import emg_mean
 
 TREND_BIN_S = 1.0
@@ -37,6 +40,7 @@ class FatigueStatus:
     timestamp: float | None = None
     contraction_start: float | None = None  # LSL time the current (or last) contraction began
     active: bool = False
+    contraction_rms: float | None = None  # channel-mean RMS above which a window counts as contraction
 
 
 def _mean(values: Any, emg_channels: np.ndarray | None) -> float | None:
@@ -46,7 +50,7 @@ def _mean(values: Any, emg_channels: np.ndarray | None) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def fatigue_status(state: Any) -> FatigueStatus:
+def fatigue_status(state: Any, release_ratio: float = FatigueSettings().release_ratio) -> FatigueStatus:
     """Channel means of the latest ``dsp.fatigue.FatigueReport`` in ``state.fatigue`` (None: nothing known yet)."""
     with state.lock:
         report = getattr(state, "fatigue", None)
@@ -66,6 +70,7 @@ def fatigue_status(state: Any) -> FatigueStatus:
     durations = durations[emg] if emg is not None else durations
     timestamp = _number(report.timestamp)
     longest = float(np.max(durations)) if len(durations) else 0.0
+    rest = _mean(report.rest_rms, emg)
     return FatigueStatus(
         state=str(report.state),
         learning=bool(report.learning),
@@ -77,6 +82,7 @@ def fatigue_status(state: Any) -> FatigueStatus:
         timestamp=timestamp,
         contraction_start=None if timestamp is None or longest <= 0 else timestamp - longest,
         active=bool(active.any()),
+        contraction_rms=None if rest is None or report.learning else rest * release_ratio,
     )
 
 
@@ -142,14 +148,11 @@ class FeatureHistory:
         return np.asarray(self.times), np.stack(self.values)
 
 
-def track_contractions(spans: list[list[float]], status: FatigueStatus) -> None:
-    """Extends or opens the contraction span the report describes; spans are [start, end] in LSL time."""
-    if not status.active or status.contraction_start is None or status.timestamp is None:
-        return
-    if spans and abs(spans[-1][0] - status.contraction_start) < 1.0:
-        spans[-1][1] = status.timestamp
-    else:
-        spans.append([status.contraction_start, status.timestamp])
+def contraction_spans(centres: np.ndarray, contracting: np.ndarray, bin_s: float) -> list[tuple[float, float]]:
+    """(start, end) of each run of contracting bins (bin centres ``centres``, each ``bin_s`` long)."""
+    edges = np.diff(np.concatenate([[0], contracting.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return [(centres[a] - bin_s / 2, centres[b] + bin_s / 2) for a, b in zip(starts, ends, strict=True)]
 
 
 def _dash(value: float | None, fmt: str, suffix: str = "") -> str:
@@ -163,7 +166,7 @@ class FatigueView(QtWidgets.QWidget):
         self.origin = origin
         self.history = FeatureHistory()
         self.status = FatigueStatus()
-        self.contractions: list[list[float]] = []
+        self.contractions: list[tuple[float, float]] = []
         self._shades: list[pg.LinearRegionItem] = []
 
         self.badge = QtWidgets.QLabel("—")
@@ -183,6 +186,9 @@ class FatigueView(QtWidgets.QWidget):
         self.rms_plot.setLabel("left", "RMS (µV)")
         self.rms_plot.setLabel("bottom", "session time (min)")
         self.rms_plot.setXLink(self.frequency_plot)
+        # at rest the spectrum is the noise floor's: drawn dim; contraction bins drawn bright on top
+        self.mnf_rest_curve = self.frequency_plot.plot(pen=pg.mkPen((255, 200, 60, 70), width=1))
+        self.mdf_rest_curve = self.frequency_plot.plot(pen=pg.mkPen((120, 220, 255, 70), width=1))
         self.mnf_curve = self.frequency_plot.plot(pen=pg.mkPen((255, 200, 60), width=2), name="MNF")
         self.mdf_curve = self.frequency_plot.plot(pen=pg.mkPen((120, 220, 255), width=2), name="MDF")
         self.fit_curve = self.frequency_plot.plot(
@@ -209,16 +215,22 @@ class FatigueView(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         self.history.collect(self.pipeline.state)
-        self.status = status = fatigue_status(self.pipeline.state)
-        track_contractions(self.contractions, status)
+        tracker = getattr(self.pipeline.engine, "fatigue", None)
+        settings = getattr(tracker, "settings", None) or FatigueSettings()
+        self.status = status = fatigue_status(self.pipeline.state, settings.release_ratio)
         times, values = self.history.arrays()
         origin = self.origin()
         if len(times):
             centres, means = binned_means(times, values, TREND_BIN_S)
             minutes = (centres - origin) / 60.0
-            self.mnf_curve.setData(minutes, means[:, 0], connect="finite")
-            self.mdf_curve.setData(minutes, means[:, 1], connect="finite")
+            threshold = status.contraction_rms
+            contracting = means[:, 2] > threshold if threshold is not None else np.zeros(len(means), dtype=bool)
+            self.mnf_rest_curve.setData(minutes, means[:, 0], connect="finite")
+            self.mdf_rest_curve.setData(minutes, means[:, 1], connect="finite")
+            self.mnf_curve.setData(minutes, np.where(contracting, means[:, 0], np.nan), connect="finite")
+            self.mdf_curve.setData(minutes, np.where(contracting, means[:, 1], np.nan), connect="finite")
             self.rms_curve.setData(minutes, means[:, 2], connect="finite")
+            self.contractions = contraction_spans(centres, contracting, TREND_BIN_S)
         self._draw_fit(origin)
         self._shade_contractions(origin)
         badge = "learning rest" if status.learning else (status.state or "—")
@@ -248,6 +260,8 @@ class FatigueView(QtWidgets.QWidget):
         self.fit_curve.setData((ends - origin) / 60.0, status.baseline_hz + status.slope_hz_per_min * elapsed_min)
 
     def _shade_contractions(self, origin: float) -> None:
+        for shade in self._shades[len(self.contractions) :]:
+            shade.setVisible(False)
         while len(self._shades) < len(self.contractions):
             shade = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 255, 255, 28), pen=pg.mkPen(None))
             shade.setZValue(-10)
@@ -255,3 +269,4 @@ class FatigueView(QtWidgets.QWidget):
             self._shades.append(shade)
         for shade, (start, end) in zip(self._shades, self.contractions, strict=False):
             shade.setRegion(((start - origin) / 60.0, (end - origin) / 60.0))
+            shade.setVisible(True)

@@ -49,6 +49,7 @@ class SpectrumView(QtWidgets.QWidget):
         self.plot.setLogMode(x=False, y=True)
         self.plot.setLabel("bottom", "frequency", units="Hz")
         self.plot.setLabel("left", "PSD (µV²/Hz)")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setXRange(0, min(self.fs / 2.0, 600.0), padding=0)
         self.curve = self.plot.plot(pen=pg.mkPen((120, 200, 255), width=1.5))
         self.mnf_line = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 200, 60), width=2), label="MNF",

@@ -20,7 +20,7 @@ MAX_LABELLED_CHANNELS = 32
 #: one (min, max) segment per pixel column: the most the screen can show
 PIXELS_PER_BIN = 1
 TRACE_PEN = pg.mkPen((120, 200, 255), width=1)
-ENVELOPE_PEN = pg.mkPen((255, 200, 60), width=1)  # wide or translucent pens cost Qt several ms per frame
+ENVELOPE_PEN = pg.mkPen((190, 150, 40), width=1)  # wide or translucent pens cost Qt several ms per frame
 
 
 class MinMaxDecimator:

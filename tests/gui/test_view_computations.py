@@ -103,3 +103,12 @@ def test_binned_means_average_each_second_and_skip_empty_bins_and_nans():
     centres, means = binned_means(times, values, 1.0)
     np.testing.assert_allclose(centres, [0.5, 1.5, 3.5])
     np.testing.assert_allclose(means, [[3, 20], [7, 70], [10, 90]])
+
+
+def test_contraction_spans_are_the_runs_of_contracting_bins():
+    from monitor.gui.fatigue import contraction_spans
+
+    centres = np.arange(10) + 0.5
+    contracting = np.array([0, 1, 1, 0, 0, 1, 1, 1, 0, 1], dtype=bool)
+    assert contraction_spans(centres, contracting, 1.0) == [(1.0, 3.0), (5.0, 8.0), (9.0, 10.0)]
+    assert contraction_spans(centres, np.zeros(10, dtype=bool), 1.0) == []
