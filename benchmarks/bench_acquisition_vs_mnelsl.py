@@ -1,0 +1,190 @@
+"""CPU time to acquire and filter one 64 ch x 2048 Hz LSL stream vs MNE-LSL's StreamLSL, same stream, one run.
+
+    .venv/bin/python -m benchmarks.bench_acquisition_vs_mnelsl --seconds 30
+
+A player process pushes 64 channels at 2048 Hz (32-sample chunks, paced on the LSL clock). Consumers, each in
+its own process and all on the same stream at the same time, acquire it and filter it causally for ``--seconds``;
+each reports its own process CPU time (user + system, all threads, from connection to the end; imports and
+start-up excluded) and the samples it received:
+
+- ours: the monitor's ``monitor.acquisition.Acquisition`` thread (LSL inlet -> ``dsp.RingBuffer``) and a loop
+  that reads new samples as the DSP engine does (woken by each write, for latency) and runs ``dsp.filters`` on
+  them; ``ours_poll_50ms`` instead reads every 50 ms, the cadence of the MNE-LSL reader below;
+- mne-lsl: ``StreamLSL(bufsize=5).connect()`` with the same filters (``filter(20, 450)`` with a 4th-order
+  Butterworth in SOS form, and for the second phase ``notch_filter`` at 50..400 Hz), read every 50 ms through
+  ``n_new_samples`` / ``get_data`` -- with its default ``acquisition_delay`` (1 ms) and with 50 ms (our cadence).
+
+Two phases: band-pass only (identical filter design on both sides) and band-pass + mains notches (each side's
+own notch design: ours one biquad per harmonic, MNE-LSL's an IIR band-stop). MNE-LSL runs in /work/peers-venv
+(made on first use, see bench_features_vs_libemg.py). LSL stays on this machine (benchmarks.common sets
+LSLAPICFG, which every subprocess inherits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+from benchmarks.bench_features_vs_libemg import ensure_peers_venv
+from benchmarks.common import REPO, emit
+
+FS = 2048.0
+N_CHANNELS = 64
+
+PLAYER = r"""
+import sys, time
+import numpy as np
+import pylsl
+source_id, fs, n_channels, seconds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+info = pylsl.StreamInfo("bench-emg", "EMG", n_channels, fs, "float32", source_id)
+outlet = pylsl.StreamOutlet(info, 32)
+rng = np.random.default_rng(0)
+noise = (rng.standard_normal((int(fs), n_channels)) * 50).astype(np.float32)
+noise += (30 * np.sin(2 * np.pi * 50 * np.arange(int(fs)) / fs)).astype(np.float32)[:, None]
+deadline = time.time() + 60
+while not outlet.have_consumers() and time.time() < deadline:
+    time.sleep(0.05)
+start, sent, chunk = pylsl.local_clock(), 0, 32
+while sent < seconds * fs:
+    due = int((pylsl.local_clock() - start) * fs)
+    while sent + chunk <= due:
+        rows = np.arange(sent, sent + chunk) % len(noise)
+        outlet.push_chunk(noise[rows])
+        sent += chunk
+    time.sleep(0.004)
+print(sent, flush=True)
+"""
+
+OURS = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+source_id, seconds, notch, poll_s = sys.argv[2], float(sys.argv[3]), sys.argv[4] == "notch", float(sys.argv[5])
+from dsp.filters import FilterChain, bandpass, default_chain
+from dsp.ringbuffer import RingReader
+from monitor.acquisition import Acquisition, resolve_stream
+acquisition = Acquisition(resolve_stream(source_id=source_id, timeout_s=30))
+fs, n = acquisition.stream.fs, acquisition.stream.n_channels
+chain = default_chain(fs, n, mains_hz=50.0) if notch else FilterChain([bandpass(fs, 20.0, 450.0, n)])
+reader = RingReader(acquisition.buffer, 0)
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+acquisition.start()
+started_cpu, started, samples = cpu(), time.monotonic(), 0
+while time.monotonic() - started < seconds:
+    if poll_s > 0:
+        time.sleep(poll_s)
+        block = reader.read()
+    else:
+        block = reader.read(max_samples=int(fs), timeout_s=0.05)
+    if len(block.timestamps):
+        chain.process(block.data)
+        samples += len(block.timestamps)
+used = cpu() - started_cpu
+acquisition.stop(); acquisition.join(2)
+print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() - started}), flush=True)
+"""
+
+MNE_LSL = r"""
+import json, resource, sys, time
+import numpy as np
+source_id, seconds, notch, delay = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "notch", float(sys.argv[4])
+import mne
+mne.set_log_level("ERROR")
+from mne_lsl.stream import StreamLSL
+stream = StreamLSL(bufsize=5.0, source_id=source_id).connect(acquisition_delay=delay, timeout=30)
+stream.filter(20.0, 450.0, iir_params=dict(order=4, ftype="butter", output="sos"))
+if notch:
+    for harmonic in range(50, 451, 50):
+        stream.notch_filter(float(harmonic))
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started_cpu, started, samples = cpu(), time.monotonic(), 0
+while time.monotonic() - started < seconds:
+    time.sleep(0.05)
+    new = stream.n_new_samples
+    if new:
+        data, timestamps = stream.get_data(winsize=min(new, stream.n_buffer) / stream.info["sfreq"])
+        samples += new
+used = cpu() - started_cpu
+stream.disconnect()
+print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() - started}), flush=True)
+"""
+
+
+def run_phase(peers_python: str, seconds: float, phase: str) -> dict[str, object]:
+    source_id = f"bench-acq-{uuid.uuid4().hex[:8]}"
+    player = subprocess.Popen(
+        [sys.executable, "-c", PLAYER, source_id, str(FS), str(N_CHANNELS), str(seconds + 20)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    consumers = {
+        "ours": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "0"],
+        "ours_poll_50ms": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "0.05"],
+        "mne_lsl_default_delay_1ms": [peers_python, "-c", MNE_LSL, source_id, str(seconds), phase, "0.001"],
+        "mne_lsl_delay_50ms": [peers_python, "-c", MNE_LSL, source_id, str(seconds), phase, "0.05"],
+    }
+    processes = {
+        name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, command in consumers.items()
+    }
+    results: dict[str, object] = {}
+    try:
+        for name, process in processes.items():
+            out, err = process.communicate(timeout=seconds + 120)
+            if process.returncode != 0:
+                results[name] = {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {process.returncode}"}
+                continue
+            measured = json.loads(out.strip().splitlines()[-1])
+            measured["cpu_pct_of_one_core"] = round(100 * measured["cpu_s"] / measured["wall_s"], 2)
+            measured["cpu_ms_per_signal_s"] = round(1000 * measured["cpu_s"] / (measured["samples"] / FS), 3)
+            results[name] = measured
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+        player.kill()
+        player.wait(timeout=10)
+    pairs = [
+        ("ours", "mne_lsl_default_delay_1ms"),
+        ("ours", "mne_lsl_delay_50ms"),
+        ("ours_poll_50ms", "mne_lsl_delay_50ms"),
+    ]
+    for mine, theirs in pairs:
+        a, b = results.get(mine, {}), results.get(theirs, {})
+        if "cpu_ms_per_signal_s" in a and "cpu_ms_per_signal_s" in b:
+            results[f"ratio_{mine}_to_{theirs}"] = round(a["cpu_ms_per_signal_s"] / b["cpu_ms_per_signal_s"], 3)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--phases", nargs="+", default=["bandpass", "notch"], choices=["bandpass", "notch"])
+    args = parser.parse_args()
+    peers_python = str(ensure_peers_venv())
+    version = subprocess.run(
+        [peers_python, "-c", "import mne_lsl, numpy; print(mne_lsl.__version__, numpy.__version__)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    started = time.monotonic()
+    phases = {phase: run_phase(peers_python, args.seconds, phase) for phase in args.phases}
+    emit(
+        "acquisition_vs_mnelsl",
+        {
+            "stream": f"{N_CHANNELS} ch x {FS:g} Hz float32, 32-sample chunks, {args.seconds:g} s per phase",
+            "mne_lsl": f"{version[0]} (numpy {version[1]}, peers venv)",
+            "target": "ours <= 0.5x MNE-LSL's CPU time",
+            "phases": phases,
+            "wall_s": round(time.monotonic() - started, 1),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
