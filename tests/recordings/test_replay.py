@@ -146,6 +146,33 @@ def test_replay_command_publishes_a_csv_file_sample_for_sample(tmp_path):
     assert "sent 1600 samples" in stdout
 
 
+def test_replay_command_loops_for_the_requested_duration(tmp_path):
+    import pylsl
+
+    table = np.random.default_rng(9).integers(-300, 300, (700, 3))
+    path = tmp_path / "short.tsv"
+    np.savetxt(path, table, fmt="%d", delimiter="\t")
+    source_id = f"test-replay-loop-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "monitor.cli", "replay", str(path), "--fs", "1000", "--loop", "--duration", "2",
+               "--speed", "10", "--source-id", source_id, "--wait-for-consumer", "20"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        infos = pylsl.resolve_byprop("source_id", source_id, timeout=20.0)
+        assert infos, "replay stream not found"
+        inlet = pylsl.StreamInlet(infos[0], max_buflen=30)
+        inlet.open_stream(timeout=5.0)
+        data, _ = _pull_all(inlet, 2000, timeout_s=30.0)
+        stdout, stderr = process.communicate(timeout=20.0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    # 2 s at 1000 Hz from a 700-sample file: two whole passes and 600 samples of a third
+    np.testing.assert_array_equal(data, np.vstack([table, table, table[:600]]).astype(np.float32))
+
+
 def test_replay_command_reports_a_missing_rate_in_one_line(tmp_path):
     path = tmp_path / "no-rate.csv"
     np.savetxt(path, np.ones((10, 3)), delimiter=",")
