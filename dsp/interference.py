@@ -10,7 +10,8 @@
 - Recruitment (Petajan 1991, AAEM minimonograph 3): the recruitment ratio, the highest firing rate of the units
   active at once divided by their number (normal below ~5, reduced recruitment above ~10), and the recruitment
   frequency, the rate of the first recruited unit when the second appears (normal ~10 Hz, raised in neuropathy),
-  when the recording shows units appearing one after another.
+  when the recording shows units appearing one after another. A few units (<= 3) firing at 15 Hz or faster with no
+  others recruited is reduced recruitment whatever the ratio (Daube's rule of thumb).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ WILLISON_STEP_UV = 100.0
 RECRUITMENT_RATIO_HIGH = 10.0  # above it: reduced (neurogenic) recruitment
 RECRUITMENT_RATIO_NORMAL = 5.0
 RECRUITMENT_FREQUENCY_HIGH_HZ = 15.0
+FEW_UNITS = 3  # a few units firing at or above RECRUITMENT_FREQUENCY_HIGH_HZ alone is reduced recruitment
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,12 @@ def recruitment(units: list[MotorUnit], min_onset_gap_s: float = 0.5) -> Recruit
         before = first.discharges[(first.discharges < onset) & (first.discharges >= onset - first.fs)]
         if before.size >= 3:
             frequency = float(first.fs / np.median(np.diff(before)))
-    if ratio > RECRUITMENT_RATIO_HIGH or (frequency is not None and frequency > RECRUITMENT_FREQUENCY_HIGH_HZ):
+    few_fast = len(firing) <= FEW_UNITS and rates.max() >= RECRUITMENT_FREQUENCY_HIGH_HZ
+    if few_fast or (frequency is not None and frequency > RECRUITMENT_FREQUENCY_HIGH_HZ):
+        pattern = "reduced"
+    elif len(firing) < 2:
+        pattern = "unknown"  # one unit at an ordinary rate: the ratio of a single unit says nothing
+    elif ratio > RECRUITMENT_RATIO_HIGH:
         pattern = "reduced"
     elif ratio <= RECRUITMENT_RATIO_NORMAL:
         pattern = "normal"

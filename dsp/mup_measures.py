@@ -16,8 +16,9 @@ measurement), with the automatic onset/end criterion of multi-MUP analysis:
 - satellites: time-locked deflections beyond the threshold after the end (or before the onset) of the main MUP,
   separated from it by an isoelectric interval of at least ``quiet_ms``.
 
-Reference ranges are data (``REFERENCE_RANGES``): limits for the mean over ~20 MUPs of a muscle and for single
-MUPs, with their sources; a lab should replace them with its own per muscle and age (docs/needle-emg.md).
+Reference ranges are data (``MEAN_REFERENCE``, ``INDIVIDUAL_REFERENCE``): limits for the mean over ~20 MUPs of a
+muscle and for single MUPs, with their sources; a lab should replace them with its own per muscle and age
+(docs/needle-emg.md).
 """
 
 from __future__ import annotations
@@ -78,26 +79,31 @@ class ReferenceRange:
         return "normal"
 
 
-_STALBERG_1996 = "Stålberg et al. 1996, Muscle Nerve 19:457 (multi-MUP reference values, adult limb muscles)"
-_BUCHTHAL = "Buchthal & Rosenfalck; Buchthal 1957 (MUP duration, adult limb muscles, 2 Hz-10 kHz)"
+_TA_CONTROLS = (
+    "tibialis anterior controls, mean ± 2 SD (amplitude 661.5±92 µV, area 851.5±158.7 µV·ms, duration "
+    "9.35±0.93 ms, phases 3.47±0.36, turns 3.35±0.52, polyphasic 5-40 %, ULN 35 %): J Neurol Neurosurg "
+    "Psychiatry, table 1 'Control values in the healthy subjects for tibialis anterior (TA) muscle recordings'"
+)
+_WORKING = "working single-MUP limits set here (no published outlier table at hand); replace with the lab's own"
 
-# Limits for the MEAN over the MUPs of one muscle (a generic adult limb muscle such as biceps or tibialis anterior,
-# ages 20-60, concentric needle). Wide on purpose: muscle and age shift the mean duration by several ms.
+# Limits for the MEAN over the MUPs of one muscle: tibialis anterior controls, mean ± 2 SD (upper limits of
+# normal as published). Other muscles and ages need their own table.
 MEAN_REFERENCE: dict[str, ReferenceRange] = {
-    "amplitude_uv": ReferenceRange(250.0, 1200.0, "µV", _STALBERG_1996),
-    "duration_ms": ReferenceRange(7.0, 14.0, "ms", _BUCHTHAL),
-    "phases": ReferenceRange(None, 4.0, "count", _STALBERG_1996),
-    "turns": ReferenceRange(None, 5.0, "count", _STALBERG_1996),
-    "thickness_ms": ReferenceRange(0.9, 2.5, "ms", "Nandedkar et al. 1988, Muscle Nerve 11:151 (area/amplitude)"),
-    "polyphasic_percent": ReferenceRange(None, 20.0, "%", "Buchthal 1957; Stålberg et al. 1996 (up to 15-25 %)"),
+    "amplitude_uv": ReferenceRange(477.5, 845.5, "µV", _TA_CONTROLS),
+    "duration_ms": ReferenceRange(7.49, 11.2, "ms", _TA_CONTROLS),
+    "area_uv_ms": ReferenceRange(534.1, 1168.9, "µV·ms", _TA_CONTROLS),
+    "phases": ReferenceRange(None, 4.19, "count", _TA_CONTROLS),
+    "turns": ReferenceRange(None, 4.39, "count", _TA_CONTROLS),
+    "polyphasic_percent": ReferenceRange(None, 35.0, "%", _TA_CONTROLS),
 }
 
-# Limits for a SINGLE MUP (outlier limits): more than ~2 of 20 MUPs outside them is abnormal.
+# Limits for a SINGLE MUP: more than ~20 % of the MUPs outside them is abnormal (the outlier idea of
+# Stålberg et al. 1996, Muscle Nerve 19:457); polyphasic means more than 4 phases (Stålberg et al. 1986).
 INDIVIDUAL_REFERENCE: dict[str, ReferenceRange] = {
-    "amplitude_uv": ReferenceRange(100.0, 3000.0, "µV", _STALBERG_1996),
-    "duration_ms": ReferenceRange(4.0, 18.0, "ms", _STALBERG_1996),
-    "phases": ReferenceRange(None, 4.0, "count", "Stålberg et al. 1986 (polyphasic: more than 4 phases)"),
-    "turns": ReferenceRange(None, 6.0, "count", _STALBERG_1996),
+    "amplitude_uv": ReferenceRange(150.0, 2500.0, "µV", _WORKING),
+    "duration_ms": ReferenceRange(5.0, 15.0, "ms", _WORKING),
+    "phases": ReferenceRange(None, 4.0, "count", "Stålberg et al. 1986, J Clin Neurophysiol 3:313 (polyphasic > 4)"),
+    "turns": ReferenceRange(None, 5.0, "count", _WORKING),
 }
 
 

@@ -49,7 +49,7 @@ def read_pattern(summary: MeasureSummary, recruitments: list[Recruitment]) -> Re
         return Reading("not assessed", 0, 0, ("no motor-unit potential could be isolated",))
     myo, neuro, evidence = 0, 0, []
     flags = summary.mean_flags
-    weights = {"duration_ms": 2, "amplitude_uv": 1, "thickness_ms": 1}
+    weights = {"duration_ms": 2, "amplitude_uv": 1, "area_uv_ms": 1}
     for name, weight in weights.items():
         flag = flags.get(name, "normal")
         if flag == "low":
