@@ -36,7 +36,9 @@ def _wait(app: Any, seconds: float) -> None:
 
 
 def run_window(pipeline: Any, duration_s: float | None = None) -> int:
-    """Shows the dashboard until the user closes it, Ctrl-C, or ``duration_s`` passes; returns the exit code."""
+    """Shows the dashboard until the user closes it, Ctrl-C/SIGTERM, or ``duration_s`` passes; returns 0.
+
+    A stream that came back in another format ends the window with that one-line error (UserError), as headless."""
     from PyQt6 import QtCore
 
     from monitor.gui.main_window import MainWindow
@@ -51,9 +53,10 @@ def run_window(pipeline: Any, duration_s: float | None = None) -> int:
     heartbeat = QtCore.QTimer()
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(200)
-    previous = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: window.close())
     try:
         loop = QtCore.QEventLoop()
         window.destroyed.connect(loop.quit)
@@ -61,8 +64,8 @@ def run_window(pipeline: Any, duration_s: float | None = None) -> int:
         loop.exec()
     finally:
         heartbeat.stop()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     app.processEvents()
     incompatible = getattr(pipeline.acquisition, "incompatible", None)
     if incompatible:
