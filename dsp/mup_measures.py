@@ -156,15 +156,20 @@ def count_turns(x: np.ndarray, min_step_uv: float) -> np.ndarray:
     extrema = np.concatenate([[0], nonflat[change + 1], [x.size - 1]])
     values = x[extrema]
     turns: list[int] = []
-    anchor = values[0]  # last confirmed turn (or the start)
+    # until the signal has moved by a full step there is no direction yet; then the last extreme is the candidate
+    low = high = values[0]
+    start = 1
+    rising = False
     candidate_index, candidate = extrema[0], values[0]
-    rising: bool | None = None
-    for index, value in zip(extrema[1:], values[1:], strict=True):
-        if rising is None:
-            if abs(value - anchor) >= min_step_uv:
-                rising = value > anchor
-                candidate_index, candidate = index, value
-            continue
+    for start in range(1, values.size):
+        low, high = min(low, values[start]), max(high, values[start])
+        if high - low >= min_step_uv:
+            rising = values[start] == high
+            candidate_index, candidate = extrema[start], values[start]
+            break
+    else:
+        return np.empty(0, dtype=np.int64)
+    for index, value in zip(extrema[start + 1 :], values[start + 1 :], strict=True):
         if (value > candidate) == rising and value != candidate:
             candidate_index, candidate = index, value  # the excursion continues further
         elif abs(candidate - value) >= min_step_uv:
