@@ -1,0 +1,77 @@
+"""The dashboard with the real inference service: a worker process over ZeroMQ running a (small, untrained) model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulators.electrodes import ElectrodeLayout
+from tests.gui.conftest import DEAD_CHANNEL, stop_pipeline
+from tests.gui.streams import BandNoiseSource, LiveStream
+
+CLASSES = ["healthy", "myopathy", "neuropathy"]
+
+
+def _ring_model(folder, layout: dict):
+    import torch
+
+    from models.checkpoint import ModelCard, save_checkpoint
+    from models.graphs import layout_edges
+    from models.neurofusionnet import NetworkConfig, NeuroFusionNet
+
+    torch.manual_seed(3)
+    card = ModelCard(model_id="test-gui-ring8", classes=CLASSES, n_channels=8, fs=200.0, window_samples=40,
+                     layout=layout, feature_names=[])  # fmt: skip
+    config = NetworkConfig(n_channels=8, n_classes=3, n_features=0, hidden=8, conv_channels=(4, 8), heads=2,
+                           use_features=False, fatigue_head=False)  # fmt: skip
+    return save_checkpoint(folder / "ring8.pt", NeuroFusionNet(config, layout_edges(layout, card.graph)).eval(), card)
+
+
+@pytest.mark.slow
+def test_decisions_from_the_worker_reach_the_classification_electrode_and_status_views(qtbot, tmp_path):
+    from monitor.gui.electrodes import UNKNOWN
+    from monitor.gui.main_window import MainWindow
+    from monitor.inference.client import InferenceClient
+    from monitor.inference.supervisor import spawn_worker
+    from monitor.pipeline import MonitorPipeline
+
+    layout = ElectrodeLayout.ring(8)
+    stream = LiveStream(BandNoiseSource(layout, dead_channel=DEAD_CHANNEL), name="gui-worker").start()
+    worker = spawn_worker(model_path=_ring_model(tmp_path, layout.to_dict()), backend="torch", standby=False)
+    pipeline = None
+    try:
+        client = InferenceClient(endpoint=worker.endpoint, bed_id=stream.source_id, deadline_s=5.0)
+        pipeline = MonitorPipeline(stream.resolve(), client=client, publish=False)
+        pipeline.start()
+        window = MainWindow(pipeline)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: len(window.classification.rows) >= 20, timeout=40000)
+        window.refresh(everything=True)
+        with pipeline.state.lock:
+            records = {r.sequence: r for r in pipeline.state.decisions}
+    finally:
+        if pipeline is not None:
+            stop_pipeline(pipeline)
+        worker.stop()
+        stream.vanish()
+    assert window.view_errors == {}
+    view = window.classification
+    assert view.classes == CLASSES
+    # what is plotted is exactly what the worker answered, in order
+    assert view.last_sequence in records
+    shown = view.probabilities[-len(view.rows) :]
+    np.testing.assert_allclose(shown[-1], records[view.last_sequence].probabilities, atol=1e-6)
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0, atol=1e-4)
+    assert all(len(c.xData) == len(view.rows) for c in view._curves())
+    assert view.label in CLASSES + ["uncertain"]
+    assert view.call_label.text().split()[0] == view.label
+    # attention colours every electrode; the masked one is crossed out
+    assert UNKNOWN not in window.electrodes.attention_map.colours
+    assert window.electrodes.bad[DEAD_CHANNEL] and window.electrodes.bad.sum() == 1
+    assert "drove the call" in window.electrodes.summary.text()
+    # status: a live worker and measured latencies
+    assert window.status.fields["worker"].text().startswith("online")
+    assert window.status.fields["latency"].text().startswith("p50")
+    assert window.status.fields["latency_worker"].text().startswith("p50")
+
