@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class EngineStats:
     dropped_samples: int = 0
     nonfinite_samples: int = 0
     dsp_seconds_total: float = 0.0
-    last_gap_counters: list[int] = field(default_factory=list)
+    last_gap: tuple[int, float, float] = (0, 0.0, 0.0)  # counter after the gap, its length (s), LSL time of return
 
 
 class DspEngine(threading.Thread):
@@ -137,9 +137,10 @@ class DspEngine(threading.Thread):
         # a stream that vanished and returned resumes with a jump in time: restart filters and windows there,
         # so no window straddles the gap and no filter rings from the discontinuity
         if self._last_timestamp is not None and timestamps[0] - self._last_timestamp > 0.05 + 5.0 / self.fs:
+            gap_s = float(timestamps[0] - self._last_timestamp)
+            self.stats.last_gap = (first_counter, gap_s, float(timestamps[0]))
             self.stats.gaps += 1
-            self.stats.last_gap_counters = (self.stats.last_gap_counters + [first_counter])[-16:]
-            log.info("gap of %.3f s before sample %d", timestamps[0] - self._last_timestamp, first_counter)
+            log.info("gap of %.3f s before sample %d", gap_s, first_counter)
             self.chain.reset()
             self.windower.reset()
         self._last_timestamp = float(timestamps[-1])

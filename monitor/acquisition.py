@@ -148,7 +148,7 @@ class Acquisition(threading.Thread):
         if now < self._next_format_check or self.incompatible:
             return
         self._next_format_check = now + 1.0
-        for info in self._pylsl.resolve_byprop("source_id", self.stream.source_id, timeout=0.2):
+        for info in self._pylsl.resolve_byprop("source_id", self.stream.source_id, timeout=0.5):
             rate, channels = float(info.nominal_srate()), info.channel_count()
             if rate != self.stream.fs or channels != self.stream.n_channels:
                 self.incompatible = (

@@ -5,6 +5,7 @@ line up with the raw EMG in the XDF, whatever the processing delay):
 - ``<stream>-decisions`` (type ``Classification``): one channel per class probability, then the predicted class index.
 - ``<stream>-fatigue`` (type ``Fatigue``): mean over usable channels of RMS, MNF, MDF and FInsm5.
 - ``<stream>-quality`` (type ``Quality``): 1 where a channel is usable, 0 where it is masked.
+- ``<stream>-events`` (type ``Markers``): session events as text (signal lost, signal restored with the gap length).
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def emg_mean(values: np.ndarray, usable: np.ndarray | None, emg_channels: np.nda
     return float(finite.mean()) if len(finite) else float("nan")
 
 
+def _events_outlet(name: str, source_id: str) -> Any:
+    import pylsl
+
+    return pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, "string", source_id))
+
+
 class ResultOutlets:
     def __init__(self, stream_name: str, source_id: str, channel_labels: list[str]) -> None:
         self._prefix = stream_name
@@ -48,6 +55,10 @@ class ResultOutlets:
         self._classes: list[str] | None = None
         self.fatigue = _outlet(f"{stream_name}-fatigue", "Fatigue", list(FATIGUE_CHANNELS), f"{source_id}-fatigue")
         self.quality = _outlet(f"{stream_name}-quality", "Quality", list(channel_labels), f"{source_id}-quality")
+        self.events = _events_outlet(f"{stream_name}-events", f"{source_id}-events")
+
+    def push_event(self, text: str, timestamp: float) -> None:
+        self.events.push_sample([text], timestamp)
 
     def push_decision(self, classes: list[str], probabilities: np.ndarray, timestamp: float) -> None:
         if self._decisions is None or self._classes != list(classes):

@@ -50,6 +50,7 @@ class MonitorState:
     features: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_WINDOWS))
     latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
     usable: np.ndarray | None = None
+    events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))  # (lsl time, text)
     emg_channels: np.ndarray | None = None  # the channels that are EMG (views average over these)
     fatigue: Any = None  # the latest dsp.fatigue.FatigueReport
     quality: Any = None  # the latest dsp.quality.QualityReport
@@ -121,12 +122,35 @@ class MonitorPipeline:
             )
             self.state.windows_sent += 1
 
+    def _record_event(self, text: str, timestamp: float) -> None:
+        log.warning("%s: %s", self.state.stream_name, text)
+        with self.state.lock:
+            self.state.events.append((timestamp, text))
+        if self.outlets is not None:
+            self.outlets.push_event(text, timestamp)
+
+    def _watch_stream(self, was_lost: bool, gaps_seen: int) -> tuple[bool, int]:
+        """Turns acquisition and engine state changes into session events (shown, published, recorded)."""
+        import pylsl
+
+        lost = self.acquisition.signal_lost and self.acquisition.buffer.total_written > 0
+        if lost and not was_lost:
+            self._record_event("signal lost", pylsl.local_clock())
+        gaps = self.engine.stats.gaps
+        if gaps > gaps_seen:
+            gap = self.engine.stats.last_gap
+            self._record_event(f"signal restored after a gap of {gap[1]:.3f} s at sample {gap[0]}", gap[2])
+        return lost, gaps
+
     def _poll_decisions(self) -> None:
         import pylsl
 
-        if self.client is None:
-            return
+        was_lost, gaps_seen = False, 0
         while not self._stop.is_set():
+            was_lost, gaps_seen = self._watch_stream(was_lost, gaps_seen)
+            if self.client is None:
+                self._stop.wait(0.05)
+                continue
             decisions = self.client.poll(timeout_s=0.05)
             if not decisions:
                 continue

@@ -20,14 +20,14 @@ sys.path.insert(0, str(REPO))
 class IndexedSource:
     """Wraps a source and appends a channel carrying each sample's index (exact in float32 up to 2**24)."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner, start_index: int = 0) -> None:
         self.inner = inner
         self.fs = inner.fs
         self.n_channels = inner.n_channels + 1
         self.channel_labels = list(inner.channel_labels) + ["INDEX"]
         self.channel_types = ["EMG"] * inner.n_channels + ["MISC"]
         self.layout = inner.layout  # of the EMG channels; the INDEX channel is typed MISC and kept off the model
-        self._next = 0
+        self._next = start_index
 
     def read(self, n: int) -> np.ndarray:
         index = np.arange(self._next, self._next + n, dtype=np.float32)[:, None]
@@ -47,9 +47,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--wait-consumer", type=float, default=20.0)
     parser.add_argument("--no-index", action="store_true")
+    parser.add_argument("--start-index", type=int, default=0, help="first value of the index channel")
     args = parser.parse_args()
     simulator = EmgSimulator(SimulationConfig(layout=args.layout, fs=args.fs, seed=3))
-    source = simulator if args.no_index else IndexedSource(simulator)
+    source = simulator if args.no_index else IndexedSource(simulator, args.start_index)
     amplifier = Amplifier(source, name="test-player", source_id=args.source_id, chunk_samples=args.chunk)
     # start the clock only once the monitor listens, so the stream's duration is exactly what it receives
     amplifier.wait_for_consumers(args.wait_consumer)
