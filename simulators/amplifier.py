@@ -85,6 +85,12 @@ class Amplifier:
     def wait_for_consumers(self, timeout_s: float) -> bool:
         return bool(self._outlet.wait_for_consumers(timeout_s))
 
+    def linger(self, seconds: float = 0.5) -> None:
+        """Call before the outlet goes away: liblsl drops what is still queued when an outlet is destroyed, so a
+        consumer would miss the last chunk."""
+        if self.has_consumers():
+            time.sleep(seconds)
+
     def run(self, duration_s: float | None = None, stop_event: threading.Event | None = None) -> int:
         """Streams until ``duration_s`` of signal has been sent, the source is exhausted or ``stop_event`` is set.
 

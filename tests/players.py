@@ -55,6 +55,7 @@ def main() -> None:
     # start the clock only once the monitor listens, so the stream's duration is exactly what it receives
     amplifier.wait_for_consumers(args.wait_consumer)
     sent = amplifier.run(duration_s=args.duration)
+    amplifier.linger()
     print(f"sent {sent}", flush=True)
 
 
