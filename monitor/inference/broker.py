@@ -47,6 +47,7 @@ class _Worker:
     last_seen: float
     in_flight: dict[str, float] = field(default_factory=dict)  # request id -> dispatch time
     last_dispatch: float = 0.0
+    answered: int = 0
 
 
 @dataclass
@@ -145,9 +146,10 @@ class Broker:
             if request_id is None:
                 self._reply_error(frontend, envelope, None, protocol.BAD_FIELD, "ping without an id")
                 return
-            models = sorted({worker.model_id for worker in self.workers.values()})
-            pong = protocol.Pong(request_id, "broker", None, len(self.workers),
-                                 {"queued": len(self.queue), "models": models})
+            pool = [{"name": w.name, "model": w.model_id, "in_flight": len(w.in_flight), "answered": w.answered}
+                    for w in self.workers.values()]
+            pong = protocol.Pong(request_id, "broker", None, len(self.workers), {"queued": len(self.queue),
+                                                                                  "pool": pool})
             self._send(frontend, envelope + protocol.encode_pong(pong))
         elif kind == protocol.KIND_REQUEST and request_id is not None and len(request_id) <= protocol.MAX_TEXT:
             if not self.workers:
@@ -202,6 +204,7 @@ class Broker:
         if worker is not None:
             worker.last_seen = now
             worker.in_flight.pop(str(header.get("id")), None)
+            worker.answered += 1
         self.counts["replies"] += 1
         self._send(frontend, envelope + body)
         if publisher is not None and header["kind"] == protocol.KIND_RESULT:

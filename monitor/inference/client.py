@@ -251,6 +251,7 @@ class InferenceClient:
                 self._take_submitted(pending)
                 self._expire(pending)
                 self._send_waiting(pending)
+                self._supersede(pending)
         except zmq.ZMQError as error:  # the context was terminated under us: nothing left to do
             log.debug("inference client I/O thread stops: %s", error)
         finally:
@@ -287,8 +288,10 @@ class InferenceClient:
             while self._submitted:
                 item = self._submitted.popleft()
                 pending[item.request.request_id] = item
+
+    def _supersede(self, pending: OrderedDict[str, _Pending]) -> None:
+        """Latest wins: of the windows that could not be sent yet, keep only the newest ``max_in_flight``."""
         unsent = [key for key, item in pending.items() if not item.sent]
-        # latest wins: never hold more unsent windows than could be in flight
         for key in unsent[: max(0, len(unsent) - self.max_in_flight)]:
             del pending[key]
             self._count("dropped_superseded")

@@ -7,9 +7,13 @@ import os
 import signal
 import time
 
+import pytest
+
 from monitor.inference.client import InferenceClient
 from monitor.inference.supervisor import WorkerSupervisor, spawn_worker
 from tests.inference.helpers import emg_like_windows
+
+pytestmark = pytest.mark.slow  # several worker processes (torch start-ups) on a two-core machine
 
 FS = 2000.0
 HOP_S = 0.05  # a window every 50 ms, as the monitor sends them

@@ -52,6 +52,19 @@ def test_round_trip_equals_the_model_in_process(client, in_process_predictor) ->
     assert (stats["answered"], stats["errors"], stats["dropped_deadline"]) == (6, 0, 0)
 
 
+def test_a_channel_with_nan_is_masked_not_sent(client, in_process_predictor) -> None:
+    window = emg_like_windows(1, 8, 400, seed=6)[0]
+    broken = window.copy()
+    broken[2, 100:110] = np.nan  # an electrode that fell off mid-window
+    client.submit(broken, 1.0, 0, FS)
+    [decision] = collect(client, 1)
+    mask = np.ones((1, 8), bool)
+    mask[0, 2] = False
+    expected = in_process_predictor.predict(window[None], mask, FS)
+    assert decision.channel_attention[2] == 0.0 and client.stats["errors"] == 0
+    np.testing.assert_allclose(decision.probabilities, expected.probabilities[0], rtol=1e-5, atol=1e-6)
+
+
 def test_windows_arriving_together_are_batched_with_the_same_answers(client, in_process_predictor) -> None:
     windows = emg_like_windows(12, 8, 400, seed=4)
     for index in range(12):
