@@ -51,17 +51,23 @@ def read(path: Path, **options: Any) -> Recording:
         options = {**PRESETS[preset_name], **options}
     lines = _first_lines(path)
     delimiter = options.get("delimiter") or _guess_delimiter(path, lines[0])
+    first_cells = [cell.strip() for cell in lines[0].split(delimiter)]
+    label_spec = options.get("label_column")
     header_given = options.get("header")
-    has_header = _looks_like_header(lines[0], delimiter) if header_given is None else bool(header_given)
-    names = [name.strip() for name in lines[0].split(delimiter)] if has_header else []
-    table = _load_table(path, delimiter, skip_rows=1 if has_header else 0)
+    if header_given is None:
+        # a label column may hold words ("rest", "fist"): it says nothing about a header
+        label_position = _column_index(label_spec, [str(i) for i in range(len(first_cells))], path.name, "")
+        has_header = _looks_like_header([c for i, c in enumerate(first_cells) if i != label_position])
+    else:
+        has_header = bool(header_given)
+    names = first_cells if has_header else [str(index) for index in range(len(first_cells))]
+    label_index = _column_index(label_spec, names, path.name, "--label-column")
+    label_codes = _LabelCodes() if label_index is not None else None
+    table = _load_table(path, delimiter, 1 if has_header else 0, {label_index: label_codes} if label_codes else None)
     n_columns = table.shape[1]
-    if not names:
-        names = [str(index) for index in range(n_columns)]
     if len(names) != n_columns:
-        raise UserError(f"{path.name}: header has {len(names)} names but rows have {n_columns} columns")
+        raise UserError(f"{path.name}: the first row has {len(names)} columns but the others have {n_columns}")
 
-    label_index = _column_index(options.get("label_column"), names, path.name, "--label-column")
     time_index = _column_index(options.get("time_column"), names, path.name, "--time-column")
     reserved = {index for index in (label_index, time_index) if index is not None}
     channel_indices = select_channels(
@@ -79,6 +85,8 @@ def read(path: Path, **options: Any) -> Recording:
         if not np.all(np.isfinite(raw_labels)) or not np.all(raw_labels == np.round(raw_labels)):
             raise UserError(f"{path.name}: label column {label_index} holds values that are not whole numbers")
         labels = raw_labels.astype(np.int64)
+        if label_codes.words:
+            options = {**options, "label_names": label_codes.names(path.name)}
     layout_name = options.get("layout")
     layout = layout_by_name(layout_name, len(channel_indices), path.name) if layout_name else None
     if not has_header:
@@ -120,17 +128,40 @@ def _guess_delimiter(path: Path, first_line: str) -> str:
     raise UserError(f"{path.name}: cannot tell the column delimiter; --delimiter supplies it")
 
 
-def _looks_like_header(line: str, delimiter: str) -> bool:
+def _looks_like_header(cells: list[str]) -> bool:
     try:
-        [float(cell) for cell in line.split(delimiter)]
+        [float(cell) for cell in cells]
     except ValueError:
         return True
     return False
 
 
-def _load_table(path: Path, delimiter: str, skip_rows: int) -> np.ndarray:
+class _LabelCodes:
+    """loadtxt converter for the label column: numbers stay, words get codes 0, 1, ... in order of appearance."""
+
+    def __init__(self) -> None:
+        self.words: dict[str, int] = {}
+        self.numbers_seen = False
+
+    def __call__(self, text: str) -> float:
+        text = text.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            return float(self.words.setdefault(text, len(self.words)))
+        self.numbers_seen = True
+        return value
+
+    def names(self, file_name: str) -> list[str]:
+        if self.numbers_seen:
+            raise UserError(f"{file_name}: the label column mixes numbers and words; use one or the other")
+        return list(self.words)
+
+
+def _load_table(path: Path, delimiter: str, skip_rows: int, converters: dict | None) -> np.ndarray:
     try:
-        table = np.loadtxt(path, delimiter=delimiter, skiprows=skip_rows, dtype=np.float64, ndmin=2)
+        table = np.loadtxt(path, delimiter=delimiter, skiprows=skip_rows, dtype=np.float64, ndmin=2,
+                           converters=converters)  # fmt: skip
     except ValueError as error:
         # numpy names the offending line; keep its words, drop the traceback
         raise UserError(f"{path.name}: not a table of numbers ({error_summary(error)})") from None
@@ -140,6 +171,7 @@ def _load_table(path: Path, delimiter: str, skip_rows: int) -> np.ndarray:
 
 
 def _column_index(column: int | str | None, names: list[str], file_name: str, flag: str) -> int | None:
+    """Index of ``column`` (a header name or an index); None if not given, or if ``flag`` is empty and no match."""
     if column is None:
         return None
     text = str(column)
@@ -147,6 +179,8 @@ def _column_index(column: int | str | None, names: list[str], file_name: str, fl
         return names.index(text)
     if text.lstrip("-").isdigit() and -len(names) <= int(text) < len(names):
         return int(text) % len(names)
+    if not flag:
+        return None
     raise UserError(f"{file_name}: {flag} {column!r} is not a column (the file has {len(names)} columns)")
 
 

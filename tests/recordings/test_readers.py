@@ -113,6 +113,20 @@ def test_damaged_csv_files_give_one_line_errors(tmp_path, content, message):
     assert "\n" not in str(raised.value)
 
 
+def test_word_labels_get_codes_and_names(tmp_path):
+    signal = _signal(6, 2)
+    words = ["rest", "rest", "fist", "fist", "rest", "pinch"]
+    path = tmp_path / "words.csv"
+    path.write_text("".join(f"{a:.3f},{b:.3f},{w}\n" for (a, b), w in zip(signal, words, strict=True)))
+    recording = open_recording(path, fs=100, label_column=2)
+    np.testing.assert_array_equal(recording.labels, [0, 0, 1, 1, 0, 2])
+    assert recording.label_names == ["rest", "fist", "pinch"]
+    np.testing.assert_allclose(recording.data, signal, atol=1e-3)
+    path.write_text("1,2,rest\n3,4,1\n")
+    with pytest.raises(UserError, match="mixes numbers and words"):
+        open_recording(path, fs=100, label_column=2)
+
+
 def test_csv_label_column_out_of_range_is_reported(tmp_path):
     path = tmp_path / "three.csv"
     np.savetxt(path, np.ones((5, 3)), delimiter=",")
