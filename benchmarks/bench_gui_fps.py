@@ -8,7 +8,7 @@ MonitorPipeline (acquisition + DSP threads) and the MainWindow. Once the buffer 
 - ``timer_fps``: frames the window's own 30 Hz QTimer achieved over the same time (<= ~30 by design);
 - per-frame times of the traces view alone (read + decimate + setData) and of painting.
 
-    .venv/bin/python -m benchmarks.bench_gui_fps [--channels 8 64 256] [--span 10] [--seconds 5]
+    .venv/bin/python -m benchmarks.bench_gui_fps [--channels 8 64 256] [--span 10] [--seconds 5] [--all-lanes]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def serve(n_channels: int, source_id: str, duration_s: float) -> None:
     amplifier.run(duration_s=duration_s)
 
 
-def measure(n_channels: int, span_s: float, seconds: float) -> dict:
+def measure(n_channels: int, span_s: float, seconds: float, all_lanes: bool) -> dict:
     from PyQt6 import QtWidgets
 
     from monitor.acquisition import resolve_stream
@@ -80,6 +80,8 @@ def measure(n_channels: int, span_s: float, seconds: float) -> dict:
         window = MainWindow(pipeline)
         window.resize(1600, 1000)
         window.traces.span_box.setCurrentIndex(SPANS_S.index(span_s))
+        if all_lanes:
+            window.traces.page_box.setCurrentIndex(0)
         window.show()
         deadline = time.monotonic() + span_s + 20
         while pipeline.engine.filtered.total_written < span_s * FS and time.monotonic() < deadline:
@@ -112,6 +114,7 @@ def measure(n_channels: int, span_s: float, seconds: float) -> dict:
         window.close()
         return {
             "channels": n_channels,
+            "lanes_shown": len(window.traces.lanes),
             "span_s": span_s,
             "samples_on_screen_per_channel": on_screen,
             "points_drawn": points,
@@ -134,6 +137,8 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 64, 256])
     parser.add_argument("--span", type=float, default=10.0, help="seconds of traces on screen")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per phase")
+    parser.add_argument("--all-lanes", action="store_true",
+                        help="draw every channel even above 64 (the window pages 64 lanes at a time by default)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--source-id", help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=float, help=argparse.SUPPRESS)
@@ -142,7 +147,7 @@ def main() -> None:
         serve(args.serve, args.source_id, args.duration)
         return
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    results = [measure(n, args.span, args.seconds) for n in args.channels]
+    results = [measure(n, args.span, args.seconds, args.all_lanes) for n in args.channels]
     emit("gui_fps", {"fs": FS, "window_size": [1600, 1000], "qt_platform": os.environ["QT_QPA_PLATFORM"],
                      "results": results})
 

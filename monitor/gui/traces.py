@@ -17,6 +17,8 @@ from PyQt6 import QtWidgets
 SPANS_S = (1.0, 2.0, 5.0, 10.0, 20.0)
 FIXED_SCALES_UV = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 MAX_LABELLED_CHANNELS = 32
+#: more channels than this are shown a page at a time by default (lanes under ~12 px cannot be read)
+LANES_PER_PAGE = 64
 #: one (min, max) segment per pixel column: the most the screen can show
 PIXELS_PER_BIN = 1
 TRACE_PEN = pg.mkPen((120, 200, 255), width=1)
@@ -32,8 +34,9 @@ class MinMaxDecimator:
     since the last one, and the picture does not shimmer as the window scrolls.
     """
 
-    def __init__(self, n_channels: int) -> None:
-        self.n_channels = n_channels
+    def __init__(self, n_channels: int, columns: np.ndarray | None = None) -> None:
+        self.columns = None if columns is None else np.asarray(columns, dtype=int)
+        self.n_channels = n_channels if columns is None else len(self.columns)
         self.bin_length = 0
         self._span = 0
         self._complete_until = 0  # bins below this index are final
@@ -61,7 +64,8 @@ class MinMaxDecimator:
         start_bin = max(self._complete_until, first_bin)
         start = start_bin * bin_length
         block = buffer.read_from(max(oldest, start - 1))
-        self._reduce(block.data, block.timestamps, start - block.first_counter, start_bin)
+        data = block.data if self.columns is None else block.data[:, self.columns]
+        self._reduce(data, block.timestamps, start - block.first_counter, start_bin)
         self._complete_until = total // bin_length
         slots = np.arange(first_bin, last_bin + 1) % len(self._times)
         return self._low[slots], self._high[slots], self._times[slots]
@@ -104,6 +108,8 @@ class TracesView(QtWidgets.QWidget):
         self.spacing_uv = 100.0
         self.frozen = False
         self.markers: list[tuple[float, str]] = []
+        self.labels = list(pipeline.state.channel_labels)
+        self.lanes = np.arange(self.n_channels)
         self.decimator = MinMaxDecimator(self.n_channels)
         self._marker_lines: list[pg.InfiniteLine] = []
 
@@ -113,13 +119,11 @@ class TracesView(QtWidgets.QWidget):
         self.plot.hideButtons()
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.setXRange(-self.span_s_default(), 0, padding=0)
-        self.plot.setYRange(-self.n_channels, 1, padding=0)
         self.curve = pg.PlotCurveItem(pen=TRACE_PEN, skipFiniteCheck=True, antialias=False)
         self.curve.setSegmentedLineMode("on")
         self.envelope = pg.PlotDataItem(pen=ENVELOPE_PEN, skipFiniteCheck=True, antialias=False)
         self.plot.addItem(self.curve)
         self.plot.addItem(self.envelope)
-        self._label_channels(pipeline.state.channel_labels)
 
         self.span_box = QtWidgets.QComboBox()
         self.span_box.addItems([f"{span:g} s" for span in SPANS_S])
@@ -133,11 +137,21 @@ class TracesView(QtWidgets.QWidget):
         self.freeze_check = QtWidgets.QCheckBox("freeze")
         self.freeze_check.toggled.connect(self._set_frozen)
         self.scale_label = QtWidgets.QLabel("")
+        self.page_box = QtWidgets.QComboBox()
+        self.pages = [np.arange(self.n_channels)]
+        self.page_box.addItem(f"all {self.n_channels}")
+        for first in range(0, self.n_channels, LANES_PER_PAGE) if self.n_channels > LANES_PER_PAGE else ():
+            last = min(first + LANES_PER_PAGE, self.n_channels)
+            self.pages.append(np.arange(first, last))
+            self.page_box.addItem(f"{first + 1}–{last}")
+        self.page_box.setVisible(len(self.pages) > 1)
+        self.page_box.currentIndexChanged.connect(self._page_changed)
 
         controls = QtWidgets.QHBoxLayout()
         controls.addWidget(QtWidgets.QLabel("<b>Traces</b>"))
         controls.addWidget(QtWidgets.QLabel("span"))
         controls.addWidget(self.span_box)
+        controls.addWidget(self.page_box)
         controls.addWidget(QtWidgets.QLabel("scale"))
         controls.addWidget(self.scale_box)
         controls.addWidget(self.envelope_check)
@@ -148,6 +162,15 @@ class TracesView(QtWidgets.QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(controls)
         layout.addWidget(self.plot, 1)
+        self.page_box.setCurrentIndex(1 if len(self.pages) > 1 else 0)
+        self._page_changed()
+
+    def _page_changed(self) -> None:
+        self.lanes = self.pages[max(0, self.page_box.currentIndex())]
+        columns = None if len(self.lanes) == self.n_channels else self.lanes
+        self.decimator = MinMaxDecimator(self.n_channels, columns)
+        self._label_channels([self.labels[i] for i in self.lanes])
+        self.plot.setYRange(-len(self.lanes), 1, padding=0)
 
     @staticmethod
     def span_s_default() -> float:
@@ -164,6 +187,7 @@ class TracesView(QtWidgets.QWidget):
 
     def _label_channels(self, labels: list[str]) -> None:
         # beyond ~32 lanes the labels overlap: label every k-th channel, the rest get unlabelled ticks
+        self.lane_labels = list(labels)
         step = max(1, int(np.ceil(len(labels) / MAX_LABELLED_CHANNELS)))
         major = [(-i, label) for i, label in enumerate(labels) if i % step == 0]
         minor = [(-i, "") for i in range(len(labels)) if i % step]
@@ -191,8 +215,8 @@ class TracesView(QtWidgets.QWidget):
         else:
             self.spacing_uv = scale
         self.scale_label.setText(f"{self.spacing_uv:.0f} µV / lane")
-        offsets = -np.arange(self.n_channels, dtype=np.float32)[:, None]
-        y = np.empty((self.n_channels, 2 * len(times)), dtype=np.float32)
+        offsets = -np.arange(len(self.lanes), dtype=np.float32)[:, None]
+        y = np.empty((len(self.lanes), 2 * len(times)), dtype=np.float32)
         y[:, 0::2], y[:, 1::2] = low.T, high.T
         y = np.nan_to_num(y, copy=False) / np.float32(self.spacing_uv) + offsets
         x = np.broadcast_to(np.repeat(times - newest, 2), y.shape)
@@ -210,7 +234,7 @@ class TracesView(QtWidgets.QWidget):
             self.envelope.setData([], [])
             return
         # RMS of a zero-mean signal sits below its peaks; drawn upward from each lane's baseline
-        y = rms.T / np.float32(self.spacing_uv) + offsets
+        y = rms[:, self.lanes].T / np.float32(self.spacing_uv) + offsets
         x = np.broadcast_to(times - newest, y.shape)
         connect = np.ones(y.shape, dtype=bool)
         connect[:, -1] = False

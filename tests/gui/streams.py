@@ -18,7 +18,8 @@ class BandNoiseSource:
     """Gaussian noise band-passed to ``band_hz`` on every channel; ``dead_channel`` reads NaN (electrode off)."""
 
     def __init__(self, layout: ElectrodeLayout, fs: float = 2048.0, band_hz: tuple[float, float] = (60.0, 140.0),
-                 amplitude_uv: float = 50.0, dead_channel: int | None = None, seed: int = 1) -> None:
+                 amplitude_uv: float = 50.0, dead_channel: int | None = None, seed: int = 1,
+                 channel_gains: np.ndarray | None = None) -> None:
         self.fs = fs
         self.layout = layout
         self.n_channels = layout.n_channels
@@ -29,6 +30,8 @@ class BandNoiseSource:
         self._state = np.repeat(sosfilt_zi(self._sos)[:, :, None], self.n_channels, axis=2) * 0.0
         # band-passing white noise of unit variance leaves roughly sqrt(bandwidth / nyquist) of its amplitude
         self._gain = amplitude_uv / np.sqrt((band_hz[1] - band_hz[0]) / (fs / 2))
+        if channel_gains is not None:
+            self._gain = self._gain * np.asarray(channel_gains, dtype=float)
 
     def read(self, n: int) -> np.ndarray:
         noise = self._rng.standard_normal((n, self.n_channels)) * self._gain

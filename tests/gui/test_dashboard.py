@@ -29,7 +29,7 @@ def _has_traces(window) -> bool:
 def _lanes(window) -> np.ndarray:
     """The traces curve split back into lanes: (channels, points) of y values."""
     y = window.traces.curve.yData
-    return y.reshape(window.traces.n_channels, -1)
+    return y.reshape(len(window.traces.lanes), -1)
 
 
 def test_every_view_receives_live_data(qtbot, window, ring_pipeline):

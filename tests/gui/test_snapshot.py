@@ -100,3 +100,39 @@ def test_layouts_are_drawn_as_on_the_body(qtbot):
     np.testing.assert_allclose(radii, radii[0])
     ring.set_bad(np.array([False, True] + [False] * 6))
     np.testing.assert_allclose(ring.crosses.data["x"], ring.positions[1, 0])
+
+
+def test_many_channels_are_paged_64_lanes_at_a_time(qtbot):
+    from monitor.gui.main_window import MainWindow
+    from monitor.gui.traces import FIXED_SCALES_UV
+    from simulators.electrodes import ElectrodeLayout
+    from tests.gui.conftest import start_pipeline, stop_pipeline
+    from tests.gui.streams import BandNoiseSource, LiveStream
+
+    gains = 1.0 + np.arange(100) / 10.0  # channel k's amplitude grows with k: tells the lanes apart
+    source = BandNoiseSource(ElectrodeLayout.grid(10, 10), fs=1024.0, amplitude_uv=20.0, channel_gains=gains)
+    stream = LiveStream(source, name="gui-paged").start()
+    pipeline = start_pipeline(stream)
+    try:
+        window = MainWindow(pipeline)
+        qtbot.addWidget(window)
+        window.show()
+        traces = window.traces
+        assert traces.page_box.isVisible() and traces.page_box.count() == 3  # all, 1-64, 65-100
+        traces.scale_box.setCurrentIndex(1 + FIXED_SCALES_UV.index(500.0))
+        qtbot.waitUntil(lambda: traces.curve.yData is not None and len(traces.curve.yData) > 64 * 100, timeout=15000)
+        first_page = traces.curve.yData.reshape(64, -1) + np.arange(64)[:, None]
+        traces.page_box.setCurrentIndex(2)
+        traces.refresh()
+        second_page = traces.curve.yData.reshape(36, -1) + np.arange(36)[:, None]
+        assert traces.lane_labels[0] == "R07C05" and len(traces.lane_labels) == 36  # channel 65 heads page two
+        traces.page_box.setCurrentIndex(0)
+        traces.refresh()
+        everything = traces.curve.yData.reshape(100, -1) + np.arange(100)[:, None]
+    finally:
+        stop_pipeline(pipeline)
+        stream.vanish()
+    spread = np.concatenate([first_page.std(axis=1), second_page.std(axis=1)])
+    # lane spreads follow the channels' gains: page two continues where page one ended
+    assert np.corrcoef(spread, gains)[0, 1] > 0.98
+    np.testing.assert_allclose(everything.std(axis=1) / spread, 1.0, atol=0.25)
