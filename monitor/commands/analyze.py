@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from monitor.recordings.options import add_reader_arguments, reader_options
 
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "batch handler, without sockets) as fast as the CPU allows. Writes per-window decisions and fatigue indices "
         "(windows.csv, windows.jsonl), summary.json, figures (traces, probabilities, fatigue as PNG) and report.md.",
     )
-    parser.add_argument("file", help="the recording to analyse")
+    parser.add_argument("file", help="the recording to analyse, or a folder of CSV/TSV files (a dataset)")
     parser.add_argument("--out", help="output folder (default: <file stem>-analysis in the current folder)")
     model = parser.add_argument_group("model")
     model.add_argument("--model", help="checkpoint (.pt) to use (default: the bundled model)")
@@ -39,36 +40,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dsp.engine import EngineSettings
     from monitor.errors import UserError
-    from monitor.recordings import open_recording
-    from monitor.recordings.analysis import analyze_recording
-    from monitor.recordings.report import prepare_output_folder, write_report
+    from monitor.recordings import open_dataset, open_recording
+    from monitor.recordings.report import prepare_output_folder, write_dataset_index
 
     if args.window_ms <= 0 or args.hop_ms <= 0:
         raise UserError("--window-ms and --hop-ms must be positive")
-    recording = open_recording(args.file, **reader_options(args)).slice_seconds(args.start, args.end)
-    out = prepare_output_folder(Path(args.out) if args.out else Path(f"{Path(args.file).stem}-analysis"))
+    target = Path(args.file)
+    out = prepare_output_folder(Path(args.out) if args.out else Path(f"{target.stem}-analysis"))
+    if target.is_dir():
+        recordings = open_dataset(target, **reader_options(args))
+    else:
+        recordings = [open_recording(target, **reader_options(args))]
+    recordings = [recording.slice_seconds(args.start, args.end) for recording in recordings]
     predictor = None if args.no_model else _load_model(args.model, args.backend)
-    settings = EngineSettings(
-        window_ms=args.window_ms, hop_ms=args.hop_ms, mode=args.mode, mains_hz=args.mains or None
-    )
+    settings = EngineSettings(window_ms=args.window_ms, hop_ms=args.hop_ms, mode=args.mode, mains_hz=args.mains or None)
+    summaries = []
+    for recording in recordings:
+        # a dataset's files keep their folder structure under the output folder
+        folder = out / recording.source.relative_to(target).with_suffix("") if target.is_dir() else out
+        summaries.append(_analyze_one(recording, predictor, settings, prepare_output_folder(folder), args))
+    if target.is_dir():
+        print(f"dataset of {len(recordings)} recordings: index in {write_dataset_index(summaries, out)}")
+    return 0
+
+
+def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args: argparse.Namespace) -> dict:
+    from monitor.recordings.analysis import analyze_recording
+    from monitor.recordings.report import write_report
+
+    name = recording.source.name if recording.source else "recording"
     if args.quiet or not sys.stderr.isatty():
         analysis = analyze_recording(recording, predictor, settings)
     else:
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
-            task = bar.add_task(f"analysing {Path(args.file).name}", total=recording.n_samples)
+            task = bar.add_task(f"analysing {name}", total=recording.n_samples)
             analysis = analyze_recording(recording, predictor, settings,
                                          progress=lambda done: bar.update(task, completed=done))  # fmt: skip
     written = write_report(analysis, out, figures=not args.no_figures)
     summary = analysis.summary
     decided = f", majority {summary['majority_label']}" if "majority_label" in summary else ""
     print(
-        f"{summary['windows']} windows from {recording.duration_s:.1f} s in {analysis.wall_seconds:.2f} s "
+        f"{name}: {summary['windows']} windows from {recording.duration_s:.1f} s in {analysis.wall_seconds:.2f} s "
         f"({analysis.real_time_factor:.0f}x real time){decided}; fatigue {summary['fatigue'].get('final_state')}; "
         f"wrote {len(written)} files to {out}"
     )
-    return 0
+    return {**summary, "report": str(out / "report.md")}
 
 
 def _load_model(path: str | None, backend: str) -> object:

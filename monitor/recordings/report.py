@@ -186,3 +186,28 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
     lines += [f"![{path.stem}]({path.name})" for path in figures]
     lines += ["", "Per-window figures: `windows.csv`, `windows.jsonl`; all numbers: `summary.json`.", ""]
     return "\n".join(lines)
+
+
+def write_dataset_index(summaries: list[dict[str, Any]], folder: Path) -> Path:
+    """``index.md`` and ``dataset_summary.json``: one row per recording of a dataset, linking its report."""
+    (folder / "dataset_summary.json").write_text(json.dumps(_json_safe(summaries), indent=2) + "\n")
+    lines = [
+        "# Dataset analysis",
+        "",
+        "| recording | duration | windows | majority decision | confidence | MDF slope | fatigue | quality |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for summary in summaries:
+        fatigue = summary.get("fatigue", {})
+        report = Path(summary["report"]).relative_to(folder) if summary.get("report") else None
+        name = Path(summary["file"]).name if summary.get("file") else "?"
+        issues = summary.get("quality", {}).get("issues", [])
+        lines.append(
+            f"| [{name}]({report}) | {summary['duration_s']:.1f} s | {summary['windows']} | "
+            f"{summary.get('majority_label') or 'n/a'} | {_fmt(summary.get('mean_confidence'))} | "
+            f"{_fmt(fatigue.get('mdf_slope_hz_per_min'), ' Hz/min')} | {fatigue.get('final_state') or 'n/a'} | "
+            f"{len(issues)} issue{'s' if len(issues) != 1 else ''} |"
+        )
+    index = folder / "index.md"
+    index.write_text("\n".join(lines) + "\n")
+    return index

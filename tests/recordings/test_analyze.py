@@ -121,3 +121,23 @@ def test_quality_issues_name_the_channels_and_their_duration():
     issues = analyze_recording(grid).summary["quality"]["issues"]
     flat = [issue for issue in issues if issue.startswith("flat:")]
     assert flat == [f"flat: {grid.channel_labels[10]} 4 s"]
+
+
+def test_analyze_command_on_a_dataset_folder_writes_one_report_per_file_and_an_index(tmp_path, capsys):
+    from monitor.cli import main
+
+    dataset = tmp_path / "dataset"
+    for session in ("s1", "s2"):
+        (dataset / session).mkdir(parents=True)
+        table = np.column_stack([np.random.default_rng(len(session)).normal(0, 20, (1200, 8)), np.zeros(1200)])
+        np.savetxt(dataset / session / "rest.csv", table, delimiter=",", fmt="%.3f")
+    out = tmp_path / "out"
+    assert main(["analyze", str(dataset), "--preset", "myo", "--no-model", "--no-figures", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
+    summaries = json.loads((out / "dataset_summary.json").read_text())
+    assert [Path(s["file"]).parent.name for s in summaries] == ["s1", "s2"]
+    assert all(s["windows"] == (1200 - 40) // 10 + 1 for s in summaries)
+    assert (out / "s1" / "rest" / "report.md").is_file() and (out / "s2" / "rest" / "windows.csv").is_file()
+    index = (out / "index.md").read_text()
+    assert "(s1/rest/report.md)" in index and "(s2/rest/report.md)" in index
+    assert "dataset of 2 recordings" in capsys.readouterr().out
