@@ -426,3 +426,14 @@ def test_slicing_keeps_markers_labels_and_auxiliary_aligned():
     assert part.markers == [(5.5, "middle")]
     with pytest.raises(UserError, match="past the end"):
         recording.slice_seconds(2.0)
+
+
+@pytest.mark.parametrize("name", ["cut.edf", "cut.xdf", "cut.npz", "cut.mat", "cut.csv"])
+def test_damaged_files_end_the_command_with_one_line_and_exit_2(tmp_path, capsys, name):
+    from monitor.cli import main
+
+    path = tmp_path / name
+    path.write_bytes(b"XDF:" if name.endswith(".xdf") else b"\x00\x01garbage\xff" * 3)
+    assert main(["replay", str(path), "--fs", "100"] if name.endswith(".csv") else ["replay", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neurofusion replay: error:") and "\n" not in err and "Traceback" not in err
