@@ -82,6 +82,9 @@ def read(path: Path, **options: Any) -> Recording:
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        # np.load would take any other bytes for a pickle and say so, which misleads
+        raise UserError(f"{path.name}: not a readable NPZ file (not a zip archive, or cut short)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}

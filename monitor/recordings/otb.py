@@ -88,12 +88,13 @@ def read(path: Path, **options: Any) -> Recording:
 
 def _load_mat(path: Path) -> dict[str, Any]:
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     try:
         return scipy.io.loadmat(path)
     except NotImplementedError:
         raise UserError(f"{path.name}: MATLAB v7.3 (HDF5) files are not supported; export as v7") from None
-    except (ValueError, TypeError, OSError, EOFError, zlib.error, IndexError) as error:
+    except (MatReadError, ValueError, TypeError, OSError, EOFError, zlib.error, IndexError) as error:
         raise UserError(f"{path.name}: not a readable MATLAB file ({error})") from None
 
 

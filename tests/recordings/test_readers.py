@@ -433,7 +433,7 @@ def test_damaged_files_end_the_command_with_one_line_and_exit_2(tmp_path, capsys
     from monitor.cli import main
 
     path = tmp_path / name
-    path.write_bytes(b"XDF:" if name.endswith(".xdf") else b"\x00\x01garbage\xff" * 3)
+    path.write_bytes(b"XDF:" if name.endswith(".xdf") else b"\x00\x01garbage\xff")
     assert main(["replay", str(path), "--fs", "100"] if name.endswith(".csv") else ["replay", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("neurofusion replay: error:") and "\n" not in err and "Traceback" not in err
+    assert err.startswith(f"neurofusion replay: error: {name}:") and "\n" not in err and "Traceback" not in err
