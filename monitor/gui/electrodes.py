@@ -1,7 +1,8 @@
 """Electrodes drawn where they sit on the body, twice: coloured by signal quality and by the model's attention.
 
 Ring layouts are drawn as the forearm's cross-section, grids as the skin patch (rows along the fibres), a needle as
-one point. Channels the pipeline masks out of inference are crossed out in red on both maps.
+one point. Channels the pipeline masks out of inference are crossed out in red on both maps; hovering an electrode
+names what the quality monitor found (flat, saturated, mains, nonfinite).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from simulators.electrodes import ElectrodeLayout
 GOOD = (60, 180, 90)
 BAD = (220, 50, 50)
 UNKNOWN = (120, 120, 120)
+WARN = (230, 160, 40)
 MAX_LABELS = 24
 ATTENTION_MAP = pg.colormap.get("inferno")
 
@@ -43,10 +45,14 @@ def layout_for(state: Any) -> tuple[ElectrodeLayout, np.ndarray]:
     return ElectrodeLayout("custom", positions, tuple(labels or (f"ch{i + 1}" for i in range(n)))), emg
 
 
-def quality_colours(usable: np.ndarray | None, n_channels: int) -> list[tuple[int, int, int]]:
+def quality_colours(
+    usable: np.ndarray | None, reasons: list[str] | None, n_channels: int
+) -> list[tuple[int, int, int]]:
+    """Green: usable and clean; amber: usable but flagged (e.g. mains); red: masked out of inference; grey: unknown."""
     if usable is None or len(usable) != n_channels:
         return [UNKNOWN] * n_channels
-    return [GOOD if ok else BAD for ok in usable]
+    reasons = reasons if reasons is not None and len(reasons) == n_channels else [""] * n_channels
+    return [(WARN if reason else GOOD) if ok else BAD for ok, reason in zip(usable, reasons, strict=True)]
 
 
 def attention_colours(attention: np.ndarray | None, n_channels: int) -> list[tuple[int, ...]]:
@@ -81,7 +87,8 @@ class ElectrodeMap(pg.PlotWidget):
             radius = float(np.linalg.norm(positions, axis=1).max())
             outline = np.linspace(0, 2 * np.pi, 100)
             self.plot(radius * np.cos(outline), radius * np.sin(outline), pen=pg.mkPen((90, 90, 90), width=2))
-        self.spots = pg.ScatterPlotItem(pos=positions, size=size, pen=pg.mkPen((20, 20, 20)), symbol="o")
+        self.spots = pg.ScatterPlotItem(pos=positions, size=size, pen=pg.mkPen((20, 20, 20)), symbol="o",
+                                        hoverable=True, tip=lambda x, y, data: str(data))
         self.crosses = pg.ScatterPlotItem(size=size * 0.8, symbol="x", pen=None, brush=pg.mkBrush(*BAD))
         self.addItem(self.spots)
         self.addItem(self.crosses)
@@ -94,11 +101,17 @@ class ElectrodeMap(pg.PlotWidget):
         self.setXRange(positions[:, 0].min() - margin, positions[:, 0].max() + margin, padding=0)
         self.setYRange(positions[:, 1].min() - margin, positions[:, 1].max() + margin, padding=0)
         self.colours: list[tuple[int, ...]] = [UNKNOWN] * len(positions)
+        self.tips: list[str] = []
 
     def set_colours(self, colours: list[tuple[int, ...]]) -> None:
         if colours != self.colours:
             self.colours = colours
             self.spots.setBrush([pg.mkBrush(*c) for c in colours])
+
+    def set_tips(self, tips: list[str]) -> None:
+        if tips != self.tips:
+            self.tips = tips
+            self.spots.setData(pos=self.positions, data=tips, brush=[pg.mkBrush(*c) for c in self.colours])
 
     def set_bad(self, bad: np.ndarray) -> None:
         self.crosses.setData(pos=self.positions[bad] if bad.any() else np.empty((0, 2)))
@@ -110,6 +123,7 @@ class ElectrodesView(QtWidgets.QWidget):
         self.pipeline = pipeline
         self.layout_, self.channels = layout_for(pipeline.state)
         self.bad = np.zeros(self.layout_.n_channels, dtype=bool)
+        self.reasons = [""] * self.layout_.n_channels
         self.quality_map = ElectrodeMap(self.layout_, "signal quality")
         self.attention_map = ElectrodeMap(self.layout_, "model attention")
         self.summary = QtWidgets.QLabel("—")
@@ -130,24 +144,36 @@ class ElectrodesView(QtWidgets.QWidget):
         with state.lock:
             usable = None if state.usable is None else state.usable.copy()
             last = state.decisions[-1] if state.decisions else None
+            quality = getattr(state, "quality", None)
         n = self.layout_.n_channels
+        reasons = list(getattr(quality, "reasons", ()) or ())
+        reasons = [reasons[i] for i in self.channels] if len(reasons) == state.n_channels else None
         attention = None if last is None or last.channel_attention is None else np.asarray(last.channel_attention)
         if attention is not None and len(attention) == self.pipeline.state.n_channels and len(attention) != n:
             attention = attention[self.channels]
         if usable is not None and len(usable) == self.pipeline.state.n_channels:
             usable = usable[self.channels]
         self.bad = ~usable if usable is not None and len(usable) == n else np.zeros(n, dtype=bool)
-        self.quality_map.set_colours(quality_colours(usable, n))
+        self.quality_map.set_colours(quality_colours(usable, reasons, n))
+        self.reasons = reasons or [""] * n
+        self.quality_map.set_tips([f"{label}: {reason or 'ok'}" for label, reason in zip(
+            self.layout_.labels, self.reasons, strict=True)])
         self.attention_map.set_colours(attention_colours(attention, n))
         self.quality_map.set_bad(self.bad)
         self.attention_map.set_bad(self.bad)
         parts = []
-        if self.bad.any():
-            parts.append("masked: " + ", ".join(self.layout_.labels[i] for i in np.flatnonzero(self.bad)[:8])
-                         + (" …" if self.bad.sum() > 8 else ""))
+        flagged = np.flatnonzero(self.bad | np.array([bool(r) for r in self.reasons]))
+        if len(flagged):
+            named = [self._describe(i) for i in flagged[:6]]
+            parts.append("masked/flagged: " + ", ".join(named) + (" …" if len(flagged) > 6 else ""))
         if attention is not None and len(attention) == n:
             top = np.argsort(attention)[::-1][:3]
             parts.append("drove the call: " + ", ".join(self.layout_.labels[i] for i in top))
         if not parts:
             parts.append("all channels usable" if usable is not None else "—")
         self.summary.setText("   ".join(parts))
+
+    def _describe(self, index: int) -> str:
+        label, reason = self.layout_.labels[index], self.reasons[index]
+        state = "masked" if self.bad[index] else "usable"
+        return f"{label} ({reason or state})" if reason or self.bad[index] else label

@@ -71,7 +71,11 @@ def test_every_view_receives_live_data(qtbot, window, ring_pipeline):
     np.testing.assert_array_equal(window.electrodes.bad, expected_bad)
     assert window.electrodes.quality_map.colours[DEAD_CHANNEL] != window.electrodes.quality_map.colours[0]
     assert len(window.electrodes.attention_map.crosses.data) == 1
-    assert "E03" in window.electrodes.summary.text()
+    # ...and the quality monitor's reason is named, in the summary and on the electrode's tooltip
+    assert "nonfinite" in window.electrodes.reasons[DEAD_CHANNEL], window.electrodes.reasons
+    assert "E03 (nonfinite" in window.electrodes.summary.text()
+    assert window.electrodes.quality_map.tips[DEAD_CHANNEL].startswith("E03: nonfinite")
+    assert window.electrodes.quality_map.tips[0] == "E01: ok"
 
     # status: the stream as described by LSL
     assert "8 ch" in window.status.fields["stream"].text() and "2048 Hz" in window.status.fields["stream"].text()
