@@ -97,12 +97,15 @@ class _Windows:
     def psd(self) -> np.ndarray:
         """One-sided periodogram (W, C, S//2+1) in µV²/Hz."""
         spectrum = sp_fft.rfft(self.x, axis=-1)
-        power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
-        power /= self.fs * self.n_samples
-        # fold the negative frequencies onto the positive ones (DC and Nyquist have no mirror)
-        last = power.shape[-1] if self.n_samples % 2 else power.shape[-1] - 1
-        power[..., 1:last] *= 2.0
-        return power
+        # squares in the spectrum's own precision (float32 for float32 windows), then one pass to float64 that
+        # also scales to a density and folds the negative frequencies onto the positive ones (DC and Nyquist
+        # have no mirror): several times cheaper than casting real and imaginary parts first
+        power = spectrum.real**2 + spectrum.imag**2
+        scale = np.full(power.shape[-1], 2.0 / (self.fs * self.n_samples))
+        scale[0] /= 2.0
+        if self.n_samples % 2 == 0:
+            scale[-1] /= 2.0
+        return np.multiply(power, scale, dtype=np.float64)
 
     @cached_property
     def total_power(self) -> np.ndarray:
@@ -150,16 +153,34 @@ def _slope_sign_changes(w: _Windows) -> np.ndarray:
     return np.count_nonzero(product <= -w.params.ssc_threshold, axis=-1)
 
 
+_MDF_BLOCK = 16
+
+
 def _median_frequency(w: _Windows) -> np.ndarray:
-    cumulative = np.cumsum(w.psd, axis=-1)
-    half = cumulative[..., -1:] / 2.0
-    # first bin whose cumulative power reaches half, then interpolate linearly from the bin before it
-    first = np.minimum((cumulative < half).sum(axis=-1, keepdims=True), cumulative.shape[-1] - 1)
-    previous = np.maximum(first - 1, 0)
-    c_hi = np.take_along_axis(cumulative, first, axis=-1)
-    c_lo = np.where(first > 0, np.take_along_axis(cumulative, previous, axis=-1), 0.0)
+    """First bin whose cumulative power reaches half the total, interpolated linearly from the bin before it.
+
+    A full cumulative sum along short rows is slow in numpy (it cannot vectorise across the running sum), so the
+    half-power bin is found in two steps: cumulative sums of 16-bin block totals pick the block, then a cumulative
+    sum inside that one block per row picks the bin.
+    """
+    psd = w.psd
+    n_bins = psd.shape[-1]
+    n_blocks = -(-n_bins // _MDF_BLOCK)
+    padded = np.zeros((*psd.shape[:-1], n_blocks * _MDF_BLOCK))
+    padded[..., :n_bins] = psd
+    blocks = padded.reshape(*psd.shape[:-1], n_blocks, _MDF_BLOCK)
+    block_cumulative = np.cumsum(blocks.sum(axis=-1), axis=-1)
+    half = block_cumulative[..., -1:] / 2.0
+    block = np.minimum(np.count_nonzero(block_cumulative < half, axis=-1), n_blocks - 1)[..., np.newaxis]
+    before_block = np.where(block > 0, np.take_along_axis(block_cumulative, np.maximum(block - 1, 0), axis=-1), 0.0)
+    inside = np.take_along_axis(blocks, block[..., np.newaxis], axis=-2)[..., 0, :]
+    cumulative = before_block + np.cumsum(inside, axis=-1)
+    offset = np.minimum(np.count_nonzero(cumulative < half, axis=-1), _MDF_BLOCK - 1)[..., np.newaxis]
+    first = np.minimum(block * _MDF_BLOCK + offset, n_bins - 1)
+    c_hi = np.take_along_axis(cumulative, offset, axis=-1)
+    c_lo = np.where(offset > 0, np.take_along_axis(cumulative, np.maximum(offset - 1, 0), axis=-1), before_block)
     f_hi = w.frequencies[first]
-    f_lo = np.where(first > 0, w.frequencies[previous], 0.0)
+    f_lo = np.where(first > 0, w.frequencies[np.maximum(first - 1, 0)], 0.0)
     step = c_hi - c_lo
     fraction = np.divide(half - c_lo, step, out=np.zeros_like(step), where=step > 0)
     return (f_lo + fraction * (f_hi - f_lo))[..., 0]
