@@ -210,9 +210,14 @@ def clean_template(windows: np.ndarray, settings: MupSettings) -> tuple[np.ndarr
     kept = worst <= settings.superposition_sd * noise
     if np.count_nonzero(kept) < max(settings.min_discharges // 2, windows.shape[0] // 4):
         kept = worst <= np.quantile(worst, 0.5)  # crowded recording: keep the cleaner half
-    # the median of n samples is ~1.25x noisier than their mean
-    template_noise = 1.25 * robust_sd((windows[kept] - median).ravel()) / np.sqrt(np.count_nonzero(kept))
-    return np.median(windows[kept], axis=0), kept, float(template_noise)
+    template = np.median(windows[kept], axis=0)
+    # the median of n samples is ~1.25x noisier than their mean; superimposed activity of other units makes the
+    # spread of the windows overstate that, so the template's own edges (before and after the MUP) bound it
+    spread_noise = 1.25 * robust_sd((windows[kept] - median).ravel()) / np.sqrt(np.count_nonzero(kept))
+    edge = max(2, windows.shape[1] // 20)
+    head, tail = template[:edge], template[-edge:]
+    edges = np.concatenate([head - np.median(head), tail - np.median(tail)])
+    return template, kept, float(min(spread_noise, np.sqrt(np.mean(edges**2))))
 
 
 def decompose_channel(

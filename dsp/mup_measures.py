@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 POLYPHASIC_MIN_PHASES = 5
 BASELINE_EDGE_MS = 2.0
@@ -33,7 +34,8 @@ BASELINE_EDGE_MS = 2.0
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    amplitude_threshold_uv: float = 20.0
+    amplitude_threshold_uv: float = 20.0  # a phase or a satellite must exceed it
+    activity_threshold_uv: float = 20.0  # onset/end: the smoothed potential leaves the baseline by more
     slope_threshold_uv_per_ms: float = 40.0
     slope_span_ms: float = 0.2
     quiet_ms: float = 1.0
@@ -113,14 +115,14 @@ def baseline_of(template: np.ndarray, fs: float) -> float:
 
 
 def active_mask(template: np.ndarray, fs: float, settings: MeasureSettings) -> np.ndarray:
-    """Samples where the potential leaves the baseline by amplitude or by slope."""
-    deviation = np.abs(template - baseline_of(template, fs))
-    # slope over ±slope_span_ms, not between neighbouring samples: at 10 kHz a few µV of residual noise per
-    # sample would already read as tens of µV/ms
+    """Samples where the potential (averaged over ±slope_span_ms) leaves the baseline by amplitude or by slope."""
+    # both over ±slope_span_ms, not sample by sample: at 10 kHz a few µV of residual noise per sample would
+    # already read as tens of µV/ms, and averaging keeps the slow terminal phases while it thins the noise
     span = max(1, int(round(settings.slope_span_ms * 1e-3 * fs)))
+    smoothed = ndimage.uniform_filter1d(template - baseline_of(template, fs), 2 * span + 1, mode="nearest")
     padded = np.pad(template, span, mode="edge")
     slope = np.abs(padded[2 * span :] - padded[: -2 * span]) / (2 * span) * fs * 1e-3  # µV per ms
-    return (deviation > settings.amplitude_threshold_uv) | (slope > settings.slope_threshold_uv_per_ms)
+    return (np.abs(smoothed) > settings.activity_threshold_uv) | (slope > settings.slope_threshold_uv_per_ms)
 
 
 def onset_and_end(template: np.ndarray, fs: float, peak_index: int, settings: MeasureSettings) -> tuple[int, int]:
@@ -214,9 +216,11 @@ def noise_adapted(settings: MeasureSettings, noise_uv: float, fs: float) -> Meas
         return settings
     span = max(1, int(round(settings.slope_span_ms * 1e-3 * fs)))
     slope_noise = noise_uv * np.sqrt(2.0) / (2 * span) * fs * 1e-3
+    smoothed_noise = noise_uv / np.sqrt(2 * span + 1)
     return replace(
         settings,
         amplitude_threshold_uv=max(settings.amplitude_threshold_uv, settings.noise_factor * noise_uv),
+        activity_threshold_uv=max(settings.activity_threshold_uv, settings.noise_factor * smoothed_noise),
         slope_threshold_uv_per_ms=max(settings.slope_threshold_uv_per_ms, settings.noise_factor * slope_noise),
     )
 

@@ -2,9 +2,10 @@
 
 The rules follow how an electromyographer reads quantitative MUP analysis (docs/needle-emg.md): short, small
 MUPs point to myopathy and long, large ones to neuropathy, with the mean duration weighing most; more than ~20 %
-single MUPs beyond the outlier limits count too; polyphasia adds weight to whichever side already leads (it occurs
-in both); reduced recruitment (few units firing fast) points to neuropathy. The reading is shown beside the
-network's probabilities and ``agreement`` says whether the two concur.
+single MUPs beyond the outlier limits count too (with fewer than 3 MUPs only those single-MUP limits are used);
+polyphasia adds weight to whichever side already leads (it occurs in both); reduced recruitment (few units
+firing fast) points to neuropathy. The reading is shown beside the network's probabilities and ``agreement``
+says whether the two concur.
 """
 
 from __future__ import annotations
@@ -50,22 +51,30 @@ def read_pattern(summary: MeasureSummary, recruitments: list[Recruitment]) -> Re
     myo, neuro, evidence = 0, 0, []
     flags = summary.mean_flags
     weights = {"duration_ms": 2, "amplitude_uv": 1, "area_uv_ms": 1}
-    for name, weight in weights.items():
-        flag = flags.get(name, "normal")
-        if flag == "low":
+    if summary.n_units >= MIN_UNITS:
+        for name, weight in weights.items():
+            flag = flags.get(name, "normal")
+            if flag == "low":
+                myo += weight
+                evidence.append(f"mean {name} {summary.mean[name]:.3g} below the reference range (myopathic)")
+            elif flag == "high":
+                neuro += weight
+                evidence.append(f"mean {name} {summary.mean[name]:.3g} above the reference range (neurogenic)")
+        share = max(OUTLIER_SHARE * summary.n_units, 2)
+        outlier_weights = {"duration_ms": 1}
+    else:
+        # too few MUPs for a mean: only MUPs beyond the single-MUP limits speak, each one counting
+        evidence.append(f"only {summary.n_units} MUP(s) isolated (~20 are usual): single-MUP limits only")
+        share = 1
+        outlier_weights = {"duration_ms": 2, "amplitude_uv": 1}
+    for name, weight in outlier_weights.items():
+        counts = summary.outliers.get(name, {})
+        if counts.get("low", 0) >= share:
             myo += weight
-            evidence.append(f"mean {name} {summary.mean[name]:.3g} below the reference range (myopathic)")
-        elif flag == "high":
+            evidence.append(f"{counts['low']} of {summary.n_units} MUPs below the single-MUP {name} limit")
+        if counts.get("high", 0) >= share:
             neuro += weight
-            evidence.append(f"mean {name} {summary.mean[name]:.3g} above the reference range (neurogenic)")
-    share = max(OUTLIER_SHARE * summary.n_units, 2)
-    duration_outliers = summary.outliers.get("duration_ms", {})
-    if duration_outliers.get("low", 0) >= share:
-        myo += 1
-        evidence.append(f"{duration_outliers['low']} of {summary.n_units} MUPs shorter than the single-MUP limit")
-    if duration_outliers.get("high", 0) >= share:
-        neuro += 1
-        evidence.append(f"{duration_outliers['high']} of {summary.n_units} MUPs longer than the single-MUP limit")
+            evidence.append(f"{counts['high']} of {summary.n_units} MUPs above the single-MUP {name} limit")
     if flags.get("polyphasic_percent") == "high" and myo != neuro:
         evidence.append(f"{summary.polyphasic_percent:.0f} % polyphasic MUPs (supports the leading side)")
         if myo > neuro:
@@ -77,8 +86,6 @@ def read_pattern(summary: MeasureSummary, recruitments: list[Recruitment]) -> Re
         neuro += 2
         ratio = float(np.median([r.recruitment_ratio for r in reduced]))
         evidence.append(f"reduced recruitment (recruitment ratio {ratio:.1f}: few units firing fast)")
-    if summary.n_units < MIN_UNITS:
-        evidence.append(f"only {summary.n_units} MUP(s) isolated; ~20 are usual, read with caution")
     if max(myo, neuro) < DECISION_SCORE:
         label = "normal"
     elif myo == neuro:
