@@ -32,7 +32,9 @@ class BrokerSettings:
     backend: str = "tcp://127.0.0.1:5556"  # workers connect here
     publish: str | None = None  # results for a central station (PUB, topic = bed id)
     heartbeat_s: float = 0.25
-    worker_liveness_s: float = 1.0  # a worker silent this long is dropped from the pool
+    # A worker beats between batches, so a long batch on a loaded CPU must not count as death; one that comes
+    # back is simply registered again, and its late replies are still forwarded.
+    worker_liveness_s: float = 3.0
     queue_limit: int = 1000
     queue_max_age_s: float = 1.0  # queued longer than this: answered no_worker (the client has given up anyway)
     curve_server: CurveServerKeys | None = None  # applies to every bound socket

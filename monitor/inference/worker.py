@@ -10,6 +10,7 @@ stop it: bad messages get an error reply, or are dropped and counted when they c
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket as socket_module
 import threading
@@ -223,7 +224,7 @@ def _receive_batch(sock: zmq.Socket, poller: zmq.Poller, max_batch: int, wait_s:
         except zmq.Again:
             pass
         remaining_ms = (give_up - time.monotonic()) * 1000.0
-        if remaining_ms <= 0 or not poller.poll(remaining_ms):
+        if remaining_ms <= 0 or not poller.poll(math.ceil(remaining_ms)):  # poll takes whole milliseconds
             break
     return messages
 

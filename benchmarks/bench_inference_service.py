@@ -1,0 +1,246 @@
+"""The inference service over ZeroMQ: round trip, throughput, and many beds sharing two workers.
+
+    .venv/bin/python -m benchmarks.bench_inference_service --seconds 10
+
+Phases (each worker a real `neurofusion worker` subprocess, each broker a real `neurofusion broker`):
+- round_trip: one 64 x 400 window at a time (next one sent when the previous answer is in), direct to one worker,
+  over ipc:// and tcp://127.0.0.1; median and p99 of the client's round trip, of the worker's own model time and
+  of their difference (what the service itself costs: queueing, ZeroMQ, encoding, validation, the batch wait).
+- throughput: 16 clients keeping 4 windows each in flight through a broker, with 1 and then 2 workers; windows/s.
+- beds: 16 simulated 8-channel beds at 2 kHz (200 ms windows, a new one every 50 ms per bed, phases staggered)
+  through a broker to 2 workers for ``--seconds``; windows dropped (deadline 0.5 s, latest-wins, errors) and
+  round-trip percentiles.
+The model is the bundled checkpoint when its layout fits, else an untrained NeuroFusionNet of the default size
+built for the layout (the service, not the accuracy, is measured); ONNX Runtime when the export works, else torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO, emit
+
+FS = 2000.0
+WINDOW = 400
+HOP_S = 0.05
+
+
+def build_checkpoint(directory: Path, layout_name: str, export: bool) -> tuple[Path, str]:
+    """(checkpoint path, backend it will run on) for ``layout_name``."""
+    from dsp.features import MODEL_FEATURES
+    from models.checkpoint import BUNDLED_CHECKPOINT, ModelCard, build_model, load_checkpoint, save_checkpoint
+    from models.neurofusionnet import NetworkConfig
+    from simulators.electrodes import ElectrodeLayout
+
+    layout = ElectrodeLayout.from_name(layout_name)
+    if BUNDLED_CHECKPOINT.is_file():
+        _, card = load_checkpoint(BUNDLED_CHECKPOINT)
+        if card.n_channels == layout.n_channels:
+            return BUNDLED_CHECKPOINT, "auto"
+    classes = ["healthy", "myopathy", "neuropathy"]
+    config = NetworkConfig(n_channels=layout.n_channels, n_classes=3, n_features=len(MODEL_FEATURES))
+    card = ModelCard(model_id=f"bench-{layout_name}", classes=classes, n_channels=layout.n_channels, fs=FS,
+                     window_samples=WINDOW, layout=layout.to_dict(), feature_names=list(MODEL_FEATURES),
+                     network=config.to_dict())
+    path = save_checkpoint(directory / f"bench-{layout_name}.pt", build_model(card).eval(), card)
+    if not export:
+        return path, "torch"
+    try:
+        from models.export import export_checkpoint
+
+        export_checkpoint(path)
+        return path, "onnx"
+    except Exception as error:  # the export is someone else's module; measure on torch rather than not at all
+        print(f"ONNX export failed ({type(error).__name__}: {error}); using torch", file=sys.stderr)
+        return path, "torch"
+
+
+def emg_windows(count: int, n_channels: int, seed: int = 0) -> np.ndarray:
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(seed)
+    sos = butter(4, [20, 450], btype="bandpass", fs=FS, output="sos")
+    noise = sosfilt(sos, rng.standard_normal((count, n_channels, WINDOW + 200)), axis=-1)[..., 200:]
+    return (noise * rng.uniform(10, 200, (count, n_channels, 1))).astype(np.float32)
+
+
+def launch(*args: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "monitor.cli", *args], stdout=subprocess.PIPE, text=True,
+                               env=env, cwd=REPO, stdin=subprocess.DEVNULL)
+    for line in process.stdout:
+        if line.startswith("READY "):
+            return process, line[len("READY "):].strip()
+    raise RuntimeError(f"`neurofusion {args[0]}` exited with {process.wait()} before it was ready")
+
+
+def stop(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    array = np.asarray(values)
+    return {"n": len(values), "median": round(float(np.median(array)), 3),
+            "p99": round(float(np.percentile(array, 99)), 3), "max": round(float(array.max()), 3)}
+
+
+def round_trip(checkpoint: Path, backend: str, endpoint: str, count: int) -> dict:
+    from monitor.inference.client import InferenceClient
+
+    worker, bound = launch("worker", "--bind", endpoint, "--model", str(checkpoint), "--backend", backend)
+    windows = emg_windows(16, 64)
+    trips, model_ms = [], []
+    try:
+        with InferenceClient(bound.split()[0], bed_id="bench", deadline_s=5.0) as client:
+            for index in range(count + 10):
+                client.submit(windows[index % 16], float(index), index, FS)
+                decisions = client.poll(5.0)
+                if index >= 10 and decisions:  # the first ten warm caches and connections up
+                    trips.append(decisions[0].round_trip_ms)
+                    model_ms.append(decisions[0].worker_ms)
+            stats = client.stats
+    finally:
+        stop([worker])
+    return {"round_trip_ms": percentiles(trips), "worker_ms": percentiles(model_ms),
+            "service_overhead_ms": percentiles([t - m for t, m in zip(trips, model_ms, strict=True)]),
+            "answered": len(trips), "dropped": stats["dropped_deadline"] + stats["dropped_superseded"]}
+
+
+def start_pool(checkpoint: Path, backend: str, n_workers: int) -> tuple[list[subprocess.Popen[str]], dict]:
+    broker, ready = launch("broker", "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*")
+    bound = json.loads(ready)
+    processes = [broker]
+    for _ in range(n_workers):
+        processes.append(launch("worker", "--connect", bound["backend"], "--model", str(checkpoint),
+                                "--backend", backend)[0])
+    return processes, bound
+
+
+def wait_online(clients: list, timeout_s: float = 30.0) -> None:
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up and not all(c.state == "online" and c.stats["workers"] for c in clients):
+        time.sleep(0.05)
+
+
+def throughput(checkpoint: Path, backend: str, n_workers: int, seconds: float) -> dict:
+    from monitor.inference.client import InferenceClient
+
+    processes, bound = start_pool(checkpoint, backend, n_workers)
+    windows = emg_windows(16, 64)
+    clients = [InferenceClient(bound["frontend"], bed_id=f"bed-{i}", deadline_s=30.0, max_in_flight=4)
+               for i in range(16)]
+    try:
+        time.sleep(0.5 * n_workers)  # let every worker register before the flood, so the load is shared
+        wait_online(clients)
+        sequence = 0
+        for client in clients:
+            for _ in range(4):
+                client.submit(windows[sequence % 16], 0.0, sequence, FS)
+                sequence += 1
+        answered, batches = 0, []
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for client in clients:
+                for decision in client.poll():
+                    answered += 1
+                    batches.append(decision.batch_size)
+                    client.submit(windows[sequence % 16], 0.0, sequence, FS)
+                    sequence += 1
+            time.sleep(0.001)
+        elapsed = time.perf_counter() - started
+    finally:
+        for client in clients:
+            client.close()
+        stop(processes)
+    return {"workers": n_workers, "windows_per_s": round(answered / elapsed, 1), "answered": answered,
+            "mean_batch": round(float(np.mean(batches)), 2) if batches else 0.0}
+
+
+def beds(checkpoint: Path, backend: str, n_beds: int, n_workers: int, seconds: float) -> dict:
+    from monitor.inference.client import InferenceClient
+
+    processes, bound = start_pool(checkpoint, backend, n_workers)
+    windows = emg_windows(32, 8)
+    clients = [InferenceClient(bound["frontend"], bed_id=f"bed-{i}", deadline_s=0.5) for i in range(n_beds)]
+    trips, batches = [], []
+    try:
+        time.sleep(0.5 * n_workers)
+        wait_online(clients)
+        started = time.perf_counter()
+        due = [started + HOP_S * bed / n_beds for bed in range(n_beds)]  # staggered, as independent beds are
+        sequence = [0] * n_beds
+        while time.perf_counter() - started < seconds:
+            now = time.perf_counter()
+            for bed, client in enumerate(clients):
+                if now >= due[bed]:
+                    client.submit(windows[sequence[bed] % 32], now, sequence[bed], FS)
+                    sequence[bed] += 1
+                    due[bed] += HOP_S
+                for decision in client.poll():
+                    trips.append(decision.round_trip_ms)
+                    batches.append(decision.batch_size)
+            time.sleep(max(0.0, min(due) - time.perf_counter()) if min(due) > time.perf_counter() else 0.0005)
+        time.sleep(0.6)  # the last windows: answered or past their deadline
+        for client in clients:
+            for decision in client.poll():
+                trips.append(decision.round_trip_ms)
+                batches.append(decision.batch_size)
+        stats = [client.stats for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+        stop(processes)
+    submitted = sum(s["submitted"] for s in stats)
+    dropped = sum(s["dropped_deadline"] + s["dropped_superseded"] + s["errors"] for s in stats)
+    return {"beds": n_beds, "workers": n_workers, "channels": 8, "fs": FS, "seconds": seconds,
+            "windows_submitted": submitted, "windows_answered": sum(s["answered"] for s in stats),
+            "windows_dropped": dropped, "round_trip_ms": percentiles(trips),
+            "mean_batch": round(float(np.mean(batches)), 2) if batches else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the throughput and beds phases")
+    parser.add_argument("--round-trips", type=int, default=200)
+    parser.add_argument("--beds", type=int, default=16)
+    parser.add_argument("--torch", action="store_true", help="skip the ONNX export, run the torch backend")
+    parser.add_argument("--phases", nargs="+", default=["round_trip", "throughput", "beds"])
+    args = parser.parse_args()
+    results: dict = {"command": " ".join(["python -m benchmarks.bench_inference_service", *sys.argv[1:]])}
+    with tempfile.TemporaryDirectory() as scratch:
+        grid, grid_backend = build_checkpoint(Path(scratch), "grid8x8", export=not args.torch)
+        ring, ring_backend = build_checkpoint(Path(scratch), "ring8", export=not args.torch)
+        results["backend"] = {"grid8x8": grid_backend, "ring8": ring_backend}
+        if "round_trip" in args.phases:
+            results["round_trip_64x400"] = {
+                "ipc": round_trip(grid, grid_backend, f"ipc://{scratch}/worker.sock", args.round_trips),
+                "tcp": round_trip(grid, grid_backend, "tcp://127.0.0.1:*", args.round_trips),
+            }
+        if "throughput" in args.phases:
+            results["throughput_64x400"] = [throughput(grid, grid_backend, n, args.seconds) for n in (1, 2)]
+        if "beds" in args.phases:
+            results["beds_8ch_2khz"] = beds(ring, ring_backend, args.beds, 2, args.seconds)
+    emit("inference_service", results)
+
+
+if __name__ == "__main__":
+    main()
