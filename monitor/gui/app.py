@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,25 @@ def _wait(app: Any, seconds: float) -> None:
     loop.exec()
 
 
-def run_window(pipeline: Any, duration_s: float | None = None) -> int:
+def run_window(
+    pipeline: Any,
+    duration_s: float | None = None,
+    *,
+    on_recording: Callable[[bool], str | None] | None = None,
+    on_marker: Callable[[float, str], None] | None = None,
+) -> int:
     """Shows the dashboard until the user closes it, Ctrl-C/SIGTERM, or ``duration_s`` passes; returns 0.
 
-    A stream that came back in another format ends the window with that one-line error (UserError), as headless."""
+    A stream that came back in another format ends the window with that one-line error (UserError), as headless.
+    ``on_recording`` and ``on_marker`` connect the record button and annotations to the session
+    (``MainWindow.connect_session``)."""
     from PyQt6 import QtCore
 
     from monitor.gui.main_window import MainWindow
 
     app = _application()
     window = MainWindow(pipeline)
+    window.connect_session(on_recording, on_marker)
     window.resize(1600, 1000)
     window.show()
     if duration_s is not None:

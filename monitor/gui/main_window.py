@@ -7,11 +7,13 @@ since a clinician cannot read them faster and the CPU is shared with the DSP and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
+from monitor.errors import UserError
 from monitor.gui.classification import ClassificationView
 from monitor.gui.electrodes import ElectrodesView
 from monitor.gui.fatigue import FatigueView
@@ -152,6 +154,30 @@ class MainWindow(QtWidgets.QMainWindow):
     def set_recording_state(self, text: str) -> None:
         """The session reports what the recorder is doing (e.g. "recording to session.xdf")."""
         self.status.set_recording_state(text)
+
+    def connect_session(
+        self,
+        on_recording: Callable[[bool], str | None] | None = None,
+        on_marker: Callable[[float, str], None] | None = None,
+    ) -> None:
+        """Hands the record button and markers to the session.
+
+        ``on_recording(True/False)`` starts or stops the recorder and returns the state to show (e.g. "recording to
+        x.xdf"); a UserError it raises is shown instead and the button springs back. ``on_marker(lsl_time, text)``
+        receives each annotation (e.g. to push it on a marker outlet that LabRecorder records)."""
+        if on_recording is not None:
+            self.recording_toggled.connect(lambda on: self._toggle_recording(on_recording, on))
+        if on_marker is not None:
+            self.marker_added.connect(on_marker)
+
+    def _toggle_recording(self, callback: Callable[[bool], str | None], on: bool) -> None:
+        try:
+            text = callback(on) or ("recording" if on else "not recording")
+        except UserError as error:
+            text = f"not recording: {error}" if on else f"recording stopped badly: {error}"
+            self.status.show_recording(False)  # failing to start or to stop both leave nothing recording
+        self.set_recording_state(text)
+        self.status.refresh()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()

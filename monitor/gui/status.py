@@ -176,6 +176,13 @@ class StatusView(QtWidgets.QWidget):
         self.record_button.setText("stop recording" if on else "start recording")
         self.recording_toggled.emit(on)
 
+    def show_recording(self, on: bool) -> None:
+        """Sets the button without asking for anything (the recorder refused, or the session changed it)."""
+        self.record_button.blockSignals(True)
+        self.record_button.setChecked(on)
+        self.record_button.setText("stop recording" if on else "start recording")
+        self.record_button.blockSignals(False)
+
     def set_recording_state(self, text: str) -> None:
         self.recording_state = text
 

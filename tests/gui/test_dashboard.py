@@ -240,3 +240,28 @@ def test_freeze_keeps_the_traces_still(qtbot, window, ring_pipeline):
     window.traces.freeze_check.setChecked(False)
     window.traces.refresh()
     assert not np.array_equal(window.traces.curve.yData, frozen)
+
+
+def test_record_button_and_markers_reach_the_session(qtbot, window):
+    from monitor.errors import UserError
+
+    calls, markers = [], []
+
+    def recorder(on: bool) -> str:
+        calls.append(on)
+        if on and len(calls) == 3:
+            raise UserError("disk full")
+        return "recording to session.xdf" if on else "saved session.xdf"
+
+    window.connect_session(on_recording=recorder, on_marker=lambda t, text: markers.append((t, text)))
+    button, field = window.status.record_button, window.status.fields["recording"]
+    button.click()
+    assert calls == [True] and field.text() == "recording to session.xdf" and button.isChecked()
+    button.click()
+    assert calls == [True, False] and field.text() == "saved session.xdf" and not button.isChecked()
+    button.click()  # the recorder refuses: the error shows and the button springs back
+    assert calls == [True, False, True] and "disk full" in field.text()
+    assert not button.isChecked() and button.text() == "start recording"
+    window.status.marker_edit.setText("needle in")
+    window.status.marker_edit.returnPressed.emit()
+    assert [text for _, text in markers] == ["needle in"]
