@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from recording_session import FS, session_signal
 
 from monitor.errors import UserError
-from monitor.recordings import Recording, open_recording
+from monitor.recordings import open_recording
 from monitor.recordings.record import SessionRecorder, bytes_per_second, check_destination, session_source_ids
 from monitor.recordings.replay import replay_source
 from simulators.electrodes import ElectrodeLayout
@@ -30,40 +31,53 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.slow
-def test_session_recorded_to_xdf_reads_back_sample_for_sample(tmp_path):
-    from simulators.amplifier import Amplifier
+class _Tee:
+    """Passes a source through and keeps every chunk the amplifier read, to compare the file against."""
 
-    layout = ElectrodeLayout.ring(8)
-    n = 3000
-    original = Recording(
-        data=np.random.default_rng(4).normal(0.0, 70.0, (n, 8)).astype(np.float32),
-        timestamps=np.arange(n) / 2000.0,
-        fs=2000.0,
-        channel_labels=list(layout.labels),
-        units=["microvolts"] * 8,
-        layout=layout.to_dict(),
-        markers=[(0.25, "contraction"), (1.0, "rest")],
-    )
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.fs, self.n_channels = inner.fs, inner.n_channels
+        self.channel_labels, self.layout = inner.channel_labels, inner.layout
+        self.chunks: list[np.ndarray] = []
+
+    def read(self, n: int) -> np.ndarray:
+        chunk = self.inner.read(n)
+        self.chunks.append(np.array(chunk, dtype=np.float32))
+        return chunk
+
+    def ground_truth(self) -> dict:
+        return self.inner.ground_truth()
+
+
+@pytest.mark.slow
+def test_simulated_session_recorded_to_xdf_reads_back_sample_for_sample(tmp_path):
+    from simulators.amplifier import Amplifier
+    from simulators.emg import EmgSimulator, SimulationConfig
+
+    source = _Tee(EmgSimulator(SimulationConfig(layout="ring8", fs=2000.0, seed=4)))
     source_id = f"test-record-{uuid.uuid4().hex[:8]}"
-    amplifier = Amplifier(replay_source(original), name="test-record", source_id=source_id, speed=2.0)
+    amplifier = Amplifier(source, name="test-record", source_id=source_id, marker_rate_hz=4.0)
     recorder = SessionRecorder(tmp_path / "session.xdf", session_source_ids(source_id), bytes_per_second(8, 2000.0))
     assert recorder.start() == [source_id, f"{source_id}-markers"]
     try:
-        sent = amplifier.run()
+        sent = amplifier.run(duration_s=1.5)
         time.sleep(0.5)  # LabRecorder pulls in the background; let the last chunk arrive
     finally:
         recorder.stop()
     back = open_recording(tmp_path / "session.xdf")
-    assert sent == n and back.n_samples == n
-    np.testing.assert_array_equal(back.data, original.data)
+    assert sent == 3000 and back.n_samples == 3000
+    np.testing.assert_array_equal(back.data, np.vstack(source.chunks))
+    layout = ElectrodeLayout.ring(8)
     assert back.layout == layout.to_dict() and back.channel_labels == list(layout.labels)
-    assert [text for _, text in back.markers] == ["contraction", "rest"]
-    # markers keep their place: 'rest' sits on sample 2000 of the EMG stream
-    rest_time = back.markers[1][0]
-    assert back.sample_index(rest_time) == 2000
-    # and the recorded file replays like any other recording
-    assert replay_source(back).read(n).shape == (n, 8)
+    assert back.units == ["microvolts"] * 8
+    # ground truth at 4 Hz: one marker every ~500 samples, stamped with the last sample of the chunk it follows
+    truths = [json.loads(text) for _, text in back.markers]
+    assert len(truths) == 6 and all(truth["condition"] == "healthy" for truth in truths)
+    marker_samples = np.array([back.sample_index(t) for t, _ in back.markers])
+    assert np.all(marker_samples % 32 == 31) and np.all(np.abs(np.diff(marker_samples) - 500) <= 32)
+    # and the recorded file replays like any other recording, markers included
+    replayed = replay_source(back)
+    assert replayed.read(3000).shape == (3000, 8) and len(replayed.markers_until(3000)) == 6
 
 
 @pytest.mark.slow
