@@ -50,7 +50,7 @@ class SpectrumView(QtWidgets.QWidget):
         self.plot.setLabel("bottom", "frequency", units="Hz")
         self.plot.setLabel("left", "PSD (µV²/Hz)")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setXRange(0, min(self.fs / 2.0, 600.0), padding=0)
+        self._x_high = 0.0
         self.curve = self.plot.plot(pen=pg.mkPen((120, 200, 255), width=1.5))
         self.mnf_line = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 200, 60), width=2), label="MNF",
                                         labelOpts={"position": 0.92, "color": (255, 200, 60)})
@@ -82,7 +82,18 @@ class SpectrumView(QtWidgets.QWidget):
             selected &= usable
         return np.flatnonzero(selected)
 
+    def _fit_x_range(self) -> None:
+        # surface EMG lives under the band-pass edge; needle EMG (high-pass only) reaches 1-2 kHz
+        settings = self.pipeline.engine.settings
+        top = self.fs / 2.0
+        if getattr(settings, "mode", "surface") != "needle":
+            top = min(top, max(100.0, 1.25 * float(getattr(settings, "high_hz", top))))
+        if top != self._x_high:
+            self._x_high = top
+            self.plot.setXRange(0, top, padding=0)
+
     def refresh(self) -> None:
+        self._fit_x_range()
         block = self.pipeline.engine.filtered.latest(int(SPECTRUM_SECONDS * self.fs))
         if len(block.timestamps) < 64:
             return

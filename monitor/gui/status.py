@@ -84,9 +84,12 @@ class StatusView(QtWidgets.QWidget):
         self.high_box = self._spin(2, nyquist - 1, settings.high_hz, " Hz", 10)
         self.error_label = QtWidgets.QLabel("")
         self.error_label.setStyleSheet("color: rgb(220, 60, 60);")
-        self.mains_box.currentIndexChanged.connect(self.apply_settings)
-        for box in (self.window_box, self.hop_box, self.low_box, self.high_box):
-            box.editingFinished.connect(self.apply_settings)
+        # each control sends only what it sets: a value the spin box clamped on a slow stream is not imposed
+        self.mains_box.currentIndexChanged.connect(lambda: self.apply_settings(("mains_hz",)))
+        for box in (self.low_box, self.high_box):
+            box.editingFinished.connect(lambda: self.apply_settings(("low_hz", "high_hz")))
+        for box in (self.window_box, self.hop_box):
+            box.editingFinished.connect(lambda: self.apply_settings(("window_ms", "hop_ms")))
 
         controls = QtWidgets.QGridLayout()
         controls.addWidget(QtWidgets.QLabel("mains notch"), 0, 0)
@@ -144,20 +147,23 @@ class StatusView(QtWidgets.QWidget):
             "hop_ms": float(self.hop_box.value()),
         }
 
-    def apply_settings(self) -> bool:
-        """Validates the controls and hands the changed ones to the DSP engine; a bad combination is refused."""
+    def apply_settings(self, keys: tuple[str, ...] | None = None) -> bool:
+        """Validates the controls and hands the changed ones (among ``keys``, default all) to the DSP engine.
+
+        A bad combination is refused with a message and nothing changes."""
         wanted = self.requested_settings()
-        if wanted["low_hz"] >= wanted["high_hz"]:
+        touched = wanted.keys() if keys is None else keys
+        if {"low_hz", "high_hz"} & set(touched) and wanted["low_hz"] >= wanted["high_hz"]:
             self.error_label.setText(f"band-pass low edge {wanted['low_hz']:g} Hz must be under the high edge "
                                      f"{wanted['high_hz']:g} Hz")
             return False
-        if wanted["hop_ms"] > wanted["window_ms"]:
+        if {"window_ms", "hop_ms"} & set(touched) and wanted["hop_ms"] > wanted["window_ms"]:
             self.error_label.setText(
                 f"hop {wanted['hop_ms']:g} ms must not exceed the window {wanted['window_ms']:g} ms"
             )
             return False
         settings = self.pipeline.engine.settings
-        changes = {key: value for key, value in wanted.items() if getattr(settings, key) != value}
+        changes = {key: wanted[key] for key in touched if getattr(settings, key) != wanted[key]}
         self.error_label.setText("")
         if changes:
             try:

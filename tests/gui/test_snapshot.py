@@ -136,3 +136,37 @@ def test_many_channels_are_paged_64_lanes_at_a_time(qtbot):
     # lane spreads follow the channels' gains: page two continues where page one ended
     assert np.corrcoef(spread, gains)[0, 1] > 0.98
     np.testing.assert_allclose(everything.std(axis=1) / spread, 1.0, atol=0.25)
+
+
+@pytest.mark.parametrize(
+    ("layout_name", "fs", "band"), [("ring8", 200.0, (20.0, 80.0)), ("needle", 8192.0, (200.0, 1500.0))]
+)
+def test_slow_armband_and_fast_needle_streams_render(qtbot, layout_name, fs, band):
+    from monitor.gui.main_window import MainWindow
+    from simulators.electrodes import ElectrodeLayout
+    from tests.gui.conftest import start_pipeline, stop_pipeline
+    from tests.gui.streams import BandNoiseSource, LiveStream
+
+    stream = LiveStream(BandNoiseSource(ElectrodeLayout.from_name(layout_name), fs=fs, band_hz=band),
+                        name=f"gui-{layout_name}").start()
+    pipeline = start_pipeline(stream)
+    try:
+        settings_before = dict(vars(pipeline.engine.settings))
+        window = MainWindow(pipeline)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: pipeline.engine.filtered.total_written > 1.5 * fs, timeout=15000)
+        qtbot.waitUntil(lambda: len(pipeline.state.features) > 3, timeout=10000)
+        window.refresh(everything=True)
+        window.status.mains_box.setCurrentIndex(2)
+    finally:
+        stop_pipeline(pipeline)
+        stream.vanish()
+    assert window.view_errors == {}
+    assert window.traces.curve.yData is not None and len(window.traces.curve.yData) > 0
+    assert band[0] < window.spectrum.mnf_hz < band[1]
+    assert window.spectrum.plot.viewRange()[0][1] <= fs / 2 + 1
+    assert len(window.electrodes.quality_map.spots.data) == ElectrodeLayout.from_name(layout_name).n_channels
+    # the notch changed and nothing else: a band edge the spin box clamped at this rate was not imposed
+    changed = {k for k, v in vars(pipeline.engine.settings).items() if settings_before[k] != v}
+    assert changed == {"mains_hz"}
