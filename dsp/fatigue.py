@@ -19,6 +19,7 @@ baseline. Between contractions a channel keeps the figures and state of its last
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -94,6 +95,13 @@ class FatigueReport:
         return out
 
 
+def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
+    """np.nanmedian without the warning for all-NaN columns (channels not contracting): those stay NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(values, axis=axis)
+
+
 def classify(change_pct: float, slope_pct_per_min: float, slope_upper_pct_per_min: float, settings: FatigueSettings,
              duration_s: float) -> str:  # fmt: skip
     """The state rule, for one channel's MDF.
@@ -113,17 +121,6 @@ def classify(change_pct: float, slope_pct_per_min: float, slope_upper_pct_per_mi
     if slope_pct_per_min <= settings.fatiguing_slope_pct_per_min and slope_upper_pct_per_min < 0:
         return "fatiguing"
     return "fresh"
-
-
-@dataclass
-class _Contraction:
-    """Epoch values of one channel's current contraction: times (s since start) and (MNF, MDF, FInsm5, RMS)."""
-
-    start: float
-    times: list[float] = field(default_factory=list)
-    values: list[np.ndarray] = field(default_factory=list)
-    baseline: np.ndarray = field(default_factory=lambda: np.full(len(_INDICES), np.nan))
-    paused_s: float = 0.0
 
 
 class FatigueTracker:
@@ -147,7 +144,15 @@ class FatigueTracker:
         self._epoch_rows: list[np.ndarray] = []  # (4, C) per window
         self._epoch_active: list[np.ndarray] = []
         self._epochs_done = 0
-        self._contractions: list[_Contraction | None] = [None] * c
+        # the last trend_window_s of epochs, shared by all channels: times (epoch centres) and values, NaN where a
+        # channel was not contracting; per channel the start of its current contraction (NaN: none)
+        s = self.settings
+        capacity = int(np.ceil(s.trend_window_s / s.epoch_s)) + 1
+        self._history_t = np.full(capacity, np.nan)
+        self._history_v = np.full((capacity, len(_INDICES), c), np.nan)
+        self._start = np.full(c, np.nan)
+        self._paused = np.zeros(c)
+        self._baseline = np.full((len(_INDICES), c), np.nan)
         nan = np.full(c, np.nan)
         self._smoothed = np.full((4, c), np.nan)
         self._slopes = {name: nan.copy() for name in ("MNF", "MDF", "MDF_upper")}
@@ -221,85 +226,112 @@ class FatigueTracker:
         self._active = usable & np.where(self._active, staying, starting)
 
     def _finish_epoch(self, epoch_centre: float) -> None:
+        s = self.settings
         rows = np.array(self._epoch_rows)  # (n, 4, C)
         active = np.array(self._epoch_active)  # (n, C)
         self._epoch_rows, self._epoch_active = [], []
         self._epochs_done += 1
         contracting = active.mean(axis=0) >= 0.5
-        masked = np.where(active[:, np.newaxis, :], rows, np.nan)
+
+        # contractions end after a pause longer than max_pause_s; a new one forgets the channel's history
+        self._paused = np.where(contracting, 0.0, self._paused + s.epoch_s)
+        self._start[self._paused > s.max_pause_s] = np.nan
+        starting = contracting & np.isnan(self._start)
+        if starting.any():
+            self._start[starting] = epoch_centre - s.epoch_s / 2
+            self._history_v[:, :, starting] = np.nan
+            self._baseline[:, starting] = np.nan
+            self._change[:, starting] = np.nan
+            for slopes in self._slopes.values():
+                slopes[starting] = np.nan
+            for channel in np.flatnonzero(starting):
+                self._states[channel] = "fresh"
+
+        value = self._epoch_values(rows, active, contracting)
+        slot = (self._epochs_done - 1) % len(self._history_t)
+        self._history_t[slot] = epoch_centre
+        self._history_v[slot] = np.where(contracting, value, np.nan)
+        if not contracting.any():
+            return
+        self._smoothed[:, contracting] = value[:, contracting]
+        self._duration[contracting] = epoch_centre + s.epoch_s / 2 - self._start[contracting]
+        self._set_amplitude_baselines(epoch_centre, contracting)
+        self._fit_trends(contracting)
+        self._update_changes(epoch_centre, contracting)
+
+    def _epoch_values(self, rows: np.ndarray, active: np.ndarray, contracting: np.ndarray) -> np.ndarray:
+        """(4, C) trimmed means of each contracting channel's contraction windows in the epoch."""
+        value = np.full((len(_INDICES), self.n_channels), np.nan)
+        whole = contracting & active.all(axis=0)
+        if whole.any():
+            value[:, whole] = trim_mean(rows[:, :, whole], _EPOCH_TRIM, axis=0)
+        for channel in np.flatnonzero(contracting & ~whole):
+            value[:, channel] = trim_mean(rows[active[:, channel], :, channel], _EPOCH_TRIM, axis=0)
+        return value
+
+    def _relative_times(self) -> np.ndarray:
+        """(epochs, C): each history epoch's time since the start of each channel's contraction."""
+        return self._history_t[:, np.newaxis] - self._start[np.newaxis, :]
+
+    def _set_amplitude_baselines(self, epoch_centre: float, contracting: np.ndarray) -> None:
+        # FInsm5 and RMS: median of the first baseline_s of the contraction, set once
+        due = contracting & np.isnan(self._baseline[2]) & (epoch_centre - self._start >= self.settings.baseline_s)
+        if not due.any():
+            return
+        early = self._relative_times()[:, due] <= self.settings.baseline_s
+        values = self._history_v[:, 2:, :][:, :, due]
+        self._baseline[2:, due] = _nanmedian(np.where(early[:, np.newaxis, :], values, np.nan), axis=0)
+
+    def _fit_trends(self, contracting: np.ndarray) -> None:
+        # Theil-Sen costs ~0.2 ms a call: refit each channel every trend_update_s, staggered across channels
         s = self.settings
         update_every = max(1, int(round(s.trend_update_s / s.epoch_s)))
-        for channel in range(self.n_channels):
-            contraction = self._contractions[channel]
-            if not contracting[channel]:
-                if contraction is not None:
-                    contraction.paused_s += s.epoch_s
-                    if contraction.paused_s > s.max_pause_s:
-                        self._contractions[channel] = None
-                continue
-            if contraction is None:
-                contraction = _Contraction(start=epoch_centre - s.epoch_s / 2)
-                self._contractions[channel] = contraction
-                for slopes in self._slopes.values():
-                    slopes[channel] = np.nan
-                self._change[:, channel] = np.nan
-                self._baseline_mdf[channel] = np.nan
-                self._states[channel] = "fresh"
-            contraction.paused_s = 0.0
-            in_contraction = masked[active[:, channel], :, channel]
-            value = trim_mean(in_contraction, _EPOCH_TRIM, axis=0)
-            contraction.times.append(epoch_centre - contraction.start)
-            contraction.values.append(value)
-            self._smoothed[:, channel] = value
-            self._duration[channel] = epoch_centre + s.epoch_s / 2 - contraction.start
-            if np.isnan(contraction.baseline[2]) and contraction.times[-1] >= s.baseline_s:
-                contraction.baseline[2:] = np.median(np.array(contraction.values)[:, 2:], axis=0)
-            # Theil-Sen costs ~0.2 ms a call: refit each channel every trend_update_s, staggered across channels
-            due = (self._epochs_done + channel) % update_every == 0 or np.isnan(self._slopes["MDF"][channel])
-            if due:
-                self._fit_trend(channel, contraction)
-            self._update_change(channel, contraction)
-
-    def _fit_trend(self, channel: int, contraction: _Contraction) -> None:
-        s = self.settings
-        times = np.array(contraction.times)
-        if times[-1] - times[0] < s.min_trend_s or len(times) < 3:
-            return
-        recent = times >= times[-1] - s.trend_window_s
-        values = np.array(contraction.values)[recent]
-        for index, name in ((0, "MNF"), (1, "MDF")):
-            slope, _intercept, _low, high = theilslopes(values[:, index], times[recent])
-            self._slopes[name][channel] = slope * 60.0
-            if name == "MDF":
-                self._slopes["MDF_upper"][channel] = high * 60.0
-
-    def _update_change(self, channel: int, contraction: _Contraction) -> None:
-        s = self.settings
-        times = np.array(contraction.times)
-        values = np.array(contraction.values)
-        recent = times >= times[-1] - s.trend_window_s
-        # FInsm5 and RMS: the present value is the median of the last baseline_s of epochs
-        current = np.median(values[times >= times[-1] - s.baseline_s], axis=0)
-        # MNF and MDF: the robust line through the recent epochs (Theil-Sen slope, median residual as level).
-        # Its value at the contraction's start is the baseline, for as long as the trend window still reaches
-        # back to the start (then frozen): a line through many epochs is a far steadier baseline than the
-        # first few noisy epochs.
-        for index, name in ((0, "MNF"), (1, "MDF")):
-            slope_per_s = self._slopes[name][channel] / 60.0
-            if not np.isfinite(slope_per_s):
-                current[index] = np.nan
-                continue
-            level_at_start = float(np.median(values[recent, index] - slope_per_s * times[recent]))
-            current[index] = level_at_start + slope_per_s * times[-1]
-            if recent[0]:
-                contraction.baseline[index] = level_at_start
-        self._change[:, channel] = (current - contraction.baseline) / contraction.baseline * 100.0
-        self._baseline_mdf[channel] = contraction.baseline[1]
-        mdf_pct_per_min = self._slopes["MDF"][channel] / contraction.baseline[1] * 100.0
-        upper_pct_per_min = self._slopes["MDF_upper"][channel] / contraction.baseline[1] * 100.0
-        self._states[channel] = classify(
-            self._change[1, channel], mdf_pct_per_min, upper_pct_per_min, s, self._duration[channel]
+        due = contracting & (
+            ((self._epochs_done + np.arange(self.n_channels)) % update_every == 0) | np.isnan(self._slopes["MDF"])
         )
+        due &= self._duration >= s.min_trend_s
+        if not due.any():
+            return
+        relative = self._relative_times()
+        for channel in np.flatnonzero(due):
+            rows = np.isfinite(self._history_v[:, 1, channel])
+            if rows.sum() < 3:
+                continue
+            times = relative[rows, channel]
+            for index, name in ((0, "MNF"), (1, "MDF")):
+                slope, _intercept, _low, high = theilslopes(self._history_v[rows, index, channel], times)
+                self._slopes[name][channel] = slope * 60.0
+                if name == "MDF":
+                    self._slopes["MDF_upper"][channel] = high * 60.0
+
+    def _update_changes(self, epoch_centre: float, contracting: np.ndarray) -> None:
+        s = self.settings
+        relative = self._relative_times()
+        now = epoch_centre - self._start  # the latest epoch, relative to each contraction's start
+        current = np.full((len(_INDICES), self.n_channels), np.nan)
+        # FInsm5 and RMS: median of the last baseline_s of epochs
+        recent = relative >= (now - s.baseline_s)[np.newaxis, :]
+        current[2:] = _nanmedian(np.where(recent[:, np.newaxis, :], self._history_v[:, 2:, :], np.nan), axis=0)
+        # MNF and MDF: the robust line through the history (Theil-Sen slope, median residual as level). Its value
+        # at the contraction's start is the baseline while the history still reaches back to the start (then
+        # frozen): a line through many epochs is a far steadier baseline than the first few noisy epochs.
+        covers_start = self._start >= np.nanmin(self._history_t) - 0.75 * s.epoch_s
+        for index, name in ((0, "MNF"), (1, "MDF")):
+            slope_per_s = self._slopes[name] / 60.0
+            fitted = np.isfinite(slope_per_s) & contracting
+            level = _nanmedian(self._history_v[:, index, :] - slope_per_s[np.newaxis, :] * relative, axis=0)
+            current[index] = np.where(fitted, level + slope_per_s * now, np.nan)
+            refresh = fitted & covers_start
+            self._baseline[index, refresh] = level[refresh]
+        change = (current - self._baseline) / self._baseline * 100.0
+        self._change[:, contracting] = change[:, contracting]
+        self._baseline_mdf[contracting] = self._baseline[1, contracting]
+        slope_pct = self._slopes["MDF"] / self._baseline[1] * 100.0
+        upper_pct = self._slopes["MDF_upper"] / self._baseline[1] * 100.0
+        for channel in np.flatnonzero(contracting):
+            self._states[channel] = classify(
+                self._change[1, channel], slope_pct[channel], upper_pct[channel], s, self._duration[channel]
+            )
 
     def report(self) -> FatigueReport:
         slope_pct = self._slopes["MDF"] / self._baseline_mdf * 100.0
