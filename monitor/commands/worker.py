@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             curve_server = CurveServerKeys(args.curve_secret, args.curve_clients)
         check_bind_allowed(endpoint, curve=curve_server is not None, insecure=args.insecure)
 
+    if args.model and not Path(args.model).is_file():  # say so before spending seconds importing torch
+        raise UserError(f"cannot load the model: no checkpoint at {args.model}")
     import torch
 
     # models.predictor applies --threads to ONNX Runtime only; torch's default (all cores, spinning OpenMP threads)

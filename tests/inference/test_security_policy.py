@@ -90,3 +90,9 @@ def test_keys_cli_writes_a_pair(tmp_path) -> None:
     assert (tmp_path / "bed-1.key").is_file() and (tmp_path / "bed-1.key_secret").is_file()
     again = run_cli("keys", str(tmp_path), "--name", "bed-1")
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_worker_cli_reports_a_missing_model_in_one_line(tmp_path) -> None:
+    done = run_cli("worker", "--bind", "tcp://127.0.0.1:*", "--model", str(tmp_path / "missing.pt"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "cannot load the model" in done.stderr
