@@ -45,7 +45,7 @@ def test_replayed_recording_gets_the_decisions_analyze_computes(tmp_path):
     from monitor.pipeline import MonitorPipeline
     from simulators.amplifier import Amplifier
 
-    recording = open_recording(DATA / "myo-gestures" / "12345-2" / "5.txt", preset="myo").slice_seconds(2.0, 8.0)
+    recording = open_recording(DATA / "myo-gestures" / "12345-2" / "5.txt", preset="myo").slice_seconds(2.0, 6.0)
     model_path = _ring_model(tmp_path, recording.layout)
     offline = analyze_recording(recording, load_predictor(model_path, backend="torch"))
     by_counter = {w.end_counter: w for w in offline.windows}
