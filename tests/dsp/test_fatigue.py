@@ -196,3 +196,24 @@ def test_simulated_sustained_contraction_matches_simulator_truth() -> None:
     assert abs(final.overall["mdf_change_pct"] - truth) <= 3.0, (final.overall["mdf_change_pct"], truth)
     assert final.state in ("fatiguing", "fatigued")
     assert final.overall["rms_change_pct"] > 0  # amplitude rises as the MUAPs stretch
+
+
+def test_vectorised_theil_sen_equals_scipy() -> None:
+    from scipy.stats import theilslopes
+
+    from dsp.fatigue import theil_sen
+
+    rng = np.random.default_rng(5)
+    times = np.arange(40) * 2.0 + 0.5
+    values = 100 - 0.2 * times[:, np.newaxis] + rng.normal(0, 3, (40, 6))
+    values[:7, 1] = np.nan  # a channel whose contraction started later
+    values[[3, 17, 30], 2] = np.nan  # and one with paused epochs
+    values[:, 3] = np.nan  # one with no data
+    values[1:, 4] = np.nan  # one with a single point
+    slope, low, high = theil_sen(times, values)
+    for channel in (0, 1, 2, 5):
+        keep = np.isfinite(values[:, channel])
+        expected = theilslopes(values[keep, channel], times[keep], alpha=0.95)
+        assert slope[channel] == pytest.approx(expected.slope, rel=1e-12)
+        assert (low[channel], high[channel]) == pytest.approx((expected.low_slope, expected.high_slope), rel=1e-12)
+    assert np.isnan([slope[3], high[3], slope[4], low[4]]).all()
