@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal
-from sklearn.decomposition import PCA
-from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
 from dsp.filters import highpass
 
@@ -129,6 +126,10 @@ def _snippets(x: np.ndarray, centres: np.ndarray, before: int, after: int) -> np
 
 def _cluster(features: np.ndarray, settings: MupSettings) -> np.ndarray:
     """Labels from a Gaussian mixture on the PCA scores, the number of components chosen by BIC."""
+    from sklearn.decomposition import PCA  # ~0.8 s to import: only when there is something to cluster
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
     n = features.shape[0]
     if n < 2 * settings.min_discharges:
         return np.zeros(n, dtype=np.int64)
@@ -302,6 +303,10 @@ def _split_interleaved(
         return [members]
     if members.size < 2 * settings.min_discharges:
         return [members]
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
     windows = _snippets(analysis, members, core_half, core_half)
     scores = PCA(n_components=min(settings.pca_components, members.size - 1), random_state=settings.seed)
     with threadpool_limits(1):
