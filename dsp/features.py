@@ -165,25 +165,27 @@ def _median_frequency(w: _Windows) -> np.ndarray:
     """
     psd = w.psd
     n_bins = psd.shape[-1]
+    rows = psd.reshape(-1, n_bins)
+    n_rows = rows.shape[0]
     n_blocks = -(-n_bins // _MDF_BLOCK)
-    padded = np.zeros((*psd.shape[:-1], n_blocks * _MDF_BLOCK))
-    padded[..., :n_bins] = psd
-    blocks = padded.reshape(*psd.shape[:-1], n_blocks, _MDF_BLOCK)
+    blocks = np.zeros((n_rows, n_blocks * _MDF_BLOCK))
+    blocks[:, :n_bins] = rows
+    blocks = blocks.reshape(n_rows, n_blocks, _MDF_BLOCK)
     block_cumulative = np.cumsum(blocks.sum(axis=-1), axis=-1)
-    half = block_cumulative[..., -1:] / 2.0
-    block = np.minimum(np.count_nonzero(block_cumulative < half, axis=-1), n_blocks - 1)[..., np.newaxis]
-    before_block = np.where(block > 0, np.take_along_axis(block_cumulative, np.maximum(block - 1, 0), axis=-1), 0.0)
-    inside = np.take_along_axis(blocks, block[..., np.newaxis], axis=-2)[..., 0, :]
-    cumulative = before_block + np.cumsum(inside, axis=-1)
-    offset = np.minimum(np.count_nonzero(cumulative < half, axis=-1), _MDF_BLOCK - 1)[..., np.newaxis]
+    half = block_cumulative[:, -1] / 2.0
+    row = np.arange(n_rows)
+    block = np.minimum(np.count_nonzero(block_cumulative < half[:, np.newaxis], axis=-1), n_blocks - 1)
+    before_block = np.where(block > 0, block_cumulative[row, block - 1], 0.0)
+    cumulative = before_block[:, np.newaxis] + np.cumsum(blocks[row, block], axis=-1)
+    offset = np.minimum(np.count_nonzero(cumulative < half[:, np.newaxis], axis=-1), _MDF_BLOCK - 1)
     first = np.minimum(block * _MDF_BLOCK + offset, n_bins - 1)
-    c_hi = np.take_along_axis(cumulative, offset, axis=-1)
-    c_lo = np.where(offset > 0, np.take_along_axis(cumulative, np.maximum(offset - 1, 0), axis=-1), before_block)
+    c_hi = cumulative[row, offset]
+    c_lo = np.where(offset > 0, cumulative[row, offset - 1], before_block)
     f_hi = w.frequencies[first]
-    f_lo = np.where(first > 0, w.frequencies[np.maximum(first - 1, 0)], 0.0)
+    f_lo = np.where(first > 0, w.frequencies[first - 1], 0.0)
     step = c_hi - c_lo
     fraction = np.divide(half - c_lo, step, out=np.zeros_like(step), where=step > 0)
-    return (f_lo + fraction * (f_hi - f_lo))[..., 0]
+    return (f_lo + fraction * (f_hi - f_lo)).reshape(psd.shape[:-1])
 
 
 def _peak_frequency(w: _Windows) -> np.ndarray:
