@@ -48,11 +48,16 @@ def _events_outlet(name: str, source_id: str) -> Any:
 
 
 class ResultOutlets:
-    def __init__(self, stream_name: str, source_id: str, channel_labels: list[str]) -> None:
+    def __init__(
+        self, stream_name: str, source_id: str, channel_labels: list[str], classes: list[str] | None = None
+    ) -> None:
         self._prefix = stream_name
         self._source_id = source_id
         self._decisions: Any = None
         self._classes: list[str] | None = None
+        if classes:
+            # made now when the classes are known, so a recorder started before the first decision includes it
+            self._make_decisions_outlet(list(classes))
         self.fatigue = _outlet(f"{stream_name}-fatigue", "Fatigue", list(FATIGUE_CHANNELS), f"{source_id}-fatigue")
         self.quality = _outlet(f"{stream_name}-quality", "Quality", list(channel_labels), f"{source_id}-quality")
         self.events = _events_outlet(f"{stream_name}-events", f"{source_id}-events")
@@ -62,14 +67,16 @@ class ResultOutlets:
 
     def push_decision(self, classes: list[str], probabilities: np.ndarray, timestamp: float) -> None:
         if self._decisions is None or self._classes != list(classes):
-            # the model's classes are known only once its first answer arrives (or after a model swap)
-            self._classes = list(classes)
-            self._decisions = _outlet(
-                f"{self._prefix}-decisions", "Classification", [*classes, "label_index"],
-                f"{self._source_id}-decisions",
-            )
+            # with a remote worker the classes are known only once its first answer arrives (or after a model swap)
+            self._make_decisions_outlet(list(classes))
         sample = np.append(np.asarray(probabilities, dtype=np.float32), np.float32(np.argmax(probabilities)))
         self._decisions.push_sample(sample.tolist(), timestamp)
+
+    def _make_decisions_outlet(self, classes: list[str]) -> None:
+        self._classes = classes
+        self._decisions = _outlet(
+            f"{self._prefix}-decisions", "Classification", [*classes, "label_index"], f"{self._source_id}-decisions"
+        )
 
     def push_window(
         self, features: dict[str, np.ndarray], usable: np.ndarray, timestamp: float, emg_channels: np.ndarray

@@ -54,6 +54,7 @@ class MonitorState:
     emg_channels: np.ndarray | None = None  # the channels that are EMG (views average over these)
     fatigue: Any = None  # the latest dsp.fatigue.FatigueReport
     quality: Any = None  # the latest dsp.quality.QualityReport
+    recording: str | None = None  # the XDF file being recorded, if any
     windows_seen: int = 0
     windows_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,7 +73,7 @@ class MonitorPipeline:
 
     def __init__(
         self, stream_info: Any, settings: EngineSettings | None = None, client: Any | None = None,
-        buffer_seconds: float = 30.0, publish: bool = True,
+        buffer_seconds: float = 30.0, publish: bool = True, classes: list[str] | None = None,
     ) -> None:
         self.acquisition = Acquisition(stream_info, buffer_seconds=buffer_seconds)
         stream = self.acquisition.stream
@@ -83,7 +84,9 @@ class MonitorPipeline:
             stream_name=stream.name, fs=stream.fs, n_channels=stream.n_channels,
             channel_labels=list(stream.channel_labels), layout=stream.layout, emg_channels=self.model_channels,
         )
-        self.outlets = ResultOutlets(stream.name, stream.source_id, stream.channel_labels) if publish else None
+        self.outlets = (
+            ResultOutlets(stream.name, stream.source_id, stream.channel_labels, classes) if publish else None
+        )
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
         self.engine.subscribe(self._on_windows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -29,6 +30,8 @@ class SessionOptions:
     worker_endpoint: str | None = None  # connect to a running worker/broker instead of spawning one
     no_inference: bool = False
     settings: EngineSettings | None = None
+    record: Path | None = None  # an XDF file for LabRecorder: raw EMG and every result stream
+    overwrite: bool = False
 
 
 def has_display() -> bool:
@@ -65,16 +68,58 @@ def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> A
     return client
 
 
+def model_classes(options: SessionOptions) -> list[str] | None:
+    """The classes of the model a spawned worker will load, read from its JSON card (no weights loaded here)."""
+    if options.no_inference or options.worker_endpoint is not None:
+        return None
+    from models.checkpoint import BUNDLED_CHECKPOINT, card_path
+
+    try:
+        card = json.loads(card_path(options.model or BUNDLED_CHECKPOINT).read_text())
+        return [str(name) for name in card["classes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # the worker reports a broken checkpoint itself, clearly
+
+
+def start_recording(options: SessionOptions, stack: ExitStack, pipeline: Any) -> None:
+    from monitor.recordings.record import SessionRecorder, bytes_per_second, session_source_ids
+
+    stream = pipeline.acquisition.stream
+    recorder = SessionRecorder(
+        options.record, session_source_ids(stream.source_id), bytes_per_second(stream.n_channels, stream.fs),
+        overwrite=options.overwrite,
+    )
+    recorded = recorder.start()
+    pipeline.state.recording = str(options.record)
+    stack.callback(recorder.stop)
+    print(f"recording {len(recorded)} streams into {options.record}", file=sys.stderr)
+
+
+def check_record_destination(options: SessionOptions, stream_info: Any) -> None:
+    """An unwritable path or a full disk is reported now, before anything starts, not after an hour."""
+    if options.record is None:
+        return
+    from monitor.recordings.record import bytes_per_second, check_destination
+
+    needed = bytes_per_second(stream_info.channel_count(), stream_info.nominal_srate())
+    check_destination(options.record, needed, 600.0, options.overwrite)
+
+
 def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event | None = None) -> int:
     from monitor.pipeline import MonitorPipeline
 
     stop = stop or threading.Event()
     stop_on_signals(stop)
+    check_record_destination(options, stream_info)
     with ExitStack() as stack:
         client = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
-        pipeline = MonitorPipeline(stream_info, settings=options.settings, client=client)
+        pipeline = MonitorPipeline(
+            stream_info, settings=options.settings, client=client, classes=model_classes(options)
+        )
         stack.callback(pipeline.stop)
         pipeline.start()
+        if options.record is not None:
+            start_recording(options, stack, pipeline)
         if options.snapshot is not None:
             from monitor.gui.app import save_snapshot
 

@@ -119,7 +119,7 @@ class Amplifier:
             self.samples_sent += n
             self._publish_markers(timestamps[-1], start, sample_period)
             if self.marker_interval_s is not None and hasattr(self.source, "ground_truth"):
-                elapsed = self.samples_sent * sample_period
+                elapsed = self.samples_sent / fs  # of signal, so --speed does not thin the ground truth
                 if elapsed >= next_marker_at:
                     self._push_marker(json.dumps(self.source.ground_truth()), float(timestamps[-1]))
                     next_marker_at = elapsed + self.marker_interval_s

@@ -14,6 +14,12 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--snapshot", type=Path, metavar="FILE.png", help="render the dashboard offscreen to a PNG")
     view.add_argument("--snapshot-after", type=float, default=5.0, metavar="S", help="seconds before the snapshot")
     view.add_argument("--jsonl", metavar="FILE", help="append every decision as a JSON line to FILE ('-' = stdout)")
+    record = parser.add_argument_group("recording")
+    record.add_argument(
+        "--record", type=Path, metavar="FILE.xdf",
+        help="record raw EMG, markers and every result stream into one XDF file (LabRecorder)",
+    )
+    record.add_argument("--overwrite", action="store_true", help="replace an existing recording file")
     model = parser.add_argument_group("inference")
     model.add_argument("--model", metavar="CHECKPOINT", help="model checkpoint (default: the bundled model)")
     model.add_argument("--worker", metavar="ENDPOINT", help="use a running worker or broker, e.g. tcp://127.0.0.1:5555")
@@ -37,7 +43,7 @@ def session_options(args: argparse.Namespace):
     return SessionOptions(
         headless=args.headless, duration_s=args.duration, snapshot=args.snapshot, snapshot_after_s=args.snapshot_after,
         jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
-        settings=settings,
+        settings=settings, record=args.record, overwrite=args.overwrite,
     )
 
 

@@ -6,11 +6,8 @@ import argparse
 import signal
 import sys
 import threading
-import time
 
 from monitor.recordings.options import add_reader_arguments, reader_options
-
-LINGER_S = 0.5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
     # SIGTERM (a supervisor stopping us) ends the replay as cleanly as Ctrl-C does
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sent = amplifier.run(duration_s=args.duration, stop_event=stop)
-    if amplifier.has_consumers() and not stop.is_set():
-        # liblsl drops what is still in an outlet's send queue when the outlet goes: give the last chunk time to leave
-        time.sleep(LINGER_S)
+    if not stop.is_set():
+        amplifier.linger()
     print(f"sent {sent} samples ({sent / recording.fs:.2f} s of signal)", flush=True)
     return 0
