@@ -5,7 +5,8 @@
 Phases (each worker a real `neurofusion worker` subprocess, each broker a real `neurofusion broker`):
 - round_trip: one 64 x 400 window at a time (next one sent when the previous answer is in), direct to one worker,
   over ipc:// and tcp://127.0.0.1; median and p99 of the client's round trip, of the worker's own model time and
-  of their difference (what the service itself costs: queueing, ZeroMQ, encoding, validation, the batch wait).
+  of their difference (what the service itself costs: queueing, ZeroMQ, encoding, validation, the batch wait);
+  over tcp also with ``--batch-wait-ms 0``.
 - throughput: 16 clients keeping 4 windows each in flight through a broker, with 1 and then 2 workers; windows/s.
 - beds: 16 simulated 8-channel beds at 2 kHz (200 ms windows, a new one every 50 ms per bed, phases staggered)
   through a broker to 2 workers for ``--seconds``; windows dropped (deadline 0.5 s, latest-wins, errors) and
@@ -103,10 +104,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "p99": round(float(np.percentile(array, 99)), 3), "max": round(float(array.max()), 3)}
 
 
-def round_trip(checkpoint: Path, backend: str, endpoint: str, count: int) -> dict:
+def round_trip(checkpoint: Path, backend: str, endpoint: str, count: int, batch_wait_ms: float = 2.0) -> dict:
     from monitor.inference.client import InferenceClient
 
-    worker, bound = launch("worker", "--bind", endpoint, "--model", str(checkpoint), "--backend", backend)
+    worker, bound = launch("worker", "--bind", endpoint, "--model", str(checkpoint), "--backend", backend,
+                           "--batch-wait-ms", str(batch_wait_ms))
     windows = emg_windows(16, 64)
     trips, model_ms = [], []
     try:
@@ -234,6 +236,7 @@ def main() -> None:
             results["round_trip_64x400"] = {
                 "ipc": round_trip(grid, grid_backend, f"ipc://{scratch}/worker.sock", args.round_trips),
                 "tcp": round_trip(grid, grid_backend, "tcp://127.0.0.1:*", args.round_trips),
+                "tcp_no_batch_wait": round_trip(grid, grid_backend, "tcp://127.0.0.1:*", args.round_trips, 0.0),
             }
         if "throughput" in args.phases:
             results["throughput_64x400"] = [throughput(grid, grid_backend, n, args.seconds) for n in (1, 2)]
