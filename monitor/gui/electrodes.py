@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from simulators.electrodes import ElectrodeLayout
 
@@ -66,7 +66,11 @@ def attention_colours(attention: np.ndarray | None, n_channels: int) -> list[tup
 
 
 class ElectrodeMap(pg.PlotWidget):
-    """One drawing of the layout; ``set_colours`` recolours the electrodes, ``set_bad`` crosses channels out."""
+    """One drawing of the layout; ``set_colours`` recolours the electrodes, ``set_bad`` crosses channels out.
+
+    ``electrode_clicked(index)`` gives the position in the layout of an electrode the user clicked."""
+
+    electrode_clicked = QtCore.pyqtSignal(int)
 
     def __init__(self, layout: ElectrodeLayout, title: str) -> None:
         super().__init__()
@@ -92,6 +96,7 @@ class ElectrodeMap(pg.PlotWidget):
         self.crosses = pg.ScatterPlotItem(size=size * 0.8, symbol="x", pen=None, brush=pg.mkBrush(*BAD))
         self.addItem(self.spots)
         self.addItem(self.crosses)
+        self.spots.sigClicked.connect(self._clicked)
         if layout.n_channels <= MAX_LABELS:
             for (x, y), label in zip(positions, layout.labels, strict=True):
                 text = pg.TextItem(label, color=(200, 200, 200), anchor=(0.5, -0.6))
@@ -108,6 +113,10 @@ class ElectrodeMap(pg.PlotWidget):
             self.colours = colours
             self.spots.setBrush([pg.mkBrush(*c) for c in colours])
 
+    def _clicked(self, _item: Any, points: Any, *_: Any) -> None:
+        if len(points):
+            self.electrode_clicked.emit(int(points[0].index()))
+
     def set_tips(self, tips: list[str]) -> None:
         if tips != self.tips:
             self.tips = tips
@@ -118,6 +127,10 @@ class ElectrodeMap(pg.PlotWidget):
 
 
 class ElectrodesView(QtWidgets.QWidget):
+    """Both maps; ``channel_selected(stream_channel)`` when an electrode is clicked on either."""
+
+    channel_selected = QtCore.pyqtSignal(int)
+
     def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.pipeline = pipeline
@@ -126,6 +139,8 @@ class ElectrodesView(QtWidgets.QWidget):
         self.reasons = [""] * self.layout_.n_channels
         self.quality_map = ElectrodeMap(self.layout_, "signal quality")
         self.attention_map = ElectrodeMap(self.layout_, "model attention")
+        for electrode_map in (self.quality_map, self.attention_map):
+            electrode_map.electrode_clicked.connect(lambda index: self.channel_selected.emit(int(self.channels[index])))
         self.summary = QtWidgets.QLabel("—")
         self.summary.setWordWrap(True)
         maps = QtWidgets.QHBoxLayout()

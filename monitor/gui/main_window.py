@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from monitor.errors import UserError
 from monitor.gui.classification import ClassificationView
@@ -58,6 +58,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status = StatusView(pipeline)
         self.status.recording_toggled.connect(self.recording_toggled)
         self.status.marker_requested.connect(self._add_marker)
+        self.electrodes.channel_selected.connect(self.spectrum.select_channel)
+        # keys a clinician uses without looking away from the patient: space freezes, M marks, R records
+        for key, action in (("Space", self.traces.freeze_check.toggle), ("M", self.status.add_marker),
+                            ("R", self.status.record_button.click)):
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+            shortcut.activated.connect(action)
 
         trends = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         trends.addWidget(self.classification)

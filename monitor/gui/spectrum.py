@@ -82,6 +82,11 @@ class SpectrumView(QtWidgets.QWidget):
             selected &= usable
         return np.flatnonzero(selected)
 
+    def select_channel(self, channel: int) -> None:
+        """Shows one stream channel (e.g. the electrode clicked on the map)."""
+        self.channel_box.setCurrentIndex(channel + 1)
+        self.refresh()
+
     def _fit_x_range(self) -> None:
         # surface EMG lives under the band-pass edge; needle EMG (high-pass only) reaches 1-2 kHz
         settings = self.pipeline.engine.settings

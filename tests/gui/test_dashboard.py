@@ -265,3 +265,24 @@ def test_record_button_and_markers_reach_the_session(qtbot, window):
     window.status.marker_edit.setText("needle in")
     window.status.marker_edit.returnPressed.emit()
     assert [text for _, text in markers] == ["needle in"]
+
+
+def test_clicking_an_electrode_shows_its_spectrum_and_keys_freeze_and_mark(qtbot, window, ring_pipeline):
+    from PyQt6 import QtCore
+
+    qtbot.waitUntil(lambda: ring_pipeline.engine.filtered.total_written > 1024, timeout=15000)
+    qtbot.wait(100)
+    electrode_map = window.electrodes.quality_map
+    x, y = electrode_map.positions[4]
+    scene_point = electrode_map.plotItem.vb.mapViewToScene(QtCore.QPointF(x, y))
+    qtbot.mouseClick(electrode_map.viewport(), QtCore.Qt.MouseButton.LeftButton,
+                     pos=electrode_map.mapFromScene(scene_point))
+    assert window.spectrum.channel_box.currentText() == "E05"
+
+    window.activateWindow()
+    window.setFocus()
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert window.traces.frozen
+    with qtbot.waitSignal(window.marker_added, timeout=1000) as marker:
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_M)
+    assert marker.args[1] == "marker"
