@@ -1,18 +1,18 @@
 """Motor-unit potentials from needle EMG at low effort: detection, alignment, clustering into templates, firing.
 
-Pipeline per channel (the classic multi-MUP approach, Stålberg et al. 1996, with sklearn doing the clustering):
-1. the analysis signal is the recording high-passed at a few hertz with mains notches (``dsp.filters``, causal);
-   a second high-pass (~300 Hz) sharpens spikes for detection only, as clinical trigger filters do;
+Pipeline per channel (the multi-MUP approach of Stålberg et al. 1996, with scikit-learn doing the clustering;
+docs/needle-emg.md has the figures):
+1. the analysis signal is high-passed at 5 Hz, zero-phase and without notches; a causal 300 Hz high-pass
+   sharpens spikes for detection only, as clinical trigger filters do;
 2. spikes are peaks of |detection signal| above ``threshold_sd`` robust noise SDs (``scipy.signal.find_peaks``,
    one per refractory interval);
 3. each spike's detection snippet (±``feature_ms``) is reduced by PCA and clustered by a Gaussian mixture whose
    number of components minimises BIC;
-4. per cluster, the members are realigned to the cluster's median waveform by cross-correlation and the template is
-   the median of the aligned analysis-signal windows (robust to superimposed discharges of other units);
-5. clusters that are the same unit seen through another of its peaks (discharges time-locked at a fixed lag) are
-   merged into the larger, and units with too few discharges or too small a template are dropped;
-6. firing rate per unit is 1 / median inter-discharge interval over plausible intervals (robust to missed
-   discharges), with the coefficient of variation of those intervals.
+4. members are realigned by cross-correlation on their cluster's median waveform; a cluster breaking the
+   refractory period is split in two, look-alike clusters whose union obeys it are merged, and discharges
+   locked at a fixed lag to a larger unit (the same unit caught at another peak) are removed;
+5. the template is the median of the aligned windows without those a superimposed discharge disturbs;
+6. firing rate is 1 / median inter-discharge interval, trimmed of double and stray intervals, with the ISI CoV.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ class MupSettings:
     min_discharges: int = 20
     min_template_uv: float = 50.0
     lock_tolerance_ms: float = 0.3
-    lock_fraction: float = 0.5
     min_isi_ms: float = 20.0
     max_refractory_violations: float = 0.1
     superposition_sd: float = 6.0
@@ -55,13 +54,14 @@ class MupSettings:
 
 @dataclass
 class MotorUnit:
-    """One motor unit on one channel: its template (µV, aligned so ``peak_index`` is the main peak) and firing."""
+    """One motor unit on one channel: its template (µV; ``peak_index`` is the alignment point, at or next to the
+    main peak) and its firing."""
 
     channel: int
     fs: float
     template: np.ndarray
     peak_index: int
-    discharges: np.ndarray  # sample index of the main peak of each discharge
+    discharges: np.ndarray  # sample index of each discharge's alignment point in the recording
     firing_rate_hz: float
     isi_cov: float
     first_discharge_s: float
@@ -254,7 +254,7 @@ def decompose_channel(
             continue
         windows = _snippets(analysis, members, before + shift, after + shift)
         members = np.sort(members + _realign(windows, before + shift, shift, core_half))
-        candidates.extend(_split_interleaved(members, analysis, fs, before, core_half, settings))
+        candidates.extend(_split_interleaved(members, analysis, fs, core_half, settings))
     candidates = _merge_similar(candidates, analysis, fs, before, after, shift, settings)
     candidates = _remove_locked(candidates, analysis, fs, before, after, settings)
     # removing another unit's discharges sharpens the templates, so look-alike halves of one unit now match
@@ -295,7 +295,7 @@ def _best_lag(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[int, float]
 
 
 def _split_interleaved(
-    members: np.ndarray, analysis: np.ndarray, fs: float, before: int, core_half: int, settings: MupSettings
+    members: np.ndarray, analysis: np.ndarray, fs: float, core_half: int, settings: MupSettings
 ) -> list[np.ndarray]:
     """Splits a cluster whose train breaks the refractory period (two look-alike units) in two by a mixture on
     its aligned waveforms, when both halves then obey it; otherwise returns it whole."""
