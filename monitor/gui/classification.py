@@ -47,14 +47,40 @@ def smoothed_call(
     return label, float(recent[:, list(classes).index(label)].mean())
 
 
+class SessionTrend:
+    """Timestamped rows appended to arrays that double when full: a whole session stays cheap to append and read."""
+
+    def __init__(self, width: int, capacity: int = 4096) -> None:
+        self._times = np.empty(capacity)
+        self._rows = np.empty((capacity, width))
+        self.size = 0
+
+    def extend(self, times: np.ndarray, rows: np.ndarray) -> None:
+        needed = self.size + len(times)
+        if needed > len(self._times):
+            capacity = max(needed, 2 * len(self._times))
+            self._times = np.resize(self._times, capacity)
+            self._rows = np.resize(self._rows, (capacity, self._rows.shape[1]))
+        self._times[self.size : needed] = times
+        self._rows[self.size : needed] = rows
+        self.size = needed
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._times[: self.size]
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._rows[: self.size]
+
+
 class ClassificationView(QtWidgets.QWidget):
     def __init__(self, pipeline: Any, origin: Any, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.pipeline = pipeline
         self.origin = origin  # callable -> LSL time of the session's start, shared by the trend views
         self.classes: list[str] = []
-        self.times: list[float] = []
-        self.rows: list[np.ndarray] = []
+        self.trend = SessionTrend(0)
         self.last_sequence = -1
         self.label = UNCERTAIN
         self.confidence = float("nan")
@@ -105,7 +131,8 @@ class ClassificationView(QtWidgets.QWidget):
 
     @property
     def probabilities(self) -> np.ndarray:
-        return np.stack(self.rows) if self.rows else np.empty((0, len(self.classes)))
+        """(decisions, classes) since the session started (or since the model's classes last changed)."""
+        return self.trend.rows
 
     def _collect(self) -> bool:
         state = self.pipeline.state
@@ -118,13 +145,17 @@ class ClassificationView(QtWidgets.QWidget):
         if not fresh:
             return False
         fresh.reverse()
-        for record in fresh:
-            if list(record.classes) != self.classes:
-                # another model (or its first decision): its probabilities are not comparable with the old ones
-                self.classes, self.times, self.rows = list(record.classes), [], []
-                self._rebuild_items()
-            self.times.append(record.last_timestamp)
-            self.rows.append(np.asarray(record.probabilities, dtype=np.float64))
+        classes, start = self.classes, 0
+        for index, record in enumerate(fresh):
+            if list(record.classes) != classes:
+                classes, start = list(record.classes), index
+        if start > 0 or classes != self.classes:
+            # another model (or its first decision): its probabilities are not comparable with the old ones
+            fresh, self.classes = fresh[start:], classes
+            self.trend = SessionTrend(len(classes))
+            self._rebuild_items()
+        self.trend.extend(np.array([record.last_timestamp for record in fresh]),
+                          np.array([record.probabilities for record in fresh], dtype=np.float64))
         self.last_sequence = fresh[-1].sequence
         return True
 
@@ -158,10 +189,10 @@ class ClassificationView(QtWidgets.QWidget):
         return [item for item in self._items if isinstance(item, pg.PlotDataItem) and item.name()]
 
     def _redraw(self) -> None:
-        if not self.rows:
+        if not self.trend.size:
             return
         origin = self.origin()
-        times = (np.asarray(self.times) - origin) / 60.0
+        times = (self.trend.times - origin) / 60.0
         values = self.probabilities
         step = max(1, len(times) // MAX_POINTS)  # a whole session stays a few thousand points on screen
         times, values = times[::step], values[::step]
@@ -176,7 +207,7 @@ class ClassificationView(QtWidgets.QWidget):
 
     def _update_call(self) -> None:
         self.threshold_line.setValue(self.threshold_box.value())
-        if not self.rows:
+        if not self.trend.size:
             self.call_label.setText("— (no decision yet)")
             return
         self.label, self.confidence = smoothed_call(

@@ -21,7 +21,6 @@ from dsp.fatigue import FatigueSettings
 from monitor.outlets import emg_mean
 
 TREND_BIN_S = 1.0
-MAX_WINDOWS = 4 * 3600 * 20  # four hours of 50 ms hops
 STATE_COLOURS = {"fresh": (60, 170, 90), "fatiguing": (230, 160, 40), "fatigued": (210, 60, 60)}
 FEATURES = ("MNF", "MDF", "RMS", "FInsm5")
 
@@ -94,58 +93,65 @@ def _number(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def binned_means(times: np.ndarray, values: np.ndarray, bin_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Means of ``values`` (n, F) in consecutive ``bin_s`` bins of ``times``; NaNs ignored, empty bins dropped."""
-    if len(times) == 0:
-        return np.empty(0), np.empty((0, values.shape[1]))
-    index = np.floor((times - times[0]) / bin_s).astype(np.int64)
-    n_bins = int(index[-1]) + 1
-    finite = np.isfinite(values)
-    sums = np.zeros((n_bins, values.shape[1]))
-    counts = np.zeros((n_bins, values.shape[1]))
-    np.add.at(sums, index, np.where(finite, values, 0.0))
-    np.add.at(counts, index, finite)
-    occupied = counts.max(axis=1) > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / counts
-    centres = times[0] + (np.arange(n_bins) + 0.5) * bin_s
-    return centres[occupied], means[occupied]
-
-
 class FeatureHistory:
-    """Per-window means over usable EMG channels of the engine features, appended incrementally."""
+    """Means over usable EMG channels of the engine features, averaged into ``bin_s`` bins as windows arrive.
 
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.values: list[np.ndarray] = []
+    Binning as the windows come keeps a whole day of trend at one row a second, and each refresh touches only the
+    windows that arrived since the last one."""
+
+    def __init__(self, bin_s: float = TREND_BIN_S) -> None:
+        self.bin_s = bin_s
+        self.windows = 0
+        self.last_time = -np.inf
+        self.latest = np.full(len(FEATURES), np.nan)  # the newest window's row
+        self._origin: float | None = None
+        self._ids = np.empty(0, dtype=np.int64)
+        self._sums = np.empty((0, len(FEATURES)))
+        self._counts = np.empty((0, len(FEATURES)))
 
     def collect(self, state: Any) -> int:
-        last = self.times[-1] if self.times else -np.inf
         fresh = []
         with state.lock:
             usable = state.usable
             emg = getattr(state, "emg_channels", None)
             for timestamp, features in reversed(state.features):
-                if timestamp <= last:
+                if timestamp <= self.last_time:
                     break
                 fresh.append((timestamp, features))
+        if not fresh:
+            return 0
         fresh.reverse()
-        for timestamp, features in fresh:
-            row = np.full(len(FEATURES), np.nan)
-            for column, name in enumerate(FEATURES):
-                if name in features:
-                    row[column] = emg_mean(features[name], usable, emg)
-            self.times.append(timestamp)
-            self.values.append(row)
-        if len(self.times) > MAX_WINDOWS:
-            del self.times[: len(self.times) - MAX_WINDOWS]
-            del self.values[: len(self.values) - MAX_WINDOWS]
+        times = np.array([timestamp for timestamp, _ in fresh])
+        rows = np.array([[emg_mean(features[name], usable, emg) if name in features else np.nan
+                          for name in FEATURES] for _, features in fresh])  # fmt: skip
+        self._add(times, rows)
+        self.windows += len(fresh)
+        self.last_time, self.latest = float(times[-1]), rows[-1]
         return len(fresh)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self.times:
+    def _add(self, times: np.ndarray, rows: np.ndarray) -> None:
+        if self._origin is None:
+            self._origin = float(times[0])
+        ids = np.floor((times - self._origin) / self.bin_s).astype(np.int64)
+        finite = np.isfinite(rows)
+        values = np.where(finite, rows, 0.0)
+        starts = np.flatnonzero(np.diff(ids, prepend=ids[0] - 1))  # windows come in time order: runs of one bin
+        ids, sums, counts = ids[starts], np.add.reduceat(values, starts), np.add.reduceat(finite, starts)
+        if len(self._ids) and ids[0] == self._ids[-1]:  # the first run continues the open bin
+            self._sums[-1] += sums[0]
+            self._counts[-1] += counts[0]
+            ids, sums, counts = ids[1:], sums[1:], counts[1:]
+        self._ids = np.concatenate([self._ids, ids])
+        self._sums = np.concatenate([self._sums, sums])
+        self._counts = np.concatenate([self._counts, counts])
+
+    def binned(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bin centres in LSL time (B,), mean of each feature in each bin (B, 4); NaN where nothing was finite)."""
+        if self._origin is None:
             return np.empty(0), np.empty((0, len(FEATURES)))
-        return np.asarray(self.times), np.stack(self.values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = self._sums / self._counts
+        return self._origin + (self._ids + 0.5) * self.bin_s, means
 
 
 def contraction_spans(centres: np.ndarray, contracting: np.ndarray, bin_s: float) -> list[tuple[float, float]]:
@@ -218,10 +224,9 @@ class FatigueView(QtWidgets.QWidget):
         tracker = getattr(self.pipeline.engine, "fatigue", None)
         settings = getattr(tracker, "settings", None) or FatigueSettings()
         self.status = status = fatigue_status(self.pipeline.state, settings.release_ratio)
-        times, values = self.history.arrays()
+        centres, means = self.history.binned()
         origin = self.origin()
-        if len(times):
-            centres, means = binned_means(times, values, TREND_BIN_S)
+        if len(centres):
             minutes = (centres - origin) / 60.0
             threshold = status.contraction_rms
             contracting = means[:, 2] > threshold if threshold is not None else np.zeros(len(means), dtype=bool)
@@ -241,8 +246,9 @@ class FatigueView(QtWidgets.QWidget):
             f"change {_dash(status.percent_change, '+.1f', ' %')}   "
             f"baseline {_dash(status.baseline_hz, '.0f', ' Hz')}"
         )
-        latest_finsm5 = values[-1, 3] if len(values) and np.isfinite(values[-1, 3]) else None
-        latest_rms = values[-1, 2] if len(values) and np.isfinite(values[-1, 2]) else None
+        latest = self.history.latest
+        latest_finsm5 = float(latest[3]) if np.isfinite(latest[3]) else None
+        latest_rms = float(latest[2]) if np.isfinite(latest[2]) else None
         self.readout_more.setText(
             f"FInsm5 {_dash(latest_finsm5, '.3g')} ({_dash(status.fins_change_pct, '+.0f', ' %')})   "
             f"RMS {_dash(latest_rms, '.0f', ' µV')} ({_dash(status.rms_change_pct, '+.0f', ' %')})   "

@@ -56,13 +56,14 @@ def test_every_view_receives_live_data(qtbot, window, ring_pipeline):
     assert low + 20 < window.spectrum.mdf_hz < high - 25, window.spectrum.mdf_hz
     assert window.spectrum.mnf_line.isVisible() and window.spectrum.mnf_line.value() == window.spectrum.mnf_hz
 
-    # fatigue trends: one row per DSP window, MNF from the engine in the noise band
-    times, values = window.fatigue.history.arrays()
+    # fatigue trends: every DSP window counted into 1 s bins, MNF from the engine in the noise band
+    centres, means = window.fatigue.history.binned()
     with ring_pipeline.state.lock:
         n_windows = len(ring_pipeline.state.features)
-    assert abs(len(times) - n_windows) <= 3 and len(times) >= 20
-    assert low + 20 < np.nanmean(values[:, 0]) < high - 20
-    assert len(window.fatigue.mnf_curve.xData) >= 2
+    assert abs(window.fatigue.history.windows - n_windows) <= 3 and window.fatigue.history.windows >= 20
+    assert len(centres) >= 2 and np.allclose(np.diff(centres), 1.0)
+    assert low + 20 < np.nanmean(means[:, 0]) < high - 20
+    assert len(window.fatigue.mnf_curve.xData) == len(centres)
     assert window.fatigue.badge.text() in ("learning rest", "fresh")  # constant noise: never a contraction
 
     # electrodes: the dead channel is masked and drawn as bad on both maps
@@ -120,6 +121,15 @@ def test_classification_plots_decisions_and_applies_vote_and_rejection(qtbot, wi
     colours = window.electrodes.attention_map.colours
     assert colours[0] != colours[-1] and len(set(colours)) > 4
     assert "drove the call: E08, E07, E06" in window.electrodes.summary.text()
+
+    # another model takes over with other classes: its trend starts afresh rather than mixing the two
+    with state.lock:
+        for sequence in range(len(rows), len(rows) + 4):
+            state.decisions.append(DecisionRecord(sequence, start + 0.05 * sequence, "rest", np.array([0.9, 0.1]),
+                                                  ["rest", "active"], None, "other", 0.01, 0.002))
+    window.refresh(everything=True)
+    assert view.classes == ["rest", "active"] and view.probabilities.shape == (4, 2)
+    assert [c.name() for c in view._curves()] == ["rest", "active"] and view.label == "rest"
 
 
 def _compressing_emg(fs: float, n_channels: int, rest_s: float, contraction_s: float, seed: int = 4) -> np.ndarray:

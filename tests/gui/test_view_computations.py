@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from monitor.gui.classification import UNCERTAIN, smoothed_call
-from monitor.gui.fatigue import binned_means
 from monitor.gui.spectrum import mean_and_median_frequency, welch_psd
 from monitor.gui.traces import MinMaxDecimator
 
@@ -97,12 +96,30 @@ def test_smoothed_call_votes_rejects_and_reports_confidence():
     assert smoothed_call(np.empty((0, 3)), classes, votes=5, threshold=0.5)[0] == UNCERTAIN
 
 
-def test_binned_means_average_each_second_and_skip_empty_bins_and_nans():
-    times = np.array([0.0, 0.2, 0.9, 1.1, 3.5, 3.6])
-    values = np.array([[1, 10], [3, np.nan], [5, 30], [7, 70], [9, 90], [11, np.nan]], dtype=float)
-    centres, means = binned_means(times, values, 1.0)
-    np.testing.assert_allclose(centres, [0.5, 1.5, 3.5])
-    np.testing.assert_allclose(means, [[3, 20], [7, 70], [10, 90]])
+def test_feature_history_bins_each_second_over_usable_emg_channels_across_batches():
+    from monitor.gui.fatigue import FEATURES, FeatureHistory
+    from monitor.pipeline import MonitorState
+
+    rng = np.random.default_rng(2)
+    state = MonitorState(n_channels=4, emg_channels=np.array([0, 1, 2]))  # channel 3 is not EMG (e.g. an index)
+    state.usable = np.array([True, False, True, True])  # channel 1 masked
+    times = 100.0 + np.arange(70) * 0.05  # 3.5 s of 50 ms hops
+    values = {name: rng.uniform(50, 150, (70, 4)) for name in FEATURES}
+    values["MDF"][10, :] = np.nan  # a window whose MDF is unknown on every channel
+    history = FeatureHistory(bin_s=1.0)
+    fed = 0
+    for batch in (7, 13, 1, 29, 20):  # batches end in the middle of bins
+        state.features.extend((times[i], {n: values[n][i] for n in FEATURES}) for i in range(fed, fed + batch))
+        fed += batch
+        assert history.collect(state) == batch
+    centres, means = history.binned()
+    np.testing.assert_allclose(centres, [100.5, 101.5, 102.5, 103.5])
+    for b, centre in enumerate(centres):  # independent: a loop over windows, channels 0 and 2 only
+        inside = (times >= centre - 0.5 - 1e-9) & (times < centre + 0.5 - 1e-9)
+        for column, name in enumerate(FEATURES):
+            per_window = values[name][inside][:, [0, 2]].mean(axis=1)
+            np.testing.assert_allclose(means[b, column], np.nanmean(per_window))
+    assert history.windows == 70 and history.latest[0] == values["MNF"][-1, [0, 2]].mean()
 
 
 def test_contraction_spans_are_the_runs_of_contracting_bins():

@@ -46,7 +46,7 @@ def test_decisions_from_the_worker_reach_the_classification_electrode_and_status
         window = MainWindow(pipeline)
         qtbot.addWidget(window)
         window.show()
-        qtbot.waitUntil(lambda: len(window.classification.rows) >= 20, timeout=40000)
+        qtbot.waitUntil(lambda: len(window.classification.probabilities) >= 20, timeout=40000)
         window.refresh(everything=True)
         with pipeline.state.lock:
             records = {r.sequence: r for r in pipeline.state.decisions}
@@ -60,10 +60,10 @@ def test_decisions_from_the_worker_reach_the_classification_electrode_and_status
     assert view.classes == CLASSES
     # what is plotted is exactly what the worker answered, in order
     assert view.last_sequence in records
-    shown = view.probabilities[-len(view.rows) :]
+    shown = view.probabilities
     np.testing.assert_allclose(shown[-1], records[view.last_sequence].probabilities, atol=1e-6)
     np.testing.assert_allclose(shown.sum(axis=1), 1.0, atol=1e-4)
-    assert all(len(c.xData) == len(view.rows) for c in view._curves())
+    assert all(len(c.xData) == len(shown) for c in view._curves())
     assert view.label in CLASSES + ["uncertain"]
     assert view.call_label.text().split()[0] == view.label
     # attention colours every electrode; the masked one is crossed out
