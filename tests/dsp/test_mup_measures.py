@@ -39,6 +39,7 @@ def test_duration_area_and_amplitude_of_a_square_biphasic_wave():
     assert m.size_index == pytest.approx(2 * np.log10(0.6) + m.thickness_ms)
     assert not m.polyphasic
     assert m.satellites == 0
+    assert m.rise_time_ms == pytest.approx(3.0)  # from the first sample of the top to the first of the bottom
 
 
 def test_polyphasic_wave_counts_phases_turns_and_a_late_satellite():
