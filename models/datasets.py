@@ -167,6 +167,18 @@ def load_myo_gestures(
     return result
 
 
+def last_block_mask(dataset: WindowSet, fraction: float) -> np.ndarray:
+    """True for the last ``fraction`` of each (group, class)'s windows in time order: a contiguous validation block."""
+    selected = np.zeros(len(dataset), dtype=bool)
+    for group in np.unique(dataset.groups):
+        for label in np.unique(dataset.labels):
+            indices = np.flatnonzero((dataset.groups == group) & (dataset.labels == label))
+            n_selected = int(round(len(indices) * fraction))
+            if n_selected:
+                selected[indices[-n_selected:]] = True
+    return selected
+
+
 def split_by_group(
     dataset: WindowSet, test_groups: list[str], validation_groups: list[str] | None = None,
     validation_fraction: float = 0.15, seed: int = 0,
@@ -180,12 +192,116 @@ def split_by_group(
     if validation_groups:
         validation_mask = np.isin(dataset.groups, validation_groups)
     else:
-        validation_mask = np.zeros(len(dataset), dtype=bool)
-        for group in np.unique(dataset.groups[~test_mask]):
-            for label in np.unique(dataset.labels):
-                indices = np.flatnonzero((dataset.groups == group) & (dataset.labels == label))
-                n_validation = int(round(len(indices) * validation_fraction))
-                if n_validation:
-                    validation_mask[indices[-n_validation:]] = True
+        validation_mask = last_block_mask(dataset, validation_fraction) & ~test_mask
     train_mask = ~test_mask & ~validation_mask
     return dataset.subset(train_mask), dataset.subset(validation_mask), dataset.subset(test_mask)
+
+
+def simulated_subject(
+    condition: str,
+    seed: int,
+    duration_s: float = 20.0,
+    layout: str = "ring8",
+    fs: float = 2048.0,
+    window_ms: float = 200.0,
+    hop_ms: float = 100.0,
+) -> WindowSet:
+    """One simulated subject (its own motor-unit pool, drawn from ``seed``) in a varied contraction protocol.
+
+    Only windows entirely inside a contraction are kept: at rest there is no motor-unit activity and the condition
+    cannot be seen. The fatigue target is the relative conduction velocity at the window's end (1 = fresh).
+    """
+    from simulators.conditions import CONDITIONS
+    from simulators.emg import EmgSimulator, SimulationConfig
+
+    rng = np.random.default_rng(seed)
+    config = SimulationConfig(
+        layout=layout,
+        fs=fs,
+        condition=condition,
+        profile=str(rng.choice(["gestures", "intermittent", "hold"])),
+        mvc_percent=float(rng.uniform(15.0, 80.0)),
+        period_s=float(rng.uniform(2.0, 5.0)),
+        snr_db=float(rng.uniform(15.0, 35.0)),
+        seed=seed,
+    )
+    simulator = EmgSimulator(config)
+    truth_rate_hz = 20.0
+    data, truth_ends, truths = simulator.generate_with_truth(duration_s, truth_rate_hz)
+    # each truth describes the samples read just before it (one truth step)
+    boundaries = np.concatenate([[0], truth_ends])
+    active = np.zeros(len(data), dtype=np.int64)
+    relative_cv = np.ones(len(data), dtype=np.float32)
+    for start, end, truth in zip(boundaries[:-1], boundaries[1:], truths, strict=True):
+        active[start:end] = truth["mvc_percent"] > 0
+        relative_cv[start:end] = truth["relative_cv"]
+    mode = "needle" if config.electrode_layout().kind == "needle" else "surface"
+    window_samples = int(round(window_ms * fs / 1000))
+    filtered = filter_like_pipeline(data, fs, mode)
+    windows, activity, ends = cut_windows(
+        filtered, active, window_samples, max(1, int(round(hop_ms * fs / 1000))), skip_samples=int(0.2 * fs)
+    )
+    keep = activity == 1
+    n = int(keep.sum())
+    return WindowSet(
+        windows=windows[keep],
+        labels=np.full(n, CONDITIONS.index(condition), dtype=np.int64),
+        groups=np.full(n, f"{condition}-{seed}"),
+        fs=float(fs),
+        layout=config.electrode_layout().to_dict(),
+        classes=list(CONDITIONS),
+        fatigue=relative_cv[ends[keep] - 1],
+        times=ends[keep] / fs,
+        description={"simulation": {"condition": condition, "seed": seed, "profile": config.profile,
+                                    "mvc_percent": config.mvc_percent, "snr_db": config.snr_db}},
+    )
+
+
+def simulated_corpus(
+    subjects_per_condition: int,
+    first_seed: int = 1000,
+    duration_s: float = 20.0,
+    layout: str = "ring8",
+    fs: float = 2048.0,
+    cache_dir: str | Path | None = "/tmp/neurofusion-cache",
+    progress: Any = None,
+) -> WindowSet:
+    """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``."""
+    from simulators.conditions import CONDITIONS
+
+    parts = []
+    for index in range(subjects_per_condition):
+        for condition_index, condition in enumerate(CONDITIONS):
+            seed = first_seed + index * len(CONDITIONS) + condition_index
+            parts.append(_cached_subject(condition, seed, duration_s, layout, fs, cache_dir))
+            if progress is not None:
+                progress(len(parts), subjects_per_condition * len(CONDITIONS))
+    corpus = concatenate(parts)
+    corpus.description = {
+        "dataset": "simulator", "layout": layout, "fs": fs, "subjects_per_condition": subjects_per_condition,
+        "first_seed": first_seed, "duration_s": duration_s,
+        "subjects": [part.description["simulation"] for part in parts],
+    }
+    return corpus
+
+
+def _cached_subject(
+    condition: str, seed: int, duration_s: float, layout: str, fs: float, cache_dir: str | Path | None
+) -> WindowSet:
+    if cache_dir is None:
+        return simulated_subject(condition, seed, duration_s, layout, fs)
+    path = Path(cache_dir) / f"sim-{layout}-{fs:g}-{condition}-{seed}-{duration_s:g}s.npz"
+    if path.is_file():
+        stored = np.load(path, allow_pickle=False)
+        from simulators.conditions import CONDITIONS
+
+        return WindowSet(
+            windows=stored["windows"], labels=stored["labels"], groups=stored["groups"], fs=float(fs),
+            layout=ElectrodeLayout.from_name(layout).to_dict(), classes=list(CONDITIONS), fatigue=stored["fatigue"],
+            times=stored["times"], description={"simulation": {"condition": condition, "seed": seed, "cached": True}},
+        )
+    subject = simulated_subject(condition, seed, duration_s, layout, fs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, windows=subject.windows, labels=subject.labels, groups=subject.groups.astype(str),
+             fatigue=subject.fatigue, times=subject.times)
+    return subject

@@ -95,3 +95,128 @@ def plot_confusion(matrix: list[list[int]] | np.ndarray, classes: list[str], pat
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return Path(path)
+
+
+ABLATIONS = ("no_gnn", "no_attention", "no_features", "no_regularisation")
+
+
+def _time_per_window_ms(predict: Any, n_windows: int, repeats: int = 3) -> float:
+    """Best of ``repeats`` runs over the whole test set (batched), in ms per window, features included."""
+    import time
+
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predict()
+        best = min(best, time.perf_counter() - started)
+    return 1000.0 * best / max(n_windows, 1)
+
+
+def _row(name: str, kind: str, metrics: dict[str, Any], ms_per_window: float, parameters: int,
+         extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"model": name, "kind": kind, **{key: metrics[key] for key in
+            ("accuracy", "sensitivity", "specificity", "precision", "macro_f1", "n_windows")},
+            "ms_per_window": ms_per_window, "parameters": parameters, "confusion_matrix": metrics["confusion_matrix"],
+            **(extra or {})}
+
+
+def compare_models(
+    train: Any, validation: Any, test: Any, feature_names: list[str], config: Any,
+    baselines: tuple[str, ...] = ("lda", "svm", "cnn", "lstm", "gru", "attention"),
+    ablations: tuple[str, ...] = ABLATIONS,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """Train every model on ``train`` (early stopping on ``validation``) and measure it on ``test``.
+
+    Rows: NeuroFusionNet, the baselines, then the NeuroFusionNet ablations. ``progress(message)`` is told each step.
+    """
+    import torch
+
+    from models.baselines import NEURAL_BASELINES, classic_baseline, hudgins_features, neural_baseline
+    from models.neurofusionnet import parameter_count
+    from models.training import fit, predict_logits, to_tensors, train_neurofusionnet
+
+    say = progress or (lambda message: None)
+    classes = list(train.classes)
+    rows: list[dict[str, Any]] = []
+    test_tensors = to_tensors(test, feature_names)
+
+    def neural_row(name: str, kind: str, model: Any, tensors: Any, history: Any) -> dict[str, Any]:
+        predicted = predict_logits(model, tensors).argmax(dim=1).numpy()
+
+        def timed() -> None:
+            from models.predictor import handcrafted_features
+
+            features = torch.from_numpy(handcrafted_features(test.windows, test.fs, model_features(model)))
+            predict_logits(model, type(tensors)(tensors.windows, features, tensors.labels, None), batch_size=256)
+
+        return _row(name, kind, classification_metrics(test.labels, predicted, classes),
+                    _time_per_window_ms(timed, len(test)), parameter_count(model),
+                    {"epochs": len(history.train_loss), "best_epoch": history.best_epoch + 1})
+
+    def model_features(model: Any) -> list[str]:
+        config_of = getattr(model, "config", None)
+        return feature_names if config_of is not None and config_of.use_features else []
+
+    say("NeuroFusionNet")
+    model, history, _, _ = train_neurofusionnet(train, validation, feature_names, config)
+    rows.append(neural_row("NeuroFusionNet", "proposed", model, test_tensors, history))
+
+    for name in baselines:
+        say(name)
+        if name in ("lda", "svm"):
+            classifier = classic_baseline(name, config.seed)
+            classifier.fit(hudgins_features(train.windows, train.fs), train.labels)
+            predicted = classifier.predict(hudgins_features(test.windows, test.fs))
+            estimator = classifier[-1]
+            fitted = [getattr(estimator, attribute, None) for attribute in
+                      ("coef_", "intercept_", "support_vectors_", "dual_coef_", "means_")]
+            parameters = int(sum(np.size(array) for array in fitted if array is not None))
+            ms = _time_per_window_ms(lambda c=classifier: c.predict(hudgins_features(test.windows, test.fs)),
+                                     len(test))
+            rows.append(_row(f"{name.upper()} (Hudgins TD)", "baseline",
+                             classification_metrics(test.labels, predicted, classes), ms, parameters))
+        elif name in NEURAL_BASELINES:
+            torch.manual_seed(config.seed)
+            network = neural_baseline(name, train.n_channels, len(classes))
+            train_tensors, validation_tensors = to_tensors(train, []), to_tensors(validation, [])
+            network.fit_scale(train_tensors.windows)
+            history = fit(network, train_tensors, validation_tensors, len(classes), config)
+            label = {"cnn": "CNN", "lstm": "LSTM", "gru": "GRU", "attention": "Attention-only"}[name]
+            rows.append(neural_row(label, "baseline", network, to_tensors(test, []), history))
+        else:
+            raise ValueError(f"unknown baseline {name!r}")
+
+    for ablation in ablations:
+        say(ablation)
+        options: dict[str, Any] = {}
+        names, ablation_config = feature_names, config
+        if ablation == "no_gnn":
+            options["use_gnn"] = False
+        elif ablation == "no_attention":
+            options["use_attention"] = False
+        elif ablation == "no_features":
+            options["use_features"] = False
+            names = []
+        elif ablation == "no_regularisation":
+            options.update(dropout=0.0, attention_dropout=0.0, drop_edge=0.0)
+            ablation_config = config.without_regularisation()
+        else:
+            raise ValueError(f"unknown ablation {ablation!r}; known: {', '.join(ABLATIONS)}")
+        model, history, _, _ = train_neurofusionnet(train, validation, names, ablation_config, **options)
+        rows.append(neural_row(f"NeuroFusionNet {ablation.replace('_', ' ')}", "ablation", model,
+                               to_tensors(test, names), history))
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]], title: str) -> str:
+    header = ("| model | accuracy | sensitivity | specificity | precision | macro F1 | ms / window | parameters |\n"
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines = [f"### {title}", "", header]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {100 * row['accuracy']:.2f}% | {100 * row['sensitivity']:.2f}% | "
+            f"{100 * row['specificity']:.2f}% | {100 * row['precision']:.2f}% | {100 * row['macro_f1']:.2f}% | "
+            f"{row['ms_per_window']:.3f} | {row['parameters']:,} |"
+        )
+    return "\n".join(lines) + "\n"

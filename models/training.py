@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -244,3 +245,66 @@ def rich_progress(total_epochs: int, label: str = "training"):
         bar.update(task, completed=epoch + 1, status=status)
 
     return bar, update
+
+
+def predict_classes(model: nn.Module, test: WindowSet, feature_names: list[str]) -> np.ndarray:
+    return predict_logits(model, to_tensors(test, feature_names)).argmax(dim=1).numpy()
+
+
+def train_and_save(
+    train: WindowSet,
+    validation: WindowSet,
+    test: WindowSet,
+    out_dir: str | Path,
+    model_id: str,
+    feature_names: list[str],
+    config: TrainingConfig,
+    graph: str = "layout",
+    data_description: dict[str, Any] | None = None,
+    export: bool = True,
+    progress: Callable[[int, History], None] | None = None,
+    **network_options: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Train, measure on the held-out test groups, and write ``model.pt`` + card, ONNX, metrics.json and figures."""
+    from models.checkpoint import ModelCard, save_checkpoint
+    from models.evaluation import classification_metrics, plot_confusion, plot_history, write_json
+    from models.neurofusionnet import parameter_count
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, history, _, _ = train_neurofusionnet(train, validation, feature_names, config, graph, progress,
+                                                **network_options)
+    test_metrics = classification_metrics(test.labels, predict_classes(model, test, feature_names), test.classes)
+    card = ModelCard(
+        model_id=model_id,
+        classes=list(train.classes),
+        n_channels=train.n_channels,
+        fs=train.fs,
+        window_samples=train.window_samples,
+        layout=train.layout,
+        feature_names=list(feature_names),
+        graph=graph,
+        training={
+            "data": data_description or {},
+            "train_groups": sorted(set(train.groups.tolist())),
+            "validation_groups": sorted(set(validation.groups.tolist())),
+            "test_groups": sorted(set(test.groups.tolist())),
+            "windows": {"train": len(train), "validation": len(validation), "test": len(test)},
+            "config": asdict(config),
+            "epochs_run": len(history.train_loss),
+            "best_epoch": history.best_epoch + 1,
+            "seconds": round(history.seconds, 1),
+            "parameters": parameter_count(model),
+        },
+        metrics={"test": {key: value for key, value in test_metrics.items() if key != "confusion_matrix"}},
+    )
+    checkpoint = save_checkpoint(out_dir / "model.pt", model, card)
+    if export:
+        from models.export import export_checkpoint
+
+        export_checkpoint(checkpoint)
+    write_json(out_dir / "metrics.json", {"test": test_metrics, "history": history.to_dict(), "card": asdict(card)})
+    plot_history(history.to_dict(), out_dir / "training_curves.png")
+    plot_confusion(test_metrics["confusion_matrix"], test.classes, out_dir / "confusion_test.png",
+                   f"{model_id}: held-out test ({100 * test_metrics['accuracy']:.1f}% accuracy)")
+    return checkpoint, test_metrics

@@ -1,0 +1,104 @@
+"""Transfer to a new patient or session: fine-tune a checkpoint on a few labelled seconds of a new recording.
+
+The calibration samples are marked time spans. Windows are cut so that none straddles a span boundary: a window
+lies entirely inside the calibration spans (used for fine-tuning) or entirely outside (held out to measure the
+gain), never both. Fine-tuning first re-estimates the feature normalisation on the calibration windows (the
+cheapest adaptation to a new electrode contact), then trains every weight briefly at a low learning rate with the
+usual augmentation (channel masking, gain jitter, label smoothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.datasets import WindowSet, concatenate, cut_windows, filter_like_pipeline
+from models.neurofusionnet import NeuroFusionNet
+from models.training import TrainingConfig, fit, predict_logits, to_tensors
+
+
+@dataclass(frozen=True)
+class Span:
+    """Seconds from the first sample of recording ``source``; samples inside carry their recording's labels."""
+
+    source: str
+    start_s: float
+    end_s: float
+
+
+def first_seconds_per_class(labels: np.ndarray, fs: float, seconds: float, source: str) -> list[Span]:
+    """Spans covering the first ``seconds`` of every class present in ``labels`` (in time order, run by run)."""
+    spans: list[Span] = []
+    changes = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate([[0], changes])
+    ends = np.concatenate([changes, [len(labels)]])
+    taken: dict[int, float] = {}
+    for start, end in zip(starts, ends, strict=True):
+        label = int(labels[start])
+        need = seconds - taken.get(label, 0.0)
+        if need <= 0:
+            continue
+        length = min((end - start) / fs, need)
+        spans.append(Span(source, start / fs, start / fs + length))
+        taken[label] = taken.get(label, 0.0) + length
+    return spans
+
+
+def split_by_spans(
+    data: np.ndarray, labels: np.ndarray, fs: float, source: str, spans: list[Span], layout: dict[str, Any],
+    classes: list[str], window_ms: float = 200.0, hop_ms: float = 50.0, mode: str = "surface",
+) -> tuple[WindowSet, WindowSet]:
+    """-> (calibration windows inside ``spans``, held-out windows outside them) of one labelled recording."""
+    inside = np.zeros(len(labels), dtype=np.int64)
+    for span in spans:
+        if span.source == source:
+            inside[int(round(span.start_s * fs)) : int(round(span.end_s * fs))] = 1
+    window_samples = int(round(window_ms * fs / 1000))
+    hop = max(1, int(round(hop_ms * fs / 1000)))
+    filtered = filter_like_pipeline(data, fs, mode)
+    # label and side coded together: a window is kept only when both are constant over it
+    coded = np.asarray(labels, dtype=np.int64) * 2 + inside
+    windows, codes, ends = cut_windows(filtered, coded, window_samples, hop, skip_samples=int(0.2 * fs))
+
+    def part(selector: np.ndarray) -> WindowSet:
+        n = int(selector.sum())
+        return WindowSet(windows[selector], codes[selector] // 2, np.full(n, source), float(fs), layout,
+                         list(classes), times=ends[selector] / fs)
+
+    return part(codes % 2 == 1), part(codes % 2 == 0)
+
+
+def accuracy(model: NeuroFusionNet, windows: WindowSet, feature_names: list[str]) -> float:
+    tensors = to_tensors(windows, feature_names)
+    return float((predict_logits(model, tensors).argmax(dim=1) == tensors.labels).float().mean())
+
+
+def fine_tune(
+    model: NeuroFusionNet, calibration: WindowSet, feature_names: list[str], config: TrainingConfig | None = None,
+    renormalise: bool = True,
+) -> NeuroFusionNet:
+    """A fine-tuned copy of ``model`` (the original is untouched). No validation split: a few seconds are too few
+    to spare, so training runs a fixed, small number of epochs (``config.patience`` is ignored)."""
+    import copy
+
+    config = config or TrainingConfig(epochs=25, learning_rate=1e-3, batch_size=32, channel_drop=0.1)
+    tuned = copy.deepcopy(model)
+    tensors = to_tensors(calibration, feature_names)
+    if renormalise:
+        tuned.set_feature_statistics(NeuroFusionNet.feature_inputs(tensors.windows, tensors.features))
+    fixed = replace(config, patience=config.epochs + 1)
+    torch.manual_seed(config.seed)
+    fit(tuned, tensors, tensors, len(calibration.classes), fixed)
+    # fit() restores the epoch with the lowest loss on its "validation" set, which here is the calibration set
+    # itself; that picks the best-fitted epoch, never held-out data
+    return tuned.eval()
+
+
+def merge(parts: list[WindowSet]) -> WindowSet:
+    non_empty = [part for part in parts if len(part)]
+    if not non_empty:
+        raise ValueError("the spans selected no complete window")
+    return concatenate(non_empty)

@@ -1,0 +1,169 @@
+"""`neurofusion calibrate`: adapt a checkpoint to a new patient or session from a few labelled seconds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="fine-tune a checkpoint on a few labelled seconds of a new recording",
+        description="Fine-tune --checkpoint on marked spans of new labelled recordings (default: the first "
+        "--seconds-per-class seconds of every class), measure accuracy before and after on the rest of the "
+        "recordings (windows never straddle a span edge), and save model.pt + card (base checkpoint, spans, "
+        "figures) and model.onnx into --out.",
+    )
+    parser.add_argument("recordings", nargs="+", metavar="RECORDING",
+                        help="labelled recording files, or folders of them (e.g. ../shared/data/myo-gestures/12345-3)")
+    parser.add_argument("--checkpoint", help="base checkpoint (default: the bundled model)")
+    parser.add_argument("--seconds-per-class", type=float, default=10.0,
+                        help="labelled seconds of each class used for calibration (default 10)")
+    parser.add_argument("--span", action="append", metavar="[FILE:]START-END",
+                        help="calibrate on this span instead (seconds; repeatable; FILE is a recording's file name, "
+                        "needed when there are several recordings)")
+    parser.add_argument("--preset", help="reader preset for delimited files (e.g. myo)")
+    parser.add_argument("--label-column", help="column holding the per-sample label (CSV/TSV)")
+    parser.add_argument("--fs", type=float, help="sampling rate when the file does not say")
+    parser.add_argument("--layout", help="electrode layout when the file does not say")
+    parser.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
+    parser.add_argument("--epochs", type=int, default=25, help="fine-tuning epochs (default 25)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/calibrate", help="output folder (default runs/calibrate)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    parser.set_defaults(handler=run)
+
+
+def parse_span(text: str, names: list[str]):
+    from models.calibration import Span
+    from monitor.errors import UserError
+
+    source, _, times = text.rpartition(":")
+    if not source:
+        if len(names) != 1:
+            raise UserError(f"--span {text}: name the recording (FILE:START-END), there are {len(names)}")
+        source = names[0]
+    if source not in names:
+        raise UserError(f"--span {text}: no recording named {source!r}; recordings: {', '.join(names)}")
+    try:
+        start, end = (float(part) for part in times.split("-"))
+    except ValueError:
+        raise UserError(f"--span {text}: expected START-END in seconds, e.g. 0-10") from None
+    if not 0 <= start < end:
+        raise UserError(f"--span {text}: need 0 <= START < END")
+    return Span(source, start, end)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import numpy as np
+    from rich.console import Console
+
+    from models.calibration import accuracy, fine_tune, first_seconds_per_class, merge, split_by_spans
+    from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint
+    from models.evaluation import classification_metrics, plot_confusion, write_json
+    from models.training import TrainingConfig, predict_logits, to_tensors
+    from monitor.errors import UserError
+    from monitor.recordings import open_recording
+
+    console = Console(stderr=True)
+    base_path = Path(args.checkpoint) if args.checkpoint else BUNDLED_CHECKPOINT
+    try:
+        model, card = load_checkpoint(base_path)
+    except (FileNotFoundError, ValueError) as error:
+        raise UserError(str(error)) from None
+    files: list[Path] = []
+    for item in map(Path, args.recordings):
+        if item.is_dir():
+            files += sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise UserError(f"recording not found: {item}")
+    options = {"preset": args.preset, "label_column": args.label_column, "fs": args.fs, "layout": args.layout}
+    recordings = [(path.name, open_recording(path, **options)) for path in files]
+    names = [name for name, _ in recordings]
+    spans = [parse_span(text, names) for text in args.span] if args.span else None
+    calibration_parts, held_out_parts, used_spans = [], [], []
+    for name, recording in recordings:
+        if recording.labels is None:
+            raise UserError(f"{name}: no per-sample labels (give --label-column or --preset)")
+        if recording.layout is not None:
+            try:
+                card.check_layout(recording.layout)
+            except ValueError as error:
+                raise UserError(f"{name}: {error}") from None
+        label_names = getattr(recording, "label_names", None)
+        values = np.asarray(recording.labels, dtype=np.int64)
+        if label_names:
+            unknown = sorted({label_names[v] for v in np.unique(values)} - set(card.classes))
+            if unknown:
+                raise UserError(f"{name}: labels {unknown} are not classes of the model ({', '.join(card.classes)})")
+            values = np.array([card.classes.index(label_names[v]) for v in range(len(label_names))])[values]
+        elif values.min() < 0 or values.max() >= len(card.classes):
+            raise UserError(f"{name}: label values must index the model's classes 0..{len(card.classes) - 1}")
+        if recording.n_channels != card.n_channels:
+            raise UserError(f"{name}: {recording.n_channels} channels, the model expects {card.n_channels}")
+        data = recording.data
+        if abs(recording.fs - card.fs) > 1e-6 * card.fs:
+            raise UserError(f"{name}: recorded at {recording.fs:g} Hz, the model at {card.fs:g} Hz")
+        chosen = [s for s in spans if s.source == name] if spans else first_seconds_per_class(
+            values, recording.fs, args.seconds_per_class, name)
+        used_spans += chosen
+        window_ms = 1000.0 * card.window_samples / card.fs
+        calibration, held_out = split_by_spans(data, values, recording.fs, name, chosen, card.layout,
+                                               list(card.classes), window_ms, args.hop_ms)
+        calibration_parts.append(calibration)
+        held_out_parts.append(held_out)
+    try:
+        calibration, held_out = merge(calibration_parts), merge(held_out_parts)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    names_used = card.feature_names
+    before = accuracy(model, held_out, names_used)
+    console.print(f"{len(calibration)} calibration windows ({sum(s.end_s - s.start_s for s in used_spans):.1f} s), "
+                  f"{len(held_out)} held-out windows; accuracy before: {100 * before:.2f}%")
+    config = TrainingConfig(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, seed=args.seed)
+    with console.status("fine-tuning"):
+        tuned = fine_tune(model, calibration, names_used, config)
+    predicted = predict_logits(tuned, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
+    after = classification_metrics(held_out.labels, predicted, list(card.classes))
+    base_predicted = predict_logits(model, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
+    before_metrics = classification_metrics(held_out.labels, base_predicted, list(card.classes))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from models.predictor import file_sha256
+
+    new_card = type(card)(**{**asdict(card), "onnx_sha256": None})
+    new_card.model_id = f"{card.model_id}-calibrated"
+    new_card.training = {
+        "calibration": {
+            "base_model_id": card.model_id, "base_checkpoint": str(base_path), "base_sha256": file_sha256(base_path),
+            "recordings": [str(path) for path in files], "spans": [asdict(span) for span in used_spans],
+            "seconds_per_class": None if spans else args.seconds_per_class, "windows": len(calibration),
+            "held_out_windows": len(held_out), "epochs": args.epochs, "learning_rate": args.learning_rate,
+        },
+        "base_training": card.training,
+    }
+    new_card.metrics = {
+        "held_out_before": {k: v for k, v in before_metrics.items() if k != "confusion_matrix"},
+        "held_out_after": {k: v for k, v in after.items() if k != "confusion_matrix"},
+        "base_metrics": card.metrics,
+    }
+    checkpoint = save_checkpoint(out / "model.pt", tuned, new_card)
+    if not args.no_onnx:
+        from models.export import export_checkpoint
+
+        export_checkpoint(checkpoint)
+    write_json(out / "calibration.json", {"before": before_metrics, "after": after, "card": asdict(new_card)})
+    plot_confusion(before_metrics["confusion_matrix"], card.classes, out / "confusion_before.png",
+                   f"before calibration ({100 * before:.1f}%)")
+    plot_confusion(after["confusion_matrix"], card.classes, out / "confusion_after.png",
+                   f"after calibration ({100 * after['accuracy']:.1f}%)")
+    console.print(f"held-out accuracy {100 * before:.2f}% -> {100 * after['accuracy']:.2f}% "
+                  f"(macro F1 {100 * before_metrics['macro_f1']:.2f}% -> {100 * after['macro_f1']:.2f}%); "
+                  f"wrote {checkpoint}")
+    return 0

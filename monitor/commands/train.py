@@ -1,0 +1,213 @@
+"""`neurofusion train`: train NeuroFusionNet on simulated subjects or labelled recordings, split by subject/session.
+
+The data options here are shared with `evaluate` and `calibrate` (they import ``add_data_arguments`` and
+``load_split``), so every command sees the same windows and the same split.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+SIMULATOR = "simulator"
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data (simulated subjects, or labelled recordings)")
+    data.add_argument(
+        "--data", default=SIMULATOR, metavar="PATH",
+        help="'simulator' (default) or a folder of recordings: each sub-folder is one session/subject (a group), "
+        "or a single recording file; any format `replay` reads, with a per-sample label (e.g. ../shared/data/"
+        "myo-gestures with --preset myo)",
+    )
+    data.add_argument("--test-groups", nargs="+", metavar="GROUP",
+                      help="groups (sub-folder names / simulated subjects) held out for the test figure "
+                      "(default: the last session; for the simulator every 5th subject)")
+    data.add_argument("--validation-groups", nargs="+", metavar="GROUP",
+                      help="groups used for early stopping (default: the last 15%% of each training group's windows "
+                      "per class; for the simulator every 5th subject, offset by one)")
+    data.add_argument("--window-ms", type=float, default=200.0, help="window length (default 200 ms)")
+    data.add_argument("--hop-ms", type=float, help="hop between windows (default 50 ms; 100 ms for the simulator)")
+    recordings = parser.add_argument_group("recordings")
+    recordings.add_argument("--preset", help="reader preset for delimited files (e.g. myo)")
+    recordings.add_argument("--label-column", help="column holding the per-sample label (CSV/TSV)")
+    recordings.add_argument("--fs", type=float, help="sampling rate when the file does not say")
+    recordings.add_argument("--layout", help="electrode layout when the file does not say (ring8, grid8x8, ...)")
+    recordings.add_argument("--mode", choices=["surface", "needle"], default="surface",
+                            help="filter chain the windows are cut after (the monitor's default_chain)")
+    simulator = parser.add_argument_group("simulator")
+    simulator.add_argument("--subjects", type=int, default=30, help="simulated subjects per condition (default 30)")
+    simulator.add_argument("--duration", type=float, default=20.0, help="seconds per simulated subject (default 20)")
+    simulator.add_argument("--sim-layout", default="ring8", help="simulated electrode layout (default ring8)")
+    simulator.add_argument("--sim-fs", type=float, default=2048.0, help="simulated sampling rate (default 2048 Hz)")
+    simulator.add_argument("--cache", default="/tmp/neurofusion-cache",
+                           help="folder caching generated subjects (default /tmp/neurofusion-cache; 'none' disables)")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
+    training.add_argument("--max-minutes", type=float, default=8.0, help="stop training after this long (default 8)")
+    training.add_argument("--patience", type=int, default=6, help="epochs without better validation loss (default 6)")
+    training.add_argument("--batch-size", type=int, default=64)
+    training.add_argument("--learning-rate", type=float, default=3e-3)
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    training.add_argument("--graph", choices=["layout", "full"], default="layout",
+                          help="electrode graph: layout neighbours, or full (attention learns the adjacency)")
+    training.add_argument("--no-features", action="store_true", help="do not fuse the handcrafted features")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train NeuroFusionNet (simulator or labelled recordings)",
+        description="Train NeuroFusionNet with early stopping and write model.pt (+ model.card.json, model.onnx), "
+        "metrics.json, training_curves.png and confusion_test.png into --out. The test figure comes from whole "
+        "held-out groups (subjects or sessions), never from windows of a recording that was trained on.",
+    )
+    add_data_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
+    parser.add_argument("--model-id", help="name stored in the model card (default: derived from the data)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    parser.set_defaults(handler=run)
+
+
+def _label_index(labels: Any, values: list[int]) -> Any:
+    import numpy as np
+
+    lookup = {value: index for index, value in enumerate(values)}
+    return np.vectorize(lookup.__getitem__, otypes=[np.int64])(labels)
+
+
+def load_windows(args: argparse.Namespace):
+    """Every labelled window the data options describe, as one models.datasets.WindowSet."""
+    from monitor.errors import UserError
+
+    if args.data == SIMULATOR:
+        from rich.progress import Progress
+
+        from models.datasets import simulated_corpus
+
+        cache = None if str(args.cache).lower() == "none" else args.cache
+        with Progress(transient=True) as bar:
+            task = bar.add_task("simulating subjects", total=3 * args.subjects)
+            corpus = simulated_corpus(
+                args.subjects, duration_s=args.duration, layout=args.sim_layout, fs=args.sim_fs, cache_dir=cache,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+        return corpus
+    return load_recordings(Path(args.data), args, UserError)
+
+
+def load_recordings(root: Path, args: argparse.Namespace, UserError: type[Exception]):  # noqa: N803
+    import numpy as np
+
+    from models.datasets import concatenate, windows_from_recording
+    from monitor.recordings import open_recording
+
+    if not root.exists():
+        raise UserError(f"no recordings at {root}")
+    if root.is_file():
+        files = [(root.stem, root)]
+    else:
+        files = [(path.parent.name if path.parent != root else path.stem, path)
+                 for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name[0] != ".")
+                 if path.suffix.lower() in {".csv", ".tsv", ".txt", ".xdf", ".edf", ".bdf", ".hea", ".mat", ".npz"}]
+    if not files:
+        raise UserError(f"{root}: no recordings found")
+    options = {"preset": args.preset, "label_column": args.label_column, "fs": args.fs, "layout": args.layout}
+    recordings = [(group, open_recording(path, **options)) for group, path in files]
+    unlabelled = [path.name for (_, path), (_, rec) in zip(files, recordings, strict=True) if rec.labels is None]
+    if unlabelled:
+        raise UserError(f"{', '.join(unlabelled[:3])}: no per-sample labels (give --label-column or --preset)")
+    values = sorted({int(v) for _, rec in recordings for v in np.unique(rec.labels)})
+    names = next((rec.label_names for _, rec in recordings if getattr(rec, "label_names", None)), None)
+    classes = [names[v] if names and 0 <= v < len(names) else str(v) for v in values]
+    layouts = {str(rec.layout) for _, rec in recordings}
+    if len(layouts) != 1 or recordings[0][1].layout is None:
+        raise UserError("every recording needs the same electrode layout; give --layout (e.g. ring8)")
+    hop_ms = args.hop_ms or 50.0
+    parts = [
+        windows_from_recording(rec.data, _label_index(rec.labels, values), rec.fs, group, rec.layout, classes,
+                               args.window_ms, hop_ms, args.mode)
+        for group, rec in recordings
+    ]
+    dataset = concatenate(parts)
+    dataset.description = {"dataset": str(root), "files": [str(path) for _, path in files], "reader_options":
+                           {k: v for k, v in options.items() if v is not None}, "window_ms": args.window_ms,
+                           "hop_ms": hop_ms}
+    return dataset
+
+
+def load_split(args: argparse.Namespace):
+    """-> (train, validation, test) WindowSets split by group as the options say."""
+    from models.datasets import split_by_group
+    from monitor.errors import UserError
+
+    dataset = load_windows(args)
+    groups = sorted(set(dataset.groups.tolist()))
+    if args.data == SIMULATOR:
+        def index_of(group: str) -> int:
+            return (int(group.rsplit("-", 1)[1]) - 1000) // 3
+
+        test = args.test_groups or [g for g in groups if index_of(g) % 5 == 0]
+        validation = args.validation_groups or [g for g in groups if index_of(g) % 5 == 1]
+    else:
+        if len(groups) < 2 and not args.test_groups:
+            raise UserError(f"only one group ({groups[0]}): need sessions or subjects in sub-folders to hold one out")
+        test = args.test_groups or groups[-1:]
+        validation = args.validation_groups
+    unknown = sorted(set(test + (validation or [])) - set(groups))
+    if unknown:
+        raise UserError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(groups)}")
+    try:
+        return split_by_group(dataset, test, validation)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def training_config(args: argparse.Namespace):
+    from models.training import TrainingConfig
+
+    return TrainingConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
+        max_seconds=60.0 * args.max_minutes, seed=args.seed, threads=args.threads,
+    )
+
+
+def feature_names(args: argparse.Namespace) -> list[str]:
+    from dsp.features import MODEL_FEATURES
+
+    return [] if args.no_features else list(MODEL_FEATURES)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from models.training import rich_progress, train_and_save
+
+    console = Console(stderr=True)
+    train, validation, test = load_split(args)
+    if args.data == SIMULATOR:
+        if args.hop_ms or args.window_ms != 200.0:
+            console.print("[yellow]simulated subjects use 200 ms windows and 100 ms hops[/yellow]")
+        model_id = args.model_id or f"neurofusionnet-condition-{args.sim_layout}-{args.sim_fs:g}hz"
+    else:
+        model_id = args.model_id or f"neurofusionnet-{Path(args.data).name}"
+    console.print(f"{len(train)} training, {len(validation)} validation and {len(test)} test windows; "
+                  f"classes: {', '.join(train.classes)}; test groups: {', '.join(sorted(set(test.groups)))}")
+    config = training_config(args)
+    bar, update = rich_progress(config.epochs, "training NeuroFusionNet")
+    with bar:
+        checkpoint, metrics = train_and_save(
+            train, validation, test, args.out, model_id, feature_names(args), config, args.graph,
+            train.description, export=not args.no_onnx, progress=update,
+        )
+    console.print(
+        f"test accuracy {100 * metrics['accuracy']:.2f}%, macro F1 {100 * metrics['macro_f1']:.2f}% on "
+        f"{metrics['n_windows']} windows of unseen groups; wrote {checkpoint} and figures in {Path(args.out)}"
+    )
+    return 0
