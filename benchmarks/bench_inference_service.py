@@ -3,10 +3,9 @@
     .venv/bin/python -m benchmarks.bench_inference_service --seconds 10
 
 Phases (each worker a real `neurofusion worker` subprocess, each broker a real `neurofusion broker`):
-- round_trip: one 64 x 400 window at a time (next one sent when the previous answer is in), direct to one worker,
+- round_trip: one 64 x 400 window every 50 ms (one bed; the previous answer is always in), direct to one worker,
   over ipc:// and tcp://127.0.0.1; median and p99 of the client's round trip, of the worker's own model time and
-  of their difference (what the service itself costs: queueing, ZeroMQ, encoding, validation, the batch wait);
-  over tcp also with ``--batch-wait-ms 0``.
+  of their difference (what the service itself costs: queueing, ZeroMQ, encoding, validation, thread wake-ups).
 - throughput: 16 clients keeping 4 windows each in flight through a broker, with 1 and then 2 workers; windows/s.
 - beds: 16 simulated 8-channel beds at 2 kHz (200 ms windows, a new one every 50 ms per bed, phases staggered)
   through a broker to 2 workers for ``--seconds``; windows dropped (deadline 0.5 s, latest-wins, errors) and
@@ -114,8 +113,10 @@ def round_trip(checkpoint: Path, backend: str, endpoint: str, count: int, batch_
     try:
         with InferenceClient(bound.split()[0], bed_id="bench", deadline_s=5.0) as client:
             for index in range(count + 10):
+                sent = time.perf_counter()
                 client.submit(windows[index % 16], float(index), index, FS)
                 decisions = client.poll(5.0)
+                time.sleep(max(0.0, sent + HOP_S - time.perf_counter()))  # one bed: a window every 50 ms
                 if index >= 10 and decisions:  # the first ten warm caches and connections up
                     trips.append(decisions[0].round_trip_ms)
                     model_ms.append(decisions[0].worker_ms)
@@ -236,7 +237,6 @@ def main() -> None:
             results["round_trip_64x400"] = {
                 "ipc": round_trip(grid, grid_backend, f"ipc://{scratch}/worker.sock", args.round_trips),
                 "tcp": round_trip(grid, grid_backend, "tcp://127.0.0.1:*", args.round_trips),
-                "tcp_no_batch_wait": round_trip(grid, grid_backend, "tcp://127.0.0.1:*", args.round_trips, 0.0),
             }
         if "throughput" in args.phases:
             results["throughput_64x400"] = [throughput(grid, grid_backend, n, args.seconds) for n in (1, 2)]

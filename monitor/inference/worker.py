@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES + 1024
 WORKER_ACCEPTS = (protocol.KIND_REQUEST, protocol.KIND_PING, protocol.KIND_BROKER_HEARTBEAT)
 RECEIVE_QUEUE = 256  # messages held by libzmq before the sender's queue fills: bounds worker memory
+DENSE_TRAFFIC_FACTOR = 10  # arrivals closer than 10 batch waits apart are worth waiting for
 
 
 class PredictorLike(Protocol):
@@ -198,6 +199,7 @@ def _loop(sock: zmq.Socket, handler: BatchHandler, settings: WorkerSettings, sto
     ready = protocol.encode_worker_ready(protocol.WorkerReady(
         handler.worker_name, handler.model_id, capacity=4 * handler.max_batch))
     next_heartbeat = 0.0
+    previous_arrival, previous_size = float("-inf"), 0
     while not stop.is_set():
         now = time.monotonic()
         if settings.connect and now >= next_heartbeat:
@@ -207,7 +209,12 @@ def _loop(sock: zmq.Socket, handler: BatchHandler, settings: WorkerSettings, sto
         timeout_ms = max(1, int(1000 * min(0.1, next_heartbeat - now))) if settings.connect else 100
         if not poller.poll(timeout_ms):
             continue
-        messages = _receive_batch(sock, poller, handler.max_batch, settings.batch_wait_s)
+        # Wait for companions only when traffic is dense (the previous batch was busy or recent): a lone bed
+        # sending every 50 ms would otherwise pay the full wait on every window for nothing.
+        now = time.monotonic()
+        dense = previous_size > 1 or now - previous_arrival < DENSE_TRAFFIC_FACTOR * settings.batch_wait_s
+        messages = _receive_batch(sock, poller, handler.max_batch, settings.batch_wait_s if dense else 0.0)
+        previous_arrival, previous_size = now, len(messages)
         for reply in handler.handle(messages):
             _send(sock, reply, handler)
 
