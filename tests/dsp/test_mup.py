@@ -190,3 +190,14 @@ def test_silence_yields_no_units_and_no_reading():
     report = analyse_needle(np.random.default_rng(0).normal(0.0, 5.0, 50_000), FS)
     assert report.units == []
     assert report.reading.label == "not assessed"
+
+
+@pytest.mark.parametrize(("condition", "expected"), [("myopathy", "myopathic"), ("neuropathy", "neurogenic")])
+def test_lowest_needle_rate_with_default_fatigue(condition, expected):
+    # 4 kHz is what PhysioNet's needle recordings use; fatigue left at the simulator's default
+    config = SimulationConfig(
+        layout="needle", fs=4000.0, condition=condition, profile="hold", mvc_percent=EFFORT[condition], seed=1
+    )
+    report = analyse_needle(EmgSimulator(config).generate(DURATION_S), 4000.0)
+    assert report.reading.label == expected
+    assert report.notes == []
