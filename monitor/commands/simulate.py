@@ -155,5 +155,10 @@ def _stream(simulator: Any, args: argparse.Namespace) -> int:
         flush=True,
     )
     sent = amplifier.run(duration_s=args.duration)
+    # the outlet sends asynchronously: give consumers up to 2 s to take the last chunk and hang up before it closes
+    give_up = time.monotonic() + 2.0
+    time.sleep(0.1)
+    while amplifier.has_consumers() and time.monotonic() < give_up:
+        time.sleep(0.05)
     print(f"sent {sent} samples", file=sys.stderr)
     return 0
