@@ -29,6 +29,7 @@ from scipy import signal
 
 _NYQUIST_MARGIN = 0.95
 _GRID_STEP_HZ = 0.02
+_DECIMATED_RATE_HZ = 32.0
 
 
 def _check_chunk(chunk: np.ndarray, n_channels: int) -> np.ndarray:
@@ -101,7 +102,12 @@ class AdaptiveMainsCanceller:
         self._mu = 2.0 * math.pi * self.bandwidth_hz / self.fs
         self._block = max(1, int(round(self.block_s * self.fs)))
         self._blocks_per_estimate = max(1, int(round(self.estimate_every_s * self.fs / self._block)))
-        self._history_samples = max(16, int(round(self.estimate_window_s * self.fs)))
+        # the estimate needs only a few hertz around the mains: the input is shifted down by the nominal frequency
+        # (complex baseband) and averaged over DECIMATED_RATE_HZ-rate bins, so the spectrum is taken over a few dozen
+        # points per channel instead of seconds of full-rate samples
+        self._decimation = max(1, int(self.fs // _DECIMATED_RATE_HZ))
+        self._decimated_rate = self.fs / self._decimation
+        self._history_samples = max(8, int(round(self.estimate_window_s * self._decimated_rate)))
         # the grid reaches past the lock range by more than the Hann main lobe (2 / window) so that a line's
         # prominence is judged against the spectrum beside it, not against its own skirts
         self._lobe_hz = 2.0 / self.estimate_window_s
@@ -116,7 +122,8 @@ class AdaptiveMainsCanceller:
         self.weights = np.zeros((2 * len(self.harmonics), self.n_channels))
         self._phase = 0.0
         self._position = 0
-        self._history = np.zeros((self._history_samples, self.n_channels))
+        self._history = np.zeros((self._history_samples, self.n_channels), dtype=np.complex128)
+        self._bin_sum = np.zeros(self.n_channels, dtype=np.complex128)
         self._history_filled = 0
         self._history_next = 0
         self._power: np.ndarray | None = None
@@ -167,13 +174,17 @@ class AdaptiveMainsCanceller:
         return error
 
     def _remember(self, x: np.ndarray) -> None:
-        if len(x) >= self._history_samples:
-            x = x[-self._history_samples :]
-        first = min(len(x), self._history_samples - self._history_next)
-        self._history[self._history_next : self._history_next + first] = x[:first]
-        self._history[: len(x) - first] = x[first:]
-        self._history_next = (self._history_next + len(x)) % self._history_samples
-        self._history_filled = min(self._history_samples, self._history_filled + len(x))
+        """Adds the span just processed (ending at ``self._position``) to the decimated baseband history."""
+        start = self._position - len(x)
+        cycles = ((start + np.arange(len(x))) * (self.mains_hz / self.fs)) % 1.0  # absolute time: no drift over hours
+        baseband = x * np.exp(-2j * math.pi * cycles)[:, None]
+        for lo, hi, ends_bin in _block_spans(start, len(x), self._decimation):
+            self._bin_sum += baseband[lo:hi].sum(axis=0)
+            if ends_bin:
+                self._history[self._history_next] = self._bin_sum / self._decimation
+                self._bin_sum[:] = 0.0
+                self._history_next = (self._history_next + 1) % self._history_samples
+                self._history_filled = min(self._history_samples, self._history_filled + 1)
 
     def _end_block(self) -> None:
         if self.record_frequency:
@@ -191,11 +202,11 @@ class AdaptiveMainsCanceller:
         if self._history_filled < self._history_samples:
             return None
         if self._basis is None:
-            times = np.arange(self._history_samples) / self.fs
+            times = np.arange(self._history_samples) / self._decimated_rate
             window = np.hanning(self._history_samples)
-            self._basis = window[:, None] * np.exp(-2j * math.pi * times[:, None] * self._grid_hz[None, :])
+            offsets = self._grid_hz - self.mains_hz
+            self._basis = window[:, None] * np.exp(-2j * math.pi * times[:, None] * offsets[None, :])
         ordered = np.roll(self._history, -self._history_next, axis=0)
-        ordered -= ordered.mean(axis=0)
         power = (np.abs(ordered.T @ self._basis) ** 2).sum(axis=0)  # (grid,)
         if self._power is None:
             self._power = power
