@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp.mup import MotorUnit
-from dsp.mup_measures import count_turns
+from dsp.mup_measures import count_turns, json_number
 
 WILLISON_STEP_UV = 100.0
 RECRUITMENT_RATIO_HIGH = 10.0  # above it: reduced (neurogenic) recruitment
@@ -62,21 +62,17 @@ class InterferencePattern:
         out: dict[str, object] = {
             "channel": self.channel,
             "epochs": int(self.turns_per_s.size),
-            "turns_per_s": round(self.median_turns_per_s, 2),
-            "mean_amplitude_uv": round(self.median_amplitude_uv, 2),
-            "envelope_uv": round(self.median_envelope_uv, 2),
-            "envelope_turns_ratio": _finite_or_none(self.envelope_turns_ratio),
+            "turns_per_s": json_number(self.median_turns_per_s, 2),
+            "mean_amplitude_uv": json_number(self.median_amplitude_uv, 2),
+            "envelope_uv": json_number(self.median_envelope_uv, 2),
+            "envelope_turns_ratio": json_number(self.envelope_turns_ratio),
         }
         if with_cloud:
             out["cloud"] = [
-                [round(float(t), 2), _finite_or_none(float(a))]
+                [json_number(t, 2), json_number(a, 2)]
                 for t, a in zip(self.turns_per_s, self.mean_amplitude_uv, strict=True)
             ]
         return out
-
-
-def _finite_or_none(value: float) -> float | None:
-    return round(value, 4) if np.isfinite(value) else None
 
 
 def analyse_interference(
@@ -118,12 +114,12 @@ class Recruitment:
     def to_dict(self) -> dict[str, object]:
         return {
             "n_active_units": self.n_active_units,
-            "highest_rate_hz": round(self.highest_rate_hz, 2),
-            "first_units_rate_hz": round(self.first_units_rate_hz, 2),
-            "recruitment_ratio": round(self.recruitment_ratio, 3),
+            "highest_rate_hz": json_number(self.highest_rate_hz, 2),
+            "first_units_rate_hz": json_number(self.first_units_rate_hz, 2),
+            "recruitment_ratio": json_number(self.recruitment_ratio, 3),
             "recruitment_frequency_hz": None
             if self.recruitment_frequency_hz is None
-            else round(self.recruitment_frequency_hz, 2),
+            else json_number(self.recruitment_frequency_hz, 2),
             "pattern": self.pattern,
         }
 

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import signal
 
 from dsp.filters import highpass
+from dsp.mup_measures import json_number
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,10 @@ class MotorUnit:
         out: dict[str, object] = {
             "channel": self.channel,
             "n_discharges": self.n_discharges,
-            "firing_rate_hz": round(self.firing_rate_hz, 3),
-            "isi_cov": round(self.isi_cov, 4),
-            "first_discharge_s": round(self.first_discharge_s, 4),
-            "template_noise_uv": round(self.template_noise_uv, 3),
+            "firing_rate_hz": json_number(self.firing_rate_hz, 3),
+            "isi_cov": json_number(self.isi_cov),
+            "first_discharge_s": json_number(self.first_discharge_s),
+            "template_noise_uv": json_number(self.template_noise_uv, 3),
             **self.extras,
         }
         if with_template:

@@ -33,6 +33,12 @@ POLYPHASIC_MIN_PHASES = 5
 BASELINE_EDGE_MS = 2.0
 
 
+def json_number(value: float, digits: int = 4) -> float | None:
+    """``value`` rounded for a report, None where it is NaN or infinite (strict JSON has no NaN)."""
+    value = float(value)
+    return round(value, digits) if np.isfinite(value) else None
+
+
 @dataclass(frozen=True)
 class MeasureSettings:
     amplitude_threshold_uv: float = 20.0  # a phase or a satellite must exceed it
@@ -62,7 +68,7 @@ class MupMeasures:
     rise_time_ms: float  # from the positive peak before the main negative peak to it (acceptance: < 0.5 ms)
 
     def to_dict(self) -> dict[str, float | int | bool]:
-        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+        return {key: (json_number(value) if isinstance(value, float) else value) for key, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -291,10 +297,10 @@ class MeasureSummary:
     def to_dict(self) -> dict[str, object]:
         return {
             "n_units": self.n_units,
-            "mean": {k: round(v, 4) for k, v in self.mean.items()},
-            "sd": {k: round(v, 4) for k, v in self.sd.items()},
-            "polyphasic_percent": round(self.polyphasic_percent, 2),
-            "satellite_percent": round(self.satellite_percent, 2),
+            "mean": {k: json_number(v) for k, v in self.mean.items()},
+            "sd": {k: json_number(v) for k, v in self.sd.items()},
+            "polyphasic_percent": json_number(self.polyphasic_percent, 2),
+            "satellite_percent": json_number(self.satellite_percent, 2),
             "mean_flags": dict(self.mean_flags),
             "outliers": {k: dict(v) for k, v in self.outliers.items()},
         }

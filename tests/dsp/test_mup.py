@@ -133,7 +133,7 @@ def test_report_is_json_safe_and_complete(subjects):
     import json
 
     report = subjects[("myopathy", 0)][1]
-    data = json.loads(json.dumps(report.to_dict(with_templates=True)))
+    data = json.loads(json.dumps(report.to_dict(with_templates=True), allow_nan=False))
     assert len(data["units"]) == len(report.units) > 0
     assert len(data["units"][0]["template_uv"]) == report.units[0].template.size
     assert data["reading"]["label"] == "myopathic"
@@ -187,9 +187,14 @@ def test_bad_input_gets_one_clear_error(signal, fs, message):
 
 
 def test_silence_yields_no_units_and_no_reading():
+    import json
+
     report = analyse_needle(np.random.default_rng(0).normal(0.0, 5.0, 50_000), FS)
     assert report.units == []
     assert report.reading.label == "not assessed"
+    data = report.to_dict()
+    json.dumps(data, allow_nan=False)  # strict JSON: undefined figures are null, never NaN
+    assert data["recruitment"][0]["recruitment_ratio"] is None
 
 
 @pytest.mark.parametrize(("condition", "expected"), [("myopathy", "myopathic"), ("neuropathy", "neurogenic")])
