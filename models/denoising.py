@@ -259,3 +259,26 @@ def compare(network, settings: DenoiserTraining, test_seeds: list[int], seed: in
         "filters_only": {"snr_db": filters_only[0], "rmse_uv": filters_only[1]},
         "filters_plus_autoencoder": {"snr_db": with_autoencoder[0], "rmse_uv": with_autoencoder[1]},
     }
+
+
+def compare_on_recording(network, recording: np.ndarray, fs: float, seed: int = 0,
+                         window_ms: float = 200.0, hop_ms: float = 50.0) -> dict[str, Any]:  # fmt: skip
+    """The same comparison on a real recording, taken as the truth: our corruption is added to it, and both
+    the causal filters alone and filters + autoencoder are scored against the filtered original. Also scores what
+    the autoencoder does to the uncorrupted recording (it should leave real EMG alone: a high SNR)."""
+    rng = np.random.default_rng(seed)
+    recording = np.asarray(recording, dtype=np.float64)
+    truth = _filtered(recording, fs)
+    corrupted = _filtered(corrupt(recording, fs, rng), fs)
+    window, hop = int(round(window_ms * fs / 1000)), int(round(hop_ms * fs / 1000))
+    skip = int(1.0 * fs)
+    filters_only = snr_rmse(corrupted[skip:], truth[skip:])
+    with_autoencoder = snr_rmse(denoise_stream(network, corrupted, window, hop)[skip:], truth[skip:])
+    untouched = snr_rmse(denoise_stream(network, truth, window, hop)[skip:], truth[skip:])
+    return {
+        "seconds": round((len(truth) - skip) / fs, 1),
+        "channels": int(truth.shape[1]),
+        "filters_only": {"snr_db": filters_only[0], "rmse_uv": filters_only[1]},
+        "filters_plus_autoencoder": {"snr_db": with_autoencoder[0], "rmse_uv": with_autoencoder[1]},
+        "clean_recording_through_autoencoder": {"snr_db": untouched[0], "rmse_uv": untouched[1]},
+    }

@@ -113,9 +113,9 @@ def training_pairs(observed: np.ndarray, truth: np.ndarray, rng: np.random.Gener
 
 @dataclass(frozen=True)
 class ForecasterTraining:
-    trajectories: int = 1500
+    trajectories: int = 1000
     cuts_per_trajectory: int = 8
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 128
     learning_rate: float = 3e-3
     hidden: int = 48
