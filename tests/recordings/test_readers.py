@@ -28,8 +28,9 @@ def _signal(n_samples: int, n_channels: int, seed: int = 0, sd: float = 100.0) -
     return np.random.default_rng(seed).normal(0.0, sd, (n_samples, n_channels))
 
 
-def _truncate(path: Path, keep_fraction: float) -> Path:
-    cut = path.with_name(f"cut-{path.name}")
+def _truncate(path: Path, keep_fraction: float, folder: Path | None = None) -> Path:
+    """A cut copy of ``path`` in ``folder`` (never beside a shared, read-only recording)."""
+    cut = (folder or path.parent) / f"cut-{path.name}"
     content = path.read_bytes()
     cut.write_bytes(content[: int(len(content) * keep_fraction)])
     return cut
@@ -185,7 +186,7 @@ def test_mat_file_that_is_not_an_otb_export_is_refused(tmp_path):
     with pytest.raises(UserError, match="not an OT Bioelettronica export"):
         open_recording(path)
     with pytest.raises(UserError, match="not a readable MATLAB file"):
-        open_recording(_truncate(OTB, 0.001))
+        open_recording(_truncate(OTB, 0.001, tmp_path))
 
 
 # ---------------------------------------------------------------- EDF / BDF
