@@ -73,17 +73,27 @@ class ArtifactGenerator:
         enabled = set(self.config.enabled)
         n = block.shape[0]
         t = (start_sample + np.arange(n)) / self.fs
+        # periodic interference is a few sinusoids per channel differing only in gain and phase:
+        # sin(wt + p) = sin(wt) cos(p) + cos(wt) sin(p), so one (N, 2K) basis times a (2K, C) mixing matrix
+        basis, mixing = [], []
         if "mains" in enabled:
             for harmonic, weight in MAINS_HARMONICS:
                 if harmonic * self.config.mains_hz < self.fs / 2:
-                    phase = 2.0 * math.pi * harmonic * self.config.mains_hz * t[:, None] + harmonic * self._mains_phase
-                    block += weight * self._mains_gain * np.sin(phase)
+                    omega = 2.0 * math.pi * harmonic * self.config.mains_hz
+                    basis.append(omega * t)
+                    mixing.append((weight * self._mains_gain, harmonic * self._mains_phase))
         if "wander" in enabled:
             for k, freq in enumerate(self._wander_freq):
-                block += self._wander_gain[k] * np.sin(2.0 * math.pi * freq * t[:, None] + self._wander_phase[k])
+                basis.append(2.0 * math.pi * freq * t)
+                mixing.append((self._wander_gain[k], self._wander_phase[k]))
+        if basis:
+            phases = np.stack(basis, axis=1)
+            waves = np.concatenate([np.sin(phases), np.cos(phases)], axis=1)
+            gains = np.stack([g * np.cos(p) for g, p in mixing] + [g * np.sin(p) for g, p in mixing])
+            block += waves @ gains
         if "noise" in enabled and self.noise_rms_uv > 0:
             rng = np.random.default_rng([self.seed, 102, start_sample])
-            block += self.noise_rms_uv * rng.standard_normal(block.shape)
+            block += self.noise_rms_uv * rng.standard_normal(block.shape, dtype=np.float32)
         # events last: flat, railed and missing samples override whatever the electrode saw
         for kind in EVENT_KINDS:
             if kind in enabled:
