@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -65,3 +66,32 @@ def test_client_expecting_another_server_key_gets_nothing(secured_worker, keys) 
 def test_client_without_curve_gets_nothing(secured_worker) -> None:
     decisions, stats = ask(secured_worker.endpoint, None, 2.0)
     assert decisions == [] and stats["answered"] == 0 and stats["state"] == "offline"
+
+
+@pytest.mark.slow
+def test_secured_broker_admits_keyed_workers_and_clients(ring8_checkpoint, keys, tmp_path) -> None:
+    from tests.inference.test_broker import launch, stop, wait_for
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    for name in ("bed-1", "worker"):  # the broker admits this monitor and this worker (keys it was given)
+        (allowed / f"{name}.key").write_bytes(keys[name].read_bytes())
+    broker_public, broker_secret = make_key_pair(tmp_path / "broker", "broker")
+    broker, ready = launch("broker", "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
+                           "--curve-secret", str(broker_secret), "--curve-clients", str(allowed))
+    bound = json.loads(ready)
+    worker, _ = launch("worker", "--connect", bound["backend"], "--model", str(ring8_checkpoint), "--backend",
+                       "torch", "--server-key", str(broker_public), "--curve-secret", str(keys["worker_secret"]))
+    try:
+        curve = CurveClientKeys(broker_public, keys["bed-1_secret"])
+        with InferenceClient(bound["frontend"], bed_id="bed-1", deadline_s=30.0, curve=curve) as client:
+            assert wait_for(lambda: client.stats["workers"] == 1 and client.state == "online", 30)
+            client.submit(np.zeros((8, 400), np.float32), 1.0, 7, FS)
+            decisions: list = []
+            assert wait_for(lambda: bool(decisions.extend(client.poll()) or decisions), 30)
+            assert decisions[0].sequence == 7
+        decisions, stats = ask(bound["frontend"], CurveClientKeys(broker_public, keys["intruder_secret"]), 2.0)
+        assert decisions == [] and stats["answered"] == 0
+    finally:
+        stop(worker)
+        stop(broker)
