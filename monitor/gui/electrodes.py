@@ -65,6 +65,15 @@ def attention_colours(attention: np.ndarray | None, n_channels: int) -> list[tup
     return [tuple(int(v) for v in colour[:3]) for colour in rgba]
 
 
+def electrode_spacing_mm(positions: np.ndarray) -> float:
+    """Distance from each electrode to its nearest neighbour, the smallest over the layout (10 mm for one)."""
+    if len(positions) < 2:
+        return 10.0
+    distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    return float(distances.min())
+
+
 class ElectrodeMap(pg.PlotWidget):
     """One drawing of the layout; ``set_colours`` recolours the electrodes, ``set_bad`` crosses channels out.
 
@@ -86,14 +95,15 @@ class ElectrodeMap(pg.PlotWidget):
             positions[:, 1] *= -1  # row 1 at the top, as the grid is seen on the skin
         self.positions = positions
         extent = float(np.ptp(positions, axis=0).max()) if len(positions) > 1 else 10.0
-        size = 26 if layout.kind == "needle" else max(8, min(22, int(260 / np.sqrt(layout.n_channels))))
+        # electrodes sized in millimetres (70 % of the spacing), so they never overlap whatever the panel's size
+        size = 0.7 * electrode_spacing_mm(positions)
         if layout.kind == "ring":
             radius = float(np.linalg.norm(positions, axis=1).max())
             outline = np.linspace(0, 2 * np.pi, 100)
             self.plot(radius * np.cos(outline), radius * np.sin(outline), pen=pg.mkPen((90, 90, 90), width=2))
-        self.spots = pg.ScatterPlotItem(pos=positions, size=size, pen=pg.mkPen((20, 20, 20)), symbol="o",
+        self.spots = pg.ScatterPlotItem(pos=positions, size=size, pxMode=False, pen=pg.mkPen((20, 20, 20)), symbol="o",
                                         hoverable=True, tip=lambda x, y, data: str(data))
-        self.crosses = pg.ScatterPlotItem(size=size * 0.8, symbol="x", pen=None, brush=pg.mkBrush(*BAD))
+        self.crosses = pg.ScatterPlotItem(size=size * 0.8, pxMode=False, symbol="x", pen=None, brush=pg.mkBrush(*BAD))
         self.addItem(self.spots)
         self.addItem(self.crosses)
         self.spots.sigClicked.connect(self._clicked)
@@ -102,7 +112,7 @@ class ElectrodeMap(pg.PlotWidget):
                 text = pg.TextItem(label, color=(200, 200, 200), anchor=(0.5, -0.6))
                 text.setPos(x, y)
                 self.addItem(text)
-        margin = 0.15 * extent + 5
+        margin = 0.15 * extent + size
         self.setXRange(positions[:, 0].min() - margin, positions[:, 0].max() + margin, padding=0)
         self.setYRange(positions[:, 1].min() - margin, positions[:, 1].max() + margin, padding=0)
         self.colours: list[tuple[int, ...]] = [UNKNOWN] * len(positions)

@@ -154,6 +154,20 @@ class FeatureHistory:
         return self._origin + (self._ids + 0.5) * self.bin_s, means
 
 
+def relative_to_onset(values: np.ndarray, contracting: np.ndarray, baseline_bins: int = 4) -> np.ndarray:
+    """``values`` in % of their median over the first ``baseline_bins`` bins of each contraction; NaN at rest.
+
+    FInsm5's absolute value depends on units and electrode; its rise within a contraction is what tells fatigue."""
+    out = np.full(len(values), np.nan)
+    edges = np.diff(np.concatenate([[0], contracting.astype(np.int8), [0]]))
+    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        first = values[start : min(stop, start + baseline_bins)]
+        first = first[np.isfinite(first)]
+        if len(first) and np.median(first) > 0:
+            out[start:stop] = values[start:stop] / np.median(first) * 100.0
+    return out
+
+
 def contraction_spans(centres: np.ndarray, contracting: np.ndarray, bin_s: float) -> list[tuple[float, float]]:
     """(start, end) of each run of contracting bins (bin centres ``centres``, each ``bin_s`` long)."""
     edges = np.diff(np.concatenate([[0], contracting.astype(np.int8), [0]]))
@@ -201,6 +215,16 @@ class FatigueView(QtWidgets.QWidget):
             pen=pg.mkPen((255, 90, 90), width=2, style=pg.QtCore.Qt.PenStyle.DashLine), name="MDF trend"
         )
         self.rms_curve = self.rms_plot.plot(pen=pg.mkPen((200, 200, 200), width=1.5))
+        # FInsm5 (Dimitrov's most sensitive index) on its own right-hand axis: its units have nothing to do with µV
+        self.fins_box = pg.ViewBox()
+        self.rms_plot.showAxis("right")
+        self.rms_plot.getAxis("right").setLabel("FInsm5 (% of baseline)", color="#c080ff")
+        self.rms_plot.getAxis("right").linkToView(self.fins_box)
+        self.rms_plot.scene().addItem(self.fins_box)
+        self.fins_box.setXLink(self.rms_plot.plotItem.vb)
+        self.fins_curve = pg.PlotDataItem(pen=pg.mkPen((192, 128, 255), width=1.5))
+        self.fins_box.addItem(self.fins_curve)
+        self.rms_plot.plotItem.vb.sigResized.connect(self._align_fins_box)
 
         header = QtWidgets.QHBoxLayout()
         header.addWidget(QtWidgets.QLabel("<b>Fatigue</b>"))
@@ -235,6 +259,7 @@ class FatigueView(QtWidgets.QWidget):
             self.mnf_curve.setData(minutes, np.where(contracting, means[:, 0], np.nan), connect="finite")
             self.mdf_curve.setData(minutes, np.where(contracting, means[:, 1], np.nan), connect="finite")
             self.rms_curve.setData(minutes, means[:, 2], connect="finite")
+            self.fins_curve.setData(minutes, relative_to_onset(means[:, 3], contracting), connect="finite")
             self.contractions = contraction_spans(centres, contracting, TREND_BIN_S)
         self._draw_fit(origin)
         self._shade_contractions(origin)
@@ -254,6 +279,9 @@ class FatigueView(QtWidgets.QWidget):
             f"RMS {_dash(latest_rms, '.0f', ' µV')} ({_dash(status.rms_change_pct, '+.0f', ' %')})   "
             f"{'contracting' if status.active else 'at rest'}"
         )
+
+    def _align_fins_box(self) -> None:
+        self.fins_box.setGeometry(self.rms_plot.plotItem.vb.sceneBoundingRect())
 
     def _draw_fit(self, origin: float) -> None:
         status = self.status

@@ -186,6 +186,8 @@ def test_fatigue_view_shows_the_trackers_trend_on_a_compressing_spectrum(qtbot, 
     contraction = minutes * 60 > (start - window.session_origin())
     early, late = mdf[contraction][:10].mean(), mdf[contraction][-10:].mean()
     assert 20.0 < early - late < 40.0, (early, late)
+    fins = view.fins_curve.yData[contraction]  # FInsm5 rises as the spectrum compresses (tracker: about +200 %)
+    assert np.nanmean(fins[-10:]) > 1.5 * np.nanmean(fins[:10])
     at_rest = minutes * 60 < (1003.0 - window.session_origin())
     assert at_rest.sum() >= 2 and np.isnan(mdf[at_rest]).all()  # the rest's noise floor is not drawn as a trend
     assert np.isfinite(view.mdf_rest_curve.yData[: at_rest.sum()]).all()  # ...except as the dim full trace
