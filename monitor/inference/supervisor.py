@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 READY_PREFIX = "READY "
 STANDBY_PREFIX = "STANDBY "
+MAX_BACKOFF_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -222,6 +223,7 @@ class WorkerSupervisor:
 
     def _run(self) -> None:
         offline_since: float | None = None
+        last_restart, backoff_s = float("-inf"), 0.0
         while not self._stop.wait(self.check_s):
             hung = False
             if self.client is not None and self.handle.alive:
@@ -232,7 +234,14 @@ class WorkerSupervisor:
                     offline_since = None
             if self.handle.alive and not hung:
                 continue
-            log.warning("inference worker %s; restarting it", "is unresponsive" if hung else "has exited")
+            # a worker that keeps dying right after its start (a poisoned model, no memory) is retried ever more
+            # slowly, so a crash loop does not eat the CPU the monitor needs for acquisition
+            backoff_s = min(MAX_BACKOFF_S, max(1.0, 2 * backoff_s)) if time.monotonic() - last_restart < 10 else 0.0
+            log.warning("inference worker %s; restarting it%s", "is unresponsive" if hung else "has exited",
+                        f" in {backoff_s:.0f} s" if backoff_s else "")
+            if self._stop.wait(backoff_s):
+                return
+            last_restart = time.monotonic()
             try:
                 self.handle.restart()
                 self.restarts += 1
