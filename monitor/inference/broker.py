@@ -153,7 +153,9 @@ class Broker:
             pong = protocol.Pong(request_id, "broker", None, len(self.workers), {"queued": len(self.queue),
                                                                                   "pool": pool})
             self._send(frontend, envelope + protocol.encode_pong(pong))
-        elif kind == protocol.KIND_REQUEST and request_id is not None and len(request_id) <= protocol.MAX_TEXT:
+        elif kind == protocol.KIND_REQUEST and not (request_id and len(request_id) <= protocol.MAX_TEXT):
+            self._reply_error(frontend, envelope, None, protocol.BAD_FIELD, "a request needs an 'id' string")
+        elif kind == protocol.KIND_REQUEST:
             if not self.workers:
                 self._reply_error(frontend, envelope, request_id, protocol.NO_WORKER, "no worker is connected")
             elif len(self.queue) >= self.settings.queue_limit:
@@ -162,7 +164,7 @@ class Broker:
                 self.queue.append(_Queued(time.monotonic(), envelope, body, request_id))
         else:
             self._reply_error(frontend, envelope, request_id, protocol.BAD_KIND,
-                              "a broker accepts 'infer' (with an id) and 'ping' from clients")
+                              "a broker accepts 'infer' and 'ping' from clients")
 
     def _dispatch_queue(self, frontend: zmq.Socket, backend: zmq.Socket) -> None:
         now = time.monotonic()
