@@ -93,7 +93,7 @@ class ArtifactGenerator:
             block += waves @ gains
         if "noise" in enabled and self.noise_rms_uv > 0:
             rng = np.random.default_rng([self.seed, 102, start_sample])
-            block += self.noise_rms_uv * rng.standard_normal(block.shape, dtype=np.float32)
+            block += self.noise_rms_uv * rng.standard_normal(block.shape)
         # events last: flat, railed and missing samples override whatever the electrode saw
         for kind in EVENT_KINDS:
             if kind in enabled:
