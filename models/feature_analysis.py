@@ -63,14 +63,15 @@ def pca_figures(table: FeatureTable, variance_target: float = 0.95) -> dict[str,
     ratios = pca.explained_variance_ratio_
     cumulative = np.cumsum(ratios)
     kept = int(np.searchsorted(cumulative, variance_target) + 1)
+    shown = min(len(ratios), max(20, kept + 5))  # enough of the curve to see where the target is reached
     first = pca.components_[0]
     top_loadings = np.argsort(-np.abs(first))[:5]
     return {
         "dimensions": int(table.values.shape[1]),
         "variance_target": variance_target,
         "components_kept": min(kept, len(ratios)),
-        "explained_variance_ratio": [round(float(r), 5) for r in ratios[:20]],
-        "cumulative_variance": [round(float(c), 5) for c in cumulative[:20]],
+        "explained_variance_ratio": [round(float(r), 5) for r in ratios[:shown]],
+        "cumulative_variance": [round(float(c), 5) for c in cumulative[:shown]],
         "first_component_top_loadings": {table.columns[i]: round(float(first[i]), 4) for i in top_loadings},
     }
 
