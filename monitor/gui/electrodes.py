@@ -95,8 +95,8 @@ class ElectrodeMap(pg.PlotWidget):
             positions[:, 1] *= -1  # row 1 at the top, as the grid is seen on the skin
         self.positions = positions
         extent = float(np.ptp(positions, axis=0).max()) if len(positions) > 1 else 10.0
-        # electrodes sized in millimetres (70 % of the spacing), so they never overlap whatever the panel's size
-        size = 0.7 * electrode_spacing_mm(positions)
+        # electrodes sized in millimetres (85 % of the spacing), so they never overlap whatever the panel's size
+        size = 0.85 * electrode_spacing_mm(positions)
         if layout.kind == "ring":
             radius = float(np.linalg.norm(positions, axis=1).max())
             outline = np.linspace(0, 2 * np.pi, 100)

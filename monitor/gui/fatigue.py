@@ -218,7 +218,7 @@ class FatigueView(QtWidgets.QWidget):
         # FInsm5 (Dimitrov's most sensitive index) on its own right-hand axis: its units have nothing to do with µV
         self.fins_box = pg.ViewBox()
         self.rms_plot.showAxis("right")
-        self.rms_plot.getAxis("right").setLabel("FInsm5 (% of baseline)", color="#c080ff")
+        self.rms_plot.getAxis("right").setLabel("FInsm5 (%)", color="#c080ff")
         self.rms_plot.getAxis("right").linkToView(self.fins_box)
         self.rms_plot.scene().addItem(self.fins_box)
         self.fins_box.setXLink(self.rms_plot.plotItem.vb)
