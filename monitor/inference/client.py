@@ -158,6 +158,10 @@ class InferenceClient:
         with self._lock:
             self._submitted.append(_Pending(request, time.perf_counter()))
             self._counts["submitted"] += 1
+            # should the I/O thread ever fall behind, memory stays bounded and the newest windows still win
+            while len(self._submitted) > 4 * self.max_in_flight:
+                self._submitted.popleft()
+                self._counts["dropped_superseded"] += 1
         self._wake()
 
     def poll(self, timeout_s: float = 0.0) -> list[Decision]:
