@@ -170,3 +170,45 @@ def test_slow_armband_and_fast_needle_streams_render(qtbot, layout_name, fs, ban
     # the notch changed and nothing else: a band edge the spin box clamped at this rate was not imposed
     changed = {k for k, v in vars(pipeline.engine.settings).items() if settings_before[k] != v}
     assert changed == {"mains_hz"}
+
+
+def test_a_replayed_hdemg_recording_is_drawn_on_its_13x5_grid(qtbot):
+    """The real 64-channel OT Bioelettronica recording, replayed as a live stream: the window needs nothing else."""
+    from monitor.gui.main_window import MainWindow
+    from monitor.recordings import open_recording
+    from monitor.recordings.replay import replay_source
+    from tests.conftest import SHARED_DATA
+    from tests.gui.conftest import start_pipeline, stop_pipeline
+    from tests.gui.streams import LiveStream
+
+    path = SHARED_DATA / "hdemg-vastus-lateralis" / "otb_testfile.mat"
+    recording = open_recording(path).slice_seconds(14.0, 20.0)  # the plateau of the force ramp
+    stream = LiveStream(replay_source(recording), name="gui-hdemg").start()
+    pipeline = start_pipeline(stream)
+    try:
+        window = MainWindow(pipeline)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: len(pipeline.state.features) > 20, timeout=20000)
+        window.refresh(everything=True)
+        shown_until = pipeline.engine.filtered.total_written
+    finally:
+        stop_pipeline(pipeline)
+        stream.vanish()
+    assert window.view_errors == {}
+    electrodes = window.electrodes
+    assert electrodes.layout_.kind == "grid" and electrodes.layout_.n_channels == 64
+    assert electrodes.layout_.labels[0] == "R01C02"  # the 13 x 5 grid's first corner is empty
+    assert window.traces.lane_labels[:2] == ["R01C02", "R01C03"]
+    # rows of the grid are drawn 8 mm apart, top to bottom
+    rows = np.unique(np.round(electrodes.quality_map.positions[:, 1], 6))
+    assert len(rows) == 13 and np.allclose(np.diff(rows), 8.0)
+    # the spectrum's MNF is the recording's own: independently, scipy's band-pass and Welch over the same 2 s
+    from scipy.signal import butter, sosfilt, welch
+
+    raw = recording.data[: shown_until].astype(np.float64)
+    filtered = sosfilt(butter(4, (20.0, 450.0), btype="bandpass", fs=2048.0, output="sos"), raw, axis=0)
+    frequencies, psd = welch(filtered[-4096:], fs=2048.0, nperseg=512, axis=0)
+    psd = psd.mean(axis=1)
+    independent_mnf = float(np.sum(frequencies * psd) / np.sum(psd))
+    assert window.spectrum.mnf_hz == pytest.approx(independent_mnf, rel=0.15), (window.spectrum.mnf_hz, independent_mnf)
