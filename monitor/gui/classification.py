@@ -8,7 +8,7 @@ its confidence. Nothing here changes what the model publishes: it is how the cli
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,7 @@ class SessionTrend:
 
 
 class ClassificationView(QtWidgets.QWidget):
-    def __init__(self, pipeline: Any, origin: Any, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, pipeline: Any, origin: Callable[[], float], parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.pipeline = pipeline
         self.origin = origin  # callable -> LSL time of the session's start, shared by the trend views

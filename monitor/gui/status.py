@@ -68,16 +68,13 @@ class StatusView(QtWidgets.QWidget):
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = label
             form.addRow(caption, label)
-        self.fields["stream"].setText(
-            f"{state.stream_name}  {state.fs:g} Hz  {state.n_channels} ch"
-        )
+        self.fields["stream"].setText(f"{state.stream_name}  {state.fs:g} Hz  {state.n_channels} ch")
 
         self.mains_box = QtWidgets.QComboBox()
         for text, _ in MAINS_CHOICES:
             self.mains_box.addItem(text)
-        current = [value for _, value in MAINS_CHOICES].index(settings.mains_hz) if settings.mains_hz in (
-            None, 50.0, 60.0) else 1
-        self.mains_box.setCurrentIndex(current)
+        choices = [value for _, value in MAINS_CHOICES]
+        self.mains_box.setCurrentIndex(choices.index(settings.mains_hz) if settings.mains_hz in choices else 1)
         self.window_box = self._spin(50, 1000, settings.window_ms, " ms", 10)
         self.hop_box = self._spin(5, 500, settings.hop_ms, " ms", 5)
         self.low_box = self._spin(0.5, nyquist - 2, settings.low_hz, " Hz", 5)
