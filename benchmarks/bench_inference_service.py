@@ -35,8 +35,8 @@ WINDOW = 400
 HOP_S = 0.05
 
 
-def build_checkpoint(directory: Path, layout_name: str, export: bool) -> tuple[Path, str]:
-    """(checkpoint path, backend it will run on) for ``layout_name``."""
+def build_checkpoint(directory: Path, layout_name: str, export: bool) -> tuple[Path, str, float, int]:
+    """(checkpoint path, backend it will run on, its fs, its window length) for ``layout_name``."""
     from dsp.features import MODEL_FEATURES
     from models.checkpoint import BUNDLED_CHECKPOINT, ModelCard, build_model, load_checkpoint, save_checkpoint
     from models.neurofusionnet import NetworkConfig
@@ -46,7 +46,7 @@ def build_checkpoint(directory: Path, layout_name: str, export: bool) -> tuple[P
     if BUNDLED_CHECKPOINT.is_file():
         _, card = load_checkpoint(BUNDLED_CHECKPOINT)
         if card.n_channels == layout.n_channels:
-            return BUNDLED_CHECKPOINT, "auto"
+            return BUNDLED_CHECKPOINT, "auto", float(card.fs), int(card.window_samples)
     classes = ["healthy", "myopathy", "neuropathy"]
     config = NetworkConfig(n_channels=layout.n_channels, n_classes=3, n_features=len(MODEL_FEATURES))
     card = ModelCard(model_id=f"bench-{layout_name}", classes=classes, n_channels=layout.n_channels, fs=FS,
@@ -54,23 +54,23 @@ def build_checkpoint(directory: Path, layout_name: str, export: bool) -> tuple[P
                      network=config.to_dict())
     path = save_checkpoint(directory / f"bench-{layout_name}.pt", build_model(card).eval(), card)
     if not export:
-        return path, "torch"
+        return path, "torch", FS, WINDOW
     try:
         from models.export import export_checkpoint
 
         export_checkpoint(path)
-        return path, "onnx"
+        return path, "onnx", FS, WINDOW
     except Exception as error:  # the export is someone else's module; measure on torch rather than not at all
         print(f"ONNX export failed ({type(error).__name__}: {error}); using torch", file=sys.stderr)
-        return path, "torch"
+        return path, "torch", FS, WINDOW
 
 
-def emg_windows(count: int, n_channels: int, seed: int = 0) -> np.ndarray:
+def emg_windows(count: int, n_channels: int, seed: int = 0, n_samples: int = WINDOW, fs: float = FS) -> np.ndarray:
     from scipy.signal import butter, sosfilt
 
     rng = np.random.default_rng(seed)
-    sos = butter(4, [20, 450], btype="bandpass", fs=FS, output="sos")
-    noise = sosfilt(sos, rng.standard_normal((count, n_channels, WINDOW + 200)), axis=-1)[..., 200:]
+    sos = butter(4, [20, 450], btype="bandpass", fs=fs, output="sos")
+    noise = sosfilt(sos, rng.standard_normal((count, n_channels, n_samples + 200)), axis=-1)[..., 200:]
     return (noise * rng.uniform(10, 200, (count, n_channels, 1))).astype(np.float32)
 
 
@@ -178,11 +178,12 @@ def throughput(checkpoint: Path, backend: str, n_workers: int, seconds: float) -
             "mean_batch": round(float(np.mean(batches)), 2) if batches else 0.0}
 
 
-def beds(checkpoint: Path, backend: str, n_beds: int, n_workers: int, seconds: float) -> dict:
+def beds(checkpoint: Path, backend: str, fs: float, n_samples: int, n_beds: int, n_workers: int,
+         seconds: float) -> dict:
     from monitor.inference.client import InferenceClient
 
     processes, bound = start_pool(checkpoint, backend, n_workers)
-    windows = emg_windows(32, 8)
+    windows = emg_windows(32, 8, n_samples=n_samples, fs=fs)
     clients = [InferenceClient(bound["frontend"], bed_id=f"bed-{i}", deadline_s=0.5) for i in range(n_beds)]
     trips, batches = [], []
     try:
@@ -195,7 +196,7 @@ def beds(checkpoint: Path, backend: str, n_beds: int, n_workers: int, seconds: f
             now = time.perf_counter()
             for bed, client in enumerate(clients):
                 if now >= due[bed]:
-                    client.submit(windows[sequence[bed] % 32], now, sequence[bed], FS)
+                    client.submit(windows[sequence[bed] % 32], now, sequence[bed], fs)
                     sequence[bed] += 1
                     due[bed] += HOP_S
                 for decision in client.poll():
@@ -214,7 +215,7 @@ def beds(checkpoint: Path, backend: str, n_beds: int, n_workers: int, seconds: f
         stop(processes)
     submitted = sum(s["submitted"] for s in stats)
     dropped = sum(s["dropped_deadline"] + s["dropped_superseded"] + s["errors"] for s in stats)
-    return {"beds": n_beds, "workers": n_workers, "channels": 8, "fs": FS, "seconds": seconds,
+    return {"beds": n_beds, "workers": n_workers, "channels": 8, "fs": fs, "window": n_samples, "seconds": seconds,
             "windows_submitted": submitted, "windows_answered": sum(s["answered"] for s in stats),
             "windows_dropped": dropped, "round_trip_ms": percentiles(trips),
             "mean_batch": round(float(np.mean(batches)), 2) if batches else 0.0}
@@ -230,9 +231,9 @@ def main() -> None:
     args = parser.parse_args()
     results: dict = {"command": " ".join(["python -m benchmarks.bench_inference_service", *sys.argv[1:]])}
     with tempfile.TemporaryDirectory() as scratch:
-        grid, grid_backend = build_checkpoint(Path(scratch), "grid8x8", export=not args.torch)
-        ring, ring_backend = build_checkpoint(Path(scratch), "ring8", export=not args.torch)
-        results["backend"] = {"grid8x8": grid_backend, "ring8": ring_backend}
+        grid, grid_backend, _, _ = build_checkpoint(Path(scratch), "grid8x8", export=not args.torch)
+        ring, ring_backend, ring_fs, ring_window = build_checkpoint(Path(scratch), "ring8", export=not args.torch)
+        results["models"] = {"grid8x8": [grid.name, grid_backend], "ring8": [ring.name, ring_backend]}
         if "round_trip" in args.phases:
             results["round_trip_64x400"] = {
                 "ipc": round_trip(grid, grid_backend, f"ipc://{scratch}/worker.sock", args.round_trips),
@@ -241,7 +242,7 @@ def main() -> None:
         if "throughput" in args.phases:
             results["throughput_64x400"] = [throughput(grid, grid_backend, n, args.seconds) for n in (1, 2)]
         if "beds" in args.phases:
-            results["beds_8ch_2khz"] = beds(ring, ring_backend, args.beds, 2, args.seconds)
+            results["beds_8ch_2khz"] = beds(ring, ring_backend, ring_fs, ring_window, args.beds, 2, args.seconds)
     emit("inference_service", results)
 
 
