@@ -8,9 +8,10 @@ Fed once per window with the window's features (MNF, MDF, FInsm5, RMS per channe
    ``release_ratio`` x rest: hysteresis), and keeps only contraction windows,
 3. smooths over ``epoch_s``-second epochs (20 % trimmed mean of the contraction windows of each epoch; an epoch
    counts when at least half its windows are contraction),
-4. fits a robust trend (``scipy.stats.theilslopes``) to MNF and MDF over the last ``trend_window_s`` seconds of
-   epochs of the current contraction, giving Hz/min and the % change from the contraction's baseline (the robust
-   line's value at the contraction's start; for FInsm5 and RMS the median of its first ``baseline_s``), and
+4. fits a Theil-Sen trend (``theil_sen``: scipy.stats.theilslopes vectorised over channels) to MNF and MDF over
+   the last ``trend_window_s`` seconds of epochs of the current contraction, giving Hz/min and the % change from
+   the contraction's baseline (the robust line's value at the contraction's start; for FInsm5 and RMS the median
+   of its first ``baseline_s``), and
 5. names a state per channel and overall (rule in docs/dsp.md and ``classify``).
 
 A contraction survives pauses up to ``max_pause_s``; a longer rest ends it, and the next contraction starts a new
