@@ -6,6 +6,8 @@ Each case generates ``--seconds`` of a sustained 50 %MVC contraction (the costli
 most units recruited) with the default artifacts (mains, wander, noise at 30 dB), after a 1 s warm-up, and reports
 the median over ``--repeats`` fresh simulators of simulated seconds per wall-clock second and per CPU second of
 this process (all threads), plus the construction time. Real-time factor = simulated s / wall s.
+``--blas-threads 1`` limits OpenBLAS to one thread (threadpoolctl), as ``neurofusion simulate`` does: the
+simulator's matrix products are small, and on a loaded 2-core machine idle BLAS threads spinning cost 2-3x.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--blas-threads", type=int, help="limit BLAS threads (default: the library's own choice)")
     args = parser.parse_args()
+    if args.blas_threads:
+        import numpy  # noqa: F401 - load OpenBLAS so that the limit applies to it
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads, user_api="blas")
     results = {}
     for title, layout, fs in CASES:
         runs = [measure(layout, fs, args.seconds) for _ in range(args.repeats)]
@@ -58,7 +66,8 @@ def main() -> None:
             "real_time_factor_per_cpu_s": round(args.seconds / cpu, 1),
             "median_build_s": round(statistics.median(run["build_s"] for run in runs), 3),
         }
-    emit("simulator_generation_speed", {"seconds": args.seconds, "repeats": args.repeats, "cases": results})
+    settings = {"seconds": args.seconds, "repeats": args.repeats, "blas_threads": args.blas_threads or "default"}
+    emit("simulator_generation_speed", {**settings, "cases": results})
 
 
 if __name__ == "__main__":
