@@ -226,6 +226,16 @@ def prognosis_stage(args: argparse.Namespace) -> dict[str, Any]:
              "stage_value": f"{figures['lstm_rmse_hz']:.2f} / {figures['lstm_rmse_by_third_hz'][2]:.2f}",
              "alternative_value": f"{figures['linear_rmse_hz']:.2f} / {figures['linear_rmse_by_third_hz'][2]:.2f}",
              "helps": figures["lstm_rmse_hz"] < figures["linear_rmse_hz"]}]  # fmt: skip
+    from models.prognosis import evaluate_on_contraction, measured_contraction
+
+    measured, truth = measured_contraction(200.0 if args.quick else 300.0, seed=5 + args.seed)
+    emg = evaluate_on_contraction(network, measured, truth)
+    figures["simulated_emg_contraction"] = {"signal": "EMG simulator, ring8 1024 Hz, 50 % MVC hold, 0.15 /min", **emg}
+    rows.append({"stage": "LSTM fatigue forecast, MDF measured from simulated EMG",
+                 "alternative": "linear extrapolation (last 60 s)",
+                 "metric": "RMSE vs true MDF trend (% of baseline)", "stage_value": f"{emg['lstm_rmse_pct']:.2f}",
+                 "alternative_value": f"{emg['linear_rmse_pct']:.2f}",
+                 "helps": emg["lstm_rmse_pct"] < emg["linear_rmse_pct"]})  # fmt: skip
     return _rows("prognosis", figures, rows)
 
 
