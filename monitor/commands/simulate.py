@@ -99,24 +99,27 @@ def build_config(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from simulators.emg import EmgSimulator
 
-    _single_threaded_blas()
     config = build_config(args)
     if args.duration is not None and args.duration <= 0:
         raise UserError(f"--duration must be positive, not {args.duration:g}")
-    simulator = EmgSimulator(config)
-    if args.out:
-        return _write(simulator, args)
-    return _stream(simulator, args)
+    with _single_threaded_blas():
+        simulator = EmgSimulator(config)
+        if args.out:
+            return _write(simulator, args)
+        return _stream(simulator, args)
 
 
-def _single_threaded_blas() -> None:
+def _single_threaded_blas() -> Any:
     """The simulator's matrix products are small: extra BLAS threads only spin, and on a busy machine (the
-    amplifier shares it with the monitor) that costs 2-3x. threadpoolctl comes with scikit-learn."""
+    amplifier shares it with the monitor) that costs 2-3x. A context, so that an in-process caller gets its
+    threads back. threadpoolctl comes with scikit-learn."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return
-    threadpool_limits(1, user_api="blas")
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _write(simulator: Any, args: argparse.Namespace) -> int:
