@@ -59,6 +59,10 @@ class SimulationConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the first invalid setting or combination."""
+        numbers = ("fs", "mvc_percent", "period_s", "ramp_s", "fatigue_rate", "recovery_rate", "mains_hz", "snr_db")
+        for name in numbers:
+            if not math.isfinite(float(getattr(self, name))):
+                raise ValueError(f"{name} must be a finite number, not {getattr(self, name)}")
         layout = self.electrode_layout()
         if layout.kind == "needle" and self.fs < NEEDLE_MIN_FS:
             raise ValueError(

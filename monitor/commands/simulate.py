@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from simulators.emg import EmgSimulator
 
     config = build_config(args)
-    if args.duration is not None and args.duration <= 0:
-        raise UserError(f"--duration must be positive, not {args.duration:g}")
+    if args.duration is not None and not 0 < args.duration < 1e7:
+        raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
     with _single_threaded_blas():
         simulator = EmgSimulator(config)
         if args.out:

@@ -58,6 +58,8 @@ def test_needle_signal_reaches_kilohertz_and_needs_a_fast_rate():
         ({"gesture": "wave"}, "unknown gesture"),
         ({"artifacts": ("mains", "cosmic")}, "unknown artifact"),
         ({"mains_hz": 55.0}, "50 or 60"),
+        ({"snr_db": float("nan")}, "finite"),
+        ({"fs": float("inf")}, "finite"),
     ],
 )
 def test_invalid_settings_raise_clear_errors(change, message):

@@ -78,7 +78,9 @@ def test_cli_writes_a_file(tmp_path, capsys):
         (["--layout", "hexagon"], "unknown electrode layout"),
         (["--artifacts", "mains,cosmic"], "unknown artifact"),
         (["--mvc", "150"], "0-100"),
-        (["--duration", "-1"], "--duration must be positive"),
+        (["--duration", "-1"], "--duration must be a positive number"),
+        (["--duration", "inf"], "--duration must be a positive number"),
+        (["--snr", "nan"], "snr_db must be a finite number"),
     ],
 )
 def test_cli_rejects_bad_options_in_one_line(tmp_path, capsys, arguments, message):
