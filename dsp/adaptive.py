@@ -39,6 +39,27 @@ def _check_chunk(chunk: np.ndarray, n_channels: int) -> np.ndarray:
     return chunk.astype(np.float64)
 
 
+class _FiniteGuard:
+    """Keeps NaN/Inf (dropped packets) out of an adaptive filter's state: such samples are filtered as the last
+    finite value of their channel (0 before any) and come out as NaN again, so ``FilterChain`` downstream still
+    sees and flags them."""
+
+    def __init__(self, n_channels: int) -> None:
+        self.last = np.zeros(n_channels)
+
+    def clean(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        bad = ~np.isfinite(x)
+        if bad.any():
+            rows = np.where(bad, -1, np.arange(len(x))[:, None])
+            np.maximum.accumulate(rows, axis=0, out=rows)
+            x = np.vstack([self.last[None, :], x])[rows + 1, np.arange(x.shape[1])]
+        else:
+            bad = None
+        if len(x):
+            self.last = x[-1].copy()
+        return x, bad
+
+
 def _block_spans(position: int, n: int, block: int) -> list[tuple[int, int, bool]]:
     """(start, stop, ends_block) spans of a chunk of ``n`` samples starting at stream sample ``position``."""
     spans = []
@@ -118,6 +139,7 @@ class AdaptiveMainsCanceller:
         self.reset()
 
     def reset(self) -> None:
+        self._guard = _FiniteGuard(self.n_channels)
         self.frequency_hz = float(self.mains_hz)
         self.weights = np.zeros((2 * len(self.harmonics), self.n_channels))
         self._phase = 0.0
@@ -142,12 +164,14 @@ class AdaptiveMainsCanceller:
         return np.hypot(self.weights[:h], self.weights[h:])
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
-        x = _check_chunk(chunk, self.n_channels)
+        x, bad = self._guard.clean(_check_chunk(chunk, self.n_channels))
         out = np.empty_like(x)
         for start, stop, ends_block in _block_spans(self._position, len(x), self._block):
             out[start:stop] = self._run_span(x[start:stop])
             if ends_block:
                 self._end_block()
+        if bad is not None:
+            out[bad] = np.nan
         return out.astype(np.float32)
 
     def _run_span(self, x: np.ndarray) -> np.ndarray:
@@ -240,7 +264,7 @@ class AdaptiveBaseline:
     slow_s: float = 0.5
     fast_s: float = 0.02
     jump_factor: float = 4.0
-    block_s: float = 0.01
+    block_s: float = 0.04  # whole mains periods (2 at 50 Hz): hum does not read as a baseline jump
     baseline: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -252,6 +276,7 @@ class AdaptiveBaseline:
         self.reset()
 
     def reset(self) -> None:
+        self._guard = _FiniteGuard(self.n_channels)
         self.baseline = None
         self._alpha = np.full(self.n_channels, self._coefficient(self.slow_s))
         self._spread = np.zeros(self.n_channels)  # running mean |x - baseline|
@@ -263,7 +288,7 @@ class AdaptiveBaseline:
         return 1.0 - math.exp(-1.0 / (tau_s * self.fs))
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
-        x = _check_chunk(chunk, self.n_channels)
+        x, bad = self._guard.clean(_check_chunk(chunk, self.n_channels))
         if len(x) == 0:
             return np.zeros((0, self.n_channels), dtype=np.float32)
         if self.baseline is None:
@@ -282,6 +307,8 @@ class AdaptiveBaseline:
             self._position += len(span)
             if ends_block:
                 self._end_block()
+        if bad is not None:
+            out[bad] = np.nan
         return out.astype(np.float32)
 
     def _track(self, span: np.ndarray) -> np.ndarray:
@@ -378,3 +405,25 @@ def mains_removal_figures(clean: np.ndarray, hum: np.ndarray, clean_out: np.ndar
         "signal_to_distortion_db": round(float(distortion), 2),
         "margin_db": round(float(reduction - abs(change)), 2),
     }
+
+
+class AdaptivePreprocessor:
+    """The switchable adaptive stages in the order a stream meets them, before the fixed ``FilterChain``:
+    baseline removal (optional), then the mains canceller (optional; use the chain without its notch then:
+    ``default_chain(..., mains_hz=None)``). ``process(chunk (n, C)) -> (n, C)``; NaN/Inf stay NaN."""
+
+    def __init__(self, fs: float, n_channels: int, mains_hz: float | None = 50.0, baseline: bool = False) -> None:
+        self.stages: list[AdaptiveMainsCanceller | AdaptiveBaseline] = []
+        if baseline:
+            self.stages.append(AdaptiveBaseline(fs, n_channels))
+        if mains_hz is not None:
+            self.stages.append(AdaptiveMainsCanceller(fs, n_channels, mains_hz=mains_hz))
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        for stage in self.stages:
+            chunk = stage.process(chunk)
+        return np.asarray(chunk, dtype=np.float32)
+
+    def reset(self) -> None:
+        for stage in self.stages:
+            stage.reset()

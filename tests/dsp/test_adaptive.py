@@ -123,3 +123,31 @@ def test_baseline_removes_slow_wander():
     out = AdaptiveBaseline(FS, 1).process(emg + wander)
     settled = slice(int(2 * FS), None)
     assert np.std(out[settled] - emg[settled]) < 0.1 * np.std(wander)
+
+
+@pytest.mark.parametrize("make", [lambda: AdaptiveMainsCanceller(FS, 2), lambda: AdaptiveBaseline(FS, 2)])
+def test_dropped_samples_stay_marked_and_never_poison_the_state(make):
+    rng = np.random.default_rng(8)
+    t = np.arange(int(4 * FS)) / FS
+    x = rng.normal(0, 30, (len(t), 2)) + 60 * np.sin(2 * np.pi * 50.0 * t)[:, None]
+    holed = x.copy()
+    holed[3000:3040, 0] = np.nan
+    holed[5000, 1] = np.inf
+    out = make().process(holed)
+    np.testing.assert_array_equal(~np.isfinite(out), ~np.isfinite(holed))
+    reference = make().process(x)
+    # a second after the gap the output is finite and close to the uninterrupted run again
+    late = slice(int(2.5 * FS), None)
+    assert np.isfinite(out[late]).all()
+    assert np.sqrt(np.mean((out[late] - reference[late]) ** 2)) < 0.1 * np.std(reference[late])
+
+
+def test_preprocessor_chains_the_chosen_stages():
+    from dsp.adaptive import AdaptivePreprocessor
+
+    x = np.random.default_rng(9).normal(0, 20, (4096, 3))
+    both = AdaptivePreprocessor(FS, 3, mains_hz=50.0, baseline=True)
+    assert [type(s).__name__ for s in both.stages] == ["AdaptiveBaseline", "AdaptiveMainsCanceller"]
+    expected = AdaptiveMainsCanceller(FS, 3).process(AdaptiveBaseline(FS, 3).process(x))
+    np.testing.assert_allclose(both.process(x), expected, rtol=1e-6, atol=1e-4)
+    assert AdaptivePreprocessor(FS, 3, mains_hz=None).stages == []
