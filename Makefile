@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml requirements.txt tools/ensure-system-deps.sh
 	# torch first and pinned: anything else asking for torch then finds it satisfied (no CUDA download).
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements.txt
+	# LibEMG is only the reference our feature tests compare against; its own dependencies pull GUI stacks and numpy<2
+	$(PY) -m pip install --quiet --no-deps libemg==2.0.3
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

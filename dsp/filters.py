@@ -221,7 +221,9 @@ def default_chain(
         notch_limit: float | None = high
     else:
         filters = [highpass(fs, low_hz, n_channels, order)]
-        notch_limit = None
+        # needle spikes live at 0.5-2 kHz: notching every harmonic up to Nyquist would strip most of that band,
+        # while mains pick-up is concentrated in the first few harmonics
+        notch_limit = 5.5 * mains_hz if mains_hz else None
     if mains_hz is not None and mains_hz < fs / 2:
         filters.append(notch(fs, mains_hz, n_channels, harmonics=True, max_hz=notch_limit))
     return FilterChain(filters)
