@@ -197,15 +197,18 @@ class FatigueView(QtWidgets.QWidget):
 
         self.frequency_plot = pg.PlotWidget()
         self.rms_plot = pg.PlotWidget()
-        for plot in (self.frequency_plot, self.rms_plot):
+        self.fins_plot = pg.PlotWidget()
+        for plot in (self.frequency_plot, self.rms_plot, self.fins_plot):
             plot.setMenuEnabled(False)
             plot.hideButtons()
             plot.getAxis("bottom").enableAutoSIPrefix(False)  # minutes stay minutes, never "mmin"
         self.frequency_plot.setLabel("left", "frequency", units="Hz")
         self.frequency_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.rms_plot.setLabel("left", "RMS (µV)")
-        self.rms_plot.setLabel("bottom", "session time (min)")
         self.rms_plot.setXLink(self.frequency_plot)
+        self.fins_plot.setLabel("left", "FInsm5 (%)")
+        self.fins_plot.setLabel("bottom", "session time (min)")
+        self.fins_plot.setXLink(self.frequency_plot)
         # at rest the spectrum is the noise floor's: drawn dim; contraction bins drawn bright on top
         self.mnf_rest_curve = self.frequency_plot.plot(pen=pg.mkPen((255, 200, 60, 70), width=1))
         self.mdf_rest_curve = self.frequency_plot.plot(pen=pg.mkPen((120, 220, 255, 70), width=1))
@@ -215,16 +218,9 @@ class FatigueView(QtWidgets.QWidget):
             pen=pg.mkPen((255, 90, 90), width=2, style=pg.QtCore.Qt.PenStyle.DashLine), name="MDF trend"
         )
         self.rms_curve = self.rms_plot.plot(pen=pg.mkPen((200, 200, 200), width=1.5))
-        # FInsm5 (Dimitrov's most sensitive index) on its own right-hand axis: its units have nothing to do with µV
-        self.fins_box = pg.ViewBox()
-        self.rms_plot.showAxis("right")
-        self.rms_plot.getAxis("right").setLabel("FInsm5 (%)", color="#c080ff")
-        self.rms_plot.getAxis("right").linkToView(self.fins_box)
-        self.rms_plot.scene().addItem(self.fins_box)
-        self.fins_box.setXLink(self.rms_plot.plotItem.vb)
-        self.fins_curve = pg.PlotDataItem(pen=pg.mkPen((192, 128, 255), width=1.5))
-        self.fins_box.addItem(self.fins_curve)
-        self.rms_plot.plotItem.vb.sigResized.connect(self._align_fins_box)
+        # FInsm5 (Dimitrov's most sensitive index) in its own plot: its units have nothing to do with µV (a second
+        # ViewBox sharing the RMS plot crashed Qt on teardown)
+        self.fins_curve = self.fins_plot.plot(pen=pg.mkPen((192, 128, 255), width=1.5))
 
         header = QtWidgets.QHBoxLayout()
         header.addWidget(QtWidgets.QLabel("<b>Fatigue</b>"))
@@ -236,6 +232,7 @@ class FatigueView(QtWidgets.QWidget):
         layout.addWidget(self.readout_more)
         layout.addWidget(self.frequency_plot, 3)
         layout.addWidget(self.rms_plot, 2)
+        layout.addWidget(self.fins_plot, 2)
 
     @staticmethod
     def _badge_style(state: str | None) -> str:
@@ -279,9 +276,6 @@ class FatigueView(QtWidgets.QWidget):
             f"RMS {_dash(latest_rms, '.0f', ' µV')} ({_dash(status.rms_change_pct, '+.0f', ' %')})   "
             f"{'contracting' if status.active else 'at rest'}"
         )
-
-    def _align_fins_box(self) -> None:
-        self.fins_box.setGeometry(self.rms_plot.plotItem.vb.sceneBoundingRect())
 
     def _draw_fit(self, origin: float) -> None:
         status = self.status
