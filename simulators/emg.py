@@ -130,6 +130,49 @@ class ForceProfile:
 
 
 @dataclass
+class _Propagation:
+    """Conduction along the fibres of a grid: each row of electrodes sees a unit's MUAP delayed by its distance
+    along y from the unit's innervation zone over the unit's conduction velocity (which fatigue lowers)."""
+
+    row_channels: list[np.ndarray]  # channels sharing one y (one grid row)
+    distance_mm: np.ndarray  # (U, rows) |y_row - y_innervation_zone|
+    velocity_m_s: np.ndarray  # (U,) fresh conduction velocity
+
+    @classmethod
+    def for_grid(cls, simulator: EmgSimulator) -> _Propagation:
+        y = simulator.layout.positions_mm[:, 1]
+        rows = np.unique(y)
+        pool = simulator.pool
+        # larger units conduct faster (about +-10 % across the pool)
+        rank = np.argsort(np.argsort(pool.size)) / max(pool.n_units - 1, 1)
+        velocity = simulator.subject.conduction_velocity_m_s * (0.9 + 0.2 * rank)
+        return cls(
+            row_channels=[np.flatnonzero(y == row) for row in rows],
+            distance_mm=np.abs(rows[None, :] - pool.position_mm[:, 1:2]),
+            velocity_m_s=velocity,
+        )
+
+    def max_delay_samples(self, cv_floor: float, fs: float) -> int:
+        return int(math.ceil(float((self.distance_mm / (self.velocity_m_s[:, None] * cv_floor)).max()) * 1e-3 * fs)) + 2
+
+    def project(self, rendered: np.ndarray, gains: np.ndarray, relative_cv: np.ndarray, fs: float) -> np.ndarray:
+        """(samples, C): each row's channels get the units' signals delayed (linear interpolation) then mixed."""
+        n_rows, n_units = rendered.shape
+        delays = self.distance_mm / (self.velocity_m_s * relative_cv)[:, None] * 1e-3 * fs
+        out = np.empty((n_rows, gains.shape[1]))
+        time_index = np.arange(n_rows)[:, None]
+        columns = np.arange(n_units)[None, :]
+        padded = np.vstack([np.zeros((2, n_units)), rendered])  # index -1 and -2 read zeros
+        for row, channels in enumerate(self.row_channels):
+            whole = np.floor(delays[:, row]).astype(np.int64)
+            fraction = delays[:, row] - whole
+            source = np.maximum(time_index - whole[None, :], -2) + 2
+            shifted = padded[source, columns] * (1.0 - fraction) + padded[np.maximum(source - 1, 0), columns] * fraction
+            out[:, channels] = shifted @ gains[:, channels]
+        return out
+
+
+@dataclass
 class _BlockRecord:
     start: int
     relative_cv: np.ndarray  # (N, muscles) at the output rate
@@ -161,6 +204,9 @@ class EmgSimulator:
         self._block = max(1, int(round(BLOCK_S * self.fs)))
         stretch_max = 1.0 / self.fatigue.floor
         self._tail = int(math.ceil(float(self.shapes.support_s.max()) * stretch_max * self._internal_fs)) + 2
+        self._propagation = _Propagation.for_grid(self) if self.layout.kind == "grid" else None
+        if self._propagation is not None:
+            self._tail += self._propagation.max_delay_samples(self.fatigue.floor, self._internal_fs)
         self._carry = np.zeros((self._tail, self.n_channels))
         self._cv_state = np.ones(len(self.pool.muscle_names))
         self._antialias = None
@@ -343,7 +389,12 @@ class EmgSimulator:
         if self.config.record_spikes:
             self.spike_log.append((units, spike_times))
         if units.size:
-            combined = self._render(units, spike_times, relative_cv, start_internal, n_internal) @ self.gains
+            rendered = self._render(units, spike_times, relative_cv, start_internal, n_internal)
+            if self._propagation is None:
+                combined = rendered @ self.gains
+            else:
+                unit_cv = relative_cv[0, self.pool.muscle_index]
+                combined = self._propagation.project(rendered, self.gains, unit_cv, self._internal_fs)
         else:
             combined = np.zeros((n_internal + self._tail, self.n_channels))
         combined[: self._tail] += self._carry

@@ -132,7 +132,8 @@ def _muscle_units(
         return np.column_stack([rho * np.cos(phi), rho * np.sin(phi), np.zeros(n)])
     lo, hi = layout.positions_mm.min(axis=0), layout.positions_mm.max(axis=0)
     x = rng.uniform(lo[0] - 5.0, hi[0] + 5.0, n)
-    y = rng.uniform(lo[1], hi[1], n) if hi[1] > lo[1] else np.full(n, lo[1])
+    # y is the unit's innervation zone: a band across the middle of the grid, from which MUAPs propagate along y
+    y = rng.normal(0.5 * (lo[1] + hi[1]), 0.12 * (hi[1] - lo[1]) + 1.0, n)
     z = -(subject.fat_thickness_mm + rng.uniform(1.0, 15.0, n))
     return np.column_stack([x, y, z])
 

@@ -208,3 +208,32 @@ def test_gestures_activate_different_channels():
     assert np.argmax(flexion) != np.argmax(extension)
     correlation = np.corrcoef(flexion / flexion.sum(), extension / extension.sum())[0, 1]
     assert correlation < 0.5
+
+
+def test_grid_muaps_propagate_along_the_fibres_at_the_conduction_velocity():
+    fs = 2048.0
+    config = SimulationConfig(
+        layout="grid13x5", fs=fs, profile="hold", mvc_percent=30, fatigue_rate=1.0, artifacts=(), seed=2
+    )
+    simulator = EmgSimulator(config)
+    data, _, truths = simulator.generate_with_truth(24.0, truth_rate_hz=1.0)
+    column = [i for i, (_, col) in enumerate(simulator.layout.grid_index) if col == 2]  # 13 rows along y
+
+    def row_lag_ms(first: int, second: int, segment: slice) -> float:
+        a, b = data[segment, column[first]].astype(np.float64), data[segment, column[second]].astype(np.float64)
+        correlation = signal.correlate(b, a, mode="full")
+        lags = signal.correlation_lags(b.size, a.size)
+        peak = int(np.argmax(correlation))
+        left, centre, right = correlation[peak - 1 : peak + 2]
+        return (lags[peak] + 0.5 * (left - right) / (left - 2 * centre + right)) / fs * 1e3
+
+    early, late = slice(0, int(4 * fs)), slice(int(20 * fs), int(24 * fs))
+    expected_ms = 8.0 / simulator.subject.conduction_velocity_m_s  # 8 mm between rows
+    # away from the innervation zone in the middle, potentials travel outward in both directions
+    assert row_lag_ms(0, 1, early) == pytest.approx(-expected_ms, rel=0.15)
+    assert row_lag_ms(11, 12, early) == pytest.approx(expected_ms, rel=0.15)
+    # fatigue slows conduction: the delay between rows grows as 1 / relative conduction velocity
+    slowing = row_lag_ms(11, 12, late) / row_lag_ms(11, 12, early)
+    truth_cv = np.mean([t["relative_cv"] for t in truths if t["time_s"] >= 20.0])
+    assert truth_cv < 0.9
+    assert slowing == pytest.approx(1.0 / truth_cv, rel=0.05)
