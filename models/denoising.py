@@ -22,11 +22,14 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dsp.filters import default_chain
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CACHE_DIR = Path("/tmp/neurofusion-cache")
 
@@ -67,7 +70,7 @@ def corrupt(
     return out
 
 
-def _build_network(width: int = 24):
+def _build_network(width: int = 24) -> nn.Module:
     from torch import nn
 
     class WindowDenoiser(nn.Module):
@@ -99,7 +102,7 @@ def _scale(windows: np.ndarray) -> np.ndarray:
     return np.maximum(np.sqrt(np.mean(windows.astype(np.float64) ** 2, axis=-1, keepdims=True)), 1e-3)
 
 
-def denoise_windows(network, windows: np.ndarray, batch: int = 1024) -> np.ndarray:
+def denoise_windows(network: nn.Module, windows: np.ndarray, batch: int = 1024) -> np.ndarray:
     """(W, C, S) filtered windows -> (W, C, S) denoised, each window and channel on its own."""
     import torch
 
@@ -115,7 +118,7 @@ def denoise_windows(network, windows: np.ndarray, batch: int = 1024) -> np.ndarr
     return out.reshape(w, c, s)
 
 
-def denoise_stream(network, filtered: np.ndarray, window: int, hop: int) -> np.ndarray:
+def denoise_stream(network: nn.Module, filtered: np.ndarray, window: int, hop: int) -> np.ndarray:
     """Causal, window by window: each output hop is the last ``hop`` samples of the denoised window ending there.
     The first ``window - hop`` samples (before a full window exists) pass through unchanged."""
     filtered = np.asarray(filtered, dtype=np.float32)
@@ -148,7 +151,9 @@ class DenoiserTraining:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def simulated_pairs(settings: DenoiserTraining, seeds: list[int], rng: np.random.Generator, cache_dir: Path | None):
+def simulated_pairs(
+    settings: DenoiserTraining, seeds: list[int], rng: np.random.Generator, cache_dir: Path | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """-> list of (filtered clean (n, C), filtered corrupted (n, C)) streams, one per simulated subject."""
     from simulators.emg import EmgSimulator, SimulationConfig
 
@@ -182,7 +187,7 @@ def _windows(stream: np.ndarray, window: int, hop: int, skip: int) -> np.ndarray
     return np.stack([stream[end - window : end].T for end in ends]).astype(np.float32)
 
 
-def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | None = CACHE_DIR):
+def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | None = CACHE_DIR) -> nn.Module:
     """Trains (or loads from ``cache_dir``) the denoiser on simulated subjects with seeds 0..subjects-1."""
     import torch
 
@@ -237,7 +242,7 @@ def snr_rmse(estimate: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return round(snr, 2), round(float(np.sqrt(np.mean(error**2))), 3)
 
 
-def compare(network, settings: DenoiserTraining, test_seeds: list[int], seed: int = 123,
+def compare(network: nn.Module, settings: DenoiserTraining, test_seeds: list[int], seed: int = 123,
             cache_dir: Path | None = CACHE_DIR) -> dict[str, Any]:  # fmt: skip
     """Output SNR and RMSE against the filtered clean truth on held-out subjects: raw (filtered only for the
     comparison's band), causal filters alone, filters + autoencoder (causal, window by window)."""
@@ -261,7 +266,7 @@ def compare(network, settings: DenoiserTraining, test_seeds: list[int], seed: in
     }
 
 
-def compare_on_recording(network, recording: np.ndarray, fs: float, seed: int = 0,
+def compare_on_recording(network: nn.Module, recording: np.ndarray, fs: float, seed: int = 0,
                          window_ms: float = 200.0, hop_ms: float = 50.0) -> dict[str, Any]:  # fmt: skip
     """The same comparison on a real recording, taken as the truth: our corruption is added to it, and both
     the causal filters alone and filters + autoencoder are scored against the filtered original. Also scores what

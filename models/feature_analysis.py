@@ -14,6 +14,7 @@ and ``compare_selection`` measures what selection and PCA do to a baseline's hel
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ class FeatureTable:
 
     @classmethod
     def from_windows(
-        cls, windows: np.ndarray, fs: float, channel_labels: list[str] | None = None, names=MODEL_FEATURES
+        cls, windows: np.ndarray, fs: float, channel_labels: list[str] | None = None,
+        names: Iterable[str] = MODEL_FEATURES,
     ) -> FeatureTable:
         names = expand_names(names)
         matrix = feature_matrix(windows, fs, names)  # (N, C, F)

@@ -20,11 +20,14 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simulators.fatigue import FatigueModel
+
+if TYPE_CHECKING:
+    from torch import nn
 
 EPOCH_S = 2.0
 HISTORY_EPOCHS = 45  # 90 s of trend
@@ -79,7 +82,7 @@ def network_input(history: np.ndarray) -> np.ndarray:
     return features
 
 
-def _build_network(hidden: int = 48):
+def _build_network(hidden: int = 48) -> nn.Module:
     import torch
     from torch import nn
 
@@ -99,7 +102,9 @@ def _build_network(hidden: int = 48):
     return FatigueForecaster()
 
 
-def training_pairs(observed: np.ndarray, truth: np.ndarray, rng: np.random.Generator, per_trajectory: int):
+def training_pairs(
+    observed: np.ndarray, truth: np.ndarray, rng: np.random.Generator, per_trajectory: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Random cut points -> (inputs (N, H, 2), targets (N, HORIZON) relative true MDF - 1)."""
     n_epochs = observed.shape[1]
     inputs, targets = [], []
@@ -125,7 +130,7 @@ class ForecasterTraining:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path | None = CACHE_DIR):
+def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path | None = CACHE_DIR) -> nn.Module:
     """Trains (or loads from ``cache_dir``) the forecaster on simulated trajectories; returns the eval-mode net."""
     import torch
 
@@ -162,7 +167,7 @@ def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path
     return network
 
 
-def lstm_forecast(network, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def lstm_forecast(network: nn.Module, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, T) epoch MDF histories -> (mean MDF (B, HORIZON) Hz, std (B, HORIZON) Hz) for the next epochs."""
     import torch
 
@@ -197,7 +202,7 @@ def endurance_left(mean: np.ndarray, std: np.ndarray, threshold_hz: float, z: fl
 
 
 def evaluate_forecasts(
-    network, observed: np.ndarray, truth: np.ndarray, seed: int = 1, cuts: int = 4
+    network: nn.Module, observed: np.ndarray, truth: np.ndarray, seed: int = 1, cuts: int = 4
 ) -> dict[str, Any]:
     """RMSE (Hz) of the LSTM and of linear extrapolation against the true MDF over the horizon, on held-out
     trajectories, overall and per horizon third; plus the LSTM's 90 % band coverage of the truth."""
@@ -233,7 +238,7 @@ class EnduranceEstimator:
     """Live use: feed one epoch MDF per ``EPOCH_S`` of a contraction; ``estimate()`` gives the forecast and the
     endurance left until MDF falls ``drop_pct`` below the contraction's baseline (dsp.fatigue's "fatigued" is 15 %)."""
 
-    def __init__(self, network, drop_pct: float = 15.0) -> None:
+    def __init__(self, network: nn.Module, drop_pct: float = 15.0) -> None:
         self.network = network
         self.drop_pct = drop_pct
         self.history: list[float] = []
@@ -278,7 +283,9 @@ def measured_contraction(seconds: float, seed: int, mvc_percent: float = 50.0, f
     return np.asarray(measured), np.asarray(truth)
 
 
-def evaluate_on_contraction(network, measured: np.ndarray, truth: np.ndarray, every: int = 5) -> dict[str, Any]:
+def evaluate_on_contraction(
+    network: nn.Module, measured: np.ndarray, truth: np.ndarray, every: int = 5
+) -> dict[str, Any]:
     """Forecasts from the measured MDF at every ``every``-th epoch, scored against the true MDF in % of each one's
     baseline (the measured and true MDF differ by a fixed offset: noise and filters; the trend is what counts)."""
     lstm_errors, linear_errors = [], []
