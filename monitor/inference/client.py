@@ -22,6 +22,7 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from monitor.errors import UserError
 from monitor.inference import protocol
 from monitor.inference.security import CurveClientKeys, secure_client
 
@@ -105,25 +106,37 @@ class InferenceClient:
         self._offline_since: float | None = None
         self._offline_seconds = 0.0
         self._closed = threading.Event()
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(self._wake_write, False)
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a worker that is not connected: it'd be stale
-        # retry every 100 ms without exponential back-off, so a restarted worker is found within 0.1 s
-        self._socket.setsockopt(zmq.RECONNECT_IVL, 100)
-        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 0)
-        self._socket.setsockopt(zmq.SNDHWM, 100)
-        if curve is not None:
-            secure_client(self._socket, curve)
-        # disconnects are seen at once through the socket monitor; heartbeats catch a hung or unreachable peer
-        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
-        self._connected = False
-        self._socket.connect(endpoint)
+        try:
+            self._configure_socket(endpoint, curve)
+        except BaseException:
+            self._socket.close(0)
+            raise
+        self._wake_read, self._wake_write = os.pipe()  # submit() wakes the I/O thread through it
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
         self._thread = threading.Thread(target=self._run, name=f"inference-client-{bed_id}", daemon=True)
         self._thread.start()
+
+    def _configure_socket(self, endpoint: str, curve: CurveClientKeys | None) -> None:
+        sock = self._socket
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a worker that is not connected: it would be stale
+        # retry every 100 ms without exponential back-off, so a restarted worker is found within 0.1 s
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 0)
+        sock.setsockopt(zmq.SNDHWM, 100)
+        if curve is not None:
+            secure_client(sock, curve)
+        # disconnects are seen at once through the socket monitor; heartbeats catch a hung or unreachable peer
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self._connected = False
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as error:
+            self._monitor.close(0)
+            raise UserError(f"cannot connect to inference endpoint {endpoint!r}: {error}") from None
 
     # ------------------------------------------------------------ caller's side (any thread)
 

@@ -32,3 +32,12 @@ def test_bad_arguments_are_refused() -> None:
         InferenceClient("ipc:///tmp/x", deadline_s=0)
     with InferenceClient("ipc:///tmp/neurofusion-test-unused.sock") as client, pytest.raises(ValueError):
         client.submit(np.zeros(400, np.float32), 0.0, 0, 2000.0)
+
+
+def test_unusable_endpoint_is_a_user_error() -> None:
+    from monitor.errors import UserError
+
+    with pytest.raises(UserError, match="cannot connect to inference endpoint"):
+        InferenceClient("tcp://no-port-given")
+    with pytest.raises(UserError, match="cannot connect"):
+        InferenceClient("carrier-pigeon://bed-1")
