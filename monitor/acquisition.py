@@ -6,6 +6,8 @@ reports the state ("streaming" / "signal lost") so the views can say so, and nev
 
 from __future__ import annotations
 
+import bisect
+import collections
 import json
 import logging
 import threading
@@ -111,6 +113,9 @@ class Acquisition(threading.Thread):
         self._chunk = np.zeros((self._chunk_capacity, self.stream.n_channels), dtype=np.float32)
         self._stop_requested = threading.Event()
         self.last_data_clock = time.monotonic()
+        # (counter after the chunk, LSL time it arrived) of recent chunks: when each sample reached the monitor
+        self._arrival_ends: collections.deque[int] = collections.deque(maxlen=4096)
+        self._arrival_times: collections.deque[float] = collections.deque(maxlen=4096)
         self.signal_lost_events = 0
         self._lost = False
         self._next_format_check = 0.0
@@ -131,7 +136,10 @@ class Acquisition(threading.Thread):
             )
             if timestamps:
                 n = len(timestamps)
+                arrived = self._pylsl.local_clock()
                 self.buffer.write(self._chunk[:n], np.asarray(timestamps))
+                self._arrival_times.append(arrived)
+                self._arrival_ends.append(self.buffer.total_written)
                 self.last_data_clock = time.monotonic()
                 self._lost = False
             elif self.signal_lost:
@@ -141,6 +149,14 @@ class Acquisition(threading.Thread):
                     log.warning("signal lost on stream %s", self.stream.name)
                 self._check_returned_format()
         self._inlet.close_stream()
+
+    def arrival_of(self, counter: int) -> float | None:
+        """LSL time at which sample ``counter`` arrived (None if it is older than the arrivals remembered)."""
+        index = bisect.bisect_right(self._arrival_ends, counter)
+        try:
+            return self._arrival_times[index]
+        except IndexError:
+            return None
 
     def _check_returned_format(self) -> None:
         # liblsl recovers a returning stream only if its format is unchanged; otherwise it silently waits forever

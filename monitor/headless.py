@@ -29,6 +29,10 @@ def decision_line(
         "latency_ms": round(record.latency_s * 1000.0, 3),
         "worker_ms": round(record.worker_s * 1000.0, 3),
     }
+    for part in ("acquisition_s", "dsp_s", "transport_s"):
+        value = getattr(record, part)
+        if value is not None:
+            payload[part.replace("_s", "_ms")] = round(value * 1000.0, 3)
     if features is not None:
         payload["fatigue"] = {name: round(emg_mean(v, usable, emg_channels), 3) for name, v in features.items()}
     if usable is not None:
@@ -52,6 +56,7 @@ class HeadlessDashboard:
             features = state.features[-1][1] if state.features else None
             usable = state.usable
             n_decisions = len(state.decisions)
+            recent = list(state.decisions)[-200:]
         client = self.pipeline.client
         return {
             "stream": state.stream_name,
@@ -69,6 +74,12 @@ class HeadlessDashboard:
             "masked_channels": np.flatnonzero(~usable).tolist() if usable is not None else [],
             "latency": state.latency_percentiles(),
             "fatigue": state.fatigue,
+            "breakdown_ms": {
+                part: float(np.median([getattr(r, f"{part}_s") for r in recent if getattr(r, f"{part}_s") is not None]))
+                * 1000.0
+                for part in ("acquisition", "dsp", "worker", "transport")
+                if any(getattr(r, f"{part}_s") is not None for r in recent)
+            },
         }
 
     def render(self) -> Table:
@@ -106,6 +117,8 @@ class HeadlessDashboard:
         if latency:
             table.add_row("latency", f"p50 {latency['p50_ms']:.1f} ms  p95 {latency['p95_ms']:.1f} ms  "
                           f"p99 {latency['p99_ms']:.1f} ms")
+            parts = "  ".join(f"{name} {value:.1f}" for name, value in s["breakdown_ms"].items())
+            table.add_row("  median ms", parts)
         if s["masked_channels"]:
             quality = self.pipeline.state.quality
             labels = self.pipeline.state.channel_labels

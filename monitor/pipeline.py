@@ -33,8 +33,11 @@ class DecisionRecord:
     classes: list[str]
     channel_attention: np.ndarray | None
     model_id: str
-    latency_s: float
-    worker_s: float
+    latency_s: float  # window's last sample (amplifier time stamp) -> decision received here
+    worker_s: float  # the model's time in the worker
+    acquisition_s: float | None = None  # sample time stamp -> arrived in the monitor (amplifier chunking + LSL)
+    dsp_s: float | None = None  # arrived -> window filtered, analysed and submitted
+    transport_s: float | None = None  # submitted -> decision received, less the worker's own time (ZeroMQ, queues)
 
 
 @dataclass
@@ -88,6 +91,8 @@ class MonitorPipeline:
             ResultOutlets(stream.name, stream.source_id, stream.channel_labels, classes) if publish else None
         )
         self._stop = threading.Event()
+        self._inflight: dict[int, tuple[float | None, float]] = {}  # sequence -> (arrival, submitted), LSL time
+        self._inflight_lock = threading.Lock()
         self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
         self.engine.subscribe(self._on_windows)
 
@@ -118,7 +123,15 @@ class MonitorPipeline:
                                          self.model_channels)
         if self.client is None:
             return
+        import pylsl
+
         for result in results:
+            counter = result.window.end_counter
+            with self._inflight_lock:
+                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock())
+                if len(self._inflight) > 4096:  # answers that never came (deadline drops, an outage)
+                    for stale in list(self._inflight)[:1024]:
+                        del self._inflight[stale]
             self.client.submit(
                 result.window.data[self.model_channels], result.window.last_timestamp, result.window.end_counter,
                 self.state.fs, result.usable[self.model_channels],
@@ -161,13 +174,19 @@ class MonitorPipeline:
             with self.state.lock:
                 for decision in decisions:
                     latency = now - decision.last_timestamp
+                    worker_s = decision.worker_ms / 1000.0
+                    with self._inflight_lock:
+                        arrived, submitted = self._inflight.pop(decision.sequence, (None, None))
                     self.state.latencies_s.append(latency)
                     self.state.decisions.append(
                         DecisionRecord(
                             decision.sequence, decision.last_timestamp, decision.label,
                             np.asarray(decision.probabilities), list(decision.classes),
                             None if decision.channel_attention is None else np.asarray(decision.channel_attention),
-                            decision.model_id, latency, decision.worker_ms / 1000.0,
+                            decision.model_id, latency, worker_s,
+                            acquisition_s=None if arrived is None else arrived - decision.last_timestamp,
+                            dsp_s=None if arrived is None or submitted is None else submitted - arrived,
+                            transport_s=None if submitted is None else now - submitted - worker_s,
                         )
                     )
             if self.outlets is not None:
