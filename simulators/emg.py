@@ -160,15 +160,16 @@ class _Propagation:
         n_rows, n_units = rendered.shape
         delays = self.distance_mm / (self.velocity_m_s * relative_cv)[:, None] * 1e-3 * fs
         out = np.empty((n_rows, gains.shape[1]))
+        flat = np.concatenate([np.zeros(2 * n_units), rendered.ravel()])  # rows -1 and -2 read zeros
         time_index = np.arange(n_rows)[:, None]
         columns = np.arange(n_units)[None, :]
-        padded = np.vstack([np.zeros((2, n_units)), rendered])  # index -1 and -2 read zeros
         for row, channels in enumerate(self.row_channels):
             whole = np.floor(delays[:, row]).astype(np.int64)
             fraction = delays[:, row] - whole
             source = np.maximum(time_index - whole[None, :], -2) + 2
-            shifted = padded[source, columns] * (1.0 - fraction) + padded[np.maximum(source - 1, 0), columns] * fraction
-            out[:, channels] = shifted @ gains[:, channels]
+            at = flat.take(source * n_units + columns)
+            before = np.vstack([np.zeros((1, n_units)), at[:-1]])  # x(t - whole - 1): the same gather, one row on
+            out[:, channels] = (at + fraction * (before - at)) @ gains[:, channels]
         return out
 
 
