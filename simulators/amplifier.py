@@ -104,15 +104,15 @@ class Amplifier:
             n = self.chunk_samples if total is None else min(self.chunk_samples, total - self.samples_sent)
             if n <= 0:
                 break
-            # sleep until the last sample of this chunk would have been digitised
-            due = start + (self.samples_sent + n) * sample_period
-            delay = due - self._clock()
-            if delay > 0:
-                time.sleep(delay)
+            # make the chunk first, then wait until its last sample would have been digitised: the source's
+            # own work (a simulation, a file read) must not delay the push
             chunk = np.ascontiguousarray(self.source.read(n), dtype=np.float32)
             if chunk.shape[0] == 0:
                 break
             n = chunk.shape[0]
+            delay = start + (self.samples_sent + n) * sample_period - self._clock()
+            if delay > 0:
+                time.sleep(delay)
             indices = np.arange(self.samples_sent + 1, self.samples_sent + n + 1)
             timestamps = start + indices * sample_period
             self._outlet.push_chunk(chunk, timestamps.tolist())
