@@ -14,13 +14,7 @@ BAND_HZ = (60.0, 140.0)
 
 
 def stop_pipeline(pipeline) -> None:
-    try:
-        pipeline.stop()
-    except TypeError:
-        # DspEngine/Acquisition keep their stop Event in ``self._stop``, which shadows Thread._stop, so join() on
-        # a finished thread raises here (reported to the lead); the threads have been told to stop by then
-        if pipeline.client is not None:
-            pipeline.client.close()
+    pipeline.stop()
 
 
 def wait_for(condition, timeout_s: float) -> bool:
