@@ -150,3 +150,33 @@ def test_a_lost_worker_leaves_the_pool_and_the_other_carries_on(broker_with_two_
         wait_for(lambda: len(decisions.__iadd__(client.poll())) >= 5, 60)
         assert client.stats["errors"] == 0, client.stats
         assert sorted(d.sequence for d in decisions) == list(range(5)), client.stats
+
+
+def free_tcp_endpoint() -> str:
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    sock.close(0)
+    return f"tcp://127.0.0.1:{port}"
+
+
+def test_restarted_broker_finds_its_worker_and_client_again(ring8_checkpoint) -> None:
+    frontend, backend = free_tcp_endpoint(), free_tcp_endpoint()
+    broker, _ = launch("broker", "--frontend", frontend, "--backend", backend)
+    worker, _ = launch("worker", "--connect", backend, "--model", str(ring8_checkpoint), "--backend", "torch")
+    window = np.zeros((8, 400), np.float32)
+    try:
+        with InferenceClient(frontend, bed_id="bed-1", deadline_s=5.0) as client:
+            assert wait_for(lambda: client.state == "online", 30)
+            broker.kill()  # the remote end vanishes: nobody restarts it for us ...
+            broker.wait()
+            assert wait_for(lambda: client.state == "offline", 10)
+            broker, _ = launch("broker", "--frontend", frontend, "--backend", backend)  # ... until its admin does
+            # both ends reconnect by themselves, and the worker's next heartbeat re-registers it
+            assert wait_for(lambda: client.state == "online" and client.stats["workers"] == 1, 30)
+            client.submit(window, 1.0, 1, FS)
+            decisions: list = []
+            assert wait_for(lambda: bool(decisions.extend(client.poll()) or decisions), 30)
+            assert decisions[0].sequence == 1 and client.stats["offline_periods"] >= 1
+    finally:
+        stop(worker)
+        stop(broker)
