@@ -6,8 +6,9 @@ Each case generates ``--seconds`` of a sustained 50 %MVC contraction (the costli
 most units recruited) with the default artifacts (mains, wander, noise at 30 dB), after a 1 s warm-up, and reports
 the median over ``--repeats`` fresh simulators of simulated seconds per wall-clock second and per CPU second of
 this process (all threads), plus the construction time. Real-time factor = simulated s / wall s.
-``--blas-threads 1`` limits OpenBLAS to one thread (threadpoolctl), as ``neurofusion simulate`` does: the
-simulator's matrix products are small, and on a loaded 2-core machine idle BLAS threads spinning cost 2-3x.
+The simulator limits BLAS to one thread while it generates a block (its matrix products are small; on a loaded
+2-core machine spinning OpenBLAS threads made 256 channels 10x slower); ``--blas-threads N`` sets the process-wide
+limit around that (threadpoolctl), for comparison.
 """
 
 from __future__ import annotations

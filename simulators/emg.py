@@ -10,6 +10,7 @@ artifacts. Ground truth (condition, gesture, %MVC, conduction velocity, MNF/MDF)
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -127,6 +128,26 @@ class ForceProfile:
         gesture, level = self.at(time_s)
         table = np.stack([self.weights[name] for name in self.names])
         return table[gesture] * level[:, None]
+
+
+_blas_controller: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """Context limiting BLAS to one thread while a block is generated. The products here are small (hundreds of
+    rows); extra OpenBLAS threads only spin, and on a loaded 2-core machine that made 256-channel generation 10x
+    slower (below real time). ThreadpoolController.limit costs microseconds; threadpoolctl comes with scikit-learn."""
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controller = ThreadpoolController()
+        except ImportError:
+            _blas_controller = False
+    if _blas_controller is False:
+        return contextlib.nullcontext()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -379,6 +400,10 @@ class EmgSimulator:
 
     # ----- generation --------------------------------------------------------------------------------------------
     def _next_block(self) -> np.ndarray:
+        with _one_blas_thread():
+            return self._generate_block()
+
+    def _generate_block(self) -> np.ndarray:
         start = self._generated
         n_internal = self._block * self._factor
         fs = self._internal_fs

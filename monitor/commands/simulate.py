@@ -102,24 +102,10 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.duration is not None and not 0 < args.duration < 1e7:
         raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
-    with _single_threaded_blas():
-        simulator = EmgSimulator(config)
-        if args.out:
-            return _write(simulator, args)
-        return _stream(simulator, args)
-
-
-def _single_threaded_blas() -> Any:
-    """The simulator's matrix products are small: extra BLAS threads only spin, and on a busy machine (the
-    amplifier shares it with the monitor) that costs 2-3x. A context, so that an in-process caller gets its
-    threads back. threadpoolctl comes with scikit-learn."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    simulator = EmgSimulator(config)
+    if args.out:
+        return _write(simulator, args)
+    return _stream(simulator, args)
 
 
 def _write(simulator: Any, args: argparse.Namespace) -> int:
