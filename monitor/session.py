@@ -32,6 +32,7 @@ class SessionOptions:
     settings: EngineSettings | None = None
     record: Path | None = None  # an XDF file for LabRecorder: raw EMG and every result stream
     overwrite: bool = False
+    curve: Any = None  # CurveClientKeys for a remote worker or broker bound beyond loopback
 
 
 def has_display() -> bool:
@@ -55,7 +56,7 @@ def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> A
     from monitor.inference.supervisor import WorkerSupervisor, spawn_worker
 
     if options.worker_endpoint is not None:
-        client = InferenceClient(endpoint=options.worker_endpoint, bed_id=bed_id)
+        client = InferenceClient(endpoint=options.worker_endpoint, bed_id=bed_id, curve=options.curve)
         stack.callback(client.close)
         return client
     handle = spawn_worker(model_path=options.model)

@@ -24,6 +24,9 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model", metavar="CHECKPOINT", help="model checkpoint (default: the bundled model)")
     model.add_argument("--worker", metavar="ENDPOINT", help="use a running worker or broker, e.g. tcp://127.0.0.1:5555")
     model.add_argument("--no-inference", action="store_true", help="filtering, features and fatigue only")
+    model.add_argument("--server-key", type=Path, metavar="FILE.key",
+                       help="a remote worker's public CURVE key (with --curve-secret; see `neurofusion keys`)")
+    model.add_argument("--curve-secret", type=Path, metavar="FILE.key_secret", help="this monitor's CURVE secret key")
     dsp = parser.add_argument_group("signal processing")
     dsp.add_argument("--window-ms", type=float, default=200.0)
     dsp.add_argument("--hop-ms", type=float, default=50.0)
@@ -43,8 +46,19 @@ def session_options(args: argparse.Namespace):
     return SessionOptions(
         headless=args.headless, duration_s=args.duration, snapshot=args.snapshot, snapshot_after_s=args.snapshot_after,
         jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
-        settings=settings, record=args.record, overwrite=args.overwrite,
+        settings=settings, record=args.record, overwrite=args.overwrite, curve=curve_keys(args),
     )
+
+
+def curve_keys(args: argparse.Namespace):
+    if args.server_key is None and args.curve_secret is None:
+        return None
+    from monitor.errors import UserError
+    from monitor.inference.security import CurveClientKeys
+
+    if args.server_key is None or args.curve_secret is None:
+        raise UserError("CURVE needs both --server-key (the worker's public key) and --curve-secret (yours)")
+    return CurveClientKeys(args.server_key, args.curve_secret)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
