@@ -70,7 +70,7 @@ def corrupt(
     return out
 
 
-def _build_network(width: int = 24) -> nn.Module:
+def build_denoiser(width: int = 24) -> nn.Module:
     from torch import nn
 
     class WindowDenoiser(nn.Module):
@@ -193,7 +193,7 @@ def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | N
 
     settings = settings or DenoiserTraining()
     torch.manual_seed(settings.seed)
-    network = _build_network(settings.width)
+    network = build_denoiser(settings.width)
     path = None if cache_dir is None else Path(cache_dir) / f"denoiser-{settings.key()}.pt"
     if path is not None and path.is_file():
         network.load_state_dict(torch.load(path, weights_only=True))

@@ -82,7 +82,7 @@ def network_input(history: np.ndarray) -> np.ndarray:
     return features
 
 
-def _build_network(hidden: int = 48) -> nn.Module:
+def build_forecaster(hidden: int = 48) -> nn.Module:
     import torch
     from torch import nn
 
@@ -136,7 +136,7 @@ def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path
 
     settings = settings or ForecasterTraining()
     torch.manual_seed(settings.seed)
-    network = _build_network(settings.hidden)
+    network = build_forecaster(settings.hidden)
     path = None if cache_dir is None else Path(cache_dir) / f"prognosis-{settings.key()}.pt"
     if path is not None and path.is_file():
         network.load_state_dict(torch.load(path, weights_only=True))

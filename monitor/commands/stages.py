@@ -248,16 +248,14 @@ def profile_stages(channels: int = 64, fs: float = 2048.0, seconds: float = 4.0,
     from dsp.features import MODEL_FEATURES, compute_features
     from dsp.filters import default_chain
     from dsp.resources import StageProfiler
-    from models.denoising import DenoiserTraining, _build_network, denoise_windows
-    from models.prognosis import _build_network as build_forecaster
-    from models.prognosis import lstm_forecast
+    from models.denoising import DenoiserTraining, build_denoiser, denoise_windows
+    from models.prognosis import build_forecaster, lstm_forecast
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     x = rng.normal(0.0, 50.0, (int(seconds * fs), channels))
     hop, window = int(0.05 * fs), int(0.2 * fs)
     n_hops = len(x) // hop
-    stages: dict[str, Callable[[], Any]] = {}
     chain = default_chain(fs, channels)
     canceller = AdaptiveMainsCanceller(fs, channels)
     baseline = AdaptiveBaseline(fs, channels)
@@ -276,7 +274,7 @@ def profile_stages(channels: int = 64, fs: float = 2048.0, seconds: float = 4.0,
     for one in windows[: 20 if quick else len(windows)]:
         with profiler.stage("features (11 model features)"):
             compute_features(one[None], fs, MODEL_FEATURES)
-    denoiser = _build_network(DenoiserTraining().width).eval()
+    denoiser = build_denoiser(DenoiserTraining().width).eval()
     for one in windows[: 5 if quick else 30]:
         with profiler.stage("denoising autoencoder"):
             denoise_windows(denoiser, one[None])
@@ -285,7 +283,6 @@ def profile_stages(channels: int = 64, fs: float = 2048.0, seconds: float = 4.0,
     for _ in range(5 if quick else 50):
         with profiler.stage("LSTM forecast (per 2 s epoch, not per window)"):
             lstm_forecast(forecaster, history)
-    del stages
     return {"channels": channels, "fs": fs, "window_ms": 200, "hop_ms": 50, "torch_threads": 1, **profiler.report()}
 
 

@@ -10,7 +10,7 @@ import torch
 from models.denoising import (
     CorruptionConfig,
     DenoiserTraining,
-    _build_network,
+    build_denoiser,
     compare,
     corrupt,
     denoise_stream,
@@ -42,7 +42,7 @@ def test_motion_and_pops_are_large_and_slow():
 
 
 def test_stream_denoising_is_causal():
-    network = _build_network(8).eval()
+    network = build_denoiser(8).eval()
     x = np.random.default_rng(3).normal(0, 50, (2048, 2)).astype(np.float32)
     changed = x.copy()
     changed[1500:] += 1000.0
@@ -53,7 +53,7 @@ def test_stream_denoising_is_causal():
 
 
 def test_windows_are_denoised_independently_of_their_scale():
-    network = _build_network(8).eval()
+    network = build_denoiser(8).eval()
     windows = np.random.default_rng(4).normal(0, 1, (3, 2, 200)).astype(np.float32)
     np.testing.assert_allclose(denoise_windows(network, 100 * windows), 100 * denoise_windows(network, windows),
                                rtol=1e-4, atol=1e-3)  # fmt: skip
@@ -63,7 +63,7 @@ def test_short_training_lowers_the_error_on_held_out_subjects(tmp_path):
     settings = DenoiserTraining(fs=FS, subjects=2, seconds_per_subject=5.0, epochs=3, width=12)
     trained = train_denoiser(settings, cache_dir=tmp_path)
     torch.manual_seed(settings.seed)
-    untrained = _build_network(settings.width).eval()
+    untrained = build_denoiser(settings.width).eval()
     held_out = [50]
     after = compare(trained, settings, held_out, cache_dir=tmp_path)
     before = compare(untrained, settings, held_out, cache_dir=tmp_path)
