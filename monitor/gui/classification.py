@@ -174,19 +174,19 @@ class ClassificationView(QtWidgets.QWidget):
             curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1 if stacked else 2), name=name)
             self.plot.addItem(curve)
             self._items.append(curve)
-            if stacked:
-                lower = previous if previous is not None else pg.PlotDataItem(pen=None)
-                if previous is None:
-                    self._items.append(lower)
-                    self.plot.addItem(lower)
-                band = pg.FillBetweenItem(lower, curve, brush=pg.mkBrush(*colour, 150))
+            if stacked and previous is None:
+                # the first band fills down to zero; each next one fills between its curve and the one below
+                curve.setFillLevel(0.0)
+                curve.setFillBrush(pg.mkBrush(*colour, 150))
+            elif stacked:
+                band = pg.FillBetweenItem(previous, curve, brush=pg.mkBrush(*colour, 150))
                 self.plot.addItem(band)
                 self._items.append(band)
-                previous = curve
+            previous = curve
         self._redraw()
 
     def _curves(self) -> list[pg.PlotDataItem]:
-        return [item for item in self._items if isinstance(item, pg.PlotDataItem) and item.name()]
+        return [item for item in self._items if isinstance(item, pg.PlotDataItem)]
 
     def _redraw(self) -> None:
         if not self.trend.size:
@@ -199,9 +199,6 @@ class ClassificationView(QtWidgets.QWidget):
         stacked = self.style_box.currentText() == "stacked"
         if stacked:
             values = np.cumsum(values, axis=1)
-            baseline = [item for item in self._items if isinstance(item, pg.PlotDataItem) and not item.name()]
-            for item in baseline:
-                item.setData(times, np.zeros_like(times))
         for curve, column in zip(self._curves(), values.T, strict=False):
             curve.setData(times, column)
 

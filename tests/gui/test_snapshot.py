@@ -27,7 +27,7 @@ def _share_of_colour(region: np.ndarray, rgb: tuple[int, int, int], tolerance: i
 
 
 def test_snapshot_shows_every_view(qtbot, tmp_path, grid_pipeline):
-    from PyQt6 import QtGui
+    from PyQt6 import QtCore, QtGui
 
     from monitor.gui.app import save_snapshot
     from monitor.gui.classification import CLASS_COLOURS
@@ -63,6 +63,19 @@ def test_snapshot_shows_every_view(qtbot, tmp_path, grid_pipeline):
     assert _share_of_colour(crop["traces"], (120, 200, 255)) > 0.02  # 64 lanes of signal, not empty axes
     assert _share_of_colour(crop["electrodes"], GOOD) > 0.01  # 64 usable electrodes
     assert _share_of_colour(crop["classification"], CLASS_COLOURS["healthy"], tolerance=60) > 0.02
+    # stacked bands: inside the decisions' time span, probability 0.1 lies in the healthy band (p >= 0.2 always) and
+    # 0.97 in the neuropathy band (the top 0.1); both filled with their class colours
+    reference.refresh(everything=True)
+    qtbot.wait(100)  # the plot takes its auto range when it paints
+    plot = reference.classification.plot
+    times = reference.classification.trend.times
+    middle_minutes = (times[len(times) // 2] - reference.session_origin()) / 60.0
+    for probability, name in ((0.1, "healthy"), (0.97, "neuropathy")):
+        scene = plot.plotItem.vb.mapViewToScene(QtCore.QPointF(middle_minutes, probability))
+        point = plot.mapTo(reference, plot.mapFromScene(scene))
+        colour = pixels[point.y() - 1 : point.y() + 2, point.x() - 1 : point.x() + 2].reshape(-1, 3).mean(axis=0)
+        blended = 0.4 * np.array((18, 18, 22)) + 0.6 * np.array(CLASS_COLOURS[name])  # alpha 150 on the background
+        assert np.abs(colour - blended).max() < 30, (name, colour, blended)
     assert _share_of_colour(crop["spectrum"], (255, 200, 60)) > 0.0005  # the MNF marker
 
 
