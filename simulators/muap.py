@@ -24,7 +24,7 @@ from simulators.motor_units import MotorUnitPool
 NEEDLE_MAIN_WIDTH_S = 0.5e-3  # sigma of the main triphasic spike of a healthy needle MUAP
 NEEDLE_AMPLITUDE_UV = 450.0  # main-spike amplitude of the smallest healthy unit at the needle (~0.65 mV peak-to-peak)
 SURFACE_AMPLITUDE_UV = 450.0  # main-component amplitude of the smallest healthy unit right under an electrode
-TISSUE_SHAPE_PENALTY = 0.25  # share of the volume conductor's preference for long MUAPs that is kept
+TISSUE_SHAPE_PENALTY = 1.0  # share of the volume conductor's preference for long MUAPs that is kept (see below)
 SLOW_WAVE_RATIO = 0.25  # relative size of the slow biphasic wave that sets the long initial/terminal phases
 
 
@@ -115,9 +115,11 @@ def build_shapes(
 def _through_tissue(
     amplitude: np.ndarray, width: np.ndarray, order: np.ndarray, depth_mm: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian low-pass of the volume conductor, widening with depth. Normalised so a unit's main spike keeps
-    most of its amplitude: a pure low-pass would shrink short (myopathic) MUAPs ~10x relative to long (neuropathic)
-    ones at the skin, far beyond the amplitude differences seen in surface EMG; a quarter of that effect remains."""
+    """Gaussian low-pass of the volume conductor, widening with depth, normalised so that a healthy main spike
+    keeps its amplitude. The low-pass shrinks short (myopathic) MUAPs and spares long (neuropathic) ones:
+    TISSUE_SHAPE_PENALTY = 1 keeps that whole effect (surface RMS at equal %MVC: myopathy ~0.1x, neuropathy ~10x
+    healthy, more than real surface EMG shows); 0.25 would leave ~0.3x / 3x. The bundled model was trained at 1,
+    so changing it means retraining (a model trained at 1 reads most 0.25-myopathy subjects as healthy)."""
     tissue = (0.8e-3 + 0.12e-3 * depth_mm)[:, None]
     widened = np.sqrt(width**2 + tissue**2)
     reference = width[:, :1] ** (1.0 - TISSUE_SHAPE_PENALTY) * NEEDLE_MAIN_WIDTH_S**TISSUE_SHAPE_PENALTY
