@@ -237,3 +237,33 @@ def test_grid_muaps_propagate_along_the_fibres_at_the_conduction_velocity():
     truth_cv = np.mean([t["relative_cv"] for t in truths if t["time_s"] >= 20.0])
     assert truth_cv < 0.9
     assert slowing == pytest.approx(1.0 / truth_cv, rel=0.05)
+
+
+def test_discharges_follow_fuglevand_rate_coding_and_recruitment():
+    config = SimulationConfig(layout="grid8x8", profile="ramp", ramp_s=8.0, mvc_percent=80, record_spikes=True, **CLEAN)
+    simulator = EmgSimulator(config)
+    data = simulator.generate(12.0).astype(np.float64)
+    units = np.concatenate([u for u, _ in simulator.spike_log])
+    times = np.concatenate([t for _, t in simulator.spike_log])
+    pool = simulator.pool
+    # recruitment: more units fire as the ramp climbs, in threshold order (size principle)
+    first_spike = np.full(pool.n_units, np.inf)
+    np.minimum.at(first_spike, units, times)
+    recruited = np.isfinite(first_spike)
+    assert recruited[: pool.n_units // 2].all()
+    order = np.argsort(first_spike[recruited])
+    assert np.corrcoef(order, np.arange(order.size))[0, 1] > 0.9
+    # rate coding over the final 80 %MVC hold: 8-40 Hz, the first units faster, ISI CoV as drawn for the subject
+    rates, covs = [], []
+    for unit in range(pool.n_units):
+        own = np.sort(times[(units == unit) & (times > 9.0)])
+        if own.size > 10:
+            intervals = np.diff(own)
+            rates.append(1.0 / intervals.mean())
+            covs.append(intervals.std() / intervals.mean())
+    rates = np.array(rates)
+    assert rates.min() > 7.0 and rates.max() < 42.0 and rates[:10].mean() > rates[-10:].mean()
+    assert np.median(covs) == pytest.approx(pool.isi_cov, abs=0.04)
+    # the surface amplitude grows with force
+    rms = [np.sqrt((data[int(s * 2048) : int((s + 1) * 2048)] ** 2).mean()) for s in (1, 3, 5, 7)]
+    assert all(a < b for a, b in zip(rms, rms[1:], strict=False))
