@@ -80,9 +80,10 @@ class AdaptiveMainsCanceller:
     time constant about 1 / (pi * bandwidth_hz) s). ``harmonics``: multiples of the mains to cancel, kept below
     0.95 x Nyquist and ``max_hz``. ``lock_range_hz``: how far from ``mains_hz`` the estimate may go.
     Every ``estimate_every_s`` the frequency is re-estimated from the last ``estimate_window_s`` of input: the
-    Hann-windowed spectrum, summed over channels (mains is common to all of them), is evaluated on a fine grid over
-    the lock range and its peak refined by a parabola; the estimate moves only when that peak stands at least
-    ``min_prominence`` times above the median of the grid (no hum, no change).
+    Hann-windowed spectrum, summed over channels (mains is common to all of them) and averaged over about
+    ``average_s``, is evaluated on a 0.02 Hz grid; its peak within the lock range is refined by a parabola, and the
+    estimate moves only when that peak stands at least ``min_prominence`` times above the median spectrum beside
+    it (no hum, no change). The weights adapt sample by sample (exact LMS), vectorised over each block.
     """
 
     fs: float
