@@ -299,13 +299,19 @@ class EmgSimulator:
     def generate_with_truth(
         self, duration_s: float, truth_rate_hz: float = 4.0
     ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-        """(data, sample index after which each truth was taken, truths) for ``duration_s``, truth every 1/rate s."""
+        """(data, position after each truth's sample, truths) for ``duration_s``, a truth every 1/rate s.
+
+        ``position`` counts samples from the stream's start: truth k describes sample position[k] - 1."""
+        if truth_rate_hz <= 0:
+            raise ValueError(f"truth rate must be positive, not {truth_rate_hz:g} Hz")
         total = int(round(duration_s * self.fs))
         step = max(1, int(round(self.fs / truth_rate_hz)))
         chunks, indices, truths = [], [], []
-        while sum(c.shape[0] for c in chunks) < total:
-            n = min(step, total - sum(c.shape[0] for c in chunks))
+        done = 0
+        while done < total:
+            n = min(step, total - done)
             chunks.append(self.read(n))
+            done += n
             indices.append(self.position)
             truths.append(self.ground_truth())
         data = np.concatenate(chunks) if chunks else np.zeros((0, self.n_channels), np.float32)

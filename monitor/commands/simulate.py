@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from simulators.emg import EmgSimulator
 
     config = build_config(args)
+    if not 0 < args.marker_rate <= 1000 or (args.chunk is not None and args.chunk <= 0):
+        raise UserError("--marker-rate must be in (0, 1000] per second and --chunk positive")
     if args.duration is not None and not 0 < args.duration < 1e7:
         raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
     simulator = EmgSimulator(config)

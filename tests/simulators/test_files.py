@@ -81,6 +81,7 @@ def test_cli_writes_a_file(tmp_path, capsys):
         (["--duration", "-1"], "--duration must be a positive number"),
         (["--duration", "inf"], "--duration must be a positive number"),
         (["--snr", "nan"], "snr_db must be a finite number"),
+        (["--marker-rate", "0"], "--marker-rate must be in"),
     ],
 )
 def test_cli_rejects_bad_options_in_one_line(tmp_path, capsys, arguments, message):
