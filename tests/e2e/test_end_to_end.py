@@ -64,8 +64,9 @@ def test_every_sample_arrives_once_and_nearly_every_window_gets_a_decision(playe
     index = raw.data[:, -1]
     assert raw.first_counter == 0
     np.testing.assert_array_equal(index, np.arange(sent, dtype=np.float32))  # no gap, no duplicate, in order
-    # sample-accurate timestamps: evenly spaced at the nominal rate
-    np.testing.assert_allclose(np.diff(raw.timestamps), 1.0 / FS, atol=1e-6)
+    # sample-accurate timestamps, evenly spaced at the nominal rate (liblsl's clock-offset updates move them by µs;
+    # a missing sample would show as a step of a whole period, 488 µs)
+    np.testing.assert_allclose(np.diff(raw.timestamps), 1.0 / FS, atol=5e-5)
     assert pipeline.engine.reader.dropped == 0
     sequences = [d.sequence for d in pipeline.state.decisions]
     assert len(sequences) == len(set(sequences))
