@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
+NOT_RECORDING = "not recording"
 MAINS_CHOICES = (("off", None), ("50 Hz", 50.0), ("60 Hz", 60.0))
 ROWS = (
     ("stream", "stream"), ("signal", "signal"), ("samples", "samples"), ("windows", "windows"),
@@ -56,7 +57,7 @@ class StatusView(QtWidgets.QWidget):
     def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.pipeline = pipeline
-        self.recording_state = "not recording"
+        self.recording_state = NOT_RECORDING
         state, settings = pipeline.state, pipeline.engine.settings
         nyquist = state.fs / 2.0
 
@@ -110,6 +111,8 @@ class StatusView(QtWidgets.QWidget):
         self.record_button = QtWidgets.QPushButton("start recording")
         self.record_button.setCheckable(True)
         self.record_button.toggled.connect(self._record_toggled)
+        if getattr(state, "recording", None):  # started by the session (--record) before the window opened
+            self.show_recording(True)
         actions = QtWidgets.QHBoxLayout()
         actions.addWidget(self.marker_edit, 1)
         actions.addWidget(self.marker_button)
@@ -189,6 +192,13 @@ class StatusView(QtWidgets.QWidget):
     def set_recording_state(self, text: str) -> None:
         self.recording_state = text
 
+    def recording_text(self) -> str:
+        """What the session said last; else the file the pipeline records into (``--record``), if any."""
+        if self.recording_state != NOT_RECORDING:
+            return self.recording_state
+        path = getattr(self.pipeline.state, "recording", None)
+        return f"recording to {path}" if path else NOT_RECORDING
+
     def refresh(self) -> None:
         pipeline, state = self.pipeline, self.pipeline.state
         acquisition, engine = pipeline.acquisition, pipeline.engine
@@ -221,4 +231,4 @@ class StatusView(QtWidgets.QWidget):
             worker = f"{stats.get('state', getattr(client, 'state', '?'))}  answered {stats.get('answered', '—')}  " \
                      f"late/dropped {stats.get('dropped_deadline', '—')}"
         self.fields["worker"].setText(worker)
-        self.fields["recording"].setText(self.recording_state)
+        self.fields["recording"].setText(self.recording_text())

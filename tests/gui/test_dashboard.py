@@ -254,8 +254,13 @@ def test_freeze_keeps_the_traces_still(qtbot, window, ring_pipeline):
     assert not np.array_equal(window.traces.curve.yData, frozen)
 
 
-def test_record_button_and_markers_reach_the_session(qtbot, window):
+def test_record_button_and_markers_reach_the_session(qtbot, window, ring_pipeline):
     from monitor.errors import UserError
+
+    ring_pipeline.state.recording = "ward3-bed2.xdf"  # what the session sets for --record
+    window.status.refresh()
+    assert window.status.fields["recording"].text() == "recording to ward3-bed2.xdf"
+    ring_pipeline.state.recording = None
 
     calls, markers = [], []
 
