@@ -415,3 +415,64 @@ class InferenceClient:
         elif not offline and self._offline_since is not None:
             self._offline_seconds += now - self._offline_since
             self._offline_since = None
+
+
+class ModelControl:
+    """Asks a worker to load a checkpoint and switch to it, or to switch back, and waits for its answer.
+
+    A separate socket from the ``InferenceClient``'s, so a switch never waits behind windows (or they behind it).
+    Blocking: call it from a background thread or a script, never the acquisition or GUI thread. It talks to one
+    worker directly (a broker does not pass these kinds on: with several workers, ask each one).
+    """
+
+    def __init__(self, endpoint: str, *, curve: CurveClientKeys | None = None,
+                 context: zmq.Context | None = None) -> None:
+        self.endpoint = endpoint
+        self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        try:
+            if curve is not None:
+                secure_client(self._socket, curve)
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as error:
+            self._socket.close(0)
+            raise UserError(f"cannot connect to inference endpoint {endpoint!r}: {error}") from None
+
+    def load_model(self, path: str | os.PathLike[str], timeout_s: float = 60.0) -> protocol.ModelLoaded:
+        """Load ``path`` beside the running model and switch to it. UserError when refused or unanswered."""
+        request = protocol.LoadModel(protocol.new_request_id(), os.fspath(os.path.abspath(path)))
+        return self._ask(protocol.encode_load_model(request), request.request_id, timeout_s)
+
+    def use_model(self, model_id: str, timeout_s: float = 10.0) -> protocol.ModelLoaded:
+        """Switch to a model the worker already holds (e.g. back to the one before an adaptation)."""
+        request = protocol.UseModel(protocol.new_request_id(), model_id)
+        return self._ask(protocol.encode_use_model(request), request.request_id, timeout_s)
+
+    def _ask(self, frames: list[bytes], request_id: str, timeout_s: float) -> protocol.ModelLoaded:
+        self._socket.send_multipart([b"", *frames])
+        give_up = time.monotonic() + timeout_s
+        while (remaining := give_up - time.monotonic()) > 0:
+            if not self._socket.poll(max(1, int(remaining * 1000))):
+                break
+            frames_in = self._socket.recv_multipart()
+            try:
+                _, body = protocol.split_envelope(frames_in)
+                message = protocol.decode(body, accept=(protocol.KIND_MODEL_LOADED, protocol.KIND_ERROR))
+            except protocol.ProtocolError as error:
+                log.warning("unreadable control reply from %s: %s", self.endpoint, error)
+                continue
+            if message.request_id != request_id:
+                continue  # the answer to an earlier request that timed out
+            if isinstance(message, protocol.ErrorReply):
+                raise UserError(f"the worker refused: {message.code}: {message.message}")
+            return message
+        raise UserError(f"no answer from the inference worker at {self.endpoint} within {timeout_s:g} s")
+
+    def close(self) -> None:
+        self._socket.close(0)
+
+    def __enter__(self) -> ModelControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

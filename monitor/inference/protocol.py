@@ -26,6 +26,8 @@ MAX_SAMPLES = 16_384
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # 256 ch x 8192 samples; workers also set ZMQ_MAXMSGSIZE near this
 MAX_CLASSES = 64
 MAX_TEXT = 256  # ids, labels, model ids
+MAX_PATH = 4096  # checkpoint paths in load_model
+MAX_LOADED_MODELS = 8  # models a worker keeps loaded for switching back
 MAX_ENVELOPE_FRAMES = 4  # client identity, optionally a broker's worker identity, delimiter
 
 KIND_REQUEST = "infer"
@@ -35,7 +37,11 @@ KIND_PING = "ping"
 KIND_PONG = "pong"
 KIND_WORKER_READY = "worker_ready"  # worker -> broker: registration and heartbeat in one
 KIND_BROKER_HEARTBEAT = "broker_heartbeat"  # broker -> worker: "I am still here"
-KINDS = (KIND_REQUEST, KIND_RESULT, KIND_ERROR, KIND_PING, KIND_PONG, KIND_WORKER_READY, KIND_BROKER_HEARTBEAT)
+KIND_LOAD_MODEL = "load_model"  # client -> worker: load a checkpoint beside the running model and switch to it
+KIND_USE_MODEL = "use_model"  # client -> worker: switch to a model already loaded (switching back)
+KIND_MODEL_LOADED = "model_loaded"  # worker -> client: the switch happened; which model now answers
+KINDS = (KIND_REQUEST, KIND_RESULT, KIND_ERROR, KIND_PING, KIND_PONG, KIND_WORKER_READY, KIND_BROKER_HEARTBEAT,
+         KIND_LOAD_MODEL, KIND_USE_MODEL, KIND_MODEL_LOADED)
 
 # Error codes carried in error replies (and used as counter names by the peers).
 BAD_FRAMES = "bad_frames"
@@ -50,6 +56,8 @@ NOT_FINITE = "not_finite"
 MODEL_MISMATCH = "model_mismatch"
 MODEL_REJECTED = "model_rejected"
 NO_WORKER = "no_worker"
+BAD_MODEL = "bad_model"  # load_model: unreadable checkpoint, or one that does not fit the running model's inputs
+UNKNOWN_MODEL = "unknown_model"  # use_model: no model of that id is loaded
 INTERNAL = "internal"
 
 
@@ -127,7 +135,28 @@ class BrokerHeartbeat:
     pass
 
 
-Message = InferenceRequest | InferenceResult | ErrorReply | Ping | Pong | WorkerReady | BrokerHeartbeat
+@dataclass(frozen=True)
+class LoadModel:
+    request_id: str
+    path: str  # a checkpoint (.pt) on the worker's machine, loaded with weights_only=True
+
+
+@dataclass(frozen=True)
+class UseModel:
+    request_id: str
+    model_id: str
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    request_id: str
+    model_id: str  # the model answering from now on
+    previous_model_id: str  # the one it replaced (still loaded)
+    loaded: tuple[str, ...]  # every model id the worker holds, oldest first
+
+
+Message = (InferenceRequest | InferenceResult | ErrorReply | Ping | Pong | WorkerReady | BrokerHeartbeat | LoadModel
+           | UseModel | ModelLoaded)
 
 
 # ---------------------------------------------------------------- envelopes
@@ -218,6 +247,19 @@ def encode_broker_heartbeat() -> list[bytes]:
     return [_header(KIND_BROKER_HEARTBEAT)]
 
 
+def encode_load_model(message: LoadModel) -> list[bytes]:
+    return [_header(KIND_LOAD_MODEL, id=message.request_id, path=message.path)]
+
+
+def encode_use_model(message: UseModel) -> list[bytes]:
+    return [_header(KIND_USE_MODEL, id=message.request_id, model=message.model_id)]
+
+
+def encode_model_loaded(message: ModelLoaded) -> list[bytes]:
+    return [_header(KIND_MODEL_LOADED, id=message.request_id, model=message.model_id,
+                    previous=message.previous_model_id, loaded=list(message.loaded))]
+
+
 def encode(message: Message) -> list[bytes | memoryview]:
     encoders = {
         InferenceRequest: encode_request,
@@ -226,6 +268,9 @@ def encode(message: Message) -> list[bytes | memoryview]:
         Ping: encode_ping,
         Pong: encode_pong,
         WorkerReady: encode_worker_ready,
+        LoadModel: encode_load_model,
+        UseModel: encode_use_model,
+        ModelLoaded: encode_model_loaded,
     }
     if isinstance(message, BrokerHeartbeat):
         return encode_broker_heartbeat()
@@ -410,6 +455,38 @@ def _decode_broker_heartbeat(header: dict, frames: list[bytes]) -> BrokerHeartbe
     return BrokerHeartbeat()
 
 
+def _single_frame(frames: list[bytes], request_id: str | None) -> None:
+    if len(frames) != 1:
+        raise ProtocolError(BAD_FRAMES, f"this kind has a header frame only, got {len(frames)} frames", request_id)
+
+
+def _decode_load_model(header: dict, frames: list[bytes]) -> LoadModel:
+    request_id = _text(header, "id", None)
+    _single_frame(frames, request_id)
+    path = header.get("path")
+    if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH or "\x00" in path:
+        raise ProtocolError(BAD_FIELD, f"'path' must be a non-empty string of at most {MAX_PATH} characters",
+                            request_id)
+    return LoadModel(request_id, path)
+
+
+def _decode_use_model(header: dict, frames: list[bytes]) -> UseModel:
+    request_id = _text(header, "id", None)
+    _single_frame(frames, request_id)
+    return UseModel(request_id, _text(header, "model", request_id))
+
+
+def _decode_model_loaded(header: dict, frames: list[bytes]) -> ModelLoaded:
+    request_id = _text(header, "id", None)
+    _single_frame(frames, request_id)
+    loaded = header.get("loaded")
+    if (not isinstance(loaded, list) or not 0 < len(loaded) <= MAX_LOADED_MODELS
+            or not all(_is_short_text(item) for item in loaded)):
+        raise ProtocolError(BAD_FIELD, f"'loaded' must list 1 to {MAX_LOADED_MODELS} model ids", request_id)
+    return ModelLoaded(request_id, _text(header, "model", request_id), _text(header, "previous", request_id),
+                       tuple(loaded))
+
+
 _DECODERS = {
     KIND_REQUEST: _decode_request,
     KIND_RESULT: _decode_result,
@@ -418,4 +495,7 @@ _DECODERS = {
     KIND_PONG: _decode_pong,
     KIND_WORKER_READY: _decode_worker_ready,
     KIND_BROKER_HEARTBEAT: _decode_broker_heartbeat,
+    KIND_LOAD_MODEL: _decode_load_model,
+    KIND_USE_MODEL: _decode_use_model,
+    KIND_MODEL_LOADED: _decode_model_loaded,
 }

@@ -124,6 +124,18 @@ class WorkerHandle:
             if not self._closed:  # when closing, we killed it ourselves
                 log.warning("standby worker failed: %s", error)
 
+    def adopt_model(self, model_path: str | os.PathLike[str] | None) -> None:
+        """After a hot swap (``load_model``/``use_model``): a restart serves this model, not the one started with.
+
+        A standby spare still holding the old model is replaced by one loading this one.
+        """
+        with self._lock:
+            self.model_path = None if model_path is None else str(model_path)
+            spare, self._spare = self._spare, None
+        _terminate(spare)
+        if self.standby and not self._closed:
+            threading.Thread(target=self._prepare_spare, name="worker-standby", daemon=True).start()
+
     def restart(self) -> None:
         _terminate(self.process)
         self.restarts += 1

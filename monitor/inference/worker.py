@@ -5,6 +5,10 @@ backend (``neurofusion broker``), announcing itself with ``worker_ready`` heartb
 frames, ``[client identity, b"", header, payload]``, and answers on the same envelope. Requests that arrive
 together (within ``batch_wait_s`` of the first, up to ``max_batch``) run as one batch. Nothing a peer sends can
 stop it: bad messages get an error reply, or are dropped and counted when they carry no envelope to reply on.
+
+Hot swap: ``load_model`` loads a checkpoint in a background thread of the worker (never on the serving path),
+checks that it takes the running model's inputs, and switches to it between two batches, so every reply's model
+id changes at one point and no request fails. The replaced models stay loaded for ``use_model`` (switching back).
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import socket as socket_module
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,7 +35,8 @@ log = logging.getLogger(__name__)
 
 # A little above the largest legal message, so that libzmq itself disconnects a peer sending more.
 MAX_MESSAGE_BYTES = protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES + 1024
-WORKER_ACCEPTS = (protocol.KIND_REQUEST, protocol.KIND_PING, protocol.KIND_BROKER_HEARTBEAT)
+WORKER_ACCEPTS = (protocol.KIND_REQUEST, protocol.KIND_PING, protocol.KIND_BROKER_HEARTBEAT, protocol.KIND_LOAD_MODEL,
+                  protocol.KIND_USE_MODEL)
 RECEIVE_QUEUE = 256  # messages held by libzmq before the sender's queue fills: bounds worker memory
 DENSE_TRAFFIC_FACTOR = 10  # arrivals closer than 10 batch waits apart are worth waiting for
 
@@ -54,22 +60,114 @@ class WorkerSettings:
     curve_client: CurveClientKeys | None = None  # when connecting to a secured broker
 
 
+ModelLoader = Callable[[str], PredictorLike]  # checkpoint path -> a warmed-up predictor (ValueError if unusable)
+
+
+def check_compatible(running: Any, candidate: Any) -> None:
+    """ValueError unless a model with card ``candidate`` can answer the requests ``running`` answers."""
+    for name in ("n_channels", "window_samples", "fs"):
+        if float(getattr(candidate, name)) != float(getattr(running, name)):
+            raise ValueError(f"{name} {getattr(candidate, name)} differs from the running model's "
+                             f"{getattr(running, name)}")
+    if list(candidate.classes) != list(running.classes):
+        raise ValueError(f"classes {list(candidate.classes)} differ from the running model's {list(running.classes)}")
+    running.check_layout(candidate.layout)
+
+
 class BatchHandler:
     """Turns received multipart messages into replies; owns the counters. No sockets, so it is easy to test."""
 
-    def __init__(self, predictor: PredictorLike, worker_name: str, max_batch: int = 32) -> None:
-        self.predictor = predictor
+    def __init__(self, predictor: PredictorLike, worker_name: str, max_batch: int = 32,
+                 loader: ModelLoader | None = None) -> None:
         self.worker_name = worker_name
         self.max_batch = max(1, int(max_batch))
-        self.model_id = str(predictor.card.model_id)
-        self.classes = tuple(str(name) for name in predictor.card.classes)
         self.counts: Counter[str] = Counter()
         self.last_broker_heartbeat = 0.0
+        self.loader = loader
+        self.models: OrderedDict[str, PredictorLike] = OrderedDict()
+        self._activate(predictor)
+        self._loads_running = 0
+        self._finished_loads: queue.SimpleQueue[tuple[list[bytes], str, PredictorLike | Exception]] = (
+            queue.SimpleQueue())
+
+    def _activate(self, predictor: PredictorLike) -> str:
+        """Make ``predictor`` the one answering; -> the previous model id. Called only between batches."""
+        previous = getattr(self, "model_id", str(predictor.card.model_id))
+        self.predictor = predictor
+        self.model_id = str(predictor.card.model_id)
+        self.classes = tuple(str(name) for name in predictor.card.classes)
+        self.models[self.model_id] = predictor
+        self.models.move_to_end(self.model_id)
+        while len(self.models) > protocol.MAX_LOADED_MODELS:  # the oldest inactive one goes
+            oldest = next(iter(self.models))
+            del self.models[oldest]
+        return previous
+
+    @property
+    def loads_pending(self) -> bool:
+        return self._loads_running > 0
+
+    def _model_loaded(self, envelope: list[bytes], request_id: str, previous: str) -> list[bytes | memoryview]:
+        return envelope + protocol.encode_model_loaded(protocol.ModelLoaded(
+            request_id, self.model_id, previous, tuple(self.models)))
+
+    def _start_load(self, envelope: list[bytes], message: protocol.LoadModel) -> list[bytes | memoryview] | None:
+        if self.loader is None:
+            self.counts[f"error_{protocol.BAD_MODEL}"] += 1
+            return envelope + protocol.encode_error(protocol.ErrorReply(
+                message.request_id, protocol.BAD_MODEL, "this worker does not load models on request"))
+        self._loads_running += 1
+        self.counts["model_loads"] += 1
+        loader, running_card = self.loader, self.predictor.card
+
+        def load() -> None:
+            try:
+                candidate = loader(message.path)
+                check_compatible(running_card, candidate.card)
+                outcome: PredictorLike | Exception = candidate
+            except Exception as error:  # any failure is the requester's answer, never the worker's end
+                outcome = error
+            self._finished_loads.put((envelope, message.request_id, outcome))
+
+        threading.Thread(target=load, name="model-loader", daemon=True).start()
+        return None
+
+    def finish_loads(self) -> list[list[bytes | memoryview]]:
+        """Switch to the models whose loading has finished (between two batches); their replies."""
+        replies: list[list[bytes | memoryview]] = []
+        while True:
+            try:
+                envelope, request_id, outcome = self._finished_loads.get_nowait()
+            except queue.Empty:
+                return replies
+            self._loads_running -= 1
+            if isinstance(outcome, Exception):
+                self.counts[f"error_{protocol.BAD_MODEL}"] += 1
+                log.info("model not loaded: %s", outcome)
+                replies.append(envelope + protocol.encode_error(protocol.ErrorReply(
+                    request_id, protocol.BAD_MODEL, f"model not loaded: {outcome}"[:500])))
+                continue
+            previous = self._activate(outcome)
+            self.counts["model_switches"] += 1
+            log.info("now serving %s (was %s)", self.model_id, previous)
+            replies.append(self._model_loaded(envelope, request_id, previous))
+
+    def _use_model(self, envelope: list[bytes], message: protocol.UseModel) -> list[bytes | memoryview]:
+        predictor = self.models.get(message.model_id)
+        if predictor is None:
+            self.counts[f"error_{protocol.UNKNOWN_MODEL}"] += 1
+            return envelope + protocol.encode_error(protocol.ErrorReply(
+                message.request_id, protocol.UNKNOWN_MODEL,
+                f"no model {message.model_id!r} is loaded (loaded: {', '.join(self.models)})"))
+        previous = self._activate(predictor)
+        self.counts["model_switches"] += 1
+        return self._model_loaded(envelope, message.request_id, previous)
 
     def handle(self, messages: list[list[bytes]]) -> list[list[bytes | memoryview]]:
         """Replies (each with its routing envelope) for a list of received messages, in arrival order of groups."""
         replies: list[list[bytes | memoryview]] = []
         groups: dict[tuple[int, int, float], list[tuple[list[bytes], protocol.InferenceRequest]]] = {}
+        switches: list[tuple[list[bytes], protocol.UseModel]] = []
         for frames in messages:
             self.counts["received"] += 1
             try:
@@ -96,12 +194,22 @@ class BatchHandler:
                 self.counts["pings"] += 1
                 replies.append(envelope + protocol.encode_pong(protocol.Pong(
                     message.request_id, "worker", self.model_id, 1,
-                    {"worker": self.worker_name, "classes": list(self.classes), "counts": dict(self.counts)})))
+                    {"worker": self.worker_name, "classes": list(self.classes), "counts": dict(self.counts),
+                     "models": list(self.models)})))
+            elif isinstance(message, protocol.LoadModel):
+                reply = self._start_load(envelope, message)
+                if reply is not None:
+                    replies.append(reply)
+            elif isinstance(message, protocol.UseModel):
+                # answered after this call's batches, which still ran on the model they were sent to
+                switches.append((envelope, message))
             else:  # BrokerHeartbeat
                 self.last_broker_heartbeat = time.monotonic()
         for (_, _, fs), items in groups.items():
             for start in range(0, len(items), self.max_batch):
                 replies.extend(self._run_batch(items[start : start + self.max_batch], fs))
+        for envelope, switch in switches:
+            replies.append(self._use_model(envelope, switch))
         return replies
 
     def _run_batch(self, items: list[tuple[list[bytes], protocol.InferenceRequest]], fs: float,
@@ -150,6 +258,20 @@ def warm_up(predictor: PredictorLike) -> None:
     predictor.predict(np.zeros((1, n_channels, n_samples), np.float32), np.ones((1, n_channels), bool), card.fs)
 
 
+def load_for_serving(path: str) -> PredictorLike:
+    """The default ``load_model`` loader: a checkpoint file (``weights_only=True``), warmed up, ONNX when current."""
+    from pathlib import Path
+
+    from models.predictor import load_predictor
+
+    checkpoint = Path(path)
+    if checkpoint.suffix != ".pt" or not checkpoint.is_file():
+        raise ValueError(f"no checkpoint (.pt file) at {path}")
+    predictor = load_predictor(checkpoint, backend="auto")
+    warm_up(predictor)
+    return predictor
+
+
 def default_worker_name() -> str:
     return f"{socket_module.gethostname()}:{os.getpid()}"
 
@@ -160,11 +282,14 @@ def serve(
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
     context: zmq.Context | None = None,
+    loader: ModelLoader | None = load_for_serving,
 ) -> Counter[str]:
-    """Run the worker until ``stop`` is set. ``on_ready`` gets the bound (or connected) endpoint. Returns counts."""
+    """Run the worker until ``stop`` is set. ``on_ready`` gets the bound (or connected) endpoint. Returns counts.
+
+    ``loader`` enables ``load_model`` requests (None: they are refused)."""
     stop = stop or threading.Event()
     context = context or zmq.Context.instance()
-    handler = BatchHandler(predictor, default_worker_name(), settings.max_batch)
+    handler = BatchHandler(predictor, default_worker_name(), settings.max_batch, loader)
     sock = context.socket(zmq.DEALER if settings.connect else zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
@@ -196,17 +321,21 @@ def serve(
 def _loop(sock: zmq.Socket, handler: BatchHandler, settings: WorkerSettings, stop: threading.Event) -> None:
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
-    ready = protocol.encode_worker_ready(protocol.WorkerReady(
-        handler.worker_name, handler.model_id, capacity=4 * handler.max_batch))
     next_heartbeat = 0.0
     previous_arrival, previous_size = float("-inf"), 0
     while not stop.is_set():
+        for reply in handler.finish_loads():  # a model that finished loading takes over between two batches
+            _send(sock, reply, handler)
         now = time.monotonic()
         if settings.connect and now >= next_heartbeat:
             # worker_ready is registration and heartbeat at once: a restarted broker learns of us within one beat.
+            ready = protocol.encode_worker_ready(protocol.WorkerReady(
+                handler.worker_name, handler.model_id, capacity=4 * handler.max_batch))
             _send(sock, [b"", *ready], handler)
             next_heartbeat = now + settings.heartbeat_s
         timeout_ms = max(1, int(1000 * min(0.1, next_heartbeat - now))) if settings.connect else 100
+        if handler.loads_pending:  # look for the finished load often, so the switch is not held up by idle polls
+            timeout_ms = min(timeout_ms, 5)
         if not poller.poll(timeout_ms):
             continue
         # Wait for companions only when traffic is dense (the previous batch was busy or recent): a lone bed
