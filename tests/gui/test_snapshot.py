@@ -225,3 +225,37 @@ def test_a_replayed_hdemg_recording_is_drawn_on_its_13x5_grid(qtbot):
     psd = psd.mean(axis=1)
     independent_mnf = float(np.sum(frequencies * psd) / np.sum(psd))
     assert window.spectrum.mnf_hz == pytest.approx(independent_mnf, rel=0.15), (window.spectrum.mnf_hz, independent_mnf)
+
+
+def test_cli_snapshot_on_a_machine_without_display(tmp_path):
+    """`neurofusion monitor --snapshot` in a fresh process with no DISPLAY and no Qt platform set: it renders
+    offscreen by itself, and a folder that does not exist is a one-line error."""
+    import os
+    import subprocess
+    import sys
+
+    from simulators.electrodes import ElectrodeLayout
+    from tests.conftest import REPO
+    from tests.gui.streams import BandNoiseSource, LiveStream
+
+    stream = LiveStream(BandNoiseSource(ElectrodeLayout.ring(8)), name="gui-cli").start()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}  # fmt: skip
+    command = [sys.executable, "-m", "monitor.cli", "monitor", "--source-id", stream.source_id, "--no-inference",
+               "--snapshot-after", "1"]  # fmt: skip
+    try:
+        good = subprocess.run([*command, "--snapshot", str(tmp_path / "shot.png")], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        bad = subprocess.run([*command, "--snapshot", str(tmp_path / "nowhere" / "shot.png")], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    finally:
+        stream.vanish()
+    assert good.returncode == 0, good.stderr
+    from PyQt6 import QtGui
+
+    image = QtGui.QImage(str(tmp_path / "shot.png"))
+    assert (image.width(), image.height()) == SIZE
+    assert _pixels(image).std() > 20
+    assert bad.returncode == 2
+    errors = [line for line in bad.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "does not exist" in errors[0] and "Traceback" not in bad.stderr
