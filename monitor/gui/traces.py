@@ -12,16 +12,19 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 SPANS_S = (1.0, 2.0, 5.0, 10.0, 20.0)
 FIXED_SCALES_UV = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 MAX_LABELLED_CHANNELS = 32
-#: more channels than this are shown a page at a time by default (lanes under ~12 px cannot be read)
+#: more channels than this are shown a page at a time by default (lanes under ~12 px cannot be read), and drawn as
+#: one image instead of line segments when all are shown
 LANES_PER_PAGE = 64
 #: one (min, max) segment per pixel column: the most the screen can show
 PIXELS_PER_BIN = 1
-TRACE_PEN = pg.mkPen((120, 200, 255), width=1)
+TRACE_COLOUR = (120, 200, 255)
+TRACE_PEN = pg.mkPen(TRACE_COLOUR, width=1)
+RASTER_LUT = np.array([[0, 0, 0, 0], [*TRACE_COLOUR, 255]], dtype=np.uint8)
 ENVELOPE_PEN = pg.mkPen((190, 150, 40), width=1)  # wide or translucent pens cost Qt several ms per frame
 
 
@@ -90,6 +93,24 @@ class MinMaxDecimator:
         self._low[slots], self._high[slots], self._times[slots] = low, high, times
 
 
+def raster_lanes(low: np.ndarray, high: np.ndarray, height: int) -> np.ndarray:
+    """(bins, height) bool image of the segments [low, high] (in lane units, lane k centred on -k; rows from the
+    bottom, covering -n_lanes .. 1): what the segments would light on screen, computed in numpy.
+
+    Drawing hundreds of thousands of segments costs Qt ~0.1 µs each; above 64 lanes one image is cheaper."""
+    n_bins, n_lanes = low.shape
+    rows_per_unit = height / (n_lanes + 1.0)
+    bottom = np.clip(np.floor((low + n_lanes) * rows_per_unit), 0, height - 1).astype(np.int64)
+    top = np.clip(np.floor((high + n_lanes) * rows_per_unit), 0, height - 1).astype(np.int64)
+    top = np.maximum(top, bottom)
+    columns = np.repeat(np.arange(n_bins)[:, None], n_lanes, axis=1)
+    stride = height + 1
+    # +1 where a segment starts, -1 just past where it ends; a running sum along each column fills the segments
+    edges = np.bincount((columns * stride + bottom).ravel(), minlength=n_bins * stride)
+    edges -= np.bincount((columns * stride + top + 1).ravel(), minlength=n_bins * stride)
+    return np.cumsum(edges.reshape(n_bins, stride), axis=1)[:, :height] > 0
+
+
 def autoscale_spacing(low: np.ndarray, high: np.ndarray) -> float:
     """Vertical distance between channels (µV) so that a typical channel fills its lane without overlapping."""
     peak_to_peak = np.nanmax(high, axis=0) - np.nanmin(low, axis=0)
@@ -122,7 +143,10 @@ class TracesView(QtWidgets.QWidget):
         self.curve = pg.PlotCurveItem(pen=TRACE_PEN, skipFiniteCheck=True, antialias=False)
         self.curve.setSegmentedLineMode("on")
         self.envelope = pg.PlotDataItem(pen=ENVELOPE_PEN, skipFiniteCheck=True, antialias=False)
+        self.raster = pg.ImageItem(axisOrder="col-major")
+        self.raster.setLookupTable(RASTER_LUT)
         self.plot.addItem(self.curve)
+        self.plot.addItem(self.raster)
         self.plot.addItem(self.envelope)
 
         self.span_box = QtWidgets.QComboBox()
@@ -167,6 +191,9 @@ class TracesView(QtWidgets.QWidget):
 
     def _page_changed(self) -> None:
         self.lanes = self.pages[max(0, self.page_box.currentIndex())]
+        raster = len(self.lanes) > LANES_PER_PAGE
+        self.raster.setVisible(raster)
+        self.curve.setVisible(not raster)
         columns = None if len(self.lanes) == self.n_channels else self.lanes
         self.decimator = MinMaxDecimator(self.n_channels, columns)
         self._label_channels([self.labels[i] for i in self.lanes])
@@ -216,14 +243,28 @@ class TracesView(QtWidgets.QWidget):
             self.spacing_uv = scale
         self.scale_label.setText(f"{self.spacing_uv:.0f} µV / lane")
         offsets = -np.arange(len(self.lanes), dtype=np.float32)[:, None]
-        y = np.empty((len(self.lanes), 2 * len(times)), dtype=np.float32)
-        y[:, 0::2], y[:, 1::2] = low.T, high.T
-        y = np.nan_to_num(y, copy=False) / np.float32(self.spacing_uv) + offsets
-        x = np.broadcast_to(np.repeat(times - newest, 2), y.shape)
-        # one vertical segment per bin and channel: drawn by QPainter.drawLines, ~6x faster than a polyline path
-        self.curve.setData(x.ravel(), y.ravel(), connect="pairs")
+        if len(self.lanes) > LANES_PER_PAGE:
+            self._draw_raster(low, high, times - newest)
+        else:
+            y = np.empty((len(self.lanes), 2 * len(times)), dtype=np.float32)
+            y[:, 0::2], y[:, 1::2] = low.T, high.T
+            y = np.nan_to_num(y, copy=False) / np.float32(self.spacing_uv) + offsets
+            x = np.broadcast_to(np.repeat(times - newest, 2), y.shape)
+            # one vertical segment per bin and channel: drawn by QPainter.drawLines, ~6x faster than a polyline path
+            self.curve.setData(x.ravel(), y.ravel(), connect="pairs")
         self._draw_envelope(newest, offsets)
         self._draw_markers(newest)
+
+    def _draw_raster(self, low: np.ndarray, high: np.ndarray, times: np.ndarray) -> None:
+        lanes = -np.arange(len(self.lanes), dtype=np.float32)
+        scale = np.float32(self.spacing_uv)
+        low = np.nan_to_num(low) / scale + lanes
+        high = np.nan_to_num(high) / scale + lanes
+        height = int(max(50, self.plot.plotItem.vb.height() or 800))
+        self.raster.setImage(raster_lanes(low, high, height).astype(np.uint8), levels=(0, 1), autoLevels=False)
+        step = (times[-1] - times[0]) / max(1, len(times) - 1)
+        self.raster.setRect(QtCore.QRectF(times[0] - step, -len(self.lanes), times[-1] - times[0] + step,
+                                          len(self.lanes) + 1.0))
 
     def _draw_envelope(self, newest: float, offsets: np.ndarray) -> None:
         if not self.envelope_check.isChecked():

@@ -140,3 +140,21 @@ def test_finsm5_is_drawn_relative_to_each_contractions_onset():
     np.testing.assert_allclose(out[1:7], [100, 100, 100, 100, 150, 200])
     np.testing.assert_allclose(out[8:], [100, 100, 200])  # a new contraction, a new baseline
     assert np.isnan(out[[0, 7]]).all()
+
+
+def test_raster_lanes_lights_exactly_the_rows_each_segment_covers():
+    from monitor.gui.traces import raster_lanes
+
+    rng = np.random.default_rng(5)
+    low = rng.uniform(-0.4, 0.0, (30, 3)) - np.arange(3)  # lane k centred on -k
+    high = low + rng.uniform(0.0, 0.4, (30, 3))
+    height = 40
+    image = raster_lanes(low, high, height)
+    rows_per_unit = height / 4.0  # 3 lanes + 1
+    expected = np.zeros((30, height), dtype=bool)
+    for b in range(30):  # independent: a loop over every segment
+        for k in range(3):
+            first = int(np.floor((low[b, k] + 3) * rows_per_unit))
+            last = int(np.floor((high[b, k] + 3) * rows_per_unit))
+            expected[b, first : last + 1] = True
+    np.testing.assert_array_equal(image, expected)
