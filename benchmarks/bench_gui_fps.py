@@ -102,7 +102,8 @@ def measure(n_channels: int, span_s: float, seconds: float, all_lanes: bool) -> 
             paint_s.append(t2 - t1)
             frames += 1
         max_fps = frames / (time.perf_counter() - started)
-        points = len(window.traces.curve.xData)
+        raster = window.traces.raster.isVisible()
+        drawn = window.traces.raster.image.size if raster else len(window.traces.curve.xData)
 
         ticks_before = window.ticks
         window.timer.start()
@@ -117,7 +118,8 @@ def measure(n_channels: int, span_s: float, seconds: float, all_lanes: bool) -> 
             "lanes_shown": len(window.traces.lanes),
             "span_s": span_s,
             "samples_on_screen_per_channel": on_screen,
-            "points_drawn": points,
+            "drawn_as": "one image" if raster else "line segments",
+            "points_or_pixels": int(drawn),
             "max_fps": round(max_fps, 1),
             "timer_fps": round(timer_fps, 1),
             "refresh_ms_median": round(1000 * float(np.median(traces_s)), 2),

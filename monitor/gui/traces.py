@@ -267,7 +267,8 @@ class TracesView(QtWidgets.QWidget):
                                           len(self.lanes) + 1.0))
 
     def _draw_envelope(self, newest: float, offsets: np.ndarray) -> None:
-        if not self.envelope_check.isChecked():
+        # over 64 lanes a line per lane would paint over the lanes themselves
+        if not self.envelope_check.isChecked() or len(self.lanes) > LANES_PER_PAGE:
             self.envelope.setData([], [])
             return
         times, rms = recent_feature(self.pipeline.state, "RMS", newest - self.span_s)
