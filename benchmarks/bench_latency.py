@@ -3,8 +3,12 @@ has its decision (and publishes it), on the LSL clock of one machine, worker in 
 
     .venv/bin/python -m benchmarks.bench_latency --channels 8 64 256 --duration 20
 
-Breakdown per decision: LSL transfer + buffering (sample pushed -> DSP starts the chunk), DSP (per window), ZeroMQ
-round trip minus the worker's own time, worker, and publication. The player runs in a subprocess (tests/players.py).
+"sample_to_decision" starts when the outlet pushes the chunk holding the window's last sample (the amplifier pushes a
+chunk as soon as its last sample is due); "sample_time_to_decision" starts at that sample's own time stamp, so it
+also counts the wait for the rest of its chunk. Breakdown per decision: LSL transfer and buffering (pushed -> in the
+ring buffer), DSP (in the buffer -> window analysed and submitted), worker (model time in the worker process),
+ZeroMQ and publication (the rest). The player runs in a subprocess (tests/players.py); for 64 and 256 channels the
+worker runs an untrained network of the bundled architecture for that grid (same cost as a trained one).
 """
 
 from __future__ import annotations
@@ -12,28 +16,54 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 
 from benchmarks.common import REPO, emit
 
+CHUNK = 32  # samples per amplifier push, as the simulated amplifier sends them
 
-def measure(channels: int, duration_s: float, fs: float) -> dict[str, float]:
+
+def checkpoint_for(layout_name: str, fs: float, folder: Path) -> Path:
+    """The bundled model for its own layout; elsewhere an untrained one of the same architecture (same cost)."""
+    from models.checkpoint import BUNDLED_CHECKPOINT, ModelCard, build_model, load_checkpoint, save_checkpoint
+    from models.export import export_checkpoint
+    from models.neurofusionnet import NetworkConfig
+    from simulators.electrodes import ElectrodeLayout
+
+    _, bundled = load_checkpoint(BUNDLED_CHECKPOINT)
+    layout = ElectrodeLayout.from_name(layout_name)
+    if bundled.layout == layout.to_dict():
+        return BUNDLED_CHECKPOINT
+    config = NetworkConfig.from_dict({**bundled.network, "n_channels": layout.n_channels})
+    card = ModelCard(
+        model_id=f"latency-{layout_name}", classes=list(bundled.classes), n_channels=layout.n_channels, fs=fs,
+        window_samples=int(round(0.2 * fs)), layout=layout.to_dict(), feature_names=list(bundled.feature_names),
+        network=config.to_dict(),
+    )
+    path = save_checkpoint(folder / f"latency-{layout_name}.pt", build_model(card).eval(), card)
+    export_checkpoint(path)
+    return path
+
+
+def measure(channels: int, duration_s: float, fs: float, folder: Path) -> dict[str, float]:
     from monitor.acquisition import resolve_stream
     from monitor.inference.client import InferenceClient
     from monitor.inference.supervisor import spawn_worker
     from monitor.pipeline import MonitorPipeline
 
     layout = {8: "ring8", 64: "grid8x8"}.get(channels, f"grid{channels // 16}x16")
+    worker = spawn_worker(model_path=checkpoint_for(layout, fs, folder))
     source_id = f"bench-{uuid.uuid4().hex[:8]}"
     player = subprocess.Popen(
         [sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id, "--layout", layout,
-         "--fs", str(fs), "--duration", str(duration_s), "--no-index"],
+         "--fs", str(fs), "--duration", str(duration_s), "--no-index", "--chunk", str(CHUNK)],
         stdout=subprocess.PIPE, text=True,
     )
-    worker = spawn_worker(model_path=None)
     endpoint = worker.endpoint
     try:
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
@@ -47,21 +77,38 @@ def measure(channels: int, duration_s: float, fs: float) -> dict[str, float]:
         worker.stop()
         if player.poll() is None:
             player.kill()
-    decisions = list(pipeline.state.decisions)
-    skip = len(decisions) // 10  # the first second includes the worker's warm-up
-    latency = np.array([d.latency_s for d in decisions[skip:]]) * 1000
-    worker_ms = np.array([d.worker_s for d in decisions[skip:]]) * 1000
-    stats = client.stats if hasattr(client, "stats") else {}
+    decisions = list(pipeline.state.decisions)[len(pipeline.state.decisions) // 10 :]  # skip the warm-up
+    from_sample = np.array([d.latency_s for d in decisions])
+    # the amplifier pushes a chunk when its last sample is due: a window ending mid-chunk leaves the outlet later
+    last_sample = np.array([d.sequence - 1 for d in decisions])
+    waits_in_outlet = ((last_sample // CHUNK + 1) * CHUNK - 1 - last_sample) / fs
+    from_push = from_sample - waits_in_outlet
+
+    def percentiles(values: np.ndarray) -> dict[str, float]:
+        return {f"p{q}": round(float(np.percentile(values * 1000, q)), 2) for q in (50, 95, 99)}
+
+    def part(name: str) -> dict[str, float]:
+        return percentiles(np.array([getattr(d, name) for d in decisions if getattr(d, name) is not None]))
+
     return {
         "channels": channels,
         "fs": fs,
-        "decisions": len(decisions),
+        "amplifier_chunk_samples": CHUNK,
+        "decisions": len(pipeline.state.decisions),
         "expected_windows": int((duration_s * fs - 0.2 * fs) // (0.05 * fs) + 1),
         "dropped_samples": pipeline.engine.reader.dropped,
-        "latency_ms": {p: float(np.percentile(latency, q)) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
-        "worker_ms_p50": float(np.median(worker_ms)),
-        "dsp_ms_per_window": 1000 * pipeline.engine.stats.dsp_seconds_total / max(1, pipeline.engine.stats.windows),
-        "client_stats": stats,
+        "sample_to_decision_ms": percentiles(from_push),
+        "sample_time_to_decision_ms": percentiles(from_sample),
+        "breakdown_ms": {
+            "lsl_and_buffering": percentiles(
+                np.array([d.acquisition_s for d in decisions if d.acquisition_s is not None])
+                - waits_in_outlet[[d.acquisition_s is not None for d in decisions]]
+            ),
+            "dsp": part("dsp_s"),
+            "worker": part("worker_s"),
+            "zeromq_and_publication": part("transport_s"),
+        },
+        "client_stats": dict(client.stats),
     }
 
 
@@ -71,7 +118,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--fs", type=float, default=2048.0)
     args = parser.parse_args()
-    emit("sample_to_decision_latency", {"runs": [measure(c, args.duration, args.fs) for c in args.channels]})
+    with tempfile.TemporaryDirectory() as folder:
+        runs = [measure(c, args.duration, args.fs, Path(folder)) for c in args.channels]
+    emit("sample_to_decision_latency", {"runs": runs})
 
 
 if __name__ == "__main__":

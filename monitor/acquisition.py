@@ -131,8 +131,10 @@ class Acquisition(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_requested.is_set():
+            # min_samples=1: return as soon as anything arrived (liblsl's plain timed pull waits to fill the whole
+            # buffer or for the timeout, which alone added ~25 ms of latency on average)
             _, timestamps = self._inlet.pull_chunk(
-                timeout=0.05, max_samples=self._chunk_capacity, dest_obj=self._chunk
+                timeout=0.05, max_samples=self._chunk_capacity, dest_obj=self._chunk, min_samples=1
             )
             if timestamps:
                 n = len(timestamps)
