@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--no-model", action="store_true", help="DSP and fatigue only, no decisions")
     model.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"), help="inference backend")
     dsp = parser.add_argument_group("signal processing")
-    dsp.add_argument("--mode", default="surface", choices=("surface", "needle"), help="filter set (default surface)")
+    dsp.add_argument("--mode", default="surface", choices=("surface", "needle"),
+                     help="filter set (default surface); needle adds quantitative MUP analysis (needle.json)")
     dsp.add_argument("--mains", type=float, default=50.0, help="mains frequency to notch, 0 for none (default 50)")
     dsp.add_argument("--window-ms", type=float, default=200.0, help="analysis window (default 200 ms)")
     dsp.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
@@ -78,7 +79,8 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
             task = bar.add_task(f"analysing {name}", total=recording.n_samples)
             analysis = analyze_recording(recording, predictor, settings,
                                          progress=lambda done: bar.update(task, completed=done))  # fmt: skip
-    written = write_report(analysis, out, figures=not args.no_figures)
+    needle = _needle_report(recording, analysis, out) if args.mode == "needle" else []  # before the summary is written
+    written = write_report(analysis, out, figures=not args.no_figures) + needle
     summary = analysis.summary
     decided = f", majority {summary['majority_label']}" if "majority_label" in summary else ""
     print(
@@ -87,6 +89,30 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
         f"wrote {len(written)} files to {out}"
     )
     return {**summary, "report": str(out / "report.md")}
+
+
+def _needle_report(recording: Any, analysis: Any, out: Path) -> list[Path]:
+    """Quantitative MUP and interference analysis beside the network's verdict (needle.json), with their agreement."""
+    import json
+
+    import numpy as np
+
+    from dsp.mup_reading import NETWORK_CLASSES, agreement, analyse_needle
+    from monitor.errors import UserError
+
+    try:
+        report = analyse_needle(recording.data, recording.fs)
+    except ValueError as error:
+        raise UserError(f"needle analysis: {error}") from None
+    result = report.to_dict(with_templates=True)
+    probabilities = [w.probabilities for w in analysis.windows if w.probabilities is not None]
+    if probabilities and tuple(analysis.classes) == NETWORK_CLASSES:
+        result["agreement_with_network"] = agreement(report.reading, np.asarray(probabilities))
+    analysis.summary["needle_reading"] = report.reading.label
+    path = out / "needle.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"needle EMG reading: {report.reading.label} ({'; '.join(report.reading.evidence[:3])})")
+    return [path]
 
 
 def _load_model(path: str | None, backend: str) -> object:
