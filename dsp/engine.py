@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.adaptive import AdaptivePreprocessor
 from dsp.fatigue import FatigueReport, FatigueTracker
 from dsp.features import compute_features
 from dsp.filters import FilterChain, default_chain
 from dsp.quality import QualityMonitor, QualityReport, QualitySettings
+from dsp.resources import StageProfiler
 from dsp.ringbuffer import RingBuffer, RingReader
 from dsp.windows import Window, Windower
 
@@ -35,6 +37,8 @@ class EngineSettings:
     mains_hz: float | None = 50.0
     low_hz: float = 20.0
     high_hz: float = 450.0
+    adaptive_mains: bool = False  # LMS canceller tracking a drifting mains instead of the fixed notch
+    adaptive_baseline: bool = False
 
 
 @dataclass
@@ -77,6 +81,7 @@ class DspEngine(threading.Thread):
         #: filtered samples, same counters as the raw buffer, for the trace and spectrum views
         self.filtered = RingBuffer(int(self.fs * filtered_seconds), self.n_channels)
         self.stats = EngineStats()
+        self.profiler = StageProfiler()  # per-stage time per window, CPU and memory (status bar, reports)
         self._subscribers: list[Callable[[list[WindowResult]], None]] = []
         self._stop_requested = threading.Event()
         self._lock = threading.Lock()
@@ -85,8 +90,15 @@ class DspEngine(threading.Thread):
 
     def _rebuild(self) -> None:
         s = self.settings
+        adaptive_mains = s.mains_hz if s.adaptive_mains else None
+        self.adaptive = (
+            AdaptivePreprocessor(self.fs, self.n_channels, mains_hz=adaptive_mains, baseline=s.adaptive_baseline)
+            if adaptive_mains or s.adaptive_baseline
+            else None
+        )
         self.chain: FilterChain = default_chain(
-            self.fs, self.n_channels, mode=s.mode, mains_hz=s.mains_hz, low_hz=s.low_hz, high_hz=s.high_hz
+            self.fs, self.n_channels, mode=s.mode, mains_hz=None if s.adaptive_mains else s.mains_hz,
+            low_hz=s.low_hz, high_hz=s.high_hz,
         )
         self.windower = Windower(self.fs, self.n_channels, s.window_ms, s.hop_ms)
         if not hasattr(self, "fatigue"):  # the fatigue trend spans settings changes: built once
@@ -120,12 +132,16 @@ class DspEngine(threading.Thread):
         started = time.perf_counter()
         with self._lock:
             self._detect_gap(timestamps, first_counter)
-            filtered, nonfinite = self.chain.process(samples)
+            cleaned = samples if self.adaptive is None else self.adaptive.process(samples)
+            filtered, nonfinite = self.chain.process(cleaned)
             windows = self.windower.push(filtered, timestamps, first_counter)
+            filtered_at = time.perf_counter()
+            self.profiler.record("filters", filtered_at - started, windows=len(windows))
             self.filtered.write(filtered, timestamps)
             self._track_nonfinite(nonfinite, first_counter)
             quality = self.quality.update(samples, float(timestamps[-1]))
             results = self._analyse(windows, quality, started)
+            self.profiler.record("quality+features+fatigue", time.perf_counter() - filtered_at, windows=len(windows))
         self.stats.samples_processed += len(timestamps)
         self.stats.dropped_samples = self.reader.dropped
         if results:
@@ -143,6 +159,8 @@ class DspEngine(threading.Thread):
             log.info("gap of %.3f s before sample %d", gap_s, first_counter)
             self.chain.reset()
             self.windower.reset()
+            if self.adaptive is not None:
+                self.adaptive.reset()
         self._last_timestamp = float(timestamps[-1])
 
     def _track_nonfinite(self, nonfinite: np.ndarray, first_counter: int) -> None:

@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dsp.add_argument("--mode", default="surface", choices=("surface", "needle"),
                      help="filter set (default surface); needle adds quantitative MUP analysis (needle.json)")
     dsp.add_argument("--mains", type=float, default=50.0, help="mains frequency to notch, 0 for none (default 50)")
+    dsp.add_argument("--adaptive-mains", action="store_true", help="adaptive mains canceller instead of the notch")
     dsp.add_argument("--window-ms", type=float, default=200.0, help="analysis window (default 200 ms)")
     dsp.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
     dsp.add_argument("--start", type=float, help="seconds into the recording to start from")
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         recordings = [open_recording(target, **reader_options(args))]
     recordings = [recording.slice_seconds(args.start, args.end) for recording in recordings]
     predictor = None if args.no_model else _load_model(args.model, args.backend)
-    settings = EngineSettings(window_ms=args.window_ms, hop_ms=args.hop_ms, mode=args.mode, mains_hz=args.mains or None)
+    settings = EngineSettings(window_ms=args.window_ms, hop_ms=args.hop_ms, mode=args.mode, mains_hz=args.mains or None,
+                              adaptive_mains=args.adaptive_mains)
     summaries = []
     for recording in recordings:
         # a dataset's files keep their folder structure under the output folder

@@ -33,6 +33,8 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     dsp.add_argument("--mains", type=float, default=50.0, choices=(0.0, 50.0, 60.0), help="notch frequency, 0 = off")
     dsp.add_argument("--band", type=float, nargs=2, default=(20.0, 450.0), metavar=("LOW", "HIGH"))
     dsp.add_argument("--needle", action="store_true", help="needle EMG: high-pass only")
+    dsp.add_argument("--adaptive-mains", action="store_true",
+                     help="cancel mains with an adaptive (LMS) canceller that tracks a drifting frequency")
 
 
 def session_options(args: argparse.Namespace):
@@ -41,7 +43,7 @@ def session_options(args: argparse.Namespace):
 
     settings = EngineSettings(
         window_ms=args.window_ms, hop_ms=args.hop_ms, mode="needle" if args.needle else "surface",
-        mains_hz=args.mains or None, low_hz=args.band[0], high_hz=args.band[1],
+        mains_hz=args.mains or None, low_hz=args.band[0], high_hz=args.band[1], adaptive_mains=args.adaptive_mains,
     )
     return SessionOptions(
         headless=args.headless, duration_s=args.duration, snapshot=args.snapshot, snapshot_after_s=args.snapshot_after,
