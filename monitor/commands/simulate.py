@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--source-id", help="LSL source_id (default nf-sim-<layout>-<seed>)")
     parser.add_argument("--chunk", type=int, default=32, help="samples per LSL chunk (default 32)")
     parser.add_argument("--marker-rate", type=float, default=4.0, help="ground-truth markers per second (default 4)")
+    parser.add_argument("--speed", type=float, default=1.0, help="live: pace at this multiple of real time (default 1)")
     parser.add_argument(
         "--wait", type=float, default=0.0, metavar="S", help="live: wait up to S s for a consumer before streaming"
     )
@@ -100,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
     from simulators.emg import EmgSimulator
 
     config = build_config(args)
-    if not 0 < args.marker_rate <= 1000 or (args.chunk is not None and args.chunk <= 0):
-        raise UserError("--marker-rate must be in (0, 1000] per second and --chunk positive")
+    if not 0 < args.marker_rate <= 1000 or args.chunk <= 0 or not 0 < args.speed <= 1000:
+        raise UserError("--marker-rate must be in (0, 1000] per second, --chunk positive, --speed in (0, 1000]")
     if args.duration is not None and not 0 < args.duration < 1e7:
         raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
     simulator = EmgSimulator(config)
@@ -146,7 +147,12 @@ def _stream(simulator: Any, args: argparse.Namespace) -> int:
         raise UserError(f"--chunk must be positive, not {args.chunk}")
     source_id = args.source_id or f"nf-sim-{simulator.layout.kind}{simulator.n_channels}-{args.seed}"
     amplifier = Amplifier(
-        simulator, name=args.name, source_id=source_id, chunk_samples=args.chunk, marker_rate_hz=args.marker_rate
+        simulator,
+        name=args.name,
+        source_id=source_id,
+        chunk_samples=args.chunk,
+        marker_rate_hz=args.marker_rate,
+        speed=args.speed,
     )
     if args.wait > 0:
         amplifier.wait_for_consumers(args.wait)
