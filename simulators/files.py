@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from simulators.electrodes import ElectrodeLayout
-from simulators.emg import EmgSimulator
+from simulators.emg import SIMULATOR_VERSION, EmgSimulator
 
 SUFFIXES = (".npz", ".edf", ".bdf")
 
@@ -59,6 +59,7 @@ def record(simulator: EmgSimulator, duration_s: float, truth_rate_hz: float = 4.
 
     config = asdict(simulator.config)
     config["layout"] = simulator.layout.to_dict()
+    config["simulator_version"] = SIMULATOR_VERSION
     return SimulatedRecording(
         data=data,
         fs=simulator.fs,
