@@ -184,11 +184,15 @@ class QualityMonitor:
         if s.full_scale_uv is not None:
             return (np.abs(window) >= 0.98 * s.full_scale_uv).sum(axis=0) >= needed
         result = np.zeros(self.n_channels, dtype=bool)
-        steps = np.abs(np.diff(window, axis=0))
-        finest_step = np.where(steps > 0, steps, np.inf).min(axis=0)
-        fine = finest_step < 0.01 * np.maximum(window.std(axis=0, dtype=np.float64), np.finfo(float).tiny)
-        for extreme in (window.max(axis=0), window.min(axis=0)):
-            at_extreme = window == extreme
+        at_max, at_min = window == window.max(axis=0), window == window.min(axis=0)
+        # a fine converter gives nearly every sample off the rails its own value; a coarse one (the Myo's int8)
+        # reuses a few levels, so repeated extremes mean nothing there. Counting distinct values holds even when
+        # the signal is mostly clipped, where the smallest step between samples would not.
+        ordered = np.sort(window, axis=0)
+        distinct = (np.diff(ordered, axis=0) != 0).sum(axis=0) + 1
+        off_rails = (~(at_max | at_min)).sum(axis=0)
+        fine = (distinct - 2 >= np.minimum(64, 0.5 * off_rails)) & (off_rails > 0)
+        for at_extreme in (at_max, at_min):
             three_in_a_row = (at_extreme[:-2] & at_extreme[1:-1] & at_extreme[2:]).any(axis=0)
             result |= (at_extreme.sum(axis=0) >= needed) & three_in_a_row
         return result & fine

@@ -35,6 +35,27 @@ class IndexedSource:
         return np.hstack([self.inner.read(n), index])
 
 
+class FaultySource(IndexedSource):
+    """Electrode faults on known channels from ``start_s`` on: NaN/Inf bursts on E02, E03 flat (lifted off), E04
+    saturated at the amplifier's rail, E05 nothing but mains pick-up."""
+
+    def __init__(self, inner, start_s: float) -> None:
+        super().__init__(inner)
+        self.start = int(start_s * inner.fs)
+
+    def read(self, n: int) -> np.ndarray:
+        first = self._next
+        data = super().read(n)
+        index = np.arange(first, first + n)
+        faulty = index >= self.start
+        burst = faulty & ((index - self.start) % int(self.fs) < 40)  # 40 bad samples every second
+        data[burst, 1] = np.where(index[burst] % 2 == 0, np.nan, np.inf)
+        data[faulty, 2] = 3.0
+        data[faulty, 3] = np.clip(data[faulty, 3] * 20.0, -150.0, 150.0)  # an overdriven input clipping at the rail
+        data[faulty, 4] = 400.0 * np.sin(2 * np.pi * 50.0 * index[faulty] / self.fs)
+        return data
+
+
 def main() -> None:
     from simulators.amplifier import Amplifier
     from simulators.emg import EmgSimulator, SimulationConfig
@@ -48,9 +69,13 @@ def main() -> None:
     parser.add_argument("--wait-consumer", type=float, default=20.0)
     parser.add_argument("--no-index", action="store_true")
     parser.add_argument("--start-index", type=int, default=0, help="first value of the index channel")
+    parser.add_argument("--faults-at", type=float, metavar="S", help="electrode faults from S seconds (FaultySource)")
     args = parser.parse_args()
     simulator = EmgSimulator(SimulationConfig(layout=args.layout, fs=args.fs, seed=3))
-    source = simulator if args.no_index else IndexedSource(simulator, args.start_index)
+    if args.faults_at is not None:
+        source = FaultySource(simulator, args.faults_at)
+    else:
+        source = simulator if args.no_index else IndexedSource(simulator, args.start_index)
     amplifier = Amplifier(source, name="test-player", source_id=args.source_id, chunk_samples=args.chunk)
     # start the clock only once the monitor listens, so the stream's duration is exactly what it receives
     amplifier.wait_for_consumers(args.wait_consumer)

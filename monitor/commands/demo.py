@@ -36,6 +36,26 @@ def start_simulator(args: argparse.Namespace, source_id: str) -> subprocess.Pope
     return subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
 
+def wait_for_simulator(simulator: subprocess.Popen, source_id: str, timeout_s: float = 120.0):
+    """The simulator's stream, once it is up: it may take a while to start on a busy machine, but if it exits
+    first there is no point waiting."""
+    import time
+
+    from monitor.acquisition import resolve_stream
+    from monitor.errors import UserError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return resolve_stream(source_id=source_id, timeout_s=2.0)
+        except UserError:
+            code = simulator.poll()
+            if code is not None:
+                raise UserError(f"the simulated amplifier exited with code {code} before streaming") from None
+            if time.monotonic() > deadline:
+                raise
+
+
 def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
     if process.poll() is None:
         process.terminate()
@@ -47,20 +67,12 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from monitor.acquisition import resolve_stream
-    from monitor.errors import UserError
     from monitor.session import run_session
 
     source_id = f"neurofusion-demo-{uuid.uuid4().hex[:8]}"
     simulator = start_simulator(args, source_id)
     try:
-        try:
-            info = resolve_stream(source_id=source_id, timeout_s=20.0)
-        except UserError:
-            code = simulator.poll()
-            if code is not None:
-                raise UserError(f"the simulated amplifier exited with code {code} before streaming") from None
-            raise
+        info = wait_for_simulator(simulator, source_id)
         return run_session(info, session_options(args))
     finally:
         stop_process(simulator)
