@@ -200,6 +200,26 @@ class AdaptationSession:
 
     # ------------------------------------------------------------ swapping
 
+    def load_saved(self, checkpoint: str | Path) -> None:
+        """Run a model adapted in an earlier session (see ``patient_models``): the worker checks and loads it."""
+        if self.control is None:
+            raise UserError("no inference worker to load the model into")
+        from models.checkpoint import card_path
+
+        path = Path(checkpoint)
+        figures: dict[str, Any] = {}
+        try:
+            import json
+
+            card = json.loads(card_path(path).read_text())
+            held_out = card.get("metrics", {}).get("adaptation_held_out", {})
+            if held_out:
+                figures = {"before": held_out["accuracy_before"], "after": held_out["accuracy_after"]}
+            model_id = str(card["model_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            model_id = path.stem  # the worker will say what is wrong with it
+        self._run_swap(lambda: self.control.load_model(path), ModelEntry(model_id, path, figures))
+
     def switch_to(self, model_id: str) -> None:
         """Switch back (or forth) to a model this session has run; the worker still holds it."""
         entry = next((item for item in self.models if item.model_id == model_id), None)
@@ -216,6 +236,7 @@ class AdaptationSession:
             except UserError as error:
                 self.status = f"the worker kept its model: {error}"
                 return
+            entry.model_id = loaded.model_id  # the worker's word: the card's id
             with self._lock:
                 if entry not in self.models:
                     self.models.append(entry)
