@@ -27,6 +27,7 @@ FRAME_INTERVAL_MS = 33
 #: redraw every N ticks, per view
 EVERY_TICKS = {"spectrum": 6, "classification": 8, "fatigue": 8, "electrodes": 8, "status": 8}
 BANNER_LOST = "background: rgb(200, 40, 40); color: white; font-size: 14pt; font-weight: bold; padding: 6px;"
+BANNER_WAITING = "background: rgb(90, 90, 100); color: white; font-size: 14pt; padding: 6px;"
 
 pg.setConfigOptions(antialias=False, background=(18, 18, 22), foreground=(200, 200, 200))
 
@@ -137,13 +138,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_banner(self) -> None:
         acquisition = self.pipeline.acquisition
-        message = ""
+        message, style = "", BANNER_LOST
+        name = self.pipeline.state.stream_name
         if getattr(acquisition, "incompatible", None):
             message = acquisition.incompatible
+        elif acquisition.signal_lost and acquisition.buffer.total_written == 0:
+            # nothing has arrived yet: a stream that is starting up is not a stream that was lost
+            message, style = f"Waiting for the first samples from '{name}'", BANNER_WAITING
         elif acquisition.signal_lost:
-            message = f"Signal lost — waiting for '{self.pipeline.state.stream_name}' to return"
+            message = f"Signal lost — waiting for '{name}' to return"
         if message != self.banner.text():
             self.banner.setText(message)
+            self.banner.setStyleSheet(style)
         self.banner.setVisible(bool(message))
 
     @property

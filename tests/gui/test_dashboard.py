@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -195,7 +197,7 @@ def test_fatigue_view_shows_the_trackers_trend_on_a_compressing_spectrum(qtbot, 
 
 def test_vanished_stream_shows_signal_lost_and_resumes(qtbot, window, ring_pipeline, ring_stream):
     qtbot.waitUntil(lambda: ring_pipeline.engine.filtered.total_written > 1024, timeout=15000)
-    assert not window.signal_lost_shown
+    qtbot.waitUntil(lambda: not window.banner.isVisibleTo(window), timeout=2000)  # the next frame clears it
     ring_stream.vanish()
     qtbot.waitUntil(lambda: window.signal_lost_shown, timeout=5000)
     assert ring_pipeline.state.stream_name in window.banner.text()
@@ -303,3 +305,32 @@ def test_clicking_an_electrode_shows_its_spectrum_and_keys_freeze_and_mark(qtbot
     with qtbot.waitSignal(window.marker_added, timeout=1000) as marker:
         qtbot.keyClick(window, QtCore.Qt.Key.Key_M)
     assert marker.args[1] == "marker"
+
+
+def test_a_stream_that_has_not_started_is_waited_for_not_lost(qtbot):
+    """A stream found on the network but not yet sending: the banner says so, then clears at the first samples."""
+    from monitor.gui.main_window import MainWindow
+    from monitor.pipeline import MonitorPipeline
+    from simulators.amplifier import Amplifier
+    from simulators.electrodes import ElectrodeLayout
+    from tests.gui.conftest import stop_pipeline
+    from tests.gui.streams import BandNoiseSource, LiveStream
+
+    stream = LiveStream(BandNoiseSource(ElectrodeLayout.ring(8)), name="gui-late")
+    amplifier = Amplifier(stream.source, name=stream.name, source_id=stream.source_id)  # an outlet, no samples yet
+    pipeline = MonitorPipeline(stream.resolve(), publish=False)
+    pipeline.start()
+    try:
+        window = MainWindow(pipeline)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window.banner.isVisibleTo(window), timeout=3000)
+        assert window.banner.text().startswith("Waiting for the first samples") and not window.signal_lost_shown
+        stop = threading.Event()
+        feeder = threading.Thread(target=amplifier.run, kwargs={"stop_event": stop}, daemon=True)
+        feeder.start()
+        qtbot.waitUntil(lambda: not window.banner.isVisibleTo(window), timeout=15000)
+        stop.set()
+        feeder.join(timeout=5)
+    finally:
+        stop_pipeline(pipeline)
