@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,3 +75,35 @@ def test_headless_demo_runs_and_leaves_no_child_process(tmp_path):
     lines = jsonl.read_text().splitlines()
     # 10 s of decisions at a 50 ms hop, minus start-up: far more than a handful
     assert len(lines) > 100, err[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_a_recording_demo_cleanly_with_a_readable_file(tmp_path, stop_signal):
+    import pyxdf
+
+    target = tmp_path / "session.xdf"
+    jsonl = tmp_path / "decisions.jsonl"
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    demo = subprocess.Popen(
+        [*CLI, "demo", "--headless", "--record", str(target), "--jsonl", str(jsonl)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    children: set[int] = set()
+    deadline = time.monotonic() + 120
+    # LabRecorder joins once the monitor's streams exist: wait until it has written a few seconds of EMG
+    while time.monotonic() < deadline and not (target.exists() and target.stat().st_size > 300_000):
+        children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
+        time.sleep(0.5)
+    demo.send_signal(stop_signal)
+    _, err = demo.communicate(timeout=60)
+    assert demo.returncode in (0, 130), err[-2000:]
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    assert [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"] == []
+    streams, _ = pyxdf.load_xdf(str(target))
+    types = {s["info"]["type"][0] for s in streams}
+    assert {"EMG", "Classification", "Fatigue"} <= types
+    emg = next(s for s in streams if s["info"]["type"][0] == "EMG")
+    assert len(emg["time_stamps"]) > 2048
