@@ -173,8 +173,11 @@ def parse_marker(text: str, timestamp: float, log_: MarkLog) -> Mark | None:
 class MarkListener(threading.Thread):
     """Reads marks from an LSL marker stream (by name) into a MarkLog until stopped."""
 
-    def __init__(self, stream_name: str, marks: MarkLog, timeout_s: float = 10.0) -> None:
+    def __init__(self, stream_name: str, marks: MarkLog, timeout_s: float = 10.0,
+                 commands: dict[str, Callable[[float], None]] | None = None) -> None:
+        """``commands``: marker words (e.g. "adapt") that call their function with the sample's time instead."""
         super().__init__(name="mark-listener", daemon=True)
+        self.commands = dict(commands or {})
         from monitor.lslenv import use_lsl_config
 
         use_lsl_config()
@@ -193,5 +196,10 @@ class MarkListener(threading.Thread):
     def run(self) -> None:
         while not self._stop_requested.is_set():
             sample, timestamp = self._inlet.pull_sample(timeout=0.1)
-            if sample:
+            if not sample:
+                continue
+            command = self.commands.get(str(sample[0]).strip())
+            if command is not None:
+                command(float(timestamp))
+            else:
                 parse_marker(str(sample[0]), float(timestamp), self.marks)
