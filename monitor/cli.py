@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    """A library's multi-paragraph message (torch's unpickling advice, say) cut to its first line."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -47,14 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_lsl_config(args.lsl_config)
         return int(args.handler(args) or 0)
     except UserError as error:
-        print(f"neurofusion {args.command}: error: {error}", file=sys.stderr)
+        print(f"neurofusion {args.command}: error: {one_line(error)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # the user gets one line; -v shows the traceback for a bug report
         if args.verbose:
             raise
-        print(f"neurofusion {args.command}: error: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"neurofusion {args.command}: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return 1
 
 

@@ -107,3 +107,16 @@ def test_signal_ends_a_recording_demo_cleanly_with_a_readable_file(tmp_path, sto
     assert {"EMG", "Classification", "Fatigue"} <= types
     emg = next(s for s in streams if s["info"]["type"][0] == "EMG")
     assert len(emg["time_stamps"]) > 2048
+
+
+def test_corrupt_checkpoint_is_one_line_error(tmp_path):
+    from models.checkpoint import BUNDLED_CHECKPOINT, card_path
+
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint at all")
+    card_path(broken).write_text(card_path(BUNDLED_CHECKPOINT).read_text())
+    result = subprocess.run([*CLI, "worker", "--model", str(broken)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "broken.pt" in lines[0]
