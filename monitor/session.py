@@ -69,17 +69,32 @@ def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> A
     return client
 
 
-def model_classes(options: SessionOptions) -> list[str] | None:
-    """The classes of the model a spawned worker will load, read from its JSON card (no weights loaded here)."""
+def model_card(options: SessionOptions) -> dict[str, Any] | None:
+    """The JSON card of the model a spawned worker will load (no weights loaded here), or None."""
     if options.no_inference or options.worker_endpoint is not None:
         return None
     from models.checkpoint import BUNDLED_CHECKPOINT, card_path
 
     try:
-        card = json.loads(card_path(options.model or BUNDLED_CHECKPOINT).read_text())
-        return [str(name) for name in card["classes"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # the worker reports a broken checkpoint itself, clearly
+        return json.loads(card_path(options.model or BUNDLED_CHECKPOINT).read_text())
+    except (OSError, ValueError):
+        return None  # the worker reports a missing or broken checkpoint itself, clearly
+
+
+def check_model_fits(card: dict[str, Any] | None, stream_info: Any, options: SessionOptions) -> None:
+    """A model for another electrode count would fail every request: refuse before anything starts."""
+    from monitor.acquisition import describe
+
+    if card is None or "n_channels" not in card:
+        return
+    emg = len(describe(stream_info).emg_channels)
+    if int(card["n_channels"]) != emg:
+        name = options.model or "the bundled model"
+        kind = (card.get("layout") or {}).get("kind", "its own layout")
+        raise UserError(
+            f"{name} expects {card['n_channels']} EMG channels ({kind}) but stream '{stream_info.name()}' has {emg}; "
+            "pass --model with a checkpoint for this layout, or --no-inference"
+        )
 
 
 def start_recording(options: SessionOptions, stack: ExitStack, pipeline: Any) -> None:
@@ -112,11 +127,12 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
     stop = stop or threading.Event()
     stop_on_signals(stop)
     check_record_destination(options, stream_info)
+    card = model_card(options)
+    check_model_fits(card, stream_info, options)
     with ExitStack() as stack:
         client = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
-        pipeline = MonitorPipeline(
-            stream_info, settings=options.settings, client=client, classes=model_classes(options)
-        )
+        classes = [str(name) for name in card["classes"]] if card and "classes" in card else None
+        pipeline = MonitorPipeline(stream_info, settings=options.settings, client=client, classes=classes)
         stack.callback(pipeline.stop)
         pipeline.start()
         if options.record is not None:

@@ -120,3 +120,16 @@ def test_corrupt_checkpoint_is_one_line_error(tmp_path):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "broken.pt" in lines[0]
+
+
+def test_model_for_another_layout_is_refused_before_monitoring():
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    result = subprocess.run(
+        [*CLI, "demo", "--layout", "grid8x8", "--headless", "--duration", "5"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert "expects 8 EMG channels (ring) but stream 'NeuroFusion-Demo' has 64" in last
+    assert "Traceback" not in result.stderr
