@@ -121,11 +121,13 @@ class AdaptationSession:
         except ValueError as error:
             raise UserError(str(error)) from None
         counts = windows.counts()
-        short = [name for name, count in counts.items() if count["train"] + count["held_out"] > 0
-                 and min(count["train"], count["held_out"]) < MIN_WINDOWS_PER_CLASS // 2]
-        if short or sum(count["held_out"] for count in counts.values()) < MIN_WINDOWS_PER_CLASS:
-            raise UserError(f"too little marked signal ({', '.join(short) or 'all classes'}): mark a few more "
-                            "seconds per class")
+        # every class, because fine-tuning on some would teach the model to forget the others, and the held-out
+        # figure (made of the marked classes only) could not show it
+        short = [name for name, count in counts.items()
+                 if count["train"] < MIN_WINDOWS_PER_CLASS or count["held_out"] < MIN_WINDOWS_PER_CLASS // 2]
+        if short:
+            raise UserError(f"too little marked signal for {', '.join(short)}: mark a few seconds of every class "
+                            f"({', '.join(counts)})")
         stamp = time.strftime("%Y%m%dT%H%M%S")
         base_id = str(self.models[0].model_id)
         model_id = f"{base_id}+{self.patient_id}-{stamp}"[-200:]

@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--model", metavar="CHECKPOINT", help="the running model (default: the bundled one)")
     model.add_argument("--worker", metavar="ENDPOINT", help="the worker to switch (default: start one here)")
     model.add_argument("--epochs", type=int, default=12, help="fine-tuning epochs (default 12)")
+    model.add_argument("--min-gain", type=float, default=0.0, metavar="FRACTION",
+                       help="swap only when held-out accuracy rises by more than this (default 0)")
     model.add_argument("--no-swap", action="store_true", help="adapt and save, but leave the worker's model")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="S",
                         help="give up when the marks and the adaptation are not done within S seconds")
@@ -46,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from monitor.lslenv import use_lsl_config
 
     use_lsl_config()
-    if args.epochs < 1 or args.timeout <= 0:
-        raise UserError("--epochs must be at least 1 and --timeout positive")
+    if args.epochs < 1 or args.timeout <= 0 or not 0 <= args.min_gain < 1:
+        raise UserError("--epochs must be at least 1, --timeout positive and --min-gain in [0, 1)")
     file_marks = None
     if args.marks:
         from monitor.adaptation.marks import load_marks
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         session = AdaptationSession(
             pipeline.engine.filtered, pipeline.state.fs, card, args.model, args.patient, args.patients_dir,
             control=control, worker=handle, channels=pipeline.model_channels,
-            settings=AdaptationSettings(epochs=args.epochs),
+            settings=AdaptationSettings(epochs=args.epochs, min_gain=args.min_gain),
             outlet=MarkOutlet(pipeline.state.stream_name, f"adapt-{args.patient}"),
         )
         adapt_requested: list[float] = []
