@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -18,6 +20,7 @@ def neurofusion(*args: str, timeout: float = 120.0) -> subprocess.CompletedProce
                           cwd=REPO, timeout=timeout)
 
 
+@pytest.mark.slow  # a live stream, a worker and a fine-tune, ~30 s: the same flow is tested in-process
 def test_marks_from_a_file_adapt_and_a_model_without_gain_is_left_running(tmp_path: Path) -> None:
     source_id = f"adapt-{uuid.uuid4().hex[:8]}"
     player = subprocess.Popen([sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id,
