@@ -14,8 +14,6 @@ worker runs an untrained network of the bundled architecture for that grid (same
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, emit
+from benchmarks.common import emit
+from tests.players import start_player
 
 CHUNK = 32  # samples per amplifier push, as the simulated amplifier sends them
 
@@ -59,11 +58,7 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path) -> dict[s
     layout = {8: "ring8", 64: "grid8x8"}.get(channels, f"grid{channels // 16}x16")
     worker = spawn_worker(model_path=checkpoint_for(layout, fs, folder))
     source_id = f"bench-{uuid.uuid4().hex[:8]}"
-    player = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id, "--layout", layout,
-         "--fs", str(fs), "--duration", str(duration_s), "--no-index", "--chunk", str(CHUNK)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    player = start_player(source_id, duration_s, layout=layout, fs=fs, no_index=True, chunk=CHUNK)
     endpoint = worker.endpoint
     try:
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)

@@ -11,7 +11,6 @@ latency drift compares the median latency of the last interval with the first.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 import uuid
@@ -20,6 +19,7 @@ import numpy as np
 import psutil
 
 from benchmarks.common import REPO, emit
+from tests.players import start_player
 
 LAYOUTS = {8: "ring8", 64: "grid8x8", 256: "grid16x16"}
 
@@ -32,11 +32,7 @@ def run(channels: int, minutes: float, interval_s: float, fs: float) -> dict:
 
     duration = minutes * 60.0
     source_id = f"soak-{uuid.uuid4().hex[:8]}"
-    player = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id, "--layout",
-         LAYOUTS.get(channels, f"grid{channels // 16}x16"), "--fs", str(fs), "--duration", str(duration + 5)],
-        stdout=subprocess.DEVNULL,
-    )
+    player = start_player(source_id, duration + 5, layout=LAYOUTS.get(channels, f"grid{channels // 16}x16"), fs=fs)
     model = REPO / "models" / "weights" / "default.pt"
     worker = spawn_worker(model_path=model) if channels == 8 else None  # the bundled model is ring8
     client = InferenceClient(endpoint=worker.endpoint, bed_id=source_id) if worker else None

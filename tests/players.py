@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +57,29 @@ class FaultySource(IndexedSource):
         data[faulty, 3] = np.clip(data[faulty, 3] * 20.0, -150.0, 150.0)  # an overdriven input clipping at the rail
         data[faulty, 4] = 400.0 * np.sin(2 * np.pi * 50.0 * index[faulty] / self.fs)
         return data
+
+
+def start_player(source_id: str, duration_s: float, **options: object) -> subprocess.Popen:
+    """This script in a subprocess; ``options`` are its flags (``start_index=5`` -> ``--start-index 5``,
+    ``no_index=True`` -> ``--no-index``). Its stdout ends with ``sent N``."""
+    command = [sys.executable, __file__, "--source-id", source_id, "--duration", str(duration_s)]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            command.append(flag)
+        elif value is not None and value is not False:
+            command += [flag, str(value)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float) -> float | None:
+    """Seconds until ``condition()`` held, or None if it never did within the timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(0.02)
+    return None
 
 
 def main() -> None:

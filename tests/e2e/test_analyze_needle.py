@@ -19,7 +19,8 @@ def test_simulated_neuropathic_needle_recording_reads_neurogenic(tmp_path):
     assert made.returncode == 0, made.stderr
     out = tmp_path / "report"
     analysed = subprocess.run(
-        [*CLI, "analyze", str(recording), "--mode", "needle", "--no-model", "--no-figures", "--quiet", "--out", str(out)],
+        [*CLI, "analyze", str(recording), "--mode", "needle", "--no-model", "--no-figures", "--quiet",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )
     assert analysed.returncode == 0, analysed.stderr

@@ -3,15 +3,13 @@ mains are flagged within a second, masked out of inference, and never reach the 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.players import start_player
 
 FAULTS_AT_S = 2.0
 FS = 2048.0
@@ -25,11 +23,7 @@ def test_faulty_electrodes_are_flagged_within_a_second_and_masked_out_of_inferen
     from monitor.pipeline import MonitorPipeline
 
     source_id = f"faults-{uuid.uuid4().hex[:8]}"
-    player = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id, "--duration", "6",
-         "--faults-at", str(FAULTS_AT_S)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    player = start_player(source_id, 6, faults_at=FAULTS_AT_S)
     worker = spawn_worker()
     client = InferenceClient(endpoint=worker.endpoint, bed_id=source_id, deadline_s=2.0)
     seen: list[tuple[float, int, np.ndarray, tuple[str, ...], bool]] = []

@@ -3,15 +3,13 @@ process -> decisions. The player's last channel carries the sample index, provin
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.players import start_player
 
 DURATION_S = 10.0
 FS = 2048.0
@@ -20,11 +18,7 @@ FS = 2048.0
 @pytest.fixture
 def player():
     source_id = f"e2e-{uuid.uuid4().hex[:8]}"
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id, "--duration", str(DURATION_S),
-         "--fs", str(FS)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    process = start_player(source_id, DURATION_S, fs=FS)
     yield source_id, process
     if process.poll() is None:
         process.kill()

@@ -9,16 +9,9 @@ import uuid
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.players import start_player
 
 CLI = [sys.executable, "-m", "monitor.cli"]
-
-
-def start_player(source_id: str, duration_s: float) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id, "--duration", str(duration_s)],
-        stdout=subprocess.PIPE, text=True,
-    )
 
 
 def test_unwritable_recording_path_is_refused_before_monitoring(tmp_path):
@@ -46,10 +39,10 @@ def test_recording_holds_raw_emg_and_results_aligned(tmp_path):
 
     source_id = f"rec-{uuid.uuid4().hex[:8]}"
     target = tmp_path / "session.xdf"
-    player = start_player(source_id, 8.0)
+    player = start_player(source_id, 14.0)
     try:
         result = subprocess.run(
-            [*CLI, "monitor", "--source-id", source_id, "--no-inference", "--headless", "--duration", "6",
+            [*CLI, "monitor", "--source-id", source_id, "--no-inference", "--headless", "--duration", "10",
              "--record", str(target)],
             capture_output=True, text=True, timeout=90,
         )
@@ -62,7 +55,8 @@ def test_recording_holds_raw_emg_and_results_aligned(tmp_path):
     assert {"EMG", "Fatigue", "Quality", "Markers"} <= set(by_type)
     raw = by_type["EMG"]
     index = raw["time_series"][:, -1]
-    # the recorder joined after the monitor started: what it has is gap-free and in order
+    # the recorder joins a few seconds after the monitor starts (LabRecorder resolves the streams first): what it
+    # has is gap-free and in order
     np.testing.assert_array_equal(np.diff(index), 1.0)
     assert len(index) > 2048 * 3
     fatigue = by_type["Fatigue"]

@@ -3,35 +3,15 @@ a gap, duplicates nothing, and refuses a stream that returns with another format
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.players import start_player, wait_until
 
 FS = 2048.0
-
-
-def start_player(source_id: str, duration_s: float, start_index: int = 0, layout: str = "ring8") -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "players.py"), "--source-id", source_id, "--duration", str(duration_s),
-         "--fs", str(FS), "--start-index", str(start_index), "--layout", layout],
-        stdout=subprocess.PIPE, text=True,
-    )
-
-
-def wait_until(condition, timeout_s: float) -> float | None:
-    """Seconds until ``condition()`` held, or None if it never did within the timeout."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(0.02)
-    return None
 
 
 @pytest.mark.slow
@@ -40,7 +20,7 @@ def test_stream_that_vanishes_for_five_seconds_is_reported_and_resumed_without_d
     from monitor.pipeline import MonitorPipeline
 
     source_id = f"fault-{uuid.uuid4().hex[:8]}"
-    first = start_player(source_id, 3.0)
+    first = start_player(source_id, 3.0, fs=FS)
     pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=20))
     pipeline.start()
     try:
@@ -52,7 +32,7 @@ def test_stream_that_vanishes_for_five_seconds_is_reported_and_resumed_without_d
         # the amplifier returns with the same source_id (liblsl reconnects the inlet by itself; the player starts once
         # it has), its index continuing as if it had never stopped counting
         gap_samples = int(5.5 * FS)
-        second = start_player(source_id, 2.0, start_index=sent_first + gap_samples)
+        second = start_player(source_id, 2.0, fs=FS, start_index=sent_first + gap_samples)
         sent_second = int(second.communicate(timeout=30)[0].split()[-1])
         assert wait_until(lambda: pipeline.acquisition.buffer.total_written >= sent_first + sent_second, 30.0)
         assert wait_until(lambda: pipeline.engine.stats.gaps == 1, 5.0) is not None
@@ -79,12 +59,12 @@ def test_stream_returning_with_another_channel_count_is_refused_with_a_message()
     from monitor.pipeline import MonitorPipeline
 
     source_id = f"fault-{uuid.uuid4().hex[:8]}"
-    first = start_player(source_id, 1.5)
+    first = start_player(source_id, 1.5, fs=FS)
     pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=20), publish=False)
     pipeline.start()
     try:
         first.communicate(timeout=30)
-        second = start_player(source_id, 30.0, layout="grid4x4")
+        second = start_player(source_id, 30.0, fs=FS, layout="grid4x4")
         assert wait_until(lambda: pipeline.acquisition.incompatible is not None, 30.0) is not None
         second.kill()
         second.wait()
