@@ -265,6 +265,10 @@ class FatigueTracker:
         weight = min(hop_s / s.rest_adaptation_s, 1.0)
         resting = usable & ~self._active & np.isfinite(rms) & (rms > 0)
         self.rest_rms[resting] += weight * (rms[resting] - self.rest_rms[resting])
+        # a session that began mid-contraction learned a rest level far too high: the first quieter window
+        # (a muscle at rest is never quieter than its rest level for long) pulls it down at once
+        quieter = usable & np.isfinite(rms) & (rms > 0) & (rms < 0.5 * self.rest_rms)
+        self.rest_rms[quieter] = rms[quieter]
 
     def _detect_activity(self, rms: np.ndarray, usable: np.ndarray) -> None:
         if self.learning:

@@ -217,3 +217,23 @@ def test_vectorised_theil_sen_equals_scipy() -> None:
         assert slope[channel] == pytest.approx(expected.slope, rel=1e-12)
         assert (low[channel], high[channel]) == pytest.approx((expected.low_slope, expected.high_slope), rel=1e-12)
     assert np.isnan([slope[3], high[3], slope[4], low[4]]).all()
+
+
+def test_session_that_starts_mid_contraction_finds_its_rest_level_at_the_first_pause():
+    from dsp.fatigue import FatigueTracker
+
+    tracker = FatigueTracker(2048.0, 2)
+    spectral = np.full(2, 80.0)
+
+    def feed(seconds: float, rms: float, start: float) -> list:
+        reports = []
+        for k in range(int(seconds / 0.05)):
+            reports.append(tracker.update(start + k * 0.05, spectral, spectral, spectral * 1e-9, np.full(2, rms)))
+        return reports
+
+    feed(5.0, 120.0, 0.0)  # contracting from the first sample: the learned "rest" is the contraction
+    assert tracker.rest_rms[0] > 100
+    feed(3.0, 4.0, 5.0)  # the first pause
+    assert tracker.rest_rms[0] < 10
+    again = feed(4.0, 120.0, 8.0)
+    assert again[-1].active.all()
