@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -165,6 +166,7 @@ class AdaptationSession:
                 self.status = f"adapting: epoch {job.epoch} of {job.epochs}"
             return
         self.last_figures = dict(job.result)
+        shutil.rmtree(job.folder, ignore_errors=True)  # the copied windows are not kept past their use
         if job.state == STATE_FAILED:
             self.status = f"adaptation failed, the running model is unchanged: {job.error}"
         elif job.state == STATE_CANCELLED:
@@ -198,6 +200,7 @@ class AdaptationSession:
         self._cancelled = True
         if self.job is not None and not self.job.finished:
             self.job.cancel()
+            shutil.rmtree(self.job.folder, ignore_errors=True)
         self.status = "adaptation cancelled, the running model is unchanged"
 
     # ------------------------------------------------------------ swapping
