@@ -145,6 +145,10 @@ class MonitorPipeline:
         if self.outlets is not None:
             self.outlets.push_event(text, timestamp)
 
+    def annotate(self, timestamp: float, text: str) -> None:
+        """A user's annotation (marker button, scripted demo): shown, published on the events stream, recorded."""
+        self._record_event(f"annotation: {text}", timestamp)
+
     def _watch_stream(self, was_lost: bool, gaps_seen: int) -> tuple[bool, int]:
         """Turns acquisition and engine state changes into session events (shown, published, recorded)."""
         import pylsl

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,18 +98,47 @@ def check_model_fits(card: dict[str, Any] | None, stream_info: Any, options: Ses
         )
 
 
-def start_recording(options: SessionOptions, stack: ExitStack, pipeline: Any) -> None:
-    from monitor.recordings.record import SessionRecorder, bytes_per_second, session_source_ids
+class RecordingControl:
+    """Starts and stops LabRecorder for a session: from --record at start, or from the window's record button."""
 
-    stream = pipeline.acquisition.stream
-    recorder = SessionRecorder(
-        options.record, session_source_ids(stream.source_id), bytes_per_second(stream.n_channels, stream.fs),
-        overwrite=options.overwrite,
-    )
-    recorded = recorder.start()
-    pipeline.state.recording = str(options.record)
-    stack.callback(recorder.stop)
-    print(f"recording {len(recorded)} streams into {options.record}", file=sys.stderr)
+    def __init__(self, options: SessionOptions, pipeline: Any) -> None:
+        self.options = options
+        self.pipeline = pipeline
+        self.recorder: Any = None
+
+    def default_path(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return Path.cwd() / f"neurofusion-{self.pipeline.acquisition.stream.name}-{stamp}.xdf"
+
+    def start(self, path: Path | None = None) -> str:
+        from monitor.recordings.record import SessionRecorder, bytes_per_second, session_source_ids
+
+        if self.recorder is not None:
+            return f"recording to {self.pipeline.state.recording}"
+        stream = self.pipeline.acquisition.stream
+        path = path or self.default_path()
+        recorder = SessionRecorder(
+            path, session_source_ids(stream.source_id), bytes_per_second(stream.n_channels, stream.fs),
+            overwrite=self.options.overwrite,
+        )
+        recorded = recorder.start()
+        self.recorder = recorder
+        self.pipeline.state.recording = str(path)
+        print(f"recording {len(recorded)} streams into {path}", file=sys.stderr)
+        return f"recording to {path}"
+
+    def stop(self) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.stop()
+            self.pipeline.state.recording = None
+
+    def toggle(self, on: bool) -> str | None:
+        """The window's record button: each press starts a new, time-stamped file in the current folder."""
+        if on:
+            return self.start()
+        self.stop()
+        return None
 
 
 def check_record_destination(options: SessionOptions, stream_info: Any) -> None:
@@ -135,8 +165,10 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         pipeline = MonitorPipeline(stream_info, settings=options.settings, client=client, classes=classes)
         stack.callback(pipeline.stop)
         pipeline.start()
+        recording = RecordingControl(options, pipeline)
+        stack.callback(recording.stop)
         if options.record is not None:
-            start_recording(options, stack, pipeline)
+            recording.start(options.record)
         if options.snapshot is not None:
             from monitor.gui.app import save_snapshot
 
@@ -154,7 +186,9 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             return 0
         from monitor.gui.app import run_window
 
-        return run_window(pipeline, duration_s=options.duration_s)
+        return run_window(
+            pipeline, duration_s=options.duration_s, on_recording=recording.toggle, on_marker=pipeline.annotate
+        )
     return 0
 
 
