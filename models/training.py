@@ -291,6 +291,7 @@ def train_and_save(
             "validation_groups": sorted(set(validation.groups.tolist())),
             "test_groups": sorted(set(test.groups.tolist())),
             "windows": {"train": len(train), "validation": len(validation), "test": len(test)},
+            "class_counts": np.bincount(train.labels, minlength=len(train.classes)).tolist(),
             "config": asdict(config),
             "epochs_run": len(history.train_loss),
             "best_epoch": history.best_epoch + 1,

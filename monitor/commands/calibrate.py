@@ -56,13 +56,20 @@ def parse_span(text: str, names: list[str]):
     return Span(source, start, end)
 
 
+def _pairs(raw_labels, class_indices) -> set[tuple[int, int]]:
+    """(label value in the file, model class index) pairs present in a recording."""
+    import numpy as np
+
+    return {(int(a), int(b)) for a, b in np.unique(np.column_stack([raw_labels, class_indices]), axis=0)}
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     import numpy as np
     from rich.console import Console
 
-    from models.calibration import accuracy, fine_tune, first_seconds_per_class, merge, split_by_spans
+    from models.calibration import accuracy, fine_tune, first_seconds_per_class, merge, shared_budget, split_by_spans
     from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint
     from models.evaluation import classification_metrics, plot_confusion, write_json
     from models.training import TrainingConfig, predict_logits, to_tensors
@@ -91,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     for name, recording in recordings:
         if recording.labels is None:
             raise UserError(f"{name}: no per-sample labels (give --label-column or --preset)")
+    budgets = shared_budget([np.asarray(rec.labels) for _, rec in recordings], args.seconds_per_class)
+    for (name, recording), budget in zip(recordings, budgets, strict=True):
         if recording.layout is not None:
             try:
                 card.check_layout(recording.layout)
@@ -111,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if abs(recording.fs - card.fs) > 1e-6 * card.fs:
             raise UserError(f"{name}: recorded at {recording.fs:g} Hz, the model at {card.fs:g} Hz")
         chosen = [s for s in spans if s.source == name] if spans else first_seconds_per_class(
-            values, recording.fs, args.seconds_per_class, name)
+            values, recording.fs, {int(v): budget[int(raw)] for raw, v in _pairs(recording.labels, values)}, name)
         used_spans += chosen
         window_ms = 1000.0 * card.window_samples / card.fs
         calibration, held_out = split_by_spans(data, values, recording.fs, name, chosen, card.layout,
@@ -128,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{len(held_out)} held-out windows; accuracy before: {100 * before:.2f}%")
     config = TrainingConfig(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, seed=args.seed)
     with console.status("fine-tuning"):
-        tuned = fine_tune(model, calibration, names_used, config)
+        prior = card.training.get("class_counts")
+        tuned = fine_tune(model, calibration, names_used, config, class_prior=prior)
     predicted = predict_logits(tuned, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
     after = classification_metrics(held_out.labels, predicted, list(card.classes))
     base_predicted = predict_logits(model, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
@@ -145,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             "recordings": [str(path) for path in files], "spans": [asdict(span) for span in used_spans],
             "seconds_per_class": None if spans else args.seconds_per_class, "windows": len(calibration),
             "held_out_windows": len(held_out), "epochs": args.epochs, "learning_rate": args.learning_rate,
+            "logit_adjustment_prior": card.training.get("class_counts"),
         },
         "base_training": card.training,
     }
