@@ -111,7 +111,12 @@ class HeadlessDashboard:
             slope = emg_mean(report.mdf_slope_hz_per_min, None, emg)
             change = emg_mean(report.mdf_change_pct, None, emg)
             learning = " (learning rest level)" if report.learning else ""
-            trend = "no contraction yet" if np.isnan(slope) else f"MDF {slope:+.1f} Hz/min  {change:+.1f} %"
+            if not np.isnan(slope):
+                trend = f"MDF {slope:+.1f} Hz/min  {change:+.1f} %"
+            elif report.active[emg].any():
+                trend = "contracting (a trend needs a few seconds of it)"
+            else:
+                trend = "at rest"
             table.add_row("trend", f"[bold]{report.state}[/]{learning}  {trend}")
         latency = s["latency"]
         if latency:

@@ -20,6 +20,7 @@ from monitor.outlets import ResultOutlets
 log = logging.getLogger(__name__)
 
 HISTORY_WINDOWS = 20 * 60 * 20  # 20 minutes of decisions at a 50 ms hop
+REST_LABEL = "rest"  # shown instead of a condition while no electrode sees a contraction
 
 
 @dataclass
@@ -91,7 +92,8 @@ class MonitorPipeline:
             ResultOutlets(stream.name, stream.source_id, stream.channel_labels, classes) if publish else None
         )
         self._stop = threading.Event()
-        self._inflight: dict[int, tuple[float | None, float]] = {}  # sequence -> (arrival, submitted), LSL time
+        # sequence -> (arrival, submitted) LSL times, and whether the muscle was contracting in that window
+        self._inflight: dict[int, tuple[float | None, float, bool]] = {}
         self._inflight_lock = threading.Lock()
         self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
         self.engine.subscribe(self._on_windows)
@@ -128,7 +130,8 @@ class MonitorPipeline:
         for result in results:
             counter = result.window.end_counter
             with self._inflight_lock:
-                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock())
+                contracting = result.fatigue.learning or bool(result.fatigue.active[self.model_channels].any())
+                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock(), contracting)
                 if len(self._inflight) > 4096:  # answers that never came (deadline drops, an outage)
                     for stale in list(self._inflight)[:1024]:
                         del self._inflight[stale]
@@ -180,11 +183,12 @@ class MonitorPipeline:
                     latency = now - decision.last_timestamp
                     worker_s = decision.worker_ms / 1000.0
                     with self._inflight_lock:
-                        arrived, submitted = self._inflight.pop(decision.sequence, (None, None))
+                        arrived, submitted, contracting = self._inflight.pop(decision.sequence, (None, None, True))
                     self.state.latencies_s.append(latency)
                     self.state.decisions.append(
                         DecisionRecord(
-                            decision.sequence, decision.last_timestamp, decision.label,
+                            # the model was trained on contractions: a relaxed muscle gets no verdict
+                            decision.sequence, decision.last_timestamp, decision.label if contracting else REST_LABEL,
                             np.asarray(decision.probabilities), list(decision.classes),
                             None if decision.channel_attention is None else np.asarray(decision.channel_attention),
                             decision.model_id, latency, worker_s,

@@ -67,4 +67,4 @@ def test_every_sample_arrives_once_and_nearly_every_window_gets_a_decision(playe
     assert len(sequences) >= 0.95 * expected_windows, (len(sequences), expected_windows)
     last = pipeline.state.decisions[-1]
     assert np.isclose(last.probabilities.sum(), 1.0, atol=1e-4)
-    assert last.label in last.classes
+    assert last.label in [*last.classes, "rest"]
