@@ -34,6 +34,8 @@ class SessionOptions:
     record: Path | None = None  # an XDF file for LabRecorder: raw EMG and every result stream
     overwrite: bool = False
     curve: Any = None  # CurveClientKeys for a remote worker or broker bound beyond loopback
+    patient: str = "unnamed"  # where live-adapted models are kept (patients_dir/patient)
+    patients_dir: Path | None = None
 
 
 def has_display() -> bool:
@@ -50,16 +52,17 @@ def stop_on_signals(stop: threading.Event) -> None:
         signal.signal(signum, lambda *_: stop.set())
 
 
-def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> Any | None:
+def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> tuple[Any | None, Any | None]:
+    """(client, handle of the worker this session spawned — None for a remote worker or no inference)."""
     if options.no_inference:
-        return None
+        return None, None
     from monitor.inference.client import InferenceClient
     from monitor.inference.supervisor import WorkerSupervisor, spawn_worker
 
     if options.worker_endpoint is not None:
         client = InferenceClient(endpoint=options.worker_endpoint, bed_id=bed_id, curve=options.curve)
         stack.callback(client.close)
-        return client
+        return client, None
     handle = spawn_worker(model_path=options.model)
     stack.callback(handle.stop)
     client = InferenceClient(endpoint=handle.endpoint, bed_id=bed_id)
@@ -67,7 +70,28 @@ def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> A
     # a worker this monitor started is restarted when it dies or hangs; meanwhile the monitor keeps filtering
     supervisor = WorkerSupervisor(handle, client).start()
     stack.callback(supervisor.stop, stop_worker=False)
-    return client
+    return client, handle
+
+
+def start_adaptation(options: SessionOptions, pipeline: Any, handle: Any, stack: ExitStack) -> Any | None:
+    """Live labelling and fine-tuning for a worker this session runs (a remote worker is not ours to swap)."""
+    if handle is None:
+        return None
+    from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
+    from monitor.adaptation.marks import MarkOutlet
+    from monitor.adaptation.session import AdaptationSession
+    from monitor.inference.client import ModelControl
+
+    checkpoint = options.model or BUNDLED_CHECKPOINT
+    _, card = load_checkpoint(checkpoint)
+    stream = pipeline.acquisition.stream
+    control = ModelControl(handle.endpoint)
+    stack.callback(control.close)
+    return AdaptationSession(
+        pipeline.engine.filtered, pipeline.state.fs, card, checkpoint, options.patient, options.patients_dir,
+        control=control, worker=handle, channels=pipeline.model_channels,
+        outlet=MarkOutlet(stream.name, stream.source_id), hop_ms=pipeline.engine.settings.hop_ms,
+    )
 
 
 def model_card(options: SessionOptions) -> dict[str, Any] | None:
@@ -160,7 +184,7 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
     card = model_card(options)
     check_model_fits(card, stream_info, options)
     with ExitStack() as stack:
-        client = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
+        client, handle = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
         classes = [str(name) for name in card["classes"]] if card and "classes" in card else None
         pipeline = MonitorPipeline(stream_info, settings=options.settings, client=client, classes=classes)
         stack.callback(pipeline.stop)
@@ -187,7 +211,8 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         from monitor.gui.app import run_window
 
         return run_window(
-            pipeline, duration_s=options.duration_s, on_recording=recording.toggle, on_marker=pipeline.annotate
+            pipeline, duration_s=options.duration_s, on_recording=recording.toggle, on_marker=pipeline.annotate,
+            adaptation=start_adaptation(options, pipeline, handle, stack),
         )
     return 0
 

@@ -24,6 +24,8 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model", metavar="CHECKPOINT", help="model checkpoint (default: the bundled model)")
     model.add_argument("--worker", metavar="ENDPOINT", help="use a running worker or broker, e.g. tcp://127.0.0.1:5555")
     model.add_argument("--no-inference", action="store_true", help="filtering, features and fatigue only")
+    model.add_argument("--patient", default="unnamed", help="patient id: live-adapted models are kept per patient")
+    model.add_argument("--patients-dir", type=Path, metavar="DIR", help="where patients' adapted models are kept")
     model.add_argument("--server-key", type=Path, metavar="FILE.key",
                        help="a remote worker's public CURVE key (with --curve-secret; see `neurofusion keys`)")
     model.add_argument("--curve-secret", type=Path, metavar="FILE.key_secret", help="this monitor's CURVE secret key")
@@ -49,6 +51,7 @@ def session_options(args: argparse.Namespace):
         headless=args.headless, duration_s=args.duration, snapshot=args.snapshot, snapshot_after_s=args.snapshot_after,
         jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
         settings=settings, record=args.record, overwrite=args.overwrite, curve=curve_keys(args),
+        patient=args.patient, patients_dir=args.patients_dir,
     )
 
 

@@ -42,18 +42,19 @@ def run_window(
     *,
     on_recording: Callable[[bool], str | None] | None = None,
     on_marker: Callable[[float, str], None] | None = None,
+    adaptation: Any | None = None,
 ) -> int:
     """Shows the dashboard until the user closes it, Ctrl-C/SIGTERM, or ``duration_s`` passes; returns 0.
 
     A stream that came back in another format ends the window with that one-line error (UserError), as headless.
     ``on_recording`` and ``on_marker`` connect the record button and annotations to the session
-    (``MainWindow.connect_session``)."""
+    (``MainWindow.connect_session``); ``adaptation`` (an AdaptationSession) adds the live-labelling panel."""
     from PyQt6 import QtCore
 
     from monitor.gui.main_window import MainWindow
 
     app = _application()
-    window = MainWindow(pipeline)
+    window = MainWindow(pipeline, adaptation=adaptation)
     window.connect_session(on_recording, on_marker)
     window.resize(1600, 1000)
     window.show()

@@ -38,7 +38,9 @@ class MainWindow(QtWidgets.QMainWindow):
     recording_toggled = QtCore.pyqtSignal(bool)
     marker_added = QtCore.pyqtSignal(float, str)
 
-    def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, pipeline: Any, parent: QtWidgets.QWidget | None = None, adaptation: Any | None = None
+    ) -> None:
         super().__init__(parent)
         self.pipeline = pipeline
         self.ticks = 0
@@ -78,6 +80,12 @@ class MainWindow(QtWidgets.QMainWindow):
         right.addWidget(self.spectrum)
         right.addWidget(self.status)
         right.setSizes([280, 280, 440])
+        self.adaptation = None
+        if adaptation is not None:  # label the live signal, adapt the model, hot-swap it (monitor/adaptation)
+            from monitor.gui.adaptation import AdaptationPanel
+
+            self.adaptation = AdaptationPanel(adaptation)
+            right.addWidget(self.adaptation)
         body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         body.addWidget(left)
         body.addWidget(right)

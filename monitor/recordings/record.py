@@ -19,7 +19,7 @@ from monitor.recordings.base import error_summary
 log = logging.getLogger(__name__)
 
 # the monitor's own outlets (monitor/outlets.py) and the amplifier's marker outlet, by source id suffix
-SESSION_SUFFIXES = ("", "-markers", "-decisions", "-fatigue", "-quality", "-events")
+SESSION_SUFFIXES = ("", "-markers", "-decisions", "-fatigue", "-quality", "-events", "-marks")
 XDF_OVERHEAD = 1.3  # chunk headers and per-sample timestamps (8 bytes + 1 tag byte) on top of the values
 
 
