@@ -67,6 +67,9 @@ def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> t
     stack.callback(handle.stop)
     client = InferenceClient(endpoint=handle.endpoint, bed_id=bed_id)
     stack.callback(client.close)
+    deadline = time.monotonic() + 10.0
+    while client.state != "online" and time.monotonic() < deadline:  # so the first windows are not dropped
+        time.sleep(0.02)
     # a worker this monitor started is restarted when it dies or hangs; meanwhile the monitor keeps filtering
     supervisor = WorkerSupervisor(handle, client).start()
     stack.callback(supervisor.stop, stop_worker=False)
