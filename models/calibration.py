@@ -106,7 +106,7 @@ def fine_tune(
     default because a class-balanced calibration set shifts them away from what the network learned."""
     import copy
 
-    config = config or TrainingConfig(epochs=25, learning_rate=1e-3, batch_size=32, channel_drop=0.1)
+    config = config or TrainingConfig(epochs=25, learning_rate=3e-4, batch_size=32, channel_drop=0.1)
     tuned = copy.deepcopy(model)
     tensors = to_tensors(calibration, feature_names)
     if renormalise:
