@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -86,6 +86,7 @@ class DspEngine(threading.Thread):
         self._stop_requested = threading.Event()
         self._lock = threading.Lock()
         self._last_timestamp: float | None = None
+        self._gap_seconds = 0.0
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -104,6 +105,7 @@ class DspEngine(threading.Thread):
         if not hasattr(self, "fatigue"):  # the fatigue trend spans settings changes: built once
             self.fatigue = FatigueTracker(self.fs, self.n_channels)
         self.quality = QualityMonitor(self.fs, self.n_channels, QualitySettings(mains_hz=s.mains_hz))
+        self._quality_origin = 0  # stream counter minus the quality monitor's own sample count
         self._bad_until = np.zeros(self.n_channels, dtype=np.int64)
 
     def update_settings(self, **changes: object) -> None:
@@ -139,8 +141,10 @@ class DspEngine(threading.Thread):
             self.profiler.record("filters", filtered_at - started, windows=len(windows))
             self.filtered.write(filtered, timestamps)
             self._track_nonfinite(nonfinite, first_counter)
-            quality = self.quality.update(samples, float(timestamps[-1]))
-            results = self._analyse(windows, quality, started)
+            # samples the reader lost never reach the quality monitor: re-anchor its count to the stream's counter
+            self._quality_origin = first_counter - self.quality.samples_seen
+            self.quality.update(samples, float(timestamps[-1]))
+            results = self._analyse(windows, started)
             self.profiler.record("quality+features+fatigue", time.perf_counter() - filtered_at, windows=len(windows))
         self.stats.samples_processed += len(timestamps)
         self.stats.dropped_samples = self.reader.dropped
@@ -155,6 +159,7 @@ class DspEngine(threading.Thread):
         if self._last_timestamp is not None and timestamps[0] - self._last_timestamp > 0.05 + 5.0 / self.fs:
             gap_s = float(timestamps[0] - self._last_timestamp)
             self.stats.last_gap = (first_counter, gap_s, float(timestamps[0]))
+            self._gap_seconds += gap_s
             self.stats.gaps += 1
             log.info("gap of %.3f s before sample %d", gap_s, first_counter)
             self.chain.reset()
@@ -171,7 +176,7 @@ class DspEngine(threading.Thread):
             last_bad = first_counter + bad_rows
             np.maximum.at(self._bad_until, bad_channels, last_bad + self.windower.window_samples)
 
-    def _analyse(self, windows: list[Window], quality: QualityReport, started: float) -> list[WindowResult]:
+    def _analyse(self, windows: list[Window], started: float) -> list[WindowResult]:
         if not windows:
             return []
         stacked = np.stack([w.data for w in windows])
@@ -182,8 +187,15 @@ class DspEngine(threading.Thread):
         self.stats.dsp_seconds_total += finished - started
         results = []
         for index, window in enumerate(windows):
+            # the quality in force at the window's end, not at the chunk's: chunking must not change a window's mask
+            quality = self.quality.report_at(window.end_counter - self._quality_origin)
             usable = (self._bad_until <= window.start_counter) & quality.usable
             window_features = {name: values[index] for name, values in features.items()}
-            report = self.fatigue.update_features(window.last_timestamp, window_features, usable)
+            # the tracker's clock is the sample counter (plus any gaps): the LSL clock's microsecond corrections
+            # could move a window across an epoch boundary, so live and offline would disagree
+            stream_time = window.end_counter / self.fs + self._gap_seconds
+            report = replace(  # views place it on the LSL clock, like everything else they draw
+                self.fatigue.update_features(stream_time, window_features, usable), timestamp=window.last_timestamp
+            )
             results.append(WindowResult(window, window_features, usable, report, quality, per_window, finished))
         return results

@@ -21,6 +21,7 @@ channel mask of inference and the GUI's electrode map.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -102,19 +103,41 @@ class QualityMonitor:
             mains_rms_uv=np.zeros(c),
             reasons=("",) * c,
         )
+        self._initial = self._latest
+        self._history: collections.deque[tuple[int, QualityReport]] = collections.deque(maxlen=64)
 
     def update(self, raw_chunk: np.ndarray, last_timestamp: float) -> QualityReport:
-        """Adds raw samples (n, C) whose last sample has LSL time ``last_timestamp``; returns the latest report."""
+        """Adds raw samples (n, C) whose last sample has LSL time ``last_timestamp``; returns the latest report.
+
+        Evaluations fall at fixed sample counts (every ``evaluate_every_s`` of samples since the first), whatever
+        the chunking, so a live stream and an offline pass over the same samples flag the same windows."""
         raw_chunk = np.asarray(raw_chunk)
         if raw_chunk.ndim != 2 or raw_chunk.shape[1] != self.n_channels:
             raise ValueError(f"expected a (n, {self.n_channels}) chunk, got {raw_chunk.shape}")
-        self._append(raw_chunk)
-        self._last_timestamp = float(last_timestamp)
-        self._since_evaluation += len(raw_chunk)
-        self._since_mains += len(raw_chunk)
-        if self._since_evaluation >= self.settings.evaluate_every_s * self.fs:
-            self._evaluate()
+        interval = max(1, int(round(self.settings.evaluate_every_s * self.fs)))
+        position = 0
+        while position < len(raw_chunk):
+            piece = raw_chunk[position : position + interval - self._since_evaluation]
+            position += len(piece)
+            self._append(piece)
+            self._since_evaluation += len(piece)
+            self._since_mains += len(piece)
+            self._last_timestamp = float(last_timestamp) - (len(raw_chunk) - position) / self.fs
+            if self._since_evaluation >= interval:
+                self._evaluate()
+                self._history.append((self._written, self._latest))
         return self._latest
+
+    @property
+    def samples_seen(self) -> int:
+        return self._written
+
+    def report_at(self, samples_seen: int) -> QualityReport:
+        """The report in force once ``samples_seen`` samples had arrived (the latest evaluation at or before it)."""
+        for evaluated_at, report in reversed(self._history):
+            if evaluated_at <= samples_seen:
+                return report
+        return self._initial
 
     def report(self, now: float | None = None) -> QualityReport:
         """The latest report; with ``now`` (LSL time) it also says whether the stream has gone stale."""

@@ -23,6 +23,16 @@ HISTORY_WINDOWS = 20 * 60 * 20  # 20 minutes of decisions at a 50 ms hop
 REST_LABEL = "rest"  # shown instead of a condition while no electrode sees a contraction
 
 
+def contracting(result: WindowResult, channels: np.ndarray | slice = slice(None)) -> bool:
+    """Whether any of ``channels`` contracts in this window (True while the rest level is still being learned)."""
+    return result.fatigue.learning or bool(result.fatigue.active[channels].any())
+
+
+def verdict(label: str, is_contracting: bool) -> str:
+    """The model was trained on contractions: a relaxed muscle gets no verdict, live or offline alike."""
+    return label if is_contracting else REST_LABEL
+
+
 @dataclass
 class DecisionRecord:
     """One published decision, with the latency from the window's last sample to its publication (LSL clock)."""
@@ -130,8 +140,8 @@ class MonitorPipeline:
         for result in results:
             counter = result.window.end_counter
             with self._inflight_lock:
-                contracting = result.fatigue.learning or bool(result.fatigue.active[self.model_channels].any())
-                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock(), contracting)
+                active = contracting(result, self.model_channels)
+                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock(), active)
                 if len(self._inflight) > 4096:  # answers that never came (deadline drops, an outage)
                     for stale in list(self._inflight)[:1024]:
                         del self._inflight[stale]
@@ -183,12 +193,11 @@ class MonitorPipeline:
                     latency = now - decision.last_timestamp
                     worker_s = decision.worker_ms / 1000.0
                     with self._inflight_lock:
-                        arrived, submitted, contracting = self._inflight.pop(decision.sequence, (None, None, True))
+                        arrived, submitted, active = self._inflight.pop(decision.sequence, (None, None, True))
                     self.state.latencies_s.append(latency)
                     self.state.decisions.append(
                         DecisionRecord(
-                            # the model was trained on contractions: a relaxed muscle gets no verdict
-                            decision.sequence, decision.last_timestamp, decision.label if contracting else REST_LABEL,
+                            decision.sequence, decision.last_timestamp, verdict(decision.label, active),
                             np.asarray(decision.probabilities), list(decision.classes),
                             None if decision.channel_attention is None else np.asarray(decision.channel_attention),
                             decision.model_id, latency, worker_s,

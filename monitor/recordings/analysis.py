@@ -166,6 +166,7 @@ def analyze_recording(
     """Runs the whole pipeline over ``recording``; ``progress(samples_done)`` is called after every chunk."""
     from dsp.engine import DspEngine, EngineSettings
     from dsp.ringbuffer import RingBuffer
+    from monitor.pipeline import contracting, verdict
 
     started = time.perf_counter()
     fs, n_channels = recording.fs, recording.n_channels
@@ -188,8 +189,8 @@ def analyze_recording(
     def flush() -> None:
         if worker is None or not waiting:
             return
-        for (outcome, _), decision in zip(waiting, worker.run([r for _, r in waiting], fs), strict=True):
-            outcome.label = decision.label
+        for (outcome, result), decision in zip(waiting, worker.run([r for _, r in waiting], fs), strict=True):
+            outcome.label = verdict(decision.label, contracting(result))
             outcome.probabilities = [float(p) for p in decision.probabilities]
             outcome.confidence = float(np.max(decision.probabilities))
         waiting.clear()
@@ -253,7 +254,8 @@ def summarize(analysis: Analysis, final_fatigue: dict[str, Any]) -> dict[str, An
     decided = [w for w in windows if w.label is not None]
     if decided:
         counts = Counter(w.label for w in decided)
-        summary["label_distribution"] = {name: counts.get(name, 0) / len(decided) for name in analysis.classes}
+        names = [*analysis.classes, *(label for label in counts if label not in analysis.classes)]  # e.g. "rest"
+        summary["label_distribution"] = {name: counts.get(name, 0) / len(decided) for name in names}
         summary["majority_label"] = counts.most_common(1)[0][0]
         summary["mean_confidence"] = float(np.mean([w.confidence for w in decided]))
         if recording.labels is not None:

@@ -58,6 +58,7 @@ def test_decisions_equal_the_model_run_directly_on_the_same_windows(myo_part, sm
     from dsp.engine import DspEngine, EngineSettings
     from dsp.ringbuffer import RingBuffer
     from models.predictor import load_predictor
+    from monitor.pipeline import contracting, verdict
 
     predictor = load_predictor(small_model, backend="torch")
     analysis = analyze_recording(myo_part, predictor, chunk_seconds=0.37, batch_size=16)
@@ -67,7 +68,10 @@ def test_decisions_equal_the_model_run_directly_on_the_same_windows(myo_part, sm
                                myo_part.fs)  # fmt: skip
     assert len(results) == len(analysis.windows)
     np.testing.assert_allclose([w.probabilities for w in analysis.windows], direct.probabilities, atol=1e-5)
-    assert [w.label for w in analysis.windows] == [CLASSES[i] for i in direct.probabilities.argmax(axis=1)]
+    # the same verdicts, and "rest" exactly where no electrode contracted (no verdict on a relaxed muscle)
+    best = direct.probabilities.argmax(axis=1)
+    expected = [verdict(CLASSES[i], contracting(r)) for i, r in zip(best, results, strict=True)]
+    assert [w.label for w in analysis.windows] == expected
     summary = analysis.summary
     assert summary["model_id"] == "test-ring8-200hz"
     assert sum(summary["label_distribution"].values()) == pytest.approx(1.0)
