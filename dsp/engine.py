@@ -131,6 +131,8 @@ class DspEngine(threading.Thread):
 
     def process(self, samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> list[WindowResult]:
         """One step of the thread, callable directly for offline analysis (same code path as live)."""
+        if len(timestamps) == 0:
+            return []
         started = time.perf_counter()
         with self._lock:
             self._detect_gap(timestamps, first_counter)

@@ -19,18 +19,25 @@ def noise(n: int, channels: int, seed: int = 0, scale: float = 20.0) -> np.ndarr
 
 
 def test_chunking_does_not_change_windows_or_features():
-    signal = noise(int(FS * 2), 4)
+    signal = noise(int(FS * 6), 4)
+    signal[: int(FS * 3)] *= 0.05  # rest, then contraction; a saturated stretch and a flat one
+    signal[int(FS * 4) : int(FS * 4.5), 1] = np.clip(signal[int(FS * 4) : int(FS * 4.5), 1], -10, 10)
+    signal[int(FS * 5) :, 2] = 3.0
     times = np.arange(len(signal)) / FS
     whole = make_engine(4).process(signal, times, 0)
     engine = make_engine(4)
     ragged, position = [], 0
-    for size in (5, 300, 1, 977, 1500, 10_000):
+    for size in (5, 300, 1, 977, 1500, 32, 32, 500, 10_000):
         ragged += engine.process(signal[position : position + size], times[position : position + size], position)
         position += size
     assert [r.window.end_counter for r in ragged] == [r.window.end_counter for r in whole]
     for a, b in zip(whole, ragged, strict=True):
         np.testing.assert_allclose(a.window.data, b.window.data, rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(a.features["MDF"], b.features["MDF"], rtol=1e-4)
+        # masks and the fatigue tracker's view too: live and offline passes must decide alike
+        np.testing.assert_array_equal(a.usable, b.usable)
+        np.testing.assert_array_equal(a.fatigue.active, b.fatigue.active)
+        assert a.fatigue.learning == b.fatigue.learning
 
 
 def test_nan_burst_masks_channel_then_releases_it_and_never_reaches_windows():
