@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsp.filters import default_chain
+from models.weight_cache import load_cached, save_cached
 
 if TYPE_CHECKING:
     from torch import nn
@@ -194,9 +195,8 @@ def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | N
     settings = settings or DenoiserTraining()
     torch.manual_seed(settings.seed)
     network = build_denoiser(settings.width)
-    path = None if cache_dir is None else Path(cache_dir) / f"denoiser-{settings.key()}.pt"
-    if path is not None and path.is_file():
-        network.load_state_dict(torch.load(path, weights_only=True))
+    loaded, path = load_cached(network, cache_dir, f"denoiser-{settings.key()}")
+    if loaded:
         return network.eval()
     rng = np.random.default_rng(settings.seed)
     window = int(round(settings.window_ms * settings.fs / 1000))
@@ -229,9 +229,7 @@ def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | N
             optimiser.step()
         schedule.step()
     network.eval()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(network.state_dict(), path)
+    save_cached(network, path)
     return network
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.weight_cache import load_cached, save_cached
 from simulators.fatigue import FatigueModel
 
 if TYPE_CHECKING:
@@ -137,9 +138,8 @@ def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path
     settings = settings or ForecasterTraining()
     torch.manual_seed(settings.seed)
     network = build_forecaster(settings.hidden)
-    path = None if cache_dir is None else Path(cache_dir) / f"prognosis-{settings.key()}.pt"
-    if path is not None and path.is_file():
-        network.load_state_dict(torch.load(path, weights_only=True))
+    loaded, path = load_cached(network, cache_dir, f"prognosis-{settings.key()}")
+    if loaded:
         return network.eval()
     rng = np.random.default_rng(settings.seed)
     observed, truth = simulate_trajectories(settings.trajectories, settings.seed)
@@ -161,9 +161,7 @@ def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path
             optimiser.step()
         schedule.step()
     network.eval()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(network.state_dict(), path)
+    save_cached(network, path)
     return network
 
 
