@@ -128,7 +128,9 @@ class MonitorPipeline:
             self.state.fatigue = results[-1].fatigue
             self.state.quality = results[-1].quality
             for result in results:
-                self.state.features.append((result.window.last_timestamp, result.features))
+                # 20 minutes of per-channel trends is a bounded history: float32 halves it (~55 MB at 256 ch)
+                compact = {name: np.asarray(values, dtype=np.float32) for name, values in result.features.items()}
+                self.state.features.append((result.window.last_timestamp, compact))
         if self.outlets is not None:
             for result in results:
                 self.outlets.push_window(result.features, result.usable, result.window.last_timestamp,
