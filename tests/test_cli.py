@@ -93,7 +93,9 @@ def test_signal_ends_a_recording_demo_cleanly_with_a_readable_file(tmp_path, sto
     children: set[int] = set()
     deadline = time.monotonic() + 120
     # LabRecorder joins once the monitor's streams exist: wait until it has written a few seconds of EMG
-    while time.monotonic() < deadline and not (target.exists() and target.stat().st_size > 300_000):
+    while demo.poll() is None and time.monotonic() < deadline and not (
+        target.exists() and target.stat().st_size > 300_000
+    ):
         children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
         time.sleep(0.5)
     demo.send_signal(stop_signal)
