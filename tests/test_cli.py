@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -96,7 +97,8 @@ def test_signal_ends_a_recording_demo_cleanly_with_a_readable_file(tmp_path, sto
     while demo.poll() is None and time.monotonic() < deadline and not (
         target.exists() and target.stat().st_size > 300_000
     ):
-        children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
         time.sleep(0.5)
     demo.send_signal(stop_signal)
     _, err = demo.communicate(timeout=60)
