@@ -18,28 +18,9 @@ import time
 import numpy as np
 
 from benchmarks.common import REPO, emit
+from tests.needle_subjects import EFFORT, FS, SECONDS, needle_subject
 
-FS = 10_000.0
-SECONDS = 8.0
-EFFORT = {"healthy": 5.0, "myopathy": 3.0, "neuropathy": 10.0}
 HDEMG = REPO.parent / "shared" / "data" / "hdemg-vastus-lateralis" / "otb_testfile.mat"
-
-
-def _subject(condition: str, seed: int):
-    from simulators.emg import EmgSimulator, SimulationConfig
-
-    config = SimulationConfig(
-        layout="needle",
-        fs=FS,
-        condition=condition,
-        profile="hold",
-        mvc_percent=EFFORT[condition],
-        seed=seed,
-        fatigue_rate=0.0,
-        record_spikes=True,
-    )
-    simulator = EmgSimulator(config)
-    return simulator, simulator.generate(SECONDS)
 
 
 def _timed(function, repeats: int) -> float:
@@ -58,7 +39,7 @@ def speed(repeats: int) -> dict[str, object]:
 
     out: dict[str, object] = {}
     for condition in EFFORT:
-        _, data = _subject(condition, 0)
+        _, data = needle_subject(condition, 0)
         seconds = _timed(lambda data=data: analyse_needle(data, FS), repeats)
         out[f"needle_{condition}_8s_10khz_s"] = round(seconds, 3)
         out[f"needle_{condition}_realtime_factor"] = round(SECONDS / seconds, 1)
@@ -101,7 +82,7 @@ def accuracy(n_seeds: int) -> dict[str, object]:
     readings: dict[str, dict[str, int]] = {c: {} for c in EFFORT}
     for condition in EFFORT:
         for seed in range(n_seeds):
-            simulator, data = _subject(condition, seed)
+            simulator, data = needle_subject(condition, seed)
             report = analyse_needle(data, FS)
             label = report.reading.label
             readings[condition][label] = readings[condition].get(label, 0) + 1

@@ -16,26 +16,10 @@ from dsp.mup import MupSettings, decompose
 from dsp.mup_measures import MEAN_REFERENCE, measure_mup
 from dsp.mup_reading import NeedleReport, agreement, analyse_needle
 from simulators.emg import EmgSimulator, SimulationConfig
+from tests.needle_subjects import EFFORT, FS, needle_subject
+from tests.needle_subjects import SECONDS as DURATION_S
 
-FS = 10_000.0
-DURATION_S = 8.0
-EFFORT = {"healthy": 5.0, "myopathy": 3.0, "neuropathy": 10.0}
 SEEDS = (0, 1, 2, 3)
-
-
-def _subject(condition: str, seed: int) -> tuple[EmgSimulator, np.ndarray]:
-    config = SimulationConfig(
-        layout="needle",
-        fs=FS,
-        condition=condition,
-        profile="hold",
-        mvc_percent=EFFORT[condition],
-        seed=seed,
-        fatigue_rate=0.0,
-        record_spikes=True,
-    )
-    simulator = EmgSimulator(config)
-    return simulator, simulator.generate(DURATION_S)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +27,7 @@ def subjects() -> dict[tuple[str, int], tuple[EmgSimulator, NeedleReport]]:
     out = {}
     for condition in EFFORT:
         for seed in SEEDS:
-            simulator, data = _subject(condition, seed)
+            simulator, data = needle_subject(condition, seed)
             out[(condition, seed)] = (simulator, analyse_needle(data, FS))
     return out
 
@@ -161,8 +145,8 @@ def test_agreement_with_network_probabilities(subjects):
 
 
 def test_two_channels_are_decomposed_separately():
-    _, first = _subject("myopathy", 0)
-    _, second = _subject("neuropathy", 0)
+    _, first = needle_subject("myopathy", 0)
+    _, second = needle_subject("neuropathy", 0)
     both = np.column_stack([first[:, 0], second[:, 0]])
     units = decompose(both, FS, MupSettings())
     report = analyse_needle(both, FS)
