@@ -52,6 +52,28 @@ def _pull_all(inlet, expected: int, timeout_s: float) -> tuple[np.ndarray, np.nd
     return (np.vstack(chunks) if chunks else np.empty((0, 0))), np.asarray(stamps)
 
 
+def _replay_and_pull(command: list[str], source_id: str, n_samples: int) -> tuple[np.ndarray, str]:
+    """Runs `neurofusion replay` in a subprocess, pulls ``n_samples`` from its stream, and returns them with its
+    stdout once it has exited successfully."""
+    import pylsl
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        infos = pylsl.resolve_byprop("source_id", source_id, timeout=20.0)
+        assert infos, process.stderr.read() if process.poll() is not None else "replay stream not found"
+        inlet = pylsl.StreamInlet(infos[0], max_buflen=30)
+        inlet.open_stream(timeout=5.0)
+        data, _ = _pull_all(inlet, n_samples, timeout_s=30.0)
+        stdout, stderr = process.communicate(timeout=20.0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    return data, stdout
+
+
 def test_label_changes_become_events_at_their_samples():
     events = label_change_events(np.array([0, 0, 3, 3, 3, 0, 1]))
     assert events == [(0, '{"label": 0}'), (2, '{"label": 3}'), (5, '{"label": 0}'), (6, '{"label": 1}')]
@@ -116,7 +138,6 @@ def test_replay_delivers_every_sample_and_marker_over_lsl():
 
 
 def test_replay_command_publishes_a_csv_file_sample_for_sample(tmp_path):
-    import pylsl
 
     rng = np.random.default_rng(5)
     table = np.column_stack([rng.integers(-500, 500, (2400, 4)), np.repeat([0, 1], 1200)])
@@ -127,27 +148,13 @@ def test_replay_command_publishes_a_csv_file_sample_for_sample(tmp_path):
         sys.executable, "-m", "monitor.cli", "replay", str(path), "--fs", "1000", "--label-column", "4",
         "--speed", "8", "--start", "0.4", "--end", "2.0", "--source-id", source_id, "--wait-for-consumer", "20",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        infos = pylsl.resolve_byprop("source_id", source_id, timeout=20.0)
-        assert infos, process.stderr.read() if process.poll() is not None else "replay stream not found"
-        inlet = pylsl.StreamInlet(infos[0], max_buflen=30)
-        inlet.open_stream(timeout=5.0)
-        data, _ = _pull_all(inlet, 1600, timeout_s=30.0)
-        stdout, stderr = process.communicate(timeout=20.0)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, stderr
+    data, stdout = _replay_and_pull(command, source_id, 1600)
     assert data.shape == (1600, 4)
     np.testing.assert_array_equal(data, table[400:2000, :4].astype(np.float32))
     assert "sent 1600 samples" in stdout
 
 
 def test_replay_command_loops_for_the_requested_duration(tmp_path):
-    import pylsl
 
     table = np.random.default_rng(9).integers(-300, 300, (700, 3))
     path = tmp_path / "short.tsv"
@@ -155,20 +162,7 @@ def test_replay_command_loops_for_the_requested_duration(tmp_path):
     source_id = f"test-replay-loop-{uuid.uuid4().hex[:8]}"
     command = [sys.executable, "-m", "monitor.cli", "replay", str(path), "--fs", "1000", "--loop", "--duration", "2",
                "--speed", "10", "--source-id", source_id, "--wait-for-consumer", "20"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        infos = pylsl.resolve_byprop("source_id", source_id, timeout=20.0)
-        assert infos, "replay stream not found"
-        inlet = pylsl.StreamInlet(infos[0], max_buflen=30)
-        inlet.open_stream(timeout=5.0)
-        data, _ = _pull_all(inlet, 2000, timeout_s=30.0)
-        stdout, stderr = process.communicate(timeout=20.0)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, stderr
+    data, stdout = _replay_and_pull(command, source_id, 2000)
     # 2 s at 1000 Hz from a 700-sample file: two whole passes and 600 samples of a third
     np.testing.assert_array_equal(data, np.vstack([table, table, table[:600]]).astype(np.float32))
 
