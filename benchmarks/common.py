@@ -24,7 +24,13 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "load_average": load_average(),
     }
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15-minute load averages: the machine is shared, so every figure says how busy it was."""
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def emit(name: str, results: dict[str, Any]) -> None:
