@@ -14,6 +14,7 @@ and running totals. Timing a block costs about a microsecond; it never sleeps an
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -72,6 +73,7 @@ class StageProfiler:
         self._started_wall = time.perf_counter()
         times = self._process.cpu_times()
         self._started_cpu = times.user + times.system
+        self._recent = (self._started_wall, self._started_cpu, 0.0)  # (wall, cpu, last figure) of cpu_percent_recent
 
     @contextmanager
     def stage(self, name: str, windows: int = 1) -> Iterator[None]:
@@ -96,22 +98,54 @@ class StageProfiler:
         used = times.user + times.system - self._started_cpu
         return 100.0 * used / elapsed if elapsed > 0 else 0.0
 
+    def cpu_percent_recent(self, min_interval_s: float = 2.0) -> float:
+        """Process CPU % over the latest interval of at least ``min_interval_s`` (a live monitor's CPU now; the
+        average since start hides a load that came later). Between updates it repeats the last figure."""
+        now = time.perf_counter()
+        times = self._process.cpu_times()
+        cpu = times.user + times.system
+        wall, used, figure = self._recent
+        if now - wall >= min_interval_s:
+            figure = 100.0 * (cpu - used) / (now - wall)
+            self._recent = (now, cpu, figure)
+        elif wall == self._started_wall and now > wall:  # nothing measured yet: the average so far
+            figure = 100.0 * (cpu - used) / (now - wall)
+        return figure
+
     def memory_mb(self) -> float:
         """Resident set size of this process, MiB."""
         return self._process.memory_info().rss / 2**20
 
+    @staticmethod
+    def peak_memory_mb() -> float:
+        """Largest resident set size this process has had (getrusage; NaN where the platform has none), MiB."""
+        try:
+            import resource
+        except ImportError:  # Windows
+            return float("nan")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
     def report(self) -> dict[str, Any]:
         return {
-            "stages": {name: times.summary() for name, times in self.stages.items()},
+            "stages": {name: times.summary() for name, times in list(self.stages.items())},
             "cpu_percent": round(self.cpu_percent(), 1),
             "rss_mb": round(self.memory_mb(), 1),
+            # the kernel's high-water mark is updated lazily: never report it below the current size
+            "peak_rss_mb": round(max(self.peak_memory_mb(), self.memory_mb()), 1),
             "elapsed_s": round(time.perf_counter() - self._started_wall, 3),
         }
 
-    def status_line(self) -> str:
-        """One line for a status bar: CPU %, memory and the slowest stages' mean ms per window."""
-        parts = [f"CPU {self.cpu_percent():.0f}%", f"RSS {self.memory_mb():.0f} MB"]
-        ranked = sorted(self.stages.items(), key=lambda item: -item[1].wall_s / max(item[1].windows, 1))
-        for name, times in ranked[:3]:
-            parts.append(f"{name} {1000.0 * times.wall_s / max(times.windows, 1):.2f} ms/win")
+    def status_line(self, extra_ms_per_window: dict[str, float] | None = None, recent_cpu: bool = False) -> str:
+        """One line for a status bar: CPU %, memory and every stage's mean ms per window, slowest first.
+
+        ``extra_ms_per_window`` adds stages timed elsewhere (e.g. the model in the worker process);
+        ``recent_cpu`` shows the CPU of the last few seconds instead of the average since the start."""
+        cpu = self.cpu_percent_recent() if recent_cpu else self.cpu_percent()
+        parts = [f"CPU {cpu:.0f}%", f"RSS {self.memory_mb():.0f} MB"]
+        # list(): the DSP thread may add a stage while the GUI thread reads
+        per_window = {name: 1000.0 * t.wall_s / max(t.windows, 1) for name, t in list(self.stages.items())}
+        per_window.update(extra_ms_per_window or {})
+        for name, ms in sorted(per_window.items(), key=lambda item: -item[1]):
+            parts.append(f"{name} {ms:.2f} ms/win")
         return " | ".join(parts)

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compare NeuroFusionNet with LDA/SVM (Hudgins TD), CNN, LSTM, GRU, attention-only, and ablations",
         description="Train every model on the same training groups with the same early stopping, and report "
         "accuracy, sensitivity, specificity, precision, macro F1 (one-vs-rest, macro-averaged), inference time per "
-        "window (batched, features included) and parameter count on the held-out test groups. Writes "
+        "window (batched, features included) and parameter count on the held-out test groups; then the feature "
+        "analysis of the training windows (PCA, Random Forest importance, feature selection for LDA; "
+        "feature_analysis.png) and the resource figures (per-window time of each DSP stage, CPU %, memory). Writes "
         "evaluation.md and evaluation.json into --out.",
     )
     add_data_arguments(parser)
@@ -26,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         default=["no_gnn", "no_attention", "no_features", "no_regularisation"],
                         help="ablations to run (default all: no_gnn no_attention no_features no_regularisation)")
     parser.add_argument("--title", help="table title (default: derived from the data)")
+    parser.add_argument("--no-feature-analysis", action="store_true",
+                        help="skip the PCA / Random Forest feature analysis section")
     parser.set_defaults(handler=run)
 
 
@@ -36,10 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from dsp.resources import StageProfiler
     from models.evaluation import compare_models, markdown_table, write_json
+    from models.evaluation_analysis import feature_analysis_report, markdown_sections, resource_report
     from monitor.commands.train import training_config
     from monitor.errors import UserError
 
+    profiler = StageProfiler()  # CPU % and memory of the whole evaluation
     console = Console(stderr=True)
     unknown = sorted(set(args.ablations) - {"no_gnn", "no_attention", "no_features", "no_regularisation"})
     if unknown:
@@ -59,9 +66,13 @@ def run(args: argparse.Namespace) -> int:
             train, validation, test, feature_names(args), config, tuple(args.baselines),
             tuple(args.ablations), progress=lambda name: status.update(f"training and testing {name}"),
         )
-    table = markdown_table(rows, title)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    with console.status("feature analysis and resource figures"):
+        analysis = None if args.no_feature_analysis else feature_analysis_report(train, test, out, config.seed)
+        hop_ms = args.hop_ms or (100.0 if args.data == SIMULATOR else 50.0)
+        resources = resource_report(test, profiler, rows, args.window_ms, hop_ms, args.mode)
+    table = markdown_table(rows, title) + markdown_sections(analysis, resources)
     (out / "evaluation.md").write_text(table)
     write_json(out / "evaluation.json", {
         "title": title, "rows": rows, "classes": list(train.classes),
@@ -71,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         "training_config": asdict(config), "command": "neurofusion " + " ".join(sys.argv[1:]),
         "data": train.description if args.data != SIMULATOR else {k: v for k, v in train.description.items()
                                                                    if k != "subjects"},
+        "feature_analysis": analysis, "resources": resources,
         "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version()},
     })
     print(table)

@@ -68,3 +68,21 @@ def test_cpu_percent_counts_process_cpu_over_wall_time():
 def test_negative_figures_are_refused():
     with pytest.raises(ValueError):
         StageProfiler().record("x", -1.0)
+
+
+def test_recent_cpu_follows_the_load_of_the_last_interval_not_the_average():
+    import time
+
+    profiler = StageProfiler()
+    time.sleep(0.3)  # idle first: the average since the start stays low
+    profiler.cpu_percent_recent(min_interval_s=0.2)
+    deadline = time.perf_counter() + 0.4
+    while time.perf_counter() < deadline:  # one core busy
+        np.sort(np.random.default_rng(2).normal(size=5000))
+    busy = profiler.cpu_percent_recent(min_interval_s=0.2)
+    assert busy > profiler.cpu_percent() + 10
+    assert profiler.cpu_percent_recent(min_interval_s=10.0) == busy  # repeated until the next interval is due
+    time.sleep(0.3)
+    assert profiler.cpu_percent_recent(min_interval_s=0.2) < busy - 20
+    report = profiler.report()
+    assert report["peak_rss_mb"] >= report["rss_mb"] > 10

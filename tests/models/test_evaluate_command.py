@@ -1,0 +1,80 @@
+"""`neurofusion evaluate` end to end on small CSV sessions: the table, the feature analysis and the resource figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.cli import main
+from tests.models.test_model_commands import FS, write_session
+
+AMPLITUDE_FEATURES = {"log_MAV", "log_RMS", "log_WL", "WAMP"}
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("eval-sessions")
+    for index in (1, 2, 3):
+        write_session(root / f"session{index}", seed=10 + index, seconds=16.0)
+    out = tmp_path_factory.mktemp("evaluation")
+    code = main(["evaluate", "--data", str(root), "--fs", "200", "--label-column", "8", "--layout", "ring8",
+                 "--test-groups", "session3", "--validation-groups", "session2", "--epochs", "2", "--threads", "1",
+                 "--baselines", "lda", "--ablations", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_feature_analysis_section_matches_an_independent_pca_and_names_the_amplitude_features(evaluated):
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from dsp.features import MODEL_FEATURES
+    from models.datasets import windows_from_recording
+    from monitor.recordings import open_recording
+
+    report = json.loads((evaluated / "evaluation.json").read_text())
+    analysis = report["feature_analysis"]
+    # independent: the training session's windows cut the same way, features flattened, PCA on standardised columns
+    recording = open_recording(Path(report["data"]["files"][0]), fs=FS, label_column="8", layout="ring8")
+    windows = windows_from_recording(recording.data, recording.labels.astype(np.int64), FS, "session1",
+                                     recording.layout, ["0", "1", "2"], 200.0, 50.0, "surface")
+    from dsp.features import feature_matrix
+
+    values = feature_matrix(windows.windows, FS, list(MODEL_FEATURES)).reshape(len(windows.windows), -1)
+    ratios = PCA().fit(StandardScaler().fit_transform(np.nan_to_num(values))).explained_variance_ratio_
+    kept = int(np.searchsorted(np.cumsum(ratios), 0.95) + 1)
+    assert analysis["training_windows_used"] == report["windows"]["train"] == len(values)
+    assert analysis["pca"]["components_kept"] == kept and analysis["pca"]["dimensions"] == 8 * len(MODEL_FEATURES)
+    np.testing.assert_allclose(analysis["pca"]["explained_variance_ratio"][:5], ratios[:5], atol=1e-4)
+    # the classes differ by which channels carry amplitude: amplitude features lead the forest's ranking
+    assert set(analysis["random_forest"]["ranking"][:2]) <= AMPLITUDE_FEATURES, analysis["random_forest"]["ranking"]
+    assert sum(analysis["random_forest"]["by_feature"].values()) == pytest.approx(1.0, abs=1e-3)
+    selection = analysis["selection_lda"]
+    assert selection["selected"]["columns"] == 8 * 4 and selection["all_features"]["accuracy"] > 0.8
+    figure = evaluated / analysis["figure"]
+    assert figure.name == "feature_analysis.png" and figure.stat().st_size > 10_000
+    markdown = (evaluated / "evaluation.md").read_text()
+    assert f"PCA: {kept} of {8 * len(MODEL_FEATURES)} components keep 95%" in markdown
+    assert "![feature analysis](feature_analysis.png)" in markdown
+
+
+def test_resource_section_times_each_dsp_stage_per_window_of_the_test_stream(evaluated):
+    report = json.loads((evaluated / "evaluation.json").read_text())
+    resources = report["resources"]
+    # the test session's windows of 40 samples laid end to end (capped at 60 s); 200 ms windows every 50 ms
+    stream_s = min(60.0, report["windows"]["test"] * 40 / FS)
+    assert resources["stream_seconds"] == pytest.approx(stream_s)
+    expected_windows = int((stream_s * FS - 40) // 10) + 1
+    stages = resources["stages"]
+    assert set(stages) == {"filters", "quality+features+fatigue", "model features"}
+    for name, figures in stages.items():
+        assert figures["windows"] == expected_windows, name
+        assert 0 < figures["ms_per_window_p50"] <= figures["ms_per_window_p99"]
+    assert set(resources["inference_ms_per_window"]) == {row["model"] for row in report["rows"]}
+    process = resources["process"]
+    assert process["cpu_percent"] > 10 and 100 < process["rss_mb"] <= process["peak_rss_mb"]
+    markdown = (evaluated / "evaluation.md").read_text()
+    assert f"| filters | {expected_windows} |" in markdown and "Whole evaluation:" in markdown
