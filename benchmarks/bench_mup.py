@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from benchmarks.common import REPO, emit
-from tests.needle_subjects import EFFORT, FS, SECONDS, needle_subject
+from simulators.muap import true_muap
+from tests.needle_subjects import EFFORT, FS, SECONDS, match_unit, needle_subject
 
 HDEMG = REPO.parent / "shared" / "data" / "hdemg-vastus-lateralis" / "otb_testfile.mat"
 
@@ -51,29 +52,6 @@ def speed(repeats: int) -> dict[str, object]:
     return out
 
 
-def _true_mup(simulator, unit: int) -> np.ndarray:
-    times = np.arange(-0.01, simulator.shapes.support_s[unit] + 0.01, 1.0 / FS)
-    waveform = simulator.shapes.evaluate(np.array([unit]), np.clip(times, 0.0, None)[None, :])[0]
-    waveform[times < 0] = 0.0
-    return waveform * simulator.gains[unit, 0]
-
-
-def _match(discharges: np.ndarray, simulator) -> tuple[int, float, int]:
-    units = np.concatenate([u for u, _ in simulator.spike_log])
-    times = np.concatenate([t for _, t in simulator.spike_log]) * FS
-    best = (-1, 0.0, 0)
-    for unit in np.unique(units):
-        own = np.sort(times[units == unit])
-        previous = np.searchsorted(own, discharges, side="right") - 1
-        found = previous >= 0
-        lags = discharges[found] - own[previous[found]]
-        if lags.size:
-            share = float(np.mean(np.abs(lags - np.median(lags)) <= 5) * found.mean())
-            if share > best[1]:
-                best = (int(unit), share, int(own.size))
-    return best
-
-
 def accuracy(n_seeds: int) -> dict[str, object]:
     from dsp.mup_measures import measure_mup
     from dsp.mup_reading import analyse_needle
@@ -88,10 +66,10 @@ def accuracy(n_seeds: int) -> dict[str, object]:
             readings[condition][label] = readings[condition].get(label, 0) + 1
             extracted += len(report.units)
             for unit, measures in zip(report.units, report.measures, strict=True):
-                true_unit, share, count = _match(unit.discharges, simulator)
+                true_unit, share, count = match_unit(unit.discharges, simulator)
                 if share < 0.9 or unit.n_discharges < 0.5 * count:
                     continue
-                truth = measure_mup(_true_mup(simulator, true_unit), FS)
+                truth = measure_mup(true_muap(simulator.shapes, simulator.gains, true_unit, FS), FS)
                 amplitude.append(abs(measures.amplitude_uv / truth.amplitude_uv - 1.0))
                 duration.append(abs(measures.duration_ms / truth.duration_ms - 1.0))
                 rate.append(abs(unit.firing_rate_hz / (count / SECONDS) - 1.0))

@@ -1,7 +1,8 @@
 """Rule-based reading of needle EMG (normal / myopathic / neurogenic) and the one-call analysis ``analyse_needle``.
 
 The rules follow how an electromyographer reads quantitative MUP analysis (docs/needle-emg.md): short, small
-MUPs point to myopathy and long, large ones to neuropathy, with the mean duration weighing most; more than ~20 %
+MUPs point to myopathy and long, large ones to neuropathy, with the mean duration weighing most (amplitude and area
+count once together: both measure size); more than ~20 %
 single MUPs beyond the outlier limits count too (with fewer than 3 MUPs only those single-MUP limits are used);
 polyphasia adds weight to whichever side already leads (it occurs in both); reduced recruitment (few units
 firing fast) points to neuropathy. The reading is shown beside the network's probabilities and ``agreement``
@@ -50,16 +51,22 @@ def read_pattern(summary: MeasureSummary, recruitments: list[Recruitment]) -> Re
         return Reading("not assessed", 0, 0, ("no motor-unit potential could be isolated",))
     myo, neuro, evidence = 0, 0, []
     flags = summary.mean_flags
-    weights = {"duration_ms": 2, "amplitude_uv": 1, "area_uv_ms": 1}
     if summary.n_units >= MIN_UNITS:
-        for name, weight in weights.items():
-            flag = flags.get(name, "normal")
-            if flag == "low":
-                myo += weight
-                evidence.append(f"mean {name} {summary.mean[name]:.3g} below the reference range (myopathic)")
-            elif flag == "high":
-                neuro += weight
-                evidence.append(f"mean {name} {summary.mean[name]:.3g} above the reference range (neurogenic)")
+        # amplitude and area both measure size (area ~ amplitude x thickness) and both fall steeply with the
+        # needle's distance from the fibres: together they are one piece of evidence, worth 1; duration, which
+        # the whole unit sets, weighs 2
+        for names, weight in ((("duration_ms",), 2), (("amplitude_uv", "area_uv_ms"), 1)):
+            sides = set()
+            for name in names:
+                flag = flags.get(name, "normal")
+                if flag == "low":
+                    sides.add("low")
+                    evidence.append(f"mean {name} {summary.mean[name]:.3g} below the reference range (myopathic)")
+                elif flag == "high":
+                    sides.add("high")
+                    evidence.append(f"mean {name} {summary.mean[name]:.3g} above the reference range (neurogenic)")
+            myo += weight if "low" in sides else 0
+            neuro += weight if "high" in sides else 0
         share = max(OUTLIER_SHARE * summary.n_units, 2)
         outlier_weights = {"duration_ms": 1}
     else:

@@ -86,9 +86,14 @@ class ElectrodeLayout:
         )
 
     @classmethod
-    def needle(cls) -> ElectrodeLayout:
-        """One concentric needle electrode: a single channel at the origin."""
-        return cls("needle", np.zeros((1, 2)), ("needle",))
+    def needle(cls, position_mm: tuple[float, float] = (0.0, 0.0)) -> ElectrodeLayout:
+        """One concentric needle electrode: a single channel with its tip at ``position_mm`` in the muscle's
+        cross-section (origin: its centre). Moving the tip with the same seed samples other units of the same
+        subject, as an examiner does between sites."""
+        x, y = (float(v) for v in position_mm)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError(f"needle position must be finite, not {position_mm}")
+        return cls("needle", np.array([[x, y]]), ("needle",))
 
     @classmethod
     def from_name(cls, name: str) -> ElectrodeLayout:

@@ -27,7 +27,7 @@ from simulators.motor_units import SpikeGenerator, build_pool, gestures_for
 from simulators.muap import build_shapes, channel_gains
 
 # Bump whenever the samples generated for a given config change, so caches of simulated data can key on it.
-SIMULATOR_VERSION = "2026-11-24.2"
+SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, with distance
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 BLOCK_S = 0.25
 NEEDLE_MIN_FS = 4000.0

@@ -26,6 +26,14 @@ NEEDLE_AMPLITUDE_UV = 450.0  # main-spike amplitude of the smallest healthy unit
 SURFACE_AMPLITUDE_UV = 450.0  # main-component amplitude of the smallest healthy unit right under an electrode
 TISSUE_SHAPE_PENALTY = 1.0  # share of the volume conductor's preference for long MUAPs that is kept (see below)
 SLOW_WAVE_RATIO = 0.25  # relative size of the slow biphasic wave that sets the long initial/terminal phases
+# A needle sees a distant unit through the muscle around its tip: the spike (from the few fibres nearest the tip)
+# falls off steeply (``channel_gains``), while the slow initial/terminal phases, summed over all the unit's
+# fibres, fall off over millimetres (Nandedkar et al. 1988: amplitude reflects fibres within ~0.5 mm, duration
+# those within ~2.5 mm). The tissue also low-passes the spike, so a far MUAP is smaller, blunter and about as
+# long, never shorter. The two constants set those near-field effects (needle layout only).
+NEEDLE_LOWPASS_S_PER_MM = 0.15e-3  # Gaussian smoothing width added per mm between the territory and the tip
+NEEDLE_SLOW_REACH_MM = 2.5  # the slow wave has fallen to half here, and fades fast beyond (the spike: 0.8 mm)
+NEEDLE_SPIKE_REACH_MM = 0.8
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ def build_shapes(
 
     if layout.kind == "needle":
         amplitude *= NEEDLE_AMPLITUDE_UV
+        width = _near_field(amplitude, width, needle_distance_mm(pool, layout).min(axis=1))
     else:
         amplitude, width = _through_tissue(amplitude, width, order, _depth_below_skin_mm(pool, layout))
         amplitude *= SURFACE_AMPLITUDE_UV
@@ -110,6 +119,30 @@ def build_shapes(
     support = np.max(delay + 4.0 * width, axis=1)
     used = np.any(amplitude != 0.0, axis=0)  # components no unit uses would only cost time
     return MuapShapes(amplitude[:, used], delay[:, used], width[:, used], order[:, used], support)
+
+
+def _near_field(amplitude: np.ndarray, width: np.ndarray, distance_mm: np.ndarray) -> np.ndarray:
+    """Widths after the tissue between each unit's territory and the needle tip (``distance_mm`` (U,)); scales the
+    slow wave (component 1) in place so that, after the spike gain of ``channel_gains``, it falls off over
+    NEEDLE_SLOW_REACH_MM instead. Peaks keep their value (the gain sets amplitude), so distance only blunts."""
+    distance = distance_mm[:, None]
+    widened = np.sqrt(width**2 + (NEEDLE_LOWPASS_S_PER_MM * distance) ** 2)
+    spike_gain = _needle_gain(distance_mm)
+    # fourth power: flat within the ~2.5 mm that sets duration, gone a few mm further (no far-field hum)
+    slow_gain = 1.0 / (1.0 + (distance_mm / NEEDLE_SLOW_REACH_MM) ** 4)
+    amplitude[:, 1] *= slow_gain / spike_gain
+    return widened
+
+
+def _needle_gain(distance_mm: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + (distance_mm / NEEDLE_SPIKE_REACH_MM) ** 2)
+
+
+def needle_distance_mm(pool: MotorUnitPool, layout: ElectrodeLayout) -> np.ndarray:
+    """(U, C) distance from the edge of each unit's territory to each needle electrode (0 inside it), in mm."""
+    electrodes = np.column_stack([layout.positions_mm, np.zeros(layout.n_channels)])
+    offset = pool.position_mm[:, None, :] - electrodes[None, :, :]
+    return np.maximum(np.linalg.norm(offset, axis=2) - 0.5 * pool.territory_mm[:, None], 0.0)
 
 
 def _through_tissue(
@@ -136,13 +169,24 @@ def _depth_below_skin_mm(pool: MotorUnitPool, layout: ElectrodeLayout) -> np.nda
 
 def channel_gains(pool: MotorUnitPool, layout: ElectrodeLayout) -> np.ndarray:
     """(U, C) attenuation from each unit's territory to each electrode (1 = at the electrode)."""
+    if layout.kind == "needle":
+        return _needle_gain(needle_distance_mm(pool, layout))
     electrodes = np.column_stack([layout.positions_mm, np.zeros(layout.n_channels)])
     offset = pool.position_mm[:, None, :] - electrodes[None, :, :]
-    if layout.kind == "needle":
-        distance = np.maximum(np.linalg.norm(offset, axis=2) - 0.5 * pool.territory_mm[:, None], 0.0)
-        return 1.0 / (1.0 + (distance / 0.8) ** 2)
     if layout.kind == "grid":
         # potentials spread far further along the fibres (rows) than across them
         offset = offset * np.array([1.0, 1.0 / 3.0, 1.0])
     distance = np.maximum(np.linalg.norm(offset, axis=2) - 0.5 * pool.territory_mm[:, None], 0.0)
     return (10.0 / (10.0 + distance)) ** 2
+
+
+def true_muap(
+    shapes: MuapShapes, gains: np.ndarray, unit: int, fs: float, channel: int = 0, pad_s: float = 0.01
+) -> np.ndarray:
+    """The noise-free, unfiltered MUAP of ``unit`` as ``channel`` records it (shape x gain), sampled at ``fs`` from
+    ``pad_s`` before its onset to ``pad_s`` after its support, in µV: the truth to compare extracted templates
+    with (a grid's conduction delays are not applied)."""
+    times = np.arange(-pad_s, float(shapes.support_s[unit]) + pad_s, 1.0 / fs)
+    waveform = shapes.evaluate(np.array([unit]), np.clip(times, 0.0, None)[None, :])[0]
+    waveform[times < 0] = 0.0
+    return waveform * float(gains[unit, channel])

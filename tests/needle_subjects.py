@@ -1,5 +1,6 @@
-"""Simulated needle recordings at low effort, where single motor units can be isolated: shared by the MUP tests and
-the MUP benchmark so both measure the same subjects."""
+"""Simulated needle recordings at low effort, where single motor units can be isolated, and the matching of an
+extracted unit to the true one: shared by the MUP tests, the GUI test and the MUP benchmark so all measure the same
+subjects the same way."""
 
 from __future__ import annotations
 
@@ -21,3 +22,23 @@ def needle_subject(condition: str, seed: int, seconds: float = SECONDS) -> tuple
     )
     simulator = EmgSimulator(config)
     return simulator, simulator.generate(seconds)
+
+
+def match_unit(discharges: np.ndarray, simulator: EmgSimulator) -> tuple[int, float, int]:
+    """(true unit, share of ``discharges`` (samples) locked to it within ±0.5 ms of one lag, its true discharge
+    count) for the true unit that the extracted discharges follow best."""
+    units = np.concatenate([u for u, _ in simulator.spike_log])
+    times = np.concatenate([t for _, t in simulator.spike_log]) * simulator.fs
+    tolerance = 0.5e-3 * simulator.fs
+    best = (-1, 0.0, 0)
+    for unit in np.unique(units):
+        own = np.sort(times[units == unit])
+        previous = np.searchsorted(own, discharges, side="right") - 1
+        found = previous >= 0
+        lags = discharges[found] - own[previous[found]]
+        if lags.size == 0:
+            continue
+        share = float(np.mean(np.abs(lags - np.median(lags)) <= tolerance) * found.mean())
+        if share > best[1]:
+            best = (int(unit), share, int(own.size))
+    return best

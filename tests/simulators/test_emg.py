@@ -267,3 +267,33 @@ def test_discharges_follow_fuglevand_rate_coding_and_recruitment():
     # the surface amplitude grows with force
     rms = [np.sqrt((data[int(s * 2048) : int((s + 1) * 2048)] ** 2).mean()) for s in (1, 3, 5, 7)]
     assert all(a < b for a, b in zip(rms, rms[1:], strict=False))
+
+
+def test_a_distant_unit_reads_smaller_and_blunter_at_the_needle_but_not_shorter():
+    """The same unit seen from three needle sites (same seed, same subject): its spike falls off within a
+    millimetre while the duration, which the whole unit's fibres set, holds (Nandedkar et al. 1988)."""
+    from dsp.mup_measures import measure_mup
+    from simulators.electrodes import ElectrodeLayout
+    from simulators.muap import needle_distance_mm, true_muap
+
+    fs = 10_000.0
+    near = EmgSimulator(SimulationConfig(layout="needle", fs=fs, profile="rest", seed=2, **CLEAN))
+    unit = int(np.argmin(np.abs(near.pool.size - 1.0)))  # a small, typical unit: the hardest case
+    centre = near.pool.position_mm[unit, :2]
+    edge = 0.5 * near.pool.territory_mm[unit]
+    readings = []
+    for distance in (0.0, 0.8, 1.6):
+        direction = -centre / max(float(np.linalg.norm(centre)), 1e-9)  # step towards the muscle's centre
+        layout = ElectrodeLayout.needle(tuple(centre + direction * (edge + distance)))
+        simulator = EmgSimulator(SimulationConfig(layout=layout, fs=fs, profile="rest", seed=2, **CLEAN))
+        assert simulator.subject == near.subject  # same subject, another site
+        assert needle_distance_mm(simulator.pool, simulator.layout)[unit, 0] == pytest.approx(distance)
+        readings.append(measure_mup(true_muap(simulator.shapes, simulator.gains, unit, fs), fs))
+    amplitudes = [m.amplitude_uv for m in readings]
+    durations = [m.duration_ms for m in readings]
+    rises = [m.rise_time_ms for m in readings]
+    assert amplitudes[1] < 0.6 * amplitudes[0] and amplitudes[2] < 0.6 * amplitudes[1]
+    assert 7.0 < durations[0] < 12.0
+    assert min(durations[1:]) > 0.85 * durations[0]  # a smaller copy is not a shorter one
+    assert rises[0] < rises[1] < rises[2]  # the tissue blunts the spike with distance
+
