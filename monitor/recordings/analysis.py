@@ -65,6 +65,7 @@ class Analysis:
     engine_stats: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
     quality_issues: list[str] = field(default_factory=list)  # raw-signal flags with the channels and seconds
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # filters, mains, masks, windows (step 16)
 
     @property
     def real_time_factor(self) -> float:
@@ -109,6 +110,23 @@ class _InProcessWorker:
                 raise UserError(f"the model refused the recording's windows: {message.message}")
             decoded.append(message)
         return decoded
+
+
+class _MaskTally:
+    """Windows each channel was masked from the model in, by reason (the quality flags in force at the window's end;
+    no flag there means the engine's own mask after NaN/Inf samples)."""
+
+    def __init__(self, n_channels: int) -> None:
+        self.reasons: list[Counter] = [Counter() for _ in range(n_channels)]
+
+    def add(self, usable: np.ndarray, reasons: tuple[str, ...]) -> None:
+        for channel in np.flatnonzero(~usable):
+            self.reasons[channel][reasons[channel] if channel < len(reasons) and reasons[channel]
+                                  else "non-finite samples"] += 1  # fmt: skip
+
+    def summary(self, labels: list[str]) -> dict[str, Any]:
+        return {labels[c]: {"windows": sum(counts.values()), "reasons": dict(counts.most_common())}
+                for c, counts in enumerate(self.reasons) if counts}  # fmt: skip
 
 
 class _QualityTally:
@@ -177,6 +195,7 @@ def analyze_recording(
     except ValueError as error:
         raise UserError(f"cannot filter this recording: {error}") from None
     quality = _QualityTally(fs, n_channels)
+    masks = _MaskTally(n_channels)
     worker = None
     if predictor is not None:
         check_model_fits(predictor, recording)
@@ -201,6 +220,7 @@ def analyze_recording(
         for result in engine.process(recording.data[start:stop], recording.timestamps[start:stop], start):
             report = result.fatigue
             usable = np.asarray(result.usable, bool)
+            masks.add(usable, result.quality.reasons)
             outcome = WindowOutcome(
                 index=len(outcomes),
                 end_counter=result.window.end_counter,
@@ -232,8 +252,43 @@ def analyze_recording(
         engine_stats={"gaps": stats.gaps, "nonfinite_samples": stats.nonfinite_samples, "windows": stats.windows},
     )
     analysis.quality_issues = quality.issues(recording.channel_labels)
+    analysis.preprocessing = _preprocessing(recording, engine, masks, outcomes, worker is not None)
     analysis.summary = summarize(analysis, engine.fatigue.report().to_dict() if outcomes else {})
     return analysis
+
+
+def _preprocessing(recording: Recording, engine: Any, masks: _MaskTally, outcomes: list[WindowOutcome],
+                   decided: bool) -> dict[str, Any]:  # fmt: skip
+    """The preprocessing summary (monitor.recordings.preprocessing) of one analysed recording."""
+    from monitor.pipeline import REST_LABEL
+    from monitor.recordings.preprocessing import aligned_windows, describe_filters, mains_advice, mains_found
+
+    s = engine.settings
+    found = mains_found(recording.data, recording.fs)
+    cancellers = [stage for stage in getattr(engine.adaptive, "stages", []) if hasattr(stage, "frequency_hz")]
+    tracked = float(cancellers[0].frequency_hz) if cancellers else None
+    possible = aligned_windows(recording.n_samples, engine.windower.window_samples, engine.windower.hop_samples)
+    windows: dict[str, Any] = {
+        "possible": possible,
+        "kept": len(outcomes),
+        "window_samples": engine.windower.window_samples,
+        "hop_samples": engine.windower.hop_samples,
+        # after a gap in the timestamps the filters and windows restart: the windows that would straddle it are lost
+        "dropped": {f"lost at {engine.stats.gaps} gap(s) in the timestamps": max(0, possible - len(outcomes))}
+        if engine.stats.gaps else {},
+        "with_masked_channels": sum(1 for w in outcomes if w.usable_channels < recording.n_channels),
+        "without_usable_channels": sum(1 for w in outcomes if w.usable_channels == 0),
+    }
+    if decided:
+        windows["not_decided"] = {"no contraction (verdict 'rest')": sum(1 for w in outcomes if w.label == REST_LABEL)}
+    return {
+        "filters": describe_filters(recording.fs, recording.n_channels, s.mode, s.mains_hz, s.low_hz, s.high_hz,
+                                    s.adaptive_mains, s.adaptive_baseline),  # fmt: skip
+        "mains": {"found_hz": found, "notched_hz": None if s.adaptive_mains else s.mains_hz, "tracked_hz": tracked,
+                  "advice": mains_advice(found, None if s.adaptive_mains else s.mains_hz, tracked)},  # fmt: skip
+        "channels_masked": masks.summary(recording.channel_labels),
+        "windows": windows,
+    }
 
 
 def summarize(analysis: Analysis, final_fatigue: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +305,7 @@ def summarize(analysis: Analysis, final_fatigue: dict[str, Any]) -> dict[str, An
         "model_id": analysis.model_id,
         "wall_seconds": analysis.wall_seconds,
         "real_time_factor": analysis.real_time_factor,
+        "preprocessing": analysis.preprocessing,
     }
     decided = [w for w in windows if w.label is not None]
     if decided:

@@ -38,6 +38,10 @@ def write_report(analysis: Analysis, folder: Path, figures: bool = True) -> list
     summary_path = folder / "summary.json"
     summary_path.write_text(json.dumps(_json_safe(analysis.summary), indent=2) + "\n")
     written.append(summary_path)
+    if analysis.preprocessing:
+        preprocessing_path = folder / "preprocessing.json"
+        preprocessing_path.write_text(json.dumps(_json_safe(analysis.preprocessing), indent=2) + "\n")
+        written.append(preprocessing_path)
     figure_paths = _write_figures(analysis, folder) if figures else []
     written.extend(figure_paths)
     report_path = folder / "report.md"
@@ -183,8 +187,13 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
         f"| quality | {'; '.join(quality.get('issues', [])) or 'no issues'} |",
         "",
     ]
+    if analysis.preprocessing:
+        from monitor.recordings.preprocessing import markdown
+
+        lines += [markdown(analysis.preprocessing)]
     lines += [f"![{path.stem}]({path.name})" for path in figures]
-    lines += ["", "Per-window figures: `windows.csv`, `windows.jsonl`; all numbers: `summary.json`.", ""]
+    lines += ["", "Per-window figures: `windows.csv`, `windows.jsonl`; all numbers: `summary.json` "
+              "(preprocessing alone: `preprocessing.json`).", ""]
     return "\n".join(lines)
 
 

@@ -145,3 +145,43 @@ def test_analyze_command_on_a_dataset_folder_writes_one_report_per_file_and_an_i
     index = (out / "index.md").read_text()
     assert "(s1/rest/report.md)" in index and "(s2/rest/report.md)" in index
     assert "dataset of 2 recordings" in capsys.readouterr().out
+
+
+def test_preprocessing_summary_names_filters_mains_masks_and_lost_windows(tmp_path):
+    """Real HD-EMG with a 60 Hz hum, a dead electrode, NaN on another and a 1 s gap: each is reported as it was."""
+    from monitor.recordings.report import write_report
+
+    grid = open_recording(DATA / "hdemg-vastus-lateralis" / "otb_testfile.mat").slice_seconds(8.0, 14.0)
+    fs, n = grid.fs, grid.n_samples
+    grid.data[:] += (150.0 * np.sin(2 * np.pi * 60.0 * np.arange(n) / fs))[:, None].astype(grid.data.dtype)
+    grid.data[:, 10] = 0.0  # electrode off
+    grid.data[2048:3072, 20] = np.nan  # half a second of dropped packets
+    gap_at = 4096  # a chunk boundary (the analysis reads 1 s chunks): the stream vanished for a second
+    grid.timestamps[gap_at:] += 1.0
+    analysis = analyze_recording(grid)
+    summary = analysis.preprocessing
+    filters = summary["filters"]
+    assert filters["band_edges_3db_hz"] == [pytest.approx(20.0, abs=0.2), pytest.approx(450.0, abs=0.3)]
+    # notches at 50 Hz and its harmonics inside the band only; above 450 Hz the band-pass alone does the work
+    assert filters["notch"]["frequencies_hz"] == [50.0 * k for k in range(1, 10)]
+    assert max(filters["notch"]["depth_db"]) < -60
+    assert summary["mains"]["found_hz"] == 60.0 and "notch was set to 50 Hz" in summary["mains"]["advice"]
+    # the dead electrode is masked as flat from the quality monitor's first evaluation (0.5 s = 1024 samples) on
+    masked = summary["channels_masked"]
+    dead, dropped = grid.channel_labels[10], grid.channel_labels[20]
+    assert masked[dead] == {"windows": sum(w.end_counter >= 1024 for w in analysis.windows), "reasons": {
+        "flat": sum(w.end_counter >= 1024 for w in analysis.windows)}}
+    assert masked[dropped]["windows"] > 0 and set(masked[dropped]["reasons"]) <= {"nonfinite", "non-finite samples"}
+    assert set(masked) == {dead, dropped}
+    # 410-sample windows every 102 samples end at multiples of 102 from 510 on; the gap loses those ending inside
+    # the first window after it (the filters and the windower restart there)
+    ends = range(510, n + 1, 102)
+    lost = sum(gap_at < end < gap_at + 410 for end in ends)
+    windows = summary["windows"]
+    assert windows["possible"] == len(ends) and windows["kept"] == len(analysis.windows) == len(ends) - lost
+    assert windows["dropped"] == {"lost at 1 gap(s) in the timestamps": lost}
+    write_report(analysis, tmp_path, figures=False)
+    assert json.loads((tmp_path / "preprocessing.json").read_text())["windows"]["kept"] == len(analysis.windows)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Preprocessing" in report and "60 Hz mains found in the signal" in report
+    assert f"{dead}: {masked[dead]['windows']} windows (flat {masked[dead]['windows']})" in report
