@@ -213,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
             train, validation, test, args.out, model_id, feature_names(args), config, args.graph,
             train.description, export=not args.no_onnx, progress=update,
         )
+    from monitor.recordings.preprocessing import write_training_summary  # step 16: what was done to the data
+
+    write_training_summary(args, train, validation, test, Path(args.out))
     console.print(
         f"test accuracy {100 * metrics['accuracy']:.2f}%, macro F1 {100 * metrics['macro_f1']:.2f}% on "
         f"{metrics['n_windows']} windows of unseen groups; wrote {checkpoint} and figures in {Path(args.out)}"

@@ -10,6 +10,7 @@ sections, so the summary cannot drift from the code that filters.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,8 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def windows_sentence(windows: dict[str, Any]) -> str:
+    if "possible" not in windows:
+        return f"{windows['kept']} kept ({windows.get('note', '')})"
     parts = [f"{windows['kept']} kept of {windows['possible']} possible"]
     for reason, count in windows.get("dropped", {}).items():
         if count:
@@ -161,3 +164,81 @@ def windows_sentence(windows: dict[str, Any]) -> str:
         if count:
             parts.append(f"{count} without a model decision: {reason}")
     return "; ".join(parts)
+
+
+def training_summary(args: Any, train: Any, validation: Any, test: Any) -> dict[str, Any]:
+    """The preprocessing behind `neurofusion train`'s windows (``monitor.commands.train.load_split``'s options).
+
+    Recordings are read again for the raw-signal figures (mains, quality): training keeps only windows, and
+    re-reading costs far less than the training itself."""
+    from models.datasets import cut_windows
+
+    first = train if len(train) else test
+    simulated = args.data == "simulator"
+    hop_ms = args.hop_ms or (100.0 if simulated else 50.0)
+    summary: dict[str, Any] = {
+        "filters": describe_filters(first.fs, first.n_channels, args.mode, 50.0),  # datasets.filter_like_pipeline
+        "window_ms": args.window_ms,
+        "hop_ms": hop_ms,
+        "windows_by_split": {"train": len(train), "validation": len(validation), "test": len(test)},
+        "channels_masked_note": "none: training windows are never masked (flags below are what the monitor would mask)",
+    }
+    if simulated:
+        summary["mains"] = {"found_hz": None, "notched_hz": 50.0, "note": "simulated subjects: no mains line"}
+        summary["windows"] = {"kept": len(train) + len(validation) + len(test),
+                              "note": "only windows entirely inside a simulated contraction are kept"}  # fmt: skip
+        return summary
+    from monitor.recordings import open_recording
+    from monitor.recordings.analysis import _QualityTally
+
+    options = train.description.get("reader_options", {})
+    skip = {"possible": 0, "kept": 0, "settling": 0, "label change": 0}
+    recordings, found_any = [], set()
+    for path in train.description.get("files", []):
+        recording = open_recording(Path(path), **options)
+        fs, n = recording.fs, recording.n_samples
+        window, hop = int(round(args.window_ms * fs / 1000)), max(1, int(round(hop_ms * fs / 1000)))
+        settle = int(0.2 * fs)  # models.datasets.windows_from_recording skips this much
+        _, _, ends = cut_windows(np.zeros((n, 1), np.float32), np.asarray(recording.labels), window, hop, settle)
+        possible, after_settling = expected_windows(n, window, hop), expected_windows(n, window, hop, settle)
+        found = mains_found(recording.data, fs)
+        found_any.add(found)
+        quality = _QualityTally(fs, recording.n_channels)
+        quality.update(recording.data, recording.timestamps)
+        recordings.append({"file": str(path), "seconds": round(n / fs, 2), "mains_found_hz": found,
+                           "windows_possible": possible, "windows_kept": int(len(ends)),
+                           "quality_flags": quality.issues(recording.channel_labels)})  # fmt: skip
+        skip["possible"] += possible
+        skip["kept"] += int(len(ends))
+        skip["settling"] += possible - after_settling
+        skip["label change"] += after_settling - int(len(ends))
+    found = next((f for f in sorted(found_any, key=str) if f is not None), None)
+    summary["mains"] = {"found_hz": found, "notched_hz": 50.0, "advice": mains_advice(found, 50.0)}
+    summary["windows"] = {
+        "possible": skip["possible"], "kept": skip["kept"],
+        "dropped": {"first 0.2 s of each recording (filter settling)": skip["settling"],
+                    "straddling a label change": skip["label change"]},
+    }  # fmt: skip
+    summary["recordings"] = recordings
+    return summary
+
+
+def write_training_summary(args: Any, train: Any, validation: Any, test: Any, out: Path) -> Path:
+    """``preprocessing.json`` and ``preprocessing.md`` in the training folder; returns the Markdown path."""
+    import json
+
+    summary = training_summary(args, train, validation, test)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "preprocessing.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [markdown(summary)]
+    split = summary["windows_by_split"]
+    lines.append(f"Windows of {summary['window_ms']:g} ms every {summary['hop_ms']:g} ms: {split['train']} training, "
+                 f"{split['validation']} validation, {split['test']} test.\n")  # fmt: skip
+    for recording in summary.get("recordings", []):
+        flags = "; ".join(recording["quality_flags"]) or "no quality flags"
+        lines.append(f"- {recording['file']}: {recording['seconds']:g} s, {recording['windows_kept']} of "
+                     f"{recording['windows_possible']} windows kept, mains {recording['mains_found_hz'] or 'none'}"
+                     f"{' Hz' if recording['mains_found_hz'] else ''}, {flags}")  # fmt: skip
+    path = out / "preprocessing.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
