@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-batch", type=int, default=32, help="most windows run as one batch (default 32)")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0,
                         help="how long to wait for more requests after the first before running (default 2)")
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help="diagnostic: add this much model time per window, to rehearse a slow worker (default 0)")
     parser.add_argument("--curve-secret", metavar="FILE", type=Path,
                         help="this worker's .key_secret: with --bind it makes a CURVE server (needs "
                         "--curve-clients); with --connect it is the client key for a secured broker")
@@ -51,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from monitor.inference.supervisor import READY_PREFIX, STANDBY_PREFIX
     from monitor.inference.worker import WorkerSettings, serve, warm_up
 
-    if args.max_batch < 1 or args.threads < 1 or args.batch_wait_ms < 0:
-        raise UserError("--max-batch and --threads must be at least 1, --batch-wait-ms not negative")
+    if args.max_batch < 1 or args.threads < 1 or args.batch_wait_ms < 0 or args.delay_ms < 0:
+        raise UserError("--max-batch and --threads must be at least 1, --batch-wait-ms and --delay-ms not negative")
     curve_server = curve_client = None
     if args.connect:
         if bool(args.server_key) != bool(args.curve_secret):
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
     settings = WorkerSettings(endpoint=endpoint, connect=bool(args.connect), max_batch=args.max_batch,
                               batch_wait_s=args.batch_wait_ms / 1000.0, curve_server=curve_server,
-                              curve_client=curve_client)
+                              curve_client=curve_client, delay_s=args.delay_ms / 1000.0)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

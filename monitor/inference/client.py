@@ -5,6 +5,12 @@ queues and ``poll`` only drains. Windows wait at most ``deadline_s`` for an answ
 counted, and when more than ``max_in_flight`` are outstanding the oldest unsent one gives way to the newest
 (latest wins). Pings every ``heartbeat_s`` tell whether the worker (or broker) is alive; the state is "starting"
 until it first answers, then "online" or "offline".
+
+A slow worker (model time per window longer than the hop) must cost decisions, not freshness: the client learns the
+worker's time per window from its replies and keeps fewer windows in flight when that time is long (a window queued
+behind three others at a 100 ms model would wait 300 ms for nothing), and it does not send a window that could no
+longer be answered within its deadline (dropped and counted with the deadline drops, before wasting the worker's
+time). With a fast worker neither rule changes anything.
 """
 
 from __future__ import annotations
@@ -103,6 +109,7 @@ class InferenceClient:
         self._created = time.monotonic()
         self._last_heard: float | None = None
         self._workers_behind = 1
+        self._service_s = 0.0  # the worker's model time per window, smoothed over replies (I/O thread only)
         self._offline_since: float | None = None
         self._offline_seconds = 0.0
         self._closed = threading.Event()
@@ -307,9 +314,9 @@ class InferenceClient:
                 pending[item.request.request_id] = item
 
     def _supersede(self, pending: OrderedDict[str, _Pending]) -> None:
-        """Latest wins: of the windows that could not be sent yet, keep only the newest ``max_in_flight``."""
+        """Latest wins: of the windows not sent yet, keep only the newest (as many as may be in flight)."""
         unsent = [key for key, item in pending.items() if not item.sent]
-        for key in unsent[: max(0, len(unsent) - self.max_in_flight)]:
+        for key in unsent[: max(0, len(unsent) - self._in_flight_limit())]:
             del pending[key]
             self._count("dropped_superseded")
 
@@ -321,10 +328,25 @@ class InferenceClient:
         if expired:
             self._count("dropped_deadline", len(expired))
 
+    def _in_flight_limit(self) -> int:
+        """At most ``max_in_flight``, fewer for a slow worker: windows queued in the worker should all be answered
+        within half the deadline, so a decision is still fresh and the worker never works on what will expire."""
+        if self._service_s <= 0:
+            return self.max_in_flight
+        return max(1, min(self.max_in_flight, int(self.deadline_s / (2.0 * self._service_s))))
+
     def _send_waiting(self, pending: OrderedDict[str, _Pending]) -> None:
         in_flight = sum(item.sent for item in pending.values())
+        limit = self._in_flight_limit()
+        now = time.perf_counter()
+        hopeless = [key for key, item in pending.items() if not item.sent
+                    and now - item.submitted + (in_flight + 1) * self._service_s > self.deadline_s]
+        for key in hopeless:  # it would miss its deadline behind the windows already in the worker
+            del pending[key]
+        if hopeless:
+            self._count("dropped_deadline", len(hopeless))
         for item in pending.values():
-            if in_flight >= self.max_in_flight:
+            if in_flight >= limit:
                 break
             if item.sent:
                 continue
@@ -376,6 +398,9 @@ class InferenceClient:
             self._track_offline_locked(self._last_heard)
 
     def _deliver(self, result: protocol.InferenceResult, item: _Pending | None, received: float) -> None:
+        per_window = result.worker_ms / 1000.0 / max(1, result.batch_size)
+        # smoothed, so one slow batch (a garbage collection) does not halve the depth at once
+        self._service_s = per_window if self._service_s <= 0 else 0.8 * self._service_s + 0.2 * per_window
         if item is None:
             self._count("late_replies")  # answered after its deadline: already counted as dropped
             return

@@ -58,6 +58,7 @@ class WorkerSettings:
     heartbeat_s: float = 0.25
     curve_server: CurveServerKeys | None = None  # when binding
     curve_client: CurveClientKeys | None = None  # when connecting to a secured broker
+    delay_s: float = 0.0  # diagnostic: extra model time per window, to rehearse a slow worker (fault tests)
 
 
 ModelLoader = Callable[[str], PredictorLike]  # checkpoint path -> a warmed-up predictor (ValueError if unusable)
@@ -78,9 +79,10 @@ class BatchHandler:
     """Turns received multipart messages into replies; owns the counters. No sockets, so it is easy to test."""
 
     def __init__(self, predictor: PredictorLike, worker_name: str, max_batch: int = 32,
-                 loader: ModelLoader | None = None) -> None:
+                 loader: ModelLoader | None = None, delay_s: float = 0.0) -> None:
         self.worker_name = worker_name
         self.max_batch = max(1, int(max_batch))
+        self.delay_s = max(0.0, float(delay_s))
         self.counts: Counter[str] = Counter()
         self.last_broker_heartbeat = 0.0
         self.loader = loader
@@ -219,6 +221,8 @@ class BatchHandler:
         started = time.perf_counter()
         try:
             prediction = self.predictor.predict(windows, masks, fs)
+            if self.delay_s:  # a slow model costs per window, so a batch does not hide it; timed as model time
+                time.sleep(self.delay_s * len(items))
             probabilities = np.asarray(prediction.probabilities, dtype=np.float32)
             attention = np.asarray(prediction.channel_attention, dtype=np.float32)
             if probabilities.shape != (len(items), len(self.classes)) or attention.shape != masks.shape:
@@ -289,7 +293,7 @@ def serve(
     ``loader`` enables ``load_model`` requests (None: they are refused)."""
     stop = stop or threading.Event()
     context = context or zmq.Context.instance()
-    handler = BatchHandler(predictor, default_worker_name(), settings.max_batch, loader)
+    handler = BatchHandler(predictor, default_worker_name(), settings.max_batch, loader, settings.delay_s)
     sock = context.socket(zmq.DEALER if settings.connect else zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
