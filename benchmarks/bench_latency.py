@@ -9,11 +9,20 @@ also counts the wait for the rest of its chunk. Breakdown per decision: LSL tran
 ring buffer), DSP (in the buffer -> window analysed and submitted), worker (model time in the worker process),
 ZeroMQ and publication (the rest). The player runs in a subprocess (tests/players.py); for 64 and 256 channels the
 worker runs an untrained network of the bundled architecture for that grid (same cost as a trained one).
+
+With ``--gui`` the monitor process also shows the real dashboard (MainWindow, 1600 x 1000, Qt offscreen unless a
+display is set) redrawing on its own ~30 Hz timer while the decisions are timed, as a bedside monitor runs: the
+GUI thread shares the interpreter with the acquisition, DSP and decision threads. ``--gui both`` measures each
+channel count without and then with the window.
+
+    .venv/bin/python -m benchmarks.bench_latency --channels 8 64 256 --duration 20 --gui both
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import tempfile
 import time
 import uuid
@@ -49,7 +58,32 @@ def checkpoint_for(layout_name: str, fs: float, folder: Path) -> Path:
     return path
 
 
-def measure(channels: int, duration_s: float, fs: float, folder: Path) -> dict[str, float]:
+def run_dashboard(pipeline: object, player: subprocess.Popen) -> dict[str, float]:
+    """Shows the real dashboard, driven by its own timer in a Qt event loop, until the player exits."""
+    from PyQt6 import QtCore, QtWidgets
+
+    from monitor.gui.main_window import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench-latency"])
+    window = MainWindow(pipeline)
+    window.resize(1600, 1000)
+    window.show()
+    loop = QtCore.QEventLoop()
+    watcher = QtCore.QTimer()
+    watcher.timeout.connect(lambda: player.poll() is not None and loop.quit())
+    watcher.start(100)
+    started, ticks_before = time.perf_counter(), window.ticks
+    loop.exec()
+    frames_per_s = (window.ticks - ticks_before) / (time.perf_counter() - started)
+    watcher.stop()
+    window.timer.stop()
+    window.close()
+    app.processEvents()
+    return {"frames_per_s": round(frames_per_s, 1), "window_size": [1600, 1000],
+            "qt_platform": os.environ.get("QT_QPA_PLATFORM", "")}
+
+
+def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool = False) -> dict[str, object]:
     from monitor.acquisition import resolve_stream
     from monitor.inference.client import InferenceClient
     from monitor.inference.supervisor import spawn_worker
@@ -64,6 +98,7 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path) -> dict[s
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
         pipeline.start()
+        dashboard = run_dashboard(pipeline, player) if gui else None
         player.communicate(timeout=duration_s + 60)
         time.sleep(1.0)
         pipeline.stop()
@@ -87,6 +122,7 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path) -> dict[s
 
     return {
         "channels": channels,
+        "gui": dashboard,
         "fs": fs,
         "amplifier_chunk_samples": CHUNK,
         "decisions": len(pipeline.state.decisions),
@@ -112,9 +148,16 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 64, 256])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--fs", type=float, default=2048.0)
+    parser.add_argument("--gui", choices=("off", "on", "both"), default="off",
+                        help="show the real dashboard in the monitor process while measuring (both: off, then on)")
     args = parser.parse_args()
+    if args.duration <= 0 or any(c < 1 for c in args.channels):
+        parser.error("--duration and --channels must be positive")
+    if args.gui != "off":
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    guis = {"off": [False], "on": [True], "both": [False, True]}[args.gui]
     with tempfile.TemporaryDirectory() as folder:
-        runs = [measure(c, args.duration, args.fs, Path(folder)) for c in args.channels]
+        runs = [measure(c, args.duration, args.fs, Path(folder), gui) for c in args.channels for gui in guis]
     emit("sample_to_decision_latency", {"runs": runs})
 
 
