@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from monitor.errors import UserError
+from monitor.gui import needle as needle_view
 from monitor.gui.classification import ClassificationView
 from monitor.gui.electrodes import ElectrodesView
 from monitor.gui.fatigue import FatigueView
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 FRAME_INTERVAL_MS = 33
 #: redraw every N ticks, per view
 EVERY_TICKS = {"spectrum": 6, "classification": 8, "fatigue": 8, "electrodes": 8, "status": 8}
+NEEDLE_EVERY_TICKS = 15  # the needle panel only redraws when its background analysis (every few s) has news
 BANNER_LOST = "background: rgb(200, 40, 40); color: white; font-size: 14pt; font-weight: bold; padding: 6px;"
 BANNER_WAITING = "background: rgb(90, 90, 100); color: white; font-size: 14pt; padding: 6px;"
 
@@ -80,6 +82,10 @@ class MainWindow(QtWidgets.QMainWindow):
         right.addWidget(self.spectrum)
         right.addWidget(self.status)
         right.setSizes([280, 280, 440])
+        self.needle = None
+        if needle_view.wanted(state, pipeline.engine.settings.mode):
+            self.needle = needle_view.NeedleView(pipeline)  # MUPs and their reading beside the network's verdict
+            left.addWidget(self.needle)
         self.adaptation = None
         if adaptation is not None:  # label the live signal, adapt the model, hot-swap it (monitor/adaptation)
             from monitor.gui.adaptation import AdaptationPanel
@@ -134,6 +140,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for name, every in EVERY_TICKS.items():
             if everything or self.ticks % every == 0:
                 self._refresh_view(name)
+        if self.needle is not None and (everything or self.ticks % NEEDLE_EVERY_TICKS == 0):
+            self._refresh_view("needle")
 
     def _refresh_view(self, name: str) -> None:
         # one broken view must not blank the others (nor raise into Qt's loop at 30 Hz): log it once, keep going
@@ -201,4 +209,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()
+        if self.needle is not None:
+            self.needle.stop()
         super().closeEvent(event)
