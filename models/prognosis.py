@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,9 @@ MIN_HISTORY_EPOCHS = 10  # forecasts start after 20 s of contraction
 BASELINE_EPOCHS = 5
 LINEAR_FIT_S = 60.0
 CACHE_DIR = Path("/tmp/neurofusion-cache")
+#: the live forecaster: ``train_forecaster()`` with the default ``ForecasterTraining`` (77 KB, state dict only), with
+#: its card (the training settings' key and held-out figures) beside it
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "fatigue-forecaster.pt"
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,26 @@ def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path
     network.eval()
     save_cached(network, path)
     return network
+
+
+def user_cache_dir() -> Path:
+    """Where the monitor keeps weights it had to train itself ($XDG_CACHE_HOME/neurofusion, ~/.cache/neurofusion)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neurofusion"
+
+
+def load_forecaster(weights: Path = BUNDLED_WEIGHTS) -> nn.Module:
+    """The forecaster for live use, cheaply: the bundled weights (``torch.load(weights_only=True)``, never a pickle)
+    when their card says they come from the current default training; otherwise trained once (~2 minutes) and
+    cached in ``user_cache_dir()``."""
+    import torch
+
+    settings = ForecasterTraining()
+    card = weights.with_suffix(".json")
+    if weights.is_file() and card.is_file() and json.loads(card.read_text()).get("training_key") == settings.key():
+        network = build_forecaster(settings.hidden)
+        network.load_state_dict(torch.load(weights, weights_only=True))
+        return network.eval()
+    return train_forecaster(settings, cache_dir=user_cache_dir())
 
 
 def lstm_forecast(network: nn.Module, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

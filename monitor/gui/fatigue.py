@@ -18,6 +18,8 @@ import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
 from dsp.fatigue import FatigueSettings
+from models.prognosis import EPOCH_S
+from monitor.gui.endurance import EnduranceForecast
 from monitor.outlets import emg_mean
 
 TREND_BIN_S = 1.0
@@ -180,11 +182,14 @@ def _dash(value: float | None, fmt: str, suffix: str = "") -> str:
 
 
 class FatigueView(QtWidgets.QWidget):
-    def __init__(self, pipeline: Any, origin: Callable[[], float], parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, pipeline: Any, origin: Callable[[], float], parent: QtWidgets.QWidget | None = None,
+                 forecast: EnduranceForecast | None = None) -> None:  # fmt: skip
         super().__init__(parent)
         self.pipeline = pipeline
         self.origin = origin
         self.history = FeatureHistory()
+        # the LSTM's "endurance left" (models/prognosis.py), loaded in the background unless given
+        self.forecast = forecast or EnduranceForecast()
         self.status = FatigueStatus()
         self.contractions: list[tuple[float, float]] = []
         self._shades: list[pg.LinearRegionItem] = []
@@ -194,6 +199,7 @@ class FatigueView(QtWidgets.QWidget):
         self.badge.setStyleSheet(self._badge_style(None))
         self.readout = QtWidgets.QLabel("MDF slope —  change —")
         self.readout_more = QtWidgets.QLabel("FInsm5 —  RMS —")
+        self.endurance_label = QtWidgets.QLabel(self.forecast.text())
 
         self.frequency_plot = pg.PlotWidget()
         self.rms_plot = pg.PlotWidget()
@@ -217,6 +223,13 @@ class FatigueView(QtWidgets.QWidget):
         self.fit_curve = self.frequency_plot.plot(
             pen=pg.mkPen((255, 90, 90), width=2, style=pg.QtCore.Qt.PenStyle.DashLine), name="MDF trend"
         )
+        # the forecast MDF over the next minutes with its 90 % band, after the last complete epoch
+        forecast_pen = pg.mkPen((255, 90, 90), width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine)
+        self.forecast_curve = self.frequency_plot.plot(pen=forecast_pen, name="MDF forecast")
+        self.forecast_low = self.frequency_plot.plot(pen=pg.mkPen(None))
+        self.forecast_high = self.frequency_plot.plot(pen=pg.mkPen(None))
+        self.frequency_plot.addItem(pg.FillBetweenItem(self.forecast_low, self.forecast_high,
+                                                       brush=pg.mkBrush(255, 90, 90, 40)))  # fmt: skip
         self.rms_curve = self.rms_plot.plot(pen=pg.mkPen((200, 200, 200), width=1.5))
         # FInsm5 (Dimitrov's most sensitive index) in its own plot: its units have nothing to do with µV (a second
         # ViewBox sharing the RMS plot crashed Qt on teardown)
@@ -230,6 +243,7 @@ class FatigueView(QtWidgets.QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(header)
         layout.addWidget(self.readout_more)
+        layout.addWidget(self.endurance_label)
         layout.addWidget(self.frequency_plot, 3)
         layout.addWidget(self.rms_plot, 2)
         layout.addWidget(self.fins_plot, 2)
@@ -258,6 +272,9 @@ class FatigueView(QtWidgets.QWidget):
             self.rms_curve.setData(minutes, means[:, 2], connect="finite")
             self.fins_curve.setData(minutes, relative_to_onset(means[:, 3], contracting), connect="finite")
             self.contractions = contraction_spans(centres, contracting, TREND_BIN_S)
+            self.forecast.update(means[:, 1], contracting, TREND_BIN_S)
+        self._draw_forecast(centres, origin)
+        self.endurance_label.setText(self.forecast.text())
         self._draw_fit(origin)
         self._shade_contractions(origin)
         badge = "learning rest" if status.learning else (status.state or "—")
@@ -276,6 +293,21 @@ class FatigueView(QtWidgets.QWidget):
             f"RMS {_dash(latest_rms, '.0f', ' µV')} ({_dash(status.rms_change_pct, '+.0f', ' %')})   "
             f"{'contracting' if status.active else 'at rest'}"
         )
+
+    def _draw_forecast(self, centres: np.ndarray, origin: float) -> None:
+        estimate, start = self.forecast.estimate, self.forecast.start
+        if estimate is None or start is None or self.forecast.state != "forecast":
+            for curve in (self.forecast_curve, self.forecast_low, self.forecast_high):
+                curve.setData([], [])
+            return
+        mean = np.asarray(estimate["forecast_hz"])
+        spread = 1.645 * np.asarray(estimate["forecast_std_hz"])  # the 90 % band endurance_left uses
+        # epoch k of the forecast ends (k + 1) epochs after the last complete epoch of the contraction
+        last_end = centres[start] - TREND_BIN_S / 2 + len(self.forecast.epochs) * EPOCH_S
+        minutes = (last_end + EPOCH_S * np.arange(1, len(mean) + 1) - origin) / 60.0
+        self.forecast_curve.setData(minutes, mean)
+        self.forecast_low.setData(minutes, mean - spread)
+        self.forecast_high.setData(minutes, mean + spread)
 
     def _draw_fit(self, origin: float) -> None:
         status = self.status

@@ -87,3 +87,25 @@ def test_live_estimator_waits_for_enough_trend_then_forecasts(trained):
     estimate = estimator.estimate()
     assert len(estimate["forecast_hz"]) == HORIZON_EPOCHS
     assert estimate["threshold_hz"] == pytest.approx(0.85 * np.median(observed[0, :5]), rel=1e-3)
+
+
+def test_bundled_forecaster_loads_without_training_and_a_stale_card_trains_into_the_user_cache(tmp_path,
+                                                                                                 monkeypatch):
+    import json
+
+    import torch
+
+    from models import prognosis
+
+    network = prognosis.load_forecaster()
+    stored = torch.load(prognosis.BUNDLED_WEIGHTS, weights_only=True)
+    assert all(torch.equal(value, network.state_dict()[name]) for name, value in stored.items())
+    assert not network.training
+    # weights whose card names other training settings are not used: the forecaster is trained and cached instead
+    weights = tmp_path / "fatigue-forecaster.pt"
+    weights.write_bytes(prognosis.BUNDLED_WEIGHTS.read_bytes())
+    weights.with_suffix(".json").write_text(json.dumps({"training_key": "stale"}))
+    calls = []
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(prognosis, "train_forecaster", lambda settings, cache_dir: calls.append(cache_dir) or "new")
+    assert prognosis.load_forecaster(weights) == "new" and calls == [tmp_path / "cache" / "neurofusion"]
