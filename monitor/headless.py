@@ -73,6 +73,8 @@ class HeadlessDashboard:
             "features": {k: emg_mean(v, usable, state.emg_channels) for k, v in features.items()} if features else {},
             "masked_channels": np.flatnonzero(~usable).tolist() if usable is not None else [],
             "latency": state.latency_percentiles(),
+            # per-stage ms per window, CPU % and memory of this process (dsp.resources.StageProfiler)
+            "resources": engine.profiler.report() if getattr(engine, "profiler", None) is not None else None,
             "fatigue": state.fatigue,
             "breakdown_ms": {
                 part: float(np.median([getattr(r, f"{part}_s") for r in recent if getattr(r, f"{part}_s") is not None]))
@@ -124,6 +126,13 @@ class HeadlessDashboard:
                           f"p99 {latency['p99_ms']:.1f} ms")
             parts = "  ".join(f"{name} {value:.1f}" for name, value in s["breakdown_ms"].items())
             table.add_row("  median ms", parts)
+        resources = s["resources"]
+        if resources is not None:
+            stages = "  ".join(f"{name} {figures['ms_per_window_mean']:.2f}" for name, figures in sorted(
+                resources["stages"].items(), key=lambda item: -item[1]["ms_per_window_mean"]))  # fmt: skip
+            table.add_row("resources", f"CPU {resources['cpu_percent']:.0f} %  RSS {resources['rss_mb']:.0f} MB")
+            if stages:
+                table.add_row("  ms / window", stages)
         if s["masked_channels"]:
             quality = self.pipeline.state.quality
             labels = self.pipeline.state.channel_labels

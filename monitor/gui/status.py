@@ -17,7 +17,8 @@ MAINS_CHOICES = (("off", None), ("50 Hz", 50.0), ("60 Hz", 60.0))
 ROWS = (
     ("stream", "stream"), ("signal", "signal"), ("samples", "samples"), ("windows", "windows"),
     ("latency", "latency"), ("latency_worker", "  model (worker)"), ("latency_dsp", "  DSP"),
-    ("latency_transport", "  transport"), ("worker", "worker"), ("recording", "recording"),
+    ("latency_transport", "  transport"), ("worker", "worker"), ("resources", "resources"),
+    ("recording", "recording"),
 )
 
 
@@ -46,6 +47,19 @@ def latency_breakdown(pipeline: Any) -> dict[str, tuple[float, float] | float | 
     return {"total": total_pct, "worker": worker_pct, "dsp": dsp_ms, "transport": transport}
 
 
+def resource_line(pipeline: Any) -> str:
+    """CPU % of the monitor's process over the last few seconds, its memory, and each stage's mean time per window:
+    the DSP engine's own stages (``dsp.resources.StageProfiler``) and the model's median time in the worker."""
+    profiler = getattr(pipeline.engine, "profiler", None)
+    if profiler is None:
+        return "—"
+    state = pipeline.state
+    with state.lock:
+        worker = [record.worker_s for record in itertools.islice(reversed(state.decisions), 200)]
+    extra = {"model (worker)": float(np.median(worker)) * 1000.0} if worker else None
+    return profiler.status_line(extra, recent_cpu=True)
+
+
 def _pair(value: tuple[float, float] | None) -> str:
     return "—" if value is None else f"p50 {value[0]:.1f}  p99 {value[1]:.1f} ms"
 
@@ -70,6 +84,7 @@ class StatusView(QtWidgets.QWidget):
             self.fields[key] = label
             form.addRow(caption, label)
         self.fields["stream"].setText(f"{state.stream_name}  {state.fs:g} Hz  {state.n_channels} ch")
+        self.fields["resources"].setWordWrap(True)  # one line of figures; wraps in a narrow column
 
         self.mains_box = QtWidgets.QComboBox()
         for text, _ in MAINS_CHOICES:
@@ -231,4 +246,5 @@ class StatusView(QtWidgets.QWidget):
             worker = f"{stats.get('state', getattr(client, 'state', '?'))}  answered {stats.get('answered', '—')}  " \
                      f"late/dropped {stats.get('dropped_deadline', '—')}"
         self.fields["worker"].setText(worker)
+        self.fields["resources"].setText(resource_line(pipeline))
         self.fields["recording"].setText(self.recording_text())
