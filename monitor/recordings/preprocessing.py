@@ -118,8 +118,12 @@ def markdown(summary: dict[str, Any]) -> str:
                  f"{filters['sections']} second-order sections |")  # fmt: skip
     notch = filters.get("notch")
     if notch:
-        depths = ", ".join(f"{f:g} Hz {'<= ' if d <= DEPTH_FLOOR_DB else ''}{d:.0f} dB"
-                           for f, d in zip(notch["frequencies_hz"], notch["depth_db"], strict=True))  # fmt: skip
+        if notch["depth_db"] and max(notch["depth_db"]) <= DEPTH_FLOOR_DB:
+            depths = (f"{', '.join(f'{f:g}' for f in notch['frequencies_hz'])} Hz, each at least "
+                      f"{-DEPTH_FLOOR_DB:.0f} dB deep at its centre")  # fmt: skip
+        else:
+            depths = ", ".join(f"{f:g} Hz {'<= ' if d <= DEPTH_FLOOR_DB else ''}{d:.0f} dB"
+                               for f, d in zip(notch["frequencies_hz"], notch["depth_db"], strict=True))  # fmt: skip
         lines.append(f"| notch | mains {notch['mains_hz']:g} Hz and harmonics in the band, Q {notch['quality']:g}: "
                      f"{depths or 'none inside the band'} |")  # fmt: skip
     elif filters.get("adaptive_mains_canceller"):
