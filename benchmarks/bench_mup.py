@@ -7,7 +7,10 @@
 - accuracy: for ``--seeds`` subjects per condition at low effort, every extracted unit locked (>= 90 % of its
   discharges at one lag) to one true unit and holding >= 50 % of its discharges is "isolated"; its amplitude,
   duration and firing rate are compared with the true MUAP (simulator shape x gain at the needle, noise-free,
-  measured by the same criteria) and the true mean rate; the rule-based reading is tallied per condition.
+  measured by the same criteria) and the true mean rate; the rule-based reading is tallied per condition;
+- sites: the same subjects examined at 4 needle sites (tip at (0, 0), (3, 0), (-3, 0), (0, 3) mm in the muscle's
+  cross-section, same seed = same units), analysed together as an electromyographer pools ~20 MUPs from several
+  sites: readings, MUPs per subject and subject means.
 """
 
 from __future__ import annotations
@@ -89,12 +92,44 @@ def accuracy(n_seeds: int) -> dict[str, object]:
     }
 
 
+SITES_MM = ((0.0, 0.0), (3.0, 0.0), (-3.0, 0.0), (0.0, 3.0))
+
+
+def sites(n_seeds: int) -> dict[str, object]:
+    from dsp.mup_reading import analyse_needle
+    from simulators.electrodes import ElectrodeLayout
+    from simulators.emg import EmgSimulator, SimulationConfig
+
+    out: dict[str, object] = {"sites_mm": [list(site) for site in SITES_MM]}
+    for condition, effort in EFFORT.items():
+        readings: dict[str, int] = {}
+        units, durations, amplitudes = [], [], []
+        for seed in range(n_seeds):
+            channels = []
+            for site in SITES_MM:
+                config = SimulationConfig(layout=ElectrodeLayout.needle(site), fs=FS, condition=condition,
+                                          profile="hold", mvc_percent=effort, seed=seed, fatigue_rate=0.0)
+                channels.append(EmgSimulator(config).generate(SECONDS)[:, 0])
+            report = analyse_needle(np.column_stack(channels), FS)
+            readings[report.reading.label] = readings.get(report.reading.label, 0) + 1
+            units.append(len(report.units))
+            durations.append(report.summary.mean.get("duration_ms", float("nan")))
+            amplitudes.append(report.summary.mean.get("amplitude_uv", float("nan")))
+        out[condition] = {
+            "readings": readings,
+            "mups_per_subject": [int(min(units)), int(max(units))],
+            "mean_duration_ms": [round(float(np.nanmin(durations)), 1), round(float(np.nanmax(durations)), 1)],
+            "mean_amplitude_uv": [round(float(np.nanmin(amplitudes))), round(float(np.nanmax(amplitudes)))],
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=6, help="simulated subjects per condition for accuracy")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     args = parser.parse_args()
-    emit("mup", {"speed": speed(args.repeats), "accuracy": accuracy(args.seeds)})
+    emit("mup", {"speed": speed(args.repeats), "accuracy": accuracy(args.seeds), "sites": sites(args.seeds)})
 
 
 if __name__ == "__main__":
