@@ -48,20 +48,26 @@ def feature_analysis_report(train: Any, test: Any, out: Path, seed: int = 0,
                             variance_target: float = 0.95) -> dict[str, Any]:  # fmt: skip
     """PCA and forest importance on ``train`` (models.datasets.WindowSets), selection measured on ``test``;
     writes ``out/feature_analysis.png`` and returns the figures."""
-    from models.feature_analysis import FeatureTable, analyse, compare_selection, plot_analysis
+    from models.feature_analysis import FeatureTable, compare_selection, forest_importance, pca_figures, plot_analysis
 
     labels = _channel_labels(train)
-    kept = _draw(train.labels, FOREST_MAX_WINDOWS, seed)
-    train_table = FeatureTable.from_windows(train.windows[kept], train.fs, labels, MODEL_FEATURES)
+    train_table = FeatureTable.from_windows(train.windows, train.fs, labels, MODEL_FEATURES)
     test_table = FeatureTable.from_windows(test.windows, test.fs, labels, MODEL_FEATURES)
-    figures = analyse(train_table, train.labels[kept], variance_target, seed)
+    # PCA and LDA see every training window; only the forest, the slow part, sees a stratified draw of them
+    drawn = _draw(train.labels, FOREST_MAX_WINDOWS, seed)
+    forest_table = FeatureTable(train_table.values[drawn], train_table.feature_names, train_table.channel_labels)
+    figures: dict[str, Any] = {
+        "pca": pca_figures(train_table, variance_target),
+        "random_forest": forest_importance(forest_table, train.labels[drawn], seed),
+    }
     k = min(SELECTED_FEATURES, len(train_table.feature_names))
-    figures["selection_lda"] = compare_selection(train_table, train.labels[kept], test_table, test.labels, k,
-                                                 variance_target, seed)  # fmt: skip
-    figures["training_windows_used"] = len(kept)
+    figures["selection_lda"] = compare_selection(train_table, train.labels, test_table, test.labels, k,
+                                                 variance_target, seed, figures["random_forest"])  # fmt: skip
+    figures["training_windows"] = len(train)
+    figures["forest_windows"] = len(drawn)
     figures["features"] = list(train_table.feature_names)
     figure = plot_analysis(figures, Path(out) / "feature_analysis.png",
-                           f"handcrafted features of the training windows ({len(kept)} windows)")
+                           f"handcrafted features of the {len(train)} training windows")
     figures["figure"] = figure.name
     return figures
 
@@ -133,7 +139,8 @@ def markdown_sections(analysis: dict[str, Any] | None, resources: dict[str, Any]
             f"features ({', '.join(selection['selected']['features'])}; {selection['selected']['columns']} columns) "
             f"{100 * selection['selected']['accuracy']:.2f}%, PCA to {pca['variance_target']:.0%} "
             f"{100 * selection['pca']['accuracy']:.2f}%.",
-            f"- {analysis['training_windows_used']} training windows used.", "",
+            f"- {analysis['training_windows']} training windows ({analysis['forest_windows']} of them, a stratified "
+            "draw, for the forest).", "",
             f"![feature analysis]({analysis['figure']})",
         ]  # fmt: skip
     if resources is not None:

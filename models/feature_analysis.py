@@ -139,10 +139,11 @@ def plot_analysis(analysis: dict[str, Any], path: str | Path, title: str = "feat
 
 def compare_selection(
     train: FeatureTable, train_labels: np.ndarray, test: FeatureTable, test_labels: np.ndarray, k: int = 5,
-    variance_target: float = 0.95, seed: int = 0,
+    variance_target: float = 0.95, seed: int = 0, importance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Held-out accuracy of LDA on all features, on the top-``k`` by forest importance (ranked on the training
-    set only), and on the PCA components keeping ``variance_target`` (fitted on the training set only)."""
+    set only; ``importance`` passes a ranking already made, e.g. on a subsample), and on the PCA components keeping
+    ``variance_target`` (fitted on the training set only)."""
     from sklearn.decomposition import PCA
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.pipeline import make_pipeline
@@ -152,7 +153,7 @@ def compare_selection(
         model.fit(np.nan_to_num(x_train), train_labels)
         return round(float(np.mean(model.predict(np.nan_to_num(x_test)) == test_labels)), 4)
 
-    chosen = select_features(forest_importance(train, train_labels, seed), k)
+    chosen = select_features(importance or forest_importance(train, train_labels, seed), k)
     return {
         "all_features": {
             "columns": train.values.shape[1],

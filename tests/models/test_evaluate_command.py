@@ -46,7 +46,7 @@ def test_feature_analysis_section_matches_an_independent_pca_and_names_the_ampli
     values = feature_matrix(windows.windows, FS, list(MODEL_FEATURES)).reshape(len(windows.windows), -1)
     ratios = PCA().fit(StandardScaler().fit_transform(np.nan_to_num(values))).explained_variance_ratio_
     kept = int(np.searchsorted(np.cumsum(ratios), 0.95) + 1)
-    assert analysis["training_windows_used"] == report["windows"]["train"] == len(values)
+    assert analysis["training_windows"] == analysis["forest_windows"] == report["windows"]["train"] == len(values)
     assert analysis["pca"]["components_kept"] == kept and analysis["pca"]["dimensions"] == 8 * len(MODEL_FEATURES)
     np.testing.assert_allclose(analysis["pca"]["explained_variance_ratio"][:5], ratios[:5], atol=1e-4)
     # the classes differ by which channels carry amplitude: amplitude features lead the forest's ranking
@@ -78,3 +78,12 @@ def test_resource_section_times_each_dsp_stage_per_window_of_the_test_stream(eva
     assert process["cpu_percent"] > 10 and 100 < process["rss_mb"] <= process["peak_rss_mb"]
     markdown = (evaluated / "evaluation.md").read_text()
     assert f"| filters | {expected_windows} |" in markdown and "Whole evaluation:" in markdown
+
+
+def test_forest_draw_keeps_each_class_share():
+    from models.evaluation_analysis import _draw
+
+    labels = np.repeat([0, 1, 2], [600, 300, 100])
+    drawn = _draw(labels, 100, seed=0)
+    assert np.all(np.diff(drawn) > 0) and np.bincount(labels[drawn]).tolist() == [60, 30, 10]
+    np.testing.assert_array_equal(_draw(labels[:50], 100, seed=0), np.arange(50))
