@@ -44,11 +44,12 @@ class DecisionRecord:
     classes: list[str]
     channel_attention: np.ndarray | None
     model_id: str
-    latency_s: float  # window's last sample (amplifier time stamp) -> decision received here
+    latency_s: float  # window's last sample (amplifier time stamp) -> decision published on the LSL outlet
     worker_s: float  # the model's time in the worker
     acquisition_s: float | None = None  # sample time stamp -> arrived in the monitor (amplifier chunking + LSL)
     dsp_s: float | None = None  # arrived -> window filtered, analysed and submitted
-    transport_s: float | None = None  # submitted -> decision received, less the worker's own time (ZeroMQ, queues)
+    transport_s: float | None = None  # submitted -> reply received, less the worker's own time (ZeroMQ, queues)
+    publication_s: float | None = None  # reply received -> decision handed to this thread and published
 
 
 @dataclass
@@ -189,7 +190,10 @@ class MonitorPipeline:
             decisions = self.client.poll(timeout_s=0.05)
             if not decisions:
                 continue
-            now = pylsl.local_clock()
+            if self.outlets is not None:
+                for decision in decisions:
+                    self.outlets.push_decision(decision.classes, decision.probabilities, decision.last_timestamp)
+            now = pylsl.local_clock()  # after publication: the latency ends where the definition does
             with self.state.lock:
                 for decision in decisions:
                     latency = now - decision.last_timestamp
@@ -205,9 +209,7 @@ class MonitorPipeline:
                             decision.model_id, latency, worker_s,
                             acquisition_s=None if arrived is None else arrived - decision.last_timestamp,
                             dsp_s=None if arrived is None or submitted is None else submitted - arrived,
-                            transport_s=None if submitted is None else now - submitted - worker_s,
+                            transport_s=None if submitted is None else decision.received_at - submitted - worker_s,
+                            publication_s=now - decision.received_at,
                         )
                     )
-            if self.outlets is not None:
-                for decision in decisions:
-                    self.outlets.push_decision(decision.classes, decision.probabilities, decision.last_timestamp)
