@@ -1,14 +1,17 @@
 """Sample-to-decision latency: from the moment the amplifier pushes a window's last sample to the moment the monitor
-has its decision (and publishes it), on the LSL clock of one machine, worker in another process.
+has published its decision, on the LSL clock of one machine, worker in another process.
 
     .venv/bin/python -m benchmarks.bench_latency --channels 8 64 256 --duration 20
 
 "sample_to_decision" starts when the outlet pushes the chunk holding the window's last sample (the amplifier pushes a
 chunk as soon as its last sample is due); "sample_time_to_decision" starts at that sample's own time stamp, so it
-also counts the wait for the rest of its chunk. Breakdown per decision: LSL transfer and buffering (pushed -> in the
-ring buffer), DSP (in the buffer -> window analysed and submitted), worker (model time in the worker process),
-ZeroMQ and publication (the rest). The player runs in a subprocess (tests/players.py); for 64 and 256 channels the
-worker runs an untrained network of the bundled architecture for that grid (same cost as a trained one).
+also counts the wait for the rest of its chunk. Both end once the decision is pushed on the monitor's decisions
+outlet. Breakdown per decision: LSL transfer and buffering (pushed -> in the ring buffer), DSP (in the buffer ->
+window analysed and submitted), worker (model time in the worker process), ZeroMQ (submitted -> reply received by
+the client's I/O thread, less the worker's time: encoding, both socket hops, queues), publication (reply received ->
+handed to the decisions thread and pushed on the LSL outlet). The player runs in a subprocess (tests/players.py);
+for 64 and 256 channels the worker runs an untrained network of the bundled architecture for that grid (same cost
+as a trained one).
 
 With ``--gui`` the monitor process also shows the real dashboard (MainWindow, 1600 x 1000, Qt offscreen unless a
 display is set) redrawing on its own ~30 Hz timer while the decisions are timed, as a bedside monitor runs: the
@@ -137,7 +140,8 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
             ),
             "dsp": part("dsp_s"),
             "worker": part("worker_s"),
-            "zeromq_and_publication": part("transport_s"),
+            "zeromq": part("transport_s"),
+            "publication": part("publication_s"),
         },
         "client_stats": dict(client.stats),
     }

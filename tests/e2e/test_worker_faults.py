@@ -33,6 +33,8 @@ def test_killed_then_hung_worker_is_replaced_while_dsp_goes_on_gap_free():
     pipeline.start()
     try:
         assert wait_until(lambda: len(pipeline.state.decisions) > 20, 30)
+        # the loaded spare is what makes recovery quick; on a busy machine it may still be importing torch here
+        assert wait_until(lambda: handle.spare_ready, 60) is not None
 
         killed = handle.pid
         os.kill(killed, signal.SIGKILL)
@@ -135,7 +137,7 @@ def test_slow_worker_costs_decisions_not_samples_and_its_latency_is_shown():
     assert (latency_s > worker_s).all()
     # ... and stays bounded: nothing waits in a queue past the client's deadline (stale windows are counted instead).
     # From submission on, so the backlog read while the test connected its own inlet does not count.
-    submitted_to_decision = np.array([d.worker_s + d.transport_s for d in decisions])
+    submitted_to_decision = np.array([d.worker_s + d.transport_s + d.publication_s for d in decisions])
     assert submitted_to_decision.max() < client.deadline_s + 0.1, submitted_to_decision.max()
     # a window queued behind three others would wait >= 400 ms: the client keeps the slow worker's queue short
     assert np.median(submitted_to_decision) < 3 * delay_s, np.median(submitted_to_decision)
