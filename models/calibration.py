@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.datasets import WindowSet, concatenate, cut_windows, filter_like_pipeline
+from models.datasets import WindowSet, concatenate, cut_windows, distance_to_label_change, filter_like_pipeline
 from models.neurofusionnet import NeuroFusionNet
 from models.training import TrainingConfig, fit, predict_logits, to_tensors
 
@@ -78,10 +78,12 @@ def split_by_spans(
     coded = np.asarray(labels, dtype=np.int64) * 2 + inside
     windows, codes, ends = cut_windows(filtered, coded, window_samples, hop, skip_samples=int(0.2 * fs))
 
+    distances = distance_to_label_change(np.asarray(labels), ends, window_samples, fs)
+
     def part(selector: np.ndarray) -> WindowSet:
         n = int(selector.sum())
         return WindowSet(windows[selector], codes[selector] // 2, np.full(n, source), float(fs), layout,
-                         list(classes), times=ends[selector] / fs)
+                         list(classes), times=ends[selector] / fs, label_distance_s=distances[selector])
 
     return part(codes % 2 == 1), part(codes % 2 == 0)
 

@@ -35,6 +35,9 @@ class WindowSet:
     classes: list[str]
     fatigue: np.ndarray | None = None  # (N,) float32 regression target (e.g. relative conduction velocity) or None
     times: np.ndarray | None = None  # (N,) float64 seconds from the start of its recording, at the window's end
+    # (N,) seconds between the window and the nearest label change of its recording (inf: none); labels that follow
+    # a cue lead the muscle by the reaction time, so windows near a change are labelled before the muscle moved
+    label_distance_s: np.ndarray | None = None
     description: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -56,7 +59,14 @@ class WindowSet:
             groups=self.groups[selector],
             fatigue=None if self.fatigue is None else self.fatigue[selector],
             times=None if self.times is None else self.times[selector],
+            label_distance_s=None if self.label_distance_s is None else self.label_distance_s[selector],
         )
+
+    def settled(self, margin_s: float) -> np.ndarray:
+        """True for windows at least ``margin_s`` from any label change (all True when that is unknown)."""
+        if self.label_distance_s is None:
+            return np.ones(len(self), dtype=bool)
+        return self.label_distance_s >= margin_s
 
     def in_groups(self, groups: list[str] | tuple[str, ...]) -> WindowSet:
         return self.subset(np.isin(self.groups, list(groups)))
@@ -71,6 +81,8 @@ def concatenate(sets: list[WindowSet]) -> WindowSet:
             raise ValueError("window sets differ in classes, channel count or sampling rate")
     fatigue = None if any(s.fatigue is None for s in sets) else np.concatenate([s.fatigue for s in sets])
     times = None if any(s.times is None for s in sets) else np.concatenate([s.times for s in sets])
+    distances = (None if any(s.label_distance_s is None for s in sets)
+                 else np.concatenate([s.label_distance_s for s in sets]))
     return replace(
         first,
         windows=np.concatenate([s.windows for s in sets]),
@@ -78,6 +90,7 @@ def concatenate(sets: list[WindowSet]) -> WindowSet:
         groups=np.concatenate([s.groups for s in sets]),
         fatigue=fatigue,
         times=times,
+        label_distance_s=distances,
     )
 
 
@@ -120,8 +133,13 @@ def windows_from_recording(
     window_ms: float = 200.0,
     hop_ms: float = 50.0,
     mode: str = "surface",
+    label_delay_ms: float = 0.0,
 ) -> WindowSet:
-    """Filter a raw labelled recording (n, C) like the pipeline does and cut label-pure windows from it."""
+    """Filter a raw labelled recording (n, C) like the pipeline does and cut label-pure windows from it.
+
+    ``label_delay_ms`` moves every label later by that much: labels that follow a cue lead the muscle by the
+    subject's reaction time (``label_lag`` measures it), so windows just after a cue are still rest."""
+    labels = delay_labels(np.asarray(labels), int(round(label_delay_ms * fs / 1000)))
     window_samples = int(round(window_ms * fs / 1000))
     hop_samples = max(1, int(round(hop_ms * fs / 1000)))
     filtered = filter_like_pipeline(data, fs, mode)
@@ -136,11 +154,33 @@ def windows_from_recording(
         layout=layout,
         classes=list(classes),
         times=ends / fs,
+        label_distance_s=distance_to_label_change(np.asarray(labels), ends, window_samples, fs),
     )
 
 
+def distance_to_label_change(labels: np.ndarray, ends: np.ndarray, window_samples: int, fs: float) -> np.ndarray:
+    """Seconds between each window [end - window_samples, end) and the nearest label change (inf: none)."""
+    changes = np.flatnonzero(np.diff(labels)) + 1  # first sample of each new label
+    if len(changes) == 0:
+        return np.full(len(ends), np.inf)
+    starts = ends - window_samples
+    after = np.searchsorted(changes, ends, side="left")  # first change at or after the window's end
+    before = after - 1  # the last change before it (label-pure windows hold none inside)
+    gap_after = np.where(after < len(changes), changes[np.minimum(after, len(changes) - 1)] - ends, np.inf)
+    gap_before = np.where(before >= 0, starts - changes[np.maximum(before, 0)], np.inf)
+    return np.maximum(np.minimum(gap_after, gap_before), 0) / fs
+
+
+def delay_labels(labels: np.ndarray, samples: int) -> np.ndarray:
+    """Labels moved ``samples`` later (the first label repeated at the start)."""
+    if samples <= 0:
+        return labels
+    return np.concatenate([np.full(min(samples, len(labels)), labels[:1]), labels[: max(len(labels) - samples, 0)]])
+
+
 def load_myo_gestures(
-    root: str | Path, sessions: list[str] | None = None, window_ms: float = 200.0, hop_ms: float = 50.0
+    root: str | Path, sessions: list[str] | None = None, window_ms: float = 200.0, hop_ms: float = 50.0,
+    label_delay_ms: float = 0.0,
 ) -> WindowSet:
     """The Myo armband gesture recordings (``<root>/<session>/<label>.txt``: 8 int8 columns then the label).
 
@@ -158,7 +198,7 @@ def load_myo_gestures(
             table = np.loadtxt(path, delimiter=",", dtype=np.float64)
             part = windows_from_recording(
                 table[:, :8], table[:, 8].astype(np.int64), MYO_FS, session_dir.name, layout, list(MYO_CLASSES),
-                window_ms, hop_ms,
+                window_ms, hop_ms, label_delay_ms=label_delay_ms,
             )
             part.description = {"file": f"{session_dir.name}/{path.name}"}
             parts.append(part)
@@ -266,6 +306,7 @@ def simulated_corpus(
     cache_dir: str | Path | None = "/tmp/neurofusion-cache",
     progress: Any = None,
     subject_gain_db: float = 12.0,
+    workers: int = 1,
 ) -> WindowSet:
     """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``.
 
@@ -273,20 +314,27 @@ def simulated_corpus(
     electrode contact, skin and amplifier gain change amplitude from one patient to the next by that much, and
     without it the simulated conditions are separable by amplitude alone (neuropathic units are several times
     larger), which every model, LDA included, learns perfectly and no real recording would allow.
+
+    ``workers`` > 1 simulates the subjects missing from the cache in that many processes first.
     """
     from simulators.conditions import CONDITIONS
 
+    wanted = [
+        (condition, first_seed + index * len(CONDITIONS) + condition_index)
+        for index in range(subjects_per_condition)
+        for condition_index, condition in enumerate(CONDITIONS)
+    ]
+    if workers > 1 and cache_dir is not None:
+        _fill_cache(wanted, duration_s, layout, fs, cache_dir, workers)
     parts = []
-    for index in range(subjects_per_condition):
-        for condition_index, condition in enumerate(CONDITIONS):
-            seed = first_seed + index * len(CONDITIONS) + condition_index
-            subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
-            gain_db = float(np.random.default_rng([seed, 7]).uniform(-subject_gain_db, subject_gain_db))
-            subject.windows = subject.windows * np.float32(10 ** (gain_db / 20))
-            subject.description = {"simulation": {**subject.description["simulation"], "gain_db": round(gain_db, 2)}}
-            parts.append(subject)
-            if progress is not None:
-                progress(len(parts), subjects_per_condition * len(CONDITIONS))
+    for condition, seed in wanted:
+        subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
+        gain_db = float(np.random.default_rng([seed, 7]).uniform(-subject_gain_db, subject_gain_db))
+        subject.windows = subject.windows * np.float32(10 ** (gain_db / 20))
+        subject.description = {"simulation": {**subject.description["simulation"], "gain_db": round(gain_db, 2)}}
+        parts.append(subject)
+        if progress is not None:
+            progress(len(parts), subjects_per_condition * len(CONDITIONS))
     corpus = concatenate(parts)
     corpus.description = {
         "dataset": "simulator", "layout": layout, "fs": fs, "subjects_per_condition": subjects_per_condition,
@@ -296,12 +344,33 @@ def simulated_corpus(
     return corpus
 
 
+def _cache_path(cache_dir: str | Path, condition: str, seed: int, duration_s: float, layout: str, fs: float) -> Path:
+    from simulators.emg import SIMULATOR_VERSION
+
+    # the version is part of the name: a changed simulator must never be trained on from a stale cache
+    return Path(cache_dir) / f"sim-{SIMULATOR_VERSION}-{layout}-{fs:g}-{condition}-{seed}-{duration_s:g}s.npz"
+
+
+def _fill_cache(
+    wanted: list[tuple[str, int]], duration_s: float, layout: str, fs: float, cache_dir: str | Path, workers: int
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    missing = [(c, s) for c, s in wanted if not _cache_path(cache_dir, c, s, duration_s, layout, fs).is_file()]
+    if not missing:
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        futures = [pool.submit(_cached_subject, c, s, duration_s, layout, fs, cache_dir) for c, s in missing]
+        for future in futures:
+            future.result()
+
+
 def _cached_subject(
     condition: str, seed: int, duration_s: float, layout: str, fs: float, cache_dir: str | Path | None
 ) -> WindowSet:
     if cache_dir is None:
         return simulated_subject(condition, seed, duration_s, layout, fs)
-    path = Path(cache_dir) / f"sim-{layout}-{fs:g}-{condition}-{seed}-{duration_s:g}s.npz"
+    path = _cache_path(cache_dir, condition, seed, duration_s, layout, fs)
     if path.is_file():
         stored = np.load(path, allow_pickle=False)
         from simulators.conditions import CONDITIONS

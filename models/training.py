@@ -34,17 +34,27 @@ class TrainingConfig:
     # across Myo sessions (88.6 % vs 86.3 % on session 3)
     channel_drop: float = 0.1  # chance that each channel is masked in a training window (one always kept)
     gain_jitter: float = 0.1  # per-window amplitude scale drawn from [1 - j, 1 + j]
+    channel_gain: float = 1.0  # > 1: each channel scaled log-uniformly within [1/g, g] (electrode contact changes)
+    electrode_shift: float = 0.0  # > 0: ring rotated / grid moved by up to this many spacings (a new donning)
+    effort_scale: float = 1.0  # > 1: windows of every class but rest scaled log-uniformly within [1/e, e]: the
+    # same gesture made with another effort (session 3 of the Myo data has a supination at half the strength)
     patience: int = 6  # epochs without a better validation loss before stopping
     max_seconds: float = 480.0
     seed: int = 0
     threads: int = 1  # more threads on a shared 2-core machine made epochs far slower (OpenMP spinning)
     fatigue_weight: float = 0.0  # weight of the auxiliary fatigue regression loss (needs WindowSet.fatigue)
 
+    @property
+    def augments(self) -> bool:
+        return self.channel_gain > 1.0 or self.electrode_shift > 0.0 or self.effort_scale > 1.0
+
     def without_regularisation(self) -> TrainingConfig:
         """The 'no regularisation' ablation: no weight decay, smoothing, mixup, masking, jitter, early stopping."""
         return TrainingConfig(
             **{**asdict(self), "weight_decay": 0.0, "label_smoothing": 0.0, "mixup_alpha": 0.0,
-               "channel_drop": 0.0, "gain_jitter": 0.0, "patience": self.epochs + 1}
+               "channel_drop": 0.0, "gain_jitter": 0.0, "channel_gain": 1.0, "electrode_shift": 0.0,
+               "effort_scale": 1.0,
+               "patience": self.epochs + 1}
         )
 
 
@@ -120,6 +130,43 @@ def evaluate_loss(model: nn.Module, data: TensorSet) -> tuple[float, float]:
     return loss, accuracy
 
 
+WindowAugmenter = Callable[
+    [torch.Tensor, torch.Tensor, np.random.Generator], tuple[torch.Tensor, torch.Tensor]
+]
+
+
+def window_augmenter(
+    config: TrainingConfig, layout: dict[str, Any], fs: float, feature_names: list[str], rest_label: int | None = None
+) -> WindowAugmenter | None:
+    """Batch augmentation for a new donning of the same electrodes (rotation/shift, per-electrode contact gain)
+    and another effort (every class but ``rest_label`` scaled); the handcrafted features are recomputed from the
+    augmented windows. None when the config asks for none."""
+    if not config.augments:
+        return None
+    from models.augmentation import scale_amplitude, shift_electrodes
+
+    movable = layout.get("kind") in ("ring", "grid")
+
+    def augment(
+        windows: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        array = windows.numpy()
+        if config.effort_scale > 1:
+            spread = np.log(config.effort_scale)
+            effort = np.exp(rng.uniform(-spread, spread, len(array)))
+            if rest_label is not None:
+                effort[labels.numpy() == rest_label] = 1.0
+            array = array * effort[:, None, None].astype(np.float32)
+        if config.electrode_shift > 0 and movable:
+            array = shift_electrodes(array, rng, layout, config.electrode_shift)
+        if config.channel_gain > 1:
+            array = scale_amplitude(array, rng, config.channel_gain, per_channel=True)
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        return torch.from_numpy(array), torch.from_numpy(handcrafted_features(array, fs, feature_names))
+
+    return augment
+
+
 def fit(
     model: nn.Module,
     train: TensorSet,
@@ -127,9 +174,13 @@ def fit(
     n_classes: int,
     config: TrainingConfig,
     progress: Callable[[int, History], None] | None = None,
+    augment: WindowAugmenter | None = None,
 ) -> History:
-    """Train ``model`` in place; the weights of the epoch with the lowest validation loss are restored."""
+    """Train ``model`` in place; the weights of the epoch with the lowest validation loss are restored.
+
+    ``augment`` (see ``window_augmenter``) transforms each training batch and recomputes its features."""
     torch.manual_seed(config.seed)
+    augment_rng = np.random.default_rng([config.seed, 17])
     torch.set_num_threads(config.threads)
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -149,6 +200,8 @@ def fit(
             if len(index) < 2:
                 continue
             windows, features, labels = train.windows[index], train.features[index], train.labels[index]
+            if augment is not None:
+                windows, features = augment(windows, labels, augment_rng)
             batch, n_channels = windows.shape[:2]
             if config.gain_jitter > 0:
                 gain = 1 + config.gain_jitter * (2 * torch.rand(batch, 1, 1, generator=generator) - 1)
@@ -224,7 +277,9 @@ def train_neurofusionnet(
     model = build_neurofusionnet(train, feature_names, graph, **network_options)
     train_tensors, validation_tensors = to_tensors(train, feature_names), to_tensors(validation, feature_names)
     model.set_feature_statistics(NeuroFusionNet.feature_inputs(train_tensors.windows, train_tensors.features))
-    history = fit(model, train_tensors, validation_tensors, len(train.classes), config, progress)
+    rest_label = train.classes.index("rest") if "rest" in train.classes else None
+    augment = window_augmenter(config, train.layout, train.fs, feature_names, rest_label)
+    history = fit(model, train_tensors, validation_tensors, len(train.classes), config, progress, augment)
     return model, history, train_tensors, validation_tensors
 
 

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from models.calibration import accuracy, fine_tune, first_seconds_per_class, merge, shared_budget, split_by_spans
     from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint
-    from models.evaluation import classification_metrics, plot_confusion, write_json
+    from models.evaluation import classification_metrics, plot_confusion, settled_accuracy, write_json
     from models.training import TrainingConfig, predict_logits, to_tensors
     from monitor.errors import UserError
     from monitor.recordings import open_recording
@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     after = classification_metrics(held_out.labels, predicted, list(card.classes))
     base_predicted = predict_logits(model, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
     before_metrics = classification_metrics(held_out.labels, base_predicted, list(card.classes))
+    before_metrics.update(settled_accuracy(held_out, base_predicted))
+    after.update(settled_accuracy(held_out, predicted))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from models.predictor import file_sha256
@@ -178,4 +180,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"held-out accuracy {100 * before:.2f}% -> {100 * after['accuracy']:.2f}% "
                   f"(macro F1 {100 * before_metrics['macro_f1']:.2f}% -> {100 * after['macro_f1']:.2f}%); "
                   f"wrote {checkpoint}")
+    if "settled_accuracy" in after:
+        console.print(f"windows >= {after['settled_margin_s']:g} s from a label change ({after['settled_windows']}): "
+                      f"{100 * before_metrics['settled_accuracy']:.2f}% -> {100 * after['settled_accuracy']:.2f}%")
     return 0

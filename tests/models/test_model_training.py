@@ -67,3 +67,42 @@ def test_calibration_spans_take_the_first_seconds_of_each_class_and_windows_neve
             covered = [any(s.start_s * fs <= i < s.end_s * fs for s in spans) for i in (start, start + window - 1)]
             assert covered == [in_span, in_span]
     assert set(inside.labels) == {0, 3} and len(inside) > 0 and len(outside) > 0
+
+
+def test_window_augmenter_scales_effort_except_rest_and_recomputes_features():
+    import torch
+
+    from dsp.features import MODEL_FEATURES
+    from models.predictor import handcrafted_features
+    from models.training import window_augmenter
+    from simulators.electrodes import ElectrodeLayout
+
+    rng = np.random.default_rng(1)
+    windows = torch.from_numpy(rng.standard_normal((64, 8, 40)).astype(np.float32) * 20)
+    labels = torch.arange(64) % 4
+    layout = ElectrodeLayout.ring(8).to_dict()
+    augment = window_augmenter(TrainingConfig(effort_scale=2.0), layout, 200.0, list(MODEL_FEATURES), rest_label=0)
+    out, features = augment(windows, labels, np.random.default_rng(2))
+    ratio = (out.std(dim=(1, 2)) / windows.std(dim=(1, 2))).numpy()
+    np.testing.assert_allclose(ratio[labels.numpy() == 0], 1.0, rtol=1e-5)  # rest keeps its level
+    moved = ratio[labels.numpy() != 0]
+    assert moved.min() >= 0.5 - 1e-4 and moved.max() <= 2.0 + 1e-4 and moved.std() > 0.1
+    np.testing.assert_allclose(features.numpy(), handcrafted_features(out.numpy(), 200.0, MODEL_FEATURES), rtol=1e-5)
+    assert window_augmenter(TrainingConfig(), layout, 200.0, [], rest_label=0) is None
+
+
+def test_window_augmenter_rotates_a_ring_only_into_neighbouring_electrodes():
+    import torch
+
+    from models.training import window_augmenter
+    from simulators.electrodes import ElectrodeLayout
+
+    windows = torch.zeros(32, 8, 40)
+    windows[:, 3] = torch.randn(32, 40)  # only electrode 3 active
+    config = TrainingConfig(electrode_shift=0.5, channel_gain=1.0)
+    augment = window_augmenter(config, ElectrodeLayout.ring(8).to_dict(), 200.0, [])
+    out, _ = augment(windows, torch.zeros(32, dtype=torch.long), np.random.default_rng(0))
+    energy = out.pow(2).sum(dim=2)
+    assert torch.all(energy[:, [0, 1, 5, 6, 7]] == 0)  # half a spacing reaches the two neighbours at most
+    assert torch.all(energy[:, 3] > 0.2 * windows[:, 3].pow(2).sum(dim=1))
+    assert torch.any(energy[:, 2] > 0) and torch.any(energy[:, 4] > 0)
