@@ -9,6 +9,7 @@ usual augmentation (channel masking, gain jitter, label smoothing).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 
 from models.datasets import WindowSet, concatenate, cut_windows, distance_to_label_change, filter_like_pipeline
 from models.neurofusionnet import NeuroFusionNet
-from models.training import TrainingConfig, fit, predict_logits, to_tensors
+from models.training import History, TrainingConfig, fit, predict_logits, to_tensors
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def accuracy(model: NeuroFusionNet, windows: WindowSet, feature_names: list[str]
 def fine_tune(
     model: NeuroFusionNet, calibration: WindowSet, feature_names: list[str], config: TrainingConfig | None = None,
     renormalise: bool = False, class_prior: list[float] | None = None,
+    progress: Callable[[int, History], None] | None = None,
 ) -> NeuroFusionNet:
     """A fine-tuned copy of ``model`` (the original is untouched). No validation split: a few seconds are too few
     to spare, so training runs a fixed, small number of epochs (``config.patience`` is ignored).
@@ -105,7 +107,8 @@ def fine_tune(
     model's training class frequencies) the output bias is shifted by log(prior / calibration frequency) after
     fine-tuning (logit adjustment), which restores that prior: on Myo session 3 it turned a loss (90.5 % -> 84.9 %)
     into a gain (-> 91.9 %). ``renormalise`` re-estimates the feature statistics on the calibration windows; off by
-    default because a class-balanced calibration set shifts them away from what the network learned."""
+    default because a class-balanced calibration set shifts them away from what the network learned.
+    ``progress(epoch, history)`` is called after every epoch (and may raise to cancel)."""
     import copy
 
     config = config or TrainingConfig(epochs=25, learning_rate=3e-4, batch_size=32, channel_drop=0.1)
@@ -115,7 +118,7 @@ def fine_tune(
         tuned.set_feature_statistics(NeuroFusionNet.feature_inputs(tensors.windows, tensors.features))
     fixed = replace(config, patience=config.epochs + 1)
     torch.manual_seed(config.seed)
-    fit(tuned, tensors, tensors, len(calibration.classes), fixed)
+    fit(tuned, tensors, tensors, len(calibration.classes), fixed, progress=progress)
     if class_prior is not None:
         counts = np.bincount(calibration.labels, minlength=len(calibration.classes)).astype(float)
         present = counts > 0

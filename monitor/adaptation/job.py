@@ -69,11 +69,10 @@ def _fine_tune(folder: Path, events: Any, cancel: Any) -> dict[str, Any]:
 
     import torch
 
-    from models.calibration import accuracy
+    from models.calibration import accuracy, fine_tune
     from models.checkpoint import load_checkpoint, save_checkpoint
     from models.datasets import WindowSet
-    from models.neurofusionnet import NeuroFusionNet
-    from models.training import TrainingConfig, fit, to_tensors
+    from models.training import TrainingConfig
 
     job = json.loads((folder / "job.json").read_text())
     settings = AdaptationSettings(**job["settings"])
@@ -96,14 +95,9 @@ def _fine_tune(folder: Path, events: Any, cancel: Any) -> dict[str, Any]:
     before = accuracy(base, test, card.feature_names)
     events.put({"kind": "progress", "epoch": 0, "epochs": settings.epochs, "before": before})
 
-    # models.calibration.fine_tune without its fixed schedule: the same steps, with a per-epoch hook for progress
-    # and cancelling
     config = TrainingConfig(epochs=settings.epochs, learning_rate=settings.learning_rate,
-                            batch_size=settings.batch_size, channel_drop=0.1, patience=settings.epochs + 1,
-                            seed=settings.seed, threads=settings.threads)
-    tuned = copy.deepcopy(base)
-    tensors = to_tensors(train, card.feature_names)
-    tuned.set_feature_statistics(NeuroFusionNet.feature_inputs(tensors.windows, tensors.features))
+                            batch_size=settings.batch_size, channel_drop=0.1, seed=settings.seed,
+                            threads=settings.threads)
 
     def progress(epoch: int, history: Any) -> None:
         events.put({"kind": "progress", "epoch": epoch + 1, "epochs": settings.epochs,
@@ -113,8 +107,7 @@ def _fine_tune(folder: Path, events: Any, cancel: Any) -> dict[str, Any]:
 
     if cancel.is_set():
         raise AdaptationCancelled
-    fit(tuned, tensors, tensors, len(card.classes), config, progress=progress)
-    tuned.eval()
+    tuned = fine_tune(base, train, card.feature_names, config, renormalise=True, progress=progress)
     after = accuracy(tuned, test, card.feature_names)
     figures = {"before": before, "after": after, "train_windows": len(train), "held_out_windows": len(test),
                "seconds": round(time.perf_counter() - started, 1)}

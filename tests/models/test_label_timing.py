@@ -43,3 +43,23 @@ def test_recording_windows_carry_their_distance_and_settled_accuracy_uses_it():
     assert result["settled_windows"] == int(settled.sum())
     assert 0 < settled.sum() < len(windows)
     assert float(np.mean(predicted == windows.labels)) < 0.8
+
+
+def test_activity_lags_find_a_known_reaction_time():
+    from models.label_timing import activity_lags
+
+    fs = 200.0
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1, 0, 2, 0, 3, 0], 600)  # 3 s runs
+    muscle = np.repeat([0, 1, 0, 2, 0, 3, 0], 600)
+    lag_on, lag_off = 60, 40  # the muscle starts 300 ms after the cue and relaxes 200 ms after it
+    active = np.zeros(len(labels), dtype=bool)
+    for change in np.flatnonzero(np.diff(muscle)) + 1:
+        if muscle[change] != 0:
+            end = change + 600
+            active[change + lag_on : end + lag_off] = True
+    data = rng.standard_normal((len(labels), 8)) * np.where(active, 40.0, 3.0)[:, None]
+    onsets, offsets = activity_lags(data, labels, fs)
+    assert len(onsets) == 3 and len(offsets) == 3
+    np.testing.assert_allclose(onsets, lag_on / fs, atol=0.06)
+    np.testing.assert_allclose(offsets, lag_off / fs, atol=0.06)
