@@ -147,7 +147,7 @@ def compare_models(
 
     from models.baselines import NEURAL_BASELINES, classic_baseline, hudgins_features, neural_baseline
     from models.neurofusionnet import parameter_count
-    from models.training import fit, predict_logits, to_tensors, train_neurofusionnet
+    from models.training import fit, predict_logits, to_tensors, train_neurofusionnet, window_augmenter
 
     say = progress or (lambda message: None)
     classes = list(train.classes)
@@ -196,7 +196,10 @@ def compare_models(
             network = neural_baseline(name, train.n_channels, len(classes))
             train_tensors, validation_tensors = to_tensors(train, []), to_tensors(validation, [])
             network.fit_scale(train_tensors.windows)
-            history = fit(network, train_tensors, validation_tensors, len(classes), config)
+            # the same window augmentation NeuroFusionNet trains with (none unless the config asks)
+            rest_label = classes.index("rest") if "rest" in classes else None
+            augment = window_augmenter(config, train.layout, train.fs, [], rest_label)
+            history = fit(network, train_tensors, validation_tensors, len(classes), config, augment=augment)
             label = {"cnn": "CNN", "lstm": "LSTM", "gru": "GRU", "attention": "Attention-only"}[name]
             rows.append(neural_row(label, "baseline", network, to_tensors(test, []), history))
         else:

@@ -44,6 +44,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     simulator.add_argument("--subject-gain-db", type=float, default=12.0,
                            help="each subject's signal scaled by a random gain within +-this many dB (default 12), "
                            "as electrode contact and amplifier gain vary between patients")
+    simulator.add_argument("--sim-workers", type=int, default=1,
+                           help="processes simulating the subjects missing from the cache (default 1)")
     simulator.add_argument("--cache", default="/tmp/neurofusion-cache",
                            help="folder caching generated subjects (default /tmp/neurofusion-cache; 'none' disables)")
 
@@ -63,6 +65,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--graph", choices=["layout", "full"], default="layout",
                           help="electrode graph: layout neighbours, or full (attention learns the adjacency)")
     training.add_argument("--no-features", action="store_true", help="do not fuse the handcrafted features")
+    training.add_argument("--effort-scale", type=float, default=1.0, metavar="FACTOR",
+                          help="augment: scale every training window (gestures only when a class is named rest) by "
+                          "a log-uniform factor within [1/FACTOR, FACTOR]; 4 covers +-12 dB (default 1: off)")
+    training.add_argument("--channel-gain", type=float, default=1.0, metavar="FACTOR",
+                          help="augment: each electrode's gain log-uniform within [1/FACTOR, FACTOR] (default 1: off)")
+    training.add_argument("--electrode-shift", type=float, default=0.0, metavar="SPACINGS",
+                          help="augment: rotate a ring / move a grid by up to this many spacings (default 0: off)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,6 +112,7 @@ def load_windows(args: argparse.Namespace):
             corpus = simulated_corpus(
                 args.subjects, duration_s=args.duration, layout=args.sim_layout, fs=args.sim_fs, cache_dir=cache,
                 progress=lambda done, total: bar.update(task, completed=done), subject_gain_db=args.subject_gain_db,
+                workers=args.sim_workers,
             )
         return corpus
     return load_recordings(Path(args.data), args, UserError)
@@ -181,7 +191,8 @@ def training_config(args: argparse.Namespace):
     return TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
         max_seconds=60.0 * args.max_minutes, seed=args.seed, threads=args.threads, mixup_alpha=args.mixup,
-        label_smoothing=args.label_smoothing,
+        label_smoothing=args.label_smoothing, effort_scale=args.effort_scale, channel_gain=args.channel_gain,
+        electrode_shift=args.electrode_shift,
     )
 
 
