@@ -94,9 +94,11 @@ def concatenate(sets: list[WindowSet]) -> WindowSet:
     )
 
 
-def filter_like_pipeline(data: np.ndarray, fs: float, mode: str = "surface") -> np.ndarray:
+def filter_like_pipeline(
+    data: np.ndarray, fs: float, mode: str = "surface", mains_hz: float | None = 50.0
+) -> np.ndarray:
     """(n, C) raw -> (n, C) float32 filtered with the monitor's default causal chain, from the first sample."""
-    chain = default_chain(fs, data.shape[1], mode=mode)
+    chain = default_chain(fs, data.shape[1], mode=mode, mains_hz=mains_hz)
     filtered, _ = chain.process(np.asarray(data, dtype=np.float64))
     return np.asarray(filtered, dtype=np.float32)
 
@@ -134,6 +136,7 @@ def windows_from_recording(
     hop_ms: float = 50.0,
     mode: str = "surface",
     label_delay_ms: float = 0.0,
+    mains_hz: float | None = 50.0,
 ) -> WindowSet:
     """Filter a raw labelled recording (n, C) like the pipeline does and cut label-pure windows from it.
 
@@ -142,7 +145,7 @@ def windows_from_recording(
     labels = delay_labels(np.asarray(labels), int(round(label_delay_ms * fs / 1000)))
     window_samples = int(round(window_ms * fs / 1000))
     hop_samples = max(1, int(round(hop_ms * fs / 1000)))
-    filtered = filter_like_pipeline(data, fs, mode)
+    filtered = filter_like_pipeline(data, fs, mode, mains_hz)
     windows, window_labels, ends = cut_windows(
         filtered, np.asarray(labels), window_samples, hop_samples, skip_samples=int(0.2 * fs)
     )

@@ -34,6 +34,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     recordings.add_argument("--label-column", help="column holding the per-sample label (CSV/TSV)")
     recordings.add_argument("--fs", type=float, help="sampling rate when the file does not say")
     recordings.add_argument("--layout", help="electrode layout when the file does not say (ring8, grid8x8, ...)")
+    recordings.add_argument("--mains", type=float, choices=[50.0, 60.0], default=50.0,
+                            help="mains frequency the recordings are notched at (default 50 Hz)")
     recordings.add_argument("--mode", choices=["surface", "needle"], default="surface",
                             help="filter chain the windows are cut after (the monitor's default_chain)")
     simulator = parser.add_argument_group("simulator")
@@ -148,7 +150,7 @@ def load_recordings(root: Path, args: argparse.Namespace, UserError: type[Except
     hop_ms = args.hop_ms or 50.0
     parts = [
         windows_from_recording(rec.data, _label_index(rec.labels, values), rec.fs, group, rec.layout, classes,
-                               args.window_ms, hop_ms, args.mode)
+                               args.window_ms, hop_ms, args.mode, mains_hz=args.mains)
         for group, rec in recordings
     ]
     dataset = concatenate(parts)

@@ -181,7 +181,7 @@ def training_summary(args: Any, train: Any, validation: Any, test: Any) -> dict[
     simulated = args.data == "simulator"
     hop_ms = args.hop_ms or (100.0 if simulated else 50.0)
     summary: dict[str, Any] = {
-        "filters": describe_filters(first.fs, first.n_channels, args.mode, 50.0),  # datasets.filter_like_pipeline
+        "filters": describe_filters(first.fs, first.n_channels, args.mode, getattr(args, "mains", 50.0)),
         "window_ms": args.window_ms,
         "hop_ms": hop_ms,
         "windows_by_split": {"train": len(train), "validation": len(validation), "test": len(test)},
@@ -217,7 +217,8 @@ def training_summary(args: Any, train: Any, validation: Any, test: Any) -> dict[
         skip["settling"] += possible - after_settling
         skip["label change"] += after_settling - int(len(ends))
     found = next((f for f in sorted(found_any, key=str) if f is not None), None)
-    summary["mains"] = {"found_hz": found, "notched_hz": 50.0, "advice": mains_advice(found, 50.0)}
+    notched = getattr(args, "mains", 50.0)
+    summary["mains"] = {"found_hz": found, "notched_hz": notched, "advice": mains_advice(found, notched)}
     summary["windows"] = {
         "possible": skip["possible"], "kept": skip["kept"],
         "dropped": {"first 0.2 s of each recording (filter settling)": skip["settling"],
