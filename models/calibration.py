@@ -66,6 +66,7 @@ def shared_budget(label_sets: list[np.ndarray], seconds: float) -> list[dict[int
 def split_by_spans(
     data: np.ndarray, labels: np.ndarray, fs: float, source: str, spans: list[Span], layout: dict[str, Any],
     classes: list[str], window_ms: float = 200.0, hop_ms: float = 50.0, mode: str = "surface",
+    mains_hz: float | None = 50.0,
 ) -> tuple[WindowSet, WindowSet]:
     """-> (calibration windows inside ``spans``, held-out windows outside them) of one labelled recording."""
     inside = np.zeros(len(labels), dtype=np.int64)
@@ -74,7 +75,7 @@ def split_by_spans(
             inside[int(round(span.start_s * fs)) : int(round(span.end_s * fs))] = 1
     window_samples = int(round(window_ms * fs / 1000))
     hop = max(1, int(round(hop_ms * fs / 1000)))
-    filtered = filter_like_pipeline(data, fs, mode)
+    filtered = filter_like_pipeline(data, fs, mode, mains_hz)
     # label and side coded together: a window is kept only when both are constant over it
     coded = np.asarray(labels, dtype=np.int64) * 2 + inside
     windows, codes, ends = cut_windows(filtered, coded, window_samples, hop, skip_samples=int(0.2 * fs))

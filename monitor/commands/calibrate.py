@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fs", type=float, help="sampling rate when the file does not say")
     parser.add_argument("--layout", help="electrode layout when the file does not say")
     parser.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
+    parser.add_argument("--mains", type=float, choices=[50.0, 60.0], default=50.0,
+                        help="mains frequency the recordings are notched at (default 50 Hz)")
     parser.add_argument("--epochs", type=int, default=25, help="fine-tuning epochs (default 25)")
     parser.add_argument("--learning-rate", type=float, default=3e-4,
                         help="fine-tuning learning rate (default 3e-4; 1e-3 and 3e-3 gave less on Myo session 3)")
@@ -125,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         used_spans += chosen
         window_ms = 1000.0 * card.window_samples / card.fs
         calibration, held_out = split_by_spans(data, values, recording.fs, name, chosen, card.layout,
-                                               list(card.classes), window_ms, args.hop_ms)
+                                               list(card.classes), window_ms, args.hop_ms,
+                                               mains_hz=args.mains)
         calibration_parts.append(calibration)
         held_out_parts.append(held_out)
     try:
