@@ -112,6 +112,12 @@ def _time_per_window_ms(predict: Any, n_windows: int, repeats: int = 3) -> float
     return 1000.0 * best / max(n_windows, 1)
 
 
+def accuracy_by_group(test: Any, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy per held-out group (subject or session): errors on unseen subjects come whole subjects at a time."""
+    return {str(group): round(float(np.mean(predicted[test.groups == group] == test.labels[test.groups == group])), 4)
+            for group in sorted(set(test.groups.tolist()))}
+
+
 def _row(name: str, kind: str, metrics: dict[str, Any], ms_per_window: float, parameters: int,
          extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"model": name, "kind": kind, **{key: metrics[key] for key in
@@ -166,7 +172,7 @@ def compare_models(
         return _row(name, kind, classification_metrics(test.labels, predicted, classes),
                     _time_per_window_ms(timed, len(test)), parameter_count(model),
                     {"epochs": len(history.train_loss), "best_epoch": history.best_epoch + 1,
-                     **settled_accuracy(test, predicted)})
+                     **settled_accuracy(test, predicted), "accuracy_by_group": accuracy_by_group(test, predicted)})
 
     def model_features(model: Any) -> list[str]:
         config_of = getattr(model, "config", None)
@@ -190,7 +196,8 @@ def compare_models(
                                      len(test))
             rows.append(_row(f"{name.upper()} (Hudgins TD)", "baseline",
                              classification_metrics(test.labels, predicted, classes), ms, parameters,
-                             settled_accuracy(test, predicted)))
+                             {**settled_accuracy(test, predicted),
+                              "accuracy_by_group": accuracy_by_group(test, predicted)}))
         elif name in NEURAL_BASELINES:
             torch.manual_seed(config.seed)
             network = neural_baseline(name, train.n_channels, len(classes))

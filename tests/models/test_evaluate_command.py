@@ -87,3 +87,15 @@ def test_forest_draw_keeps_each_class_share():
     drawn = _draw(labels, 100, seed=0)
     assert np.all(np.diff(drawn) > 0) and np.bincount(labels[drawn]).tolist() == [60, 30, 10]
     np.testing.assert_array_equal(_draw(labels[:50], 100, seed=0), np.arange(50))
+
+
+def test_rows_carry_settled_and_per_group_accuracy_consistent_with_the_confusion_matrix(evaluated):
+    report = json.loads((evaluated / "evaluation.json").read_text())
+    for row in report["rows"]:
+        matrix = np.asarray(row["confusion_matrix"])
+        assert row["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+        assert list(row["accuracy_by_group"]) == ["session3"]  # one held-out session: its accuracy is the row's
+        assert row["accuracy_by_group"]["session3"] == pytest.approx(row["accuracy"], abs=1e-4)
+        # CSV sessions have label changes, so some windows lie near one and fewer count as settled
+        assert 0 < row["settled_windows"] < report["windows"]["test"] and 0 <= row["settled_accuracy"] <= 1
+    assert "accuracy >= 0.5 s from a label change" in (evaluated / "evaluation.md").read_text()
