@@ -29,7 +29,7 @@ def decision_line(
         "latency_ms": round(record.latency_s * 1000.0, 3),
         "worker_ms": round(record.worker_s * 1000.0, 3),
     }
-    for part in ("acquisition_s", "dsp_s", "transport_s"):
+    for part in ("acquisition_s", "dsp_s", "transport_s", "publication_s"):
         value = getattr(record, part)
         if value is not None:
             payload[part.replace("_s", "_ms")] = round(value * 1000.0, 3)

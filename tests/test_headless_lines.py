@@ -1,0 +1,25 @@
+"""The headless dashboard's JSON lines carry every latency part a lab needs to rebuild the total."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from monitor.headless import decision_line
+from monitor.pipeline import DecisionRecord
+
+
+def test_decision_line_carries_each_latency_part_and_they_sum_to_the_total():
+    parts = {"acquisition_s": 0.0021, "dsp_s": 0.0013, "transport_s": 0.0004, "publication_s": 0.0002}
+    worker_s = 0.0015
+    record = DecisionRecord(
+        sequence=7, last_timestamp=12.5, label="healthy", probabilities=np.array([0.9, 0.06, 0.04]),
+        classes=["healthy", "myopathy", "neuropathy"], channel_attention=None, model_id="m",
+        latency_s=sum(parts.values()) + worker_s, worker_s=worker_s, **parts,
+    )
+    line = json.loads(decision_line(record, None, np.array([True, False, True]), None))
+    total = line["worker_ms"] + sum(line[name.replace("_s", "_ms")] for name in parts)
+    assert total == pytest.approx(line["latency_ms"], abs=1e-6)
+    assert line["publication_ms"] == 0.2 and line["masked_channels"] == [1] and line["sequence"] == 7
