@@ -137,6 +137,11 @@ class Acquisition(threading.Thread):
                 timeout=0.05, max_samples=self._chunk_capacity, dest_obj=self._chunk, min_samples=1
             )
             if timestamps:
+                # liblsl's recovery matches the returning outlet on name, type, channel count and sample format but
+                # not on the rate, so a stream back at another rate would flow in as if it were the old one: check
+                # before its first sample is written (the inlet keeps buffering meanwhile, so nothing is lost)
+                if self._lost and self._check_returned_format(force=True):
+                    break
                 n = len(timestamps)
                 arrived = self._pylsl.local_clock()
                 self.buffer.write(self._chunk[:n], np.asarray(timestamps))
@@ -160,11 +165,15 @@ class Acquisition(threading.Thread):
         except IndexError:
             return None
 
-    def _check_returned_format(self) -> None:
-        # liblsl recovers a returning stream only if its format is unchanged; otherwise it silently waits forever
+    def _check_returned_format(self, force: bool = False) -> bool:
+        """True (message set, acquisition stopping) when the stream is back with another rate or channel count."""
+        # liblsl does not recover a stream back with another channel count (it silently waits forever) and does recover
+        # one back at another rate; either way only a fresh resolve by source_id tells, as the inlet's info is cached
         now = time.monotonic()
-        if now < self._next_format_check or self.incompatible:
-            return
+        if self.incompatible:
+            return True
+        if now < self._next_format_check and not force:
+            return False
         self._next_format_check = now + 1.0
         for info in self._pylsl.resolve_byprop("source_id", self.stream.source_id, timeout=0.5):
             rate, channels = float(info.nominal_srate()), info.channel_count()
@@ -175,3 +184,5 @@ class Acquisition(threading.Thread):
                 )
                 log.error(self.incompatible)
                 self._stop_requested.set()
+                return True
+        return False

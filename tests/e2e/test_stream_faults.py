@@ -1,5 +1,5 @@
 """The amplifier vanishes and returns: the monitor says so within a second, reconnects by itself, records the gap as
-a gap, duplicates nothing, and refuses a stream that returns with another format."""
+a gap, duplicates nothing, and refuses a stream that returns with another channel count or sampling rate."""
 
 from __future__ import annotations
 
@@ -54,7 +54,15 @@ def test_stream_that_vanishes_for_five_seconds_is_reported_and_resumed_without_d
 
 
 @pytest.mark.slow
-def test_stream_returning_with_another_channel_count_is_refused_with_a_message():
+@pytest.mark.parametrize(("returning", "expected"), [
+    pytest.param({"layout": "grid4x4", "fs": FS}, "returned with 17 channels at 2048 Hz (was 9 at 2048 Hz)",
+                 id="channel-count"),
+    # same channel count, so liblsl's own recovery (which does not compare rates) would accept it: the samples would
+    # then be read as 2048 Hz ones, the garbage this must refuse
+    pytest.param({"layout": "ring8", "fs": 1000.0}, "returned with 9 channels at 1000 Hz (was 9 at 2048 Hz)",
+                 id="sampling-rate"),
+])
+def test_stream_returning_with_another_format_is_refused_with_a_message(returning: dict, expected: str):
     from monitor.acquisition import resolve_stream
     from monitor.pipeline import MonitorPipeline
 
@@ -64,12 +72,17 @@ def test_stream_returning_with_another_channel_count_is_refused_with_a_message()
     pipeline.start()
     try:
         first.communicate(timeout=30)
-        second = start_player(source_id, 30.0, fs=FS, layout="grid4x4")
+        second = start_player(source_id, 30.0, **returning)
         assert wait_until(lambda: pipeline.acquisition.incompatible is not None, 30.0) is not None
+        # refused, not rebuilt: the message ends acquisition by itself, while the new stream is still streaming
+        pipeline.acquisition.join(timeout=5.0)
+        assert not pipeline.acquisition.is_alive()
         second.kill()
         second.wait()
     finally:
         pipeline.stop()
     message = pipeline.acquisition.incompatible
-    assert "returned with 17 channels at 2048 Hz (was 9 at 2048 Hz)" in message
-    assert pipeline.acquisition.buffer.total_written == int(1.5 * FS)  # nothing of the new format got in
+    assert expected in message and "\n" not in message
+    assert pipeline.acquisition.buffer.total_written == int(1.5 * FS)  # nothing of the new stream got in
+    index = pipeline.acquisition.buffer.read_from(0).data[:, -1].astype(np.int64)
+    np.testing.assert_array_equal(index, np.arange(int(1.5 * FS)))  # only the first stream's samples, in order
