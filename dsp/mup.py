@@ -11,7 +11,9 @@ docs/needle-emg.md has the figures):
 4. members are realigned by cross-correlation on their cluster's median waveform; a cluster breaking the
    refractory period is split in two, look-alike clusters whose union obeys it are merged, and discharges
    locked at a fixed lag to a larger unit (the same unit caught at another peak) are removed;
-5. the template is the median of the aligned windows without those a superimposed discharge disturbs;
+5. the template is the median of the aligned windows without those a superimposed discharge disturbs, after
+   the discharges of every unit found have been peeled off each window (their templates subtracted at their
+   times, twice over), so overlapping units no longer blur it or raise its noise;
 6. firing rate is 1 / median inter-discharge interval, trimmed of double and stray intervals, with the ISI CoV.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 from scipy import signal
 
 from dsp.filters import highpass
-from dsp.mup_measures import json_number
+from dsp.mup_measures import baseline_of, json_number
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class MupSettings:
     min_isi_ms: float = 20.0
     max_refractory_violations: float = 0.1
     superposition_sd: float = 6.0
+    peel_iterations: int = 2
     max_isi_ms: float = 250.0
     seed: int = 0
 
@@ -260,9 +263,12 @@ def decompose_channel(
     candidates = _remove_locked(candidates, analysis, fs, before, after, settings)
     # removing another unit's discharges sharpens the templates, so look-alike halves of one unit now match
     candidates = _merge_similar(candidates, analysis, fs, before, after, shift, settings)
+    windows = [_snippets(analysis, members, before, after) for members in candidates]
+    for _ in range(settings.peel_iterations):
+        windows = _peeled_windows(analysis, fs, candidates, windows, before, after, settings)
     units: list[MotorUnit] = []
-    for members in candidates:
-        template, clean, template_noise = clean_template(_snippets(analysis, members, before, after), settings)
+    for members, unit_windows in zip(candidates, windows, strict=True):
+        template, clean, template_noise = clean_template(unit_windows, settings)
         if np.ptp(template) < settings.min_template_uv:
             continue
         rate, cov = _firing(members, fs, settings)
@@ -281,6 +287,33 @@ def decompose_channel(
             )
         )
     return units
+
+
+def _peeled_windows(
+    analysis: np.ndarray,
+    fs: float,
+    candidates: list[np.ndarray],
+    windows: list[np.ndarray],
+    before: int,
+    after: int,
+    settings: MupSettings,
+) -> list[np.ndarray]:
+    """Each unit's windows with every other discharge of every unit found (its own neighbours included) taken out,
+    by subtracting that unit's current template at its time: superimposed discharges of the units found no longer
+    disturb the median, so giant MUPs among overlapping discharges keep their slow tails and their templates'
+    noise falls."""
+    offsets = np.arange(-before, after + 1)
+    shapes = []
+    model = np.zeros(analysis.size)
+    for members, unit_windows in zip(candidates, windows, strict=True):
+        template, _, _ = clean_template(unit_windows, settings)
+        shape = template - baseline_of(template, fs)
+        shapes.append(shape)
+        np.add.at(model, (members[:, None] + offsets[None, :]).ravel(), np.tile(shape, members.size))
+    residual = analysis - model
+    # the model holds each window's own centred discharge too: add it back, so only the others are removed
+    pairs = zip(candidates, shapes, strict=True)
+    return [_snippets(residual, members, before, after) + shape for members, shape in pairs]
 
 
 def _best_lag(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[int, float]:

@@ -47,10 +47,11 @@ def test_isolated_units_match_the_true_amplitude_duration_and_firing_rate(subjec
     amplitude_errors, duration_errors = np.abs(amplitude_errors), np.abs(duration_errors)
     assert len(amplitude_errors) >= 25
     assert amplitude_errors.max() <= 0.15
-    # thresholded onset/end is marginal where a slow terminal phase hovers at the 20 µV threshold (small units):
-    # most units, not all, land within 15 %
-    assert np.mean(duration_errors <= 0.15) >= 0.85
-    assert np.median(duration_errors) <= 0.08
+    # every isolated unit within 15 % (the worst here is ~14 %: a 2.9 ms myopathic MUP whose slow terminal phase
+    # hovers at the 20 µV threshold); before the templates were peeled of the other units' discharges, giant
+    # neuropathic MUPs among overlapping discharges lost 3-6 ms of tail (up to 34 %) and 13 % of units missed
+    assert duration_errors.max() <= 0.15, np.round(np.sort(duration_errors)[-5:], 3)
+    assert np.median(duration_errors) <= 0.05
     # 1 / median interval against the true mean rate (ISI CoV 0.1-0.2): within 15 %
     assert np.all(np.abs(rate_errors) <= 0.15), np.round(rate_errors, 3)
 

@@ -29,9 +29,12 @@ def test_duration_area_and_amplitude_of_a_square_biphasic_wave():
     template = _embedded(np.concatenate([np.full(half, 300.0), np.full(half, -300.0)]))
     m = measure_mup(template, FS)
     assert m.amplitude_uv == pytest.approx(600.0)
-    # the slope is taken over ±0.2 ms, so each step is seen 0.2 ms early and late (first to last active sample)
-    assert m.duration_ms == pytest.approx(6.0 + 0.4 - 1000.0 / FS)
-    assert m.onset_ms == pytest.approx(10.0 - 0.2)
+    # the slope is taken over ±0.2 ms, so each step is seen 0.2 ms early and late (first to last active sample:
+    # 300 µV / 0.4 ms = 18.75x the 40 µV/ms threshold); onset and end then lie between that sample and its quiet
+    # neighbour (ratio 0), where the ratio crosses 1: 17.75 / 18.75 of a sample further out on each side
+    beyond = 17.75 / 18.75 * 1000.0 / FS
+    assert m.duration_ms == pytest.approx(6.0 + 0.4 - 1000.0 / FS + 2 * beyond)
+    assert m.onset_ms == pytest.approx(10.0 - 0.2 - beyond)
     assert m.phases == 2
     assert m.turns == 2  # the top and the bottom: each reverses by 600 or 300 µV
     assert m.area_uv_ms == pytest.approx(1800.0, rel=0.02)
@@ -53,7 +56,8 @@ def test_polyphasic_wave_counts_phases_turns_and_a_late_satellite():
     assert m.turns == 12  # every extreme, the last one too: the wave returns 400 µV to baseline after it
     assert m.polyphasic
     assert m.satellites == 1
-    assert m.duration_ms == pytest.approx(12.0, abs=0.3)
+    # 12 ms of wave, seen up to 0.2 ms early and late by the ±0.2 ms slope
+    assert m.duration_ms == pytest.approx(12.0 + 0.4, abs=0.1)
 
 
 def test_noise_raises_thresholds_so_duration_does_not_grow():
@@ -95,3 +99,15 @@ def test_settings_are_respected():
     template = _embedded(np.concatenate([np.full(half, 30.0), np.full(half, -30.0)]))
     assert measure_mup(template, FS).phases == 2
     assert measure_mup(template, FS, settings=MeasureSettings(amplitude_threshold_uv=50.0)).phases == 0
+
+
+def test_duration_does_not_depend_on_where_the_samples_fall():
+    # the same smooth triphasic MUP (sigma 0.3 ms, ~3.5 ms long: a short myopathic one) sampled with its onset
+    # shifted by fractions of a sample: whole-sample onset/end would swing by up to 0.2 ms (6 %), interpolated
+    # crossings by far less
+    durations = []
+    for shift in np.linspace(0.0, 0.9, 10):
+        t = (np.arange(int(30e-3 * FS)) - shift) / FS - 15e-3
+        xi = t / 0.3e-3
+        durations.append(measure_mup(400.0 * (xi * xi - 1.0) * np.exp(-0.5 * xi * xi), FS).duration_ms)
+    assert np.ptp(durations) < 0.02, np.round(durations, 3)
