@@ -1,6 +1,7 @@
 """The inference service over ZeroMQ: round trip, throughput, and many beds sharing two workers.
 
     .venv/bin/python -m benchmarks.bench_inference_service --seconds 10
+    .venv/bin/python -m benchmarks.bench_inference_service --seconds 30 --phases beds monitor_beds   # per component
 
 Phases (each worker a real `neurofusion worker` subprocess, each broker a real `neurofusion broker`):
 - round_trip: one 64 x 400 window every 50 ms (one bed; the previous answer is always in), direct to one worker,
@@ -9,7 +10,12 @@ Phases (each worker a real `neurofusion worker` subprocess, each broker a real `
 - throughput: 16 clients keeping 4 windows each in flight through a broker, with 1 and then 2 workers; windows/s.
 - beds: 16 simulated 8-channel beds at 2 kHz (200 ms windows, a new one every 50 ms per bed, phases staggered)
   through a broker to 2 workers for ``--seconds``; windows dropped (deadline 0.5 s, latest-wins, errors) and
-  round-trip percentiles.
+  round-trip percentiles; CPU and memory of the broker, each worker and this process (which holds the 16 clients).
+- monitor_beds (only when asked for): the beds as deployed, per bed a player subprocess (simulated amplifier over
+  LSL) and a headless ``neurofusion monitor`` process, through the broker to 2 workers; dropped samples, decisions
+  and sample-to-decision latency, CPU and memory of every process (amplifiers, monitors, broker, workers).
+CPU is % of one core from ``cpu_times`` deltas over the measured span, memory the RSS at its end and the peak
+(``benchmarks.common.ProcessMeter``, as ``bench_soak``).
 The model is the bundled checkpoint when its layout fits, else an untrained NeuroFusionNet of the default size
 built for the layout (the service, not the accuracy, is measured); ONNX Runtime when the export works, else torch.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, emit
+from benchmarks.common import REPO, ProcessMeter, emit
 
 FS = 2000.0
 WINDOW = 400
@@ -63,6 +70,19 @@ def build_checkpoint(directory: Path, layout_name: str, export: bool) -> tuple[P
     except Exception as error:  # the export is someone else's module; measure on torch rather than not at all
         print(f"ONNX export failed ({type(error).__name__}: {error}); using torch", file=sys.stderr)
         return path, "torch", FS, WINDOW
+
+
+def build_checkpoint_elsewhere(directory: Path, layout_name: str, export: bool) -> tuple[Path, str, float, int]:
+    """``build_checkpoint`` in a subprocess, so torch never loads into this process: it is the bed side whose
+    memory the beds phase reports, and a monitor does not import torch either (its ~300 MiB would be counted)."""
+    code = ("import json, sys; from pathlib import Path; "
+            "from benchmarks.bench_inference_service import build_checkpoint; "
+            "path, backend, fs, window = build_checkpoint(Path(sys.argv[1]), sys.argv[2], sys.argv[3] == '1'); "
+            "print(json.dumps([str(path), backend, fs, window]))")
+    done = subprocess.run([sys.executable, "-c", code, str(directory), layout_name, "1" if export else "0"],
+                          cwd=REPO, check=True, stdout=subprocess.PIPE, text=True)
+    path, backend, fs, window = json.loads(done.stdout.strip().splitlines()[-1])
+    return Path(path), backend, float(fs), int(window)
 
 
 def emg_windows(count: int, n_channels: int, seed: int = 0, n_samples: int = WINDOW, fs: float = FS) -> np.ndarray:
@@ -186,9 +206,14 @@ def beds(checkpoint: Path, backend: str, fs: float, n_samples: int, n_beds: int,
     windows = emg_windows(32, 8, n_samples=n_samples, fs=fs)
     clients = [InferenceClient(bound["frontend"], bed_id=f"bed-{i}", deadline_s=0.5) for i in range(n_beds)]
     trips, batches = [], []
+    # the bed side is this process: every bed's InferenceClient (each with its own ZeroMQ thread) and the loop that
+    # hands them pre-made windows; this phase runs no amplifiers and no DSP, so there is no player process to measure
+    pids = {"broker": processes[0].pid, **{f"worker_{i + 1}": p.pid for i, p in enumerate(processes[1:])},
+            f"beds_{n_beds}_clients": os.getpid()}
     try:
         time.sleep(0.5 * n_workers)
         wait_online(clients)
+        meter = ProcessMeter(pids)  # from the first window on, not through the workers' start-up
         started = time.perf_counter()
         due = [started + HOP_S * bed / n_beds for bed in range(n_beds)]  # staggered, as independent beds are
         sequence = [0] * n_beds
@@ -209,6 +234,7 @@ def beds(checkpoint: Path, backend: str, fs: float, n_samples: int, n_beds: int,
                 trips.append(decision.round_trip_ms)
                 batches.append(decision.batch_size)
         stats = [client.stats for client in clients]
+        usage = meter.total()  # before anything stops: the workers' figures are of the run, not of their exit
     finally:
         for client in clients:
             client.close()
@@ -218,7 +244,107 @@ def beds(checkpoint: Path, backend: str, fs: float, n_samples: int, n_beds: int,
     return {"beds": n_beds, "workers": n_workers, "channels": 8, "fs": fs, "window": n_samples, "seconds": seconds,
             "windows_submitted": submitted, "windows_answered": sum(s["answered"] for s in stats),
             "windows_dropped": dropped, "round_trip_ms": percentiles(trips),
-            "mean_batch": round(float(np.mean(batches)), 2) if batches else 0.0}
+            "mean_batch": round(float(np.mean(batches)), 2) if batches else 0.0,
+            "per_process": usage, "amplifier_processes": 0}
+
+
+def monitor_beds(checkpoint: Path, backend: str, fs: float, n_beds: int, n_workers: int, seconds: float,
+                 folder: Path) -> dict:
+    """The beds as deployed: per bed an amplifier (a player subprocess streaming ring8 over LSL) and a headless
+    ``neurofusion monitor`` process (acquisition, DSP, its inference client), all sharing a broker and its workers.
+    CPU and memory per process are measured over ``seconds`` once every bed has a decision."""
+    from tests.players import start_player
+
+    # the shipped cfg (discovery kept on this machine) with a wider port range: liblsl finds outlets by unicast on
+    # KnownPeers only within its 32-port range, and 16 amplifiers plus 16 monitors' result outlets need more; past
+    # the range outlets take random ports and cannot be found (a 16-bed host needs this setting too)
+    config = folder / "lsl_api.cfg"
+    config.write_text((REPO / "monitor" / "lsl_api.cfg").read_text().replace("[ports]", "[ports]\nPortRange = 512"))
+    previous_config, os.environ["LSLAPICFG"] = os.environ.get("LSLAPICFG"), str(config)
+    processes, bound = start_pool(checkpoint, backend, n_workers)
+    tag = f"beds-{os.getpid()}"
+    players = [start_player(f"{tag}-{bed}", seconds + 600, fs=fs, no_index=True) for bed in range(n_beds)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    jsonl = [folder / f"bed-{bed}.jsonl" for bed in range(n_beds)]
+    logs = [open(folder / f"bed-{bed}.out", "w") for bed in range(n_beds)]  # noqa: SIM115 (closed below)
+    monitors = [subprocess.Popen([sys.executable, "-m", "monitor.cli", "monitor", "--headless", "--source-id",
+                                  f"{tag}-{bed}", "--worker", bound["frontend"], "--jsonl", str(jsonl[bed]),
+                                  "--resolve-timeout", "120"],  # 32 Python processes start at once
+                                 stdout=logs[bed], stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                 stdin=subprocess.DEVNULL) for bed in range(n_beds)]
+
+    def lines() -> list[list[dict]]:
+        return [[json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+                for path in jsonl]
+
+    try:
+        give_up = time.monotonic() + 180.0  # 2 x 16 Python processes starting on a shared machine
+        while time.monotonic() < give_up and not all(path.is_file() and path.stat().st_size for path in jsonl):
+            for bed, monitor in enumerate(monitors):
+                if monitor.poll() is not None:
+                    tail = (folder / f"bed-{bed}.out").read_text()[-2000:]
+                    raise RuntimeError(f"monitor {bed} exited with {monitor.returncode} before a decision:\n{tail}")
+            time.sleep(0.5)
+        if not all(path.is_file() and path.stat().st_size for path in jsonl):
+            raise RuntimeError(f"not every bed had a decision within 180 s; see the outputs in {folder}")
+        time.sleep(2.0)  # past the first decisions' warm-up
+        meter = ProcessMeter({"broker": processes[0].pid,
+                              **{f"worker_{i + 1}": p.pid for i, p in enumerate(processes[1:])},
+                              **{f"monitor_{bed}": m.pid for bed, m in enumerate(monitors)},
+                              **{f"amplifier_{bed}": p.pid for bed, p in enumerate(players)}})
+        before = [len(bed) for bed in lines()]
+        time.sleep(seconds)
+        usage = meter.total()
+        during = [bed[start:] for bed, start in zip(lines(), before, strict=True)]
+    finally:
+        for monitor in monitors:
+            monitor.send_signal(signal.SIGINT)  # a clean stop prints the final dashboard (samples, dropped)
+        for monitor in monitors:
+            try:
+                monitor.wait(30)
+            except subprocess.TimeoutExpired:
+                monitor.kill()
+        for log in logs:
+            log.close()
+        for player in players:
+            player.kill()
+            player.wait()
+        stop(processes)
+        if previous_config is None:
+            os.environ.pop("LSLAPICFG", None)
+        else:
+            os.environ["LSLAPICFG"] = previous_config
+    dropped = []
+    for bed in range(n_beds):
+        found = re.findall(r"samples (\d+)\s+dropped (\d+)", (folder / f"bed-{bed}.out").read_text())
+        dropped.append(int(found[-1][1]) if found else None)
+    latency = [line["latency_ms"] for bed in during for line in bed]  # a repeated line's latency counted twice
+    sequences = [[line["sequence"] for line in bed] for bed in during]
+
+    def missing(sequence: list[int]) -> int:
+        unique = np.unique(sequence)  # sorted: with two workers a bed's decisions can come back out of order
+        if len(unique) < 3:
+            return 0
+        hops = np.round(np.diff(unique) / np.median(np.diff(unique)))
+        return int(np.sum(np.maximum(hops - 1, 0)))
+
+    def summed(prefix: str, key: str) -> float:
+        return round(sum(v[key] for name, v in usage.items() if name.startswith(prefix)), 1)
+
+    return {"beds": n_beds, "workers": n_workers, "channels": 8, "fs": fs, "measured_s": seconds,
+            "decisions": sum(len(set(s)) for s in sequences),
+            "decisions_per_bed_per_s": round(sum(len(set(s)) for s in sequences) / n_beds / seconds, 2),
+            "jsonl_lines": sum(len(s) for s in sequences),
+            # the same window's decision written twice / a decision written after a later one (two workers)
+            "jsonl_repeated": sum(len(s) - len(set(s)) for s in sequences),
+            "jsonl_out_of_order": sum(int(np.sum(np.diff(s) < 0)) for s in sequences if s),
+            # decisions missing between two a bed did get (deadline, superseded, lost on the way): a decision's
+            # sequence is its window's sample counter, so consecutive ones are one hop apart
+            "decisions_missing": sum(missing(s) for s in sequences),
+            "dropped_samples_per_bed": dropped, "sample_to_decision_ms": percentiles(latency),
+            "per_process": usage,
+            "totals": {part: {"cpu_percent": summed(part, "cpu_percent"), "rss_mib": summed(part, "rss_mib")}
+                       for part in ("broker", "worker", "monitor", "amplifier")}}
 
 
 def main() -> None:
@@ -227,12 +353,14 @@ def main() -> None:
     parser.add_argument("--round-trips", type=int, default=200)
     parser.add_argument("--beds", type=int, default=16)
     parser.add_argument("--torch", action="store_true", help="skip the ONNX export, run the torch backend")
-    parser.add_argument("--phases", nargs="+", default=["round_trip", "throughput", "beds"])
+    parser.add_argument("--phases", nargs="+", default=["round_trip", "throughput", "beds"],
+                        help="also monitor_beds: per bed a player and a headless monitor process (not by default)")
     args = parser.parse_args()
     results: dict = {"command": " ".join(["python -m benchmarks.bench_inference_service", *sys.argv[1:]])}
     with tempfile.TemporaryDirectory() as scratch:
-        grid, grid_backend, _, _ = build_checkpoint(Path(scratch), "grid8x8", export=not args.torch)
-        ring, ring_backend, ring_fs, ring_window = build_checkpoint(Path(scratch), "ring8", export=not args.torch)
+        grid, grid_backend, _, _ = build_checkpoint_elsewhere(Path(scratch), "grid8x8", export=not args.torch)
+        ring, ring_backend, ring_fs, ring_window = build_checkpoint_elsewhere(Path(scratch), "ring8",
+                                                                              export=not args.torch)
         results["models"] = {"grid8x8": [grid.name, grid_backend], "ring8": [ring.name, ring_backend]}
         if "round_trip" in args.phases:
             results["round_trip_64x400"] = {
@@ -243,6 +371,9 @@ def main() -> None:
             results["throughput_64x400"] = [throughput(grid, grid_backend, n, args.seconds) for n in (1, 2)]
         if "beds" in args.phases:
             results["beds_8ch_2khz"] = beds(ring, ring_backend, ring_fs, ring_window, args.beds, 2, args.seconds)
+        if "monitor_beds" in args.phases:
+            results["monitor_beds_8ch"] = monitor_beds(ring, ring_backend, ring_fs, args.beds, 2, args.seconds,
+                                                       Path(scratch))
     emit("inference_service", results)
 
 

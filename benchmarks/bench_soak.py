@@ -17,6 +17,7 @@ the least-squares slope of the per-interval p50 and p99 (ms per hour), with the 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,9 +26,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import psutil
 
-from benchmarks.common import REPO, emit, load_average
+from benchmarks.common import REPO, ProcessMeter, emit, load_average
 from tests.players import start_player
 
 LAYOUTS = {8: "ring8", 64: "grid8x8", 256: "grid16x16"}
@@ -69,12 +69,11 @@ def run(channels: int, minutes: float, interval_s: float, fs: float, settled_min
     worker = spawn_worker(model_path=prepare_checkpoint(layout, fs, folder)) if inference else None
     client = InferenceClient(endpoint=worker.endpoint, bed_id=source_id) if worker else None
     pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
-    monitor_process = psutil.Process()
-    processes = {"monitor": monitor_process, "amplifier": psutil.Process(player.pid)}
+    pids = {"monitor": os.getpid(), "amplifier": player.pid}
     if worker is not None:
-        processes["worker"] = psutil.Process(worker.pid)
-    for process in processes.values():
-        process.cpu_percent(None)
+        pids["worker"] = worker.pid
+    meter = ProcessMeter(pids)
+    processes = meter.processes
     pipeline.start()
     samples: list[dict] = []
     last_sequence = -1
@@ -90,8 +89,7 @@ def run(channels: int, minutes: float, interval_s: float, fs: float, settled_min
             stats = client.stats if client is not None else {}
             samples.append({
                 "t_s": round(time.monotonic() - start, 1),
-                "rss_mib": {name: round(p.memory_info().rss / 2**20, 1) for name, p in processes.items()},
-                "cpu_percent": {name: p.cpu_percent(None) for name, p in processes.items()},
+                **meter.interval(),
                 "load_average": load_average(),
                 "samples": pipeline.acquisition.buffer.total_written,
                 "dropped_samples": pipeline.engine.reader.dropped,
