@@ -255,12 +255,8 @@ def monitor_beds(checkpoint: Path, backend: str, fs: float, n_beds: int, n_worke
     CPU and memory per process are measured over ``seconds`` once every bed has a decision."""
     from tests.players import start_player
 
-    # the shipped cfg (discovery kept on this machine) with a wider port range: liblsl finds outlets by unicast on
-    # KnownPeers only within its 32-port range, and 16 amplifiers plus 16 monitors' result outlets need more; past
-    # the range outlets take random ports and cannot be found (a 16-bed host needs this setting too)
-    config = folder / "lsl_api.cfg"
-    config.write_text((REPO / "monitor" / "lsl_api.cfg").read_text().replace("[ports]", "[ports]\nPortRange = 512"))
-    previous_config, os.environ["LSLAPICFG"] = os.environ.get("LSLAPICFG"), str(config)
+    # the shipped cfg (common.py points LSLAPICFG at it) carries PortRange = 512: 16 amplifiers plus 16 monitors'
+    # result outlets need more than liblsl's default 32 ports, and past the range outlets cannot be found
     processes, bound = start_pool(checkpoint, backend, n_workers)
     tag = f"beds-{os.getpid()}"
     players = [start_player(f"{tag}-{bed}", seconds + 600, fs=fs, no_index=True) for bed in range(n_beds)]
@@ -310,10 +306,6 @@ def monitor_beds(checkpoint: Path, backend: str, fs: float, n_beds: int, n_worke
             player.kill()
             player.wait()
         stop(processes)
-        if previous_config is None:
-            os.environ.pop("LSLAPICFG", None)
-        else:
-            os.environ["LSLAPICFG"] = previous_config
     dropped = []
     for bed in range(n_beds):
         found = re.findall(r"samples (\d+)\s+dropped (\d+)", (folder / f"bed-{bed}.out").read_text())

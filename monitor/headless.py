@@ -45,7 +45,7 @@ class HeadlessDashboard:
         self.pipeline = pipeline
         self.jsonl = jsonl
         self.console = console or Console(stderr=jsonl is sys.stdout)
-        self._last_sequence = -1
+        self._written = 0  # decisions written so far (MonitorState.decisions_published counts them all)
 
     def summary(self) -> dict[str, Any]:
         state = self.pipeline.state
@@ -148,14 +148,15 @@ class HeadlessDashboard:
             return
         state = self.pipeline.state
         with state.lock:
-            # the deque holds a bounded history: what is new is what has a later sequence than the last written
-            fresh = [r for r in state.decisions if r.sequence > self._last_sequence]
+            # the deque holds a bounded history in arrival order; what is new is its last (published - written)
+            new = min(state.decisions_published - self._written, len(state.decisions))
+            fresh = list(state.decisions)[len(state.decisions) - new :] if new > 0 else []
+            self._written = state.decisions_published
             features = state.features[-1][1] if state.features else None
             usable = state.usable
         for record in fresh:
             self.jsonl.write(decision_line(record, features, usable, state.emg_channels) + "\n")
         if fresh:
-            self._last_sequence = fresh[-1].sequence
             self.jsonl.flush()
 
     def _running(self, stop: Any, deadline: float | None) -> bool:

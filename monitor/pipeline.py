@@ -72,6 +72,9 @@ class MonitorState:
     recording: str | None = None  # the XDF file being recorded, if any
     windows_seen: int = 0
     windows_sent: int = 0
+    # every decision ever appended: with several workers they arrive out of sequence order, so readers of the
+    # bounded ``decisions`` history find what is new by this count, not by sequence number
+    decisions_published: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def latency_percentiles(self) -> dict[str, float]:
@@ -201,6 +204,7 @@ class MonitorPipeline:
                     with self._inflight_lock:
                         arrived, submitted, active = self._inflight.pop(decision.sequence, (None, None, True))
                     self.state.latencies_s.append(latency)
+                    self.state.decisions_published += 1
                     self.state.decisions.append(
                         DecisionRecord(
                             decision.sequence, decision.last_timestamp, verdict(decision.label, active),

@@ -23,3 +23,33 @@ def test_decision_line_carries_each_latency_part_and_they_sum_to_the_total():
     total = line["worker_ms"] + sum(line[name.replace("_s", "_ms")] for name in parts)
     assert total == pytest.approx(line["latency_ms"], abs=1e-6)
     assert line["publication_ms"] == 0.2 and line["masked_channels"] == [1] and line["sequence"] == 7
+
+
+def test_out_of_order_decisions_from_two_workers_are_each_written_once():
+    import io
+    from types import SimpleNamespace
+
+    from monitor.headless import HeadlessDashboard
+    from monitor.pipeline import MonitorState
+
+    state = MonitorState()
+    out = io.StringIO()
+    dashboard = HeadlessDashboard(SimpleNamespace(state=state), jsonl=out)
+
+    def publish(sequences: list[int]) -> None:
+        with state.lock:
+            for sequence in sequences:
+                state.decisions_published += 1
+                state.decisions.append(DecisionRecord(
+                    sequence, float(sequence), "healthy", np.array([1.0, 0.0, 0.0]),
+                    ["healthy", "myopathy", "neuropathy"], None, "m", 0.01, 0.001))
+
+    publish([0, 2, 1])  # the second worker answered window 2 before the first answered window 1
+    dashboard._write_new_decisions()
+    publish([3, 5])
+    dashboard._write_new_decisions()
+    publish([4])
+    dashboard._write_new_decisions()
+    dashboard._write_new_decisions()  # nothing new: nothing written
+    written = [json.loads(line)["sequence"] for line in out.getvalue().splitlines()]
+    assert sorted(written) == [0, 1, 2, 3, 4, 5] and written == [0, 2, 1, 3, 5, 4]
