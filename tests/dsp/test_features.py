@@ -42,7 +42,7 @@ def synthetic_windows(n_windows: int = 6, n_channels: int = 5, n_samples: int = 
     noise = rng.standard_normal((total, n_channels)) * np.linspace(10, 200, n_channels)
     shaped = np.empty_like(noise)
     for channel in range(n_channels):
-        centre = 60 + 40 * channel
+        centre = 60 + 40 * (channel % 8)  # stays below Nyquist at 64 channels too
         sos = signal.butter(2, (centre * 0.5, centre * 2.0), btype="bandpass", fs=FS, output="sos")
         shaped[:, channel] = signal.sosfilt(sos, noise[:, channel])
     shaped = shaped[2048:]
@@ -58,7 +58,7 @@ def windows() -> np.ndarray:
 def hdemg_windows() -> np.ndarray:
     """Eight 512-sample windows of the real 64-channel HD-EMG recording, band-passed and notched like live data."""
     if not HDEMG.is_file():
-        return synthetic_windows(8, 64, 512, seed=5)
+        return synthetic_windows(8, 64, 512, seed=5) * 5  # amplitudes whose slopes cross the WAMP threshold
     data = scipy.io.loadmat(HDEMG)["Data"][0, 0][:, :64].astype(np.float32)
     filtered, _ = default_chain(FS, 64, mains_hz=50.0).process(data[10_000:30_000])
     segment = filtered[4096 : 4096 + 8 * 512]
