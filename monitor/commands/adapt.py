@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from monitor.commands.monitor import add_stream_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,11 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the marks is classified better, ask the inference worker to switch to the adapted model. The model is "
         "saved with its card under <patients-dir>/<patient>/. Prints the figures as JSON.",
     )
-    find = parser.add_argument_group("stream")
-    find.add_argument("--name", help="LSL stream name")
-    find.add_argument("--type", default="EMG", help="LSL stream type (default EMG)")
-    find.add_argument("--source-id", help="LSL source_id (most specific)")
-    find.add_argument("--resolve-timeout", type=float, default=5.0, metavar="S")
+    add_stream_arguments(parser)
     marks = parser.add_argument_group("marks").add_mutually_exclusive_group(required=True)
     marks.add_argument("--marks", type=Path, metavar="FILE.json",
                        help='{"marks": [{"label": "healthy", "start": 2.0, "end": 12.0}, ...]}, seconds from the '

@@ -6,6 +6,15 @@ import argparse
 from pathlib import Path
 
 
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to find the live EMG stream; shared by `monitor` and `adapt`."""
+    find = parser.add_argument_group("stream")
+    find.add_argument("--name", help="LSL stream name")
+    find.add_argument("--type", default="EMG", help="LSL stream type (default EMG)")
+    find.add_argument("--source-id", help="LSL source_id (most specific)")
+    find.add_argument("--resolve-timeout", type=float, default=5.0, metavar="S")
+
+
 def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `monitor` and `demo`."""
     view = parser.add_argument_group("view")
@@ -73,11 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Monitor a live LSL EMG stream: causal filtering, windows, features, fatigue, NeuroFusionNet "
         "decisions from a worker process, shown in a window or a terminal dashboard.",
     )
-    find = parser.add_argument_group("stream")
-    find.add_argument("--name", help="LSL stream name")
-    find.add_argument("--type", default="EMG", help="LSL stream type (default EMG)")
-    find.add_argument("--source-id", help="LSL source_id (most specific)")
-    find.add_argument("--resolve-timeout", type=float, default=5.0, metavar="S")
+    add_stream_arguments(parser)
     add_session_arguments(parser)
     parser.set_defaults(handler=run)
 

@@ -16,6 +16,7 @@ import pytest
 
 from monitor.inference.supervisor import WorkerHandle, spawn_worker
 from tests.conftest import REPO
+from tests.inference.helpers import collect_decisions
 
 DURATION_S = 8.0
 FS = 2048.0
@@ -120,10 +121,7 @@ def stream_answers(worker, windows: np.ndarray, action) -> tuple[list, object]:
         finally:
             stop.set()
             feeder.join()
-        decisions: list = []
-        give_up = time.monotonic() + 15
-        while len(decisions) < len(sent) and time.monotonic() < give_up:
-            decisions += client.poll(0.2)
+        decisions = collect_decisions(client, len(sent), timeout_s=15.0)
         assert client.stats["errors"] == 0
     assert sorted(d.sequence for d in decisions) == sent
     return decisions, outcome

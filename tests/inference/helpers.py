@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,3 +40,12 @@ def emg_like_windows(n_windows: int, n_channels: int, n_samples: int, seed: int 
     filtered = sosfilt(sos, noise, axis=-1)[..., 200:]
     gains = rng.uniform(5.0, 200.0, size=(n_windows, n_channels, 1))
     return (filtered * gains).astype(np.float32)
+
+
+def collect_decisions(client: Any, count: int, timeout_s: float = 30.0) -> list:
+    """Poll an InferenceClient until ``count`` decisions came back or ``timeout_s`` passed."""
+    decisions: list = []
+    give_up = time.monotonic() + timeout_s
+    while len(decisions) < count and time.monotonic() < give_up:
+        decisions += client.poll(0.2)
+    return decisions

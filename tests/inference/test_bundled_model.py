@@ -3,14 +3,12 @@ exported): same answers as the predictor in-process."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from monitor.inference.client import InferenceClient
 from monitor.inference.supervisor import spawn_worker
-from tests.inference.helpers import emg_like_windows
+from tests.inference.helpers import collect_decisions, emg_like_windows
 
 pytestmark = pytest.mark.slow  # loads the bundled model twice (here and in the worker)
 
@@ -27,10 +25,7 @@ def test_default_worker_serves_the_bundled_model() -> None:
         with InferenceClient(handle.endpoint, bed_id="bed-1", deadline_s=20.0, max_in_flight=8) as client:
             for index in range(5):
                 client.submit(windows[index], float(index), index, card.fs)
-            decisions: list = []
-            give_up = time.monotonic() + 30
-            while len(decisions) < 5 and time.monotonic() < give_up:
-                decisions += client.poll(0.2)
+            decisions = collect_decisions(client, 5)
     finally:
         handle.stop()
     decisions.sort(key=lambda d: d.sequence)

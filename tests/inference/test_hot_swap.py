@@ -14,7 +14,7 @@ from monitor.errors import UserError
 from monitor.inference import protocol
 from monitor.inference.client import InferenceClient, ModelControl
 from monitor.inference.supervisor import WorkerHandle
-from tests.inference.helpers import emg_like_windows, make_checkpoint
+from tests.inference.helpers import collect_decisions, emg_like_windows, make_checkpoint
 
 FS = 2000.0
 
@@ -50,10 +50,7 @@ def answers_while(client: InferenceClient, action) -> tuple[list, object]:
         time.sleep(0.3)
         stop.set()
         streamer.join()
-    decisions: list = []
-    give_up = time.monotonic() + 20.0
-    while len(decisions) < len(sent) and time.monotonic() < give_up:
-        decisions += client.poll(0.2)
+    decisions = collect_decisions(client, len(sent), timeout_s=20.0)
     assert len(sent) > 40 and sorted(d.sequence for d in decisions) == sent  # none lost, none answered twice
     return sorted(decisions, key=lambda d: d.sequence), outcome
 

@@ -13,17 +13,9 @@ import zmq
 from monitor.inference import protocol
 from monitor.inference.client import InferenceClient
 from monitor.inference.supervisor import WorkerHandle
-from tests.inference.helpers import emg_like_windows
+from tests.inference.helpers import collect_decisions, emg_like_windows
 
 FS = 2000.0
-
-
-def collect(client: InferenceClient, count: int, timeout_s: float = 30.0) -> list:
-    decisions: list = []
-    give_up = time.monotonic() + timeout_s
-    while len(decisions) < count and time.monotonic() < give_up:
-        decisions += client.poll(0.2)
-    return decisions
 
 
 @pytest.fixture
@@ -38,7 +30,7 @@ def test_round_trip_equals_the_model_in_process(client, in_process_predictor) ->
     masks[2, [0, 5]] = False
     for index in range(6):
         client.submit(windows[index], 500.0 + index * 0.05, index, FS, masks[index])
-        [decision] = collect(client, 1)
+        [decision] = collect_decisions(client, 1)
         expected = in_process_predictor.predict(windows[index : index + 1], masks[index : index + 1], FS)
         assert decision.sequence == index and decision.last_timestamp == 500.0 + index * 0.05
         assert decision.bed_id == "bed-3" and decision.model_id == in_process_predictor.card.model_id
@@ -57,7 +49,7 @@ def test_a_channel_with_nan_is_masked_not_sent(client, in_process_predictor) -> 
     broken = window.copy()
     broken[2, 100:110] = np.nan  # an electrode that fell off mid-window
     client.submit(broken, 1.0, 0, FS)
-    [decision] = collect(client, 1)
+    [decision] = collect_decisions(client, 1)
     mask = np.ones((1, 8), bool)
     mask[0, 2] = False
     expected = in_process_predictor.predict(window[None], mask, FS)
@@ -69,7 +61,7 @@ def test_windows_arriving_together_are_batched_with_the_same_answers(client, in_
     windows = emg_like_windows(12, 8, 400, seed=4)
     for index in range(12):
         client.submit(windows[index], float(index), index, FS)
-    decisions = sorted(collect(client, 12), key=lambda d: d.sequence)
+    decisions = sorted(collect_decisions(client, 12), key=lambda d: d.sequence)
     assert [d.sequence for d in decisions] == list(range(12))
     assert max(d.batch_size for d in decisions) > 1
     expected = in_process_predictor.predict(windows, np.ones((12, 8), bool), FS)
@@ -174,6 +166,6 @@ def test_fuzzed_worker_never_dies_keeps_memory_bounded_and_answers_after(worker:
         sock.close(0)
     with InferenceClient(worker.endpoint, bed_id="bed-9", deadline_s=20.0) as client:
         client.submit(window, 2.0, 1, FS)
-        [decision] = collect(client, 1)
+        [decision] = collect_decisions(client, 1)
     expected_prediction = in_process_predictor.predict(window[None], np.ones((1, 8), bool), FS)
     np.testing.assert_allclose(decision.probabilities, expected_prediction.probabilities[0], rtol=1e-5, atol=1e-6)
