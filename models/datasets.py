@@ -141,7 +141,8 @@ def windows_from_recording(
     """Filter a raw labelled recording (n, C) like the pipeline does and cut label-pure windows from it.
 
     ``label_delay_ms`` moves every label later by that much: labels that follow a cue lead the muscle by the
-    subject's reaction time (``label_lag`` measures it), so windows just after a cue are still rest."""
+    subject's reaction time (``models.label_timing.activity_lags`` measures it), so windows just after a cue are
+    still rest."""
     labels = delay_labels(np.asarray(labels), int(round(label_delay_ms * fs / 1000)))
     window_samples = int(round(window_ms * fs / 1000))
     hop_samples = max(1, int(round(hop_ms * fs / 1000)))

@@ -136,27 +136,27 @@ WindowAugmenter = Callable[
 
 
 def window_augmenter(
-    config: TrainingConfig, layout: dict[str, Any], fs: float, feature_names: list[str], rest_label: int | None = None
+    config: TrainingConfig, layout: dict[str, Any], fs: float, feature_names: list[str], classes: list[str]
 ) -> WindowAugmenter | None:
     """Batch augmentation for a new donning of the same electrodes (rotation/shift, per-electrode contact gain)
-    and another effort (every class but ``rest_label`` scaled); the handcrafted features are recomputed from the
+    and another effort (every class but one named "rest" scaled); the handcrafted features are recomputed from the
     augmented windows. None when the config asks for none."""
     if not config.augments:
         return None
     from models.augmentation import scale_amplitude, shift_electrodes
 
     movable = layout.get("kind") in ("ring", "grid")
+    rest_label = classes.index("rest") if "rest" in classes else None
 
     def augment(
         windows: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         array = windows.numpy()
         if config.effort_scale > 1:
-            spread = np.log(config.effort_scale)
-            effort = np.exp(rng.uniform(-spread, spread, len(array)))
+            scaled = scale_amplitude(array, rng, config.effort_scale)
             if rest_label is not None:
-                effort[labels.numpy() == rest_label] = 1.0
-            array = array * effort[:, None, None].astype(np.float32)
+                scaled[labels.numpy() == rest_label] = array[labels.numpy() == rest_label]  # rest has no effort
+            array = scaled
         if config.electrode_shift > 0 and movable:
             array = shift_electrodes(array, rng, layout, config.electrode_shift)
         if config.channel_gain > 1:
@@ -277,8 +277,7 @@ def train_neurofusionnet(
     model = build_neurofusionnet(train, feature_names, graph, **network_options)
     train_tensors, validation_tensors = to_tensors(train, feature_names), to_tensors(validation, feature_names)
     model.set_feature_statistics(NeuroFusionNet.feature_inputs(train_tensors.windows, train_tensors.features))
-    rest_label = train.classes.index("rest") if "rest" in train.classes else None
-    augment = window_augmenter(config, train.layout, train.fs, feature_names, rest_label)
+    augment = window_augmenter(config, train.layout, train.fs, feature_names, train.classes)
     history = fit(model, train_tensors, validation_tensors, len(train.classes), config, progress, augment)
     return model, history, train_tensors, validation_tensors
 

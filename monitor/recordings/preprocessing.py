@@ -180,15 +180,17 @@ def training_summary(args: Any, train: Any, validation: Any, test: Any) -> dict[
     first = train if len(train) else test
     simulated = args.data == "simulator"
     hop_ms = args.hop_ms or (100.0 if simulated else 50.0)
+    # the notch datasets.filter_like_pipeline applied to every training window (simulated subjects: its default)
+    notched = 50.0 if simulated else args.mains
     summary: dict[str, Any] = {
-        "filters": describe_filters(first.fs, first.n_channels, args.mode, getattr(args, "mains", 50.0)),
+        "filters": describe_filters(first.fs, first.n_channels, args.mode, notched),
         "window_ms": args.window_ms,
         "hop_ms": hop_ms,
         "windows_by_split": {"train": len(train), "validation": len(validation), "test": len(test)},
         "channels_masked_note": "none: training windows are never masked (flags below are what the monitor would mask)",
     }
     if simulated:
-        summary["mains"] = {"found_hz": None, "notched_hz": 50.0, "note": "simulated subjects: no mains line"}
+        summary["mains"] = {"found_hz": None, "notched_hz": notched, "note": "simulated subjects: no mains line"}
         summary["windows"] = {"kept": len(train) + len(validation) + len(test),
                               "note": "only windows entirely inside a simulated contraction are kept"}  # fmt: skip
         return summary
@@ -217,7 +219,6 @@ def training_summary(args: Any, train: Any, validation: Any, test: Any) -> dict[
         skip["settling"] += possible - after_settling
         skip["label change"] += after_settling - int(len(ends))
     found = next((f for f in sorted(found_any, key=str) if f is not None), None)
-    notched = getattr(args, "mains", 50.0)
     summary["mains"] = {"found_hz": found, "notched_hz": notched, "advice": mains_advice(found, notched)}
     summary["windows"] = {
         "possible": skip["possible"], "kept": skip["kept"],

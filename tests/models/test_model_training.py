@@ -81,14 +81,15 @@ def test_window_augmenter_scales_effort_except_rest_and_recomputes_features():
     windows = torch.from_numpy(rng.standard_normal((64, 8, 40)).astype(np.float32) * 20)
     labels = torch.arange(64) % 4
     layout = ElectrodeLayout.ring(8).to_dict()
-    augment = window_augmenter(TrainingConfig(effort_scale=2.0), layout, 200.0, list(MODEL_FEATURES), rest_label=0)
+    classes = ["rest", "fist", "pinch", "point"]  # labels % 4: every fourth window is rest
+    augment = window_augmenter(TrainingConfig(effort_scale=2.0), layout, 200.0, list(MODEL_FEATURES), classes)
     out, features = augment(windows, labels, np.random.default_rng(2))
     ratio = (out.std(dim=(1, 2)) / windows.std(dim=(1, 2))).numpy()
     np.testing.assert_allclose(ratio[labels.numpy() == 0], 1.0, rtol=1e-5)  # rest keeps its level
     moved = ratio[labels.numpy() != 0]
     assert moved.min() >= 0.5 - 1e-4 and moved.max() <= 2.0 + 1e-4 and moved.std() > 0.1
     np.testing.assert_allclose(features.numpy(), handcrafted_features(out.numpy(), 200.0, MODEL_FEATURES), rtol=1e-5)
-    assert window_augmenter(TrainingConfig(), layout, 200.0, [], rest_label=0) is None
+    assert window_augmenter(TrainingConfig(), layout, 200.0, [], classes) is None
 
 
 def test_window_augmenter_rotates_a_ring_only_into_neighbouring_electrodes():
@@ -100,7 +101,7 @@ def test_window_augmenter_rotates_a_ring_only_into_neighbouring_electrodes():
     windows = torch.zeros(32, 8, 40)
     windows[:, 3] = torch.randn(32, 40)  # only electrode 3 active
     config = TrainingConfig(electrode_shift=0.5, channel_gain=1.0)
-    augment = window_augmenter(config, ElectrodeLayout.ring(8).to_dict(), 200.0, [])
+    augment = window_augmenter(config, ElectrodeLayout.ring(8).to_dict(), 200.0, [], ["fist"])
     out, _ = augment(windows, torch.zeros(32, dtype=torch.long), np.random.default_rng(0))
     energy = out.pow(2).sum(dim=2)
     assert torch.all(energy[:, [0, 1, 5, 6, 7]] == 0)  # half a spacing reaches the two neighbours at most
