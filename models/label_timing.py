@@ -48,9 +48,7 @@ def activity_lags(
         half = rest_level + 0.5 * (float(np.median(plateau)) - rest_level)
         segment = level[start:stop]
         crossed = np.flatnonzero(segment > half if rising else segment < half)
-        if rising:
-            crossed = crossed[start + crossed >= change - search]
-        else:  # the envelope is below half before the gesture's start too: look only after the plateau
+        if not rising:  # the envelope is below half before the gesture's start too: look only after the plateau
             crossed = crossed[start + crossed >= max(0, change - near)]
         if len(crossed):
             (onsets if rising else offsets).append((start + crossed[0] - change) / fs)
