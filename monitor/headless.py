@@ -15,6 +15,9 @@ from rich.table import Table
 from monitor.outlets import emg_mean
 from monitor.pipeline import MonitorPipeline
 
+# DecisionRecord's latency parts, in the order a sample meets them; they sum to its latency_s
+LATENCY_PARTS = ("acquisition", "dsp", "worker", "transport", "publication")
+
 
 def decision_line(
     record: Any, features: dict[str, np.ndarray] | None, usable: np.ndarray | None, emg_channels: np.ndarray | None
@@ -29,10 +32,10 @@ def decision_line(
         "latency_ms": round(record.latency_s * 1000.0, 3),
         "worker_ms": round(record.worker_s * 1000.0, 3),
     }
-    for part in ("acquisition_s", "dsp_s", "transport_s", "publication_s"):
-        value = getattr(record, part)
-        if value is not None:
-            payload[part.replace("_s", "_ms")] = round(value * 1000.0, 3)
+    for part in LATENCY_PARTS:
+        value = getattr(record, f"{part}_s")
+        if value is not None and part != "worker":  # worker_ms is always there, above
+            payload[f"{part}_ms"] = round(value * 1000.0, 3)
     if features is not None:
         payload["fatigue"] = {name: round(emg_mean(v, usable, emg_channels), 3) for name, v in features.items()}
     if usable is not None:
@@ -79,7 +82,7 @@ class HeadlessDashboard:
             "breakdown_ms": {
                 part: float(np.median([getattr(r, f"{part}_s") for r in recent if getattr(r, f"{part}_s") is not None]))
                 * 1000.0
-                for part in ("acquisition", "dsp", "worker", "transport")
+                for part in LATENCY_PARTS
                 if any(getattr(r, f"{part}_s") is not None for r in recent)
             },
         }
