@@ -56,7 +56,8 @@ class HeadlessDashboard:
         engine = self.pipeline.engine
         with state.lock:
             last = state.decisions[-1] if state.decisions else None
-            features = state.features[-1][1] if state.features else None
+            newest = state.features.latest()
+            features = newest[1] if newest is not None else None
             usable = state.usable
             n_decisions = len(state.decisions)
             recent = list(state.decisions)[-200:]
@@ -155,7 +156,8 @@ class HeadlessDashboard:
             new = min(state.decisions_published - self._written, len(state.decisions))
             fresh = list(state.decisions)[len(state.decisions) - new :] if new > 0 else []
             self._written = state.decisions_published
-            features = state.features[-1][1] if state.features else None
+            newest = state.features.latest()
+            features = newest[1] if newest is not None else None
             usable = state.usable
         for record in fresh:
             self.jsonl.write(decision_line(record, features, usable, state.emg_channels) + "\n")

@@ -15,6 +15,7 @@ import numpy as np
 
 from dsp.engine import DspEngine, EngineSettings, WindowResult
 from monitor.acquisition import Acquisition
+from monitor.feature_history import FeatureRing
 from monitor.outlets import ResultOutlets
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class MonitorState:
     channel_labels: list[str] = field(default_factory=list)
     layout: dict[str, Any] | None = None
     decisions: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_WINDOWS))
-    features: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_WINDOWS))
+    features: FeatureRing = field(default_factory=lambda: FeatureRing(HISTORY_WINDOWS))
     latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
     usable: np.ndarray | None = None
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))  # (lsl time, text)
@@ -132,9 +133,7 @@ class MonitorPipeline:
             self.state.fatigue = results[-1].fatigue
             self.state.quality = results[-1].quality
             for result in results:
-                # 20 minutes of per-channel trends is a bounded history: float32 halves it (~55 MB at 256 ch)
-                compact = {name: np.asarray(values, dtype=np.float32) for name, values in result.features.items()}
-                self.state.features.append((result.window.last_timestamp, compact))
+                self.state.features.append(result.window.last_timestamp, result.features)
         if self.outlets is not None:
             for result in results:
                 self.outlets.push_window(result.features, result.usable, result.window.last_timestamp,

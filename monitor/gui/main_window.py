@@ -124,7 +124,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._origin is None:
             state = self.pipeline.state
             with state.lock:
-                first = state.features[0][0] if state.features else None
+                first = state.features.oldest_timestamp()
                 if first is None and state.decisions:
                     first = state.decisions[0].last_timestamp
             if first is None:

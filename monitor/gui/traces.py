@@ -301,14 +301,8 @@ class TracesView(QtWidgets.QWidget):
 
 def recent_feature(state: Any, name: str, since: float) -> tuple[np.ndarray, np.ndarray]:
     """(times (n,), values (n, C)) of one feature for the windows ending after ``since``, oldest first."""
-    rows: list[tuple[float, np.ndarray]] = []
     with state.lock:
-        for timestamp, features in reversed(state.features):
-            if timestamp < since:
-                break
-            if name in features:
-                rows.append((timestamp, features[name]))
-    if not rows:
+        times, values = state.features.since(since, names=(name,))
+    if name not in values:
         return np.empty(0), np.empty((0, state.n_channels))
-    rows.reverse()
-    return np.array([t for t, _ in rows]), np.stack([v for _, v in rows]).astype(np.float32)
+    return times, values[name]

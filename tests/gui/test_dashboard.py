@@ -89,7 +89,7 @@ def test_every_view_receives_live_data(qtbot, window, ring_pipeline):
 def test_classification_plots_decisions_and_applies_vote_and_rejection(qtbot, window, ring_pipeline):
     qtbot.waitUntil(lambda: len(ring_pipeline.state.features) > 0, timeout=15000)
     state = ring_pipeline.state
-    start = state.features[0][0]
+    start = state.features.oldest_timestamp()
     rows = [[0.2, 0.7, 0.1]] * 6 + [[0.55, 0.35, 0.10]] * 3  # six confident myopathy, then three unsure healthy
     attention = np.linspace(0, 1, 8, dtype=np.float32)
     with state.lock:

@@ -38,7 +38,7 @@ def test_snapshot_shows_every_view(qtbot, tmp_path, grid_pipeline):
     qtbot.waitUntil(lambda: len(state.features) > 5, timeout=15000)
     classes = list(CLASS_COLOURS)
     with state.lock:
-        start = state.features[0][0]
+        start = state.features.oldest_timestamp()
         for sequence in range(40):
             probabilities = np.array([0.6, 0.3, 0.1] if sequence % 3 else [0.2, 0.7, 0.1], dtype=np.float32)
             state.decisions.append(DecisionRecord(sequence, start + 0.05 * sequence, "healthy", probabilities, classes,

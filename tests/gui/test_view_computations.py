@@ -104,12 +104,14 @@ def test_feature_history_bins_each_second_over_usable_emg_channels_across_batche
     state = MonitorState(n_channels=4, emg_channels=np.array([0, 1, 2]))  # channel 3 is not EMG (e.g. an index)
     state.usable = np.array([True, False, True, True])  # channel 1 masked
     times = 100.0 + np.arange(70) * 0.05  # 3.5 s of 50 ms hops
-    values = {name: rng.uniform(50, 150, (70, 4)) for name in FEATURES}
+    # float32-exact values: the history stores float32, and the expectations below are computed from these
+    values = {name: rng.uniform(50, 150, (70, 4)).astype(np.float32).astype(np.float64) for name in FEATURES}
     values["MDF"][10, :] = np.nan  # a window whose MDF is unknown on every channel
     history = FeatureHistory(bin_s=1.0)
     fed = 0
     for batch in (7, 13, 1, 29, 20):  # batches end in the middle of bins
-        state.features.extend((times[i], {n: values[n][i] for n in FEATURES}) for i in range(fed, fed + batch))
+        for i in range(fed, fed + batch):
+            state.features.append(times[i], {n: values[n][i] for n in FEATURES})
         fed += batch
         assert history.collect(state) == batch
     centres, means = history.binned()
