@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -31,6 +32,9 @@ from simulators.fatigue import FatigueModel
 if TYPE_CHECKING:
     from torch import nn
 
+    from models.forecaster_onnx import OnnxForecaster
+
+log = logging.getLogger(__name__)
 EPOCH_S = 2.0
 HISTORY_EPOCHS = 45  # 90 s of trend
 HORIZON_EPOCHS = 60  # forecast the next 2 minutes
@@ -189,15 +193,33 @@ def load_forecaster(weights: Path = BUNDLED_WEIGHTS) -> nn.Module:
     return train_forecaster(settings, cache_dir=user_cache_dir())
 
 
-def lstm_forecast(network: nn.Module, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def load_live_forecaster(weights: Path = BUNDLED_WEIGHTS) -> OnnxForecaster | nn.Module:
+    """The forecaster for the GUI: the exported ONNX file under ONNX Runtime (no torch import) while it matches
+    ``weights`` (``models/forecaster_onnx.py``), otherwise ``load_forecaster(weights)`` with torch."""
+    from models.forecaster_onnx import load_onnx_forecaster
+
+    network, reason = load_onnx_forecaster(weights)
+    if network is not None:
+        return network
+    log.info("fatigue forecaster runs with torch: %s", reason)
+    return load_forecaster(weights)
+
+
+def lstm_forecast(network: OnnxForecaster | nn.Module, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, T) epoch MDF histories -> (mean MDF (B, HORIZON) Hz, std (B, HORIZON) Hz) for the next epochs."""
-    import torch
+    from models.forecaster_onnx import OnnxForecaster
 
     history = np.atleast_2d(np.asarray(history, dtype=np.float64))
     baseline = _baseline(history)[:, None]
-    with torch.inference_mode():
-        mean, log_variance = network(torch.from_numpy(network_input(history)))
-    return (1.0 + mean.numpy()) * baseline, np.exp(0.5 * log_variance.numpy()) * baseline
+    features = network_input(history)
+    if isinstance(network, OnnxForecaster):
+        mean, log_variance = network(features)
+    else:
+        import torch
+
+        with torch.inference_mode():
+            mean, log_variance = (out.numpy() for out in network(torch.from_numpy(features)))
+    return (1.0 + mean) * baseline, np.exp(0.5 * log_variance) * baseline
 
 
 def linear_forecast(history: np.ndarray) -> np.ndarray:
@@ -260,7 +282,7 @@ class EnduranceEstimator:
     """Live use: feed one epoch MDF per ``EPOCH_S`` of a contraction; ``estimate()`` gives the forecast and the
     endurance left until MDF falls ``drop_pct`` below the contraction's baseline (dsp.fatigue's "fatigued" is 15 %)."""
 
-    def __init__(self, network: nn.Module, drop_pct: float = 15.0) -> None:
+    def __init__(self, network: OnnxForecaster | nn.Module, drop_pct: float = 15.0) -> None:
         self.network = network
         self.drop_pct = drop_pct
         self.history: list[float] = []
