@@ -5,8 +5,10 @@ contraction (pauses up to the tracker's ``max_pause_s`` do not end it) is cut in
 first bin, each the mean MDF of its contraction bins, which is what the forecaster was trained on. A new forecast
 runs only when an epoch completes (about 0.3 ms, every 2 s).
 
-The forecaster loads in a background thread at start-up (bundled weights, torch imported there), so the window
-opens at once and the readout says "loading" meanwhile.
+The forecaster loads in a background thread at start-up, so the window opens at once and the readout says
+"loading" meanwhile. It runs the bundled ONNX export under ONNX Runtime (``models/forecaster_onnx.py``), which keeps
+torch (~180 MB, seconds to import) out of the GUI process; torch loads the bundled weights only where onnxruntime or
+a matching export is missing.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def contraction_epochs(
 
 
 def _load_default() -> Any:
-    from models.prognosis import load_forecaster
+    from models.prognosis import load_live_forecaster
 
-    return load_forecaster()
+    return load_live_forecaster()
 
 
 class EnduranceForecast:
