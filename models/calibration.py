@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from models.datasets import WindowSet, concatenate, cut_windows, distance_to_label_change, filter_like_pipeline
+from models.label_timing import align_spans_to_muscle, muscle_timed_window_labels
 from models.neurofusionnet import NeuroFusionNet
 from models.training import History, TrainingConfig, fit, predict_logits, to_tensors
 
@@ -66,28 +67,40 @@ def shared_budget(label_sets: list[np.ndarray], seconds: float) -> list[dict[int
 def split_by_spans(
     data: np.ndarray, labels: np.ndarray, fs: float, source: str, spans: list[Span], layout: dict[str, Any],
     classes: list[str], window_ms: float = 200.0, hop_ms: float = 50.0, mode: str = "surface",
-    mains_hz: float | None = 50.0,
+    mains_hz: float | None = 50.0, muscle_timing: bool = False,
 ) -> tuple[WindowSet, WindowSet]:
-    """-> (calibration windows inside ``spans``, held-out windows outside them) of one labelled recording."""
-    inside = np.zeros(len(labels), dtype=np.int64)
+    """-> (calibration windows inside ``spans``, held-out windows outside them) of one labelled recording.
+
+    With ``muscle_timing`` (and a "rest" class) the calibration labels are moved to when the muscle answered the
+    cue, from the spans alone (``models.label_timing.align_spans_to_muscle``); held-out windows keep the recording's
+    labels and carry the muscle-timed ones beside them for the report."""
+    labels = np.asarray(labels, dtype=np.int64)
+    inside = np.zeros(len(labels), dtype=bool)
     for span in spans:
         if span.source == source:
-            inside[int(round(span.start_s * fs)) : int(round(span.end_s * fs))] = 1
+            inside[int(round(span.start_s * fs)) : int(round(span.end_s * fs))] = True
     window_samples = int(round(window_ms * fs / 1000))
     hop = max(1, int(round(hop_ms * fs / 1000)))
     filtered = filter_like_pipeline(data, fs, mode, mains_hz)
+    side = inside.astype(np.int64)  # 0 held out, 1 calibration, 2 calibration but unusable
+    calibration_labels = labels
+    if muscle_timing and "rest" in classes:
+        calibration_labels, usable = align_spans_to_muscle(filtered, labels, inside, fs, classes.index("rest"))
+        side[inside & ~usable] = 2
     # label and side coded together: a window is kept only when both are constant over it
-    coded = np.asarray(labels, dtype=np.int64) * 2 + inside
+    coded = np.where(inside, calibration_labels, labels) * 3 + side
     windows, codes, ends = cut_windows(filtered, coded, window_samples, hop, skip_samples=int(0.2 * fs))
 
-    distances = distance_to_label_change(np.asarray(labels), ends, window_samples, fs)
+    distances = distance_to_label_change(labels, ends, window_samples, fs)
+    muscle = muscle_timed_window_labels(filtered, labels, ends, window_samples, fs, list(classes))
 
     def part(selector: np.ndarray) -> WindowSet:
         n = int(selector.sum())
-        return WindowSet(windows[selector], codes[selector] // 2, np.full(n, source), float(fs), layout,
-                         list(classes), times=ends[selector] / fs, label_distance_s=distances[selector])
+        return WindowSet(windows[selector], codes[selector] // 3, np.full(n, source), float(fs), layout,
+                         list(classes), times=ends[selector] / fs, label_distance_s=distances[selector],
+                         muscle_labels=None if muscle is None else muscle[selector])
 
-    return part(codes % 2 == 1), part(codes % 2 == 0)
+    return part(codes % 3 == 1), part(codes % 3 == 0)
 
 
 def accuracy(model: NeuroFusionNet, windows: WindowSet, feature_names: list[str]) -> float:

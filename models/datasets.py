@@ -16,6 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dsp.filters import default_chain
+from models.label_timing import muscle_timed_window_labels
 from simulators.electrodes import ElectrodeLayout
 
 MYO_FS = 200.0
@@ -38,6 +39,9 @@ class WindowSet:
     # (N,) seconds between the window and the nearest label change of its recording (inf: none); labels that follow
     # a cue lead the muscle by the reaction time, so windows near a change are labelled before the muscle moved
     label_distance_s: np.ndarray | None = None
+    # (N,) each window's label with the label changes moved to when the muscle made them (models.label_timing);
+    # scoring a causal classifier against both shows how much of its error is the cue's lead
+    muscle_labels: np.ndarray | None = None
     description: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -60,6 +64,7 @@ class WindowSet:
             fatigue=None if self.fatigue is None else self.fatigue[selector],
             times=None if self.times is None else self.times[selector],
             label_distance_s=None if self.label_distance_s is None else self.label_distance_s[selector],
+            muscle_labels=None if self.muscle_labels is None else self.muscle_labels[selector],
         )
 
     def settled(self, margin_s: float) -> np.ndarray:
@@ -79,18 +84,20 @@ def concatenate(sets: list[WindowSet]) -> WindowSet:
     for other in sets[1:]:
         if other.classes != first.classes or other.n_channels != first.n_channels or other.fs != first.fs:
             raise ValueError("window sets differ in classes, channel count or sampling rate")
-    fatigue = None if any(s.fatigue is None for s in sets) else np.concatenate([s.fatigue for s in sets])
-    times = None if any(s.times is None for s in sets) else np.concatenate([s.times for s in sets])
-    distances = (None if any(s.label_distance_s is None for s in sets)
-                 else np.concatenate([s.label_distance_s for s in sets]))
+
+    def joined(name: str) -> np.ndarray | None:
+        parts = [getattr(s, name) for s in sets]
+        return None if any(part is None for part in parts) else np.concatenate(parts)
+
     return replace(
         first,
         windows=np.concatenate([s.windows for s in sets]),
         labels=np.concatenate([s.labels for s in sets]),
         groups=np.concatenate([s.groups for s in sets]),
-        fatigue=fatigue,
-        times=times,
-        label_distance_s=distances,
+        fatigue=joined("fatigue"),
+        times=joined("times"),
+        label_distance_s=joined("label_distance_s"),
+        muscle_labels=joined("muscle_labels"),
     )
 
 
@@ -143,7 +150,8 @@ def windows_from_recording(
     ``label_delay_ms`` moves every label later by that much: labels that follow a cue lead the muscle by the
     subject's reaction time (``models.label_timing.activity_lags`` measures it), so windows just after a cue are
     still rest."""
-    labels = delay_labels(np.asarray(labels), int(round(label_delay_ms * fs / 1000)))
+    cue_labels = np.asarray(labels)
+    labels = delay_labels(cue_labels, int(round(label_delay_ms * fs / 1000)))
     window_samples = int(round(window_ms * fs / 1000))
     hop_samples = max(1, int(round(hop_ms * fs / 1000)))
     filtered = filter_like_pipeline(data, fs, mode, mains_hz)
@@ -159,6 +167,7 @@ def windows_from_recording(
         classes=list(classes),
         times=ends / fs,
         label_distance_s=distance_to_label_change(np.asarray(labels), ends, window_samples, fs),
+        muscle_labels=muscle_timed_window_labels(filtered, cue_labels, ends, window_samples, fs, list(classes)),
     )
 
 

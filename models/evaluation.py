@@ -139,9 +139,21 @@ def settled_accuracy(test: Any, predicted: np.ndarray, margin_s: float = SETTLED
             "settled_windows": int(settled.sum()), "settled_margin_s": margin_s}
 
 
+def muscle_timed_accuracy(test: Any, predicted: np.ndarray) -> dict[str, Any]:
+    """Accuracy against the labels moved to when the muscle moved, and how well those agree with the cue-timed
+    labels: the most a classifier that follows the muscle can score on the plain figure (empty without them)."""
+    muscle = getattr(test, "muscle_labels", None)
+    if muscle is None:
+        return {}
+    return {"muscle_timed_accuracy": float(np.mean(predicted == muscle)),
+            "muscle_cue_agreement": float(np.mean(muscle == test.labels))}
+
+
 def held_out_breakdown(test: Any, predicted: np.ndarray) -> dict[str, Any]:
-    """The figures every row carries beside the table's: settled-window accuracy and accuracy per group."""
-    return {**settled_accuracy(test, predicted), "accuracy_by_group": accuracy_by_group(test, predicted)}
+    """The figures every row carries beside the table's: settled-window and muscle-timed accuracy, accuracy per
+    group."""
+    return {**settled_accuracy(test, predicted), **muscle_timed_accuracy(test, predicted),
+            "accuracy_by_group": accuracy_by_group(test, predicted)}
 
 
 def compare_models(

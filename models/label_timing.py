@@ -21,18 +21,19 @@ def envelope(filtered: np.ndarray, fs: float, width_s: float = 0.1) -> np.ndarra
     return np.sqrt(np.convolve(power, np.ones(width) / width, mode="same"))
 
 
-def activity_lags(
+def label_changes(
     filtered: np.ndarray, labels: np.ndarray, fs: float, rest_label: int = 0, search_s: float = 1.0,
     plateau_s: tuple[float, float] = (0.5, 1.5),
-) -> tuple[np.ndarray, np.ndarray]:
-    """-> (onset lags, offset lags) in seconds, one per rest->gesture and gesture->rest change (positive: the
-    muscle moved after the label). A change is skipped when no half-level crossing lies within ``search_s``."""
+) -> list[tuple[int, int | None]]:
+    """-> (label change sample, muscle change sample or None) for every rest->gesture and gesture->rest change, the
+    muscle change being where the envelope crosses halfway between rest and the gesture's plateau within
+    ``search_s`` of the label change (None when it does not)."""
     labels = np.asarray(labels)
     level = envelope(filtered, fs)
     rest_level = float(np.median(level[labels == rest_label])) if np.any(labels == rest_label) else 0.0
     search = int(round(search_s * fs))
     near, far = (int(round(t * fs)) for t in plateau_s)
-    onsets, offsets = [], []
+    found: list[tuple[int, int | None]] = []
     for change in np.flatnonzero(np.diff(labels)) + 1:
         start, stop = max(0, change - search), min(len(labels), change + search)
         if labels[change] != rest_label and labels[change - 1] == rest_label:
@@ -44,15 +45,59 @@ def activity_lags(
         else:
             continue
         if len(plateau) == 0:
+            found.append((int(change), None))
             continue
         half = rest_level + 0.5 * (float(np.median(plateau)) - rest_level)
         segment = level[start:stop]
         crossed = np.flatnonzero(segment > half if rising else segment < half)
         if not rising:  # the envelope is below half before the gesture's start too: look only after the plateau
             crossed = crossed[start + crossed >= max(0, change - near)]
-        if len(crossed):
-            (onsets if rising else offsets).append((start + crossed[0] - change) / fs)
+        found.append((int(change), int(start + crossed[0]) if len(crossed) else None))
+    return found
+
+
+def activity_lags(
+    filtered: np.ndarray, labels: np.ndarray, fs: float, rest_label: int = 0, search_s: float = 1.0,
+    plateau_s: tuple[float, float] = (0.5, 1.5),
+) -> tuple[np.ndarray, np.ndarray]:
+    """-> (onset lags, offset lags) in seconds, one per rest->gesture and gesture->rest change (positive: the
+    muscle moved after the label). A change is skipped when no half-level crossing lies within ``search_s``."""
+    labels = np.asarray(labels)
+    onsets, offsets = [], []
+    for change, muscle in label_changes(filtered, labels, fs, rest_label, search_s, plateau_s):
+        if muscle is not None:
+            (onsets if labels[change] != rest_label else offsets).append((muscle - change) / fs)
     return np.asarray(onsets), np.asarray(offsets)
+
+
+def muscle_timed_labels(
+    filtered: np.ndarray, labels: np.ndarray, fs: float, rest_label: int = 0,
+    fallback_lag_s: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """``labels`` with every rest<->gesture change moved to where the muscle made it. A change whose crossing is
+    not found moves by ``fallback_lag_s`` (onset, offset; default: the median of the changes that were found),
+    so one unclear change does not leave a cue-timed edge among muscle-timed ones."""
+    labels = np.asarray(labels)
+    changes = label_changes(filtered, labels, fs, rest_label)
+    onsets, offsets = activity_lags(filtered, labels, fs, rest_label)
+    if fallback_lag_s is None:
+        fallback_lag_s = (float(np.median(onsets)) if len(onsets) else 0.0,
+                          float(np.median(offsets)) if len(offsets) else 0.0)
+    moved = labels.copy()
+    every_change = np.concatenate([[0], np.flatnonzero(np.diff(labels)) + 1, [len(labels)]])
+    for change, muscle in changes:
+        rising = labels[change] != rest_label
+        if muscle is None:
+            muscle = change + int(round((fallback_lag_s[0] if rising else fallback_lag_s[1]) * fs))
+        # never past the neighbouring label changes: a short run keeps at least its own label somewhere
+        position = int(np.searchsorted(every_change, change))
+        muscle = int(np.clip(muscle, every_change[position - 1] + 1, every_change[position + 1] - 1))
+        # the run before the change extends to the muscle change, or the new label starts early (negative lag)
+        if muscle > change:
+            moved[change:muscle] = labels[change - 1]
+        elif muscle < change:
+            moved[muscle:change] = labels[change]
+    return moved
 
 
 def summarise_lags(onsets: np.ndarray, offsets: np.ndarray) -> dict[str, Any]:
@@ -64,3 +109,67 @@ def summarise_lags(onsets: np.ndarray, offsets: np.ndarray) -> dict[str, Any]:
                 "p90": round(p90, 3), "n": int(len(values))}
 
     return {"onset_lag_s": percentiles(onsets), "offset_lag_s": percentiles(offsets)}
+
+
+def align_spans_to_muscle(
+    filtered: np.ndarray, labels: np.ndarray, inside: np.ndarray, fs: float, rest_label: int = 0,
+    search_s: float = 1.0, plateau_s: tuple[float, float] = (0.5, 1.5),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calibration labels timed by the muscle, from the labelled spans alone: -> (labels, usable mask).
+
+    Where a gesture's cue starts inside a span, the samples before the muscle answers (the envelope crosses halfway
+    from rest to the gesture's plateau) are relabelled rest: the muscle is at rest there, and teaching the network
+    otherwise costs accuracy on every later onset. Where rest's cue starts inside a span and the muscle is still
+    relaxing, the samples before it falls halfway are marked unusable (which gesture it relaxes from may lie outside
+    the spans). Only the spans' labels are read, plus the label just before a span to tell whether its start is a
+    cue change: held-out labels never shape the calibration labels."""
+    labels = np.asarray(labels)
+    inside = np.asarray(inside, dtype=bool)
+    level = envelope(filtered, fs)
+    known_rest = inside & (labels == rest_label)
+    rest_level = float(np.median(level[known_rest])) if np.any(known_rest) else float(np.percentile(level, 5))
+    search = int(round(search_s * fs))
+    near, far = (int(round(t * fs)) for t in plateau_s)
+    aligned, usable = labels.copy(), inside.copy()
+    for start in np.flatnonzero(inside & np.concatenate([[False], np.diff(labels) != 0])):
+        end = start + 1
+        while end < len(labels) and inside[end] and labels[end] == labels[start]:
+            end += 1
+        if labels[start] != rest_label:
+            plateau = level[start + near : min(end, start + far)]
+            if len(plateau) == 0 or np.median(plateau) <= 2 * rest_level:
+                continue
+            half = rest_level + 0.5 * (float(np.median(plateau)) - rest_level)
+            crossed = np.flatnonzero(level[start : min(end, start + search)] > half)
+            if len(crossed):
+                aligned[start : start + crossed[0]] = rest_label
+        else:
+            active = float(np.max(level[start : start + max(1, int(0.1 * fs))]))
+            if active <= 2 * rest_level:
+                continue
+            half = rest_level + 0.5 * (active - rest_level)
+            crossed = np.flatnonzero(level[start : min(end, start + search)] < half)
+            stop = start + crossed[0] if len(crossed) else min(end, start + search)
+            usable[start:stop] = False
+    return aligned, usable
+
+
+def window_majority(labels: np.ndarray, ends: np.ndarray, window_samples: int) -> np.ndarray:
+    """The label most samples of each window [end - window_samples, end) carry (non-negative labels)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.zeros((len(labels) + 1, int(labels.max()) + 1), dtype=np.int32)
+    np.add.at(counts, (np.arange(1, len(labels) + 1), labels), 1)
+    counts = np.cumsum(counts, axis=0)
+    return np.argmax(counts[ends] - counts[ends - window_samples], axis=1)
+
+
+def muscle_timed_window_labels(
+    filtered: np.ndarray, labels: np.ndarray, ends: np.ndarray, window_samples: int, fs: float,
+    classes: list[str],
+) -> np.ndarray | None:
+    """Each window's label once label changes are moved to the muscle (None without a "rest" class: the changes
+    are then not between rest and a gesture, and nothing says when the muscle made them)."""
+    if "rest" not in classes or len(ends) == 0:
+        return None
+    moved = muscle_timed_labels(filtered, labels, fs, rest_label=classes.index("rest"))
+    return window_majority(moved, ends, window_samples)

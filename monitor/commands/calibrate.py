@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=25, help="fine-tuning epochs (default 25)")
     parser.add_argument("--learning-rate", type=float, default=3e-4,
                         help="fine-tuning learning rate (default 3e-4; 1e-3 and 3e-3 gave less on Myo session 3)")
+    parser.add_argument("--cue-timed-labels", action="store_true",
+                        help="fine-tune on the labels as recorded; by default a gesture's first samples before the "
+                        "muscle answers its cue are relabelled rest (measured within the spans; +0.5 points on Myo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/calibrate", help="output folder (default runs/calibrate)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
@@ -74,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
     from models.calibration import accuracy, fine_tune, first_seconds_per_class, merge, shared_budget, split_by_spans
     from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint
-    from models.evaluation import classification_metrics, plot_confusion, settled_accuracy, write_json
+    from models.evaluation import (
+        classification_metrics,
+        muscle_timed_accuracy,
+        plot_confusion,
+        settled_accuracy,
+        write_json,
+    )
     from models.training import TrainingConfig, predict_logits, to_tensors
     from monitor.errors import UserError
     from monitor.recordings import open_recording
@@ -128,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         window_ms = 1000.0 * card.window_samples / card.fs
         calibration, held_out = split_by_spans(data, values, recording.fs, name, chosen, card.layout,
                                                list(card.classes), window_ms, args.hop_ms,
-                                               mains_hz=args.mains)
+                                               mains_hz=args.mains, muscle_timing=not args.cue_timed_labels)
         calibration_parts.append(calibration)
         held_out_parts.append(held_out)
     try:
@@ -147,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
     after = classification_metrics(held_out.labels, predicted, list(card.classes))
     base_predicted = predict_logits(model, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
     before_metrics = classification_metrics(held_out.labels, base_predicted, list(card.classes))
-    before_metrics.update(settled_accuracy(held_out, base_predicted))
-    after.update(settled_accuracy(held_out, predicted))
+    before_metrics.update(settled_accuracy(held_out, base_predicted), **muscle_timed_accuracy(held_out, base_predicted))
+    after.update(settled_accuracy(held_out, predicted), **muscle_timed_accuracy(held_out, predicted))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from models.predictor import file_sha256
@@ -162,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
             "seconds_per_class": None if spans else args.seconds_per_class, "windows": len(calibration),
             "held_out_windows": len(held_out), "epochs": args.epochs, "learning_rate": args.learning_rate,
             "logit_adjustment_prior": card.training.get("class_counts"),
+            "label_timing": "cue" if args.cue_timed_labels else "muscle",
         },
         "base_training": card.training,
     }
@@ -186,4 +196,10 @@ def run(args: argparse.Namespace) -> int:
     if "settled_accuracy" in after:
         console.print(f"windows >= {after['settled_margin_s']:g} s from a label change ({after['settled_windows']}): "
                       f"{100 * before_metrics['settled_accuracy']:.2f}% -> {100 * after['settled_accuracy']:.2f}%")
+    if "muscle_timed_accuracy" in after:
+        before_muscle, after_muscle = before_metrics["muscle_timed_accuracy"], after["muscle_timed_accuracy"]
+        console.print(f"against the labels moved to when the muscle moved: {100 * before_muscle:.2f}% -> "
+                      f"{100 * after_muscle:.2f}% (they agree with the recorded labels on "
+                      f"{100 * after['muscle_cue_agreement']:.2f}% of the windows: the most a classifier that follows "
+                      "the muscle can score on the first figure)")
     return 0
