@@ -48,6 +48,11 @@ class SimulationConfig:
     gesture: str | None = None  # muscles used by rest/ramp/hold/intermittent; default fist (ring) or contraction
     period_s: float = 5.0  # on and off time of intermittent contractions and of each gesture
     ramp_s: float = 10.0
+    # rest before the profile begins. A live monitor learns the rest level from the stream's first seconds, so a
+    # hold that contracts from the first sample would be learnt as rest; 0 here because the training corpus
+    # (models.datasets) draws hold subjects and must stay sample-identical for its cache and the bundled model.
+    # The user-facing commands (simulate, demo) switch it on for hold and ramp.
+    rest_lead_in_s: float = 0.0
     fatigue_rate: float = 0.15  # fraction of conduction velocity lost per minute at 50% MVC
     recovery_rate: float = 1.0  # per minute, exponential recovery at rest
     mains_hz: float = 50.0
@@ -62,7 +67,8 @@ class SimulationConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the first invalid setting or combination."""
-        numbers = ("fs", "mvc_percent", "period_s", "ramp_s", "fatigue_rate", "recovery_rate", "mains_hz", "snr_db")
+        durations = ("period_s", "ramp_s", "rest_lead_in_s")
+        numbers = ("fs", "mvc_percent", *durations, "fatigue_rate", "recovery_rate", "mains_hz", "snr_db")
         for name in numbers:
             if not math.isfinite(float(getattr(self, name))):
                 raise ValueError(f"{name} must be a finite number, not {getattr(self, name)}")
@@ -83,6 +89,8 @@ class SimulationConfig:
             raise ValueError(f"unknown gesture {self.gesture!r} for a {layout.kind}: {', '.join(gestures_for(layout))}")
         if self.period_s <= 0 or self.ramp_s <= 0:
             raise ValueError("period and ramp durations must be positive")
+        if self.rest_lead_in_s < 0:
+            raise ValueError(f"rest lead-in must not be negative, not {self.rest_lead_in_s:g} s")
         if self.fatigue_rate < 0 or self.recovery_rate < 0:
             raise ValueError("fatigue and recovery rates must not be negative")
 
@@ -95,6 +103,7 @@ class ForceProfile:
         self.level = config.mvc_percent / 100.0
         self.period_s = config.period_s
         self.ramp_s = config.ramp_s
+        self.rest_lead_in_s = config.rest_lead_in_s
         self.cycle = [name for name in gestures if name != "rest"]
         default = "fist" if "fist" in gestures else self.cycle[0]
         self.held_gesture = config.gesture or default
@@ -105,6 +114,16 @@ class ForceProfile:
     def at(self, time_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(gesture index into ``names``, contraction level in fraction of MVC) at each time."""
         time_s = np.asarray(time_s, dtype=np.float64)
+        if self.rest_lead_in_s <= 0:  # no shift at all: the corpus's samples must not move by a rounding
+            return self._profile_at(time_s)
+        since_start = time_s - self.rest_lead_in_s
+        gesture, level = self._profile_at(since_start)
+        waiting = since_start < 0
+        rest = self.names.index("rest")
+        return np.where(waiting, rest, gesture), np.where(waiting, 0.0, level)
+
+    def _profile_at(self, time_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``at`` measured from the profile's start (after the lead-in)."""
         names = self.names
         held = names.index(self.held_gesture)
         rest = names.index("rest")
