@@ -8,6 +8,7 @@ import sys
 import uuid
 
 from monitor.commands.monitor import add_session_arguments, session_options
+from monitor.commands.simulate import add_rest_lead_in_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,16 +24,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--condition", default="healthy", help="healthy, myopathy or neuropathy")
     sim.add_argument("--profile", default="intermittent", help="force profile of the simulated muscle")
     sim.add_argument("--seed", type=int, default=7)
+    add_rest_lead_in_argument(sim)
     add_session_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-def start_simulator(args: argparse.Namespace, source_id: str) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "monitor.cli", "simulate",
+def simulator_arguments(args: argparse.Namespace, source_id: str) -> list[str]:
+    """The `neurofusion simulate` arguments of the demo's amplifier."""
+    arguments = [
+        "simulate",
         "--layout", args.layout, "--fs", str(args.fs), "--condition", args.condition, "--profile", args.profile,
         "--seed", str(args.seed), "--source-id", source_id, "--name", "NeuroFusion-Demo",
-    ]
+    ]  # fmt: skip
+    if args.rest_lead_in is not None:
+        arguments += ["--rest-lead-in", str(args.rest_lead_in)]
+    return arguments
+
+
+def start_simulator(args: argparse.Namespace, source_id: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "monitor.cli", *simulator_arguments(args, source_id)]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
 

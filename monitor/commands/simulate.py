@@ -10,6 +10,12 @@ from typing import Any
 from monitor.errors import UserError
 
 LAYOUT_HELP = "ring8 (Myo-like armband), grid8x8, grid13x5 (64-ch OTB grid), needle, or ringN / gridRxC"
+# The monitor's fatigue tracker learns each channel's rest level from the median RMS of the windows in the first
+# FatigueSettings.rest_learning_s (3 s) after its first 200 ms window, i.e. until 3.2 s into the stream. A hold or a
+# ramp contracts from the first sample, so without rest first the contraction is learnt as rest: no trend. 5 s of rest
+# covers the learning with ~2 s to spare for the filters' start-up transient and a monitor that joins a moment late.
+REST_LEAD_IN_S = 5.0
+PROFILES_CONTRACTING_AT_ONCE = ("hold", "ramp")  # intermittent and gestures already begin with a --period of rest
 
 
 def register(subparsers: Any) -> None:
@@ -37,6 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--mvc", type=float, default=50.0, help="contraction level in %%MVC (default 50)")
     parser.add_argument("--gesture", help="gesture used by hold/ramp/intermittent (ring: fist, wrist_flexion, ...)")
     parser.add_argument("--period", type=float, default=5.0, help="seconds on and off per gesture (default 5)")
+    add_rest_lead_in_argument(parser)
     parser.add_argument(
         "--fatigue-rate", type=float, default=0.15, help="conduction-velocity loss per minute at 50%%MVC (0.15)"
     )
@@ -54,9 +61,30 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--marker-rate", type=float, default=4.0, help="ground-truth markers per second (default 4)")
     parser.add_argument("--speed", type=float, default=1.0, help="live: pace at this multiple of real time (default 1)")
     parser.add_argument(
-        "--wait", type=float, default=0.0, metavar="S", help="live: wait up to S s for a consumer before streaming"
+        "--wait",
+        type=float,
+        metavar="S",
+        help="live: wait up to S s for a consumer before streaming (default: with a rest lead-in, until one "
+        "connects, so the monitor sees the lead-in; otherwise not at all)",
     )
     parser.set_defaults(handler=run)
+
+
+def add_rest_lead_in_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--rest-lead-in",
+        type=float,
+        metavar="S",
+        help=f"seconds of rest before the profile starts, for the monitor to learn the rest level (default "
+        f"{REST_LEAD_IN_S:g} for {' and '.join(PROFILES_CONTRACTING_AT_ONCE)}, 0 otherwise)",
+    )
+
+
+def rest_lead_in_s(args: argparse.Namespace) -> float:
+    """--rest-lead-in, or the default for the profile."""
+    if args.rest_lead_in is not None:
+        return float(args.rest_lead_in)
+    return REST_LEAD_IN_S if args.profile in PROFILES_CONTRACTING_AT_ONCE else 0.0
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -81,6 +109,7 @@ def build_config(args: argparse.Namespace) -> Any:
         mvc_percent=args.mvc,
         gesture=args.gesture,
         period_s=args.period,
+        rest_lead_in_s=rest_lead_in_s(args),
         fatigue_rate=args.fatigue_rate,
         mains_hz=args.mains,
         snr_db=args.snr,
@@ -154,8 +183,7 @@ def _stream(simulator: Any, args: argparse.Namespace) -> int:
         marker_rate_hz=args.marker_rate,
         speed=args.speed,
     )
-    if args.wait > 0:
-        amplifier.wait_for_consumers(args.wait)
+    _wait_for_consumer(amplifier, args.wait, simulator.config.rest_lead_in_s)
     print(
         f"streaming {args.name!r} (source_id {source_id}): {simulator.n_channels} channels at {simulator.fs:g} Hz, "
         f"{args.condition}, profile {args.profile}; markers on {args.name + '-markers'!r}. Ctrl-C stops.",
@@ -170,3 +198,19 @@ def _stream(simulator: Any, args: argparse.Namespace) -> int:
         time.sleep(0.05)
     print(f"sent {sent} samples", file=sys.stderr)
     return 0
+
+
+def _wait_for_consumer(amplifier: Any, wait_s: float | None, lead_in_s: float) -> None:
+    """A rest lead-in streamed before the monitor connects would be lost, so by default a stream with one starts
+    when its first consumer connects."""
+    if wait_s is None and lead_in_s > 0:
+        print(
+            f"waiting for a consumer, so that it sees the {lead_in_s:g} s rest lead-in (--wait 0 streams at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        # short waits: Python runs the Ctrl-C handler only between calls into liblsl
+        while not amplifier.wait_for_consumers(0.5):
+            pass
+    elif wait_s is not None and wait_s > 0:
+        amplifier.wait_for_consumers(wait_s)
