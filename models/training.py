@@ -322,14 +322,22 @@ def train_and_save(
 ) -> tuple[Path, dict[str, Any]]:
     """Train, measure on the held-out test groups, and write ``model.pt`` + card, ONNX, metrics.json and figures."""
     from models.checkpoint import ModelCard, save_checkpoint
-    from models.evaluation import classification_metrics, plot_confusion, plot_history, write_json
+    from models.evaluation import (
+        classification_metrics,
+        held_out_breakdown,
+        plot_confusion,
+        plot_history,
+        write_json,
+    )
     from models.neurofusionnet import parameter_count
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, history, _, _ = train_neurofusionnet(train, validation, feature_names, config, graph, progress,
                                                 **network_options)
-    test_metrics = classification_metrics(test.labels, predict_classes(model, test, feature_names), test.classes)
+    predicted = predict_classes(model, test, feature_names)
+    test_metrics = {**classification_metrics(test.labels, predicted, test.classes),
+                    **held_out_breakdown(test, predicted)}
     card = ModelCard(
         model_id=model_id,
         classes=list(train.classes),

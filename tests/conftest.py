@@ -18,6 +18,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # folder is absent they are skipped with a reason rather than failing on a missing file
 READS_SHARED_DATA = (
     "tests/gui/test_snapshot.py::test_a_replayed_hdemg_recording_is_drawn_on_its_13x5_grid",
+    "tests/models/test_model_commands.py::"
+    "test_muscle_timed_training_labels_move_training_onsets_and_leave_the_test_labels_alone",
     "tests/recordings/test_analyze.py::test_a_model_for_another_layout_is_refused_before_any_work",
     "tests/recordings/test_analyze.py::test_analyze_command_reports_a_missing_model_and_an_unwritable_folder",
     "tests/recordings/test_analyze.py::test_analyze_command_writes_the_report_files",
