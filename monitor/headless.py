@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from monitor.outlets import emg_mean
-from monitor.pipeline import MonitorPipeline
+from monitor.pipeline import MonitorPipeline, MuscleState
 
 # DecisionRecord's latency parts, in the order a sample meets them; they sum to its latency_s
 LATENCY_PARTS = ("acquisition", "dsp", "worker", "transport", "publication")
@@ -27,6 +27,7 @@ def decision_line(
         "timestamp": record.last_timestamp,
         "sequence": record.sequence,
         "label": record.label,
+        "muscle": record.muscle.value,  # "contracting" where the label is a condition
         "probabilities": dict(zip(record.classes, np.round(record.probabilities, 4).tolist(), strict=True)),
         "model_id": record.model_id,
         "latency_ms": round(record.latency_s * 1000.0, 3),
@@ -73,6 +74,7 @@ class HeadlessDashboard:
             "decisions": n_decisions,
             "worker": getattr(client, "state", "none") if client is not None else "none",
             "label": last.label if last else None,
+            "muscle": last.muscle.value if last else None,
             "probabilities": dict(zip(last.classes, last.probabilities.tolist(), strict=True)) if last else {},
             "features": {k: emg_mean(v, usable, state.emg_channels) for k, v in features.items()} if features else {},
             "masked_channels": np.flatnonzero(~usable).tolist() if usable is not None else [],
@@ -99,8 +101,14 @@ class HeadlessDashboard:
         )
         table.add_row("worker", f"{s['worker']}  windows {s['windows']}  decisions {s['decisions']}")
         label = s["label"] or "—"
-        table.add_row("condition", f"[bold]{label}[/]")
-        for name, p in s["probabilities"].items():
+        withheld = s["muscle"] not in (None, MuscleState.CONTRACTING.value)
+        if withheld:
+            # the model's bars at rest or before the rest level is known would read as a diagnosis ("myopathy 95 %")
+            why = "no contraction" if s["muscle"] == MuscleState.RELAXED.value else "the rest level is not known yet"
+            table.add_row("condition", f"[bold]{label}[/]  (no condition: {why})")
+        else:
+            table.add_row("condition", f"[bold]{label}[/]")
+        for name, p in {} if withheld else s["probabilities"].items():
             bar = "█" * int(round(p * 30))
             table.add_row(f"  {name}", f"{bar:<30} {p:6.1%}")
         f = s["features"]

@@ -2,7 +2,9 @@
 
 Three numeric streams, irregular rate, each sample stamped with the LSL time of the window's last sample (so they
 line up with the raw EMG in the XDF, whatever the processing delay):
-- ``<stream>-decisions`` (type ``Classification``): one channel per class probability, then the predicted class index.
+- ``<stream>-decisions`` (type ``Classification``): one channel per class probability (the model's, always), then
+  ``label_index``: the verdict, the index of the predicted class while the muscle contracts, ``REST_INDEX`` (-1)
+  while it is relaxed and ``LEARNING_INDEX`` (-2) while its rest level is still being learned (no condition then).
 - ``<stream>-fatigue`` (type ``Fatigue``): mean over usable channels of RMS, MNF, MDF and FInsm5.
 - ``<stream>-quality`` (type ``Quality``): 1 where a channel is usable, 0 where it is masked.
 - ``<stream>-events`` (type ``Markers``): session events as text (signal lost, signal restored with the gap length).
@@ -15,12 +17,20 @@ from typing import Any
 import numpy as np
 
 FATIGUE_CHANNELS = ("RMS", "MNF", "MDF", "FInsm5")
+# label_index codes for the verdicts that are not a class (negative: no class index can be mistaken for them)
+REST_INDEX = -1
+LEARNING_INDEX = -2
 
 
-def _outlet(name: str, stream_type: str, labels: list[str], source_id: str, unit: str = "") -> Any:
+def _outlet(name: str, stream_type: str, labels: list[str], source_id: str, unit: str = "",
+            codes: dict[str, int] | None = None) -> Any:  # fmt: skip
     import pylsl
 
     info = pylsl.StreamInfo(name, stream_type, len(labels), pylsl.IRREGULAR_RATE, "float32", source_id)
+    if codes:
+        described = info.desc().append_child("label_index_codes")
+        for name_of_code, code in codes.items():
+            described.append_child_value(name_of_code, str(code))
     channels = info.desc().append_child("channels")
     for label in labels:
         channel = channels.append_child("channel")
@@ -65,17 +75,22 @@ class ResultOutlets:
     def push_event(self, text: str, timestamp: float) -> None:
         self.events.push_sample([text], timestamp)
 
-    def push_decision(self, classes: list[str], probabilities: np.ndarray, timestamp: float) -> None:
+    def push_decision(self, classes: list[str], probabilities: np.ndarray, timestamp: float,
+                      label_index: int | None = None) -> None:  # fmt: skip
+        """``label_index``: the verdict's code (class index, REST_INDEX, LEARNING_INDEX); None: the top class."""
         if self._decisions is None or self._classes != list(classes):
             # with a remote worker the classes are known only once its first answer arrives (or after a model swap)
             self._make_decisions_outlet(list(classes))
-        sample = np.append(np.asarray(probabilities, dtype=np.float32), np.float32(np.argmax(probabilities)))
+        code = np.argmax(probabilities) if label_index is None else label_index
+        sample = np.append(np.asarray(probabilities, dtype=np.float32), np.float32(code))
         self._decisions.push_sample(sample.tolist(), timestamp)
 
     def _make_decisions_outlet(self, classes: list[str]) -> None:
         self._classes = classes
         self._decisions = _outlet(
-            f"{self._prefix}-decisions", "Classification", [*classes, "label_index"], f"{self._source_id}-decisions"
+            f"{self._prefix}-decisions", "Classification", [*classes, "label_index"], f"{self._source_id}-decisions",
+            # so a reader of the XDF file learns what the negative label indices mean without this code
+            codes={"rest": REST_INDEX, "learning_rest_level": LEARNING_INDEX},
         )
 
     def push_window(

@@ -6,6 +6,7 @@ Views (GUI or terminal) never touch the threads: they read ``MonitorState.snapsh
 from __future__ import annotations
 
 import collections
+import enum
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -16,22 +17,51 @@ import numpy as np
 from dsp.engine import DspEngine, EngineSettings, WindowResult
 from monitor.acquisition import Acquisition
 from monitor.feature_history import FeatureRing
-from monitor.outlets import ResultOutlets
+from monitor.outlets import LEARNING_INDEX, REST_INDEX, ResultOutlets
 
 log = logging.getLogger(__name__)
 
 HISTORY_WINDOWS = 20 * 60 * 20  # 20 minutes of decisions at a 50 ms hop
 REST_LABEL = "rest"  # shown instead of a condition while no electrode sees a contraction
+# shown instead of a condition until the rest level is known: before then "contracting" cannot be told from "relaxed"
+LEARNING_LABEL = "learning rest level"
+NOT_A_CONDITION = (REST_LABEL, LEARNING_LABEL)  # verdicts that say why there is no condition
+
+
+class MuscleState(enum.Enum):
+    LEARNING = "learning"  # the rest level of these channels is not known yet
+    RELAXED = "relaxed"
+    CONTRACTING = "contracting"
+
+
+def muscle_state(result: WindowResult, channels: np.ndarray | slice = slice(None)) -> MuscleState:
+    """What ``channels`` do in this window, as far as the fatigue tracker can tell."""
+    report = result.fatigue
+    # a channel unusable throughout the learning phase learns its rest level later, at its first usable window:
+    # a subset made only of such channels has no rest level to compare with yet
+    if report.learning or not np.isfinite(np.asarray(report.rest_rms)[channels]).any():
+        return MuscleState.LEARNING
+    return MuscleState.CONTRACTING if bool(report.active[channels].any()) else MuscleState.RELAXED
 
 
 def contracting(result: WindowResult, channels: np.ndarray | slice = slice(None)) -> bool:
-    """Whether any of ``channels`` contracts in this window (True while the rest level is still being learned)."""
-    return result.fatigue.learning or bool(result.fatigue.active[channels].any())
+    """Whether any of ``channels`` contracts in this window (never while their rest level is being learned)."""
+    return muscle_state(result, channels) is MuscleState.CONTRACTING
 
 
-def verdict(label: str, is_contracting: bool) -> str:
-    """The model was trained on contractions: a relaxed muscle gets no verdict, live or offline alike."""
-    return label if is_contracting else REST_LABEL
+def verdict(label: str, state: MuscleState) -> str:
+    """The model was trained on contractions: a relaxed muscle, or one whose rest level is still unknown, gets no
+    condition, live or offline alike."""
+    if state is MuscleState.CONTRACTING:
+        return label
+    return LEARNING_LABEL if state is MuscleState.LEARNING else REST_LABEL
+
+
+def label_index(probabilities: np.ndarray, state: MuscleState) -> int:
+    """The verdict as the decisions outlet's ``label_index``: a class index only where the verdict is a class."""
+    if state is MuscleState.CONTRACTING:
+        return int(np.argmax(probabilities))
+    return LEARNING_INDEX if state is MuscleState.LEARNING else REST_INDEX
 
 
 @dataclass
@@ -51,6 +81,7 @@ class DecisionRecord:
     dsp_s: float | None = None  # arrived -> window filtered, analysed and submitted
     transport_s: float | None = None  # submitted -> reply received, less the worker's own time (ZeroMQ, queues)
     publication_s: float | None = None  # reply received -> decision handed to this thread and published
+    muscle: MuscleState = MuscleState.CONTRACTING  # ``label`` is the model's condition only while contracting
 
 
 @dataclass
@@ -107,8 +138,8 @@ class MonitorPipeline:
             ResultOutlets(stream.name, stream.source_id, stream.channel_labels, classes) if publish else None
         )
         self._stop = threading.Event()
-        # sequence -> (arrival, submitted) LSL times, and whether the muscle was contracting in that window
-        self._inflight: dict[int, tuple[float | None, float, bool]] = {}
+        # sequence -> (arrival, submitted) LSL times, and what the muscle did in that window
+        self._inflight: dict[int, tuple[float | None, float, MuscleState]] = {}
         self._inflight_lock = threading.Lock()
         self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
         self.engine.subscribe(self._on_windows)
@@ -145,8 +176,8 @@ class MonitorPipeline:
         for result in results:
             counter = result.window.end_counter
             with self._inflight_lock:
-                active = contracting(result, self.model_channels)
-                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock(), active)
+                state = muscle_state(result, self.model_channels)
+                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock(), state)
                 if len(self._inflight) > 4096:  # answers that never came (deadline drops, an outage)
                     for stale in list(self._inflight)[:1024]:
                         del self._inflight[stale]
@@ -192,21 +223,23 @@ class MonitorPipeline:
             decisions = self.client.poll(timeout_s=0.05)
             if not decisions:
                 continue
+            with self._inflight_lock:
+                # a window forgotten while in flight (an outage's backlog) keeps the model's label, as it always has
+                pending = [self._inflight.pop(d.sequence, (None, None, MuscleState.CONTRACTING)) for d in decisions]
             if self.outlets is not None:
-                for decision in decisions:
-                    self.outlets.push_decision(decision.classes, decision.probabilities, decision.last_timestamp)
+                for decision, (_, _, muscle) in zip(decisions, pending, strict=True):
+                    self.outlets.push_decision(decision.classes, decision.probabilities, decision.last_timestamp,
+                                               label_index(decision.probabilities, muscle))  # fmt: skip
             now = pylsl.local_clock()  # after publication: the latency ends where the issue's definition does
             with self.state.lock:
-                for decision in decisions:
+                for decision, (arrived, submitted, muscle) in zip(decisions, pending, strict=True):
                     latency = now - decision.last_timestamp
                     worker_s = decision.worker_ms / 1000.0
-                    with self._inflight_lock:
-                        arrived, submitted, active = self._inflight.pop(decision.sequence, (None, None, True))
                     self.state.latencies_s.append(latency)
                     self.state.decisions_published += 1
                     self.state.decisions.append(
                         DecisionRecord(
-                            decision.sequence, decision.last_timestamp, verdict(decision.label, active),
+                            decision.sequence, decision.last_timestamp, verdict(decision.label, muscle),
                             np.asarray(decision.probabilities), list(decision.classes),
                             None if decision.channel_attention is None else np.asarray(decision.channel_attention),
                             decision.model_id, latency, worker_s,
@@ -214,5 +247,6 @@ class MonitorPipeline:
                             dsp_s=None if arrived is None or submitted is None else submitted - arrived,
                             transport_s=None if submitted is None else decision.received_at - submitted - worker_s,
                             publication_s=now - decision.received_at,
+                            muscle=muscle,
                         )
                     )

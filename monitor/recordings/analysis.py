@@ -184,7 +184,7 @@ def analyze_recording(
     """Runs the whole pipeline over ``recording``; ``progress(samples_done)`` is called after every chunk."""
     from dsp.engine import DspEngine, EngineSettings
     from dsp.ringbuffer import RingBuffer
-    from monitor.pipeline import contracting, verdict
+    from monitor.pipeline import muscle_state, verdict
 
     started = time.perf_counter()
     fs, n_channels = recording.fs, recording.n_channels
@@ -209,7 +209,7 @@ def analyze_recording(
         if worker is None or not waiting:
             return
         for (outcome, result), decision in zip(waiting, worker.run([r for _, r in waiting], fs), strict=True):
-            outcome.label = verdict(decision.label, contracting(result))
+            outcome.label = verdict(decision.label, muscle_state(result))
             outcome.probabilities = [float(p) for p in decision.probabilities]
             outcome.confidence = float(np.max(decision.probabilities))
         waiting.clear()
@@ -260,7 +260,7 @@ def analyze_recording(
 def _preprocessing(recording: Recording, engine: Any, masks: _MaskTally, outcomes: list[WindowOutcome],
                    decided: bool) -> dict[str, Any]:  # fmt: skip
     """The preprocessing summary (monitor.recordings.preprocessing) of one analysed recording."""
-    from monitor.pipeline import REST_LABEL
+    from monitor.pipeline import LEARNING_LABEL, REST_LABEL
     from monitor.recordings.preprocessing import aligned_windows, describe_filters, mains_advice, mains_found
 
     s = engine.settings
@@ -280,7 +280,12 @@ def _preprocessing(recording: Recording, engine: Any, masks: _MaskTally, outcome
         "without_usable_channels": sum(1 for w in outcomes if w.usable_channels == 0),
     }
     if decided:
-        windows["not_decided"] = {"no contraction (verdict 'rest')": sum(1 for w in outcomes if w.label == REST_LABEL)}
+        windows["not_decided"] = {
+            f"no contraction (verdict {REST_LABEL!r})": sum(1 for w in outcomes if w.label == REST_LABEL),
+            # before the rest level is known a contraction cannot be told from rest: no verdict, a reason of its own
+            f"rest level still being learned (verdict {LEARNING_LABEL!r})":
+                sum(1 for w in outcomes if w.label == LEARNING_LABEL),
+        }
     return {
         "filters": describe_filters(recording.fs, recording.n_channels, s.mode, s.mains_hz, s.low_hz, s.high_hz,
                                     s.adaptive_mains, s.adaptive_baseline),  # fmt: skip

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from monitor.errors import UserError
+from monitor.pipeline import LEARNING_LABEL, REST_LABEL
 from monitor.recordings import open_recording
 from monitor.recordings.analysis import analyze_recording
 
@@ -58,7 +59,7 @@ def test_decisions_equal_the_model_run_directly_on_the_same_windows(myo_part, sm
     from dsp.engine import DspEngine, EngineSettings
     from dsp.ringbuffer import RingBuffer
     from models.predictor import load_predictor
-    from monitor.pipeline import contracting, verdict
+    from monitor.pipeline import muscle_state, verdict
 
     predictor = load_predictor(small_model, backend="torch")
     analysis = analyze_recording(myo_part, predictor, chunk_seconds=0.37, batch_size=16)
@@ -68,9 +69,10 @@ def test_decisions_equal_the_model_run_directly_on_the_same_windows(myo_part, sm
                                myo_part.fs)  # fmt: skip
     assert len(results) == len(analysis.windows)
     np.testing.assert_allclose([w.probabilities for w in analysis.windows], direct.probabilities, atol=1e-5)
-    # the same verdicts, and "rest" exactly where no electrode contracted (no verdict on a relaxed muscle)
+    # the same verdicts: "rest" exactly where no electrode contracted (no verdict on a relaxed muscle), "learning rest
+    # level" while the rest level was learned
     best = direct.probabilities.argmax(axis=1)
-    expected = [verdict(CLASSES[i], contracting(r)) for i, r in zip(best, results, strict=True)]
+    expected = [verdict(CLASSES[i], muscle_state(r)) for i, r in zip(best, results, strict=True)]
     assert [w.label for w in analysis.windows] == expected
     summary = analysis.summary
     assert summary["model_id"] == "test-ring8-200hz"
@@ -101,7 +103,9 @@ def test_analyze_command_writes_the_report_files(tmp_path, small_model, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert len(rows) == len(lines) == summary["windows"] == (15 * 200 - 40) // 10 + 1
     first = json.loads(lines[0])
-    assert set(first["probabilities"]) == set(CLASSES) and first["label"] in CLASSES
+    # the first window ends while the rest level is being learned: the model's probabilities, but no condition
+    assert set(first["probabilities"]) == set(CLASSES) and first["label"] == LEARNING_LABEL
+    assert {json.loads(line)["label"] for line in lines} <= {*CLASSES, REST_LABEL, LEARNING_LABEL}
     assert float(rows[0]["p_healthy"]) == pytest.approx(first["probabilities"]["healthy"])
     assert (out / "traces.png").read_bytes()[:4] == b"\x89PNG"
     assert "test-ring8-200hz" in (out / "report.md").read_text()
