@@ -3,11 +3,13 @@
 A decision whose top probability is under the user's rejection threshold counts as "uncertain"; the label shown is
 the majority vote over the last N decisions (LibEMG's post-processing), with the mean probability of that class as
 its confidence. Nothing here changes what the model publishes: it is how the clinician chooses to read it.
+A decision the pipeline gave no condition (relaxed muscle: "rest"; rest level not known yet: "learning rest level")
+votes for that verdict instead of a class, and the trend leaves a gap where the rest level was being learned.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,10 +17,13 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
+from monitor.pipeline import REST_LABEL, MuscleState
+
 UNCERTAIN = "uncertain"
 CLASS_COLOURS = {"healthy": (80, 190, 110), "myopathy": (240, 150, 50), "neuropathy": (170, 110, 230)}
 SPARE_COLOURS = [(80, 160, 240), (230, 90, 90), (200, 200, 80), (90, 210, 210), (200, 120, 180)]
 MAX_POINTS = 4000
+MAX_VOTES = 41
 
 
 def class_colour(name: str, index: int) -> tuple[int, int, int]:
@@ -26,25 +31,36 @@ def class_colour(name: str, index: int) -> tuple[int, int, int]:
 
 
 def smoothed_call(
-    probabilities: np.ndarray, classes: Sequence[str], votes: int, threshold: float
+    probabilities: np.ndarray, classes: Sequence[str], votes: int, threshold: float,
+    withheld: Sequence[str | None] | None = None,
 ) -> tuple[str, float]:
     """(label, confidence) from the last ``votes`` rows of ``probabilities`` (n, K).
 
     Each row votes for its top class, or for "uncertain" when that class's probability is under ``threshold``;
-    the most frequent vote wins (ties go to the most recent). Confidence is the winner's mean probability over those
-    rows (for "uncertain", the mean of each row's top probability)."""
+    a row whose ``withheld`` entry is a verdict without a condition ("rest", "learning rest level") votes for that
+    verdict instead. The most frequent vote wins (ties go to the most recent). Confidence is the winner's mean
+    probability over those rows that were not withheld (for "uncertain", the mean of each row's top probability; NaN
+    for a withheld verdict, which has no probability)."""
     recent = np.asarray(probabilities)[-max(1, votes) :]
     if len(recent) == 0:
         return UNCERTAIN, float("nan")
+    reasons = [None] * len(recent) if withheld is None else list(withheld)[-len(recent) :]
     tops = recent.argmax(axis=1)
     top_values = recent[np.arange(len(recent)), tops]
-    ballots = [classes[t] if p >= threshold else UNCERTAIN for t, p in zip(tops, top_values, strict=True)]
+    ballots = [
+        reason if reason is not None else classes[t] if p >= threshold else UNCERTAIN
+        for t, p, reason in zip(tops, top_values, reasons, strict=True)
+    ]
     counts = Counter(ballots)
     best = max(counts.values())
     label = next(b for b in reversed(ballots) if counts[b] == best)
+    if label in reasons:
+        return label, float("nan")
+    # rows without a condition have probabilities the clinician is not shown: they make no confidence either
+    judged = np.array([reason is None for reason in reasons])
     if label == UNCERTAIN:
-        return label, float(top_values.mean())
-    return label, float(recent[:, list(classes).index(label)].mean())
+        return label, float(top_values[judged].mean())
+    return label, float(recent[judged, list(classes).index(label)].mean())
 
 
 class SessionTrend:
@@ -81,6 +97,9 @@ class ClassificationView(QtWidgets.QWidget):
         self.origin = origin  # callable -> LSL time of the session's start, shared by the trend views
         self.classes: list[str] = []
         self.trend = SessionTrend(0)
+        self.learning = SessionTrend(1)  # 1 where the decision came while the rest level was being learned
+        # the verdicts without a condition of the latest decisions (None: a condition), as many as the vote can use
+        self.withheld: deque[str | None] = deque(maxlen=MAX_VOTES)
         self.last_sequence = -1
         self.label = UNCERTAIN
         self.confidence = float("nan")
@@ -89,7 +108,7 @@ class ClassificationView(QtWidgets.QWidget):
         self.call_label = QtWidgets.QLabel("—")
         self.call_label.setStyleSheet("font-size: 20pt; font-weight: bold;")
         self.votes_box = QtWidgets.QSpinBox()
-        self.votes_box.setRange(1, 41)
+        self.votes_box.setRange(1, MAX_VOTES)
         self.votes_box.setValue(9)
         self.votes_box.setToolTip("majority vote over this many decisions")
         self.threshold_box = QtWidgets.QDoubleSpinBox()
@@ -153,9 +172,13 @@ class ClassificationView(QtWidgets.QWidget):
             # another model (or its first decision): its probabilities are not comparable with the old ones
             fresh, self.classes = fresh[start:], classes
             self.trend = SessionTrend(len(classes))
+            self.learning = SessionTrend(1)
+            self.withheld.clear()
             self._rebuild_items()
-        self.trend.extend(np.array([record.last_timestamp for record in fresh]),
-                          np.array([record.probabilities for record in fresh], dtype=np.float64))
+        times = np.array([record.last_timestamp for record in fresh])
+        self.trend.extend(times, np.array([record.probabilities for record in fresh], dtype=np.float64))
+        self.learning.extend(times, np.array([[record.muscle is MuscleState.LEARNING] for record in fresh], float))
+        self.withheld.extend(None if record.muscle is MuscleState.CONTRACTING else record.label for record in fresh)
         self.last_sequence = fresh[-1].sequence
         return True
 
@@ -193,14 +216,15 @@ class ClassificationView(QtWidgets.QWidget):
             return
         origin = self.origin()
         times = (self.trend.times - origin) / 60.0
-        values = self.probabilities
         step = max(1, len(times) // MAX_POINTS)  # a whole session stays a few thousand points on screen
-        times, values = times[::step], values[::step]
+        times, values = times[::step], self.probabilities[::step].copy()
+        # before the rest level is known the model's probabilities are no condition: a gap, not a band
+        values[self.learning.rows[::step, 0] > 0] = np.nan
         stacked = self.style_box.currentText() == "stacked"
         if stacked:
             values = np.cumsum(values, axis=1)
         for curve, column in zip(self._curves(), values.T, strict=False):
-            curve.setData(times, column)
+            curve.setData(times, column, connect="finite")
 
     def _update_call(self) -> None:
         self.threshold_line.setValue(self.threshold_box.value())
@@ -208,9 +232,13 @@ class ClassificationView(QtWidgets.QWidget):
             self.call_label.setText("— (no decision yet)")
             return
         self.label, self.confidence = smoothed_call(
-            self.probabilities, self.classes, self.votes_box.value(), self.threshold_box.value()
+            self.probabilities, self.classes, self.votes_box.value(), self.threshold_box.value(), self.withheld
         )
-        if self.label == UNCERTAIN:
+        if self.label in self.withheld:
+            colour = (160, 160, 160)
+            why = "no contraction" if self.label == REST_LABEL else "no condition until the rest level is known"
+            text = f"{self.label}  ({why})"
+        elif self.label == UNCERTAIN:
             colour = (160, 160, 160)
             text = f"uncertain  (top class {self.confidence:.0%} < {self.threshold_box.value():.0%})"
         else:

@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
+from monitor.pipeline import MuscleState
 from simulators.electrodes import ElectrodeLayout
 
 GOOD = (60, 180, 90)
@@ -193,7 +194,10 @@ class ElectrodesView(QtWidgets.QWidget):
             parts.append("masked/flagged: " + ", ".join(named) + (" …" if len(flagged) > 6 else ""))
         if attention is not None and len(attention) == n:
             top = np.argsort(attention)[::-1][:3]
-            parts.append("drove the call: " + ", ".join(self.layout_.labels[i] for i in top))
+            named = ", ".join(self.layout_.labels[i] for i in top)
+            # at rest or while the rest level is learned there is no call for the attention to have driven
+            called = last is None or last.muscle is MuscleState.CONTRACTING
+            parts.append(f"drove the call: {named}" if called else f"model attention: {named} (no call: {last.label})")
         if not parts:
             parts.append("all channels usable" if usable is not None else "—")
         self.summary.setText("   ".join(parts))

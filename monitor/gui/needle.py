@@ -18,6 +18,7 @@ from dsp.mup_measures import INDIVIDUAL_REFERENCE, MEAN_REFERENCE
 from dsp.mup_reading import NETWORK_CLASSES, READING_TO_CONDITION, agreement
 from monitor.gui.classification import class_colour
 from monitor.needle_live import DEFAULT_INTERVAL_S, DEFAULT_WINDOW_S, LiveNeedleAnalysis, NeedleSnapshot
+from monitor.pipeline import MuscleState
 
 # (header, MupMeasures attribute or None for the firing rate, decimals)
 COLUMNS = (
@@ -228,7 +229,8 @@ class NeedleView(QtWidgets.QWidget):
             for record in reversed(state.decisions):
                 if record.last_timestamp < snapshot.first_timestamp:
                     break
-                if record.last_timestamp <= snapshot.last_timestamp:
+                # before the rest level is known the pipeline gives no condition: neither does this comparison
+                if record.last_timestamp <= snapshot.last_timestamp and record.muscle is not MuscleState.LEARNING:
                     rows.append(np.asarray(record.probabilities, dtype=np.float64))
                     classes = list(record.classes)
         if not rows or not set(NETWORK_CLASSES) <= set(classes):
