@@ -2,6 +2,9 @@
 
 Next to ``name.pt`` live ``name.card.json`` (the same card, for people and tools) and, once exported,
 ``name.onnx`` (whose sha256 the card records, so a stale ONNX file is never paired with newer weights).
+
+torch and the network are imported inside the functions that need them: the monitor process reads model cards
+(``read_card``, ``ModelCard``, ``card_path``, ``BUNDLED_CHECKPOINT``) and must not carry torch (~280 MB) for that.
 """
 
 from __future__ import annotations
@@ -9,12 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
-from models.graphs import layout_edges
-from models.neurofusionnet import NetworkConfig, NeuroFusionNet
+if TYPE_CHECKING:
+    from models.neurofusionnet import NeuroFusionNet
 
 CHECKPOINT_FORMAT = "neurofusion-checkpoint/1"
 BUNDLED_CHECKPOINT = Path(__file__).with_name("weights") / "default.pt"
@@ -75,17 +78,22 @@ def describe_layout(layout: dict[str, Any]) -> str:
 def _close(first: Any, second: Any) -> bool:
     if first is None or second is None:
         return first is second
-    a, b = torch.tensor(first, dtype=torch.float64), torch.tensor(second, dtype=torch.float64)
-    return a.shape == b.shape and bool(torch.allclose(a, b, atol=1e-3))
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, atol=1e-3))
 
 
 def build_model(card: ModelCard) -> NeuroFusionNet:
+    from models.graphs import layout_edges
+    from models.neurofusionnet import NetworkConfig, NeuroFusionNet
+
     config = NetworkConfig.from_dict(card.network)
     return NeuroFusionNet(config, layout_edges(card.layout, card.graph))
 
 
 def save_checkpoint(path: str | Path, model: NeuroFusionNet, card: ModelCard) -> Path:
     """Write ``path`` (.pt) and its ``.card.json``; the card's network config is taken from the model."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     card.network = model.config.to_dict()
@@ -96,6 +104,7 @@ def save_checkpoint(path: str | Path, model: NeuroFusionNet, card: ModelCard) ->
 
 
 def card_path(path: str | Path) -> Path:
+    """The JSON card beside a checkpoint: read it (``read_card``) to learn about a model without loading torch."""
     return Path(path).with_suffix(".card.json")
 
 
@@ -103,8 +112,21 @@ def onnx_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".onnx")
 
 
+def read_card(path: str | Path | None = None) -> ModelCard:
+    """The card of the checkpoint at ``path`` (``None``: the bundled default), read from its ``.card.json`` without
+    torch. Raises OSError when the card file is missing or unreadable, ValueError when it is not a model card."""
+    location = card_path(path if path is not None else BUNDLED_CHECKPOINT)
+    text = location.read_text()
+    try:
+        return ModelCard.from_json(text)
+    except (TypeError, AttributeError) as error:  # valid JSON that is not an object with a card's fields
+        raise ValueError(f"{location} is not a model card: {error}") from error
+
+
 def load_checkpoint(path: str | Path | None = None) -> tuple[NeuroFusionNet, ModelCard]:
     """-> (model in eval mode, card). ``None`` loads the bundled default. Raises ValueError on a bad file."""
+    import torch
+
     path = Path(path) if path is not None else BUNDLED_CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")

@@ -80,13 +80,20 @@ def start_adaptation(options: SessionOptions, pipeline: Any, handle: Any, stack:
     """Live labelling and fine-tuning for a worker this session runs (a remote worker is not ours to swap)."""
     if handle is None:
         return None
-    from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint
+    from models.checkpoint import BUNDLED_CHECKPOINT, read_card
     from monitor.adaptation.marks import MarkOutlet
     from monitor.adaptation.session import AdaptationSession
     from monitor.inference.client import ModelControl
 
     checkpoint = options.model or BUNDLED_CHECKPOINT
-    _, card = load_checkpoint(checkpoint)
+    # the card beside the checkpoint: the fine-tuning runs in its own process, so this one needs no torch
+    try:
+        card = read_card(checkpoint)
+    except (OSError, ValueError):
+        from models.checkpoint import load_checkpoint
+
+        # a checkpoint copied without its .card.json still carries its card inside: torch, for this case only
+        _, card = load_checkpoint(checkpoint)
     stream = pipeline.acquisition.stream
     control = ModelControl(handle.endpoint)
     stack.callback(control.close)

@@ -209,19 +209,17 @@ class AdaptationSession:
         """Run a model adapted in an earlier session (see ``patient_models``): the worker checks and loads it."""
         if self.control is None:
             raise UserError("no inference worker to load the model into")
-        from models.checkpoint import card_path
+        from models.checkpoint import read_card  # the .card.json: the worker loads the weights, not this process
 
         path = Path(checkpoint)
         figures: dict[str, Any] = {}
         try:
-            import json
-
-            card = json.loads(card_path(path).read_text())
-            held_out = card.get("metrics", {}).get("adaptation_held_out", {})
+            card = read_card(path)
+            held_out = card.metrics.get("adaptation_held_out", {})
             if held_out:
                 figures = {"before": held_out["accuracy_before"], "after": held_out["accuracy_after"]}
-            model_id = str(card["model_id"])
-        except (OSError, ValueError, KeyError, TypeError):
+            model_id = str(card.model_id)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             model_id = path.stem  # the worker will say what is wrong with it
         self._run_swap(lambda: self.control.load_model(path), ModelEntry(model_id, path, figures))
 
