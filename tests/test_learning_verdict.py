@@ -126,6 +126,10 @@ def test_analysis_of_a_session_that_rests_first_gives_no_condition_before_the_re
     assert shares[LEARNING_LABEL] == pytest.approx(not_decided[learning_reason] / len(windows))
     decided = sum(w.label in CLASSES for w in windows)
     assert sum(shares.get(name, 0.0) for name in CLASSES) == pytest.approx(decided / len(windows))
+    # the mean confidence is that of the class verdicts only, not of the windows that got none
+    confidences = [w.confidence for w in windows if w.label in CLASSES]
+    assert analysis.summary["mean_confidence"] == pytest.approx(float(np.mean(confidences)))
+    assert analysis.summary["mean_confidence"] != pytest.approx(float(np.mean([w.confidence for w in windows])))
 
 
 def record(sequence: int, muscle: MuscleState) -> DecisionRecord:

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     patient_folder(args.patients_dir, args.patient)  # a bad id fails before anything starts
 
-    from models.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint, read_card
     from monitor.acquisition import resolve_stream
     from monitor.adaptation.job import AdaptationSettings
     from monitor.adaptation.marks import Mark, MarkListener, MarkOutlet
@@ -69,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
     from monitor.pipeline import MonitorPipeline
 
     try:
-        _, card = load_checkpoint(args.model)
-    except (FileNotFoundError, ValueError) as error:
+        card = read_card(args.model)  # this process only streams and marks: the network lives in the worker
+    except OSError:  # a checkpoint without its .card.json beside it: the card is inside the .pt too
+        try:
+            _, card = load_checkpoint(args.model)
+        except (FileNotFoundError, ValueError) as error:
+            raise UserError(str(error)) from None
+    except ValueError as error:
         raise UserError(str(error)) from None
     info = resolve_stream(args.name, args.type, args.source_id, timeout_s=args.resolve_timeout)
     handle = None if args.worker else spawn_worker(args.model, standby=False)

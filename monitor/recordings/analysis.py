@@ -318,7 +318,10 @@ def summarize(analysis: Analysis, final_fatigue: dict[str, Any]) -> dict[str, An
         names = [*analysis.classes, *(label for label in counts if label not in analysis.classes)]  # e.g. "rest"
         summary["label_distribution"] = {name: counts.get(name, 0) / len(decided) for name in names}
         summary["majority_label"] = counts.most_common(1)[0][0]
-        summary["mean_confidence"] = float(np.mean([w.confidence for w in decided]))
+        # only windows whose verdict is one of the model's classes: at rest or while the rest level is being
+        # learned the model's confidence is about a window it gave no verdict for
+        classified = [w.confidence for w in decided if w.label in analysis.classes]
+        summary["mean_confidence"] = float(np.mean(classified)) if classified else None
         if recording.labels is not None:
             by_file_label: dict[str, Counter] = {}
             for w in decided:

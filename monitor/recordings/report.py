@@ -118,6 +118,10 @@ def _probability_figure(analysis: Analysis, path: Path, plt: Any) -> Path:
     decided = [w for w in analysis.windows if w.probabilities]
     times = np.array([w.time_s for w in decided])
     probabilities = np.array([w.probabilities for w in decided])
+    # gaps where the verdict is not a class (rest, rest level still being learned): no verdict, nothing to plot
+    withheld = np.array([w.label not in analysis.classes for w in decided], dtype=bool)
+    if len(decided):
+        probabilities[withheld] = np.nan
     figure, axis = plt.subplots(figsize=(10, 3.2))
     for column, name in enumerate(analysis.classes):
         axis.plot(times, probabilities[:, column], label=name, linewidth=0.8)
@@ -177,7 +181,8 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
         distribution = ", ".join(f"{name} {share:.0%}" for name, share in summary["label_distribution"].items())
         lines += [
             f"| decisions | {distribution} |",
-            f"| majority | {summary['majority_label']} (mean confidence {summary['mean_confidence']:.2f}) |",
+            f"| majority | {summary['majority_label']} (mean confidence of the class verdicts "
+            f"{_fmt(summary['mean_confidence'])}) |",
         ]
     lines += [
         f"| fatigue state at the end | {fatigue.get('final_state') or 'n/a'} |",
