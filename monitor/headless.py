@@ -23,12 +23,14 @@ def decision_line(
     record: Any, features: dict[str, np.ndarray] | None, usable: np.ndarray | None, emg_channels: np.ndarray | None
 ) -> str:
     """One JSON object per decision: what a lab keeps and what scripts parse."""
+    # rounded in float64: the history's float32 0.95, rounded as float32, prints as 0.949999988079071
+    probabilities = np.round(np.asarray(record.probabilities, dtype=np.float64), 4).tolist()
     payload = {
         "timestamp": record.last_timestamp,
         "sequence": record.sequence,
         "label": record.label,
         "muscle": record.muscle.value,  # "contracting" where the label is a condition
-        "probabilities": dict(zip(record.classes, np.round(record.probabilities, 4).tolist(), strict=True)),
+        "probabilities": dict(zip(record.classes, probabilities, strict=True)),
         "model_id": record.model_id,
         "latency_ms": round(record.latency_s * 1000.0, 3),
         "worker_ms": round(record.worker_s * 1000.0, 3),
@@ -44,6 +46,17 @@ def decision_line(
     return json.dumps(payload)
 
 
+def breakdown_ms(latencies: dict[str, np.ndarray]) -> dict[str, float]:
+    """Median ms of each latency part over {"<part>_s": seconds, NaN where a decision lacks it}, parts none has left
+    out."""
+    medians = {}
+    for part in LATENCY_PARTS:
+        known = latencies[f"{part}_s"][~np.isnan(latencies[f"{part}_s"])]
+        if len(known):
+            medians[part] = float(np.median(known)) * 1000.0
+    return medians
+
+
 class HeadlessDashboard:
     def __init__(self, pipeline: MonitorPipeline, jsonl: IO[str] | None = None, console: Console | None = None):
         self.pipeline = pipeline
@@ -56,12 +69,12 @@ class HeadlessDashboard:
         acquisition = self.pipeline.acquisition
         engine = self.pipeline.engine
         with state.lock:
-            last = state.decisions[-1] if state.decisions else None
+            last = state.decisions.latest()
             newest = state.features.latest()
             features = newest[1] if newest is not None else None
             usable = state.usable
             n_decisions = len(state.decisions)
-            recent = list(state.decisions)[-200:]
+            recent = state.decisions.recent_columns(200, (f"{part}_s" for part in LATENCY_PARTS))
         client = self.pipeline.client
         return {
             "stream": state.stream_name,
@@ -82,12 +95,7 @@ class HeadlessDashboard:
             # per-stage ms per window, CPU % and memory of this process (dsp.resources.StageProfiler)
             "resources": engine.profiler.report() if getattr(engine, "profiler", None) is not None else None,
             "fatigue": state.fatigue,
-            "breakdown_ms": {
-                part: float(np.median([getattr(r, f"{part}_s") for r in recent if getattr(r, f"{part}_s") is not None]))
-                * 1000.0
-                for part in LATENCY_PARTS
-                if any(getattr(r, f"{part}_s") is not None for r in recent)
-            },
+            "breakdown_ms": breakdown_ms(recent),
         }
 
     def render(self) -> Table:
@@ -160,9 +168,8 @@ class HeadlessDashboard:
             return
         state = self.pipeline.state
         with state.lock:
-            # the deque holds a bounded history in arrival order; what is new is its last (published - written)
-            new = min(state.decisions_published - self._written, len(state.decisions))
-            fresh = list(state.decisions)[len(state.decisions) - new :] if new > 0 else []
+            # the ring holds a bounded history in arrival order; what is new is its last (published - written)
+            fresh = state.decisions.recent(state.decisions_published - self._written)
             self._written = state.decisions_published
             newest = state.features.latest()
             features = newest[1] if newest is not None else None

@@ -6,7 +6,6 @@ Views (GUI or terminal) never touch the threads: they read ``MonitorState.snapsh
 from __future__ import annotations
 
 import collections
-import enum
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import numpy as np
 
 from dsp.engine import DspEngine, EngineSettings, WindowResult
 from monitor.acquisition import Acquisition
+from monitor.decision_history import DecisionRecord, DecisionRing, MuscleState  # still importable from here
 from monitor.feature_history import FeatureRing
 from monitor.outlets import LEARNING_INDEX, REST_INDEX, ResultOutlets
 
@@ -26,12 +26,6 @@ REST_LABEL = "rest"  # shown instead of a condition while no electrode sees a co
 # shown instead of a condition until the rest level is known: before then "contracting" cannot be told from "relaxed"
 LEARNING_LABEL = "learning rest level"
 NOT_A_CONDITION = (REST_LABEL, LEARNING_LABEL)  # verdicts that say why there is no condition
-
-
-class MuscleState(enum.Enum):
-    LEARNING = "learning"  # the rest level of these channels is not known yet
-    RELAXED = "relaxed"
-    CONTRACTING = "contracting"
 
 
 def muscle_state(result: WindowResult, channels: np.ndarray | slice = slice(None)) -> MuscleState:
@@ -65,26 +59,6 @@ def label_index(probabilities: np.ndarray, state: MuscleState) -> int:
 
 
 @dataclass
-class DecisionRecord:
-    """One published decision, with the latency from the window's last sample to its publication (LSL clock)."""
-
-    sequence: int
-    last_timestamp: float
-    label: str
-    probabilities: np.ndarray
-    classes: list[str]
-    channel_attention: np.ndarray | None
-    model_id: str
-    latency_s: float  # window's last sample (amplifier time stamp) -> decision published on the LSL outlet
-    worker_s: float  # the model's time in the worker
-    acquisition_s: float | None = None  # sample time stamp -> arrived in the monitor (amplifier chunking + LSL)
-    dsp_s: float | None = None  # arrived -> window filtered, analysed and submitted
-    transport_s: float | None = None  # submitted -> reply received, less the worker's own time (ZeroMQ, queues)
-    publication_s: float | None = None  # reply received -> decision handed to this thread and published
-    muscle: MuscleState = MuscleState.CONTRACTING  # ``label`` is the model's condition only while contracting
-
-
-@dataclass
 class MonitorState:
     """Everything the views show, updated by the pipeline threads under one lock."""
 
@@ -93,7 +67,7 @@ class MonitorState:
     n_channels: int = 0
     channel_labels: list[str] = field(default_factory=list)
     layout: dict[str, Any] | None = None
-    decisions: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_WINDOWS))
+    decisions: DecisionRing = field(default_factory=lambda: DecisionRing(HISTORY_WINDOWS))
     features: FeatureRing = field(default_factory=lambda: FeatureRing(HISTORY_WINDOWS))
     latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
     usable: np.ndarray | None = None
@@ -104,10 +78,14 @@ class MonitorState:
     recording: str | None = None  # the XDF file being recorded, if any
     windows_seen: int = 0
     windows_sent: int = 0
-    # every decision ever appended: with several workers they arrive out of sequence order, so readers of the
-    # bounded ``decisions`` history find what is new by this count, not by sequence number
-    decisions_published: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def decisions_published(self) -> int:
+        """Every decision ever appended: with several workers they arrive out of sequence order, so readers of the
+        bounded ``decisions`` history find what is new by this count, not by sequence number. The ring counts its
+        own appends, so the count and the history's contents never disagree."""
+        return self.decisions.appended
 
     def latency_percentiles(self) -> dict[str, float]:
         with self.lock:
@@ -236,7 +214,6 @@ class MonitorPipeline:
                     latency = now - decision.last_timestamp
                     worker_s = decision.worker_ms / 1000.0
                     self.state.latencies_s.append(latency)
-                    self.state.decisions_published += 1
                     self.state.decisions.append(
                         DecisionRecord(
                             decision.sequence, decision.last_timestamp, verdict(decision.label, muscle),

@@ -39,7 +39,6 @@ def test_out_of_order_decisions_from_two_workers_are_each_written_once():
     def publish(sequences: list[int]) -> None:
         with state.lock:
             for sequence in sequences:
-                state.decisions_published += 1
                 state.decisions.append(DecisionRecord(
                     sequence, float(sequence), "healthy", np.array([1.0, 0.0, 0.0]),
                     ["healthy", "myopathy", "neuropathy"], None, "m", 0.01, 0.001))

@@ -144,7 +144,6 @@ def headless_with(records: list[DecisionRecord]):
 
     state = MonitorState(stream_name="amp", fs=FS, n_channels=3, channel_labels=["a", "b", "c"])
     state.decisions.extend(records)
-    state.decisions_published = len(records)
     pipeline = SimpleNamespace(
         state=state, client=None,
         acquisition=SimpleNamespace(signal_lost=False, buffer=SimpleNamespace(total_written=0), incompatible=False),

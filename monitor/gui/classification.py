@@ -17,6 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
+from monitor.decision_history import MUSCLE_CODES
 from monitor.pipeline import REST_LABEL, MuscleState
 
 UNCERTAIN = "uncertain"
@@ -100,7 +101,8 @@ class ClassificationView(QtWidgets.QWidget):
         self.learning = SessionTrend(1)  # 1 where the decision came while the rest level was being learned
         # the verdicts without a condition of the latest decisions (None: a condition), as many as the vote can use
         self.withheld: deque[str | None] = deque(maxlen=MAX_VOTES)
-        self.last_sequence = -1
+        self.last_published = 0  # MonitorState.decisions_published when this view last read the decisions
+        self.last_sequence = -1  # the newest decision drawn
         self.label = UNCERTAIN
         self.confidence = float("nan")
         self._items: list[Any] = []
@@ -155,31 +157,34 @@ class ClassificationView(QtWidgets.QWidget):
 
     def _collect(self) -> bool:
         state = self.pipeline.state
-        fresh = []
         with state.lock:
-            for record in reversed(state.decisions):
-                if record.sequence <= self.last_sequence:
-                    break
-                fresh.append(record)
-        if not fresh:
+            # by the published count, not by sequence: two workers answer out of sequence order
+            fresh = state.decisions.recent_columns(
+                state.decisions_published - self.last_published,
+                ("sequence", "last_timestamp", "probabilities", "classes", "label", "muscle"),
+            )
+            self.last_published = state.decisions_published
+            class_sets, labels = state.decisions.class_sets, state.decisions.labels
+        if not len(fresh["sequence"]):
             return False
-        fresh.reverse()
-        classes, start = self.classes, 0
-        for index, record in enumerate(fresh):
-            if list(record.classes) != classes:
-                classes, start = list(record.classes), index
+        changes = np.flatnonzero(fresh["classes"][1:] != fresh["classes"][:-1])
+        start = int(changes[-1]) + 1 if len(changes) else 0
+        classes = list(class_sets[fresh["classes"][-1]])
         if start > 0 or classes != self.classes:
             # another model (or its first decision): its probabilities are not comparable with the old ones
-            fresh, self.classes = fresh[start:], classes
+            fresh = {name: column[start:] for name, column in fresh.items()}
+            self.classes = classes
             self.trend = SessionTrend(len(classes))
             self.learning = SessionTrend(1)
             self.withheld.clear()
             self._rebuild_items()
-        times = np.array([record.last_timestamp for record in fresh])
-        self.trend.extend(times, np.array([record.probabilities for record in fresh], dtype=np.float64))
-        self.learning.extend(times, np.array([[record.muscle is MuscleState.LEARNING] for record in fresh], float))
-        self.withheld.extend(None if record.muscle is MuscleState.CONTRACTING else record.label for record in fresh)
-        self.last_sequence = fresh[-1].sequence
+        times, muscle = fresh["last_timestamp"], fresh["muscle"]
+        self.trend.extend(times, fresh["probabilities"][:, : len(classes)].astype(np.float64))
+        self.learning.extend(times, (muscle == MUSCLE_CODES[MuscleState.LEARNING])[:, None].astype(np.float64))
+        contracting = MUSCLE_CODES[MuscleState.CONTRACTING]
+        self.withheld.extend(None if code == contracting else labels[label]
+                             for code, label in zip(muscle.tolist(), fresh["label"].tolist(), strict=True))  # fmt: skip
+        self.last_sequence = int(fresh["sequence"][-1])
         return True
 
     def _rebuild_items(self) -> None:

@@ -169,7 +169,7 @@ class ElectrodesView(QtWidgets.QWidget):
         state = self.pipeline.state
         with state.lock:
             usable = None if state.usable is None else state.usable.copy()
-            last = state.decisions[-1] if state.decisions else None
+            last = state.decisions.latest()
             quality = getattr(state, "quality", None)
         n = self.layout_.n_channels
         reasons = list(getattr(quality, "reasons", ()) or ())

@@ -125,8 +125,8 @@ class MainWindow(QtWidgets.QMainWindow):
             state = self.pipeline.state
             with state.lock:
                 first = state.features.oldest_timestamp()
-                if first is None and state.decisions:
-                    first = state.decisions[0].last_timestamp
+                if first is None:
+                    first = state.decisions.oldest_timestamp()
             if first is None:
                 return 0.0
             self._origin = float(first)

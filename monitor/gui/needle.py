@@ -16,6 +16,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from dsp.mup_measures import INDIVIDUAL_REFERENCE, MEAN_REFERENCE
 from dsp.mup_reading import NETWORK_CLASSES, READING_TO_CONDITION, agreement
+from monitor.decision_history import MUSCLE_CODES
 from monitor.gui.classification import class_colour
 from monitor.needle_live import DEFAULT_INTERVAL_S, DEFAULT_WINDOW_S, LiveNeedleAnalysis, NeedleSnapshot
 from monitor.pipeline import MuscleState
@@ -223,19 +224,22 @@ class NeedleView(QtWidgets.QWidget):
     def _network_probabilities(self, snapshot: NeedleSnapshot) -> tuple[dict[str, float] | None, int]:
         """Mean probabilities of the decisions over the analysed samples, by class name, and how many there were."""
         state = self.pipeline.state
-        rows: list[np.ndarray] = []
-        classes: list[str] = []
         with state.lock:
-            for record in reversed(state.decisions):
-                if record.last_timestamp < snapshot.first_timestamp:
-                    break
-                # before the rest level is known the pipeline gives no condition: neither does this comparison
-                if record.last_timestamp <= snapshot.last_timestamp and record.muscle is not MuscleState.LEARNING:
-                    rows.append(np.asarray(record.probabilities, dtype=np.float64))
-                    classes = list(record.classes)
-        if not rows or not set(NETWORK_CLASSES) <= set(classes):
+            decided = state.decisions.since_columns(
+                snapshot.first_timestamp, ("last_timestamp", "probabilities", "classes", "muscle"))
+            class_sets = state.decisions.class_sets
+        # before the rest level is known the pipeline gives no condition: neither does this comparison
+        over = (decided["last_timestamp"] <= snapshot.last_timestamp) & (
+            decided["muscle"] != MUSCLE_CODES[MuscleState.LEARNING])
+        if not over.any():
+            return None, 0
+        # the newest model's decisions only: another model's probabilities are in other classes
+        newest = decided["classes"][over][-1]
+        classes = list(class_sets[newest])
+        rows = decided["probabilities"][over & (decided["classes"] == newest), : len(classes)]
+        if not set(NETWORK_CLASSES) <= set(classes):
             return None, len(rows)
-        mean = np.mean([row for row in rows if row.shape == (len(classes),)], axis=0)
+        mean = rows.astype(np.float64).mean(axis=0)
         return dict(zip(classes, (float(p) for p in mean), strict=True)), len(rows)
 
     def _show_network(self) -> None:

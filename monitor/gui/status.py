@@ -6,7 +6,6 @@ emits as Qt signals, because the recorder belongs to the session, not to the win
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,7 @@ def latency_breakdown(pipeline: Any) -> dict[str, tuple[float, float] | float | 
     state = pipeline.state
     with state.lock:
         total = list(state.latencies_s)
-        worker = [record.worker_s for record in itertools.islice(reversed(state.decisions), len(total))]
+        worker = state.decisions.recent_columns(len(total), ("worker_s",))["worker_s"].tolist()
     stats = pipeline.engine.stats
     dsp_ms = stats.dsp_seconds_total / stats.windows * 1000.0 if stats.windows else None
     total_pct, worker_pct = _percentiles_ms(total), _percentiles_ms(worker)
@@ -55,8 +54,8 @@ def resource_line(pipeline: Any) -> str:
         return "—"
     state = pipeline.state
     with state.lock:
-        worker = [record.worker_s for record in itertools.islice(reversed(state.decisions), 200)]
-    extra = {"model (worker)": float(np.median(worker)) * 1000.0} if worker else None
+        worker = state.decisions.recent_columns(200, ("worker_s",))["worker_s"]
+    extra = {"model (worker)": float(np.median(worker)) * 1000.0} if len(worker) else None
     return profiler.status_line(extra, recent_cpu=True)
 
 
