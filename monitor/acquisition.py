@@ -1,7 +1,9 @@
 """LSL inlet -> ring buffer, in its own thread. Finds the amplifier, keeps pulling, notices when it vanishes.
 
-liblsl recovers a stream that returns with the same source_id by itself (``recover=True``); this thread only
-reports the state ("streaming" / "signal lost") so the views can say so, and never blocks on anything but the inlet.
+liblsl recovers a stream that returns with the same source_id by itself (``recover=True``); this thread reports the
+state ("streaming" / "signal lost") so the views can say so, lets no sample that follows a gap into the buffer until
+a fresh lookup confirms the stream is back at the same rate and channel count (monitor/reconnect.py), and never
+blocks on anything but the inlet (lookups run in a thread of their own).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +22,24 @@ import numpy as np
 
 from dsp.ringbuffer import RingBuffer
 from monitor.errors import UserError
+from monitor.reconnect import HeldSamples, Resolver, StreamIdentity, StreamLookups, Verdict
 
 log = logging.getLogger(__name__)
 
 SIGNAL_LOST_AFTER_S = 0.5
+#: samples of a returned stream kept while its rate is unconfirmed, in seconds at the accepted rate (a bound in
+#: samples, so memory stays bounded whatever rate the stream came back at)
+HOLD_SECONDS = 5.0
+#: one lookup's wait: liblsl sends its unicast wave to the KnownPeers only at MulticastMinRTT (0.5 s by default),
+#: so a shorter wait never reaches a lab network's amplifier, and exactly 0.5 s races that wave into a 5.5 s block
+LOOKUP_TIMEOUT_S = 1.0
+
+
+def resolve_by_predicate(predicate: str, timeout_s: float) -> Sequence[Any]:
+    """The outlets answering an LSL predicate within ``timeout_s`` (returns at the first answer)."""
+    import pylsl
+
+    return pylsl.resolve_bypred(predicate, 1, timeout_s)
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,14 @@ def describe(info: Any) -> StreamDescription:
 class Acquisition(threading.Thread):
     """Pulls chunks from an LSL inlet into a preallocated ring buffer until stopped."""
 
-    def __init__(self, info: Any, buffer_seconds: float = 30.0, open_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        info: Any,
+        buffer_seconds: float = 30.0,
+        open_timeout_s: float = 5.0,
+        hold_seconds: float = HOLD_SECONDS,
+        resolver: Resolver = resolve_by_predicate,
+    ) -> None:
         super().__init__(name="acquisition", daemon=True)
         import pylsl
 
@@ -102,7 +126,9 @@ class Acquisition(threading.Thread):
             processing_flags=pylsl.proc_clocksync | pylsl.proc_monotonize,
         )
         try:
-            self.stream = describe(self._inlet.info(timeout=open_timeout_s))
+            full_info = self._inlet.info(timeout=open_timeout_s)
+            self.stream = describe(full_info)
+            identity = StreamIdentity.of(full_info)
             self._inlet.open_stream(timeout=open_timeout_s)
         except pylsl.TimeoutError as error:
             raise UserError(f"LSL stream '{info.name()}' did not answer within {open_timeout_s:g} s") from error
@@ -118,13 +144,25 @@ class Acquisition(threading.Thread):
         self._arrival_times: collections.deque[float] = collections.deque(maxlen=4096)
         self.signal_lost_events = 0
         self._lost = False
-        self._next_format_check = 0.0
+        self._last_timestamp: float | None = None
+        self._lookups = StreamLookups(identity, resolver, LOOKUP_TIMEOUT_S)
+        self._hold_capacity = max(1, int(self.stream.fs * hold_seconds))
+        self._held: HeldSamples | None = None
+        #: samples of a returned stream pushed out of the hold before its rate was confirmed (the oldest ones)
+        self.unconfirmed_dropped = 0
         #: set when the stream returned with another rate or channel count: the pipeline refuses it, never garbles
         self.incompatible: str | None = None
 
     @property
     def signal_lost(self) -> bool:
+        """No sample stored for a while (samples held for confirmation do not count: they are not usable yet)."""
         return time.monotonic() - self.last_data_clock > SIGNAL_LOST_AFTER_S
+
+    @property
+    def held_samples(self) -> int:
+        """Samples of a returned stream waiting for its rate to be confirmed."""
+        held = self._held
+        return held.held if held is not None else 0
 
     def stop(self) -> None:
         self._stop_requested.set()
@@ -137,25 +175,80 @@ class Acquisition(threading.Thread):
                 timeout=0.05, max_samples=self._chunk_capacity, dest_obj=self._chunk, min_samples=1
             )
             if timestamps:
-                # liblsl's recovery matches the returning outlet on name, type, channel count and sample format but
-                # not on the rate, so a stream back at another rate would flow in as if it were the old one: check
-                # before its first sample is written (the inlet keeps buffering meanwhile, so nothing is lost)
-                if self._lost and self._check_returned_format(force=True):
-                    break
-                n = len(timestamps)
-                arrived = self._pylsl.local_clock()
-                self.buffer.write(self._chunk[:n], np.asarray(timestamps))
-                self._arrival_times.append(arrived)
-                self._arrival_ends.append(self.buffer.total_written)
-                self.last_data_clock = time.monotonic()
-                self._lost = False
-            elif self.signal_lost:
-                if not self._lost:
-                    self._lost = True
-                    self.signal_lost_events += 1
-                    log.warning("signal lost on stream %s", self.stream.name)
-                self._check_returned_format()
+                self._receive(self._chunk[: len(timestamps)], np.asarray(timestamps))
+            elif self.signal_lost and not self._lost and self._held is None:
+                self._lost = True
+                self.signal_lost_events += 1
+                self._lookups.restart(time.monotonic())
+                log.warning("signal lost on stream %s", self.stream.name)
+            if self._lost or self._held is not None:
+                self._act_on(self._lookups.poll(self._held, time.monotonic()))
+        self._lookups.close()
         self._inlet.close_stream()
+
+    def _receive(self, samples: np.ndarray, timestamps: np.ndarray) -> None:
+        arrived = self._pylsl.local_clock()
+        if self._held is None and self._resumes_after_gap(float(timestamps[0])):
+            # liblsl may have reconnected to a restarted outlet at another rate: nothing goes in until a lookup says
+            self._held = HeldSamples(self._hold_capacity)
+            self._lookups.restart(time.monotonic())
+        if self._held is None:
+            self._store(samples, timestamps, arrived)
+            return
+        pushed_out = self._held.add(samples, timestamps, arrived)
+        if pushed_out and self._held.dropped == pushed_out:
+            log.warning(
+                "stream '%s' is back but its rate is not confirmed yet: keeping its newest %.1f s, dropping older "
+                "samples (counted as unconfirmed drops)", self.stream.name, self._hold_capacity / self.stream.fs,
+            )
+        self.unconfirmed_dropped += pushed_out
+
+    def _resumes_after_gap(self, first_timestamp: float) -> bool:
+        # a gap is what the DSP engine calls one (dsp/engine.py: a jump of more than 50 ms + 5 samples in the time
+        # stamps), or time without samples: an outlet that restarts fast leaves only the jump, which the wall clock
+        # alone would miss; the outlet that never left is confirmed by its uid within one lookup
+        if self._lost:
+            return True
+        if self._last_timestamp is None:
+            return False
+        return first_timestamp - self._last_timestamp > 0.05 + 5.0 / self.stream.fs
+
+    def _store(self, samples: np.ndarray, timestamps: np.ndarray, arrived: float) -> None:
+        self.buffer.write(samples, timestamps)
+        self._arrival_times.append(arrived)
+        self._arrival_ends.append(self.buffer.total_written)
+        self._last_timestamp = float(timestamps[-1])
+        self.last_data_clock = time.monotonic()
+        self._lost = False
+
+    def _act_on(self, verdict: Verdict | None) -> None:
+        if verdict is None:
+            return
+        if verdict.kind == "changed":
+            self._refuse(verdict)
+        elif verdict.kind == "same" and self._held is not None:
+            self._lookups.follow(verdict)
+            self._release_held()
+
+    def _refuse(self, verdict: Verdict) -> None:
+        # liblsl does not recover a stream back with another channel count (it silently waits forever) and does
+        # recover one back at another rate; either way the held samples are of a format this monitor did not set up
+        self.incompatible = f"stream '{self.stream.name}' {verdict.message}; restart the monitor to accept it"
+        log.error(self.incompatible)
+        self._held = None
+        self._stop_requested.set()
+
+    def _release_held(self) -> None:
+        held = self._held
+        assert held is not None
+        first = self.buffer.total_written
+        for chunk in held.release():
+            self._store(chunk.data, chunk.timestamps, chunk.arrived)
+        self._held = None
+        log.info(
+            "stream '%s' confirmed back at %g Hz: %d held samples stored from sample %d, %d dropped while unconfirmed",
+            self.stream.name, self.stream.fs, self.buffer.total_written - first, first, held.dropped,
+        )
 
     def arrival_of(self, counter: int) -> float | None:
         """LSL time at which sample ``counter`` arrived (None if it is older than the arrivals remembered)."""
@@ -164,25 +257,3 @@ class Acquisition(threading.Thread):
             return self._arrival_times[index]
         except IndexError:
             return None
-
-    def _check_returned_format(self, force: bool = False) -> bool:
-        """True (message set, acquisition stopping) when the stream is back with another rate or channel count."""
-        # liblsl does not recover a stream back with another channel count (it silently waits forever) and does recover
-        # one back at another rate; either way only a fresh resolve by source_id tells, as the inlet's info is cached
-        now = time.monotonic()
-        if self.incompatible:
-            return True
-        if now < self._next_format_check and not force:
-            return False
-        self._next_format_check = now + 1.0
-        for info in self._pylsl.resolve_byprop("source_id", self.stream.source_id, timeout=0.5):
-            rate, channels = float(info.nominal_srate()), info.channel_count()
-            if rate != self.stream.fs or channels != self.stream.n_channels:
-                self.incompatible = (
-                    f"stream '{self.stream.name}' returned with {channels} channels at {rate:g} Hz "
-                    f"(was {self.stream.n_channels} at {self.stream.fs:g} Hz); restart the monitor to accept it"
-                )
-                log.error(self.incompatible)
-                self._stop_requested.set()
-                return True
-        return False
