@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 ENGINE_FEATURES = ("RMS", "MNF", "MDF", "FInsm5")
 
 
+def is_gap(last_timestamp: float, next_timestamp: float, fs: float) -> bool:
+    """Whether samples resuming at ``next_timestamp`` after one at ``last_timestamp`` follow a gap: a jump of more
+    than 50 ms plus five sample periods, well above LSL's time-stamp jitter at any supported rate. Acquisition holds
+    a returned stream on the same rule that makes the engine restart its filters and windows."""
+    return next_timestamp - last_timestamp > 0.05 + 5.0 / fs
+
+
 @dataclass
 class EngineSettings:
     window_ms: float = 200.0
@@ -158,7 +165,7 @@ class DspEngine(threading.Thread):
     def _detect_gap(self, timestamps: np.ndarray, first_counter: int) -> None:
         # a stream that vanished and returned resumes with a jump in time: restart filters and windows there,
         # so no window straddles the gap and no filter rings from the discontinuity
-        if self._last_timestamp is not None and timestamps[0] - self._last_timestamp > 0.05 + 5.0 / self.fs:
+        if self._last_timestamp is not None and is_gap(self._last_timestamp, float(timestamps[0]), self.fs):
             gap_s = float(timestamps[0] - self._last_timestamp)
             self.stats.last_gap = (first_counter, gap_s, float(timestamps[0]))
             self._gap_seconds += gap_s

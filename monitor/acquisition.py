@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dsp.engine import is_gap
 from dsp.ringbuffer import RingBuffer
 from monitor.errors import UserError
 from monitor.reconnect import HeldSamples, Resolver, StreamIdentity, StreamLookups, Verdict
@@ -204,14 +205,14 @@ class Acquisition(threading.Thread):
         self.unconfirmed_dropped += pushed_out
 
     def _resumes_after_gap(self, first_timestamp: float) -> bool:
-        # a gap is what the DSP engine calls one (dsp/engine.py: a jump of more than 50 ms + 5 samples in the time
-        # stamps), or time without samples: an outlet that restarts fast leaves only the jump, which the wall clock
-        # alone would miss; the outlet that never left is confirmed by its uid within one lookup
+        # a gap is what the DSP engine calls one (a jump in the time stamps), or time without samples: an outlet
+        # that restarts fast leaves only the jump, which the wall clock alone would miss; the outlet that never left
+        # is confirmed by its uid within one lookup
         if self._lost:
             return True
         if self._last_timestamp is None:
             return False
-        return first_timestamp - self._last_timestamp > 0.05 + 5.0 / self.stream.fs
+        return is_gap(self._last_timestamp, first_timestamp, self.stream.fs)
 
     def _store(self, samples: np.ndarray, timestamps: np.ndarray, arrived: float) -> None:
         self.buffer.write(samples, timestamps)
