@@ -21,12 +21,11 @@ import json
 import subprocess
 import sys
 import time
-import tracemalloc
 from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_feature_history import best_of, release_free_heap
+from benchmarks.bench_feature_history import best_of, measure_history
 from benchmarks.common import REPO, emit
 
 CLASSES = ["healthy", "myopathy", "neuropathy"]
@@ -92,26 +91,14 @@ def read_costs(history: Any, layout: str) -> tuple[float, float]:
 
 
 def one_case(layout: str, n_channels: int) -> dict[str, Any]:
-    import psutil
-
     from monitor.pipeline import HISTORY_WINDOWS
 
     fill(new_history(layout, 64), n_channels, 64)  # imports and first-call caches, outside the measurement
-    release_free_heap()
-    process = psutil.Process()
-    history = new_history(layout, HISTORY_WINDOWS)
-    rss_before = process.memory_info().rss
-    append_s = fill(history, n_channels, HISTORY_WINDOWS)
-    rss_growth = process.memory_info().rss - rss_before
-
-    trend_s, worker_s = read_costs(history, layout)
-    del history
-    release_free_heap()
-    tracemalloc.start()
-    traced = new_history(layout, HISTORY_WINDOWS)
-    fill(traced, n_channels, HISTORY_WINDOWS)
-    traced_bytes = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    append_s, rss_growth, (trend_s, worker_s), traced_bytes = measure_history(
+        lambda: new_history(layout, HISTORY_WINDOWS),
+        lambda history: fill(history, n_channels, HISTORY_WINDOWS),
+        lambda history: read_costs(history, layout),
+    )
     return {
         "layout": layout,
         "channels": n_channels,

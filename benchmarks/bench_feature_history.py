@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,27 +123,41 @@ def release_free_heap() -> None:
         ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
-def one_case(layout: str, n_channels: int, rows_file: str) -> dict[str, Any]:
+def measure_history(
+    make: Callable[[], Any], fill_full: Callable[[Any], float], read: Callable[[Any], Any]
+) -> tuple[float, int, Any, int]:
+    """A full history's cost: fills one from ``make()`` with ``fill_full`` (which returns seconds per append) and
+    times ``read`` on it, then fills a second one under tracemalloc once the first is freed (RSS never shrinks, so
+    its figure comes first); -> (seconds per append, RSS growth in bytes, what ``read`` returned, traced bytes)."""
     import psutil
 
+    release_free_heap()
+    process = psutil.Process()
+    history = make()
+    rss_before = process.memory_info().rss
+    append_s = fill_full(history)
+    rss_growth = process.memory_info().rss - rss_before
+    read_result = read(history)
+    del history
+    release_free_heap()
+    tracemalloc.start()
+    traced = make()
+    fill_full(traced)
+    traced_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return append_s, rss_growth, read_result, traced_bytes
+
+
+def one_case(layout: str, n_channels: int, rows_file: str) -> dict[str, Any]:
     from monitor.pipeline import HISTORY_WINDOWS
 
     with np.load(rows_file) as stored:
         rows = {name: stored[name] for name in stored.files}
-    release_free_heap()
-    process = psutil.Process()
-    history = new_history(layout, HISTORY_WINDOWS)
-    rss_before = process.memory_info().rss
-    append_s = fill(history, layout, rows, HISTORY_WINDOWS)
-    rss_growth = process.memory_info().rss - rss_before
-
-    envelope_s, trend_s = read_costs(history, layout, n_channels)
-    del history
-    tracemalloc.start()
-    traced = new_history(layout, HISTORY_WINDOWS)
-    fill(traced, layout, rows, HISTORY_WINDOWS)
-    traced_bytes = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    append_s, rss_growth, (envelope_s, trend_s), traced_bytes = measure_history(
+        lambda: new_history(layout, HISTORY_WINDOWS),
+        lambda history: fill(history, layout, rows, HISTORY_WINDOWS),
+        lambda history: read_costs(history, layout, n_channels),
+    )
     return {
         "layout": layout,
         "channels": n_channels,

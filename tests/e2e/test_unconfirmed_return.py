@@ -50,6 +50,18 @@ def start_acquisition(source_id: str, **options: Any):  # noqa: ANN201 (an Acqui
     return acquisition
 
 
+def first_stream_under_blind_lookup(**options: Any):  # noqa: ANN201 (source id, resolver, Acquisition, count)
+    """Streams FIRST_S of a first outlet into an acquisition whose lookups are blinded; -> (source_id, resolver,
+    acquisition, samples sent), once the buffer holds every one of them."""
+    source_id = f"unseen-{uuid.uuid4().hex[:8]}"
+    first = start_player(source_id, FIRST_S, fs=FS)
+    resolver = BlindResolver()
+    acquisition = start_acquisition(source_id, resolver=resolver, **options)
+    sent_first = int(first.communicate(timeout=30)[0].split()[-1])
+    assert wait_until(lambda: acquisition.buffer.total_written == sent_first, 5.0) is not None
+    return source_id, resolver, acquisition, sent_first
+
+
 def hold_while_unseen(acquisition, resolver: BlindResolver, stored_before: int) -> int:  # noqa: ANN001
     """Waits for the returned stream's samples to be held, keeps the lookup blind for UNSEEN_S meanwhile checking
     that none reached the buffer, then lets it see; returns the most samples held at any moment."""
@@ -68,13 +80,8 @@ def hold_while_unseen(acquisition, resolver: BlindResolver, stored_before: int) 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_stream_back_at_the_same_rate_while_unseen_loses_and_duplicates_nothing():
-    source_id = f"unseen-{uuid.uuid4().hex[:8]}"
-    first = start_player(source_id, FIRST_S, fs=FS)
-    resolver = BlindResolver()
-    acquisition = start_acquisition(source_id, resolver=resolver)
+    source_id, resolver, acquisition, sent_first = first_stream_under_blind_lookup()
     try:
-        sent_first = int(first.communicate(timeout=30)[0].split()[-1])
-        assert wait_until(lambda: acquisition.buffer.total_written == sent_first, 5.0) is not None
         # the returned amplifier counts on where the first one stopped: the whole record must be one unbroken count
         second = start_player(source_id, 6.0, fs=FS, start_index=sent_first)
         peak = hold_while_unseen(acquisition, resolver, sent_first)
@@ -96,13 +103,8 @@ def test_stream_back_at_the_same_rate_while_unseen_loses_and_duplicates_nothing(
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_stream_back_at_another_rate_while_unseen_is_refused_without_its_samples():
-    source_id = f"unseen-{uuid.uuid4().hex[:8]}"
-    first = start_player(source_id, FIRST_S, fs=FS)
-    resolver = BlindResolver()
-    acquisition = start_acquisition(source_id, resolver=resolver)
+    source_id, resolver, acquisition, sent_first = first_stream_under_blind_lookup()
     try:
-        sent_first = int(first.communicate(timeout=30)[0].split()[-1])
-        assert wait_until(lambda: acquisition.buffer.total_written == sent_first, 5.0) is not None
         # same channel count, so liblsl reconnects to it and its samples flow as if they were at 2048 Hz
         second = start_player(source_id, 30.0, fs=1000.0, start_index=sent_first)
         hold_while_unseen(acquisition, resolver, sent_first)
@@ -126,13 +128,8 @@ def test_hold_keeps_the_newest_samples_within_its_bound_and_counts_the_rest(capl
     caplog.set_level(logging.INFO, logger="monitor.acquisition")
     hold_seconds = 0.5
     capacity = int(FS * hold_seconds)
-    source_id = f"unseen-{uuid.uuid4().hex[:8]}"
-    first = start_player(source_id, FIRST_S, fs=FS)
-    resolver = BlindResolver()
-    acquisition = start_acquisition(source_id, resolver=resolver, hold_seconds=hold_seconds)
+    source_id, resolver, acquisition, sent_first = first_stream_under_blind_lookup(hold_seconds=hold_seconds)
     try:
-        sent_first = int(first.communicate(timeout=30)[0].split()[-1])
-        assert wait_until(lambda: acquisition.buffer.total_written == sent_first, 5.0) is not None
         second = start_player(source_id, 6.0, fs=FS, start_index=sent_first)
         peak = hold_while_unseen(acquisition, resolver, sent_first)
         sent_second = int(second.communicate(timeout=30)[0].split()[-1])
