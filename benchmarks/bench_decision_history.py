@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_feature_history import best_of, measure_history
+from benchmarks.bench_feature_history import best_of, measure_history, memory_figures
 from benchmarks.common import REPO, emit
 
 CLASSES = ["healthy", "myopathy", "neuropathy"]
@@ -100,13 +100,7 @@ def one_case(layout: str, n_channels: int) -> dict[str, Any]:
         lambda history: read_costs(history, layout),
     )
     return {
-        "layout": layout,
-        "channels": n_channels,
-        "decisions": HISTORY_WINDOWS,
-        "rss_growth_mib": round(rss_growth / 2**20, 1),
-        "traced_mib": round(traced_bytes / 2**20, 2),
-        "traced_bytes_per_decision": round(traced_bytes / HISTORY_WINDOWS),
-        "append_us": round(append_s * 1e6, 2),
+        **memory_figures(layout, n_channels, "decision", HISTORY_WINDOWS, append_s, rss_growth, traced_bytes),
         "read_trend_all_decisions_ms": round(trend_s * 1000, 2),
         "read_last_200_worker_times_ms": round(worker_s * 1000, 3),
     }

@@ -148,6 +148,21 @@ def measure_history(
     return append_s, rss_growth, read_result, traced_bytes
 
 
+def memory_figures(
+    layout: str, n_channels: int, item: str, count: int, append_s: float, rss_growth: int, traced_bytes: int
+) -> dict[str, Any]:
+    """The figures both history benchmarks print, per ``item`` ("window", "decision") held."""
+    return {
+        "layout": layout,
+        "channels": n_channels,
+        f"{item}s": count,
+        "rss_growth_mib": round(rss_growth / 2**20, 1),
+        "traced_mib": round(traced_bytes / 2**20, 2),
+        f"traced_bytes_per_{item}": round(traced_bytes / count),
+        "append_us": round(append_s * 1e6, 2),
+    }
+
+
 def one_case(layout: str, n_channels: int, rows_file: str) -> dict[str, Any]:
     from monitor.pipeline import HISTORY_WINDOWS
 
@@ -159,13 +174,7 @@ def one_case(layout: str, n_channels: int, rows_file: str) -> dict[str, Any]:
         lambda history: read_costs(history, layout, n_channels),
     )
     return {
-        "layout": layout,
-        "channels": n_channels,
-        "windows": HISTORY_WINDOWS,
-        "rss_growth_mib": round(rss_growth / 2**20, 1),
-        "traced_mib": round(traced_bytes / 2**20, 2),
-        "traced_bytes_per_window": round(traced_bytes / HISTORY_WINDOWS),
-        "append_us": round(append_s * 1e6, 2),
+        **memory_figures(layout, n_channels, "window", HISTORY_WINDOWS, append_s, rss_growth, traced_bytes),
         "read_envelope_last_10s_ms": round(envelope_s * 1000, 3),
         "read_trend_all_windows_ms": round(trend_s * 1000, 1),
     }
