@@ -2,8 +2,9 @@
 
 liblsl recovers a stream that returns with the same source_id by itself (``recover=True``); this thread reports the
 state ("streaming" / "signal lost") so the views can say so, lets no sample that follows a gap into the buffer until
-a fresh lookup confirms the stream is back at the same rate and channel count (monitor/reconnect.py), and never
-blocks on anything but the inlet (lookups run in a thread of their own).
+a fresh lookup confirms the stream is back at the same rate and channel count (monitor/reconnect.py), refuses a
+stream back in another format or under its source_id as another stream, and never blocks on anything but the inlet
+(lookups run in a thread of their own).
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class Acquisition(threading.Thread):
         self._lost = False
         self._last_timestamp: float | None = None
         self._lookups = StreamLookups(identity, resolver, LOOKUP_TIMEOUT_S)
+        self._lookups.take_census()
         self._hold_capacity = max(1, int(self.stream.fs * hold_seconds))
         self._held: HeldSamples | None = None
         #: samples of a returned stream pushed out of the hold before its rate was confirmed (the oldest ones)
@@ -258,3 +260,4 @@ class Acquisition(threading.Thread):
             return self._arrival_times[index]
         except IndexError:
             return None
+

@@ -88,6 +88,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--source-id", required=True)
+    parser.add_argument("--name", default="test-player", help="the stream's name (a renamed return, say)")
     parser.add_argument("--layout", default="ring8")
     parser.add_argument("--fs", type=float, default=2048.0)
     parser.add_argument("--duration", type=float, default=10.0)
@@ -102,7 +103,7 @@ def main() -> None:
         source = FaultySource(simulator, args.faults_at)
     else:
         source = simulator if args.no_index else IndexedSource(simulator, args.start_index)
-    amplifier = Amplifier(source, name="test-player", source_id=args.source_id, chunk_samples=args.chunk)
+    amplifier = Amplifier(source, name=args.name, source_id=args.source_id, chunk_samples=args.chunk)
     # start the clock only once the monitor listens, so the stream's duration is exactly what it receives
     amplifier.wait_for_consumers(args.wait_consumer)
     sent = amplifier.run(duration_s=args.duration)

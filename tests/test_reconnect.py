@@ -14,11 +14,23 @@ from monitor.reconnect import Backoff, HeldSamples, StreamIdentity, StreamLookup
 class FoundInfo:
     """What a lookup returns, as far as the verdict reads it (pylsl.StreamInfo's accessors)."""
 
-    def __init__(self, uid: str, fs: float, n_channels: int) -> None:
+    def __init__(
+        self, uid: str, fs: float, n_channels: int, name: str = "amp", stream_type: str = "EMG", channel_format: int = 1
+    ) -> None:
         self._uid, self._fs, self._n = uid, fs, n_channels
+        self._name, self._type, self._format = name, stream_type, channel_format
 
     def uid(self) -> str:
         return self._uid
+
+    def name(self) -> str:
+        return self._name
+
+    def type(self) -> str:
+        return self._type
+
+    def channel_format(self) -> int:
+        return self._format  # liblsl's code: 1 float32, 2 double64
 
     def nominal_srate(self) -> float:
         return self._fs
@@ -72,6 +84,49 @@ def test_verdict_trusts_the_outlet_still_there_and_refuses_when_it_cannot_tell_w
     assert IDENTITY.judge([FoundInfo("a", 2048.0, 9), FoundInfo("b", 1000.0, 9)]).kind == "changed"
     both_same = IDENTITY.judge([FoundInfo("a", 2048.0, 9), FoundInfo("b", 2048.0, 9)])
     assert both_same.kind == "same" and both_same.uid == ""
+
+
+def test_a_return_liblsl_never_reconnects_to_is_named_in_full():
+    doubles = IDENTITY.judge([FoundInfo("uid-new", 2048.0, 9, channel_format=2)])
+    assert doubles.kind == "changed"
+    assert doubles.message == (
+        "returned as 'amp' (EMG, double64, 9 ch at 2048 Hz), was 'amp' (EMG, float32, 9 ch at 2048 Hz)"
+    )
+    renamed = IDENTITY.judge_by_source([FoundInfo("uid-new", 2048.0, 9, name="amp-v2", stream_type="EXG")])
+    assert renamed.kind == "changed" and renamed.message.startswith("returned as 'amp-v2' (EXG, float32, 9 ch")
+    assert IDENTITY.judge_by_source([]).kind == "unseen"
+
+
+def test_source_lookup_skips_our_identity_and_the_devices_other_streams():
+    assert IDENTITY.source_predicate() == "source_id='amp-1' and not(name='amp' and type='EMG')"
+    with_accelerometer = IDENTITY.source_predicate(frozenset({("amp", "ACC")}))
+    assert with_accelerometer == (
+        "source_id='amp-1' and not(name='amp' and type='ACC') and not(name='amp' and type='EMG')"
+    )
+
+
+def test_lookups_look_under_the_source_id_only_past_the_streams_there_at_the_start():
+    asked: list[str] = []
+    present = {"source_id='amp-1' and not(name='amp' and type='EMG')": [FoundInfo("acc", 100.0, 3, stream_type="ACC")]}
+
+    def resolver(predicate: str, timeout_s: float) -> list:
+        asked.append(predicate)
+        return present.get(predicate, [])
+
+    lookups = StreamLookups(IDENTITY, resolver, timeout_s=1.0)
+    try:
+        lookups.take_census()  # the accelerometer stream of the same device is there from the start: not ours
+        lookups.poll(None, 0.0)
+        assert answer(lookups, None).kind == "unseen"
+        past_siblings = "source_id='amp-1' and not(name='amp' and type='ACC') and not(name='amp' and type='EMG')"
+        assert asked == [next(iter(present)), past_siblings, IDENTITY.predicate(), past_siblings]
+        present[past_siblings] = [FoundInfo("uid-new", 2048.0, 9, name="amp-v2")]  # ours, back renamed
+        lookups.restart(0.0)
+        lookups.poll(None, 0.0)
+        verdict = answer(lookups, None)
+        assert verdict.kind == "changed" and "returned as 'amp-v2' (EMG, float32, 9 ch at 2048 Hz)" in verdict.message
+    finally:
+        lookups.close()
 
 
 def test_lookup_predicate_is_the_identity_liblsl_recovers_by():
