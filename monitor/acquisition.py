@@ -4,7 +4,7 @@ liblsl recovers a stream that returns with the same source_id by itself (``recov
 state ("streaming" / "signal lost") so the views can say so, lets no sample that follows a gap into the buffer until
 a fresh lookup confirms the stream is back at the same rate and channel count (monitor/reconnect.py), refuses a
 stream back in another format or under its source_id as another stream, and never blocks on anything but the inlet
-(lookups run in a thread of their own).
+(lookups run in a thread of their own). ``signal_status`` is what the views show of all this.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -261,3 +261,41 @@ class Acquisition(threading.Thread):
         except IndexError:
             return None
 
+
+@dataclass(frozen=True)
+class SignalStatus:
+    """What the views say about the stream: one state word and one short phrase, the same in the GUI and terminal."""
+
+    state: Literal["waiting", "streaming", "lost", "confirming", "refused"]
+    phrase: str
+    held_samples: int = 0
+    unconfirmed_dropped: int = 0
+
+
+def signal_status(acquisition: Any) -> SignalStatus:
+    """The stream's state as the views show it, from an Acquisition (or anything with its attributes).
+
+    Held samples keep ``signal_lost`` true, as they are not usable yet; the views say so rather than "signal lost",
+    as the stream is back and the wait is the monitor's own."""
+    held = getattr(acquisition, "held_samples", 0)
+    dropped = getattr(acquisition, "unconfirmed_dropped", 0)
+    if getattr(acquisition, "incompatible", None):
+        return SignalStatus("refused", acquisition.incompatible, held, dropped)
+    if held:
+        seconds = held / acquisition.stream.fs
+        return SignalStatus("confirming", f"stream back, confirming its rate ({seconds:.1f} s held)", held, dropped)
+    if not acquisition.signal_lost:
+        return SignalStatus("streaming", "streaming", held, dropped)
+    if acquisition.buffer.total_written == 0:
+        # nothing has arrived yet: a stream that is starting up is not a stream that was lost
+        return SignalStatus("waiting", "waiting for the first samples", held, dropped)
+    return SignalStatus("lost", "signal lost", held, dropped)
+
+
+def dropped_figure(reader_dropped: int, status: SignalStatus) -> str:
+    """``dropped N`` counting every sample lost on the way: those the DSP reader fell behind on and those pushed out
+    of the hold before the stream's rate was confirmed (named beside the total, as their cause differs)."""
+    total = reader_dropped + status.unconfirmed_dropped
+    if not status.unconfirmed_dropped:
+        return f"dropped {total}"
+    return f"dropped {total} ({status.unconfirmed_dropped} while confirming the rate)"

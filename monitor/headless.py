@@ -10,13 +10,17 @@ from typing import IO, Any
 import numpy as np
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from monitor.acquisition import dropped_figure, signal_status
 from monitor.outlets import emg_mean
 from monitor.pipeline import MonitorPipeline, MuscleState
 
 # DecisionRecord's latency parts, in the order a sample meets them; they sum to its latency_s
 LATENCY_PARTS = ("acquisition", "dsp", "worker", "transport", "publication")
+#: rich style of each SignalStatus state; red for anything else
+SIGNAL_STYLES = {"streaming": "green", "waiting": "yellow", "confirming": "yellow"}
 
 
 def decision_line(
@@ -68,6 +72,7 @@ class HeadlessDashboard:
         state = self.pipeline.state
         acquisition = self.pipeline.acquisition
         engine = self.pipeline.engine
+        signal = signal_status(acquisition)
         with state.lock:
             last = state.decisions.latest()
             newest = state.features.latest()
@@ -80,9 +85,15 @@ class HeadlessDashboard:
             "stream": state.stream_name,
             "fs": state.fs,
             "channels": state.n_channels,
-            "signal": "lost" if acquisition.signal_lost else "streaming",
+            # streaming / waiting / lost / confirming (a returned stream's samples held) / refused
+            "signal": signal.state,
+            "signal_phrase": signal.phrase,
             "samples": acquisition.buffer.total_written,
-            "dropped_samples": engine.reader.dropped,
+            # every sample lost, those pushed out of the hold before the rate was confirmed among them
+            "dropped_samples": engine.reader.dropped + signal.unconfirmed_dropped,
+            "unconfirmed_dropped": signal.unconfirmed_dropped,
+            "dropped_text": dropped_figure(engine.reader.dropped, signal),
+            "held_samples": signal.held_samples,
             "windows": state.windows_seen,
             "decisions": n_decisions,
             "worker": getattr(client, "state", "none") if client is not None else "none",
@@ -103,10 +114,9 @@ class HeadlessDashboard:
         table = Table(title=f"NeuroFusion Monitor — {s['stream']} ({s['channels']} ch @ {s['fs']:g} Hz)", expand=False)
         table.add_column("", style="bold")
         table.add_column("")
-        signal_style = "red" if s["signal"] == "lost" else "green"
-        table.add_row(
-            "signal", f"[{signal_style}]{s['signal']}[/]  samples {s['samples']}  dropped {s['dropped_samples']}"
-        )
+        signal_style = SIGNAL_STYLES.get(s["signal"], "red")
+        signal = f"[{signal_style}]{escape(s['signal_phrase'])}[/]"
+        table.add_row("signal", f"{signal}  samples {s['samples']}  {s['dropped_text']}")
         table.add_row("worker", f"{s['worker']}  windows {s['windows']}  decisions {s['decisions']}")
         label = s["label"] or "—"
         withheld = s["muscle"] not in (None, MuscleState.CONTRACTING.value)

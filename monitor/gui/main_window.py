@@ -13,6 +13,7 @@ from typing import Any
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from monitor.acquisition import signal_status
 from monitor.errors import UserError
 from monitor.gui import needle as needle_view
 from monitor.gui.classification import ClassificationView
@@ -153,15 +154,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view_errors[name] = f"{type(error).__name__}: {error}"
 
     def _update_banner(self) -> None:
-        acquisition = self.pipeline.acquisition
+        signal = signal_status(self.pipeline.acquisition)
         message, style = "", BANNER_LOST
         name = self.pipeline.state.stream_name
-        if getattr(acquisition, "incompatible", None):
-            message = acquisition.incompatible
-        elif acquisition.signal_lost and acquisition.buffer.total_written == 0:
-            # nothing has arrived yet: a stream that is starting up is not a stream that was lost
+        if signal.state == "refused":
+            message = signal.phrase
+        elif signal.state == "waiting":
             message, style = f"Waiting for the first samples from '{name}'", BANNER_WAITING
-        elif acquisition.signal_lost:
+        elif signal.state == "confirming":
+            # the stream is back; what keeps its samples off the screen is the monitor's own check, not a fault
+            held_s = signal.held_samples / self.pipeline.state.fs
+            message = f"'{name}' is back — confirming its rate before showing it ({held_s:.1f} s held)"
+            style = BANNER_WAITING
+        elif signal.state == "lost":
             message = f"Signal lost — waiting for '{name}' to return"
         if message != self.banner.text():
             self.banner.setText(message)

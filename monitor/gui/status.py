@@ -6,12 +6,17 @@ emits as Qt signals, because the recorder belongs to the session, not to the win
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
+from monitor.acquisition import dropped_figure, signal_status
+
 NOT_RECORDING = "not recording"
+#: colour of each SignalStatus state; red for anything else
+SIGNAL_COLOURS = {"streaming": (60, 170, 90), "waiting": (200, 150, 40), "confirming": (200, 150, 40)}
 MAINS_CHOICES = (("off", None), ("50 Hz", 50.0), ("60 Hz", 60.0))
 ROWS = (
     ("stream", "stream"), ("signal", "signal"), ("samples", "samples"), ("windows", "windows"),
@@ -216,13 +221,15 @@ class StatusView(QtWidgets.QWidget):
     def refresh(self) -> None:
         pipeline, state = self.pipeline, self.pipeline.state
         acquisition, engine = pipeline.acquisition, pipeline.engine
-        lost = acquisition.signal_lost
+        signal = signal_status(acquisition)
+        colour = SIGNAL_COLOURS.get(signal.state, (220, 60, 60))
         self.fields["signal"].setText(
-            f"<span style='color: rgb{(220, 60, 60) if lost else (60, 170, 90)}'><b>"
-            f"{'signal lost' if lost else 'streaming'}</b></span>  (lost {acquisition.signal_lost_events}x)"
+            f"<span style='color: rgb{colour}'><b>{html.escape(signal.phrase)}</b></span>"
+            f"  (lost {acquisition.signal_lost_events}x)"
         )
         self.fields["samples"].setText(
-            f"{acquisition.buffer.total_written}  dropped {engine.reader.dropped}  gaps {engine.stats.gaps}"
+            f"{acquisition.buffer.total_written}  {dropped_figure(engine.reader.dropped, signal)}"
+            f"  gaps {engine.stats.gaps}"
         )
         with state.lock:
             n_decisions = len(state.decisions)
