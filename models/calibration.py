@@ -87,8 +87,9 @@ def split_by_spans(
     if muscle_timing and "rest" in classes:
         calibration_labels, usable = align_spans_to_muscle(filtered, labels, inside, fs, classes.index("rest"))
         side[inside & ~usable] = 2
-    # label and side coded together: a window is kept only when both are constant over it
-    coded = np.where(inside, calibration_labels, labels) * 3 + side
+    # label and side coded together: a window is kept only when both are constant over it (the aligned labels
+    # differ from the recording's inside the spans only)
+    coded = calibration_labels * 3 + side
     windows, codes, ends = cut_windows(filtered, coded, window_samples, hop, skip_samples=int(0.2 * fs))
 
     distances = distance_to_label_change(labels, ends, window_samples, fs)

@@ -21,6 +21,16 @@ def envelope(filtered: np.ndarray, fs: float, width_s: float = 0.1) -> np.ndarra
     return np.sqrt(np.convolve(power, np.ones(width) / width, mode="same"))
 
 
+def half_level_crossing(level: np.ndarray, start: int, stop: int, rest_level: float, active_level: float,
+                        rising: bool) -> int | None:
+    """The first sample in [start, stop) where ``level`` crosses halfway between ``rest_level`` and
+    ``active_level`` (upward when ``rising``, else downward); None when it does not."""
+    half = rest_level + 0.5 * (active_level - rest_level)
+    segment = level[start:stop]
+    crossed = np.flatnonzero(segment > half if rising else segment < half)
+    return int(start + crossed[0]) if len(crossed) else None
+
+
 def label_changes(
     filtered: np.ndarray, labels: np.ndarray, fs: float, rest_label: int = 0, search_s: float = 1.0,
     plateau_s: tuple[float, float] = (0.5, 1.5),
@@ -47,12 +57,10 @@ def label_changes(
         if len(plateau) == 0:
             found.append((int(change), None))
             continue
-        half = rest_level + 0.5 * (float(np.median(plateau)) - rest_level)
-        segment = level[start:stop]
-        crossed = np.flatnonzero(segment > half if rising else segment < half)
         if not rising:  # the envelope is below half before the gesture's start too: look only after the plateau
-            crossed = crossed[start + crossed >= max(0, change - near)]
-        found.append((int(change), int(start + crossed[0]) if len(crossed) else None))
+            start = max(start, change - near)
+        found.append((int(change), half_level_crossing(level, start, stop, rest_level, float(np.median(plateau)),
+                                                       rising)))
     return found
 
 
@@ -63,8 +71,15 @@ def activity_lags(
     """-> (onset lags, offset lags) in seconds, one per rest->gesture and gesture->rest change (positive: the
     muscle moved after the label). A change is skipped when no half-level crossing lies within ``search_s``."""
     labels = np.asarray(labels)
+    return lags_of(label_changes(filtered, labels, fs, rest_label, search_s, plateau_s), labels, fs, rest_label)
+
+
+def lags_of(
+    changes: list[tuple[int, int | None]], labels: np.ndarray, fs: float, rest_label: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(onset lags, offset lags) in seconds of the changes ``label_changes`` found a muscle change for."""
     onsets, offsets = [], []
-    for change, muscle in label_changes(filtered, labels, fs, rest_label, search_s, plateau_s):
+    for change, muscle in changes:
         if muscle is not None:
             (onsets if labels[change] != rest_label else offsets).append((muscle - change) / fs)
     return np.asarray(onsets), np.asarray(offsets)
@@ -79,7 +94,7 @@ def muscle_timed_labels(
     so one unclear change does not leave a cue-timed edge among muscle-timed ones."""
     labels = np.asarray(labels)
     changes = label_changes(filtered, labels, fs, rest_label)
-    onsets, offsets = activity_lags(filtered, labels, fs, rest_label)
+    onsets, offsets = lags_of(changes, labels, fs, rest_label)
     if fallback_lag_s is None:
         fallback_lag_s = (float(np.median(onsets)) if len(onsets) else 0.0,
                           float(np.median(offsets)) if len(offsets) else 0.0)
@@ -139,18 +154,16 @@ def align_spans_to_muscle(
             plateau = level[start + near : min(end, start + far)]
             if len(plateau) == 0 or np.median(plateau) <= 2 * rest_level:
                 continue
-            half = rest_level + 0.5 * (float(np.median(plateau)) - rest_level)
-            crossed = np.flatnonzero(level[start : min(end, start + search)] > half)
-            if len(crossed):
-                aligned[start : start + crossed[0]] = rest_label
+            onset = half_level_crossing(level, start, min(end, start + search), rest_level,
+                                        float(np.median(plateau)), rising=True)
+            if onset is not None:
+                aligned[start:onset] = rest_label
         else:
             active = float(np.max(level[start : start + max(1, int(0.1 * fs))]))
             if active <= 2 * rest_level:
                 continue
-            half = rest_level + 0.5 * (active - rest_level)
-            crossed = np.flatnonzero(level[start : min(end, start + search)] < half)
-            stop = start + crossed[0] if len(crossed) else min(end, start + search)
-            usable[start:stop] = False
+            relaxed = half_level_crossing(level, start, min(end, start + search), rest_level, active, rising=False)
+            usable[start : min(end, start + search) if relaxed is None else relaxed] = False
     return aligned, usable
 
 
