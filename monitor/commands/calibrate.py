@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,15 +76,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.console import Console
 
-    from models.calibration import accuracy, fine_tune, first_seconds_per_class, merge, shared_budget, split_by_spans
+    from models.calibration import fine_tune, first_seconds_per_class, merge, shared_budget, split_by_spans
     from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint
-    from models.evaluation import (
-        classification_metrics,
-        muscle_timed_accuracy,
-        plot_confusion,
-        settled_accuracy,
-        write_json,
-    )
+    from models.evaluation import classification_metrics, held_out_breakdown, plot_confusion, write_json
     from models.training import TrainingConfig, predict_logits, to_tensors
     from monitor.errors import UserError
     from monitor.recordings import open_recording
@@ -145,19 +140,22 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(str(error)) from None
     names_used = card.feature_names
-    before = accuracy(model, held_out, names_used)
+    held_out_tensors = to_tensors(held_out, names_used)  # features computed once for both models
+
+    def held_out_figures(network: Any) -> dict[str, Any]:
+        predicted = predict_logits(network, held_out_tensors).argmax(dim=1).numpy()
+        return {**classification_metrics(held_out.labels, predicted, list(card.classes)),
+                **held_out_breakdown(held_out, predicted)}
+
+    before_metrics = held_out_figures(model)
+    before = before_metrics["accuracy"]
     console.print(f"{len(calibration)} calibration windows ({sum(s.end_s - s.start_s for s in used_spans):.1f} s), "
                   f"{len(held_out)} held-out windows; accuracy before: {100 * before:.2f}%")
     config = TrainingConfig(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, seed=args.seed)
     with console.status("fine-tuning"):
         prior = card.training.get("class_counts")
         tuned = fine_tune(model, calibration, names_used, config, class_prior=prior)
-    predicted = predict_logits(tuned, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
-    after = classification_metrics(held_out.labels, predicted, list(card.classes))
-    base_predicted = predict_logits(model, to_tensors(held_out, names_used)).argmax(dim=1).numpy()
-    before_metrics = classification_metrics(held_out.labels, base_predicted, list(card.classes))
-    before_metrics.update(settled_accuracy(held_out, base_predicted), **muscle_timed_accuracy(held_out, base_predicted))
-    after.update(settled_accuracy(held_out, predicted), **muscle_timed_accuracy(held_out, predicted))
+    after = held_out_figures(tuned)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from models.predictor import file_sha256
