@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.timed_slots import TimedSlots
+
 
 class MuscleState(enum.Enum):
     LEARNING = "learning"  # the rest level of these channels is not known yet
@@ -85,12 +87,10 @@ class DecisionRing:
     not sequence order), oldest first on every read."""
 
     def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._slots = TimedSlots(capacity)
         self.capacity = capacity
         # np.empty leaves the pages untouched until written: memory grows as the history fills, by the payload only
         self._sequence = np.empty(capacity, dtype=np.int64)
-        self._timestamp = np.empty(capacity, dtype=np.float64)
         # seconds stay float64: a latency's microseconds are what the breakdown figures are made of
         self._latency = np.empty((capacity, len(LATENCY_FIELDS)), dtype=np.float64)
         self._label = np.empty(capacity, dtype=np.int32)
@@ -103,12 +103,10 @@ class DecisionRing:
         # a decision's own number of attention values, -1 for none: padding and a NaN the model gave look alike
         self._attention_width = np.empty(capacity, dtype=np.int32)
         self._labels, self._class_sets, self._model_ids = _Interned(), _Interned(), _Interned()
-        self._next = 0  # slot the next append writes
-        self._count = 0
         self.appended = 0  # every decision ever appended, the overwritten included
 
     def __len__(self) -> int:
-        return self._count
+        return self._slots.count
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -136,9 +134,8 @@ class DecisionRing:
         self._probabilities = self._widened(self._probabilities, len(probabilities))
         if attention is not None:
             self._attention = self._widened(self._attention, len(attention))
-        slot = self._next
+        slot = self._slots.claim(record.last_timestamp)
         self._sequence[slot] = record.sequence
-        self._timestamp[slot] = record.last_timestamp
         self._latency[slot] = [np.nan if (value := getattr(record, name)) is None else value for name in LATENCY_FIELDS]
         self._label[slot] = self._labels.code(str(record.label))
         self._classes[slot] = self._class_sets.code(classes)
@@ -150,8 +147,6 @@ class DecisionRing:
         if attention is not None:
             self._attention[slot, : len(attention)] = attention
         self._attention_width[slot] = -1 if attention is None else len(attention)
-        self._next = (slot + 1) % self.capacity
-        self._count = min(self._count + 1, self.capacity)
         self.appended += 1
 
     def extend(self, records: Iterable[DecisionRecord]) -> None:
@@ -163,50 +158,36 @@ class DecisionRing:
             return values
         wider = np.empty((self.capacity, width), dtype=values.dtype)
         # slots 0..count-1 are the filled ones, wrapped or not; the rest are written whole by their first append
-        wider[: self._count, : values.shape[1]] = values[: self._count]
-        wider[: self._count, values.shape[1] :] = np.nan
+        filled = len(self)
+        wider[:filled, : values.shape[1]] = values[:filled]
+        wider[:filled, values.shape[1] :] = np.nan
         return wider
 
-    def _order(self, n: int) -> np.ndarray:
-        """Slots of the newest ``n`` decisions, oldest first."""
-        return (self._next - n + np.arange(n)) % self.capacity
-
-    def _since_order(self, time: float, inclusive: bool) -> np.ndarray:
-        # the run stops at the newest decision stamped before ``time``, as a walk back from the newest would: with
-        # two workers, or a restarted stream, older decisions past that point are not returned
-        filled = self._timestamp[: self._count]
-        older = np.flatnonzero(filled < time if inclusive else filled <= time)
-        oldest = (self._next - self._count) % self.capacity
-        newest_older = int(((older - oldest) % self.capacity).max()) if len(older) else -1
-        return self._order(self._count - 1 - newest_older)
-
     def oldest_timestamp(self) -> float | None:
-        if not self._count:
-            return None
-        return float(self._timestamp[(self._next - self._count) % self.capacity])
+        return self._slots.oldest_timestamp()
 
     # -- single decisions, as records -------------------------------------------------------------------------------
 
     def __getitem__(self, index: int) -> DecisionRecord:
         """The ``index``-th decision held, oldest first (negative from the newest)."""
-        if not -self._count <= index < self._count:
-            raise IndexError(f"decision {index} of a history of {self._count}")
-        return self._record(int(self._order(self._count)[index]))
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"decision {index} of a history of {len(self)}")
+        return self._record(int(self._slots.newest(len(self))[index]))
 
     def __iter__(self) -> Iterator[DecisionRecord]:
         """Every decision held, oldest first: one record each, so for tests and tools, not for a view's frame."""
-        return iter(self.recent(self._count))
+        return iter(self.recent(len(self)))
 
     def latest(self) -> DecisionRecord | None:
-        return self[-1] if self._count else None
+        return self[-1] if len(self) else None
 
     def recent(self, n: int) -> list[DecisionRecord]:
         """The newest min(n, len) decisions, oldest first."""
-        return [self._record(int(slot)) for slot in self._order(max(0, min(n, self._count)))]
+        return [self._record(int(slot)) for slot in self._slots.newest(n)]
 
     def since(self, time: float, inclusive: bool = True) -> list[DecisionRecord]:
         """The newest run of decisions stamped at or after ``time`` (after it, if not ``inclusive``), oldest first."""
-        return [self._record(int(slot)) for slot in self._since_order(time, inclusive)]
+        return [self._record(int(slot)) for slot in self._slots.since(time, inclusive)]
 
     def _record(self, slot: int) -> DecisionRecord:
         classes = self._class_sets.values[self._classes[slot]]
@@ -217,7 +198,7 @@ class DecisionRing:
                 latency[name] = None
         return DecisionRecord(
             sequence=int(self._sequence[slot]),
-            last_timestamp=float(self._timestamp[slot]),
+            last_timestamp=float(self._slots.times[slot]),
             label=self._labels.values[self._label[slot]],  # type: ignore[arg-type]
             probabilities=self._probabilities[slot, : len(classes)].copy(),  # type: ignore[arg-type]
             classes=list(classes),  # type: ignore[call-overload]
@@ -237,13 +218,13 @@ class DecisionRing:
         parts are float64, NaN for None; CODED_FIELDS are int indices into ``labels``, ``class_sets``, ``model_ids``
         and MUSCLE_STATES.
         """
-        return self._columns(self._order(max(0, min(n, self._count))), fields)
+        return self._columns(self._slots.newest(n), fields)
 
     def since_columns(
         self, time: float, fields: Iterable[str] | None = None, inclusive: bool = True
     ) -> dict[str, np.ndarray]:
         """Like ``recent_columns``, for the decisions ``since`` returns."""
-        return self._columns(self._since_order(time, inclusive), fields)
+        return self._columns(self._slots.since(time, inclusive), fields)
 
     def _columns(self, slots: np.ndarray, fields: Iterable[str] | None) -> dict[str, np.ndarray]:
         wanted = FIELDS if fields is None else tuple(fields)
@@ -251,7 +232,7 @@ class DecisionRing:
         if unknown:
             raise ValueError(f"no decision field {sorted(unknown)}; there are {list(FIELDS)}")
         sources = {
-            "sequence": self._sequence, "last_timestamp": self._timestamp, "probabilities": self._probabilities,
+            "sequence": self._sequence, "last_timestamp": self._slots.times, "probabilities": self._probabilities,
             "channel_attention": self._attention, "label": self._label, "classes": self._classes,
             "model_id": self._model, "muscle": self._muscle,
         }  # fmt: skip

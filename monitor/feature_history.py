@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
+from monitor.timed_slots import TimedSlots
+
 # float32 is what the views have always drawn from (the pipeline cast to it before the ring existed) and halves the
 # payload; timestamps stay float64, where LSL times in seconds keep their sub-millisecond digits.
 VALUE_DTYPE = np.float32
@@ -27,16 +29,12 @@ class FeatureRing:
     """
 
     def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._slots = TimedSlots(capacity)
         self.capacity = capacity
-        self._times = np.empty(capacity, dtype=np.float64)
         self._values: dict[str, np.ndarray] = {}
-        self._next = 0  # slot the next append writes
-        self._count = 0
 
     def __len__(self) -> int:
-        return self._count
+        return self._slots.count
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -61,13 +59,10 @@ class FeatureRing:
                 raise ValueError(
                     f"feature {name!r} has shape {value.shape}, the history holds {self._values[name].shape[1:]}"
                 )
-        slot = self._next
+        slot = self._slots.claim(timestamp)
         for name, column in self._values.items():
             # a feature a window lacks is unknown for it, as the views treat NaN
             column[slot] = values.get(name, np.nan)
-        self._times[slot] = timestamp
-        self._next = (slot + 1) % self.capacity
-        self._count = min(self._count + 1, self.capacity)
 
     def _allocate(self, features: Mapping[str, ArrayLike]) -> None:
         if not features:
@@ -77,25 +72,19 @@ class FeatureRing:
         self._values = {name: np.empty((self.capacity, *np.shape(value)), dtype=VALUE_DTYPE)
                         for name, value in features.items()}  # fmt: skip
 
-    def _order(self, n: int) -> np.ndarray:
-        """Slots of the newest ``n`` windows, oldest first."""
-        return (self._next - n + np.arange(n)) % self.capacity
-
     def oldest_timestamp(self) -> float | None:
-        if not self._count:
-            return None
-        return float(self._times[(self._next - self._count) % self.capacity])
+        return self._slots.oldest_timestamp()
 
     def latest(self) -> tuple[float, dict[str, np.ndarray]] | None:
         """(timestamp, {name: values}) of the newest window, copies; None while empty."""
-        if not self._count:
+        if not len(self):
             return None
-        slot = (self._next - 1) % self.capacity
-        return float(self._times[slot]), {name: column[slot].copy() for name, column in self._values.items()}
+        slot = int(self._slots.newest(1)[0])
+        return float(self._slots.times[slot]), {name: column[slot].copy() for name, column in self._values.items()}
 
     def recent(self, n: int, names: Iterable[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(timestamps (k,), {name: (k, *shape)}) of the newest k = min(n, len) windows, oldest first, copies."""
-        return self._read(self._order(max(0, min(n, self._count))), names)
+        return self._read(self._slots.newest(n), names)
 
     def since(
         self, time: float, names: Iterable[str] | None = None, inclusive: bool = True
@@ -106,14 +95,8 @@ class FeatureRing:
         The run stops at the newest window before ``time``, as a walk back from the newest window would: if time
         stamps ever went backwards (a restarted stream), older windows past that point are not returned.
         """
-        # compared in storage order (filled slots are 0..count-1 until the ring wraps), so a frame that wants the
-        # last second does not reorder the whole twenty minutes first
-        filled = self._times[: self._count]
-        older = np.flatnonzero(filled < time if inclusive else filled <= time)
-        oldest = (self._next - self._count) % self.capacity
-        newest_older = int(((older - oldest) % self.capacity).max()) if len(older) else -1
-        return self._read(self._order(self._count - 1 - newest_older), names)
+        return self._read(self._slots.since(time, inclusive), names)
 
     def _read(self, slots: np.ndarray, names: Iterable[str] | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         wanted = self._values if names is None else {name: self._values[name] for name in names if name in self._values}
-        return self._times[slots], {name: column[slots] for name, column in wanted.items()}
+        return self._slots.times[slots], {name: column[slots] for name, column in wanted.items()}
