@@ -205,6 +205,7 @@ _READERS_BY_SUFFIX = {
     ".tsv": "delimited",
     ".txt": "delimited",
     ".npz": "npz",
+    ".asc": "asc",
 }
 
 # leading bytes -> reader, for files whose extension says nothing
