@@ -132,11 +132,17 @@ def load_checkpoint(path: str | Path | None = None) -> tuple[NeuroFusionNet, Mod
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated or foreign file; torch raises several unrelated types
-        raise ValueError(f"{path} is not a readable NeuroFusionNet checkpoint: {error}") from error
+    except Exception:  # a truncated or foreign file; torch raises several unrelated types
+        # torch's own message advises retrying with weights_only=False, which would run code from the file: the
+        # user is told what the file is not, and nothing of torch's text is passed on
+        raise ValueError(f"{path} is not a NeuroFusionNet checkpoint (unreadable as one)") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a NeuroFusionNet checkpoint (expected format {CHECKPOINT_FORMAT})")
-    card = ModelCard.from_json(payload["card"])
-    model = build_model(card)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        card = ModelCard.from_json(payload["card"])
+        model = build_model(card)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a card or weights that do not fit
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not a NeuroFusionNet checkpoint ({reason})") from None
     return model.eval(), card

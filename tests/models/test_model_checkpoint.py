@@ -51,8 +51,18 @@ def test_a_different_layout_is_rejected_with_a_clear_message(ring_checkpoint):
 def test_a_file_that_is_not_a_checkpoint_is_rejected(tmp_path):
     not_torch = tmp_path / "notes.pt"
     not_torch.write_text("hello")
-    with pytest.raises(ValueError, match="not a readable NeuroFusionNet checkpoint"):
+    with pytest.raises(ValueError, match="not a NeuroFusionNet checkpoint"):
         load_checkpoint(not_torch)
+    # a pickle naming a class outside torch's weights-only allow-list: torch's own error advises
+    # weights_only=False (running the file's code); ours must say what the file is not, in one line, and never that
+    foreign_object = tmp_path / "object.pt"
+    torch.save({"card": ElectrodeLayout.ring(8)}, foreign_object)
+    for bad in (not_torch, foreign_object):
+        with pytest.raises(ValueError) as refused:
+            load_checkpoint(bad)
+        message = str(refused.value)
+        assert message == f"{bad} is not a NeuroFusionNet checkpoint (unreadable as one)"
+        assert refused.value.__cause__ is None and refused.value.__suppress_context__
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(ValueError, match="not a NeuroFusionNet checkpoint"):
