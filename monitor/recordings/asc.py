@@ -2,7 +2,8 @@
 
 The clinical needle set in ``../shared/data/needle-emg-clinical`` stores each 5 s recording as one line of
 11-character fixed-width fields. The file states no rate: ``--fs`` gives it (``models.needle_corpus`` knows the
-shared set's 32768 Hz). Several columns per line (one line a sample) are read as channels.
+shared set's 32768 Hz, used when the file is named like that set's). Several columns per line (one line a
+sample) are read as channels.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ OPTIONS = ("fs", "scale")
 def read(path: Path, **options: Any) -> Recording:
     reject_unknown_options(options, OPTIONS, "ASC")
     fs = options.get("fs")
+    if fs is None:
+        from models.needle_corpus import parse_shared_name
+
+        known = parse_shared_name(path)  # the shared clinical set's rate is in its README, not in its files
+        fs = known.fs if known is not None else None
     if fs is None:
         raise UserError(f"{path.name}: an .asc file does not state its sampling rate; give it with --fs (e.g. 32768)")
     data = parse(path.read_bytes(), path.name)

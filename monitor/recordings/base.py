@@ -220,6 +220,82 @@ _MAGIC = [
 DELIMITED_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
+# compressed copies of any format: suffix -> (archive name in messages, opener), and their leading bytes
+_COMPRESSIONS = {".xz": "xz", ".lzma": "xz", ".gz": "gzip", ".bz2": "bzip2"}
+_COMPRESSION_MAGIC = [(b"\xfd7zXZ\x00", "xz"), (b"\x1f\x8b", "gzip"), (b"BZh", "bzip2")]
+# WFDB spreads a record over files sharing its name: a compressed header comes with its compressed signal files
+_RECORD_COMPANIONS = (".hea", ".dat", ".atr")
+
+
+def _compression_of(path: Path) -> str | None:
+    """"xz", "gzip", "bzip2" or None: from the extension, else from the first bytes."""
+    kind = _COMPRESSIONS.get(path.suffix.lower())
+    if kind is not None or path.suffix.lower() in _READERS_BY_SUFFIX:  # .xdfz is gzip that pyxdf reads itself
+        return kind
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    return next((name for magic, name in _COMPRESSION_MAGIC if head.startswith(magic)), None)
+
+
+def _open_compressed(path: Path, kind: str) -> Any:
+    import bz2
+    import gzip
+    import lzma
+
+    return {"xz": lzma.open, "gzip": gzip.open, "bzip2": bz2.open}[kind](path, "rb")
+
+
+def _decompress(path: Path, kind: str, folder: Path) -> Path:
+    """``path`` decompressed into ``folder`` under its name without the compression suffix (one-line UserError for a
+    corrupt or truncated archive)."""
+    import gzip
+    import lzma
+    import shutil
+    import zlib
+
+    name = path.name[: -len(path.suffix)] if path.suffix.lower() in _COMPRESSIONS else path.name
+    target = folder / name
+    try:
+        with _open_compressed(path, kind) as source, target.open("wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
+    except (lzma.LZMAError, gzip.BadGzipFile, zlib.error, OSError, EOFError, ValueError) as error:
+        reason = "truncated" if isinstance(error, EOFError) else error_summary(error)
+        raise UserError(f"{path.name}: not a readable {kind} archive ({reason})") from None
+    return target
+
+
+def _read_compressed(path: Path, kind: str, options: dict[str, Any]) -> Recording:
+    """Reads a compressed copy of any supported format: decompressed into a private temporary folder (with a WFDB
+    record's companion files, compressed or not), read there, and ``source`` set back to the file the user named."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="neurofusion-") as temporary:
+        folder = Path(temporary)
+        inner = _decompress(path, kind, folder)
+        if inner.suffix.lower() in _RECORD_COMPANIONS:
+            for suffix in _RECORD_COMPANIONS:
+                companion = inner.with_suffix(suffix)
+                if companion.exists():
+                    continue
+                for candidate in path.parent.glob(f"{companion.name}*"):
+                    if candidate.name == companion.name:
+                        shutil.copyfile(candidate, companion)
+                    elif candidate.suffix.lower() in _COMPRESSIONS and candidate.stem == companion.name:
+                        _decompress(candidate, _COMPRESSIONS[candidate.suffix.lower()], folder)
+        if _compression_of(inner) is not None:
+            raise UserError(f"{path.name}: an archive inside an archive; decompress it once first")
+        try:
+            recording = _reader_for(inner)(inner, **options)
+        except UserError as error:
+            message = str(error)
+            if message.startswith(inner.name):  # name the file the user gave, not the temporary copy
+                message = path.name + message[len(inner.name):]
+            raise UserError(message) from None
+    recording.source = path
+    return recording
+
+
 def _reader_for(path: Path) -> Callable[..., Recording]:
     module_name = _READERS_BY_SUFFIX.get(path.suffix.lower())
     if module_name is None:
@@ -241,6 +317,9 @@ def open_recording(path: str | Path, **options: Any) -> Recording:
     if not path.exists():
         raise UserError(f"recording not found: {path}")
     given = {key: value for key, value in options.items() if value is not None}
+    kind = _compression_of(path)
+    if kind is not None:
+        return _read_compressed(path, kind, given)
     return _reader_for(path)(path, **given)
 
 
