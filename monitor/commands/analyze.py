@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +19,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "batch handler, without sockets) as fast as the CPU allows. Writes per-window decisions and fatigue indices "
         "(windows.csv, windows.jsonl), summary.json, figures (traces, probabilities, fatigue as PNG) and report.md.",
     )
-    parser.add_argument("file", help="the recording to analyse, or a folder of CSV/TSV files (a dataset)")
+    parser.add_argument("file", nargs="+",
+                        help="the recording to analyse, or a folder of CSV/TSV files (a dataset); in needle mode "
+                        "several recordings of one muscle, pooled into one reading")
     parser.add_argument("--out", help="output folder (default: <file stem>-analysis in the current folder)")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", help="checkpoint (.pt) to use (default: the bundled model)")
+    model.add_argument("--model", help="checkpoint (.pt) to use (default: the bundled model; in needle mode the "
+                       "bundled needle model)")
     model.add_argument("--no-model", action="store_true", help="DSP and fatigue only, no decisions")
     model.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"), help="inference backend")
     dsp = parser.add_argument_group("signal processing")
-    dsp.add_argument("--mode", default="surface", choices=("surface", "needle"),
-                     help="filter set (default surface); needle adds quantitative MUP analysis (needle.json)")
+    dsp.add_argument("--mode", choices=("surface", "needle"),
+                     help="filter set; needle adds quantitative MUP analysis (needle.json) and the needle model's "
+                     "verdict (default: needle for one channel at 4-32 kHz or a needle layout, else surface)")
     dsp.add_argument("--mains", type=float, default=50.0, help="mains frequency to notch, 0 for none (default 50)")
     dsp.add_argument("--adaptive-mains", action="store_true", help="adaptive mains canceller instead of the notch")
     dsp.add_argument("--window-ms", type=float, default=200.0, help="analysis window (default 200 ms)")
     dsp.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
     dsp.add_argument("--start", type=float, help="seconds into the recording to start from")
     dsp.add_argument("--end", type=float, help="seconds into the recording to stop at")
+    needle = parser.add_argument_group("needle EMG")
+    needle.add_argument("--muscle", help="the muscle needled (biceps, deltoid, tibialis_anterior, ...): picks the "
+                        "reference values")
+    needle.add_argument("--age", type=float, help="the person's age in years: picks the reference values")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_reader_arguments(parser)
@@ -40,23 +49,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsp.engine import EngineSettings
     from monitor.errors import UserError
     from monitor.recordings import open_dataset, open_recording
+    from monitor.recordings.needle import looks_like_needle
     from monitor.recordings.report import prepare_output_folder, write_dataset_index
 
     if args.window_ms <= 0 or args.hop_ms <= 0:
         raise UserError("--window-ms and --hop-ms must be positive")
-    target = Path(args.file)
-    out = prepare_output_folder(Path(args.out) if args.out else Path(f"{target.stem}-analysis"))
+    if args.age is not None and not 0 < args.age < 130:
+        raise UserError(f"--age {args.age:g} is not an age in years")
+    targets = [Path(name) for name in args.file]
+    target = targets[0]
+    if len(targets) > 1 and any(path.is_dir() for path in targets):
+        raise UserError("several recordings are pooled as one muscle: name files, not folders")
+    out = prepare_output_folder(Path(args.out) if args.out else Path(f"{_stem(target)}-analysis"))
     if target.is_dir():
         recordings = open_dataset(target, **reader_options(args))
     else:
-        recordings = [open_recording(target, **reader_options(args))]
+        recordings = [open_recording(path, **reader_options(args)) for path in targets]
     recordings = [recording.slice_seconds(args.start, args.end) for recording in recordings]
+    args.mode = args.mode or ("needle" if all(looks_like_needle(r) for r in recordings) else "surface")
+    if len(targets) > 1 and args.mode != "needle":
+        raise UserError("several recordings are pooled only in --mode needle (one muscle's recordings)")
+    if args.mode == "needle":
+        return _run_needle(recordings, target, out, args, pooled=len(targets) > 1)
     predictor = None if args.no_model else _load_model(args.model, args.backend)
-    settings = EngineSettings(window_ms=args.window_ms, hop_ms=args.hop_ms, mode=args.mode, mains_hz=args.mains or None,
-                              adaptive_mains=args.adaptive_mains)
+    settings = _engine_settings(args)
     summaries = []
     for recording in recordings:
         # a dataset's files keep their folder structure under the output folder
@@ -67,7 +85,76 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args: argparse.Namespace) -> dict:
+def _stem(path: Path) -> str:
+    """The name without its extensions (``EMG _203.asc.xz`` -> ``EMG _203``)."""
+    name = path.name
+    for suffix in (".xz", ".lzma", ".gz", ".bz2"):
+        name = name.removesuffix(suffix)
+    return Path(name).stem
+
+
+def _engine_settings(args: argparse.Namespace) -> Any:
+    from dsp.engine import EngineSettings
+
+    return EngineSettings(window_ms=args.window_ms, hop_ms=args.hop_ms, mode=args.mode, mains_hz=args.mains or None,
+                          adaptive_mains=args.adaptive_mains)
+
+
+def _run_needle(recordings: list[Any], target: Path, out: Path, args: argparse.Namespace, pooled: bool) -> int:
+    """Needle mode: each recording through the DSP report, its channel at the needle rate through the MUP analysis
+    and the needle model; several recordings of one muscle pooled into one reading and one verdict."""
+    from monitor.recordings.needle import load_condition_model, needle_signal
+    from monitor.recordings.report import prepare_output_folder, write_dataset_index, write_needle_summary
+
+    signals = [needle_signal(recording) for recording in recordings]  # every refusal before any work
+    model = None if args.no_model else load_condition_model(args.model)
+    settings = _engine_settings(args)
+    if not pooled:
+        summaries = []
+        for recording, signal in zip(recordings, signals, strict=True):
+            folder = out / recording.source.relative_to(target).with_suffix("") if target.is_dir() else out
+            summaries.append(_analyze_one(recording, None, settings, prepare_output_folder(folder), args,
+                                          needle=([signal], model)))  # fmt: skip
+        if target.is_dir():
+            print(f"dataset of {len(recordings)} recordings: index in {write_dataset_index(summaries, out)}")
+        return 0
+    started = time.perf_counter()
+    for recording in recordings:
+        _analyze_one(recording, None, settings, prepare_output_folder(out / _stem(recording.source)), args)
+    summary = _needle_summary(signals, model, out, args)
+    summary["wall_seconds"] = time.perf_counter() - started
+    path = write_needle_summary(summary, out)
+    print(f"{len(signals)} recordings of {args.muscle or 'one muscle'} pooled: {path}")
+    return 0
+
+
+def _needle_summary(signals: list[Any], model: Any, out: Path, args: argparse.Namespace) -> dict:
+    """The MUP reading pooled over ``signals``, the model's verdict and their agreement (needle.json written)."""
+    import json
+
+    from monitor.recordings.needle import agreement_of, condition, read_muscle
+
+    started = time.perf_counter()
+    reading = read_muscle(signals, args.muscle, args.age)
+    verdict = None if model is None else condition(model, signals)
+    summary: dict[str, Any] = {"needle_reading": reading.summary(), "condition": verdict,
+                               "agreement": agreement_of(reading, verdict),
+                               "needle_wall_seconds": time.perf_counter() - started}  # fmt: skip
+    (out / "needle.json").write_text(json.dumps(reading.report.to_dict(with_templates=True), indent=1) + "\n")
+    rates = sorted({s.source_fs for s in signals})
+    print(f"needle EMG reading: {reading.label} ({reading.n_mups} MUPs; recorded at "
+          f"{', '.join(f'{r:g}' for r in rates)} Hz, analysed at {signals[0].fs:g} Hz; "
+          f"{'; '.join(reading.report.reading.evidence[:3])})")  # fmt: skip
+    if verdict is not None:
+        agree = summary["agreement"]
+        flag = "" if agree is None or agree["agree"] is not False else " — DISAGREES with the MUP reading"
+        print(f"needle model {verdict['model_id']}: {verdict['label']} "
+              f"({verdict['probabilities'][verdict['label']]:.0%}, {verdict['windows']} windows){flag}")
+    return summary
+
+
+def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args: argparse.Namespace,
+                 needle: tuple[list[Any], Any] | None = None) -> dict:
     from monitor.recordings.analysis import analyze_recording
     from monitor.recordings.report import write_report
 
@@ -81,8 +168,12 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
             task = bar.add_task(f"analysing {name}", total=recording.n_samples)
             analysis = analyze_recording(recording, predictor, settings,
                                          progress=lambda done: bar.update(task, completed=done))  # fmt: skip
-    needle = _needle_report(recording, analysis, out) if args.mode == "needle" else []  # before the summary is written
-    written = write_report(analysis, out, figures=not args.no_figures) + needle
+    needle_files = []
+    if needle is not None:  # before the summary is written
+        signals, model = needle
+        analysis.summary.update(_needle_summary(signals, model, out, args))
+        needle_files.append(out / "needle.json")
+    written = write_report(analysis, out, figures=not args.no_figures) + needle_files
     summary = analysis.summary
     decided = f", majority {summary['majority_label']}" if "majority_label" in summary else ""
     print(
@@ -91,30 +182,6 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
         f"wrote {len(written)} files to {out}"
     )
     return {**summary, "report": str(out / "report.md")}
-
-
-def _needle_report(recording: Any, analysis: Any, out: Path) -> list[Path]:
-    """Quantitative MUP and interference analysis beside the network's verdict (needle.json), with their agreement."""
-    import json
-
-    import numpy as np
-
-    from dsp.mup_reading import NETWORK_CLASSES, agreement, analyse_needle
-    from monitor.errors import UserError
-
-    try:
-        report = analyse_needle(recording.data, recording.fs)
-    except ValueError as error:
-        raise UserError(f"needle analysis: {error}") from None
-    result = report.to_dict(with_templates=True)
-    probabilities = [w.probabilities for w in analysis.windows if w.probabilities is not None]
-    if probabilities and tuple(analysis.classes) == NETWORK_CLASSES:
-        result["agreement_with_network"] = agreement(report.reading, np.asarray(probabilities))
-    analysis.summary["needle_reading"] = report.reading.label
-    path = out / "needle.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"needle EMG reading: {report.reading.label} ({'; '.join(report.reading.evidence[:3])})")
-    return [path]
 
 
 def _load_model(path: str | None, backend: str) -> object:

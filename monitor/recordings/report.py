@@ -167,6 +167,7 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
     summary = analysis.summary
     fatigue = summary.get("fatigue", {})
     quality = summary.get("quality", {})
+    model_id = summary.get("model_id") or (summary.get("condition") or {}).get("model_id")  # surface or needle
     lines = [
         f"# Analysis of {Path(summary['file']).name if summary.get('file') else 'recording'}",
         "",
@@ -174,7 +175,7 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
         "| --- | --- |",
         f"| recording | {summary['n_channels']} channels x {summary['fs']:g} Hz, {summary['duration_s']:.1f} s |",
         f"| windows | {summary['windows']} |",
-        f"| model | {summary.get('model_id') or 'none (DSP and fatigue only)'} |",
+        f"| model | {model_id or 'none (DSP and fatigue only)'} |",
         f"| analysed in | {summary['wall_seconds']:.2f} s ({summary['real_time_factor']:.0f}x real time) |",
     ]
     if "label_distribution" in summary:
@@ -192,6 +193,8 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
         f"| quality | {'; '.join(quality.get('issues', [])) or 'no issues'} |",
         "",
     ]
+    if "needle_reading" in summary:
+        lines += [needle_markdown(summary)]
     if analysis.preprocessing:
         from monitor.recordings.preprocessing import markdown
 
@@ -225,3 +228,72 @@ def write_dataset_index(summaries: list[dict[str, Any]], folder: Path) -> Path:
     index = folder / "index.md"
     index.write_text("\n".join(lines) + "\n")
     return index
+
+
+def needle_markdown(summary: dict[str, Any]) -> str:
+    """The needle section of a report: the quantitative MUP reading beside the needle model's verdict, flagged
+    where they disagree."""
+    reading = summary["needle_reading"]
+    per_recording = reading.get("per_recording", [])
+    recorded = sorted({r["recorded_fs"] for r in per_recording})
+    rates = ", ".join(f"{rate:g}" for rate in recorded)
+    resampled = any(rate != reading["analysed_fs"] for rate in recorded)
+    muscle = reading.get("muscle") or "not given (--muscle)"
+    age = "not given (--age)" if reading.get("age") is None else f"{reading['age']:g} years"
+    lines = [
+        "## Needle EMG", "", "| | |", "| --- | --- |",
+        f"| muscle, age | {muscle}, {age} |",
+        f"| rate | recorded at {rates} Hz, analysed at {reading['analysed_fs']:g} Hz"
+        f"{' (anti-aliased polyphase resampling)' if resampled else ''} |",
+        f"| quantitative MUP reading | **{reading['label']}** from {reading['n_mups']} MUPs in "
+        f"{reading['recordings']} recording{'s' if reading['recordings'] != 1 else ''} (myopathic score "
+        f"{reading['myopathic_score']}, neurogenic {reading['neurogenic_score']}) |",
+        f"| evidence | {'; '.join(reading['evidence']) or 'none beyond the reference ranges'} |",
+    ]  # fmt: skip
+    means = reading.get("mean", {})
+    if means:
+        shown = ", ".join(f"{name} {_fmt(means.get(name), '', 1)}{_flag_mark(reading, name)}"
+                          for name in ("duration_ms", "amplitude_uv", "phases", "turns", "area_uv_ms", "size_index")
+                          if name in means)  # fmt: skip
+        lines.append(f"| mean over the MUPs | {shown} |")
+    verdict = summary.get("condition")
+    if verdict is None:
+        lines.append("| needle model | not run (--no-model, or no needle model installed) |")
+    else:
+        probabilities = ", ".join(f"{name} {p:.0%}" for name, p in verdict["probabilities"].items())
+        lines.append(f"| needle model | **{verdict['label']}** ({probabilities}; {verdict['windows']} windows, "
+                     f"model {verdict['model_id']}) |")  # fmt: skip
+        agree = summary.get("agreement")
+        if agree is None or agree.get("agree") is None:
+            lines.append(f"| agreement | no comparison: the MUP reading is {reading['label']} |")
+        elif agree["agree"]:
+            lines.append(f"| agreement | both say {agree['network_class']} |")
+        else:
+            lines.append(f"| agreement | **DISAGREE**: the MUP reading says {agree['rule_class']}, the model says "
+                         f"{agree['network_class']} ({agree['network_probability']:.0%}; "
+                         f"{agree['network_probability_of_rule_class']:.0%} for {agree['rule_class']}). "
+                         "Decision support, not a diagnosis: look at the MUPs (needle.json). |")  # fmt: skip
+    if len(per_recording) > 1:
+        lines += ["", "| recording | recorded at | MUPs | its own reading |", "| --- | --- | --- | --- |"]
+        lines += [f"| {r['file']} | {r['recorded_fs']:g} Hz | {r['mups']} | {r['reading']} |" for r in per_recording]
+    for note in reading.get("notes", []):
+        lines.append(f"\n> {note}")
+    return "\n".join(lines) + "\n"
+
+
+def _flag_mark(reading: dict[str, Any], name: str) -> str:
+    return {"low": " ↓", "high": " ↑"}.get(reading.get("mean_flags", {}).get(name, ""), "")
+
+
+def write_needle_summary(summary: dict[str, Any], folder: Path) -> Path:
+    """``summary.json`` and ``report.md`` of several recordings of one muscle pooled (each recording's own report
+    lies in its subfolder)."""
+    (folder / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    files = [r["file"] for r in summary["needle_reading"].get("per_recording", [])]
+    lines = [f"# Needle EMG of {summary['needle_reading'].get('muscle') or 'one muscle'}: {len(files)} recordings "
+             "pooled", "", needle_markdown(summary),
+             f"Analysed in {summary.get('wall_seconds', float('nan')):.2f} s. MUPs and templates: `needle.json`; "
+             "each recording's own report: " + ", ".join(f"`{Path(name).name}`" for name in files), ""]  # fmt: skip
+    path = folder / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -26,5 +26,6 @@ def test_simulated_neuropathic_needle_recording_reads_neurogenic(tmp_path):
     assert analysed.returncode == 0, analysed.stderr
     report = json.loads((out / "needle.json").read_text())
     assert report["reading"]["label"] == "neurogenic"
-    assert json.loads((out / "summary.json").read_text())["needle_reading"] == "neurogenic"
+    reading = json.loads((out / "summary.json").read_text())["needle_reading"]
+    assert reading["label"] == "neurogenic" and reading["n_mups"] == len(report["units"])
     assert "needle EMG reading: neurogenic" in analysed.stdout
