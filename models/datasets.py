@@ -17,8 +17,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dsp.filters import default_chain
 from models.label_timing import muscle_timed_window_labels
+from models.weight_cache import is_verified, user_cache_dir, write_verified
 from simulators.electrodes import ElectrodeLayout
 
+DEFAULT_CACHE = user_cache_dir()  # generated subjects, keyed by simulator version (private to the user)
 MYO_FS = 200.0
 MYO_CLASSES = (
     "rest", "wrist flexion", "wrist extension", "radial deviation",
@@ -316,12 +318,13 @@ def simulated_corpus(
     duration_s: float = 20.0,
     layout: str = "ring8",
     fs: float = 2048.0,
-    cache_dir: str | Path | None = "/tmp/neurofusion-cache",
+    cache_dir: str | Path | None = DEFAULT_CACHE,
     progress: Any = None,
     subject_gain_db: float = 12.0,
     workers: int = 1,
 ) -> WindowSet:
-    """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``.
+    """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``
+    (private to the user, each file checked against its recorded sha256 before use: models/weight_cache.py).
 
     Each subject's signal is scaled by a gain drawn log-uniformly within +-``subject_gain_db`` (from its seed):
     electrode contact, skin and amplifier gain change amplitude from one patient to the next by that much, and
@@ -369,7 +372,7 @@ def _fill_cache(
 ) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
-    missing = [(c, s) for c, s in wanted if not _cache_path(cache_dir, c, s, duration_s, layout, fs).is_file()]
+    missing = [(c, s) for c, s in wanted if not is_verified(_cache_path(cache_dir, c, s, duration_s, layout, fs))]
     if not missing:
         return
     with ProcessPoolExecutor(workers) as pool:
@@ -384,7 +387,7 @@ def _cached_subject(
     if cache_dir is None:
         return simulated_subject(condition, seed, duration_s, layout, fs)
     path = _cache_path(cache_dir, condition, seed, duration_s, layout, fs)
-    if path.is_file():
+    if is_verified(path):  # a file whose hash does not match is simulated again, never trained on
         stored = np.load(path, allow_pickle=False)
         from simulators.conditions import CONDITIONS
 
@@ -394,7 +397,7 @@ def _cached_subject(
             times=stored["times"], description={"simulation": {"condition": condition, "seed": seed, "cached": True}},
         )
     subject = simulated_subject(condition, seed, duration_s, layout, fs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, windows=subject.windows, labels=subject.labels, groups=subject.groups.astype(str),
-             fatigue=subject.fatigue, times=subject.times)
+    write_verified(path, lambda stream: np.savez(
+        stream, windows=subject.windows, labels=subject.labels, groups=subject.groups.astype(str),
+        fatigue=subject.fatigue, times=subject.times))
     return subject

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsp.filters import default_chain
-from models.weight_cache import load_cached, save_cached
+from models.weight_cache import is_verified, load_cached, save_cached, user_cache_dir, write_verified
 
 if TYPE_CHECKING:
     from torch import nn
 
-CACHE_DIR = Path("/tmp/neurofusion-cache")
+CACHE_DIR = user_cache_dir()  # private to the user (models/weight_cache.py)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def simulated_pairs(
     for seed in seeds:
         path = None if cache_dir is None else Path(cache_dir) / (
             f"clean-{settings.layout}-{settings.fs:g}-{seed}-{settings.seconds_per_subject:g}s.npy")  # fmt: skip
-        if path is not None and path.is_file():
+        if path is not None and is_verified(path):  # a file whose hash does not match is simulated again
             clean = np.load(path, allow_pickle=False)
         else:
             config = SimulationConfig(layout=settings.layout, fs=settings.fs, condition=conditions[seed % 3],
@@ -171,8 +171,7 @@ def simulated_pairs(
                                       artifacts=(), mains_hz=0.0, seed=seed)  # fmt: skip
             clean = EmgSimulator(config).generate(settings.seconds_per_subject)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                np.save(path, clean)
+                write_verified(path, lambda stream, signal=clean: np.save(stream, signal))
         corrupted = corrupt(clean, settings.fs, rng)
         pairs.append((_filtered(clean, settings.fs), _filtered(corrupted, settings.fs)))
     return pairs

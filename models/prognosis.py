@@ -19,14 +19,13 @@ import hashlib
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.weight_cache import load_cached, save_cached
+from models.weight_cache import load_cached, save_cached, user_cache_dir
 from simulators.fatigue import FatigueModel
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ HORIZON_EPOCHS = 60  # forecast the next 2 minutes
 MIN_HISTORY_EPOCHS = 10  # forecasts start after 20 s of contraction
 BASELINE_EPOCHS = 5
 LINEAR_FIT_S = 60.0
-CACHE_DIR = Path("/tmp/neurofusion-cache")
+CACHE_DIR = user_cache_dir()  # private to the user (models/weight_cache.py)
 #: the live forecaster: ``train_forecaster()`` with the default ``ForecasterTraining`` (77 KB, state dict only), with
 #: its card (the training settings' key and held-out figures) beside it
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "fatigue-forecaster.pt"
@@ -171,11 +170,6 @@ def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path
     network.eval()
     save_cached(network, path)
     return network
-
-
-def user_cache_dir() -> Path:
-    """Where the monitor keeps weights it had to train itself ($XDG_CACHE_HOME/neurofusion, ~/.cache/neurofusion)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neurofusion"
 
 
 def load_forecaster(weights: Path = BUNDLED_WEIGHTS) -> nn.Module:

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "alone (SNR, RMSE on simulated held-out subjects); PCA and Random Forest importance of the handcrafted "
         "features with selection on the Myo recordings; augmentation's effect on cross-session accuracy; the LSTM "
         "fatigue forecast vs linear extrapolation; per-stage processing time, CPU and memory. Writes stages.json "
-        "and stages.md. Models are cached under /tmp/neurofusion-cache.",
+        "and stages.md. Models are cached under ~/.cache/neurofusion (private to you).",
     )
     parser.add_argument("--out", default="stages-report", help="output folder (default ./stages-report)")
     parser.add_argument("--only", help=f"comma list of stages to run: {', '.join(STAGES)} (default all)")

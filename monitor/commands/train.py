@@ -54,8 +54,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                            "as electrode contact and amplifier gain vary between patients")
     simulator.add_argument("--sim-workers", type=int, default=1,
                            help="processes simulating the subjects missing from the cache (default 1)")
-    simulator.add_argument("--cache", default="/tmp/neurofusion-cache",
-                           help="folder caching generated subjects (default /tmp/neurofusion-cache; 'none' disables)")
+    simulator.add_argument("--cache", default=None,
+                           help="folder caching generated subjects (default $XDG_CACHE_HOME/neurofusion, i.e. "
+                           "~/.cache/neurofusion, private to you; 'none' disables)")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,9 +113,9 @@ def load_windows(args: argparse.Namespace):
     if args.data == SIMULATOR:
         from rich.progress import Progress
 
-        from models.datasets import simulated_corpus
+        from models.datasets import DEFAULT_CACHE, simulated_corpus
 
-        cache = None if str(args.cache).lower() == "none" else args.cache
+        cache = None if str(args.cache).lower() == "none" else (args.cache or DEFAULT_CACHE)
         with Progress(transient=True) as bar:
             task = bar.add_task("simulating subjects", total=3 * args.subjects)
             corpus = simulated_corpus(
