@@ -2,9 +2,12 @@
 
 Views never wait for it. Every ``interval_s`` the thread copies the newest ``window_s`` of *raw* samples of the
 selected channel from the acquisition buffer (MUP analysis filters zero-phase itself and must not see the live
-notch, docs/needle-emg.md), analyses them and swaps in an immutable ``NeedleSnapshot``; a view reads ``latest``
-whenever it redraws. One analysis of 8 s at 10 kHz takes ~0.5 s of one core, most of it in numpy/scikit-learn,
-which release the GIL, so drawing goes on meanwhile.
+notch, docs/needle-emg.md), resamples them to ``NEEDLE_FS`` as `analyze` does, analyses them and swaps in an
+immutable ``NeedleSnapshot``; a view reads ``latest`` whenever it redraws. One analysis of 8 s at 10 kHz takes
+~0.5 s of one core, most of it in numpy/scikit-learn, which release the GIL, so drawing goes on meanwhile.
+
+``LiveNeedleVerdicts`` gives a one-channel needle stream rolling verdicts of the needle condition model (the surface
+model takes 8 electrodes and refuses one channel).
 """
 
 from __future__ import annotations
@@ -13,17 +16,30 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from dsp.mup import MupSettings
 from dsp.mup_reading import NeedleReport, analyse_needle
+from dsp.resample import HIGHEST_NEEDLE_FS, LOWEST_NEEDLE_FS, to_needle_rate
 from dsp.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S = 8.0  # ~80 discharges per unit at 10 Hz: enough for stable templates (>= 20 needed)
 DEFAULT_INTERVAL_S = 3.0
+
+
+def at_needle_rate(samples: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
+    """``samples`` at ``NEEDLE_FS`` (anti-aliased) when ``fs`` is a needle rate (4-32 kHz), the rate the offline
+    analysis and the needle model use, so live and offline see the same signal; otherwise as they are (the
+    analysis then says its reference ranges do not apply)."""
+    if LOWEST_NEEDLE_FS <= fs <= HIGHEST_NEEDLE_FS:
+        from dsp.resample import NEEDLE_FS
+
+        return to_needle_rate(samples, fs), NEEDLE_FS
+    return np.asarray(samples, dtype=np.float32), float(fs)
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,8 @@ class LiveNeedleAnalysis:
                 error = "no samples yet"
             else:
                 try:
-                    report = analyse_needle(block.data[:, channel].astype(np.float64), self.fs, self.settings)
+                    samples, fs = at_needle_rate(block.data[:, channel], self.fs)
+                    report = analyse_needle(samples.astype(np.float64), fs, self.settings)
                 except ValueError as problem:  # too short, NaN (electrode off): shown in the panel, not raised
                     error = str(problem)
             self._sequence += 1
@@ -142,3 +159,121 @@ class LiveNeedleAnalysis:
             )
             self._latest = snapshot
             return snapshot
+
+
+# ---------------------------------------------------------------- rolling verdicts of the needle condition model
+
+VERDICT_WINDOW_S = 2.0  # signal the model judges per verdict (several of its own windows)
+VERDICT_HOP_S = 0.25  # a verdict every hop, ending on a multiple of the hop (counter-aligned, as the DSP windows)
+
+
+def is_needle_stream(n_emg_channels: int, fs: float, layout: dict | None, engine_mode: str | None = None) -> bool:
+    """A stream the needle model judges: one EMG channel at a needle rate (4-32 kHz) with no layout or a needle
+    layout, or with any layout when the user says so (``--needle``)."""
+    if n_emg_channels != 1 or not LOWEST_NEEDLE_FS <= fs <= HIGHEST_NEEDLE_FS:
+        return False
+    return (layout or {}).get("kind") in (None, "needle") or engine_mode == "needle"
+
+
+class LiveNeedleVerdicts:
+    """Rolling verdicts of the needle condition model on one channel of ``pipeline``'s stream, published like the
+    worker's decisions: on the decisions outlet, in ``state.decisions`` (views, JSON lines, the needle panel) with
+    their latency from the window's last sample to publication.
+
+    A thread waits for the buffer to reach the next hop boundary, takes the newest ``window_s`` of *raw* samples
+    (the model high-passes and resamples itself from ``NEEDLE_FS``; the live notch would cut its bands), resamples
+    them to ``NEEDLE_FS`` and asks ``model.predict_recording``. A verdict that would start before the buffer's
+    oldest sample, or one the thread is too late for (a slow machine), is skipped and counted, never queued."""
+
+    def __init__(self, pipeline: Any, model: Any, channel: int = 0, window_s: float = VERDICT_WINDOW_S,
+                 hop_s: float = VERDICT_HOP_S) -> None:  # fmt: skip
+        if window_s <= 0 or hop_s <= 0:
+            raise ValueError(f"window and hop must be positive, not {window_s} s and {hop_s} s")
+        self.pipeline = pipeline
+        self.model = model
+        self.buffer: RingBuffer = pipeline.acquisition.buffer
+        self.fs = float(pipeline.state.fs)
+        if not LOWEST_NEEDLE_FS <= self.fs <= HIGHEST_NEEDLE_FS:
+            raise ValueError(f"the needle model needs a stream at 4-32 kHz, not {self.fs:g} Hz")
+        self.channel = int(channel)
+        self.window_samples = int(round(window_s * self.fs))
+        self.hop_samples = max(1, int(round(hop_s * self.fs)))
+        self.published = 0
+        self.skipped = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LiveNeedleVerdicts:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="needle-verdicts", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=10.0)
+
+    def _first_end(self) -> int:
+        return -(-self.window_samples // self.hop_samples) * self.hop_samples
+
+    def _run(self) -> None:
+        next_end = self._first_end()
+        while not self._stop.is_set():
+            if not self.buffer.wait_for_data(next_end - 1, timeout_s=0.1):
+                continue
+            newest = self.buffer.total_written
+            if newest - next_end >= self.hop_samples:  # behind: judge the newest complete window, count the rest
+                latest_end = newest - newest % self.hop_samples
+                self.skipped += (latest_end - next_end) // self.hop_samples
+                next_end = latest_end
+            try:
+                self.judge(next_end)
+            except Exception as problem:  # a bug here must not end live verdicts silently: log it, go on
+                self.errors += 1
+                self.last_error = str(problem)
+                log.exception("live needle verdict failed")
+            next_end += self.hop_samples
+
+    def judge(self, end_counter: int) -> dict | None:
+        """The verdict on the window ending at ``end_counter`` (published; None when its samples are gone or hold
+        NaN/Inf, e.g. an electrode off)."""
+        import pylsl
+
+        from dsp.resample import NEEDLE_FS
+        from monitor.decision_history import DecisionRecord, MuscleState
+
+        block = self.buffer.read_from(end_counter - self.window_samples, self.window_samples)
+        if block.first_counter != end_counter - self.window_samples or block.end_counter != end_counter:
+            self.skipped += 1
+            return None
+        samples = block.data[:, self.channel]
+        if not np.all(np.isfinite(samples)):
+            self.skipped += 1
+            return None
+        last_timestamp = float(block.timestamps[-1])
+        arrived = self.pipeline.acquisition.arrival_of(end_counter - 1)
+        started = pylsl.local_clock()
+        result = self.model.predict_recording(to_needle_rate(samples, self.fs), NEEDLE_FS)
+        answered = pylsl.local_clock()
+        classes = list(result["probabilities"])
+        probabilities = np.array([float(result["probabilities"][name]) for name in classes], dtype=np.float32)
+        outlets = self.pipeline.outlets
+        if outlets is not None:
+            outlets.push_decision(classes, probabilities, last_timestamp, int(np.argmax(probabilities)))
+        now = pylsl.local_clock()
+        record = DecisionRecord(
+            end_counter, last_timestamp, classes[int(np.argmax(probabilities))], probabilities, classes, None,
+            str(result["model_id"]), now - last_timestamp, answered - started,
+            acquisition_s=None if arrived is None else arrived - last_timestamp,
+            dsp_s=None if arrived is None else started - arrived, transport_s=0.0, publication_s=now - answered,
+            muscle=MuscleState.CONTRACTING,
+        )  # fmt: skip
+        state = self.pipeline.state
+        with state.lock:
+            state.latencies_s.append(record.latency_s)
+            state.decisions.append(record)
+        self.published += 1
+        return result
