@@ -43,6 +43,8 @@ def first_seconds_per_class(
     taken: dict[int, float] = {}
     for start, end in zip(starts, ends, strict=True):
         label = int(labels[start])
+        if label < 0:  # unlabelled samples (before a recording's first label annotation)
+            continue
         budget = seconds.get(label, 0.0) if isinstance(seconds, dict) else seconds
         need = budget - taken.get(label, 0.0)
         if need <= 1e-9:
@@ -62,6 +64,50 @@ def shared_budget(label_sets: list[np.ndarray], seconds: float) -> list[dict[int
         for label in np.unique(labels):
             counts[int(label)] = counts.get(int(label), 0) + 1
     return [{int(label): seconds / counts[int(label)] for label in np.unique(labels)} for labels in label_sets]
+
+
+def model_mode(card: Any) -> str:
+    """"needle" or "surface": the filter set a checkpoint's windows were made with, as its card says.
+
+    A card names it as ``training["mode"]``, ``training["data"]["mode"]`` or ``training["preprocessing"]["mode"]``;
+    a card that names none is a surface model unless its layout is a needle."""
+    training = card.training if isinstance(card.training, dict) else {}
+    for place in (training, training.get("data"), training.get("preprocessing")):
+        mode = place.get("mode") if isinstance(place, dict) else None
+        if mode in ("surface", "needle"):
+            return str(mode)
+    return "needle" if (card.layout or {}).get("kind") == "needle" else "surface"
+
+
+def labels_from_markers(
+    markers: list[tuple[float, str]], timestamps: np.ndarray, classes: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """Per-sample class indices from a recording's markers (WFDB annotations, EDF+ annotations, XDF markers).
+
+    A marker whose text names a class (case-insensitive; a leading "(" as in WFDB rhythm notes is dropped) labels
+    the samples from its time until the next such marker or the end; samples before the first are -1 (unlabelled).
+    Markers naming no class (artefact notes, beat symbols) leave the current label running.
+    -> (labels, the marker texts that named no class)."""
+    by_name = {name.lower(): index for index, name in enumerate(classes)}
+    labels = np.full(len(timestamps), -1, dtype=np.int64)
+    ignored: list[str] = []
+    named = []
+    for time, text in markers:
+        index = by_name.get(text.strip().lstrip("(").strip().lower())
+        if index is None:
+            ignored.append(text)
+        else:
+            named.append((int(np.searchsorted(timestamps, time - 0.5 / _rate(timestamps))), index))
+    named.sort()
+    for (start, index), (end, _) in zip(named, [*named[1:], (len(timestamps), -1)], strict=True):
+        labels[start:end] = index
+    return labels, ignored
+
+
+def _rate(timestamps: np.ndarray) -> float:
+    """Samples per second of a timestamp vector (its median step); a marker is placed on the nearest sample."""
+    step = float(np.median(np.diff(timestamps[: 1000]))) if len(timestamps) > 1 else 1.0
+    return 1.0 / step if step > 0 else 1.0
 
 
 def split_by_spans(
@@ -96,6 +142,7 @@ def split_by_spans(
     muscle = muscle_timed_window_labels(filtered, labels, ends, window_samples, fs, list(classes))
 
     def part(selector: np.ndarray) -> WindowSet:
+        selector = selector & (codes >= 0)  # windows of unlabelled samples (label -1) belong to neither side
         n = int(selector.sum())
         return WindowSet(windows[selector], codes[selector] // 3, np.full(n, source), float(fs), layout,
                          list(classes), times=ends[selector] / fs, label_distance_s=distances[selector],

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from monitor.recordings.options import add_reader_arguments, reader_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,20 +16,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Fine-tune --checkpoint on marked spans of new labelled recordings (default: the first "
         "--seconds-per-class seconds of every class), measure accuracy before and after on the rest of the "
         "recordings (windows never straddle a span edge), and save model.pt + card (base checkpoint, spans, "
-        "figures) and model.onnx into --out.",
+        "figures) and model.onnx into --out. Labels come from a --manifest row (a whole recording of one class), the "
+        "file's per-sample labels (--label-column, --preset), or its annotations naming the model's classes (WFDB "
+        "--annotation, EDF+ annotations, XDF markers). The recordings are filtered as the model's card says "
+        "(surface band-pass or needle preprocessing).",
     )
-    parser.add_argument("recordings", nargs="+", metavar="RECORDING",
+    parser.add_argument("recordings", nargs="*", metavar="RECORDING",
                         help="labelled recording files, or folders of them (e.g. ../shared/data/myo-gestures/12345-3)")
+    parser.add_argument("--manifest", metavar="CSV",
+                        help="whole labelled recordings: a CSV with columns file,label (and optionally patient, ...); "
+                        "file relative to the CSV, label a class of the model; every window of a file gets its label")
     parser.add_argument("--checkpoint", help="base checkpoint (default: the bundled model)")
     parser.add_argument("--seconds-per-class", type=float, default=10.0,
                         help="labelled seconds of each class used for calibration (default 10)")
     parser.add_argument("--span", action="append", metavar="[FILE:]START-END",
                         help="calibrate on this span instead (seconds; repeatable; FILE is a recording's file name, "
                         "needed when there are several recordings)")
-    parser.add_argument("--preset", help="reader preset for delimited files (e.g. myo)")
-    parser.add_argument("--label-column", help="column holding the per-sample label (CSV/TSV)")
-    parser.add_argument("--fs", type=float, help="sampling rate when the file does not say")
-    parser.add_argument("--layout", help="electrode layout when the file does not say")
     parser.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
     parser.add_argument("--mains", type=float, choices=[50.0, 60.0], default=50.0,
                         help="mains frequency the recordings are notched at (default 50 Hz)")
@@ -40,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/calibrate", help="output folder (default runs/calibrate)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    add_reader_arguments(parser)  # --units/--scale/--channels/--annotation ... as analyze and replay
     parser.set_defaults(handler=run)
 
 
@@ -63,25 +68,124 @@ def parse_span(text: str, names: list[str]):
     return Span(source, start, end)
 
 
-def _pairs(raw_labels, class_indices) -> set[tuple[int, int]]:
-    """(label value in the file, model class index) pairs present in a recording."""
+def read_manifest(path: Path) -> list[tuple[Path, str]]:
+    """(recording file, class label) per row of a manifest CSV (columns file, label; others are for people)."""
+    import csv
+
+    from monitor.errors import UserError
+
+    try:
+        with path.open(newline="") as handle:
+            rows = [{str(key).strip().lower(): (value or "").strip() for key, value in row.items()}
+                    for row in csv.DictReader(handle)]  # fmt: skip
+    except OSError as error:
+        raise UserError(f"--manifest {path}: {error.strerror}") from None
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise UserError(f"--manifest {path}: need a header with the columns file,label and one row per recording")
+    entries = []
+    for number, row in enumerate(rows, start=2):
+        if not row["file"] or not row["label"]:
+            raise UserError(f"--manifest {path}: line {number} has no file or no label")
+        entries.append((path.parent / row["file"], row["label"]))
+    return entries
+
+
+def class_labels(name: str, recording: Any, classes: list[str], manifest_label: str | None) -> tuple[Any, str]:
+    """-> (per-sample class index, -1 where unlabelled; where the labels came from) for one recording."""
     import numpy as np
 
-    return {(int(a), int(b)) for a, b in np.unique(np.column_stack([raw_labels, class_indices]), axis=0)}
+    from models.calibration import labels_from_markers
+    from monitor.errors import UserError
+
+    if manifest_label is not None:
+        if manifest_label not in classes:
+            raise UserError(f"{name}: manifest label {manifest_label!r} is not a class of the model "
+                            f"({', '.join(classes)})")
+        return np.full(recording.n_samples, classes.index(manifest_label), dtype=np.int64), "manifest"
+    if recording.labels is not None:
+        values = np.asarray(recording.labels, dtype=np.int64)
+        label_names = getattr(recording, "label_names", None)
+        if label_names:
+            unknown = sorted({label_names[v] for v in np.unique(values)} - set(classes))
+            if unknown:
+                raise UserError(f"{name}: labels {unknown} are not classes of the model ({', '.join(classes)})")
+            return np.array([classes.index(label_names[v]) for v in range(len(label_names))])[values], "per-sample"
+        if values.min() < 0 or values.max() >= len(classes):
+            raise UserError(f"{name}: label values must index the model's classes 0..{len(classes) - 1}")
+        return values, "per-sample"
+    if recording.markers:
+        labels, ignored = labels_from_markers(recording.markers, recording.timestamps, classes)
+        if (labels >= 0).any():
+            return labels, "annotations"
+        raise UserError(f"{name}: none of its annotations names a class of the model ({', '.join(classes)}); "
+                        f"found {', '.join(map(repr, sorted(set(ignored))[:5]))}")
+    raise UserError(f"{name}: no labels; give --label-column or --preset (CSV/TSV), annotations naming the classes "
+                    "(WFDB --annotation, EDF+), or a --manifest row")
+
+
+def _labelled_recordings(args: argparse.Namespace, classes: list[str]) -> list[tuple[str, Path, Any, Any, str]]:
+    """(name, path, recording, class labels, label source) of every recording named on the command line."""
+    from monitor.errors import UserError
+    from monitor.recordings import open_recording
+
+    entries: list[tuple[Path, str | None]] = []
+    for item in map(Path, args.recordings):
+        if item.is_dir():
+            entries += [(p, None) for p in sorted(item.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        elif item.is_file():
+            entries.append((item, None))
+        else:
+            raise UserError(f"recording not found: {item}")
+    if args.manifest:
+        entries += read_manifest(Path(args.manifest))
+    if not entries:
+        raise UserError("no recordings: name labelled recording files or folders, or give --manifest")
+    names = [path.name for path, _ in entries]
+    if len(set(names)) < len(names):  # the same file name in two folders: spans and reports name the whole path
+        names = [str(path) for path, _ in entries]
+    labelled = []
+    for name, (path, manifest_label) in zip(names, entries, strict=True):
+        recording = open_recording(path, **reader_options(args))
+        labels, source = class_labels(name, recording, classes, manifest_label)
+        labelled.append((name, path, recording, labels, source))
+    return labelled
+
+
+def _calibrate_needle(args: argparse.Namespace, base_path: Path, model: Any, card: Any) -> int:
+    """Needle models are calibrated with the needle preprocessing their card names, by
+    ``models.needle_calibration.calibrate_needle_checkpoint(args, base_path, model, card) -> exit status`` (the
+    needle model's own module). Until it exists a needle model is refused: the surface band-pass would remove the
+    high-frequency MUP content the model was trained on."""
+    from monitor.errors import UserError
+
+    try:
+        from models.needle_calibration import calibrate_needle_checkpoint
+    except ModuleNotFoundError as error:
+        if error.name != "models.needle_calibration":
+            raise
+        raise UserError(f"model {card.model_id!r} is a needle model and needle calibration "
+                        "(models.needle_calibration) is not available yet; the surface filters would mis-filter "
+                        "it, so nothing was done") from None
+    return int(calibrate_needle_checkpoint(args, base_path, model, card))
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    import numpy as np
     from rich.console import Console
 
-    from models.calibration import fine_tune, first_seconds_per_class, merge, shared_budget, split_by_spans
+    from models.calibration import (
+        fine_tune,
+        first_seconds_per_class,
+        merge,
+        model_mode,
+        shared_budget,
+        split_by_spans,
+    )
     from models.checkpoint import BUNDLED_CHECKPOINT, load_checkpoint, save_checkpoint
     from models.evaluation import classification_metrics, held_out_breakdown, plot_confusion, write_json
     from models.training import TrainingConfig, predict_logits, to_tensors
     from monitor.errors import UserError
-    from monitor.recordings import open_recording
 
     console = Console(stderr=True)
     base_path = Path(args.checkpoint) if args.checkpoint else BUNDLED_CHECKPOINT
@@ -89,49 +193,31 @@ def run(args: argparse.Namespace) -> int:
         model, card = load_checkpoint(base_path)
     except (FileNotFoundError, ValueError) as error:
         raise UserError(str(error)) from None
-    files: list[Path] = []
-    for item in map(Path, args.recordings):
-        if item.is_dir():
-            files += sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise UserError(f"recording not found: {item}")
-    options = {"preset": args.preset, "label_column": args.label_column, "fs": args.fs, "layout": args.layout}
-    recordings = [(path.name, open_recording(path, **options)) for path in files]
-    names = [name for name, _ in recordings]
+    mode = model_mode(card)
+    if mode == "needle":  # dispatch point: needle models have their own preprocessing and calibration
+        return _calibrate_needle(args, base_path, model, card)
+    labelled = _labelled_recordings(args, list(card.classes))
+    files = [path for _, path, _, _, _ in labelled]
+    names = [name for name, _, _, _, _ in labelled]
     spans = [parse_span(text, names) for text in args.span] if args.span else None
     calibration_parts, held_out_parts, used_spans = [], [], []
-    for name, recording in recordings:
-        if recording.labels is None:
-            raise UserError(f"{name}: no per-sample labels (give --label-column or --preset)")
-    budgets = shared_budget([np.asarray(rec.labels) for _, rec in recordings], args.seconds_per_class)
-    for (name, recording), budget in zip(recordings, budgets, strict=True):
+    budgets = shared_budget([labels[labels >= 0] for _, _, _, labels, _ in labelled], args.seconds_per_class)
+    for (name, _, recording, values, _), budget in zip(labelled, budgets, strict=True):
         if recording.layout is not None:
             try:
                 card.check_layout(recording.layout)
             except ValueError as error:
                 raise UserError(f"{name}: {error}") from None
-        label_names = getattr(recording, "label_names", None)
-        values = np.asarray(recording.labels, dtype=np.int64)
-        if label_names:
-            unknown = sorted({label_names[v] for v in np.unique(values)} - set(card.classes))
-            if unknown:
-                raise UserError(f"{name}: labels {unknown} are not classes of the model ({', '.join(card.classes)})")
-            values = np.array([card.classes.index(label_names[v]) for v in range(len(label_names))])[values]
-        elif values.min() < 0 or values.max() >= len(card.classes):
-            raise UserError(f"{name}: label values must index the model's classes 0..{len(card.classes) - 1}")
         if recording.n_channels != card.n_channels:
             raise UserError(f"{name}: {recording.n_channels} channels, the model expects {card.n_channels}")
-        data = recording.data
         if abs(recording.fs - card.fs) > 1e-6 * card.fs:
             raise UserError(f"{name}: recorded at {recording.fs:g} Hz, the model at {card.fs:g} Hz")
         chosen = [s for s in spans if s.source == name] if spans else first_seconds_per_class(
-            values, recording.fs, {int(v): budget[int(raw)] for raw, v in _pairs(recording.labels, values)}, name)
+            values, recording.fs, budget, name)
         used_spans += chosen
         window_ms = 1000.0 * card.window_samples / card.fs
-        calibration, held_out = split_by_spans(data, values, recording.fs, name, chosen, card.layout,
-                                               list(card.classes), window_ms, args.hop_ms,
+        calibration, held_out = split_by_spans(recording.data, values, recording.fs, name, chosen, card.layout,
+                                               list(card.classes), window_ms, args.hop_ms, mode=mode,
                                                mains_hz=args.mains, muscle_timing=not args.cue_timed_labels)
         calibration_parts.append(calibration)
         held_out_parts.append(held_out)
@@ -166,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
         "calibration": {
             "base_model_id": card.model_id, "base_checkpoint": str(base_path), "base_sha256": file_sha256(base_path),
             "recordings": [str(path) for path in files], "spans": [asdict(span) for span in used_spans],
+            "label_sources": {name: source for name, _, _, _, source in labelled}, "mode": mode,
+            "reader_options": {k: v for k, v in reader_options(args).items() if v is not None},
             "seconds_per_class": None if spans else args.seconds_per_class, "windows": len(calibration),
             "held_out_windows": len(held_out), "epochs": args.epochs, "learning_rate": args.learning_rate,
             "logit_adjustment_prior": card.training.get("class_counts"),
