@@ -44,6 +44,23 @@ def has_display() -> bool:
     )
 
 
+def choose_window(options: SessionOptions) -> bool:
+    """Whether the session shows the window: where a display exists, --headless is not given and Qt can really open
+    a window there. When it cannot (a missing library, a dead DISPLAY) one line says why and how to fix it, and the
+    session goes on with the terminal dashboard (a snapshot then renders offscreen) instead of Qt aborting midway,
+    leaving the children this session started behind."""
+    if not has_display() or (options.headless and options.snapshot is None):
+        return False
+    from monitor.gui.app import window_unavailable
+
+    reason = window_unavailable()
+    if reason is None:
+        return not options.headless
+    print(f"no window, showing the terminal dashboard: {reason}", file=sys.stderr)
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    return False
+
+
 def stop_on_signals(stop: threading.Event) -> None:
     """SIGINT and SIGTERM end the session through the normal teardown, so every child and file is closed."""
     if threading.current_thread() is not threading.main_thread():
@@ -193,6 +210,7 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
     check_record_destination(options, stream_info)
     card = model_card(options)
     check_model_fits(card, stream_info, options)
+    window = choose_window(options)
     with ExitStack() as stack:
         client, handle = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
         classes = [str(name) for name in card["classes"]] if card and "classes" in card else None
@@ -210,7 +228,7 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             print(f"snapshot written to {path}", file=sys.stderr)
             if options.duration_s is None or options.duration_s <= options.snapshot_after_s:
                 return 0
-        if options.headless or not has_display():
+        if not window:
             from monitor.headless import HeadlessDashboard
 
             with open_jsonl(options.jsonl, stack) as jsonl:

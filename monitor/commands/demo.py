@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import signal
 import subprocess
 import sys
+import threading
 import uuid
 
 from monitor.commands.monitor import add_session_arguments, session_options
 from monitor.commands.simulate import add_rest_lead_in_argument
+
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,9 +47,18 @@ def simulator_arguments(args: argparse.Namespace, source_id: str) -> list[str]:
     return arguments
 
 
+def _end_with_parent() -> None:
+    """In the amplifier's process before it runs: Linux sends it SIGTERM when the demo dies without its own
+    cleanup (kill -9, a library calling abort()), so no amplifier outlives the demo that started it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_simulator(args: argparse.Namespace, source_id: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "monitor.cli", *simulator_arguments(args, source_id)]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    # started from the main thread, which lives as long as the demo: the parent-death signal follows that thread
+    on_linux = sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_end_with_parent if on_linux else None)
 
 
 def wait_for_simulator(simulator: subprocess.Popen, source_id: str, timeout_s: float = 120.0):

@@ -7,13 +7,75 @@ renders offscreen.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import UserError
+
+#: what the probe runs: loading the platform plugin and connecting to the display is where Qt calls abort()
+_PROBE = "from PyQt6 import QtGui\napp = QtGui.QGuiApplication(['neurofusion-probe'])\nprint(app.platformName())"
+
+
+def window_unavailable(timeout_s: float = 60.0) -> str | None:
+    """Why no window can open here (one line with the fix), or None when Qt starts on this display.
+
+    Qt ends the process with abort() when its platform plugin cannot load or the display does not answer, before
+    Python can clean up anything, so it is tried in a throwaway process first."""
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=timeout_s,
+                               stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"Qt did not connect to display {os.environ.get('DISPLAY', '')!r} within {timeout_s:.0f} s"
+    if probe.returncode == 0:
+        return None
+    return _window_failure(probe.stderr)
+
+
+def _window_failure(stderr: str) -> str:
+    """The reason and the fix for a failed probe, from Qt's messages and what the xcb plugin's libraries lack."""
+    display = os.environ.get("DISPLAY", "")
+    unknown = re.search(r'Could not find the Qt platform plugin "([^"]*)"', stderr)
+    if unknown:
+        return (f"Qt has no platform plugin {unknown.group(1)!r} (QT_QPA_PLATFORM); "
+                "fix: unset QT_QPA_PLATFORM, or pass --headless")
+    if "could not connect to display" in stderr:
+        return (f"Qt could not connect to display {display!r}; "
+                "fix: set DISPLAY to a running X server, or pass --headless")
+    missing = missing_xcb_libraries()
+    if missing:
+        packages = " ".join(sorted({debian_package(library) for library in missing}))
+        return (f"Qt's xcb plugin cannot load ({', '.join(missing)} missing); "
+                f"fix: sudo apt-get install -y {packages} (or: sudo bash tools/ensure-system-deps.sh)")
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return f"Qt could not start ({lines[0] if lines else 'no message'}); fix: pass --headless"
+
+
+def missing_xcb_libraries() -> list[str]:
+    """Shared libraries Qt's xcb platform plugin needs and the loader cannot find (ldd), in ldd's order."""
+    from PyQt6.QtCore import QLibraryInfo
+
+    plugins = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+    plugin = plugins / "platforms" / "libqxcb.so"
+    if not plugin.is_file() or shutil.which("ldd") is None:
+        return []
+    listing = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True).stdout
+    missing = [line.split("=>")[0].strip() for line in listing.splitlines() if "not found" in line]
+    return list(dict.fromkeys(missing))
+
+
+def debian_package(soname: str) -> str:
+    """Debian's package for a shared library by its naming policy: libxcb-icccm.so.4 -> libxcb-icccm4,
+    libxkbcommon-x11.so.0 -> libxkbcommon-x11-0."""
+    name, _, version = soname.partition(".so.")
+    name = name.lower()
+    return f"{name}-{version}" if name[-1].isdigit() else f"{name}{version}"
 
 
 def _application() -> Any:
