@@ -15,6 +15,7 @@ from monitor.commands.monitor import add_session_arguments, session_options
 from monitor.commands.simulate import add_rest_lead_in_argument
 
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
+NEEDLE_DEMO_FS = 10000.0  # a common needle EMG rate; the needle path resamples it to dsp.resample.NEEDLE_FS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "process over ZeroMQ and the monitor: a window where there is a display, else a live terminal dashboard.",
     )
     sim = parser.add_argument_group("simulated amplifier")
-    sim.add_argument("--layout", default="ring8", help="ring8, grid8x8, grid13x5 or needle (default ring8)")
-    sim.add_argument("--fs", type=float, default=2048.0, help="sampling rate in Hz (default 2048)")
+    sim.add_argument("--layout", help="ring8, grid8x8, grid13x5 or needle (default ring8; needle with --needle)")
+    sim.add_argument("--fs", type=float, help="sampling rate in Hz (default 2048; a needle 10000)")
     sim.add_argument("--condition", default="healthy", help="healthy, myopathy or neuropathy")
     sim.add_argument("--profile", default="intermittent", help="force profile of the simulated muscle")
     sim.add_argument("--seed", type=int, default=7)
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def simulator_arguments(args: argparse.Namespace, source_id: str) -> list[str]:
     """The `neurofusion simulate` arguments of the demo's amplifier."""
+    resolve_needle(args)
     arguments = [
         "simulate",
         "--layout", args.layout, "--fs", str(args.fs), "--condition", args.condition, "--profile", args.profile,
@@ -91,9 +93,18 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
             process.wait()
 
 
+def resolve_needle(args: argparse.Namespace) -> None:
+    """``--needle`` asks for a needle demo: one simulated needle channel at a needle rate, judged by the bundled
+    needle model (a needle layout implies ``--needle``: high-pass only, the MUP panel)."""
+    args.layout = args.layout or ("needle" if args.needle else "ring8")
+    args.needle = args.needle or args.layout == "needle"
+    args.fs = args.fs or (NEEDLE_DEMO_FS if args.layout == "needle" else 2048.0)
+
+
 def run(args: argparse.Namespace) -> int:
     from monitor.session import run_session
 
+    resolve_needle(args)
     source_id = f"neurofusion-demo-{uuid.uuid4().hex[:8]}"
     simulator = start_simulator(args, source_id)
     try:

@@ -1,0 +1,105 @@
+"""A one-channel needle stream gets rolling verdicts from the needle model (not the 8-electrode surface model):
+a real clinical recording replayed as a real LSL amplifier, the real `neurofusion monitor` in another process, its
+decisions read from its LSL outlet and its JSON lines, and checked against the model run on the very samples."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.cli import build_parser
+from monitor.commands.demo import resolve_needle, simulator_arguments
+
+REPO = Path(__file__).resolve().parents[2]
+NEEDLE_FILE = (REPO.parent / "shared" / "data" / "needle-emg-clinical" / "01_Deltoid" / "Neuropathy")
+CLI = [sys.executable, "-m", "monitor.cli"]
+
+
+def test_demo_needle_streams_one_needle_channel_at_a_needle_rate():
+    args = build_parser().parse_args(["demo", "--needle"])
+    resolve_needle(args)
+    assert (args.layout, args.fs, args.needle) == ("needle", 10000.0, True)
+    arguments = simulator_arguments(args, "nf-test")
+    assert arguments[arguments.index("--layout") + 1] == "needle"
+    assert arguments[arguments.index("--fs") + 1] == "10000.0"
+    plain = build_parser().parse_args(["demo"])
+    resolve_needle(plain)
+    assert (plain.layout, plain.fs, plain.needle) == ("ring8", 2048.0, False)
+    layout_only = build_parser().parse_args(["demo", "--layout", "needle", "--fs", "20000"])
+    resolve_needle(layout_only)
+    assert (layout_only.fs, layout_only.needle) == (20000.0, True)
+
+
+def test_is_needle_stream_takes_one_channel_at_needle_rates_only():
+    from monitor.needle_live import is_needle_stream
+
+    assert is_needle_stream(1, 32768.0, None) and is_needle_stream(1, 4000.0, {"kind": "needle"})
+    assert not is_needle_stream(1, 2048.0, None)  # surface rate
+    assert not is_needle_stream(8, 10000.0, {"kind": "ring"})
+    assert not is_needle_stream(1, 10000.0, {"kind": "ring"}) and is_needle_stream(1, 10000.0, {"kind": "ring"},
+                                                                                      "needle")  # fmt: skip
+
+
+@pytest.mark.skipif(not NEEDLE_FILE.is_dir(), reason=f"{NEEDLE_FILE} is not present")
+def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recording(tmp_path):
+    import pylsl
+
+    pytest.importorskip("models.needle_model")
+    from dsp.resample import NEEDLE_FS, to_needle_rate
+    from monitor.needle_live import VERDICT_HOP_S, VERDICT_WINDOW_S
+    from monitor.recordings import open_recording
+    from monitor.recordings.needle import load_condition_model
+
+    path = sorted(NEEDLE_FILE.glob("*.asc.xz"))[0]
+    source_id = f"needle-live-{uuid.uuid4().hex[:8]}"
+    replay = subprocess.Popen([*CLI, "replay", str(path), "--loop", "--duration", "8", "--source-id", source_id,
+                               "--wait-for-consumer", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=REPO)  # fmt: skip
+    jsonl = tmp_path / "decisions.jsonl"
+    monitor = subprocess.Popen([*CLI, "monitor", "--source-id", source_id, "--headless", "--duration", "6",
+                                "--jsonl", str(jsonl), "--resolve-timeout", "30"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    try:
+        found = pylsl.resolve_byprop("source_id", f"{source_id}-decisions", 1, 60.0)
+        assert found, "the monitor published no decisions outlet"
+        assert found[0].channel_count() == 4  # healthy, myopathy, neuropathy, label_index
+        inlet = pylsl.StreamInlet(found[0])
+        received, stamps = inlet.pull_chunk(timeout=5.0, max_samples=64)
+        _, monitor_err = monitor.communicate(timeout=90)
+        assert monitor.returncode == 0, monitor_err
+    finally:
+        for process in (monitor, replay):
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) >= 4, monitor_err
+    model = load_condition_model(None)
+    assert {line["model_id"] for line in lines} == {model.model_id}
+    assert all(set(line["probabilities"]) == {"healthy", "myopathy", "neuropathy"} for line in lines)
+    # counter-aligned: one verdict every hop, each on the newest 2 s
+    recording = open_recording(path)
+    hop, window = int(round(VERDICT_HOP_S * recording.fs)), int(round(VERDICT_WINDOW_S * recording.fs))
+    assert all(line["sequence"] % hop == 0 for line in lines)
+    # the verdict is the model's on exactly those samples (the replay waited for the monitor: counter = file sample)
+    line = lines[1]
+    samples = np.take(recording.data[:, 0], np.arange(line["sequence"] - window, line["sequence"]), mode="wrap")
+    expected = model.predict_recording(to_needle_rate(samples, recording.fs), NEEDLE_FS)
+    for name, value in line["probabilities"].items():
+        assert value == pytest.approx(expected["probabilities"][name], abs=1e-3)
+    assert line["label"] == expected["label"]
+    # what the outlet carried is what the JSON lines say
+    if len(received):
+        by_time = {round(l["timestamp"], 4): l for l in lines}  # noqa: E741
+        matched = [by_time[round(t, 4)] for t in stamps if round(t, 4) in by_time]
+        assert matched
+        for row, stamp in zip(received, stamps, strict=True):
+            if round(stamp, 4) in by_time:
+                np.testing.assert_allclose(row[:3], list(by_time[round(stamp, 4)]["probabilities"].values()),
+                                           atol=1e-3)
