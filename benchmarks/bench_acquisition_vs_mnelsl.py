@@ -17,7 +17,7 @@ start-up excluded) and the samples it received:
   ``n_new_samples`` / ``get_data`` -- with its default ``acquisition_delay`` (1 ms) and with 50 ms (our cadence).
 
 Two phases: band-pass only (identical filter design on both sides) and band-pass + mains notches (each side's
-own notch design: ours one biquad per harmonic, MNE-LSL's an IIR band-stop). MNE-LSL runs in /work/peers-venv
+own notch design: ours one biquad per harmonic, MNE-LSL's an IIR band-stop). MNE-LSL runs in the peers venv
 (made on first use, see bench_features_vs_libemg.py). LSL stays on this machine (benchmarks.common sets
 LSLAPICFG, which every subprocess inherits).
 """

@@ -4,21 +4,23 @@
 
 Windows: the real 64-channel HD-EMG recording (../shared/data/hdemg-vastus-lateralis), filtered with the monitor's
 chain, cut into 400-sample (as in the brief's LibEMG figure) and 512-sample windows. Our side runs here; LibEMG's
-runs in its own environment (/work/peers-venv, numpy < 2, because LibEMG 2.0.3's MDF fails under numpy 2), on the
+runs in its own environment (peers venv: numpy < 2, as LibEMG 2.0.3's MDF fails under numpy 2), on the
 same windows passed as .npy files, loading only libemg/feature_extractor.py (tests/dsp/libemg_reference.py). Both
 sides time the same calls the same way, interleaved repeat by repeat (median, per window; all windows in one call
 and one window per call as live), and the values are compared.
 
-The peers environment is made on first use (``ensure_peers_venv``):
-    python3 -m venv /work/peers-venv
-    /work/peers-venv/bin/pip install "numpy<2" scipy scikit-learn matplotlib PyWavelets psutil mne-lsl
-    /work/peers-venv/bin/pip install --no-deps libemg==2.0.3
+The peers environment is made on first use (``ensure_peers_venv``) in the per-user cache, not at a fixed path, so
+the benchmark runs the same wherever the repository lies ($NEUROFUSION_PEERS_VENV chooses another folder):
+    python3 -m venv ~/.cache/neurofusion/peers-venv
+    ~/.cache/neurofusion/peers-venv/bin/pip install "numpy<2" scipy scikit-learn matplotlib PyWavelets psutil mne-lsl
+    ~/.cache/neurofusion/peers-venv/bin/pip install --no-deps libemg==2.0.3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +31,14 @@ import numpy as np
 
 from benchmarks.common import REPO, emit
 
-PEERS_VENV = Path("/work/peers-venv")
+
+def peers_venv() -> Path:
+    """$NEUROFUSION_PEERS_VENV, else ``peers-venv`` in the per-user cache folder (models/weight_cache.py)."""
+    from models.weight_cache import private_dir, user_cache_dir
+
+    chosen = os.environ.get("NEUROFUSION_PEERS_VENV")
+    return Path(chosen).expanduser() if chosen else private_dir(user_cache_dir()) / "peers-venv"
+
 PEERS_PACKAGES = ["numpy<2", "scipy", "scikit-learn", "matplotlib", "PyWavelets", "psutil", "mne-lsl"]
 HDEMG = REPO.parent / "shared" / "data" / "hdemg-vastus-lateralis" / "otb_testfile.mat"
 FS = 2048.0
@@ -42,9 +51,10 @@ GROUPS = {
 
 def ensure_peers_venv() -> Path:
     """The Python of the peers' environment, created (with pip, from PyPI) if it does not exist yet."""
-    python = PEERS_VENV / "bin" / "python"
+    venv = peers_venv()
+    python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS_PACKAGES], check=True)
     check = subprocess.run([str(python), "-c", "import libemg"], capture_output=True)
     if check.returncode != 0 and b"No module named 'libemg'" in check.stderr:

@@ -2,7 +2,10 @@
 
 The exported graph takes (windows (B, C, S), features (B, C, F), channel_mask (B, C) float) with dynamic B and S
 and returns (probabilities (B, K), channel_attention (B, C)). ``torch.jit.script`` cannot compile GATv2Conv;
-the dynamo exporter traces it fine.
+the dynamo exporter traces it fine. The exporter records each node's Python stack trace, absolute source paths of
+the build machine included; those are dropped (``strip_build_paths``), so the file is the same wherever it is built.
+
+    .venv/bin/python -m models.export CHECKPOINT [--strip-only]
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from models.checkpoint import load_checkpoint, onnx_path, save_checkpoint
 from models.neurofusionnet import NeuroFusionNet
 
 OPSET = 18
+# node metadata the exporter fills with where the code ran (file paths, line numbers): no part of the computation
+BUILD_METADATA = ("pkg.torch.onnx.stack_trace",)
 
 
 class ProbabilityHead(torch.nn.Module):
@@ -61,15 +66,48 @@ def export_onnx(model: NeuroFusionNet, path: str | Path, window_samples: int) ->
             verbose=False,
         )
     program.save(str(path), external_data=False)
+    return strip_build_paths(path)
+
+
+def strip_build_paths(path: str | Path) -> Path:
+    """Rewrite ``path`` without the nodes' stack traces and doc strings; the graph and weights are untouched."""
+    import onnx
+
+    path = Path(path)
+    model = onnx.load(str(path))
+
+    def clean(nodes: object) -> None:
+        for node in nodes:  # type: ignore[attr-defined]
+            kept = [prop for prop in node.metadata_props if prop.key not in BUILD_METADATA]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+            node.doc_string = ""
+            for attribute in node.attribute:
+                if attribute.HasField("g"):
+                    clean(attribute.g.node)
+                for graph in attribute.graphs:
+                    clean(graph.node)
+
+    clean(model.graph.node)
+    for function in model.functions:
+        clean(function.node)
+    model.graph.doc_string = ""
+    model.doc_string = ""
+    onnx.save(model, str(path))
     return path
 
 
-def export_checkpoint(checkpoint: str | Path) -> Path:
-    """Export ``name.pt`` to ``name.onnx`` and record the ONNX file's sha256 in the checkpoint's card."""
+def export_checkpoint(checkpoint: str | Path, strip_only: bool = False) -> Path:
+    """Export ``name.pt`` to ``name.onnx`` and record the ONNX file's sha256 in the checkpoint's card.
+
+    ``strip_only``: keep the existing export's graph and only drop its build paths (``strip_build_paths``)."""
     from models.predictor import file_sha256
 
     model, card = load_checkpoint(checkpoint)
-    exported = export_onnx(model, onnx_path(checkpoint), card.window_samples)
+    if strip_only:
+        exported = strip_build_paths(onnx_path(checkpoint))
+    else:
+        exported = export_onnx(model, onnx_path(checkpoint), card.window_samples)
     card.onnx_sha256 = file_sha256(exported)
     save_checkpoint(checkpoint, model, card)
     return exported
@@ -85,3 +123,19 @@ def max_output_difference(checkpoint: str | Path, windows: np.ndarray, features:
     session = onnxruntime.InferenceSession(str(onnx_path(checkpoint)), providers=["CPUExecutionProvider"])
     got = session.run(None, {"windows": windows, "features": features, "channel_mask": mask})
     return max(float(np.abs(a.numpy() - b).max()) for a, b in zip(expected, got, strict=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Export a checkpoint to ONNX beside it (card updated).")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--strip-only", action="store_true",
+                        help="keep the existing export's graph, only drop the build machine's paths from it")
+    args = parser.parse_args(argv)
+    print(export_checkpoint(args.checkpoint, strip_only=args.strip_only))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

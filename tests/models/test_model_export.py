@@ -41,3 +41,22 @@ def test_predictor_backends_agree_and_auto_prefers_a_current_onnx_file(exported_
     assert load_predictor(copy).backend == "torch"
     with pytest.raises(ValueError, match="no current ONNX export"):
         load_predictor(copy, backend="onnx")
+
+
+def build_paths_in(path) -> list[bytes]:
+    """Absolute paths of the build machine that a file carries (the repository, the environment, home folders)."""
+    from tests.conftest import REPO
+
+    data = path.read_bytes()
+    return [marker for marker in (str(REPO).encode(), b"site-packages", b"/home/", b"/root/", b"/work/")
+            if marker in data]
+
+
+def test_exports_carry_no_path_of_the_machine_they_were_built_on(exported_grid_checkpoint):
+    from models.checkpoint import BUNDLED_CHECKPOINT, read_card
+    from models.predictor import file_sha256
+
+    assert build_paths_in(onnx_path(exported_grid_checkpoint)) == []  # a fresh export, stripped as it is written
+    bundled = onnx_path(BUNDLED_CHECKPOINT)
+    assert build_paths_in(bundled) == [] and build_paths_in(BUNDLED_CHECKPOINT) == []
+    assert read_card().onnx_sha256 == file_sha256(bundled)  # still the current export of the bundled weights
