@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(str(error)) from None
     info = resolve_stream(args.name, args.type, args.source_id, timeout_s=args.resolve_timeout)
-    handle = None if args.worker else spawn_worker(args.model, standby=False)
+    handle = None if args.worker else spawn_worker(args.model, standby=False, extra_args=(
+        () if args.patients_dir is None else ("--models-dir", str(args.patients_dir))))
     endpoint = args.worker or handle.endpoint
     client = InferenceClient(endpoint, bed_id=f"adapt-{args.patient}")
     control = None if args.no_swap else ModelControl(endpoint)

@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --connect: the secured broker's public .key")
     parser.add_argument("--insecure", action="store_true",
                         help="allow binding a non-loopback address without CURVE (prints a warning)")
+    parser.add_argument("--models-dir", metavar="DIR", action="append", default=[],
+                        help="a folder load_model may load checkpoints from, besides the bundled weights and "
+                        "~/.neurofusion (repeatable)")
+    parser.add_argument("--control-token", metavar="FILE", type=Path,
+                        help="the file holding the token that load_model/use_model must carry when the worker is "
+                        "not a CURVE server (default ~/.config/neurofusion/control.token, made on first use, "
+                        "mode 600)")
     parser.add_argument("--standby", action="store_true",
                         help="load the model, print STANDBY, then wait for a line 'BIND' on stdin before serving "
                         "(the monitor keeps one such spare to replace a crashed worker at once)")
@@ -49,7 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from monitor.errors import UserError
-    from monitor.inference.security import CurveClientKeys, CurveServerKeys, check_bind_allowed
+    from monitor.inference.security import (
+        ControlPolicy,
+        CurveClientKeys,
+        CurveServerKeys,
+        check_bind_allowed,
+        control_token,
+    )
     from monitor.inference.supervisor import READY_PREFIX, STANDBY_PREFIX
     from monitor.inference.worker import WorkerSettings, serve, warm_up
 
@@ -70,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             curve_server = CurveServerKeys(args.curve_secret, args.curve_clients)
         check_bind_allowed(endpoint, curve=curve_server is not None, insecure=args.insecure)
 
+    # CURVE authenticates every peer of a secured worker; otherwise changing the model needs the user's token
+    control = ControlPolicy.create(args.models_dir, None if curve_server else control_token(args.control_token))
     if args.model and not Path(args.model).is_file():  # say so before spending seconds importing torch
         raise UserError(f"cannot load the model: no checkpoint at {args.model}")
     import torch
@@ -90,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
     settings = WorkerSettings(endpoint=endpoint, connect=bool(args.connect), max_batch=args.max_batch,
                               batch_wait_s=args.batch_wait_ms / 1000.0, curve_server=curve_server,
-                              curve_client=curve_client, delay_s=args.delay_ms / 1000.0)
+                              curve_client=curve_client, delay_s=args.delay_ms / 1000.0, control=control)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

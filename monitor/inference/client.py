@@ -30,7 +30,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from monitor.errors import UserError
 from monitor.inference import protocol
-from monitor.inference.security import CurveClientKeys, secure_client
+from monitor.inference.security import CurveClientKeys, control_token, secure_client
 
 log = logging.getLogger(__name__)
 
@@ -447,12 +447,15 @@ class ModelControl:
 
     A separate socket from the ``InferenceClient``'s, so a switch never waits behind windows (or they behind it).
     Blocking: call it from a background thread or a script, never the acquisition or GUI thread. It talks to one
-    worker directly (a broker does not pass these kinds on: with several workers, ask each one).
+    worker directly (a broker does not pass these kinds on: with several workers, ask each one). Without CURVE
+    keys it presents the user's control token (``token_file``, default ~/.config/neurofusion/control.token, made
+    on first use), which a worker of the same user reads from the same file.
     """
 
     def __init__(self, endpoint: str, *, curve: CurveClientKeys | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, token_file: str | os.PathLike[str] | None = None) -> None:
         self.endpoint = endpoint
+        self._token = None if curve is not None else control_token(token_file)
         self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         try:
@@ -465,12 +468,12 @@ class ModelControl:
 
     def load_model(self, path: str | os.PathLike[str], timeout_s: float = 60.0) -> protocol.ModelLoaded:
         """Load ``path`` beside the running model and switch to it. UserError when refused or unanswered."""
-        request = protocol.LoadModel(protocol.new_request_id(), os.fspath(os.path.abspath(path)))
+        request = protocol.LoadModel(protocol.new_request_id(), os.fspath(os.path.abspath(path)), self._token)
         return self._ask(protocol.encode_load_model(request), request.request_id, timeout_s)
 
     def use_model(self, model_id: str, timeout_s: float = 10.0) -> protocol.ModelLoaded:
         """Switch to a model the worker already holds (e.g. back to the one before an adaptation)."""
-        request = protocol.UseModel(protocol.new_request_id(), model_id)
+        request = protocol.UseModel(protocol.new_request_id(), model_id, self._token)
         return self._ask(protocol.encode_use_model(request), request.request_id, timeout_s)
 
     def _ask(self, frames: list[bytes], request_id: str, timeout_s: float) -> protocol.ModelLoaded:

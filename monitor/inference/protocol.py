@@ -58,6 +58,8 @@ MODEL_REJECTED = "model_rejected"
 NO_WORKER = "no_worker"
 BAD_MODEL = "bad_model"  # load_model: unreadable checkpoint, or one that does not fit the running model's inputs
 UNKNOWN_MODEL = "unknown_model"  # use_model: no model of that id is loaded
+UNAUTHORIZED = "unauthorized"  # load_model/use_model without the control token (and without CURVE)
+MODEL_NOT_ALLOWED = "model_not_allowed"  # load_model: a checkpoint outside the worker's allowed model folders
 INTERNAL = "internal"
 
 
@@ -138,13 +140,15 @@ class BrokerHeartbeat:
 @dataclass(frozen=True)
 class LoadModel:
     request_id: str
-    path: str  # a checkpoint (.pt) on the worker's machine, loaded with weights_only=True
+    path: str  # an absolute checkpoint (.pt) path inside the worker's allowed model folders (weights_only=True)
+    token: str | None = None  # the control token; None where CURVE authenticates the peer
 
 
 @dataclass(frozen=True)
 class UseModel:
     request_id: str
     model_id: str
+    token: str | None = None  # as in LoadModel
 
 
 @dataclass(frozen=True)
@@ -247,12 +251,16 @@ def encode_broker_heartbeat() -> list[bytes]:
     return [_header(KIND_BROKER_HEARTBEAT)]
 
 
+def _token_field(token: str | None) -> dict[str, str]:
+    return {} if token is None else {"token": token}
+
+
 def encode_load_model(message: LoadModel) -> list[bytes]:
-    return [_header(KIND_LOAD_MODEL, id=message.request_id, path=message.path)]
+    return [_header(KIND_LOAD_MODEL, id=message.request_id, path=message.path, **_token_field(message.token))]
 
 
 def encode_use_model(message: UseModel) -> list[bytes]:
-    return [_header(KIND_USE_MODEL, id=message.request_id, model=message.model_id)]
+    return [_header(KIND_USE_MODEL, id=message.request_id, model=message.model_id, **_token_field(message.token))]
 
 
 def encode_model_loaded(message: ModelLoaded) -> list[bytes]:
@@ -467,13 +475,14 @@ def _decode_load_model(header: dict, frames: list[bytes]) -> LoadModel:
     if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH or "\x00" in path:
         raise ProtocolError(BAD_FIELD, f"'path' must be a non-empty string of at most {MAX_PATH} characters",
                             request_id)
-    return LoadModel(request_id, path)
+    return LoadModel(request_id, path, _text(header, "token", request_id, optional=True))
 
 
 def _decode_use_model(header: dict, frames: list[bytes]) -> UseModel:
     request_id = _text(header, "id", None)
     _single_frame(frames, request_id)
-    return UseModel(request_id, _text(header, "model", request_id))
+    return UseModel(request_id, _text(header, "model", request_id), _text(header, "token", request_id,
+                                                                            optional=True))
 
 
 def _decode_model_loaded(header: dict, frames: list[bytes]) -> ModelLoaded:

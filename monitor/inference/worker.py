@@ -9,6 +9,9 @@ stop it: bad messages get an error reply, or are dropped and counted when they c
 Hot swap: ``load_model`` loads a checkpoint in a background thread of the worker (never on the serving path),
 checks that it takes the running model's inputs, and switches to it between two batches, so every reply's model
 id changes at one point and no request fails. The replaced models stay loaded for ``use_model`` (switching back).
+Both are refused unless the peer is authenticated and the checkpoint lies in an allowed folder (the
+``ControlPolicy`` of monitor/inference/security.py): reaching the socket is not enough to change what every bed
+is told.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ import numpy as np
 import zmq
 
 from monitor.inference import protocol
-from monitor.inference.security import CurveClientKeys, CurveServerKeys, secure_client, secure_server
+from monitor.inference.security import (
+    ControlPolicy,
+    ControlRefused,
+    CurveClientKeys,
+    CurveServerKeys,
+    secure_client,
+    secure_server,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,7 @@ class WorkerSettings:
     curve_server: CurveServerKeys | None = None  # when binding
     curve_client: CurveClientKeys | None = None  # when connecting to a secured broker
     delay_s: float = 0.0  # diagnostic: extra model time per window, to rehearse a slow worker (fault tests)
+    control: ControlPolicy | None = None  # who may load_model/use_model, and from where (None: nobody)
 
 
 ModelLoader = Callable[[str], PredictorLike]  # checkpoint path -> a warmed-up predictor (ValueError if unusable)
@@ -79,8 +90,10 @@ class BatchHandler:
     """Turns received multipart messages into replies; owns the counters. No sockets, so it is easy to test."""
 
     def __init__(self, predictor: PredictorLike, worker_name: str, max_batch: int = 32,
-                 loader: ModelLoader | None = None, delay_s: float = 0.0) -> None:
+                 loader: ModelLoader | None = None, delay_s: float = 0.0,
+                 control: ControlPolicy | None = None) -> None:
         self.worker_name = worker_name
+        self.control = control
         self.max_batch = max(1, int(max_batch))
         self.delay_s = max(0.0, float(delay_s))
         self.counts: Counter[str] = Counter()
@@ -113,18 +126,37 @@ class BatchHandler:
         return envelope + protocol.encode_model_loaded(protocol.ModelLoaded(
             request_id, self.model_id, previous, tuple(self.models)))
 
+    def _refuse_control(self, envelope: list[bytes], message: protocol.LoadModel | protocol.UseModel,
+                        ) -> list[bytes | memoryview] | None:
+        """The error reply for a model-control request this peer may not make (None: it may)."""
+        try:
+            if self.control is None:
+                raise ControlRefused(protocol.UNAUTHORIZED, "this worker takes no model control requests")
+            self.control.check_peer(message.token, "load_model" if isinstance(message, protocol.LoadModel)
+                                    else "use_model")
+            if isinstance(message, protocol.LoadModel):
+                self.control.checkpoint(message.path)
+        except ControlRefused as refused:
+            self.counts[f"error_{refused.code}"] += 1
+            log.warning("model control refused: %s", refused)
+            return envelope + protocol.encode_error(protocol.ErrorReply(message.request_id, refused.code,
+                                                                        str(refused)[:1000]))
+        return None
+
     def _start_load(self, envelope: list[bytes], message: protocol.LoadModel) -> list[bytes | memoryview] | None:
         if self.loader is None:
             self.counts[f"error_{protocol.BAD_MODEL}"] += 1
             return envelope + protocol.encode_error(protocol.ErrorReply(
                 message.request_id, protocol.BAD_MODEL, "this worker does not load models on request"))
+        assert self.control is not None  # _refuse_control let it through
+        checkpoint = str(self.control.checkpoint(message.path))  # the real path, links resolved
         self._loads_running += 1
         self.counts["model_loads"] += 1
         loader, running_card = self.loader, self.predictor.card
 
         def load() -> None:
             try:
-                candidate = loader(message.path)
+                candidate = loader(checkpoint)
                 check_compatible(running_card, candidate.card)
                 outcome: PredictorLike | Exception = candidate
             except Exception as error:  # any failure is the requester's answer, never the worker's end
@@ -198,6 +230,9 @@ class BatchHandler:
                     message.request_id, "worker", self.model_id, 1,
                     {"worker": self.worker_name, "classes": list(self.classes), "counts": dict(self.counts),
                      "models": list(self.models)})))
+            elif isinstance(message, (protocol.LoadModel, protocol.UseModel)) and (
+                    refusal := self._refuse_control(envelope, message)) is not None:
+                replies.append(refusal)
             elif isinstance(message, protocol.LoadModel):
                 reply = self._start_load(envelope, message)
                 if reply is not None:
@@ -290,10 +325,12 @@ def serve(
 ) -> Counter[str]:
     """Run the worker until ``stop`` is set. ``on_ready`` gets the bound (or connected) endpoint. Returns counts.
 
-    ``loader`` enables ``load_model`` requests (None: they are refused)."""
+    ``loader`` enables ``load_model`` requests (None: they are refused); ``settings.control`` says who may make
+    them and from which folders (None: every load_model and use_model is refused)."""
     stop = stop or threading.Event()
     context = context or zmq.Context.instance()
-    handler = BatchHandler(predictor, default_worker_name(), settings.max_batch, loader, settings.delay_s)
+    handler = BatchHandler(predictor, default_worker_name(), settings.max_batch, loader, settings.delay_s,
+                           settings.control)
     sock = context.socket(zmq.DEALER if settings.connect else zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)

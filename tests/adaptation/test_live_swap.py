@@ -23,8 +23,9 @@ FS = 2048.0
 
 
 @pytest.fixture(scope="module")
-def worker() -> Iterator[WorkerHandle]:
-    handle = spawn_worker(None, standby=False)  # the bundled model, as the monitor runs it
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
+    # the bundled model, as the monitor runs it, allowed to load the patients' folders the tests make
+    handle = spawn_worker(None, standby=False, extra_args=("--models-dir", str(tmp_path_factory.getbasetemp())))
     yield handle
     handle.stop()
 

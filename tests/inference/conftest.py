@@ -24,7 +24,9 @@ def in_process_predictor(ring8_checkpoint: Path):
 
 
 @pytest.fixture(scope="module")
-def worker(ring8_checkpoint: Path) -> Iterator[WorkerHandle]:
-    handle = spawn_worker(ring8_checkpoint, backend="torch", standby=False)
+def worker(ring8_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
+    # load_model takes checkpoints only from allowed folders: the tests' checkpoints live under pytest's base folder
+    handle = spawn_worker(ring8_checkpoint, backend="torch", standby=False,
+                          extra_args=("--models-dir", str(tmp_path_factory.getbasetemp())))
     yield handle
     handle.stop()

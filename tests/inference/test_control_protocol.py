@@ -18,7 +18,8 @@ def test_control_messages_round_trip() -> None:
     load = protocol.LoadModel("r1", "/patients/p7/p7-20261124.pt")
     use = protocol.UseModel("r2", "base-model")
     loaded = protocol.ModelLoaded("r1", "adapted", "base-model", ("base-model", "adapted"))
-    for message in (load, use, loaded):
+    with_token = (protocol.LoadModel("r3", "/a.pt", "t" * 43), protocol.UseModel("r4", "m", "t" * 43))
+    for message in (load, use, loaded, *with_token):
         assert protocol.decode(protocol.encode(message)) == message
     assert protocol.KIND_LOAD_MODEL in WORKER_ACCEPTS and protocol.KIND_USE_MODEL in WORKER_ACCEPTS
     assert protocol.KIND_MODEL_LOADED not in WORKER_ACCEPTS  # a reply kind is never obeyed by a worker
@@ -33,6 +34,9 @@ def test_control_messages_round_trip() -> None:
     ({"kind": "load_model", "id": "a", "path": "a.pt"}, 2, protocol.BAD_FRAMES),  # a payload it cannot have
     ({"kind": "use_model", "id": "a", "model": 7}, 1, protocol.BAD_FIELD),
     ({"kind": "use_model", "id": "a"}, 1, protocol.BAD_FIELD),
+    ({"kind": "use_model", "id": "a", "model": "m", "token": 5}, 1, protocol.BAD_FIELD),
+    ({"kind": "load_model", "id": "a", "path": "/a.pt", "token": "x" * (protocol.MAX_TEXT + 1)}, 1,
+     protocol.BAD_FIELD),
     ({"kind": "model_loaded", "id": "a", "model": "m", "previous": "p", "loaded": []}, 1, protocol.BAD_FIELD),
     ({"kind": "model_loaded", "id": "a", "model": "m", "previous": "p",
       "loaded": ["m"] * (protocol.MAX_LOADED_MODELS + 1)}, 1, protocol.BAD_FIELD),

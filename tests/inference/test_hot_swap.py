@@ -1,8 +1,11 @@
 """Hot swap on a real worker subprocess: load_model switches between two requests, use_model switches back, and a
-corrupt or incompatible checkpoint leaves the running model answering."""
+corrupt or incompatible checkpoint leaves the running model answering; a peer without the control token, or a
+checkpoint outside the worker's model folders, is refused with a clear error reply."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -123,3 +126,62 @@ def worker_model_id(control: ModelControl) -> str:
         return pong.model_id
     finally:
         sock.close(0)
+
+
+def ask_raw(endpoint: str, frames: list[bytes]) -> protocol.Message:
+    """One request from a bare DEALER socket (a peer that is not our ModelControl) and the worker's reply."""
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send_multipart([b"", *frames])
+        assert sock.poll(10_000)
+        return protocol.decode(protocol.split_envelope(sock.recv_multipart())[1])
+    finally:
+        sock.close(0)
+
+
+def test_a_peer_without_the_control_token_can_neither_load_nor_switch(
+        worker: WorkerHandle, other_checkpoint: Path) -> None:
+    running = worker_model_id(ModelControl(worker.endpoint))
+    attempts = [
+        protocol.encode_load_model(protocol.LoadModel("no-token", str(other_checkpoint))),
+        protocol.encode_load_model(protocol.LoadModel("wrong-token", str(other_checkpoint), "0" * 43)),
+        protocol.encode_use_model(protocol.UseModel("switch", running)),
+    ]
+    replies = [ask_raw(worker.endpoint, frames) for frames in attempts]
+    assert [(type(reply), reply.request_id, reply.code) for reply in replies] == [
+        (protocol.ErrorReply, "no-token", protocol.UNAUTHORIZED),
+        (protocol.ErrorReply, "wrong-token", protocol.UNAUTHORIZED),
+        (protocol.ErrorReply, "switch", protocol.UNAUTHORIZED)]
+    assert "load_model refused: no control token" in replies[0].message
+    assert "load_model refused: a wrong control token" in replies[1].message
+    assert "use_model refused: no control token" in replies[2].message
+    assert worker_model_id(ModelControl(worker.endpoint)) == running  # nothing was loaded or switched
+
+
+def test_a_checkpoint_outside_the_allowed_folders_is_refused_before_it_is_read(
+        worker: WorkerHandle, other_checkpoint: Path, tmp_path: Path) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="neurofusion-outside-"))  # /tmp itself: not a folder the worker allows
+    try:
+        copied = Path(shutil.copy(other_checkpoint, outside / "elsewhere.pt"))
+        shutil.copy(other_checkpoint.with_suffix(".card.json"), outside / "elsewhere.card.json")
+        link = tmp_path / "link.pt"  # a link inside an allowed folder to a file outside it
+        link.symlink_to(copied)
+        climbing = tmp_path / ".." / ".." / ".." / outside.name / "elsewhere.pt"  # '..' out of an allowed folder
+        messages = []
+        with ModelControl(worker.endpoint) as control:
+            running = worker_model_id(control)
+            for path in (copied, link, climbing, Path("/etc/passwd"), outside / "missing.pt"):
+                with pytest.raises(UserError) as refused:
+                    control.load_model(path)
+                messages.append(str(refused.value))
+            assert worker_model_id(control) == running
+    finally:
+        shutil.rmtree(outside)
+    assert all(protocol.MODEL_NOT_ALLOWED in message and "outside the folders this worker loads models from"
+               in message and "--models-dir" in message for message in messages), messages
+    # a missing file outside is refused the same way as an existing one: the reply says nothing about what exists
+    assert messages[4].replace("missing.pt", "elsewhere.pt") == messages[0]
