@@ -181,8 +181,8 @@ class LiveNeedleVerdicts:
     their latency from the window's last sample to publication.
 
     A thread waits for the buffer to reach the next hop boundary, takes the newest ``window_s`` of *raw* samples
-    (the model high-passes and resamples itself from ``NEEDLE_FS``; the live notch would cut its bands), resamples
-    them to ``NEEDLE_FS`` and asks ``model.predict_recording``. A verdict that would start before the buffer's
+    (the live notch would cut the model's bands) and asks ``model.predict_window`` (which resamples them to
+    ``NEEDLE_FS`` itself and reads the recorded rate). A verdict that would start before the buffer's
     oldest sample, or one the thread is too late for (a slow machine), is skipped and counted, never queued."""
 
     def __init__(self, pipeline: Any, model: Any, channel: int = 0, window_s: float = VERDICT_WINDOW_S,
@@ -242,7 +242,6 @@ class LiveNeedleVerdicts:
         NaN/Inf, e.g. an electrode off)."""
         import pylsl
 
-        from dsp.resample import NEEDLE_FS
         from monitor.decision_history import DecisionRecord, MuscleState
 
         block = self.buffer.read_from(end_counter - self.window_samples, self.window_samples)
@@ -256,7 +255,8 @@ class LiveNeedleVerdicts:
         last_timestamp = float(block.timestamps[-1])
         arrived = self.pipeline.acquisition.arrival_of(end_counter - 1)
         started = pylsl.local_clock()
-        result = self.model.predict_recording(to_needle_rate(samples, self.fs), NEEDLE_FS)
+        predict = getattr(self.model, "predict_window", None) or self.model.predict_recording
+        result = predict(samples, self.fs)  # the model resamples to NEEDLE_FS itself and reads the recorded rate
         answered = pylsl.local_clock()
         classes = list(result["probabilities"])
         probabilities = np.array([float(result["probabilities"][name]) for name in classes], dtype=np.float32)
@@ -277,3 +277,24 @@ class LiveNeedleVerdicts:
             state.decisions.append(record)
         self.published += 1
         return result
+
+
+def needle_session_model(stream_info: Any, model_path: str | None, engine_mode: str | None
+                         ) -> tuple[Any | None, int] | None:  # fmt: skip
+    """For a needle stream: (the needle condition model, or None where none is installed; the EMG channel it
+    judges). None for any other stream. ``model_path`` None is the bundled needle model."""
+    from monitor.acquisition import describe
+    from monitor.recordings.needle import load_condition_model
+
+    description = describe(stream_info)
+    emg = description.emg_channels
+    if not is_needle_stream(len(emg), description.fs, description.layout, engine_mode):
+        return None
+    return load_condition_model(model_path), emg[0]
+
+
+def needle_classes(model: Any) -> list[str]:
+    """The model's class names (healthy, myopathy, neuropathy for the bundled one)."""
+    from monitor.recordings.needle import CONDITION_CLASSES
+
+    return [str(name) for name in getattr(model, "classes", CONDITION_CLASSES)]

@@ -208,15 +208,35 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
     stop = stop or threading.Event()
     stop_on_signals(stop)
     check_record_destination(options, stream_info)
-    card = model_card(options)
+    needle = None
+    if not options.no_inference and options.worker_endpoint is None:
+        from monitor.needle_live import needle_session_model
+
+        # a one-channel needle stream is judged by the needle model in this process, not the surface worker
+        needle = needle_session_model(stream_info, options.model, options.settings and options.settings.mode)
+    card = None if needle is not None else model_card(options)
     check_model_fits(card, stream_info, options)
     window = choose_window(options)
     with ExitStack() as stack:
-        client, handle = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
-        classes = [str(name) for name in card["classes"]] if card and "classes" in card else None
-        pipeline = MonitorPipeline(stream_info, settings=options.settings, client=client, classes=classes)
+        settings = options.settings
+        if needle is None:
+            client, handle = start_inference(options, stack, bed_id=stream_info.source_id() or stream_info.name())
+            classes = [str(name) for name in card["classes"]] if card and "classes" in card else None
+        else:
+            from dataclasses import replace
+
+            from monitor.needle_live import needle_classes
+
+            client, handle = None, None
+            classes = None if needle[0] is None else needle_classes(needle[0])
+            settings = replace(settings or EngineSettings(), mode="needle")  # high-pass only: the spikes are kHz
+        pipeline = MonitorPipeline(stream_info, settings=settings, client=client, classes=classes)
         stack.callback(pipeline.stop)
         pipeline.start()
+        if needle is not None and needle[0] is not None:
+            from monitor.needle_live import LiveNeedleVerdicts
+
+            stack.callback(LiveNeedleVerdicts(pipeline, needle[0], channel=needle[1]).start().stop)
         recording = RecordingControl(options, pipeline)
         stack.callback(recording.stop)
         if options.record is not None:

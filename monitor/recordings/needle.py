@@ -27,11 +27,12 @@ class NeedleSignal:
     """One needle channel in microvolts at ``fs`` (``NEEDLE_FS``), resampled from ``source_fs``."""
 
     name: str
-    samples: np.ndarray  # (n,) float32 µV
+    samples: np.ndarray  # (n,) float32 µV at ``fs``
     fs: float
     source_fs: float
     channel: str
     unit: str
+    recorded: np.ndarray  # (n,) float32 µV at ``source_fs``: the needle model resamples itself and reads the rate
 
     @property
     def duration_s(self) -> float:
@@ -67,7 +68,7 @@ def needle_signal(recording: Recording) -> NeedleSignal:
     except ValueError as error:
         raise UserError(f"{name}: {error}") from None
     return NeedleSignal(name, resampled, NEEDLE_FS, float(recording.fs), recording.channel_labels[0],
-                        recording.units[0])  # fmt: skip
+                        recording.units[0], samples)  # fmt: skip
 
 
 @dataclass
@@ -146,7 +147,7 @@ def condition(model: Any, signals: list[NeedleSignal]) -> dict[str, Any]:
     results = []
     for signal in signals:
         try:
-            result = model.predict_recording(signal.samples, signal.fs)
+            result = model.predict_recording(signal.recorded, signal.source_fs)
         except ValueError as error:
             raise UserError(f"{signal.name}: the needle model refused the recording: {error}") from None
         results.append(result)
@@ -180,20 +181,22 @@ def agreement_of(reading: MuscleReading, verdict: dict[str, Any] | None) -> dict
 
 
 def load_condition_model(path: str | None) -> Any | None:
-    """The needle condition model (``models.needle_model``; ``path`` None = the bundled one). None, with a line on
-    stderr, when this installation has no needle model module; UserError when a named or bundled model is unusable."""
+    """The needle condition model (``models.needle_model``; ``path`` None = the bundled one). None, with one line
+    on stderr, when this installation has no needle model (no module, or no bundled weights); UserError when a
+    named model, or bundled weights that are there, cannot be used."""
     import sys
 
     try:
-        from models.needle_model import load_needle_model
+        from models.needle_model import BUNDLED_NEEDLE_MODEL, load_needle_model
     except ImportError as error:
         if path is not None:
             raise UserError(f"cannot load needle model {path}: {error}") from None
         print("no needle condition model in this installation: MUP reading only", file=sys.stderr)
         return None
+    if path is None and not BUNDLED_NEEDLE_MODEL.is_file():
+        print(f"no bundled needle model ({BUNDLED_NEEDLE_MODEL.name} missing): MUP reading only", file=sys.stderr)
+        return None
     try:
         return load_needle_model(path)
-    except FileNotFoundError as error:
-        raise UserError(f"{error}; --model names a needle model, --no-model runs the MUP analysis alone") from None
     except (ValueError, RuntimeError, KeyError, OSError) as error:
-        raise UserError(f"cannot load needle model {path or '(bundled)'}: {error}") from None
+        raise UserError(f"{error}; --model names a needle model, --no-model runs the MUP analysis alone") from None
