@@ -2,6 +2,10 @@
 
 Sensitivity, specificity and precision are one-vs-rest per class, then averaged over classes (macro), so a
 dominant class (rest, in gesture data) cannot hide a class the model misses.
+
+Choosing among configurations (NeuroFusionNet and its ablations) uses the validation groups only
+(``select_on_validation``); the test groups then report the chosen configuration once, with an interval over
+groups (subjects or sessions). Reading the test column to pick a configuration would make its figure optimistic.
 """
 
 from __future__ import annotations
@@ -118,6 +122,45 @@ def accuracy_by_group(test: Any, predicted: np.ndarray) -> dict[str, float]:
             for group in sorted(set(test.groups.tolist()))}
 
 
+SELECTION_CRITERION = "validation_macro_f1"
+INTERVAL_RESAMPLES = 2000
+
+
+def group_interval(test: Any, predicted: np.ndarray, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Percentile bootstrap interval of the pooled accuracy, resampling whole held-out groups (subjects or
+    sessions), not windows: windows of one subject are not independent, and errors come subject by subject."""
+    groups = sorted(set(test.groups.tolist()))
+    correct = np.array([np.sum(predicted[test.groups == group] == test.labels[test.groups == group])
+                        for group in groups], dtype=float)
+    counts = np.array([np.sum(test.groups == group) for group in groups], dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(groups), size=(INTERVAL_RESAMPLES, len(groups)))
+    accuracies = correct[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    low, high = np.quantile(accuracies, [(1 - level) / 2, (1 + level) / 2])
+    return {"accuracy_interval": [float(low), float(high)], "interval_level": level, "interval_groups": len(groups)}
+
+
+def select_on_validation(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The NeuroFusionNet configuration (the proposed row or an ablation) with the best validation macro F1, and
+    its test figures: the one test figure that reports the chosen configuration. The test columns are never read
+    to choose (ties go to the earlier row)."""
+    candidates = [row for row in rows if row["kind"] in ("proposed", "ablation")]
+    if not candidates:
+        return {}
+    chosen = max(candidates, key=lambda row: (row[SELECTION_CRITERION], -candidates.index(row)))
+    return {"chosen": chosen["model"], "criterion": SELECTION_CRITERION,
+            "validation_macro_f1": chosen["validation_macro_f1"],
+            "validation_accuracy": chosen["validation_accuracy"], "test_accuracy": chosen["accuracy"],
+            "test_macro_f1": chosen["macro_f1"],
+            **{key: chosen[key] for key in ("accuracy_interval", "interval_level", "interval_groups")
+               if key in chosen}}
+
+
+def validation_figures(validation: Any, predicted: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    metrics = classification_metrics(validation.labels, predicted, classes)
+    return {"validation_accuracy": metrics["accuracy"], "validation_macro_f1": metrics["macro_f1"]}
+
+
 def _row(name: str, kind: str, metrics: dict[str, Any], ms_per_window: float, parameters: int,
          extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"model": name, "kind": kind, **{key: metrics[key] for key in
@@ -165,6 +208,8 @@ def compare_models(
     """Train every model on ``train`` (early stopping on ``validation``) and measure it on ``test``.
 
     Rows: NeuroFusionNet, the baselines, then the NeuroFusionNet ablations. ``progress(message)`` is told each step.
+    Every row also carries its validation accuracy and macro F1 (what ``select_on_validation`` chooses by) and an
+    interval of its test accuracy over the held-out groups.
     """
     import torch
 
@@ -177,8 +222,10 @@ def compare_models(
     rows: list[dict[str, Any]] = []
     test_tensors = to_tensors(test, feature_names)
 
-    def neural_row(name: str, kind: str, model: Any, tensors: Any, history: Any) -> dict[str, Any]:
+    def neural_row(name: str, kind: str, model: Any, tensors: Any, history: Any,
+                   validation_tensors: Any) -> dict[str, Any]:
         predicted = predict_logits(model, tensors).argmax(dim=1).numpy()
+        on_validation = predict_logits(model, validation_tensors).argmax(dim=1).numpy()
 
         def timed() -> None:
             from models.predictor import handcrafted_features
@@ -189,7 +236,8 @@ def compare_models(
         return _row(name, kind, classification_metrics(test.labels, predicted, classes),
                     _time_per_window_ms(timed, len(test)), parameter_count(model),
                     {"epochs": len(history.train_loss), "best_epoch": history.best_epoch + 1,
-                     **held_out_breakdown(test, predicted)})
+                     **held_out_breakdown(test, predicted), **group_interval(test, predicted),
+                     **validation_figures(validation, on_validation, classes)})
 
     def model_features(model: Any) -> list[str]:
         config_of = getattr(model, "config", None)
@@ -197,7 +245,8 @@ def compare_models(
 
     say("NeuroFusionNet")
     model, history, _, _ = train_neurofusionnet(train, validation, feature_names, config)
-    rows.append(neural_row("NeuroFusionNet", "proposed", model, test_tensors, history))
+    rows.append(neural_row("NeuroFusionNet", "proposed", model, test_tensors, history,
+                           to_tensors(validation, feature_names)))
 
     for name in baselines:
         say(name)
@@ -211,9 +260,11 @@ def compare_models(
             parameters = int(sum(np.size(array) for array in fitted if array is not None))
             ms = _time_per_window_ms(lambda c=classifier: c.predict(hudgins_features(test.windows, test.fs)),
                                      len(test))
+            on_validation = classifier.predict(hudgins_features(validation.windows, validation.fs))
             rows.append(_row(f"{name.upper()} (Hudgins TD)", "baseline",
                              classification_metrics(test.labels, predicted, classes), ms, parameters,
-                             held_out_breakdown(test, predicted)))
+                             {**held_out_breakdown(test, predicted), **group_interval(test, predicted),
+                              **validation_figures(validation, on_validation, classes)}))
         elif name in NEURAL_BASELINES:
             torch.manual_seed(config.seed)
             network = neural_baseline(name, train.n_channels, len(classes))
@@ -223,7 +274,7 @@ def compare_models(
             augment = window_augmenter(config, train.layout, train.fs, [], classes)
             history = fit(network, train_tensors, validation_tensors, len(classes), config, augment=augment)
             label = {"cnn": "CNN", "lstm": "LSTM", "gru": "GRU", "attention": "Attention-only"}[name]
-            rows.append(neural_row(label, "baseline", network, to_tensors(test, []), history))
+            rows.append(neural_row(label, "baseline", network, to_tensors(test, []), history, validation_tensors))
         else:
             raise ValueError(f"unknown baseline {name!r}")
 
@@ -245,7 +296,7 @@ def compare_models(
             raise ValueError(f"unknown ablation {ablation!r}; known: {', '.join(ABLATIONS)}")
         model, history, _, _ = train_neurofusionnet(train, validation, names, ablation_config, **options)
         rows.append(neural_row(f"NeuroFusionNet {ablation.replace('_', ' ')}", "ablation", model,
-                               to_tensors(test, names), history))
+                               to_tensors(test, names), history, to_tensors(validation, names)))
     return rows
 
 
@@ -253,18 +304,22 @@ def markdown_table(rows: list[dict[str, Any]], title: str) -> str:
     settled = any("settled_accuracy" in row for row in rows)
     muscle = any("muscle_timed_accuracy" in row for row in rows)
     margin = next((row["settled_margin_s"] for row in rows if "settled_margin_s" in row), SETTLED_MARGIN_S)
-    header = "| model | accuracy | sensitivity | specificity | precision | macro F1 | ms / window | parameters |"
-    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    header = ("| model | validation macro F1 | accuracy | sensitivity | specificity | precision | macro F1 | "
+              "ms / window | parameters |")
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     if settled:
         header += f" accuracy >= {margin:g} s from a label change |"
         rule += " ---: |"
     if muscle:
         header += " accuracy on muscle-timed labels |"
         rule += " ---: |"
+    selection = select_on_validation(rows)
     lines = [f"### {title}", "", header, rule]
     for row in rows:
+        name = row["model"] + (" (chosen on validation)" if row["model"] == selection.get("chosen") else "")
+        validation = f"{100 * row['validation_macro_f1']:.2f}%" if "validation_macro_f1" in row else ""
         line = (
-            f"| {row['model']} | {100 * row['accuracy']:.2f}% | {100 * row['sensitivity']:.2f}% | "
+            f"| {name} | {validation} | {100 * row['accuracy']:.2f}% | {100 * row['sensitivity']:.2f}% | "
             f"{100 * row['specificity']:.2f}% | {100 * row['precision']:.2f}% | {100 * row['macro_f1']:.2f}% | "
             f"{row['ms_per_window']:.3f} | {row['parameters']:,} |"
         )
@@ -272,6 +327,15 @@ def markdown_table(rows: list[dict[str, Any]], title: str) -> str:
             if shown:
                 line += f" {100 * row[key]:.2f}% |" if key in row else " |"
         lines.append(line)
+    if selection:
+        interval = (f" ({100 * selection['interval_level']:.0f}% interval over {selection['interval_groups']} "
+                    f"test groups, bootstrap: {100 * selection['accuracy_interval'][0]:.2f}-"
+                    f"{100 * selection['accuracy_interval'][1]:.2f}%)" if "accuracy_interval" in selection else "")
+        lines += ["", "Chosen on validation macro F1 among NeuroFusionNet and its ablations: "
+                  f"**{selection['chosen']}** ({100 * selection['validation_macro_f1']:.2f}% on validation). "
+                  "Its test accuracy, "
+                  f"{100 * selection['test_accuracy']:.2f}%{interval}, is the figure to report; the other rows' test "
+                  "columns compare models and were not used to choose."]
     agreement = next((row["muscle_cue_agreement"] for row in rows if "muscle_cue_agreement" in row), None)
     if agreement is not None:
         lines += ["", f"The muscle-timed labels agree with the recorded ones on {100 * agreement:.2f}% of the test "

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compare NeuroFusionNet with LDA/SVM (Hudgins TD), CNN, LSTM, GRU, attention-only, and ablations",
         description="Train every model on the same training groups with the same early stopping, and report "
         "accuracy, sensitivity, specificity, precision, macro F1 (one-vs-rest, macro-averaged), inference time per "
-        "window (batched, features included) and parameter count on the held-out test groups; then the feature "
+        "window (batched, features included) and parameter count on the held-out test groups. The configuration to "
+        "report (NeuroFusionNet or one of its ablations) is chosen on the validation groups' macro F1, never on the "
+        "test figures, and its test accuracy is given with a bootstrap interval over test groups; then the feature "
         "analysis of the training windows (PCA, Random Forest importance, feature selection for LDA; "
         "feature_analysis.png) and the resource figures (per-window time of each DSP stage, CPU %, memory). Writes "
         "evaluation.md and evaluation.json into --out.",
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from dsp.resources import StageProfiler
-    from models.evaluation import compare_models, markdown_table, write_json
+    from models.evaluation import compare_models, markdown_table, select_on_validation, write_json
     from models.evaluation_analysis import feature_analysis_report, markdown_sections, resource_report
     from monitor.commands.train import training_config
     from monitor.errors import UserError
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     table = markdown_table(rows, title) + markdown_sections(analysis, resources)
     (out / "evaluation.md").write_text(table)
     write_json(out / "evaluation.json", {
-        "title": title, "rows": rows, "classes": list(train.classes),
+        "title": title, "rows": rows, "classes": list(train.classes), "selection": select_on_validation(rows),
         "split": {"train": sorted(set(train.groups)), "validation": sorted(set(validation.groups)),
                   "test": sorted(set(test.groups))},
         "windows": {"train": len(train), "validation": len(validation), "test": len(test)},

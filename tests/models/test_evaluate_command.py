@@ -99,3 +99,55 @@ def test_rows_carry_settled_and_per_group_accuracy_consistent_with_the_confusion
         # CSV sessions have label changes, so some windows lie near one and fewer count as settled
         assert 0 < row["settled_windows"] < report["windows"]["test"] and 0 <= row["settled_accuracy"] <= 1
     assert "accuracy >= 0.5 s from a label change" in (evaluated / "evaluation.md").read_text()
+
+
+def test_the_configuration_is_chosen_on_validation_never_on_the_test_figures():
+    from models.evaluation import markdown_table, select_on_validation
+
+    def row(model, kind, validation_f1, test_accuracy):
+        return {"model": model, "kind": kind, "validation_macro_f1": validation_f1, "validation_accuracy":
+                validation_f1, "accuracy": test_accuracy, "macro_f1": test_accuracy, "sensitivity": 0.5,
+                "specificity": 0.5, "precision": 0.5, "ms_per_window": 0.1, "parameters": 10,
+                "accuracy_interval": [test_accuracy - 0.1, test_accuracy + 0.05], "interval_level": 0.95,
+                "interval_groups": 12}
+
+    rows = [row("NeuroFusionNet", "proposed", 0.80, 0.70),
+            row("LDA (Hudgins TD)", "baseline", 0.95, 0.60),  # a baseline is compared, never chosen
+            row("NeuroFusionNet no features", "ablation", 0.78, 0.93),  # best on test: not a reason to choose it
+            row("NeuroFusionNet no gnn", "ablation", 0.85, 0.65)]
+    selection = select_on_validation(rows)
+    assert selection["chosen"] == "NeuroFusionNet no gnn" and selection["test_accuracy"] == 0.65
+    assert selection["accuracy_interval"] == pytest.approx([0.55, 0.70]) and selection["interval_groups"] == 12
+    markdown = markdown_table(rows, "t")
+    assert "| NeuroFusionNet no gnn (chosen on validation) | 85.00% | 65.00% |" in markdown
+    assert "**NeuroFusionNet no gnn** (85.00% on validation). Its test accuracy, 65.00% (95% interval over 12" \
+        in markdown
+    assert markdown.count("chosen on validation") == 1
+
+
+def test_the_test_interval_resamples_whole_groups():
+    from types import SimpleNamespace
+
+    from models.evaluation import group_interval
+
+    # four subjects of 10 windows: three read perfectly, one entirely wrong -> pooled 75 %
+    test = SimpleNamespace(groups=np.repeat(["a", "b", "c", "d"], 10), labels=np.zeros(40, int))
+    predicted = np.where(test.groups == "d", 1, 0)
+    interval = group_interval(test, predicted)
+    low, high = interval["accuracy_interval"]
+    assert interval["interval_groups"] == 4 and low <= 0.75 <= high
+    # resampling subjects, a draw can hold the wrong subject 2 or 3 times (accuracy 50 % or 25 %) or not at all
+    assert low <= 0.5 and high == 1.0
+    uniform = group_interval(test, np.zeros(40, int))
+    assert uniform["accuracy_interval"] == [1.0, 1.0]
+
+
+def test_the_evaluation_reports_its_choice_and_the_chosen_test_figure_once(evaluated):
+    report = json.loads((evaluated / "evaluation.json").read_text())
+    selection = report["selection"]
+    chosen = next(row for row in report["rows"] if row["model"] == selection["chosen"])
+    assert selection["chosen"] == "NeuroFusionNet" and selection["criterion"] == "validation_macro_f1"
+    assert selection["test_accuracy"] == chosen["accuracy"] and selection["interval_groups"] == 1
+    for row in report["rows"]:
+        assert 0 <= row["validation_accuracy"] <= 1 and 0 <= row["validation_macro_f1"] <= 1
+    assert "(chosen on validation)" in (evaluated / "evaluation.md").read_text()
