@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     needle.add_argument("--muscle", help="the muscle needled (biceps, deltoid, tibialis_anterior, ...): picks the "
                         "reference values")
     needle.add_argument("--age", type=float, help="the person's age in years: picks the reference values")
+    fatigue = parser.add_argument_group("fatigue per contraction (default: where the muscle rose above its rest level)")
+    fatigue.add_argument("--whole-contraction", "--no-rest", action="store_true",
+                         help="the analysed part (see --start/--end) is one contraction: for a recording with no rest "
+                         "to learn a rest level from, e.g. one continuous hold")
+    fatigue.add_argument("--contraction", action="append", metavar="START-END",
+                         help="a contraction's span in seconds from the analysed part's start (repeatable)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_reader_arguments(parser)
@@ -159,14 +165,15 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
     from monitor.recordings.report import write_report
 
     name = recording.source.name if recording.source else "recording"
+    contractions = {"contraction_spans": _contraction_spans(args), "whole_contraction": args.whole_contraction}
     if args.quiet or not sys.stderr.isatty():
-        analysis = analyze_recording(recording, predictor, settings)
+        analysis = analyze_recording(recording, predictor, settings, **contractions)
     else:
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
             task = bar.add_task(f"analysing {name}", total=recording.n_samples)
-            analysis = analyze_recording(recording, predictor, settings,
+            analysis = analyze_recording(recording, predictor, settings, **contractions,
                                          progress=lambda done: bar.update(task, completed=done))  # fmt: skip
     needle_files = []
     if needle is not None:  # before the summary is written
@@ -182,6 +189,24 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
         f"wrote {len(written)} files to {out}"
     )
     return {**summary, "report": str(out / "report.md")}
+
+
+def _contraction_spans(args: argparse.Namespace) -> list[tuple[float, float]] | None:
+    """The contractions named with --contraction (seconds), or None for the tracker's own."""
+    from monitor.errors import UserError
+
+    if args.whole_contraction and args.contraction:
+        raise UserError("--whole-contraction and --contraction both name the contractions: give one of them")
+    spans = []
+    for text in args.contraction or []:
+        try:
+            start, end = (float(part) for part in text.split("-"))
+        except ValueError:
+            raise UserError(f"--contraction {text}: expected START-END in seconds, e.g. 5-35") from None
+        if not 0 <= start < end:
+            raise UserError(f"--contraction {text}: need 0 <= START < END")
+        spans.append((start, end))
+    return spans or None
 
 
 def _load_model(path: str | None, backend: str) -> object:

@@ -35,6 +35,7 @@ class WindowOutcome:
     rms_uv: float
     mnf_hz: float
     mdf_hz: float
+    fins_m5: float
     active_channels: int
     fatigue_state: str
     mdf_change_pct: float
@@ -66,6 +67,9 @@ class Analysis:
     summary: dict[str, Any] = field(default_factory=dict)
     quality_issues: list[str] = field(default_factory=list)  # raw-signal flags with the channels and seconds
     preprocessing: dict[str, Any] = field(default_factory=dict)  # filters, mains, masks, windows (step 16)
+    # offline fatigue per contraction (monitor.recordings.contractions) and where the contractions came from
+    contractions: list[Any] = field(default_factory=list)
+    contraction_source: str = ""
 
     @property
     def real_time_factor(self) -> float:
@@ -180,8 +184,14 @@ def analyze_recording(
     chunk_seconds: float = 1.0,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    contraction_spans: list[tuple[float, float]] | None = None,
+    whole_contraction: bool = False,
 ) -> Analysis:
-    """Runs the whole pipeline over ``recording``; ``progress(samples_done)`` is called after every chunk."""
+    """Runs the whole pipeline over ``recording``; ``progress(samples_done)`` is called after every chunk.
+
+    ``contraction_spans`` (seconds from the first sample) name the contractions for the per-contraction fatigue
+    figures; by default they are where the live tracker saw a contraction (monitor.recordings.contractions).
+    ``whole_contraction``: the whole recording is one contraction (one continuous hold, no rest to learn from)."""
     from dsp.engine import DspEngine, EngineSettings
     from dsp.ringbuffer import RingBuffer
     from monitor.pipeline import muscle_state, verdict
@@ -229,6 +239,7 @@ def analyze_recording(
                 rms_uv=_median(result.features["RMS"], usable),
                 mnf_hz=_median(result.features["MNF"], usable),
                 mdf_hz=_median(result.features["MDF"], usable),
+                fins_m5=_median(result.features["FInsm5"], usable),
                 active_channels=int(np.count_nonzero(report.active)),
                 fatigue_state=report.state,
                 mdf_change_pct=_median(report.mdf_change_pct, np.ones(n_channels, bool)),
@@ -253,8 +264,32 @@ def analyze_recording(
     )
     analysis.quality_issues = quality.issues(recording.channel_labels)
     analysis.preprocessing = _preprocessing(recording, engine, masks, outcomes, worker is not None)
+    if whole_contraction:
+        contraction_spans = [(0.0, recording.duration_s)]
+    analysis.contractions, analysis.contraction_source = _contractions(outcomes, engine, contraction_spans)
+    if whole_contraction:
+        from monitor.recordings.contractions import SOURCE_WHOLE
+
+        analysis.contraction_source = SOURCE_WHOLE
     analysis.summary = summarize(analysis, engine.fatigue.report().to_dict() if outcomes else {})
     return analysis
+
+
+def _contractions(outcomes: list[WindowOutcome], engine: Any,
+                  spans: list[tuple[float, float]] | None) -> tuple[list[Any], str]:  # fmt: skip
+    """Per-contraction fatigue figures over the given spans, else over the tracker's contractions."""
+    from monitor.recordings.contractions import SOURCE_ACTIVITY, SOURCE_GIVEN, activity_spans, contraction_figures
+
+    times = np.array([w.time_s for w in outcomes])
+    window_s = engine.windower.window_samples / engine.fs
+    settings = engine.fatigue.settings
+    source = SOURCE_GIVEN if spans is not None else SOURCE_ACTIVITY
+    if spans is None:
+        active = np.array([w.active_channels > 0 for w in outcomes], dtype=bool)
+        spans = activity_spans(times, active, window_s, settings.max_pause_s)
+    columns = {name: np.array([getattr(w, attribute) for w in outcomes], dtype=float)
+               for name, attribute in (("MDF", "mdf_hz"), ("MNF", "mnf_hz"), ("RMS", "rms_uv"), ("FInsm5", "fins_m5"))}
+    return contraction_figures(times, window_s, columns, spans, settings), source
 
 
 def _preprocessing(recording: Recording, engine: Any, masks: _MaskTally, outcomes: list[WindowOutcome],
@@ -297,9 +332,7 @@ def _preprocessing(recording: Recording, engine: Any, masks: _MaskTally, outcome
 
 
 def summarize(analysis: Analysis, final_fatigue: dict[str, Any]) -> dict[str, Any]:
-    """Label distribution and confidence, fatigue slope and change, quality issues: the report's numbers."""
-    from scipy.stats import theilslopes
-
+    """Label distribution and confidence, fatigue per contraction, quality issues: the report's numbers."""
     recording, windows = analysis.recording, analysis.windows
     summary: dict[str, Any] = {
         "file": str(recording.source) if recording.source else None,
@@ -328,17 +361,23 @@ def summarize(analysis: Analysis, final_fatigue: dict[str, Any]) -> dict[str, An
                 by_file_label.setdefault(str(w.file_label), Counter())[w.label] += 1
             summary["decisions_by_file_label"] = {k: dict(v) for k, v in sorted(by_file_label.items())}
     active = [w for w in windows if w.active_channels > 0 and math.isfinite(w.mdf_hz)]
-    fatigue: dict[str, Any] = {"active_windows": len(active), "final_state": final_fatigue.get("state")}
-    if len(active) >= 10:
-        times_min = np.array([w.time_s for w in active]) / 60.0
-        mdf = np.array([w.mdf_hz for w in active])
-        mnf = np.array([w.mnf_hz for w in active])
-        rms = np.array([w.rms_uv for w in active])
-        fatigue["mdf_slope_hz_per_min"] = float(theilslopes(mdf, times_min)[0])
-        fatigue["mnf_slope_hz_per_min"] = float(theilslopes(mnf, times_min)[0])
-        tenth = max(1, len(active) // 10)
-        fatigue["mdf_change_pct"] = float(100.0 * (np.median(mdf[-tenth:]) / np.median(mdf[:tenth]) - 1.0))
-        fatigue["rms_change_pct"] = float(100.0 * (np.median(rms[-tenth:]) / np.median(rms[:tenth]) - 1.0))
+    fatigue: dict[str, Any] = {"active_windows": len(active), "final_state": final_fatigue.get("state"),
+                               "contraction_source": analysis.contraction_source,
+                               "contractions": [c.to_dict() for c in analysis.contractions]}  # fmt: skip
+    if analysis.contractions:
+        # the headline figures are the longest contraction's: slopes pooled over contractions separated by rest
+        # would mix fatigue with the recovery between them
+        longest = max(analysis.contractions, key=lambda c: c.duration_s)
+        fatigue["longest_contraction"] = longest.index
+        for key in ("mdf_slope_hz_per_min", "mdf_slope_pct_per_min", "mnf_slope_hz_per_min", "mdf_change_pct",
+                    "rms_change_pct", "fins_change_pct"):
+            fatigue[key] = getattr(longest, key)
+    if analysis.contraction_source == "activity" and windows:
+        from monitor.recordings.contractions import no_rest_note
+
+        note = no_rest_note(np.array([w.rms_uv for w in windows]), bool(analysis.contractions))
+        if note:
+            fatigue["note"] = note
     summary["fatigue"] = fatigue
     partial = sum(1 for w in windows if w.usable_channels < recording.n_channels)
     summary["quality"] = {

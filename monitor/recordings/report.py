@@ -137,22 +137,9 @@ def _probability_figure(analysis: Analysis, path: Path, plt: Any) -> Path:
 
 
 def _fatigue_figure(analysis: Analysis, path: Path, plt: Any) -> Path:
-    times = np.array([w.time_s for w in analysis.windows])
-    active = np.array([w.active_channels > 0 for w in analysis.windows])
-    figure, (spectral, amplitude) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
-    for name, values in (("MDF", [w.mdf_hz for w in analysis.windows]), ("MNF", [w.mnf_hz for w in analysis.windows])):
-        values = np.array(values, dtype=float)
-        spectral.plot(times, np.where(active, values, np.nan), label=f"{name} (contraction)", linewidth=0.8)
-    spectral.set_ylabel("Hz (median over channels)")
-    spectral.legend(fontsize=8)
-    spectral.set_title("fatigue indices")
-    amplitude.plot(times, [w.rms_uv for w in analysis.windows], linewidth=0.8, color="tab:red")
-    amplitude.set_ylabel("RMS µV")
-    amplitude.set_xlabel("seconds")
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    from monitor.recordings.fatigue_report import fatigue_figure
+
+    return fatigue_figure(analysis, path, plt)
 
 
 def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
@@ -186,13 +173,18 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
             f"{_fmt(summary['mean_confidence'])}) |",
         ]
     lines += [
-        f"| fatigue state at the end | {fatigue.get('final_state') or 'n/a'} |",
-        f"| MDF slope | {_fmt(fatigue.get('mdf_slope_hz_per_min'), ' Hz/min')} |",
-        f"| MDF change (first to last tenth of contraction) | {_fmt(fatigue.get('mdf_change_pct'), ' %', 1)} |",
-        f"| RMS change | {_fmt(fatigue.get('rms_change_pct'), ' %', 1)} |",
+        f"| fatigue state at the end (live tracker) | {fatigue.get('final_state') or 'n/a'} |",
+        f"| contractions | {len(fatigue.get('contractions') or [])} (table below) |",
+        f"| MDF slope of the longest | {_fmt(fatigue.get('mdf_slope_hz_per_min'), ' Hz/min')} |",
+        f"| MDF change along it | {_fmt(fatigue.get('mdf_change_pct'), ' %', 1)} |",
+        f"| RMS change in it | {_fmt(fatigue.get('rms_change_pct'), ' %', 1)} |",
         f"| quality | {'; '.join(quality.get('issues', [])) or 'no issues'} |",
         "",
     ]
+    if "fatigue" in summary:
+        from monitor.recordings.fatigue_report import contractions_markdown
+
+        lines += [contractions_markdown(fatigue)]
     if "needle_reading" in summary:
         lines += [needle_markdown(summary)]
     if analysis.preprocessing:

@@ -1,0 +1,155 @@
+"""Offline fatigue figures per contraction: where each contraction of a recording lies and how its spectrum fell.
+
+The live tracker (dsp/fatigue.py) follows the current contraction only. Offline the whole recording is known, so
+each contraction gets its own figures: a least-squares line through its per-window MDF and MNF (every window, not
+epochs: offline there is no hurry), its slope in Hz/min and in % of the line's value at the contraction's start per
+minute with a 95 % interval, the change along the line, and the RMS and FInsm5 change (median of the last
+``baseline_s`` against the first). The state is the live rule (``dsp.fatigue.classify``) applied to those figures.
+
+Contractions come from one of three places:
+
+- *activity* (default): runs of windows in which the live tracker saw an electrode contracting (RMS above
+  ``activity_ratio`` x the rest level it learned), joined across pauses up to ``max_pause_s``;
+- *whole recording* (``analyze --whole-contraction``): the analysed part is one contraction, for recordings that
+  are one continuous hold with no rest to learn a rest level from;
+- *given spans* (``analyze --contraction START-END``): seconds from the analysed part's first sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from dsp.fatigue import FatigueSettings, classify
+
+SOURCE_ACTIVITY = "activity"
+SOURCE_WHOLE = "whole recording"
+SOURCE_GIVEN = "given spans"
+MIN_WINDOWS = 10  # fewer windows give no line worth a slope
+# the windows this close to an activity-found contraction's edges mix rest with the force rising or falling: on
+# simulated 10 s holds keeping them doubled the MDF slope (-109 against -57 Hz/min true)
+EDGE_S = 0.5
+
+
+@dataclass
+class ContractionFigures:
+    index: int
+    start_s: float  # the first window's first sample, seconds from the recording's first sample
+    end_s: float  # the last window's last sample
+    duration_s: float
+    windows: int
+    mdf_start_hz: float  # the fitted line at start_s (windows placed at their centres)
+    mdf_slope_hz_per_min: float
+    mdf_slope_pct_per_min: float
+    mdf_slope_ci_pct_per_min: tuple[float, float]
+    mdf_change_pct: float  # along the fitted line, start_s to end_s
+    mnf_start_hz: float
+    mnf_slope_hz_per_min: float
+    mnf_slope_pct_per_min: float
+    mnf_change_pct: float
+    rms_change_pct: float
+    fins_change_pct: float
+    state: str | None  # the live rule; None when shorter than the rule's min_trend_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+                for key, value in asdict(self).items()}  # fmt: skip
+
+
+def activity_spans(times: np.ndarray, active: np.ndarray, window_s: float, max_pause_s: float) -> list[tuple]:
+    """(start_s, end_s) of each run of active windows (window end times ``times``), runs closer than
+    ``max_pause_s`` joined, less ``EDGE_S`` at either end; a run starts where its first window began."""
+    spans: list[list[float]] = []
+    for run in np.split(np.arange(len(times)), np.flatnonzero(np.diff(active.astype(np.int8))) + 1):
+        if len(run) == 0 or not active[run[0]]:
+            continue
+        start, end = float(times[run[0]]) - window_s, float(times[run[-1]])
+        if spans and start - spans[-1][1] <= max_pause_s:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    return [(start + EDGE_S, end - EDGE_S) for start, end in spans if end - start > 2 * EDGE_S]
+
+
+def no_rest_note(rms: np.ndarray, found: bool, settings: FatigueSettings | None = None) -> str | None:
+    """Why the activity-found contractions may be wrong, when the recording seems to hold no rest; else None.
+
+    A recording with rest and contraction spans a wide range of RMS (contraction is ``activity_ratio`` x rest or
+    more). When its loudest windows (95th percentile) are less than ``activity_ratio`` x its quietest (5th), there
+    is no rest in it to learn a rest level from: it is all rest, or one continuous contraction and the live
+    tracker's contractions are fragments of it."""
+    settings = settings or FatigueSettings()
+    finite = rms[np.isfinite(rms) & (rms > 0)]
+    hint = ("if the recording is one continuous contraction, analyse it with --whole-contraction (or name its "
+            "contractions with --contraction START-END)")
+    if len(finite) < MIN_WINDOWS:
+        return None
+    contrast = float(np.percentile(finite, 95) / np.percentile(finite, 5))
+    if contrast < settings.activity_ratio:
+        return (f"no rest found: the loudest windows are only {contrast:.1f}x the quietest (rest to contraction is "
+                f"{settings.activity_ratio:g}x or more), so the rest level was learned inside the same activity"
+                f"{' and the contractions below are fragments of it' if found else ''}; {hint}")
+    if not found:
+        return f"no contraction found against the rest level learned from the first seconds; {hint}"
+    return None
+
+
+def _line(times_min: np.ndarray, values: np.ndarray) -> tuple[float, float, float, float]:
+    """(value at 0, slope per minute, slope's 95 % interval low, high) of the least-squares line."""
+    from scipy.stats import linregress, t
+
+    fit = linregress(times_min, values)
+    half = float(t.ppf(0.975, len(values) - 2) * fit.stderr)
+    return float(fit.intercept), float(fit.slope), float(fit.slope) - half, float(fit.slope) + half
+
+
+def _change(values: np.ndarray, times: np.ndarray, span_s: float) -> float:
+    """% change of the median of the last ``span_s`` seconds against the first."""
+    first = values[times <= times[0] + span_s]
+    last = values[times >= times[-1] - span_s]
+    first, last = first[np.isfinite(first)], last[np.isfinite(last)]
+    if not len(first) or not len(last) or np.median(first) <= 0:
+        return math.nan
+    return float(100.0 * (np.median(last) / np.median(first) - 1.0))
+
+
+def contraction_figures(
+    times: np.ndarray, window_s: float, columns: dict[str, np.ndarray], spans: list[tuple[float, float]],
+    settings: FatigueSettings | None = None,
+) -> list[ContractionFigures]:
+    """Figures of each span that holds at least MIN_WINDOWS windows with a finite MDF.
+
+    ``times`` are the windows' last-sample times (s), ``columns`` their MDF, MNF, RMS and FInsm5 (median over
+    usable channels). A window counts when it lies entirely inside the span."""
+    settings = settings or FatigueSettings()
+    found = []
+    for start_s, end_s in spans:
+        inside = (times - window_s >= start_s - 1e-9) & (times <= end_s + 1e-9) & np.isfinite(columns["MDF"])
+        if inside.sum() < MIN_WINDOWS:
+            continue
+        t = times[inside]
+        first, last = float(t[0] - window_s), float(t[-1])
+        duration = last - first
+        minutes = (t - window_s / 2 - first) / 60.0  # each window at its centre, 0 at the contraction's start
+        figures: dict[str, tuple[float, ...]] = {}
+        for name in ("MDF", "MNF"):
+            values = columns[name][inside]
+            keep = np.isfinite(values)
+            at_start, slope, low, high = _line(minutes[keep], values[keep])
+            figures[name] = (at_start, slope, 100 * slope / at_start, 100 * slope * duration / 60.0 / at_start,
+                             100 * low / at_start, 100 * high / at_start)  # fmt: skip
+        edge = min(settings.baseline_s, duration / 3.0)
+        mdf = figures["MDF"]
+        state = classify(mdf[3], mdf[2], mdf[5], settings, duration) if duration >= settings.min_trend_s else None
+        found.append(ContractionFigures(
+            index=len(found), start_s=first, end_s=last, duration_s=duration,
+            windows=int(inside.sum()), mdf_start_hz=mdf[0], mdf_slope_hz_per_min=mdf[1], mdf_slope_pct_per_min=mdf[2],
+            mdf_slope_ci_pct_per_min=(mdf[4], mdf[5]), mdf_change_pct=float(mdf[3]), mnf_start_hz=figures["MNF"][0],
+            mnf_slope_hz_per_min=figures["MNF"][1], mnf_slope_pct_per_min=figures["MNF"][2],
+            mnf_change_pct=float(figures["MNF"][3]), rms_change_pct=_change(columns["RMS"][inside], t, edge),
+            fins_change_pct=_change(columns["FInsm5"][inside], t, edge), state=state,
+        ))  # fmt: skip
+    return found
