@@ -128,20 +128,23 @@ def normalised_source(source: np.ndarray, scale: float) -> np.ndarray:
     return source * np.abs(source) / scale
 
 
-def peak_candidates(normalised: np.ndarray, half_window: int) -> np.ndarray:
-    """Indices where the value is positive and the largest within +-half_window (ties: the first)."""
-    from scipy.ndimage import maximum_filter1d
+def local_peak_mask(values: np.ndarray, half_window: int) -> np.ndarray:
+    """For ``values`` (..., L), a mask over the centres [half_window, L - half_window) whose value is positive,
+    above every value in the half window before and at least every value in the half window after: a flat top
+    counts once, at its first sample. The live detector applies the same rule with the half window after each
+    sample as its delay, so live and offline discharges are the same samples."""
+    windows = np.lib.stride_tricks.sliding_window_view(values, 2 * half_window + 1, axis=-1)
+    centre = windows[..., half_window]
+    before = windows[..., :half_window].max(axis=-1)
+    after = windows[..., half_window + 1 :].max(axis=-1)
+    return (centre > 0) & (centre > before) & (centre >= after)
 
-    if normalised.size == 0:
-        return np.zeros(0, np.int64)
-    neighbourhood = maximum_filter1d(normalised, size=2 * half_window + 1, mode="constant", cval=-np.inf)
-    is_peak = (normalised == neighbourhood) & (normalised > 0)
-    peaks = np.flatnonzero(is_peak)
-    if peaks.size > 1:  # a flat top: keep its first sample only
-        keep = np.ones(peaks.size, dtype=bool)
-        keep[1:] = (np.diff(peaks) > half_window) | (normalised[peaks[1:]] != normalised[peaks[:-1]])
-        peaks = peaks[keep]
-    return peaks
+
+def peak_candidates(normalised: np.ndarray, half_window: int) -> np.ndarray:
+    """Indices of the local peaks of a whole source (``local_peak_mask``, nothing before the start or after the end)."""
+    padded = np.full(normalised.size + 2 * half_window, -np.inf, dtype=np.float64)
+    padded[half_window : half_window + normalised.size] = normalised
+    return np.flatnonzero(local_peak_mask(padded, half_window))
 
 
 def split_discharges(heights: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, float]:
@@ -351,14 +354,20 @@ def _fixed_point(
         return (q * np.where(np.diag(r) < 0, -1.0, 1.0)).T  # Gram-Schmidt keeping each vector's direction
 
     w = orthonormal(initial)
+    active = np.ones(w.shape[0], dtype=bool)
     for _ in range(settings.max_iterations):
-        source = (w.astype(np.float32) @ whitened).astype(np.float64)
+        # converged starts sit out: the products cost in proportion to the starts still moving
+        source = (w[active].astype(np.float32) @ whitened).astype(np.float64)
         g, g_prime = _contrast(source, settings.contrast)
-        updated = (g.astype(np.float32) @ whitened.T).astype(np.float64) / n_samples - g_prime[:, None] * w
+        updated = w.copy()
+        updated[active] = (g.astype(np.float32) @ whitened.T).astype(np.float64) / n_samples - g_prime[:, None] * w[
+            active
+        ]
         updated = orthonormal(updated)
         change = np.abs(1.0 - np.abs(np.einsum("ij,ij->i", updated, w)))
         w = updated
-        if (change < settings.tolerance).all():
+        active = change >= settings.tolerance
+        if not active.any():
             break
     return w
 
@@ -422,3 +431,15 @@ def sources(decomposition: Decomposition, data: np.ndarray) -> np.ndarray:
     raw = flat @ extended + np.array([unit.bias for unit in decomposition.units], dtype=np.float32)[:, None]
     scales = np.array([unit.scale for unit in decomposition.units], dtype=np.float32)[:, None]
     return raw * np.abs(raw) / scales
+
+
+def detect(decomposition: Decomposition, data: np.ndarray) -> list[np.ndarray]:
+    """Each unit's discharges (sample indices) over ``data`` (raw µV) with its calibrated filter and threshold: what
+    the live detector finds over the same samples fed from rest."""
+    normalised = sources(decomposition, data)
+    half_window = max(1, int(round(decomposition.settings.peak_half_window_s * decomposition.fs)))
+    found = []
+    for unit, values in zip(decomposition.units, normalised, strict=True):
+        peaks = peak_candidates(values, half_window)
+        found.append(peaks[values[peaks] > unit.threshold])
+    return found
