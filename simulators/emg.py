@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,12 +23,15 @@ from simulators.artifacts import DEFAULT_ARTIFACTS, ArtifactConfig, ArtifactGene
 from simulators.conditions import CONDITIONS, draw_subject
 from simulators.electrodes import ElectrodeLayout
 from simulators.fatigue import FatigueModel
+from simulators.fibres import grow_fibres, needle_templates
 from simulators.motor_units import SpikeGenerator, build_pool, gestures_for
-from simulators.muap import build_shapes, channel_gains
+from simulators.muap import SampledShapes, build_shapes, channel_gains
+from simulators.tissue import SEVERITIES, draw_tissue
 
 # Bump whenever the samples generated for a given config change, so caches of simulated data can key on it.
 SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, with distance
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
+TISSUE_MODELS = ("legacy", "fibres")  # fibres: MUAPs summed over muscle fibres (needle layout only so far)
 BLOCK_S = 0.25
 NEEDLE_MIN_FS = 4000.0
 SURFACE_MIN_FS = 100.0
@@ -60,6 +63,10 @@ class SimulationConfig:
     artifacts: tuple[str, ...] = DEFAULT_ARTIFACTS
     seed: int = 0
     record_spikes: bool = False
+    # "fibres": the needle's MUAPs summed over each unit's muscle fibres, disease as tissue changes at ``severity``
+    # (simulators.fibres, simulators.tissue); "legacy": the shape-family model every bundled model was trained on
+    tissue: str = "legacy"
+    severity: str = "moderate"  # mild / moderate / severe; used by tissue="fibres" for myopathy and neuropathy
     artifact_options: dict[str, Any] = field(default_factory=dict)
 
     def electrode_layout(self) -> ElectrodeLayout:
@@ -81,6 +88,12 @@ class SimulationConfig:
             raise ValueError(f"sampling rate must be between {SURFACE_MIN_FS:g} Hz and 100 kHz, not {self.fs:g} Hz")
         if self.condition not in CONDITIONS:
             raise ValueError(f"unknown condition {self.condition!r}: use one of {', '.join(CONDITIONS)}")
+        if self.tissue not in TISSUE_MODELS:
+            raise ValueError(f"unknown tissue model {self.tissue!r}: use one of {', '.join(TISSUE_MODELS)}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}: use one of {', '.join(SEVERITIES)}")
+        if self.tissue == "fibres" and (layout.kind != "needle" or layout.n_channels != 1):
+            raise ValueError("the fibre-level tissue model covers one concentric needle so far, not a surface layout")
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}: use one of {', '.join(PROFILES)}")
         if not 0.0 <= self.mvc_percent <= 100.0:
@@ -235,9 +248,22 @@ class EmgSimulator:
         self.mode = "needle" if self.layout.kind == "needle" else "surface"
         rng = np.random.default_rng([config.seed, 1])
         self.subject = draw_subject(config.condition, rng)
-        self.pool = build_pool(self.layout, self.subject, rng)
-        self.shapes = build_shapes(self.pool, self.subject, self.layout, rng)
-        self.gains = channel_gains(self.pool, self.layout)
+        self.tissue = None
+        self.fibres = None
+        if config.tissue == "fibres":
+            tissue_rng = np.random.default_rng([config.seed, 3])
+            self.tissue = draw_tissue(config.condition, config.severity, tissue_rng)
+            units = max(3, int(round(self.tissue.units_before_loss * (1.0 - self.tissue.unit_loss))))
+            self.subject = replace(self.subject, n_units=units)
+            self.pool = build_pool(self.layout, self.subject, rng)
+            self.fibres = grow_fibres(self.pool, self.tissue, self.layout.positions_mm[0], tissue_rng)
+            templates, template_fs = needle_templates(self.fibres, self.pool.n_units, self.fs)
+            self.shapes = SampledShapes.from_templates(templates, template_fs)
+            self.gains = np.ones((self.pool.n_units, 1))
+        else:
+            self.pool = build_pool(self.layout, self.subject, rng)
+            self.shapes = build_shapes(self.pool, self.subject, self.layout, rng)
+            self.gains = channel_gains(self.pool, self.layout)
         self.profile = ForceProfile(config, self.pool.muscle_names, gestures_for(self.layout))
         self.fatigue = FatigueModel(config.fatigue_rate, config.recovery_rate)
         self._spikes = SpikeGenerator(self.pool, np.random.default_rng([config.seed, 2]))

@@ -74,7 +74,7 @@ def record(simulator: EmgSimulator, duration_s: float, truth_rate_hz: float = 4.
         marker_texts=[json.dumps(t) for t in truths],
         condition=simulator.config.condition,
         config=config,
-        subject=simulator.subject.to_dict(),
+        subject={**simulator.subject.to_dict(), **({"tissue": simulator.tissue.to_dict()} if simulator.tissue else {})},
     )
 
 

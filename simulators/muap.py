@@ -76,6 +76,58 @@ class MuapShapes:
         return values.max(axis=1) - values.min(axis=1)
 
 
+@dataclass(frozen=True)
+class SampledShapes:
+    """MUAPs as cached templates (U, T) sampled at ``fs`` from the discharge (time 0), read by linear
+    interpolation: the fibre-level needle model's units (``simulators.fibres``). Same interface as MuapShapes."""
+
+    templates: np.ndarray
+    fs: float
+    support_s: np.ndarray  # (U,)
+
+    @classmethod
+    def from_templates(cls, templates: np.ndarray, fs: float, floor_uv: float = 0.05) -> SampledShapes:
+        """Trims each template after its last value above ``floor_uv`` (µV) and sets its support there."""
+        above = np.abs(templates) > floor_uv
+        last = np.where(above.any(axis=1), templates.shape[1] - np.argmax(above[:, ::-1], axis=1), 1)
+        support = (last + 1) / fs
+        length = int(last.max()) + 2
+        trimmed = np.zeros((templates.shape[0], length))
+        trimmed[:, : min(length, templates.shape[1])] = templates[:, :length]
+        trimmed[np.arange(length)[None, :] >= last[:, None]] = 0.0
+        return cls(trimmed, float(fs), support)
+
+    def evaluate(self, units: np.ndarray, local_time_s: np.ndarray) -> np.ndarray:
+        """MUAP values of ``units`` (S,) at times since the discharge ``local_time_s`` (S, L), in µV."""
+        position = np.asarray(local_time_s) * self.fs
+        whole = np.floor(position).astype(np.int64)
+        fraction = position - whole
+        inside = (whole >= 0) & (whole < self.templates.shape[1] - 1)
+        whole = np.clip(whole, 0, self.templates.shape[1] - 2)
+        rows = np.asarray(units)[:, None]
+        values = self.templates[rows, whole] * (1.0 - fraction) + self.templates[rows, whole + 1] * fraction
+        return np.where(inside, values, 0.0)
+
+    def spectrum(self, units: np.ndarray, freqs_hz: np.ndarray, stretch: np.ndarray | float = 1.0) -> np.ndarray:
+        """Fourier transforms (len(units), F) in µV·s of the MUAPs stretched in time by ``stretch``."""
+        n_fft = int(2 ** math.ceil(math.log2(8 * self.templates.shape[1])))
+        transform = np.fft.rfft(self.templates[units], n_fft, axis=1) / self.fs
+        grid = np.fft.rfftfreq(n_fft, 1.0 / self.fs)
+        stretch = np.broadcast_to(np.asarray(stretch, dtype=np.float64), np.asarray(units).shape)
+        out = np.empty((len(units), freqs_hz.size), dtype=np.complex128)
+        for row in range(len(units)):
+            f = freqs_hz * stretch[row]
+            out[row] = np.interp(f, grid, transform[row].real, right=0.0) + 1j * np.interp(
+                f, grid, transform[row].imag, right=0.0
+            )
+        return stretch[:, None] * out
+
+    def peak_to_peak(self, units: np.ndarray, fs: float = 50_000.0) -> np.ndarray:
+        """Peak-to-peak amplitude of each unit's template (µV)."""
+        values = self.templates[units]
+        return values.max(axis=1) - values.min(axis=1)
+
+
 def build_shapes(
     pool: MotorUnitPool, subject: SubjectParameters, layout: ElectrodeLayout, rng: np.random.Generator
 ) -> MuapShapes:

@@ -1,0 +1,271 @@
+"""Motor-unit potentials at a concentric needle, summed over each unit's muscle fibres (line-source model).
+
+Each fibre carries the same intracellular action potential (Rosenfalck 1969: V(λ) = 96 λ³ e^-λ - 90 mV, λ in mm
+behind the front), started at the fibre's end-plate after its neuromuscular delay and travelling both ways at the
+fibre's conduction velocity (set by its diameter) until its tendon ends. Its transmembrane current per unit length,
+π a² σ_i ∂²V/∂z², seen through an anisotropic volume conductor (radial and axial conductivities), gives the
+potential at a point; the concentric needle records the mean over its core's bevelled surface minus the mean along
+its cannula. Because the source travels unchanged, a fibre's potential is one convolution on a spatial grid,
+φ(x) = (a² σ_i / 4) (g * w)(x) read at x = v t, with g = ∂²V/∂λ² and w the needle's weighting along the fibre, cut
+at the end-plate and the tendon (so generation and extinction of the action potential are in the sum). A unit's
+MUAP is the sum over its fibres within reach of the tip, low-passed below the sampling rate's Nyquist frequency
+(anti-alias, linear phase) on a fine time grid, then cached as a template: nothing turns width into amplitude.
+Sources of every number: docs/simulator.md, "Fibre-level needle model".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from simulators.motor_units import MotorUnitPool
+from simulators.tissue import TissueParameters
+
+SIGMA_INTRACELLULAR = 1.01  # S/m
+SIGMA_RADIAL = 0.063  # S/m, across the fibres
+SIGMA_AXIAL = 0.33  # S/m, along the fibres
+CORE_LENGTH_MM = 0.58  # bevelled core of a standard concentric needle: 0.15 x 0.58 mm ellipse (0.07 mm²)
+CORE_WIDTH_MM = 0.15
+CANNULA_RADIUS_MM = 0.23  # 0.46 mm shaft
+CANNULA_IN_MUSCLE_MM = 10.0
+REACH_MM = 3.0  # fibres further from the tip than this are left out (their share of a MUP is below the noise)
+GRID_MM = 0.05  # spatial step of the line-source convolution
+FIELD_HALF_MM = 25.0  # the needle's weighting is computed this far along the fibres, tapered over the last 5 mm
+SOURCE_LENGTH_MM = 15.0  # ∂²V/∂λ² beyond this is below 1e-3 of its peak
+NEUROMUSCULAR_DELAY_S = 1.0e-3  # discharge of the motor neuron to end-plate potential (axon + junction)
+NEUROMUSCULAR_SD_S = 0.1e-3  # spread of terminal-branch delays within a unit
+TEMPLATE_MIN_FS = 65_536.0
+
+
+def conduction_velocity(diameter_um: np.ndarray) -> np.ndarray:
+    """Muscle-fibre conduction velocity (m/s) from diameter: v = 2.2 + 0.05 (d - 25), floored at 1 m/s."""
+    return np.maximum(2.2 + 0.05 * (np.asarray(diameter_um) - 25.0), 1.0)
+
+
+def source_first_derivative(lambda_mm: np.ndarray) -> np.ndarray:
+    """∂V/∂λ of Rosenfalck's intracellular action potential, in V/m (λ in mm behind the front, 0 ahead)."""
+    lam = np.asarray(lambda_mm, dtype=np.float64)
+    return np.where(lam >= 0.0, 96.0 * np.exp(-np.maximum(lam, 0.0)) * (3.0 * lam**2 - lam**3), 0.0)
+
+
+def source_second_derivative(lambda_mm: np.ndarray) -> np.ndarray:
+    """∂²V/∂λ² of Rosenfalck's intracellular action potential, in V/m² (λ in mm behind the front, 0 ahead)."""
+    lam = np.asarray(lambda_mm, dtype=np.float64)
+    values = 96.0 * np.exp(-lam) * (6.0 * lam - 6.0 * lam**2 + lam**3) * 1e3  # mV/mm² = 1e3 V/m²
+    return np.where(lam >= 0.0, values, 0.0)
+
+
+@dataclass(frozen=True)
+class Fibres:
+    """The muscle fibres within reach of the needle, one entry per fibre (coordinates relative to the tip, mm)."""
+
+    unit: np.ndarray  # (F,) index of the motor unit
+    xy_mm: np.ndarray  # (F, 2) position in the cross-section; the needle shaft runs along -x, its core faces +y
+    endplate_mm: np.ndarray  # (F,) position of the end-plate along the fibre (the tip at 0)
+    half_length_mm: np.ndarray  # (F, 2) end-plate to tendon, towards +z and -z
+    diameter_um: np.ndarray
+    delay_s: np.ndarray  # (F,) discharge to end-plate activation
+    counts: np.ndarray  # (U,) fibres of each unit in the whole muscle (not only near the needle)
+
+    @property
+    def velocity_m_s(self) -> np.ndarray:
+        return conduction_velocity(self.diameter_um)
+
+
+def territory_radius_mm(pool: MotorUnitPool) -> np.ndarray:
+    """Territory radius before disease: 5-11 mm diameter, growing with the square root of unit size."""
+    relative = np.sqrt(pool.size / pool.size.max())
+    span = max(float(relative.max() - relative.min()), 1e-9)
+    return 0.5 * (5.0 + 6.0 * (relative - relative.min()) / span)
+
+
+def grow_fibres(
+    pool: MotorUnitPool, tissue: TissueParameters, tip_xy_mm: np.ndarray, rng: np.random.Generator
+) -> Fibres:
+    """Every unit's fibres in its territory, changed by the subject's disease; returns those near the tip."""
+    radius = territory_radius_mm(pool) * (1.0 + tissue.territory_gain)
+    own_radius = territory_radius_mm(pool)
+    unit_endplate = -tissue.needle_from_endplates_mm + rng.normal(0.0, 1.5, pool.n_units)
+    parts: list[dict[str, np.ndarray]] = []
+    counts = np.zeros(pool.n_units, dtype=np.int64)
+    centres = pool.position_mm[:, :2] - np.asarray(tip_xy_mm, dtype=np.float64)[None, :]
+    # orphaned fibres per surviving unit: the lost units' fibres shared among the survivors
+    adopted_ratio = tissue.reinnervated * tissue.unit_loss / max(1.0 - tissue.unit_loss, 1e-6)
+    for u in range(pool.n_units):
+        n_own = max(1, int(rng.poisson(tissue.fibre_density_per_mm2 * math.pi * own_radius[u] ** 2)))
+        xy = _uniform_disc(rng, n_own, own_radius[u])
+        diameter = rng.normal(tissue.diameter_mean_um, tissue.diameter_sd_um, n_own)
+        endplate = unit_endplate[u] + rng.normal(0.0, tissue.endplate_sd_mm, n_own)
+        extra = np.zeros(n_own)
+        n_adopted = int(rng.poisson(adopted_ratio * n_own))
+        if n_adopted:
+            xy_a = _clusters(rng, n_adopted, radius[u])
+            diameter_a = rng.normal(tissue.adopted_diameter_um, 8.0, n_adopted)
+            endplate_a = unit_endplate[u] + rng.normal(0.0, tissue.adopted_endplate_sd_mm, n_adopted)
+            late = rng.uniform(0.0, 1.0, n_adopted) < tissue.late_fraction
+            sprout = np.abs(rng.normal(0.0, tissue.adopted_delay_sd_ms * 1e-3, n_adopted))
+            extra_a = sprout + np.where(late, rng.uniform(3e-3, 15e-3, n_adopted), 0.0)
+            diameter_a = np.where(late, rng.uniform(20.0, 30.0, n_adopted), diameter_a)
+            xy, diameter = np.vstack([xy, xy_a]), np.concatenate([diameter, diameter_a])
+            endplate, extra = np.concatenate([endplate, endplate_a]), np.concatenate([extra, extra_a])
+        kept = rng.uniform(0.0, 1.0, xy.shape[0]) >= tissue.fibre_loss
+        xy, diameter, endplate, extra = xy[kept], diameter[kept], endplate[kept], extra[kept]
+        split = rng.uniform(0.0, 1.0, xy.shape[0]) < tissue.split_fraction
+        if split.any():
+            # a split fibre becomes two adjacent daughters sharing its cross-sectional area
+            angle = rng.uniform(0.0, 2.0 * math.pi, int(split.sum()))
+            offset = 0.5e-3 * diameter[split, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+            daughters = diameter[split] / math.sqrt(2.0)
+            xy = np.vstack([xy[~split], xy[split] + offset, xy[split] - offset])
+            diameter = np.concatenate([diameter[~split], daughters, daughters])
+            endplate = np.concatenate([endplate[~split], endplate[split], endplate[split]])
+            extra = np.concatenate([extra[~split], extra[split], extra[split]])
+        n = xy.shape[0]
+        counts[u] = n
+        xy = xy + centres[u]
+        near = np.hypot(xy[:, 0], xy[:, 1]) <= REACH_MM
+        # fibres the shaft passes through are pushed aside by it: none lies inside the needle
+        pierced = (xy[:, 0] <= 0.0) & (xy[:, 0] >= -CANNULA_IN_MUSCLE_MM) & (np.abs(xy[:, 1]) < CANNULA_RADIUS_MM)
+        beyond = np.hypot(np.maximum(xy[:, 0], 0.0), xy[:, 1]) < CANNULA_RADIUS_MM
+        keep = near & ~pierced & ~beyond
+        lengths = rng.uniform(40.0, 70.0, (n, 2))
+        delay = NEUROMUSCULAR_DELAY_S + rng.normal(0.0, NEUROMUSCULAR_SD_S, n) + extra
+        parts.append(
+            {
+                "unit": np.full(int(keep.sum()), u),
+                "xy": xy[keep],
+                "endplate": endplate[keep],
+                "lengths": lengths[keep],
+                "diameter": np.clip(diameter[keep], 10.0, 120.0),
+                "delay": np.maximum(delay[keep], 0.3e-3),
+            }
+        )
+    return Fibres(
+        unit=np.concatenate([p["unit"] for p in parts]).astype(np.int64),
+        xy_mm=np.vstack([p["xy"] for p in parts]),
+        endplate_mm=np.concatenate([p["endplate"] for p in parts]),
+        half_length_mm=np.vstack([p["lengths"] for p in parts]),
+        diameter_um=np.concatenate([p["diameter"] for p in parts]),
+        delay_s=np.concatenate([p["delay"] for p in parts]),
+        counts=counts,
+    )
+
+
+def _uniform_disc(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
+    rho = radius * np.sqrt(rng.uniform(0.0, 1.0, n))
+    phi = rng.uniform(0.0, 2.0 * math.pi, n)
+    return np.column_stack([rho * np.cos(phi), rho * np.sin(phi)])
+
+
+def _clusters(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
+    """Adopted fibres in groups of ~5 around points of the territory (fibre-type grouping after reinnervation)."""
+    n_groups = max(1, int(round(n / 5.0)))
+    centres = _uniform_disc(rng, n_groups, radius)
+    return centres[rng.integers(0, n_groups, n)] + rng.normal(0.0, 0.12, (n, 2))
+
+
+def _needle_points() -> tuple[np.ndarray, np.ndarray]:
+    """(core points, cannula points), (P, 2) x/y in mm: the core's bevelled face at the tip facing +y, the cannula
+    along the shaft's axis behind it (its surface potential approximated by the mean along the axis)."""
+    along = np.linspace(-CORE_LENGTH_MM, 0.0, 5)
+    core = np.column_stack([along, np.full(along.size, 0.5 * CANNULA_RADIUS_MM)])
+    shaft = np.linspace(-CORE_LENGTH_MM - 0.2, -CANNULA_IN_MUSCLE_MM, 24)
+    cannula = np.column_stack([shaft, np.zeros(shaft.size)])
+    return core, cannula
+
+
+def needle_weighting(xy_mm: np.ndarray, z_mm: np.ndarray) -> np.ndarray:
+    """(F, Z) potential at the concentric needle (core minus cannula) per unit point current on fibre f at
+    axial position z, in V/A; the core's width across the fibres is averaged at ±CORE_WIDTH_MM / 4."""
+    core, cannula = _needle_points()
+    z2 = (z_mm[None, None, :] * 1e-3) ** 2
+
+    def mean_field(points: np.ndarray, axial_offsets: tuple[float, ...]) -> np.ndarray:
+        rho2 = ((xy_mm[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)[:, :, None] * 1e-6  # (F, P, 1) m²
+        total = np.zeros((xy_mm.shape[0], z_mm.size))
+        for dz in axial_offsets:
+            shifted = z2 if dz == 0.0 else ((z_mm[None, None, :] - dz) * 1e-3) ** 2
+            field = 1.0 / np.sqrt(SIGMA_RADIAL * SIGMA_AXIAL * rho2 + SIGMA_RADIAL**2 * shifted)
+            total += field.mean(axis=1)
+        return total / len(axial_offsets) / (4.0 * math.pi)
+
+    quarter = CORE_WIDTH_MM / 4.0
+    return mean_field(core, (-quarter, 0.0, quarter)) - mean_field(cannula, (0.0,))
+
+
+def needle_templates(fibres: Fibres, n_units: int, fs: float) -> tuple[np.ndarray, float]:
+    """(templates (U, T) in µV, template rate): each unit's MUAP at the needle, time 0 at the motor neuron's
+    discharge, low-passed at 0.45 ``fs`` (the recording's anti-alias filter) on a grid of at least 65 kHz."""
+    fs_template = max(TEMPLATE_MIN_FS, 4.0 * fs)
+    n_field = int(round(2.0 * FIELD_HALF_MM / GRID_MM)) + 1
+    z = -FIELD_HALF_MM + GRID_MM * np.arange(n_field)
+    taper = np.clip((FIELD_HALF_MM - np.abs(z)) / 5.0, 0.0, 1.0)
+    taper = 0.5 - 0.5 * np.cos(math.pi * taper)
+    n_source = int(round(SOURCE_LENGTH_MM / GRID_MM)) + 1
+    source = source_second_derivative(GRID_MM * np.arange(n_source))
+    velocity = fibres.velocity_m_s
+    start = np.round((fibres.endplate_mm + FIELD_HALF_MM) / GRID_MM).astype(np.int64)  # end-plate on the grid
+    n_lag = int(max(n_field - start.min(), start.max() + 1, 1)) if start.size else 1
+    n_fft = int(2 ** math.ceil(math.log2(n_lag + n_source)))
+    source_fft = np.fft.rfft(source, n_fft)
+    longest = float(((n_lag + n_source) * GRID_MM * 1e-3 / velocity).max() + fibres.delay_s.max()) if start.size else 0
+    n_time = int(math.ceil(longest * fs_template)) + 2
+    times = np.arange(n_time) / fs_template
+    templates = np.zeros((n_units, n_time))
+    lags = np.arange(n_lag)
+    for lo in range(0, fibres.unit.size, 128):
+        chunk = slice(lo, lo + 128)
+        weight = needle_weighting(fibres.xy_mm[chunk], z) * taper[None, :]
+        s = start[chunk, None]
+        right = s + lags[None, :]
+        left = s - lags[None, :]
+        ends_index = np.round(fibres.half_length_mm[chunk] / GRID_MM).astype(np.int64)
+        w = _take(weight, right, _extent(lags, ends_index[:, :1]))
+        w += _take(weight, left, _extent(lags, ends_index[:, 1:]))
+        potential = np.fft.irfft(np.fft.rfft(w, n_fft, axis=1) * source_fft[None, :], n_fft, axis=1)
+        radius_m = 0.5e-6 * fibres.diameter_um[chunk]
+        potential *= (radius_m**2 * SIGMA_INTRACELLULAR / 4.0 * 4.0 * math.pi * GRID_MM * 1e-3 * 1e6)[:, None]
+        # the source moves at v: at time t the front is v (t - delay) from the end-plate
+        position = (times[None, :] - fibres.delay_s[chunk, None]) * velocity[chunk, None] * 1e3 / GRID_MM
+        values = _interpolate_rows(potential, position)
+        # the point sources where the two waves part (end-plate) and where each one ends (tendons)
+        front_mm = position * GRID_MM
+        ends = ends_index * GRID_MM
+        points = -2.0 * source_first_derivative(front_mm) * _take(weight, s)
+        for side, sign in ((0, 1), (1, -1)):
+            tendon = s + sign * ends_index[:, side : side + 1]
+            at_tendon = _take(weight, tendon)
+            points = points + source_first_derivative(front_mm - ends[:, side : side + 1]) * at_tendon
+        values += points * (math.pi * radius_m**2 * SIGMA_INTRACELLULAR * 1e6)[:, None]
+        np.add.at(templates, fibres.unit[chunk], values)
+    taps = signal.firwin(97, 0.45 * fs, fs=fs_template)
+    templates = signal.convolve(templates, taps[None, :], mode="same")
+    return templates, fs_template
+
+
+def _extent(lags: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Trapezoid weights of a half-fibre's samples: 1 inside, 1/2 at the end-plate and at the tendon end."""
+    weights = (lags[None, :] <= end).astype(np.float64)
+    weights[:, 0] = 0.5
+    weights[lags[None, :] == end] = 0.5
+    return weights
+
+
+def _take(weight: np.ndarray, index: np.ndarray, factor: np.ndarray | float = 1.0) -> np.ndarray:
+    inside = (index >= 0) & (index < weight.shape[1])
+    rows = np.arange(weight.shape[0])[:, None]
+    return np.where(inside, weight[rows, np.clip(index, 0, weight.shape[1] - 1)] * factor, 0.0)
+
+
+def _interpolate_rows(values: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """values[f] read at fractional ``position[f]`` (linear), 0 before the start and after the end."""
+    whole = np.floor(position).astype(np.int64)
+    fraction = position - whole
+    inside = (whole >= 0) & (whole < values.shape[1] - 1)
+    whole = np.clip(whole, 0, values.shape[1] - 2)
+    rows = np.arange(values.shape[0])[:, None]
+    out = values[rows, whole] * (1.0 - fraction) + values[rows, whole + 1] * fraction
+    return np.where(inside, out, 0.0)

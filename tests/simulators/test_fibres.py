@@ -1,0 +1,133 @@
+"""The fibre-level needle model: single-fibre potentials from the line source, motor units summed over their fibres,
+disease as tissue changes, and the simulator streaming it deterministically in any chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from dsp.mup_measures import measure_mup
+from simulators import fibres as fibre_model
+from simulators.emg import EmgSimulator, SimulationConfig
+from simulators.fibres import Fibres, conduction_velocity, needle_templates
+from simulators.muap import true_muap
+
+FS = 10_000.0
+
+
+def one_fibre(y_mm: float, diameter_um: float = 55.0, endplate_mm: float = -10.0, lengths=(50.0, 50.0)) -> Fibres:
+    return Fibres(
+        unit=np.array([0]), xy_mm=np.array([[-0.3, y_mm]]), endplate_mm=np.array([endplate_mm]),
+        half_length_mm=np.array([lengths]), diameter_um=np.array([diameter_um]), delay_s=np.array([1e-3]),
+        counts=np.array([1]),
+    )
+
+
+def potential(fibre: Fibres) -> tuple[np.ndarray, float]:
+    templates, fs = needle_templates(fibre, 1, 16384.0)
+    return templates[0], fs
+
+
+def test_single_fibre_potential_is_triphasic_and_falls_with_distance_and_grows_with_diameter():
+    near, fs = potential(one_fibre(0.3))
+    # positive as the front approaches, negative as it passes, positive as it leaves (the line source's tripole)
+    first, trough, last = np.argmax(near[: np.argmin(near)]), np.argmin(near), np.argmin(near) + np.argmax(
+        near[np.argmin(near) :]
+    )
+    assert near[first] > 0.2 * -near[trough] and near[last] > 0.05 * -near[trough] and first < trough < last
+    # the trough when the source's inward-current peak (λ* behind the front) passes the needle: 1 ms neuromuscular
+    # delay + (10 mm + λ*) at v(55 µm) = 3.7 m/s
+    lam = np.linspace(0.0, 10.0, 10_001)
+    behind = float(lam[np.argmin(fibre_model.source_second_derivative(lam))])
+    velocity = float(conduction_velocity(np.array([55.0]))[0])
+    assert trough / fs == pytest.approx(1e-3 + (10.0 + behind) * 1e-3 / velocity, abs=0.15e-3)
+    sizes = [np.ptp(potential(one_fibre(y))[0]) for y in (0.3, 0.6, 1.2, 2.4)]
+    assert all(a > 1.5 * b for a, b in zip(sizes, sizes[1:], strict=False))  # steep fall-off within ~1 mm
+    assert 100.0 < sizes[0] < 5000.0  # µV: single-fibre potentials at a concentric needle
+    thick, _ = potential(one_fibre(0.6, diameter_um=80.0))
+    assert np.ptp(thick) > 1.8 * sizes[1]  # current ∝ a², and a faster, shorter source
+    assert np.argmin(thick) < np.argmin(potential(one_fibre(0.6))[0])  # thicker fibres conduct faster
+
+
+def test_fibre_currents_sum_to_zero_so_a_uniform_field_sees_nothing(monkeypatch):
+    """With the end-plate and tendon point sources the net membrane current is zero at every instant: a needle
+    whose weighting is the same everywhere along the fibre records nothing (without them it would not)."""
+    monkeypatch.setattr(fibre_model, "needle_weighting", lambda xy, z: np.full((xy.shape[0], z.size), 1e4))
+    fibre = one_fibre(0.5, endplate_mm=-2.0, lengths=(8.0, 8.0))
+    flat, _ = potential(fibre)
+    monkeypatch.setattr(fibre_model, "source_first_derivative", lambda lam: np.zeros_like(lam))
+    without_ends, _ = potential(fibre)
+    assert np.abs(without_ends).max() > 1000.0  # µV: the cut current alone would be a large artefact
+    assert np.abs(flat).max() < 0.01 * np.abs(without_ends).max()
+
+
+@pytest.fixture(scope="module")
+def subjects() -> dict[str, EmgSimulator]:
+    cases = {"healthy": ("healthy", "moderate"), "myopathy": ("myopathy", "severe"),
+             "neuropathy": ("neuropathy", "severe")}
+    return {
+        name: EmgSimulator(
+            SimulationConfig(layout="needle", fs=FS, condition=condition, severity=severity, profile="hold",
+                             mvc_percent=10, tissue="fibres", seed=2, fatigue_rate=0.0, artifacts=())
+        )
+        for name, (condition, severity) in cases.items()
+    }
+
+
+def near_unit_measures(simulator: EmgSimulator) -> dict[str, float]:
+    """Mean amplitude and duration of the true MUAPs of units with a fibre within 0.5 mm of the tip."""
+    fibres = simulator.fibres
+    distance = np.hypot(fibres.xy_mm[:, 0], fibres.xy_mm[:, 1])
+    units = np.unique(fibres.unit[distance < 0.5])
+    measures = [measure_mup(true_muap(simulator.shapes, simulator.gains, int(u), FS), FS) for u in units]
+    return {
+        "amplitude": float(np.mean([m.amplitude_uv for m in measures])),
+        "duration": float(np.mean([m.duration_ms for m in measures])),
+    }
+
+
+def test_disease_changes_the_tissue_and_the_muaps_follow(subjects):
+    healthy, myopathy, neuropathy = (subjects[n] for n in ("healthy", "myopathy", "neuropathy"))
+    # neuropathy: units lost, survivors carry the orphaned fibres; myopathy: units kept, fibres lost and varied
+    assert neuropathy.pool.n_units < 0.4 * healthy.pool.n_units
+    assert neuropathy.fibres.counts.mean() > 2.0 * healthy.fibres.counts.mean()
+    assert myopathy.pool.n_units >= 100 and myopathy.fibres.counts.mean() < 0.8 * healthy.fibres.counts.mean()
+    assert np.std(myopathy.fibres.diameter_um) > 1.6 * np.std(healthy.fibres.diameter_um)
+    figures = {name: near_unit_measures(sim) for name, sim in subjects.items()}
+    assert figures["myopathy"]["amplitude"] < figures["healthy"]["amplitude"] < figures["neuropathy"]["amplitude"]
+    assert figures["myopathy"]["duration"] < figures["healthy"]["duration"] < figures["neuropathy"]["duration"]
+    assert 5.0 < figures["healthy"]["duration"] < 15.0  # ms, concentric-needle MUPs of a healthy limb muscle
+
+
+def test_fibre_model_is_deterministic_and_chunk_invariant(subjects):
+    config = subjects["neuropathy"].config
+    whole = EmgSimulator(config).generate(1.0)
+    reader = EmgSimulator(config)
+    sizes = [7, 333, 1, 2048, 10_000]
+    parts, done = [], 0
+    for size in sizes:
+        size = min(size, whole.shape[0] - done)
+        parts.append(reader.read(size))
+        done += size
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert np.abs(whole).max() > 100.0
+
+
+def test_true_spectrum_matches_the_generated_needle_signal(subjects):
+    simulator = EmgSimulator(subjects["healthy"].config)
+    data = simulator.generate(4.0)[:, 0].astype(np.float64)
+    freqs, psd = signal.welch(data, fs=FS, nperseg=2048)
+    measured = float((freqs * psd).sum() / psd.sum())
+    assert simulator.ground_truth()["true_mnf_hz"] == pytest.approx(measured, rel=0.15)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"layout": "ring8"}, "covers one concentric needle"), ({"severity": "terminal"}, "unknown severity"),
+     ({"tissue": "gel"}, "unknown tissue model")],
+)
+def test_fibre_settings_are_checked(change, message):
+    settings = {"layout": "needle", "fs": FS, "tissue": "fibres", **change}
+    with pytest.raises(ValueError, match=message):
+        EmgSimulator(SimulationConfig(**settings))
