@@ -151,19 +151,34 @@ def _labelled_recordings(args: argparse.Namespace, classes: list[str]) -> list[t
     return labelled
 
 
+def _needle_checkpoint(path: Path) -> Any | None:
+    """The needle condition model at ``path`` (models.needle_model, its own checkpoint format), or None."""
+    try:
+        from models.needle_model import load_needle_model
+    except ModuleNotFoundError:
+        return None
+    try:
+        return load_needle_model(path)
+    except (ValueError, OSError):
+        return None
+
+
 def _calibrate_needle(args: argparse.Namespace, base_path: Path, model: Any, card: Any) -> int:
     """Needle models are calibrated with the needle preprocessing their card names, by
     ``models.needle_calibration.calibrate_needle_checkpoint(args, base_path, model, card) -> exit status`` (the
-    needle model's own module). Until it exists a needle model is refused: the surface band-pass would remove the
-    high-frequency MUP content the model was trained on."""
+    needle model's own module). ``model`` and ``card`` are a NeuroFusionNet and its ModelCard whose card says
+    "needle", or a ``models.needle_model.NeedleModel`` and its card dict. Until that module exists a needle model
+    is refused: the surface band-pass would remove the high-frequency MUP content the model was trained on."""
     from monitor.errors import UserError
+
+    model_id = card["model_id"] if isinstance(card, dict) else card.model_id
 
     try:
         from models.needle_calibration import calibrate_needle_checkpoint
     except ModuleNotFoundError as error:
         if error.name != "models.needle_calibration":
             raise
-        raise UserError(f"model {card.model_id!r} is a needle model and needle calibration "
+        raise UserError(f"model {model_id!r} is a needle model and needle calibration "
                         "(models.needle_calibration) is not available yet; the surface filters would mis-filter "
                         "it, so nothing was done") from None
     return int(calibrate_needle_checkpoint(args, base_path, model, card))
@@ -192,7 +207,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         model, card = load_checkpoint(base_path)
     except (FileNotFoundError, ValueError) as error:
-        raise UserError(str(error)) from None
+        needle = _needle_checkpoint(base_path) if base_path.is_file() else None
+        if needle is None:
+            raise UserError(str(error)) from None
+        return _calibrate_needle(args, base_path, needle, needle.card)
     mode = model_mode(card)
     if mode == "needle":  # dispatch point: needle models have their own preprocessing and calibration
         return _calibrate_needle(args, base_path, model, card)
