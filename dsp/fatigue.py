@@ -2,8 +2,9 @@
 
 Fed once per window with the window's features (MNF, MDF, FInsm5, RMS per channel), the tracker
 
-1. learns each channel's rest RMS (median over the first ``rest_learning_s`` seconds, then a slow average while
-   the channel is at rest; ``set_rest_level`` calibrates it explicitly),
+1. learns each channel's rest RMS (the quietest stretch of the first ``rest_learning_s`` seconds: their
+   ``rest_percentile`` th percentile, never above ``max_rest_rms``; then a slow average while the channel is at rest,
+   and at once any window quieter than half of it; ``set_rest_level`` calibrates it explicitly),
 2. calls a channel contracting while its RMS exceeds ``activity_ratio`` x rest (released below
    ``release_ratio`` x rest: hysteresis), and keeps only contraction windows,
 3. smooths over ``epoch_s``-second epochs (20 % trimmed mean of the contraction windows of each epoch; an epoch
@@ -38,6 +39,13 @@ _EPOCH_TRIM = 0.2
 class FatigueSettings:
     epoch_s: float = 2.0
     rest_learning_s: float = 3.0
+    # rest is the quietest the muscle gets: a low percentile of the learning windows, not their median, so a
+    # contraction that begins during learning does not lift the rest level
+    rest_percentile: float = 10.0
+    # µV: a relaxed muscle's band-passed surface EMG stays below this (measured: 6-7 µV simulated rest, 10.5 µV on
+    # the HD-EMG grid at 1.3 %MVC; docs/dsp.md). A stream that starts inside a contraction learns more; capping it
+    # here lets that contraction read as one, instead of "at rest" until the muscle relaxes
+    max_rest_rms: float | None = 20.0
     activity_ratio: float = 4.0
     release_ratio: float = 2.5
     rest_adaptation_s: float = 30.0
@@ -57,6 +65,10 @@ class FatigueSettings:
             raise ValueError("need fatigued_change_pct < fatiguing_change_pct < 0")
         if min(self.epoch_s, self.rest_learning_s, self.baseline_s, self.trend_window_s) <= 0:
             raise ValueError("durations must be positive")
+        if not 0 <= self.rest_percentile <= 50:
+            raise ValueError("rest_percentile must be within 0-50 (rest is the quiet end of the windows)")
+        if self.max_rest_rms is not None and not self.max_rest_rms > 0:
+            raise ValueError("max_rest_rms must be positive (or None: no ceiling)")
 
 
 @dataclass
@@ -254,13 +266,15 @@ class FatigueTracker:
             if timestamp - self._first_timestamp >= s.rest_learning_s:
                 history = np.array(self._learning_rms)
                 seen = ~np.isnan(history).all(axis=0)
-                self.rest_rms[seen] = np.nanmedian(history[:, seen], axis=0)
+                self.rest_rms[seen] = np.nanpercentile(history[:, seen], s.rest_percentile, axis=0)
+                self._cap_rest()
                 self._learning_rms = []
                 self._learned = True
             return
         # a channel unusable throughout learning takes its first usable window as rest
         unlearned = np.isnan(self.rest_rms) & usable & (rms > 0)
         self.rest_rms[unlearned] = rms[unlearned]
+        self._cap_rest()
         hop_s = 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
         weight = min(hop_s / s.rest_adaptation_s, 1.0)
         resting = usable & ~self._active & np.isfinite(rms) & (rms > 0)
@@ -269,6 +283,12 @@ class FatigueTracker:
         # (a muscle at rest is never quieter than its rest level for long) pulls it down at once
         quieter = usable & np.isfinite(rms) & (rms > 0) & (rms < 0.5 * self.rest_rms)
         self.rest_rms[quieter] = rms[quieter]
+
+    def _cap_rest(self) -> None:
+        """A rest level above what a relaxed muscle shows was learned during a contraction: use the ceiling."""
+        ceiling = self.settings.max_rest_rms
+        if ceiling is not None:
+            np.minimum(self.rest_rms, ceiling, out=self.rest_rms, where=np.isfinite(self.rest_rms))
 
     def _detect_activity(self, rms: np.ndarray, usable: np.ndarray) -> None:
         if self.learning:

@@ -97,6 +97,7 @@ class HeadlessDashboard:
             "windows": state.windows_seen,
             "decisions": n_decisions,
             "worker": getattr(client, "state", "none") if client is not None else "none",
+            "model_status": state.model_status,  # why no condition model runs, e.g. none fits this layout
             "label": last.label if last else None,
             "muscle": last.muscle.value if last else None,
             "probabilities": dict(zip(last.classes, last.probabilities.tolist(), strict=True)) if last else {},
@@ -117,7 +118,8 @@ class HeadlessDashboard:
         signal_style = SIGNAL_STYLES.get(s["signal"], "red")
         signal = f"[{signal_style}]{escape(s['signal_phrase'])}[/]"
         table.add_row("signal", f"{signal}  samples {s['samples']}  {s['dropped_text']}")
-        table.add_row("worker", f"{s['worker']}  windows {s['windows']}  decisions {s['decisions']}")
+        worker = s["model_status"] or s["worker"]
+        table.add_row("worker", f"{escape(worker)}  windows {s['windows']}  decisions {s['decisions']}")
         label = s["label"] or "—"
         withheld = s["muscle"] not in (None, MuscleState.CONTRACTING.value)
         if withheld:

@@ -76,6 +76,7 @@ class MonitorState:
     fatigue: Any = None  # the latest dsp.fatigue.FatigueReport
     quality: Any = None  # the latest dsp.quality.QualityReport
     recording: str | None = None  # the XDF file being recorded, if any
+    model_status: str | None = None  # why no condition model runs, when the session chose to run none
     windows_seen: int = 0
     windows_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)

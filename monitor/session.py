@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -133,20 +134,39 @@ def model_card(options: SessionOptions) -> dict[str, Any] | None:
         return None  # the worker reports a missing or broken checkpoint itself, clearly
 
 
-def check_model_fits(card: dict[str, Any] | None, stream_info: Any, options: SessionOptions) -> None:
-    """A model for another electrode count would fail every request: refuse before anything starts."""
+def layout_name(layout: dict[str, Any] | None) -> str:
+    """A stream's electrode layout in a few characters: grid13x5, ring, needle."""
+    if not layout:
+        return "no layout"
+    kind = str(layout.get("kind", "unnamed layout"))
+    if layout.get("rows") and layout.get("cols"):
+        return f"{kind}{layout['rows']}x{layout['cols']}"
+    return kind
+
+
+def check_model_fits(card: dict[str, Any] | None, stream_info: Any, options: SessionOptions) -> bool:
+    """Whether the model fits the stream's electrodes (True where no model runs). A model the user named for
+    another electrode count would fail every request: refused before anything starts. The bundled model for another
+    layout is simply not run (False): the session runs what fits (filters, features, fatigue, quality)."""
     from monitor.acquisition import describe
 
     if card is None or "n_channels" not in card:
-        return
+        return True
     emg = len(describe(stream_info).emg_channels)
-    if int(card["n_channels"]) != emg:
-        name = options.model or "the bundled model"
-        kind = (card.get("layout") or {}).get("kind", "its own layout")
-        raise UserError(
-            f"{name} expects {card['n_channels']} EMG channels ({kind}) but stream '{stream_info.name()}' has {emg}; "
-            "pass --model with a checkpoint for this layout, or --no-inference"
-        )
+    if int(card["n_channels"]) == emg:
+        return True
+    if options.model is None:
+        return False
+    kind = (card.get("layout") or {}).get("kind", "its own layout")
+    raise UserError(
+        f"{options.model} expects {card['n_channels']} EMG channels ({kind}) but stream '{stream_info.name()}' has "
+        f"{emg}; pass --model with a checkpoint for this layout, or --no-inference"
+    )
+
+
+def no_model_status(stream: Any) -> str:
+    """What the views say where no bundled model fits the stream (its full description: layout, channel types)."""
+    return f"no model for this layout ({len(stream.emg_channels)} ch {layout_name(stream.layout)})"
 
 
 class RecordingControl:
@@ -215,7 +235,9 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         # a one-channel needle stream is judged by the needle model in this process, not the surface worker
         needle = needle_session_model(stream_info, options.model, options.settings and options.settings.mode)
     card = None if needle is not None else model_card(options)
-    check_model_fits(card, stream_info, options)
+    model_fits = check_model_fits(card, stream_info, options)
+    if not model_fits:
+        options, card = dataclasses.replace(options, no_inference=True), None
     window = choose_window(options)
     with ExitStack() as stack:
         settings = options.settings
@@ -231,6 +253,10 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             classes = None if needle[0] is None else needle_classes(needle[0])
             settings = replace(settings or EngineSettings(), mode="needle")  # high-pass only: the spikes are kHz
         pipeline = MonitorPipeline(stream_info, settings=settings, client=client, classes=classes)
+        if not model_fits:
+            pipeline.state.model_status = no_model_status(pipeline.acquisition.stream)
+            print(f"{pipeline.state.model_status}: running filters, features, fatigue and signal quality without "
+                  "a condition model (--model names a checkpoint trained for this layout)", file=sys.stderr)
         stack.callback(pipeline.stop)
         pipeline.start()
         if needle is not None and needle[0] is not None:

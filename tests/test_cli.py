@@ -126,14 +126,16 @@ def test_corrupt_checkpoint_is_one_line_error(tmp_path):
     assert len(lines) == 1 and "broken.pt" in lines[0]
 
 
-def test_model_for_another_layout_is_refused_before_monitoring():
+def test_a_named_model_for_another_layout_is_refused_before_monitoring():
+    # the bundled model on a layout it does not fit is simply not run (tests/e2e/test_hdemg_replay.py); a model the
+    # user named is refused
     env = dict(os.environ)
     env.pop("DISPLAY", None)
     result = subprocess.run(
-        [*CLI, "demo", "--layout", "grid8x8", "--headless", "--duration", "5"],
+        [*CLI, "demo", "--layout", "grid8x8", "--headless", "--duration", "5", "--model", "models/weights/default.pt"],
         capture_output=True, text=True, timeout=120, env=env,
     )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert "expects 8 EMG channels (ring) but stream 'NeuroFusion-Demo' has 64" in last
+    assert "default.pt expects 8 EMG channels (ring) but stream 'NeuroFusion-Demo' has 64" in last
     assert "Traceback" not in result.stderr

@@ -234,7 +234,8 @@ class ClassificationView(QtWidgets.QWidget):
     def _update_call(self) -> None:
         self.threshold_line.setValue(self.threshold_box.value())
         if not self.trend.size:
-            self.call_label.setText("— (no decision yet)")
+            # a session running no model (none fits this layout) says so rather than waiting for decisions
+            self.call_label.setText(getattr(self.pipeline.state, "model_status", None) or "— (no decision yet)")
             return
         self.label, self.confidence = smoothed_call(
             self.probabilities, self.classes, self.votes_box.value(), self.threshold_box.value(), self.withheld

@@ -246,7 +246,7 @@ class StatusView(QtWidgets.QWidget):
         )
         client = pipeline.client
         if client is None:
-            worker = "none (DSP only)"
+            worker = state.model_status or "none (DSP only)"
         else:
             stats = getattr(client, "stats", {}) or {}
             worker = f"{stats.get('state', getattr(client, 'state', '?'))}  answered {stats.get('answered', '—')}  " \

@@ -219,7 +219,7 @@ def test_vectorised_theil_sen_equals_scipy() -> None:
     assert np.isnan([slope[3], high[3], slope[4], low[4]]).all()
 
 
-def test_session_that_starts_mid_contraction_finds_its_rest_level_at_the_first_pause():
+def test_session_that_starts_mid_contraction_reads_it_as_contraction_and_finds_its_rest_level_at_the_first_pause():
     from dsp.fatigue import FatigueTracker
 
     tracker = FatigueTracker(2048.0, 2)
@@ -231,9 +231,30 @@ def test_session_that_starts_mid_contraction_finds_its_rest_level_at_the_first_p
             reports.append(tracker.update(start + k * 0.05, spectral, spectral, spectral * 1e-9, np.full(2, rms)))
         return reports
 
-    feed(5.0, 120.0, 0.0)  # contracting from the first sample: the learned "rest" is the contraction
-    assert tracker.rest_rms[0] > 100
+    first = feed(5.0, 120.0, 0.0)  # contracting from the first sample: what it learns is no rest level
+    assert tracker.rest_rms[0] == tracker.settings.max_rest_rms  # so the ceiling of a relaxed muscle's RMS is
+    after_learning = [report for report in first if not report.learning]
+    assert after_learning and all(report.active.all() for report in after_learning)  # and it reads contracting
     feed(3.0, 4.0, 5.0)  # the first pause
     assert tracker.rest_rms[0] < 10
     again = feed(4.0, 120.0, 8.0)
     assert again[-1].active.all()
+
+
+def test_rest_is_the_quiet_end_of_the_learning_windows_and_without_a_ceiling_a_contraction_is_learned_as_rest():
+    from dsp.fatigue import FatigueSettings, FatigueTracker
+
+    spectral = np.full(1, 80.0)
+    # 1 s at rest (5 µV), then a contraction (60 µV, below the ceiling's 4x) begins inside the learning seconds
+    levels = [5.0] * 20 + [60.0] * 80
+    tracker = FatigueTracker(2048.0, 1)
+    reports = [tracker.update(k * 0.05, spectral, spectral, spectral * 1e-9, np.full(1, rms))
+               for k, rms in enumerate(levels)]  # fmt: skip
+    assert tracker.rest_rms[0] == 5.0  # the median of the learning windows would have been 60
+    assert reports[-1].active[0]
+    uncapped = FatigueTracker(2048.0, 1, FatigueSettings(max_rest_rms=None))
+    for k in range(100):
+        report = uncapped.update(k * 0.05, spectral, spectral, spectral * 1e-9, np.full(1, 120.0))
+    assert uncapped.rest_rms[0] == 120.0 and not report.active[0]
+    with pytest.raises(ValueError, match="rest_percentile"):
+        FatigueSettings(rest_percentile=80.0)
