@@ -37,6 +37,9 @@ class WindowOutcome:
     mdf_hz: float
     fins_m5: float
     active_channels: int
+    # the live fatigue view's contraction test: mean RMS over usable channels above release_ratio x their mean rest
+    # RMS (a single electrode flickering above its own rest level does not make a contraction)
+    contracting: bool
     fatigue_state: str
     mdf_change_pct: float
     mdf_slope_hz_per_min: float
@@ -241,6 +244,7 @@ def analyze_recording(
                 mdf_hz=_median(result.features["MDF"], usable),
                 fins_m5=_median(result.features["FInsm5"], usable),
                 active_channels=int(np.count_nonzero(report.active)),
+                contracting=_contracting(result.features["RMS"], report, usable, engine.fatigue.settings),
                 fatigue_state=report.state,
                 mdf_change_pct=_median(report.mdf_change_pct, np.ones(n_channels, bool)),
                 mdf_slope_hz_per_min=_median(report.mdf_slope_hz_per_min, np.ones(n_channels, bool)),
@@ -275,6 +279,15 @@ def analyze_recording(
     return analysis
 
 
+def _contracting(rms: np.ndarray, report: Any, usable: np.ndarray, settings: Any) -> bool:
+    """monitor/gui/fatigue.py's contraction shading for one window (False while the rest level is learned)."""
+    if report.learning or not usable.any():
+        return False
+    with np.errstate(invalid="ignore"):
+        level, rest = np.nanmean(rms[usable]), np.nanmean(report.rest_rms[usable])
+    return bool(level > settings.release_ratio * rest)
+
+
 def _contractions(outcomes: list[WindowOutcome], engine: Any,
                   spans: list[tuple[float, float]] | None) -> tuple[list[Any], str]:  # fmt: skip
     """Per-contraction fatigue figures over the given spans, else over the tracker's contractions."""
@@ -285,7 +298,7 @@ def _contractions(outcomes: list[WindowOutcome], engine: Any,
     settings = engine.fatigue.settings
     source = SOURCE_GIVEN if spans is not None else SOURCE_ACTIVITY
     if spans is None:
-        active = np.array([w.active_channels > 0 for w in outcomes], dtype=bool)
+        active = np.array([w.contracting for w in outcomes], dtype=bool)
         spans = activity_spans(times, active, window_s, settings.max_pause_s)
     columns = {name: np.array([getattr(w, attribute) for w in outcomes], dtype=float)
                for name, attribute in (("MDF", "mdf_hz"), ("MNF", "mnf_hz"), ("RMS", "rms_uv"), ("FInsm5", "fins_m5"))}

@@ -123,3 +123,19 @@ def test_the_report_figure_uses_the_live_badges_colours():
     from monitor.recordings.fatigue_report import STATE_COLOURS
 
     assert STATE_COLOURS == LIVE
+
+
+def test_on_real_myo_gestures_each_gesture_is_one_contraction():
+    """Participant 12345, session 1, radial deviation: six 5 s gestures between 5 s rests (real EMG, 200 Hz)."""
+    from monitor.recordings import open_recording
+    from monitor.recordings.analysis import analyze_recording
+
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "myo-gestures" / "12345-1" / "3.txt"
+    recording = open_recording(path, preset="myo")
+    onsets = np.flatnonzero(np.diff((recording.labels > 0).astype(int)) == 1) / recording.fs
+    contractions = analyze_recording(recording).contractions
+    assert len(contractions) == len(onsets) == 6
+    for contraction, onset in zip(contractions, onsets, strict=True):
+        # found from the signal alone: after the cue (the muscle answers late), inside the 5 s gesture
+        assert onset < contraction.start_s < onset + 1.5 and contraction.end_s < onset + 5.5
+        assert contraction.duration_s > 3.0 and contraction.state is None  # under 10 s: too short to judge
