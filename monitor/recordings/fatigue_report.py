@@ -71,7 +71,7 @@ def fatigue_figure(analysis: Any, path: Any, plt: Any) -> Any:
     """fatigue.png: spectral indices with each contraction's trend line and state, RMS, and the live states."""
     windows = analysis.windows
     times = np.array([w.time_s for w in windows])
-    active = np.array([w.active_channels > 0 for w in windows], dtype=bool)
+    active = np.array([w.contracting for w in windows], dtype=bool)
     inside = np.zeros(len(windows), dtype=bool)
     for c in analysis.contractions:
         inside |= (times > c.start_s) & (times <= c.end_s)

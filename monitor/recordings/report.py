@@ -203,7 +203,8 @@ def write_dataset_index(summaries: list[dict[str, Any]], folder: Path) -> Path:
     lines = [
         "# Dataset analysis",
         "",
-        "| recording | duration | windows | majority decision | confidence | MDF slope | fatigue | quality |",
+        "| recording | duration | windows | majority decision | confidence | MDF slope (longest contraction) | "
+        "fatigue | quality |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for summary in summaries:
