@@ -1,12 +1,11 @@
 """A one-channel needle stream gets rolling verdicts from the needle model (not the 8-electrode surface model):
-a real clinical recording replayed as a real LSL amplifier, the real `neurofusion monitor` in another process, its
-decisions read from its LSL outlet and its JSON lines, and checked against the model run on the very samples."""
+a real clinical recording replayed as a real LSL amplifier, the monitor's own session code on it, its decisions read
+from its LSL outlet and its JSON lines, and checked against the model run on the very samples."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from monitor.commands.demo import resolve_needle, simulator_arguments
 
 REPO = Path(__file__).resolve().parents[2]
 NEEDLE_FILE = (REPO.parent / "shared" / "data" / "needle-emg-clinical" / "01_Deltoid" / "Neuropathy")
-CLI = [sys.executable, "-m", "monitor.cli"]
 
 
 def test_demo_needle_streams_one_needle_channel_at_a_needle_rate():
@@ -53,42 +51,58 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
     needle_model = pytest.importorskip("models.needle_model")
     if not needle_model.BUNDLED_NEEDLE_MODEL.is_file():
         pytest.skip(f"no bundled needle model ({needle_model.BUNDLED_NEEDLE_MODEL.name}) yet")
+    from monitor.acquisition import resolve_stream
+    from monitor.commands.monitor import session_options
     from monitor.needle_live import VERDICT_HOP_S, VERDICT_WINDOW_S
     from monitor.recordings import open_recording
     from monitor.recordings.needle import load_condition_model
+    from monitor.recordings.replay import replay_source
+    from monitor.session import run_session
+    from simulators.amplifier import Amplifier
 
-    path = sorted(NEEDLE_FILE.glob("*.asc.xz"))[0]
+    # the replay's own code (`neurofusion replay FILE --loop --wait-for-consumer`) as a real LSL amplifier
+    recording = open_recording(sorted(NEEDLE_FILE.glob("*.asc.xz"))[0])
     source_id = f"needle-live-{uuid.uuid4().hex[:8]}"
-    replay = subprocess.Popen([*CLI, "replay", str(path), "--loop", "--duration", "7", "--source-id", source_id,
-                               "--wait-for-consumer", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=REPO)  # fmt: skip
+    amplifier = Amplifier(replay_source(recording, loop=True), name="needle-live", source_id=source_id)
+    stop = threading.Event()
+
+    def play() -> None:
+        amplifier.wait_for_consumers(60.0)  # the monitor then receives the file from its first sample
+        amplifier.run(duration_s=8.0, stop_event=stop)
+
+    player = threading.Thread(target=play, daemon=True)
+    player.start()
+    # `neurofusion monitor --source-id ID --headless --duration 4.5 --jsonl FILE`, no --model: the needle stream
+    # gets the bundled needle model without being asked (the surface worker would refuse one channel)
     jsonl = tmp_path / "decisions.jsonl"
-    monitor = subprocess.Popen([*CLI, "monitor", "--source-id", source_id, "--headless", "--duration", "4.5",
-                                "--jsonl", str(jsonl), "--resolve-timeout", "30"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    args = build_parser().parse_args(["monitor", "--source-id", source_id, "--headless", "--duration", "4.5",
+                                      "--jsonl", str(jsonl)])  # fmt: skip
+    outcome: list[int] = []
+    session = threading.Thread(target=lambda: outcome.append(
+        run_session(resolve_stream(source_id=source_id, timeout_s=30), session_options(args))), daemon=True)
+    session.start()
     try:
-        found = pylsl.resolve_byprop("source_id", f"{source_id}-decisions", 1, 60.0)
-        assert found, "the monitor published no decisions outlet"
+        found = []
+        while not found and session.is_alive():
+            found = pylsl.resolve_byprop("source_id", f"{source_id}-decisions", 1, 1.0)
+        assert found, "the monitor ended without publishing a decisions outlet"
         assert found[0].channel_count() == 4  # healthy, myopathy, neuropathy, label_index
         inlet = pylsl.StreamInlet(found[0])
         received, stamps = [], []
-        while len(received) < 3 and monitor.poll() is None:
+        while len(received) < 3 and session.is_alive():
             rows, times = inlet.pull_chunk(timeout=0.5, max_samples=64)
             received, stamps = received + list(rows), stamps + list(times)
-        _, monitor_err = monitor.communicate(timeout=90)
-        assert monitor.returncode == 0, monitor_err
+        session.join(timeout=90)
     finally:
-        for process in (monitor, replay):
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
+        stop.set()
+        player.join(timeout=10)
+    assert outcome == [0]
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert len(lines) >= 4, monitor_err
+    assert len(lines) >= 4
     model = load_condition_model(None)
     assert {line["model_id"] for line in lines} == {model.model_id}
     assert all(set(line["probabilities"]) == {"healthy", "myopathy", "neuropathy"} for line in lines)
     # counter-aligned: one verdict every hop, each on the newest 2 s
-    recording = open_recording(path)
     hop, window = int(round(VERDICT_HOP_S * recording.fs)), int(round(VERDICT_WINDOW_S * recording.fs))
     assert all(line["sequence"] % hop == 0 for line in lines)
     # the verdict is the model's on exactly those samples (the replay waited for the monitor: counter = file sample)
