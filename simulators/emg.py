@@ -23,8 +23,8 @@ from simulators.artifacts import DEFAULT_ARTIFACTS, ArtifactConfig, ArtifactGene
 from simulators.conditions import CONDITIONS, draw_subject
 from simulators.electrodes import ElectrodeLayout
 from simulators.fatigue import FatigueModel
-from simulators.fibres import grow_fibres, needle_templates
-from simulators.motor_units import SpikeGenerator, build_pool, gestures_for
+from simulators.fibres import FIBRILLATION_ISI_COV, fibrillating_fibres, grow_fibres, join, needle_templates
+from simulators.motor_units import SpikeGenerator, build_pool, gestures_for, with_spontaneous_units
 from simulators.muap import SampledShapes, build_shapes, channel_gains
 from simulators.tissue import SEVERITIES, draw_tissue
 
@@ -257,11 +257,18 @@ class EmgSimulator:
             self.subject = replace(self.subject, n_units=units)
             self.pool = build_pool(self.layout, self.subject, rng)
             self.fibres = grow_fibres(self.pool, self.tissue, self.layout.positions_mm[0], tissue_rng)
+            # denervated fibres near the tip fibrillate at rest: extra sources with fixed, regular rates
+            denervated, rates = fibrillating_fibres(self.tissue, self.pool.n_units, tissue_rng)
+            covs = tissue_rng.uniform(*FIBRILLATION_ISI_COV, rates.size)
+            self.n_motor_units = self.pool.n_units
+            self.pool = with_spontaneous_units(self.pool, rates, covs)
+            self.fibres = join(self.fibres, denervated)
             templates, template_fs = needle_templates(self.fibres, self.pool.n_units, self.fs)
             self.shapes = SampledShapes.from_templates(templates, template_fs)
             self.gains = np.ones((self.pool.n_units, 1))
         else:
             self.pool = build_pool(self.layout, self.subject, rng)
+            self.n_motor_units = self.pool.n_units
             self.shapes = build_shapes(self.pool, self.subject, self.layout, rng)
             self.gains = channel_gains(self.pool, self.layout)
         self.profile = ForceProfile(config, self.pool.muscle_names, gestures_for(self.layout))
@@ -408,7 +415,8 @@ class EmgSimulator:
             table = self._fresh_power[members]
             muap_power = stretch**2 * (table[:, below] * (1.0 - weight) + table[:, below + 1] * weight)
             interval = 1.0 / rates[members, None]
-            phi = np.exp(-1j * omega * interval - 0.5 * (omega * pool.isi_cov * interval) ** 2)
+            cov = pool.isi_cov if np.ndim(pool.isi_cov) == 0 else np.asarray(pool.isi_cov)[members, None]
+            phi = np.exp(-1j * omega * interval - 0.5 * (omega * cov * interval) ** 2)
             train = rates[members, None] * (1.0 - np.abs(phi) ** 2) / np.maximum(np.abs(1.0 - phi) ** 2, 1e-12)
             psd += self._gain_power[members] @ (muap_power * train)
         return psd * self._response

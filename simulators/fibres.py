@@ -154,6 +154,38 @@ def grow_fibres(
     )
 
 
+FIBRILLATION_RATE_HZ = (0.5, 15.0)
+FIBRILLATION_ISI_COV = (0.01, 0.05)
+
+
+def fibrillating_fibres(
+    tissue: TissueParameters, first_unit: int, rng: np.random.Generator
+) -> tuple[Fibres, np.ndarray]:
+    """(denervated fibres firing on their own near the tip, their rates in Hz): each one an atrophic fibre (25-45 µm)
+    0.05-0.6 mm from the core's face whose action potential starts 2-15 mm away along it; units from ``first_unit``."""
+    n = int(tissue.fibrillating)
+    along = rng.uniform(-CORE_LENGTH_MM, 0.0, n)
+    across = CANNULA_RADIUS_MM + rng.uniform(0.05, 0.6, n)
+    start = rng.uniform(2.0, 15.0, n) * rng.choice([-1.0, 1.0], n)
+    fibres = Fibres(
+        unit=first_unit + np.arange(n),
+        xy_mm=np.column_stack([along, across]),
+        endplate_mm=start,
+        half_length_mm=rng.uniform(40.0, 70.0, (n, 2)),
+        diameter_um=rng.uniform(25.0, 45.0, n),
+        delay_s=np.full(n, 0.3e-3),
+        counts=np.ones(n, dtype=np.int64),
+    )
+    return fibres, rng.uniform(*FIBRILLATION_RATE_HZ, n)
+
+
+def join(first: Fibres, second: Fibres) -> Fibres:
+    """The fibres of both sets (units numbered as they are), counts concatenated."""
+    return Fibres(
+        *(np.concatenate([getattr(first, name), getattr(second, name)]) for name in Fibres.__dataclass_fields__)
+    )
+
+
 def _uniform_disc(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
     rho = radius * np.sqrt(rng.uniform(0.0, 1.0, n))
     phi = rng.uniform(0.0, 2.0 * math.pi, n)

@@ -61,7 +61,7 @@ class MotorUnitPool:
     min_rate_hz: np.ndarray
     peak_rate_hz: np.ndarray
     rate_gain: np.ndarray  # Hz per unit of excitation above threshold
-    isi_cov: float
+    isi_cov: float | np.ndarray  # one CoV for the pool, or one per unit
 
     @property
     def n_units(self) -> int:
@@ -78,6 +78,24 @@ class MotorUnitPool:
 def gestures_for(layout: ElectrodeLayout) -> dict[str, dict[str, float]]:
     """Gesture -> muscle activation table for the muscles a layout sits over."""
     return FOREARM_GESTURES if layout.kind == "ring" else SINGLE_MUSCLE_GESTURES
+
+
+def with_spontaneous_units(pool: MotorUnitPool, rates_hz: np.ndarray, isi_cov: np.ndarray) -> MotorUnitPool:
+    """``pool`` plus sources that fire at fixed rates whatever the drive (denervated fibres' fibrillations)."""
+    n = rates_hz.size
+    zeros = np.zeros(n)
+    return MotorUnitPool(
+        muscle_names=pool.muscle_names,
+        muscle_index=np.concatenate([pool.muscle_index, np.zeros(n, dtype=pool.muscle_index.dtype)]),
+        position_mm=np.vstack([pool.position_mm, np.zeros((n, 3))]),
+        territory_mm=np.concatenate([pool.territory_mm, zeros]),
+        size=np.concatenate([pool.size, zeros]),
+        threshold=np.concatenate([pool.threshold, zeros]),
+        min_rate_hz=np.concatenate([pool.min_rate_hz, rates_hz]),
+        peak_rate_hz=np.concatenate([pool.peak_rate_hz, rates_hz]),
+        rate_gain=np.concatenate([pool.rate_gain, zeros]),
+        isi_cov=np.concatenate([np.broadcast_to(pool.isi_cov, (pool.n_units,)), isi_cov]),
+    )
 
 
 def build_pool(layout: ElectrodeLayout, subject: SubjectParameters, rng: np.random.Generator) -> MotorUnitPool:
@@ -170,7 +188,8 @@ class SpikeGenerator:
             fires = rate > 0
             units_out.append(due[fires])
             times_out.append(t[fires])
-            jitter = 1.0 + pool.isi_cov * self.rng.standard_normal(due.size)
+            cov = pool.isi_cov if np.ndim(pool.isi_cov) == 0 else pool.isi_cov[due]
+            jitter = 1.0 + cov * self.rng.standard_normal(due.size)
             safe_rate = np.where(fires, rate, 1.0)
             interval = np.where(fires, np.maximum(jitter, 0.3) / safe_rate, self.poll_interval_s)
             self.next_event_s[due] = t + interval

@@ -79,7 +79,7 @@ def near_unit_measures(simulator: EmgSimulator) -> dict[str, float]:
     """Mean amplitude and duration of the true MUAPs of units with a fibre within 0.5 mm of the tip."""
     fibres = simulator.fibres
     distance = np.hypot(fibres.xy_mm[:, 0], fibres.xy_mm[:, 1])
-    units = np.unique(fibres.unit[distance < 0.5])
+    units = np.unique(fibres.unit[(distance < 0.5) & (fibres.unit < simulator.n_motor_units)])
     measures = [measure_mup(true_muap(simulator.shapes, simulator.gains, int(u), FS), FS) for u in units]
     return {
         "amplitude": float(np.mean([m.amplitude_uv for m in measures])),
@@ -90,14 +90,40 @@ def near_unit_measures(simulator: EmgSimulator) -> dict[str, float]:
 def test_disease_changes_the_tissue_and_the_muaps_follow(subjects):
     healthy, myopathy, neuropathy = (subjects[n] for n in ("healthy", "myopathy", "neuropathy"))
     # neuropathy: units lost, survivors carry the orphaned fibres; myopathy: units kept, fibres lost and varied
-    assert neuropathy.pool.n_units < 0.4 * healthy.pool.n_units
-    assert neuropathy.fibres.counts.mean() > 2.0 * healthy.fibres.counts.mean()
-    assert myopathy.pool.n_units >= 100 and myopathy.fibres.counts.mean() < 0.8 * healthy.fibres.counts.mean()
+    assert neuropathy.n_motor_units < 0.4 * healthy.n_motor_units
+    counts = {name: sim.fibres.counts[: sim.n_motor_units].mean() for name, sim in subjects.items()}
+    assert counts["neuropathy"] > 2.0 * counts["healthy"]
+    assert myopathy.n_motor_units >= 100 and counts["myopathy"] < 0.8 * counts["healthy"]
     assert np.std(myopathy.fibres.diameter_um) > 1.6 * np.std(healthy.fibres.diameter_um)
     figures = {name: near_unit_measures(sim) for name, sim in subjects.items()}
     assert figures["myopathy"]["amplitude"] < figures["healthy"]["amplitude"] < figures["neuropathy"]["amplitude"]
     assert figures["myopathy"]["duration"] < figures["healthy"]["duration"] < figures["neuropathy"]["duration"]
     assert 5.0 < figures["healthy"]["duration"] < 15.0  # ms, concentric-needle MUPs of a healthy limb muscle
+
+
+def test_denervated_fibres_fibrillate_at_rest_and_healthy_rest_is_silent():
+    def rest(condition: str) -> EmgSimulator:
+        return EmgSimulator(SimulationConfig(layout="needle", fs=FS, condition=condition, severity="severe",
+                                             profile="rest", tissue="fibres", seed=1, artifacts=(),
+                                             record_spikes=True))
+
+    healthy = rest("healthy")
+    assert healthy.pool.n_units == healthy.n_motor_units and not np.any(healthy.generate(2.0))
+    neuropathy = rest("neuropathy")
+    data = neuropathy.generate(4.0)[:, 0]
+    sources = np.arange(neuropathy.n_motor_units, neuropathy.pool.n_units)
+    assert sources.size >= 2 and np.abs(data).max() > 20.0
+    units = np.concatenate([u for u, _ in neuropathy.spike_log])
+    times = np.concatenate([t for _, t in neuropathy.spike_log])
+    assert set(np.unique(units)) <= set(sources)  # at rest only the denervated fibres fire
+    for source in np.unique(units):
+        intervals = np.diff(times[units == source])
+        rate = neuropathy.pool.min_rate_hz[source]
+        assert 0.5 <= rate <= 15.0
+        if intervals.size > 2:
+            assert np.std(intervals) / np.mean(intervals) < 0.1  # regular, as fibrillations fire
+        spike = measure_mup(true_muap(neuropathy.shapes, neuropathy.gains, int(source), FS), FS)
+        assert 10.0 < spike.amplitude_uv < 1000.0 and spike.duration_ms < 6.0  # brief single-fibre potentials
 
 
 def test_fibre_model_is_deterministic_and_chunk_invariant(subjects):
