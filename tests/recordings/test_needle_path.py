@@ -15,7 +15,7 @@ from dsp.resample import NEEDLE_FS
 from monitor.cli import main
 from monitor.errors import UserError
 from monitor.recordings import open_recording
-from monitor.recordings.needle import looks_like_needle, needle_signal
+from monitor.recordings.needle import looks_like_needle, needle_signal, read_muscle
 
 NEEDLE_SET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "needle-emg-clinical"
 BICEPS = NEEDLE_SET / "02_Biceps Brachii" / "Healthy"
@@ -137,11 +137,7 @@ def test_recordings_of_one_muscle_are_pooled_into_one_reading(tmp_path, capsys):
     per_recording = reading["per_recording"]
     assert [r["file"] for r in per_recording] == [p.name for p in PERSON_2_BICEPS]
     # every MUP of both recordings, each recording's own analysis unchanged by the pooling
-    singles = []
-    for path in PERSON_2_BICEPS:
-        single = tmp_path / path.name
-        assert main(["analyze", str(path), "--no-model", "--no-figures", "--quiet", "--out", str(single)]) == 0
-        singles.append(json.loads((single / "summary.json").read_text())["needle_reading"]["n_mups"])
+    singles = [read_muscle([needle_signal(open_recording(path))]).n_mups for path in PERSON_2_BICEPS]
     assert [r["mups"] for r in per_recording] == singles
     assert reading["n_mups"] == sum(singles) and reading["recordings"] == 2
     assert (out / "EMG _203 _02_ RB_Hea" / "summary.json").is_file()  # each recording's own DSP report
@@ -176,3 +172,11 @@ def test_report_flags_a_disagreement_between_the_reading_and_the_model():
     assert "**neuropathy** (healthy 20%, myopathy 10%, neuropathy 70%; 40 windows, model needle-x)" in text
     summary["agreement"] = {**summary["agreement"], "agree": True, "rule_class": "neuropathy"}
     assert "DISAGREE" not in needle_markdown(summary) and "both say neuropathy" in needle_markdown(summary)
+
+
+def test_an_unsupported_file_ends_analyze_with_one_line(tmp_path, capsys):
+    path = tmp_path / "session.emgx"
+    path.write_bytes(b"\x00\x01 proprietary")
+    assert main(["analyze", str(path), "--mode", "needle", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neurofusion analyze: error: session.emgx: unknown recording format") and "\n" not in err
