@@ -65,6 +65,7 @@ class NeedleView(QtWidgets.QWidget):
         self.snapshot: NeedleSnapshot | None = None
         self.flags: list[dict[str, str]] = []  # per table row (units, then the mean): measure -> low/high/normal
         self.agreement: dict[str, object] | None = None
+        self.model_id: str | None = None  # the model whose decisions the network side shows
         self._curves: list[pg.PlotDataItem] = []
 
         self.channel_box = QtWidgets.QComboBox()
@@ -222,12 +223,14 @@ class NeedleView(QtWidgets.QWidget):
             self.table.setItem(row, column, item)
 
     def _network_probabilities(self, snapshot: NeedleSnapshot) -> tuple[dict[str, float] | None, int]:
-        """Mean probabilities of the decisions over the analysed samples, by class name, and how many there were."""
+        """Mean probabilities of the decisions over the analysed samples, by class name, and how many there were
+        (``self.model_id``: the model that gave them: the needle model on a needle stream)."""
         state = self.pipeline.state
         with state.lock:
             decided = state.decisions.since_columns(
-                snapshot.first_timestamp, ("last_timestamp", "probabilities", "classes", "muscle"))
+                snapshot.first_timestamp, ("last_timestamp", "probabilities", "classes", "muscle", "model_id"))
             class_sets = state.decisions.class_sets
+            model_ids = state.decisions.model_ids
         # before the rest level is known the pipeline gives no condition: neither does this comparison
         over = (decided["last_timestamp"] <= snapshot.last_timestamp) & (
             decided["muscle"] != MUSCLE_CODES[MuscleState.LEARNING])
@@ -235,6 +238,7 @@ class NeedleView(QtWidgets.QWidget):
             return None, 0
         # the newest model's decisions only: another model's probabilities are in other classes
         newest = decided["classes"][over][-1]
+        self.model_id = model_ids[decided["model_id"][over][-1]]
         classes = list(class_sets[newest])
         rows = decided["probabilities"][over & (decided["classes"] == newest), : len(classes)]
         if not set(NETWORK_CLASSES) <= set(classes):
@@ -254,7 +258,8 @@ class NeedleView(QtWidgets.QWidget):
             self.agreement_label.setText("")
             return
         self.network_label.setText(
-            " · ".join(f"{name} {probabilities[name]:.0%}" for name in NETWORK_CLASSES) + f"  ({count} decisions)"
+            " · ".join(f"{name} {probabilities[name]:.0%}" for name in NETWORK_CLASSES)
+            + f"  ({count} decisions of {self.model_id})"
         )
         self.agreement = agreement(snapshot.report.reading, probabilities)
         agree = self.agreement["agree"]

@@ -100,7 +100,7 @@ def test_panel_shows_the_offline_reading_and_neurogenic_flags_beside_the_network
     assert any(flags.get("duration_ms") == "high" for flags in view.flags[:-1])
     assert not any("low" in flags.values() for flags in view.flags)
     # beside the network: mean of the two decisions, and the agreement
-    assert "neuropathy 70%" in view.network_label.text() and "(2 decisions)" in view.network_label.text()
+    assert "neuropathy 70%" in view.network_label.text() and "(2 decisions of test)" in view.network_label.text()
     assert view.agreement["agree"] is True and view.agreement["network_class"] == "neuropathy"
     assert view.agreement_label.text().startswith("agree")
     assert view.grab().width() > 0  # it draws offscreen
