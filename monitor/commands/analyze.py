@@ -150,7 +150,8 @@ def _needle_summary(signals: list[Any], model: Any, out: Path, args: argparse.Na
     rates = sorted({s.source_fs for s in signals})
     print(f"needle EMG reading: {reading.label} ({reading.n_mups} MUPs; recorded at "
           f"{', '.join(f'{r:g}' for r in rates)} Hz, analysed at {signals[0].fs:g} Hz; "
-          f"{'; '.join(reading.report.reading.evidence[:3])})")  # fmt: skip
+          f"{'; '.join(reading.report.reading.evidence[:3])}); MUP analysis and model in "
+          f"{summary['needle_wall_seconds']:.2f} s")  # fmt: skip
     if verdict is not None:
         agree = summary["agreement"]
         flag = "" if agree is None or agree["agree"] is not False else " — DISAGREES with the MUP reading"
