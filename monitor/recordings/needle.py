@@ -142,8 +142,9 @@ def read_muscle(signals: list[NeedleSignal], muscle: str | None = None, age: flo
 
 
 def condition(model: Any, signals: list[NeedleSignal]) -> dict[str, Any]:
-    """The needle model's verdict over all ``signals`` (one muscle, one person): each recording's probabilities
-    weighted by its windows, as ``summary.json``'s ``condition``; ``per_recording`` keeps each one's own."""
+    """The needle model's verdict over all ``signals`` (one muscle, one person) as ``summary.json``'s
+    ``condition``: the mean of the recordings' probabilities, the patient rule the model was judged by
+    (``models.needle_splits.patient_probabilities``); ``per_recording`` keeps each one's own."""
     results = []
     for signal in signals:
         try:
@@ -152,9 +153,8 @@ def condition(model: Any, signals: list[NeedleSignal]) -> dict[str, Any]:
             raise UserError(f"{signal.name}: the needle model refused the recording: {error}") from None
         results.append(result)
     classes = list(results[0]["probabilities"])
-    weights = np.array([max(1, int(result.get("windows", 1))) for result in results], dtype=np.float64)
     table = np.array([[float(result["probabilities"][name]) for name in classes] for result in results])
-    pooled = (table * weights[:, None]).sum(axis=0) / weights.sum()
+    pooled = table.mean(axis=0)
     verdict: dict[str, Any] = {
         "label": classes[int(np.argmax(pooled))],
         "probabilities": {name: round(float(p), 4) for name, p in zip(classes, pooled, strict=True)},
