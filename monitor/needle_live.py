@@ -142,7 +142,7 @@ class LiveNeedleAnalysis:
             else:
                 try:
                     samples, fs = at_needle_rate(block.data[:, channel], self.fs)
-                    report = analyse_needle(samples.astype(np.float64), fs, self.settings)
+                    report = analyse_needle(samples.astype(np.float64), fs, settings=self.settings)
                 except ValueError as problem:  # too short, NaN (electrode off): shown in the panel, not raised
                     error = str(problem)
             self._sequence += 1
@@ -238,8 +238,8 @@ class LiveNeedleVerdicts:
             next_end += self.hop_samples
 
     def judge(self, end_counter: int) -> dict | None:
-        """The verdict on the window ending at ``end_counter`` (published; None when its samples are gone or hold
-        NaN/Inf, e.g. an electrode off)."""
+        """The verdict on the window ending at ``end_counter`` (published; None when its samples are gone, hold
+        NaN/Inf, e.g. an electrode off, or straddle a gap in the stream)."""
         import pylsl
 
         from monitor.decision_history import DecisionRecord, MuscleState
@@ -249,8 +249,9 @@ class LiveNeedleVerdicts:
             self.skipped += 1
             return None
         samples = block.data[:, self.channel]
-        if not np.all(np.isfinite(samples)):
-            self.skipped += 1
+        span = float(block.timestamps[-1] - block.timestamps[0])
+        if not np.all(np.isfinite(samples)) or span > 1.5 * (self.window_samples - 1) / self.fs + 0.05:
+            self.skipped += 1  # an electrode off (NaN), or a gap in the stream inside the window: no verdict
             return None
         last_timestamp = float(block.timestamps[-1])
         arrived = self.pipeline.acquisition.arrival_of(end_counter - 1)
