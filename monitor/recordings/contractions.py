@@ -79,8 +79,8 @@ def no_rest_note(rms: np.ndarray, found: bool, settings: FatigueSettings | None 
 
     A recording with rest and contraction spans a wide range of RMS (contraction is ``activity_ratio`` x rest or
     more). When its loudest windows (95th percentile) are less than ``activity_ratio`` x its quietest (5th), there
-    is no rest in it to learn a rest level from: it is all rest, or one continuous contraction and the live
-    tracker's contractions are fragments of it."""
+    is no rest in it to learn a rest level from: it is all rest, or one continuous contraction of which the live
+    rule finds parts at best."""
     settings = settings or FatigueSettings()
     finite = rms[np.isfinite(rms) & (rms > 0)]
     hint = ("if the recording is one continuous contraction, analyse it with --whole-contraction (or name its "
@@ -89,9 +89,11 @@ def no_rest_note(rms: np.ndarray, found: bool, settings: FatigueSettings | None 
         return None
     contrast = float(np.percentile(finite, 95) / np.percentile(finite, 5))
     if contrast < settings.activity_ratio:
+        partial = (" and the contractions below are parts of it (its first seconds, while a rest level was "
+                   "learned, are missing at least)") if found else ""  # fmt: skip
         return (f"no rest found: the loudest windows are only {contrast:.1f}x the quietest (rest to contraction is "
-                f"{settings.activity_ratio:g}x or more), so the rest level was learned inside the same activity"
-                f"{' and the contractions below are fragments of it' if found else ''}; {hint}")
+                f"{settings.activity_ratio:g}x or more), so the recording is one level of activity throughout"
+                f"{partial}; {hint}")
     if not found:
         return f"no contraction found against the rest level learned from the first seconds; {hint}"
     return None
