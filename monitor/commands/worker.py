@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         check_bind_allowed,
         control_token,
     )
-    from monitor.inference.supervisor import READY_PREFIX, STANDBY_PREFIX
+    from monitor.inference.supervisor import READY_PREFIX, STANDBY_PREFIX, exit_with_parent
     from monitor.inference.worker import WorkerSettings, serve, warm_up
 
     if args.max_batch < 1 or args.threads < 1 or args.batch_wait_ms < 0 or args.delay_ms < 0:
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    exit_with_parent(stop)
 
     def announce(bound: str) -> None:
         print(f"{READY_PREFIX}{bound} {predictor.card.model_id}", flush=True)

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 READY_PREFIX = "READY "
 STANDBY_PREFIX = "STANDBY "
 MAX_BACKOFF_S = 30.0
+#: set in a spawned worker's environment: the pid of the monitor that started it (see exit_with_parent)
+PARENT_PID_VARIABLE = "NEUROFUSION_PARENT_PID"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,6 +77,7 @@ class WorkerHandle:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[PARENT_PID_VARIABLE] = str(os.getpid())  # the worker ends itself if this process dies without stopping it
         return subprocess.Popen(
             self.command(standby), stdout=subprocess.PIPE, stderr=None, text=True, env=env, cwd=str(REPO_ROOT),
             stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
@@ -148,6 +151,27 @@ class WorkerHandle:
             spare, self._spare = self._spare, None
         for process in (self.process, spare):
             _terminate(process, timeout_s)
+
+
+def exit_with_parent(stop: threading.Event, check_s: float = 0.5) -> None:
+    """In a worker a monitor spawned: set ``stop`` once that monitor is gone (killed, or ended by a library's
+    abort() before its cleanup ran), so no worker outlives the monitor that started it. Linux re-parents an orphan,
+    so the parent pid changing is the sign. A worker started by hand (no variable) is left alone."""
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while not stop.wait(check_s):
+            if os.getppid() != int(parent):
+                log.warning("the monitor that started this worker (pid %s) is gone; stopping", parent)
+                # stdout was a pipe to that monitor: its last lines now go nowhere instead of failing
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                stop.set()
+                return
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _terminate(process: subprocess.Popen[str] | None, timeout_s: float = 3.0) -> None:
