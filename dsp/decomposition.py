@@ -31,6 +31,9 @@ from scipy import signal
 from sklearn.cluster import KMeans
 
 CONTRASTS = ("skew", "logcosh", "cube")
+#: calibration samples per extended dimension below which the extension is shortened: with 12 per dimension (6 s of
+#: a simulated 64-channel grid at R = 16) every start converged onto one isolated sample; 20 (10 s) found units
+SAMPLES_PER_DIMENSION = 20
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,12 @@ class DecompositionSettings:
     duplicate_max_lag_s: float = 0.025  # extension shifts a duplicate by up to R samples and more
     seed: int = 0
 
-    def extension_for(self, n_channels: int) -> int:
-        return int(self.extension) if self.extension else max(1, math.ceil(1000 / n_channels))
+    def extension_for(self, n_channels: int, n_samples: int) -> int:
+        """R: as set, else ceil(1000 / channels) capped so that the calibration holds at least
+        ``SAMPLES_PER_DIMENSION`` samples per extended dimension (fewer, and a start can separate a single sample)."""
+        if self.extension:
+            return int(self.extension)
+        return max(1, min(math.ceil(1000 / n_channels), n_samples // (SAMPLES_PER_DIMENSION * n_channels)))
 
     def validate(self) -> None:
         if self.contrast not in CONTRASTS:
@@ -112,6 +119,21 @@ class Decomposition:
 def bandpass_sos(fs: float, settings: DecompositionSettings) -> np.ndarray:
     high = min(settings.high_hz, 0.45 * fs)
     return signal.butter(settings.filter_order, [settings.low_hz, high], btype="bandpass", fs=fs, output="sos")
+
+
+def filter_state_at(sos: np.ndarray, first_sample: np.ndarray) -> np.ndarray:
+    """(sections, 2, C) band-pass state as if the signal had sat at its first sample for ever: an electrode offset
+    then gives no step transient (which would be the data's largest 'source' and pull every start towards it)."""
+    return signal.sosfilt_zi(sos)[:, :, None] * np.asarray(first_sample, dtype=np.float64)[None, None, :]
+
+
+def bandpass(sos: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """(N, C) float32: the causal band-pass of a whole recording, started as the live path starts a stream."""
+    data = np.asarray(data, dtype=np.float64)
+    if data.shape[0] == 0:
+        return np.zeros(data.shape, dtype=np.float32)
+    filtered, _ = signal.sosfilt(sos, data, axis=0, zi=filter_state_at(sos, data[0]))
+    return filtered.astype(np.float32)
 
 
 def extend(filtered: np.ndarray, extension: int) -> np.ndarray:
@@ -196,7 +218,8 @@ def best_lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> int:
     histogram = np.bincount(differences + max_lag, minlength=2 * max_lag + 1)
     # the lag +-1 sample around each candidate counts too, so a jittered pair is not split across two bins
     smoothed = np.convolve(histogram, np.ones(3), mode="same")
-    return int(np.argmax(smoothed)) - max_lag
+    best = np.flatnonzero(smoothed == smoothed.max())
+    return int(best[np.argmax(histogram[best])]) - max_lag  # a tie goes to the lag with most exact pairs
 
 
 @dataclass(frozen=True)
@@ -299,9 +322,9 @@ def decompose(data: np.ndarray, fs: float, settings: DecompositionSettings | Non
     if not np.isfinite(data).all():
         raise ValueError("the calibration data holds NaN or infinite samples")
     n_samples, n_channels = data.shape
-    extension = settings.extension_for(n_channels)
+    extension = settings.extension_for(n_channels, n_samples)
     sos = bandpass_sos(fs, settings)
-    filtered = signal.sosfilt(sos, data.astype(np.float64), axis=0).astype(np.float32)
+    filtered = bandpass(sos, data)
     extended = extend(filtered, extension)
     whitened, whitening, mean = _whiten(extended)
     del extended
@@ -424,8 +447,8 @@ def remove_duplicates(units: list[MotorUnit], fs: float, settings: Decomposition
 
 
 def sources(decomposition: Decomposition, data: np.ndarray) -> np.ndarray:
-    """(U, N) normalised sources s|s|/scale of every unit over ``data`` (raw µV), filtered causally from rest."""
-    filtered = signal.sosfilt(decomposition.sos, np.asarray(data, dtype=np.float64), axis=0).astype(np.float32)
+    """(U, N) normalised sources s|s|/scale of every unit over ``data`` (raw µV), as the live path computes them."""
+    filtered = bandpass(decomposition.sos, data)
     extended = extend(filtered, decomposition.extension)
     flat = decomposition.filters.reshape(len(decomposition.units), -1).astype(np.float32)
     raw = flat @ extended + np.array([unit.bias for unit in decomposition.units], dtype=np.float32)[:, None]
@@ -443,3 +466,18 @@ def detect(decomposition: Decomposition, data: np.ndarray) -> list[np.ndarray]:
         peaks = peak_candidates(values, half_window)
         found.append(peaks[values[peaks] > unit.threshold])
     return found
+
+
+def match_to_reference(
+    found: list[np.ndarray], reference: list[np.ndarray], tolerance: int, max_lag: int
+) -> list[tuple[int, Agreement]]:
+    """For each reference train, the found train (index, agreement) with the highest rate of agreement; index -1
+    and an empty agreement when nothing was found."""
+    matches = []
+    for train in reference:
+        scored = [(index, agreement(candidate, train, tolerance, max_lag)) for index, candidate in enumerate(found)]
+        if not scored:
+            matches.append((-1, Agreement(0, 0, int(len(train)), 0)))
+            continue
+        matches.append(max(scored, key=lambda pair: pair[1].rate_of_agreement))
+    return matches

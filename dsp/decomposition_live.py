@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from dsp.decomposition import Decomposition, local_peak_mask
+from dsp.decomposition import Decomposition, filter_state_at, local_peak_mask
 
 #: a unit silent for this long has no instantaneous rate (its previous discharge belongs to another burst)
 MAX_INTERVAL_S = 1.0
@@ -63,8 +63,8 @@ class LiveDecomposer:
         self.reset()
 
     def reset(self, next_counter: int | None = None) -> None:
-        """Forget the stream (a gap): filters restart from rest, as the calibration's did at its first sample."""
-        self._zi = np.zeros((self.decomposition.sos.shape[0], 2, self.n_channels))
+        """Forget the stream (a gap): the band-pass restarts at the next sample as the calibration did."""
+        self._zi: np.ndarray | None = None  # set from the first sample of the stream (dsp.decomposition.bandpass)
         self._history = np.zeros((self.extension - 1, self.n_channels), dtype=np.float32)
         width = 2 * self.delay_samples
         self._values = np.full((self.n_units, width), -np.inf, dtype=np.float32)  # undecided tail, -inf: none
@@ -83,7 +83,10 @@ class LiveDecomposer:
         if self._next_counter is not None and first_counter != self._next_counter:
             self.reset(first_counter)  # samples were lost: the extension and filter states no longer fit
         self._next_counter = first_counter + n
-        filtered, self._zi = signal.sosfilt(self.decomposition.sos, samples.astype(np.float64), axis=0, zi=self._zi)
+        samples = samples.astype(np.float64)
+        if self._zi is None:
+            self._zi = filter_state_at(self.decomposition.sos, samples[0])
+        filtered, self._zi = signal.sosfilt(self.decomposition.sos, samples, axis=0, zi=self._zi)
         normalised = self._sources(filtered.astype(np.float32))
         values = np.concatenate([self._values, normalised], axis=1)
         times = np.concatenate([self._times, np.asarray(timestamps, dtype=np.float64)])

@@ -1,0 +1,177 @@
+"""Motor-unit decomposition against the reference decomposition of the real HD-EMG file and the simulator's truth.
+
+One calibration of the real file (12 s of its plateau, 32 starts) and one of a short simulated grid are made once
+per module; every test reads them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.bench_decomposition import (
+    FS,
+    MAX_LAG,
+    TOLERANCE,
+    load_reference_file,
+    score_against_truth,
+    simulated_grid,
+    stream,
+)
+from dsp.decomposition import (
+    DecompositionSettings,
+    MotorUnit,
+    agreement,
+    decompose,
+    detect,
+    match_to_reference,
+    peak_candidates,
+    remove_duplicates,
+)
+from dsp.decomposition_live import LiveDecomposer
+
+CALIBRATION = (int(8 * FS), int(20 * FS))
+
+
+@pytest.fixture(scope="module")
+def reference_file() -> tuple[np.ndarray, list[np.ndarray]]:
+    grid, reference, _ = load_reference_file()
+    return grid, reference
+
+
+@pytest.fixture(scope="module")
+def calibrated(reference_file):
+    grid, _ = reference_file
+    return decompose(grid[CALIBRATION[0] : CALIBRATION[1]], FS, DecompositionSettings(starts=32))
+
+
+@pytest.fixture(scope="module")
+def streamed(calibrated, reference_file) -> list[np.ndarray]:
+    """The whole file through the live decomposer in 32-sample chunks, as an amplifier sends it."""
+    grid, _ = reference_file
+    found, _ = stream(calibrated, grid, np.full(grid.shape[0] // 32 + 1, 32))
+    return found
+
+
+def test_live_finds_the_reference_units_of_the_real_file(calibrated, streamed, reference_file):
+    _, reference = reference_file
+    assert all(unit.sil >= 0.9 for unit in calibrated.units)
+    roa = [score.rate_of_agreement for _, score in match_to_reference(streamed, reference, TOLERANCE, MAX_LAG)]
+    # calibrated on 12 s, streamed causally over all 32.5 s: 0.77 0.99 0.91 0.90 0.93; reference unit 0 is an
+    # irregular unit (ISI CoV 0.5 in the reference itself), see docs/decomposition.md
+    assert min(roa) >= 0.75, roa
+    assert np.median(roa) >= 0.9, roa
+    matched_units = [unit for unit, _ in match_to_reference(streamed, reference, TOLERANCE, MAX_LAG)]
+    assert len(set(matched_units)) == len(reference)  # five different units, not one unit matched five times
+
+
+def test_live_equals_offline_and_chunking_changes_nothing(calibrated, streamed, reference_file):
+    grid, _ = reference_file
+    offline = detect(calibrated, grid)
+    sizes = np.random.default_rng(3).integers(1, 700, grid.shape[0])
+    randomly_chunked, _ = stream(calibrated, grid, sizes)
+    for live_train, random_train, offline_train in zip(streamed, randomly_chunked, offline, strict=True):
+        np.testing.assert_array_equal(live_train, random_train)
+        assert agreement(live_train, offline_train, 0, 0).rate_of_agreement >= 0.999
+    # calibration discharges and the filter's detections over the calibration segment are the same discharges
+    lo, hi = CALIBRATION
+    for unit, train in zip(calibrated.units, offline, strict=True):
+        inside = train[(train >= lo) & (train < hi)] - lo
+        assert agreement(unit.discharges, inside, TOLERANCE, 0).rate_of_agreement >= 0.9
+
+
+def test_rates_and_delay(calibrated, reference_file):
+    grid, _ = reference_file
+    live = LiveDecomposer(calibrated, rate_window_s=1.0)
+    end = int(15 * FS)
+    counters, units, rates = [], [], []
+    for start in range(0, end, 64):
+        result = live.process(grid[start : start + 64], (start + np.arange(64)) / FS, start)
+        # decided at most a half window (+ the chunk) after the sample
+        assert (result.counters >= start - live.delay_samples).all()
+        assert (result.counters < start + 64 - live.delay_samples).all()
+        counters += result.counters.tolist()
+        units += result.units.tolist()
+        rates += result.instantaneous_hz.tolist()
+    counters, units, rates = np.array(counters), np.array(units), np.array(rates)
+    for unit in range(live.n_units):
+        train = counters[units == unit]
+        expected = FS / np.diff(train)
+        got = rates[units == unit][1:]
+        close = np.diff(train) <= FS  # a second of silence: no instantaneous rate
+        np.testing.assert_allclose(got[close], expected[close])
+        assert np.isnan(got[~close]).all()
+        last_second = ((train >= end - live.delay_samples - FS) & (train < end)).sum()
+        assert live.smoothed_rates()[unit] == pytest.approx(last_second, abs=1)
+    assert 5 < np.nanmedian(rates) < 30  # vastus lateralis at ~25 % MVC: motor units discharge at 5-30 Hz
+
+
+def test_units_are_found_again_after_a_gap(calibrated, reference_file):
+    grid, _ = reference_file
+    live = LiveDecomposer(calibrated)
+    before, after = int(12 * FS), int(14 * FS)
+    live.process(grid[:before], np.arange(before) / FS, 0)
+    resumed = live.process(grid[after:], np.arange(after, grid.shape[0]) / FS, after)  # 2 s lost
+    resumed_end = live.finish()
+    # after the gap the decomposer starts again as on a fresh stream: the discharges of an offline pass from there
+    offline = detect(calibrated, grid[after:])
+    for unit, train in enumerate(offline):
+        found = np.concatenate(
+            [resumed.counters[resumed.units == unit], resumed_end.counters[resumed_end.units == unit]]
+        )
+        assert agreement(found - after, train, 0, 0).rate_of_agreement >= 0.999
+
+
+def test_simulated_grid_units_match_their_true_discharges():
+    data, truth, size = simulated_grid("grid8x8", 8.0, 20.0, seed=0)
+    result = decompose(data, FS, DecompositionSettings(starts=16))
+    assert result.extension == 12  # 8 s x 2048 Hz over 64 channels: R capped at 20 samples per dimension
+    rows = score_against_truth([unit.discharges for unit in result.units], truth)
+    assert len(rows) >= 3
+    assert len({row["true_unit"] for row in rows}) == len(rows)  # no duplicates left
+    for row in rows:
+        assert row["sensitivity"] >= 0.9 and row["precision"] >= 0.9, row
+
+
+def test_agreement_counts_and_lag():
+    reference = np.arange(100, 10_000, 200)
+    found = np.concatenate([reference[:40] + 7, [5_555]])  # 40 shared at a lag of 7 samples, one extra
+    found[3] += 1  # within tolerance after the lag
+    found[4] += 3  # outside it
+    score = agreement(found, reference, tolerance=1, max_lag=20)
+    assert score.lag == -7
+    assert (score.common, score.only_first, score.only_second) == (39, 2, len(reference) - 39)
+    assert score.rate_of_agreement == pytest.approx(39 / (39 + 2 + len(reference) - 39))
+    assert agreement(found, reference, tolerance=1, max_lag=0).common == 0  # no lag search: nothing lines up
+
+
+def test_duplicates_keep_the_better_unit_and_distinct_units_stay():
+    rng = np.random.default_rng(0)
+    first = np.cumsum(rng.integers(150, 250, 100))
+    second = np.cumsum(rng.integers(150, 250, 100))
+
+    def unit(train: np.ndarray, sil: float) -> MotorUnit:
+        return MotorUnit(np.zeros((1, 1)), 0.0, 1.0, 0.5, sil, train)
+
+    kept = remove_duplicates([unit(first, 0.92), unit(first + 30, 0.97), unit(second, 0.91)], FS,
+                             DecompositionSettings())  # fmt: skip
+    assert [u.sil for u in kept] == [0.97, 0.91]
+
+
+def test_peaks_are_local_maxima_counted_once():
+    values = np.array([0, 1, 3, 3, 1, 0, 0, 5, 0, 2, 0], dtype=float)
+    assert peak_candidates(values, 1).tolist() == [2, 7, 9]
+    assert peak_candidates(values, 2).tolist() == [2, 7]
+
+
+def test_bad_input_is_refused(calibrated):
+    with pytest.raises(ValueError, match="at least 2 s"):
+        decompose(np.zeros((100, 4)), FS)
+    bad = np.ones((int(3 * FS), 4))
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        decompose(bad, FS)
+    with pytest.raises(ValueError, match="contrast"):
+        decompose(np.ones((int(3 * FS), 4)), FS, DecompositionSettings(contrast="nope"))
+    with pytest.raises(ValueError, match="64 channels"):
+        LiveDecomposer(calibrated).process(np.zeros((10, 8)), np.zeros(10), 0)
