@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,8 @@ def test_resource_section_times_each_dsp_stage_per_window_of_the_test_stream(eva
         assert 0 < figures["ms_per_window_p50"] <= figures["ms_per_window_p99"]
     assert set(resources["inference_ms_per_window"]) == {row["model"] for row in report["rows"]}
     process = resources["process"]
-    assert process["cpu_percent"] > 10 and 100 < process["rss_mb"] <= process["peak_rss_mb"]
+    # a share of the process CPU over wall time: any figure a 2-core box can give, never a speed bound
+    assert 0 < process["cpu_percent"] <= 100 * os.cpu_count() and 100 < process["rss_mb"] <= process["peak_rss_mb"]
     markdown = (evaluated / "evaluation.md").read_text()
     assert f"| filters | {expected_windows} |" in markdown and "Whole evaluation:" in markdown
 

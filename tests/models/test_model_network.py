@@ -11,6 +11,7 @@ from models.neurofusionnet import NetworkConfig, NeuroFusionNet, parameter_count
 from simulators.electrodes import ElectrodeLayout
 
 LAYOUTS = {1: "needle", 8: "ring8", 64: "grid8x8"}
+SHARED_PARAMETERS = 25_374  # NetworkConfig defaults with 5 features: every weight not tied to one electrode
 
 
 def make_network(n_channels: int, n_features: int = 5, **options) -> NeuroFusionNet:
@@ -36,7 +37,11 @@ def test_outputs_have_the_documented_shapes_and_attention_sums_to_one(n_channels
     assert attention.shape == (3, n_channels)
     assert fatigue.shape == (3,)
     np.testing.assert_allclose(attention.sum(dim=1).numpy(), 1.0, rtol=1e-5)
-    assert 10_000 < parameter_count(model) < 500_000
+    # weights are shared across electrodes except each one's identity embedding (hidden) and its slice of the
+    # position-aware readout (identity_width x hidden): the count grows by exactly that per channel
+    config = model.config
+    per_channel = config.hidden + config.identity_width * config.hidden
+    assert parameter_count(model) == SHARED_PARAMETERS + n_channels * per_channel
 
 
 @pytest.mark.parametrize("n_channels", [8, 64])
@@ -85,9 +90,61 @@ def test_the_13x5_grid_with_an_empty_corner_has_no_edge_to_the_missing_electrode
     assert int((edges[1] == first).sum()) == 1 + 1 + 3  # itself, (0, 2), and (1, 0), (1, 1), (1, 2)
 
 
-def test_ablation_switches_build_working_networks():
-    for options in ({"use_gnn": False}, {"use_attention": False}, {"use_features": False}, {"channel_identity": False}):
-        model = make_network(8, **options)
+# the parameters each switch must remove, by name prefix, and nothing else
+ABLATED_PARTS = {
+    "use_gnn": ("graph_layers.", "graph_norms."),
+    "use_attention": ("temporal.time_score.", "channel_score."),
+    "channel_identity": ("channel_embedding", "identity_projection.", "identity_readout."),
+}
+
+
+def test_ablation_switches_remove_their_parts_and_nothing_else():
+    full = make_network(8)
+    full_names = {name for name, _ in full.named_parameters()}
+    for switch, prefixes in ABLATED_PARTS.items():
+        model = make_network(8, **{switch: False})
+        names = {name for name, _ in model.named_parameters()}
+        removed = full_names - names
+        assert removed and all(name.startswith(prefixes) for name in removed), (switch, removed)
+        assert not any(name.startswith(prefixes) for name in names), switch
+        assert names <= full_names, switch  # nothing added: only widths after a removed part change
         with torch.no_grad():
             logits, attention, _ = model(*inputs(2, 8))
         assert logits.shape == (2, 3) and torch.isfinite(attention).all()
+    assert not any(isinstance(module, type(full.graph_layers[0])) for module in
+                   make_network(8, use_gnn=False).modules())
+    # without attention the readout is a plain mean over usable electrodes
+    with torch.no_grad():
+        _, attention, _ = make_network(8, use_attention=False)(*inputs(2, 8))
+    np.testing.assert_allclose(attention.numpy(), 1 / 8)
+
+
+def test_without_features_the_handcrafted_features_cannot_change_the_output():
+    windows, features, mask = inputs(2, 8)
+    without = make_network(8, use_features=False)
+    assert without.fusion[0].in_features == without.config.hidden + 1  # the log amplitude only
+    assert make_network(8).fusion[0].in_features == without.config.hidden + 1 + 5
+    with torch.no_grad():
+        first, _, _ = without(windows, features, mask)
+        second, _, _ = without(windows, features * 100 + 7, mask)
+        used, _, _ = make_network(8)(windows, features, mask)
+        changed, _, _ = make_network(8)(windows, features * 100 + 7, mask)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    assert not torch.allclose(used, changed)  # the same change does reach a network that uses them
+
+
+def test_the_no_regularisation_ablation_switches_every_regulariser_off_and_keeps_the_rest():
+    from dataclasses import asdict
+
+    from models.training import TrainingConfig
+
+    regularised = TrainingConfig(weight_decay=1e-3, label_smoothing=0.1, mixup_alpha=0.2, channel_drop=0.1,
+                                 gain_jitter=0.1, channel_gain=2.0, electrode_shift=0.5, effort_scale=4.0,
+                                 epochs=15, patience=5)
+    plain = asdict(regularised.without_regularisation())
+    neutral = {"weight_decay": 0.0, "label_smoothing": 0.0, "mixup_alpha": 0.0, "channel_drop": 0.0,
+               "gain_jitter": 0.0, "channel_gain": 1.0, "electrode_shift": 0.0, "effort_scale": 1.0,
+               "patience": 16}  # early stopping can no longer stop before the last epoch
+    assert {key: plain[key] for key in neutral} == neutral
+    assert {key: value for key, value in plain.items() if key not in neutral} == {
+        key: value for key, value in asdict(regularised).items() if key not in neutral}
