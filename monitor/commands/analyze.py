@@ -48,8 +48,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "to learn a rest level from, e.g. one continuous hold")
     fatigue.add_argument("--contraction", action="append", metavar="START-END",
                          help="a contraction's span in seconds from the analysed part's start (repeatable)")
+    cohort = parser.add_argument_group(
+        "cohort (FILE is a folder, a quoted glob such as 'data/**/*.edf', or a manifest CSV with a 'file' column: "
+        "every recording a task on a Dask cluster; the table is resumable, see docs/cohort.md)")
+    cohort.add_argument("--scheduler", metavar="ADDRESS",
+                        help="an existing Dask scheduler (tls://HOST:PORT; tcp:// only on this machine); default: a "
+                        "local cluster of worker processes on 127.0.0.1")
+    cohort.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    cohort.add_argument("--tls-ca-file", help="TLS: the cluster's certificate authority (PEM)")
+    cohort.add_argument("--tls-cert", help="TLS: this client's certificate (PEM)")
+    cohort.add_argument("--tls-key", help="TLS: this client's private key (PEM)")
+    cohort.add_argument("--no-dashboard", action="store_true", help="no Dask dashboard for the local cluster")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--decompose", action="store_true",
+                        help="also decompose a high-density recording into motor units: discharges.csv, "
+                        "decomposition.json, raster and MUAP maps (docs/decomposition.md)")
+    parser.add_argument("--decompose-starts", type=int, default=64, metavar="N",
+                        help="fixed-point starts of --decompose (default 64; fewer is faster, finds fewer units)")
     add_reader_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -66,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--age {args.age:g} is not an age in years")
     targets = [Path(name) for name in args.file]
     target = targets[0]
+    from monitor.cohort.sources import is_cohort_target
+
+    if is_cohort_target(args.file):
+        from monitor.cohort.runner import run_cohort
+
+        out = Path(args.out) if args.out else Path(f"{_stem(target)}-analysis")
+        return run_cohort(args, prepare_output_folder(out))
     if len(targets) > 1 and any(path.is_dir() for path in targets):
         raise UserError("several recordings are pooled as one muscle: name files, not folders")
     out = prepare_output_folder(Path(args.out) if args.out else Path(f"{_stem(target)}-analysis"))
@@ -182,6 +205,10 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
         analysis.summary.update(_needle_summary(signals, model, out, args))
         needle_files.append(out / "needle.json")
     written = write_report(analysis, out, figures=not args.no_figures) + needle_files
+    if getattr(args, "decompose", False):  # after report.md exists: it appends its section there
+        from monitor.recordings.decomposition_report import write_decomposition_report
+
+        written += write_decomposition_report(recording, out, args.decompose_starts, figures=not args.no_figures)
     summary = analysis.summary
     decided = f", majority {summary['majority_label']}" if "majority_label" in summary else ""
     print(

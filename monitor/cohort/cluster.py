@@ -1,0 +1,106 @@
+"""Where the cohort's tasks run: a local Dask cluster of processes on 127.0.0.1, or an existing one.
+
+The local cluster speaks TLS with credentials made for this run (``Security.temporary``): Dask ships tasks as
+pickles, so a scheduler any local user could reach would run their code as ours. An existing cluster is reached
+with the user's certificates; a remote one without TLS is refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from monitor.errors import UserError
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    scheduler: str | None = None  # tcp://HOST:PORT or tls://HOST:PORT of an existing scheduler
+    workers: int | None = None  # local worker processes (default: one per core)
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"
+    dashboard: bool = True
+    tls_ca_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def check_scheduler_address(address: str, has_tls: bool) -> str:
+    """The address if it may be used; a remote scheduler without TLS (or a plain tcp:// one) is refused."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname or parts.port is None:
+        raise UserError(f"--scheduler {address}: expected tcp://HOST:PORT or tls://HOST:PORT")
+    if not _is_loopback(parts.hostname) and (parts.scheme != "tls" or not has_tls):
+        raise UserError(
+            f"--scheduler {address} is not on this machine and needs TLS: give a tls:// address with "
+            "--tls-ca-file, --tls-cert and --tls-key (Dask's security options); tasks travel as pickles, so an "
+            "unauthenticated scheduler would run anyone's code"
+        )
+    if parts.scheme == "tls" and not has_tls:
+        raise UserError(f"--scheduler {address}: a tls:// scheduler needs --tls-ca-file, --tls-cert and --tls-key")
+    return f"{parts.scheme}://{parts.hostname}:{parts.port}"
+
+
+def _security(options: ClusterOptions):  # -> distributed.Security
+    from distributed import Security
+
+    given = [options.tls_ca_file, options.tls_cert, options.tls_key]
+    if any(given) and not all(given):
+        raise UserError("TLS needs all three of --tls-ca-file, --tls-cert and --tls-key")
+    for path in filter(None, given):
+        if not os.path.isfile(path):
+            raise UserError(f"TLS file not found: {path}")
+    if not all(given):
+        return None
+    return Security(tls_ca_file=options.tls_ca_file, tls_client_cert=options.tls_cert,
+                    tls_client_key=options.tls_key, require_encryption=True)
+
+
+@contextmanager
+def connect(options: ClusterOptions) -> Iterator[object]:
+    """A ``distributed.Client``; a local cluster it started is closed with it."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # the user sees our progress, not Dask's chatter
+    if options.scheduler:
+        security = _security(options)
+        address = check_scheduler_address(options.scheduler, security is not None)
+        try:
+            client = Client(address, security=security, timeout="10s")
+        except (OSError, TimeoutError) as error:
+            raise UserError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        with client:
+            yield client
+        return
+    workers = options.workers or os.cpu_count() or 1
+    if workers < 1:
+        raise UserError(f"--workers {workers}: need at least one worker process")
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=options.threads_per_worker, processes=True, host="127.0.0.1",
+        dashboard_address="127.0.0.1:0" if options.dashboard and _has_bokeh() else None,
+        security=True, memory_limit=options.memory_limit, silence_logs=logging.ERROR,
+    )
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def _has_bokeh() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
