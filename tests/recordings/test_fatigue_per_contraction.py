@@ -139,3 +139,42 @@ def test_on_real_myo_gestures_each_gesture_is_one_contraction():
         # found from the signal alone: after the cue (the muscle answers late), inside the 5 s gesture
         assert onset < contraction.start_s < onset + 1.5 and contraction.end_s < onset + 5.5
         assert contraction.duration_s > 3.0 and contraction.state is None  # under 10 s: too short to judge
+
+
+def test_the_fatigue_figure_draws_each_contractions_trend_line_and_state(two_contractions, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    from matplotlib.colors import to_rgb
+
+    from monitor.recordings import open_recording
+    from monitor.recordings.analysis import analyze_recording
+    from monitor.recordings.fatigue_report import STATE_COLOURS, TREND_COLOUR, fatigue_figure
+
+    class KeepFigure:  # pyplot, except that the figure is kept for inspection instead of closed
+        figure = None
+
+        def __getattr__(self, name):
+            return getattr(pyplot, name)
+
+        def close(self, figure):
+            self.figure = figure
+
+    analysis = analyze_recording(open_recording(two_contractions))
+    keeper = KeepFigure()
+    fatigue_figure(analysis, tmp_path / "fatigue.png", keeper)
+    spectral, _, strip = keeper.figure.axes
+    trends = [line for line in spectral.lines if line.get_linestyle() == "--"]
+    assert len(trends) == len(analysis.contractions) == 2
+    for line, contraction in zip(trends, analysis.contractions, strict=True):
+        assert to_rgb(line.get_color()) == pytest.approx(TREND_COLOUR)
+        x, y = line.get_data()
+        assert x.tolist() == [contraction.start_s, contraction.end_s]
+        assert y[1] - y[0] == pytest.approx(contraction.mdf_slope_hz_per_min * contraction.duration_s / 60.0)
+    # each contraction shaded in its state's colour, and the live states along the bottom
+    shades = [patch.get_facecolor()[:3] for patch in spectral.patches]
+    expected = [tuple(c / 255 for c in STATE_COLOURS[contraction.state]) for contraction in analysis.contractions]
+    assert [pytest.approx(colour) for colour in expected] == shades
+    assert len(strip.images) == 1
+    pyplot.close(keeper.figure)
