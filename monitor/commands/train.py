@@ -219,11 +219,53 @@ def feature_names(args: argparse.Namespace) -> list[str]:
     return [] if args.no_features else list(MODEL_FEATURES)
 
 
+def run_needle(args: argparse.Namespace) -> int:
+    """`train --mode needle` on a labelled needle study: patient-wise CV, final test, bundle (models/needle_run)."""
+    import torch
+    from rich.console import Console
+
+    from models.needle_corpus import scan
+    from models.needle_run import run as run_protocol
+    from monitor.errors import UserError
+
+    if args.data == SIMULATOR:
+        raise UserError("--mode needle trains on labelled needle recordings: give --data FOLDER or a manifest .csv")
+    torch.set_num_threads(args.threads)
+    console = Console(stderr=True)
+    infos = scan(args.data)
+    if len({info.patient for info in infos}) < 10:
+        raise UserError(f"{args.data}: {len({i.patient for i in infos})} patients; a patient-wise 5-fold "
+                        "cross-validation with a final test needs at least 10")
+    out = Path(args.out if args.out != "runs/train" else "runs/train-needle")
+    report = run_protocol(infos, out, seed=args.seed, default_fs=args.fs, log=console.print)
+    chosen = report["bundled_configuration"]["name"]
+    if chosen:
+        figures = report["final_test"][chosen]["per_patient"]
+        console.print(f"bundled {chosen}: final-test patient balanced accuracy {figures['balanced_accuracy']:.3f} "
+                      f"{[round(v, 3) for v in figures['interval_95']['balanced_accuracy']]}; "
+                      f"{report['minutes']['total']:.1f} min in all")
+    return 0
+
+
+def is_needle_study(data: str) -> bool:
+    """A folder of the clinical needle set's files or with a manifest.csv, or a manifest (file, patient, label)."""
+    from models.needle_corpus import parse_shared_name
+
+    path = Path(data)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "patient" in path.open().readline()
+    if not path.is_dir():
+        return False
+    return (path / "manifest.csv").is_file() or any(parse_shared_name(p) for p in path.rglob("*.asc*"))
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from models.training import rich_progress, train_and_save
 
+    if args.mode == "needle" and is_needle_study(args.data):
+        return run_needle(args)
     console = Console(stderr=True)
     train, validation, test = load_split(args)
     if args.data == SIMULATOR:
