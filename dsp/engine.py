@@ -90,6 +90,7 @@ class DspEngine(threading.Thread):
         self.stats = EngineStats()
         self.profiler = StageProfiler()  # per-stage time per window, CPU and memory (status bar, reports)
         self._subscribers: list[Callable[[list[WindowResult]], None]] = []
+        self._sample_listeners: list[Callable[[np.ndarray, np.ndarray, int], None]] = []
         self._stop_requested = threading.Event()
         self._lock = threading.Lock()
         self._last_timestamp: float | None = None
@@ -127,6 +128,11 @@ class DspEngine(threading.Thread):
     def subscribe(self, callback: Callable[[list[WindowResult]], None]) -> None:
         self._subscribers.append(callback)
 
+    def add_sample_listener(self, callback: Callable[[np.ndarray, np.ndarray, int], None]) -> None:
+        """``callback(raw samples, timestamps, first_counter)`` in this thread for every chunk, before the windows'
+        subscribers: for per-sample work that needs no window (motor-unit discharges). It must be quick."""
+        self._sample_listeners.append(callback)
+
     def stop(self) -> None:
         self._stop_requested.set()
 
@@ -156,6 +162,8 @@ class DspEngine(threading.Thread):
             results = self._analyse(windows, started)
             self.profiler.record("quality+features+fatigue", time.perf_counter() - filtered_at, windows=len(windows))
         self.stats.samples_processed += len(timestamps)
+        for listener in self._sample_listeners:
+            listener(samples, timestamps, first_counter)
         self.stats.dropped_samples = self.reader.dropped
         if results:
             for callback in self._subscribers:

@@ -175,3 +175,63 @@ def test_bad_input_is_refused(calibrated):
         decompose(np.ones((int(3 * FS), 4)), FS, DecompositionSettings(contrast="nope"))
     with pytest.raises(ValueError, match="64 channels"):
         LiveDecomposer(calibrated).process(np.zeros((10, 8)), np.zeros(10), 0)
+
+
+def test_discharges_reach_an_lsl_inlet_through_the_engine(calibrated, reference_file):
+    """The real chain: DSP engine -> sample listener -> live decomposition -> LSL outlet -> inlet on loopback."""
+    import uuid
+
+    import pylsl
+
+    from dsp.engine import DspEngine
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decomposition_service import LiveDecomposition
+    from monitor.discharge_outlet import CHANNELS, DischargeOutlet
+    from monitor.lslenv import use_lsl_config
+
+    use_lsl_config()
+    grid, _ = reference_file
+    source_id = f"test-decomposition-{uuid.uuid4().hex[:8]}"
+    outlet = DischargeOutlet("grid", source_id)
+    found = pylsl.resolve_byprop("source_id", f"{source_id}-discharges", 1, 10.0)
+    assert found and found[0].channel_count() == len(CHANNELS)
+    inlet = pylsl.StreamInlet(found[0], max_buflen=60)
+    inlet.open_stream(timeout=10.0)
+
+    buffer = RingBuffer(int(30 * FS), 64)
+    service = LiveDecomposition(buffer, FS, outlet=outlet)
+    service.install(calibrated, seconds=12.0)
+    engine = DspEngine(buffer, FS)
+    engine.add_sample_listener(service.on_samples)
+    segment = grid[int(20 * FS) : int(26 * FS)]  # beyond the calibration
+    origin = pylsl.local_clock()
+    for start in range(0, segment.shape[0], 64):
+        chunk = segment[start : start + 64].astype(np.float32)
+        engine.process(chunk, origin + (start + np.arange(len(chunk))) / FS, start)
+
+    expected = LiveDecomposer(calibrated).process(segment, origin + np.arange(segment.shape[0]) / FS, 0)
+    assert service.published == len(expected) > 50
+    rows, stamps = [], []
+    deadline = pylsl.local_clock() + 10.0
+    while len(rows) < service.published and pylsl.local_clock() < deadline:
+        chunk, chunk_stamps = inlet.pull_chunk(timeout=0.5)
+        rows += chunk
+        stamps += chunk_stamps
+    rows = np.asarray(rows)
+    np.testing.assert_array_equal(rows[:, 0], expected.units)
+    assert (rows[:, 1] == 0).all()  # the first unit set
+    np.testing.assert_allclose(rows[:, 2], expected.instantaneous_hz.astype(np.float32), equal_nan=True)
+    np.testing.assert_allclose(stamps, expected.timestamps, atol=1e-6)
+
+
+def test_calibration_needs_enough_signal(reference_file):
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decomposition_service import LiveDecomposition
+
+    grid, _ = reference_file
+    buffer = RingBuffer(int(30 * FS), 64)
+    buffer.write(grid[: int(2 * FS)].astype(np.float32), np.arange(int(2 * FS)) / FS)
+    service = LiveDecomposition(buffer, FS)
+    service.calibrate(20.0, wait=True)
+    assert service.status.state == "failed" and "need 5 s" in service.status.message
+    assert service.decomposer is None
