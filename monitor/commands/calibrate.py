@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor.recordings.options import add_reader_arguments, reader_options
 
@@ -68,8 +68,18 @@ def parse_span(text: str, names: list[str]):
     return Span(source, start, end)
 
 
-def read_manifest(path: Path) -> list[tuple[Path, str]]:
-    """(recording file, class label) per row of a manifest CSV (columns file, label; others are for people)."""
+class Labelled(NamedTuple):
+    name: str  # file name (the whole path when two recordings share one)
+    path: Path
+    recording: Any
+    labels: Any  # per-sample class index, -1 where unlabelled
+    source: str  # where the labels came from: manifest, per-sample, annotations
+    patient: str | None  # the manifest's patient column
+
+
+def read_manifest(path: Path) -> list[tuple[Path, str, str | None]]:
+    """(recording file, class label, patient or None) per row of a manifest CSV (columns file, label and optionally
+    patient; others are for people)."""
     import csv
 
     from monitor.errors import UserError
@@ -86,7 +96,7 @@ def read_manifest(path: Path) -> list[tuple[Path, str]]:
     for number, row in enumerate(rows, start=2):
         if not row["file"] or not row["label"]:
             raise UserError(f"--manifest {path}: line {number} has no file or no label")
-        entries.append((path.parent / row["file"], row["label"]))
+        entries.append((path.parent / row["file"], row["label"], row.get("patient") or None))
     return entries
 
 
@@ -123,31 +133,31 @@ def class_labels(name: str, recording: Any, classes: list[str], manifest_label: 
                     "(WFDB --annotation, EDF+), or a --manifest row")
 
 
-def _labelled_recordings(args: argparse.Namespace, classes: list[str]) -> list[tuple[str, Path, Any, Any, str]]:
-    """(name, path, recording, class labels, label source) of every recording named on the command line."""
+def _labelled_recordings(args: argparse.Namespace, classes: list[str]) -> list[Labelled]:
+    """Every recording named on the command line or in the manifest, with its class labels."""
     from monitor.errors import UserError
     from monitor.recordings import open_recording
 
-    entries: list[tuple[Path, str | None]] = []
+    entries: list[tuple[Path, str | None, str | None]] = []
     for item in map(Path, args.recordings):
         if item.is_dir():
-            entries += [(p, None) for p in sorted(item.iterdir()) if p.is_file() and not p.name.startswith(".")]
+            entries += [(p, None, None) for p in sorted(item.iterdir()) if p.is_file() and not p.name.startswith(".")]
         elif item.is_file():
-            entries.append((item, None))
+            entries.append((item, None, None))
         else:
             raise UserError(f"recording not found: {item}")
     if args.manifest:
         entries += read_manifest(Path(args.manifest))
     if not entries:
         raise UserError("no recordings: name labelled recording files or folders, or give --manifest")
-    names = [path.name for path, _ in entries]
+    names = [path.name for path, _, _ in entries]
     if len(set(names)) < len(names):  # the same file name in two folders: spans and reports name the whole path
-        names = [str(path) for path, _ in entries]
+        names = [str(path) for path, _, _ in entries]
     labelled = []
-    for name, (path, manifest_label) in zip(names, entries, strict=True):
+    for name, (path, manifest_label, patient) in zip(names, entries, strict=True):
         recording = open_recording(path, **reader_options(args))
         labels, source = class_labels(name, recording, classes, manifest_label)
-        labelled.append((name, path, recording, labels, source))
+        labelled.append(Labelled(name, path, recording, labels, source, patient))
     return labelled
 
 
@@ -187,6 +197,7 @@ def _calibrate_needle(args: argparse.Namespace, base_path: Path, model: Any, car
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    import numpy as np
     from rich.console import Console
 
     from models.calibration import (
@@ -215,12 +226,12 @@ def run(args: argparse.Namespace) -> int:
     if mode == "needle":  # dispatch point: needle models have their own preprocessing and calibration
         return _calibrate_needle(args, base_path, model, card)
     labelled = _labelled_recordings(args, list(card.classes))
-    files = [path for _, path, _, _, _ in labelled]
-    names = [name for name, _, _, _, _ in labelled]
+    files = [item.path for item in labelled]
+    names = [item.name for item in labelled]
     spans = [parse_span(text, names) for text in args.span] if args.span else None
     calibration_parts, held_out_parts, used_spans = [], [], []
-    budgets = shared_budget([labels[labels >= 0] for _, _, _, labels, _ in labelled], args.seconds_per_class)
-    for (name, _, recording, values, _), budget in zip(labelled, budgets, strict=True):
+    budgets = shared_budget([item.labels[item.labels >= 0] for item in labelled], args.seconds_per_class)
+    for (name, _, recording, values, _, _), budget in zip(labelled, budgets, strict=True):
         if recording.layout is not None:
             try:
                 card.check_layout(recording.layout)
@@ -246,10 +257,19 @@ def run(args: argparse.Namespace) -> int:
     names_used = card.feature_names
     held_out_tensors = to_tensors(held_out, names_used)  # features computed once for both models
 
+    patients = {item.name: item.patient for item in labelled if item.patient}
+
     def held_out_figures(network: Any) -> dict[str, Any]:
         predicted = predict_logits(network, held_out_tensors).argmax(dim=1).numpy()
-        return {**classification_metrics(held_out.labels, predicted, list(card.classes)),
-                **held_out_breakdown(held_out, predicted)}
+        figures = {**classification_metrics(held_out.labels, predicted, list(card.classes)),
+                   **held_out_breakdown(held_out, predicted)}
+        if patients:  # the manifest's people: one accuracy each over all their recordings' held-out windows
+            of_window = np.array([patients.get(str(group), "") for group in held_out.groups])
+            figures["accuracy_by_patient"] = {
+                patient: round(float(np.mean(predicted[of_window == patient] == held_out.labels[of_window == patient])),
+                               4)  # as accuracy_by_group
+                for patient in sorted(set(patients.values())) if (of_window == patient).any()}
+        return figures
 
     before_metrics = held_out_figures(model)
     before = before_metrics["accuracy"]
@@ -270,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         "calibration": {
             "base_model_id": card.model_id, "base_checkpoint": str(base_path), "base_sha256": file_sha256(base_path),
             "recordings": [str(path) for path in files], "spans": [asdict(span) for span in used_spans],
-            "label_sources": {name: source for name, _, _, _, source in labelled}, "mode": mode,
+            "label_sources": {item.name: item.source for item in labelled}, "mode": mode,
+            "patients": patients or None,
             "reader_options": {k: v for k, v in reader_options(args).items() if v is not None},
             "seconds_per_class": None if spans else args.seconds_per_class, "windows": len(calibration),
             "held_out_windows": len(held_out), "epochs": args.epochs, "learning_rate": args.learning_rate,

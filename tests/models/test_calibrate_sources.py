@@ -126,6 +126,10 @@ def test_calibrate_on_a_manifest_of_whole_recordings_keeps_the_base_models_accur
     assert truth_counts.tolist() == [result["after"]["n_windows"] // 3] * 3
     assert truth_counts[0] == pytest.approx(5 * 20 - 3, abs=2)
     assert set(result["after"]["accuracy_by_group"]) == {f"p{i}.edf" for i in range(3)}
+    # one recording per patient here: the manifest's patients get the same figures as their recordings
+    assert calibration["patients"] == {f"p{i}.edf": f"p{i}" for i in range(3)}
+    assert result["before"]["accuracy_by_patient"] == {
+        f"p{i}": result["before"]["accuracy_by_group"][f"p{i}.edf"] for i in range(3)}
     assert result["before"]["accuracy"] > 0.9
     assert result["after"]["accuracy"] >= result["before"]["accuracy"]
 
