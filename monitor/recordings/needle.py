@@ -104,8 +104,15 @@ class MuscleReading:
             "mean": {k: _finite(v) for k, v in report.summary.mean.items()},
             "mean_flags": dict(report.summary.mean_flags),
             "notes": list(report.notes),
+            "reference": _reference_of(report),
             "per_recording": self.per_recording,
         }
+
+
+def _reference_of(report: Any) -> Any:
+    """The reference values the reading used (the muscle's, from ``dsp.mup_references``), or None: generic."""
+    reference = getattr(report, "reference", None)
+    return None if reference is None else reference.to_dict()
 
 
 def _finite(value: float) -> float | None:
@@ -113,31 +120,37 @@ def _finite(value: float) -> float | None:
 
 
 def read_muscle(signals: list[NeedleSignal], muscle: str | None = None, age: float | None = None) -> MuscleReading:
-    """MUPs of every recording, summarised and read together as one muscle (UserError for a signal the analysis
-    cannot take)."""
-    from dsp.mup_measures import summarise
-    from dsp.mup_reading import NeedleReport, analyse_needle, read_pattern
+    """MUPs of every recording against the reference of ``muscle`` (and ``age``), pooled and read together as one
+    muscle (``dsp.mup_reading.pool_reports``); UserError for a signal the analysis cannot take."""
+    from dsp import mup_reading
 
+    with_references = hasattr(mup_reading, "pool_reports")  # the per-muscle references (dsp.mup_references)
     reports, per_recording = [], []
     for signal in signals:
         try:
-            report = analyse_needle(signal.samples, signal.fs)
+            if with_references:
+                report = mup_reading.analyse_needle(signal.samples, signal.fs, muscle=muscle, age=age)
+            else:
+                report = mup_reading.analyse_needle(signal.samples, signal.fs)
         except ValueError as error:
             raise UserError(f"{signal.name}: needle analysis: {error}") from None
         reports.append(report)
         per_recording.append({**signal.describe(), "mups": len(report.measures), "reading": report.reading.label})
     if len(reports) == 1:
         return MuscleReading(reports[0], per_recording, muscle, age)
-    units = [unit for report in reports for unit in report.units]
+    if with_references:
+        return MuscleReading(mup_reading.pool_reports(reports, muscle, age), per_recording, muscle, age)
+    from dsp.mup_measures import summarise
+
     measures = [m for report in reports for m in report.measures]
     summary = summarise(measures)
     recruitments = [r for report in reports for r in report.recruitment]
-    pooled = NeedleReport(
-        fs=signals[0].fs, n_channels=1, duration_s=sum(report.duration_s for report in reports), units=units,
-        measures=measures, summary=summary, interference=[p for report in reports for p in report.interference],
-        recruitment=recruitments, reading=read_pattern(summary, recruitments),
-        notes=[note for report in reports for note in report.notes],
-    )
+    pooled = mup_reading.NeedleReport(
+        fs=signals[0].fs, n_channels=1, duration_s=sum(report.duration_s for report in reports),
+        units=[unit for report in reports for unit in report.units], measures=measures, summary=summary,
+        interference=[p for report in reports for p in report.interference], recruitment=recruitments,
+        reading=mup_reading.read_pattern(summary, recruitments), notes=[n for report in reports for n in report.notes],
+    )  # fmt: skip
     return MuscleReading(pooled, per_recording, muscle, age)
 
 

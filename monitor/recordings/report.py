@@ -242,6 +242,7 @@ def needle_markdown(summary: dict[str, Any]) -> str:
         f"{reading['recordings']} recording{'s' if reading['recordings'] != 1 else ''} (myopathic score "
         f"{reading['myopathic_score']}, neurogenic {reading['neurogenic_score']}) |",
         f"| evidence | {'; '.join(reading['evidence']) or 'none beyond the reference ranges'} |",
+        f"| reference | {_reference_text(reading)} |",
     ]  # fmt: skip
     means = reading.get("mean", {})
     if means:
@@ -272,6 +273,18 @@ def needle_markdown(summary: dict[str, Any]) -> str:
     for note in reading.get("notes", []):
         lines.append(f"\n> {note}")
     return "\n".join(lines) + "\n"
+
+
+def _reference_text(reading: dict[str, Any]) -> str:
+    reference = reading.get("reference")
+    if not reference:
+        return ("generic: tibialis anterior controls (--muscle picks the muscle's own)" if not reading.get("muscle")
+                else f"none published here for {reading['muscle']}: measures only")  # fmt: skip
+    parts = [f"{reference['muscle']}: mean duration {reference['duration_mean_ms']:g} ± "
+             f"{reference['duration_sd_ms']:g} ms"]
+    if reference.get("amplitude_mean_uv") is not None:
+        parts.append(f"amplitude {reference['amplitude_mean_uv']:g} ± {reference['amplitude_sd_uv']:g} µV")
+    return ", ".join(parts) + (f" ({reference['source'].split(',')[0]})" if reference.get("source") else "")
 
 
 def _flag_mark(reading: dict[str, Any], name: str) -> str:
