@@ -8,6 +8,7 @@ groups apart: the reported test figures never come from windows of a recording t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -321,7 +322,7 @@ def simulated_corpus(
     cache_dir: str | Path | None = DEFAULT_CACHE,
     progress: Any = None,
     subject_gain_db: float = 12.0,
-    workers: int = 1,
+    run_tasks: Callable[[Callable[..., None], list[tuple]], list] | None = None,
 ) -> WindowSet:
     """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``
     (private to the user, each file checked against its recorded sha256 before use: models/weight_cache.py).
@@ -331,7 +332,9 @@ def simulated_corpus(
     without it the simulated conditions are separable by amplitude alone (neuropathic units are several times
     larger), which every model, LDA included, learns perfectly and no real recording would allow.
 
-    ``workers`` > 1 simulates the subjects missing from the cache in that many processes first.
+    ``run_tasks(function, calls)`` (e.g. ``monitor.cohort.cluster.TaskRunner``: Dask tasks) simulates the
+    subjects missing from the cache first, each task writing its subject to the cache and returning nothing, so no
+    signal passes through a scheduler.
     """
     from simulators.conditions import CONDITIONS
 
@@ -340,8 +343,9 @@ def simulated_corpus(
         for index in range(subjects_per_condition)
         for condition_index, condition in enumerate(CONDITIONS)
     ]
-    if workers > 1 and cache_dir is not None:
-        _fill_cache(wanted, duration_s, layout, fs, cache_dir, workers)
+    if run_tasks is not None and cache_dir is not None:
+        missing = [(c, s) for c, s in wanted if not is_verified(_cache_path(cache_dir, c, s, duration_s, layout, fs))]
+        run_tasks(_simulate_into_cache, [(c, s, duration_s, layout, fs, str(cache_dir)) for c, s in missing])
     parts = []
     for condition, seed in wanted:
         subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
@@ -367,18 +371,8 @@ def _cache_path(cache_dir: str | Path, condition: str, seed: int, duration_s: fl
     return Path(cache_dir) / f"sim-{SIMULATOR_VERSION}-{layout}-{fs:g}-{condition}-{seed}-{duration_s:g}s.npz"
 
 
-def _fill_cache(
-    wanted: list[tuple[str, int]], duration_s: float, layout: str, fs: float, cache_dir: str | Path, workers: int
-) -> None:
-    from concurrent.futures import ProcessPoolExecutor
-
-    missing = [(c, s) for c, s in wanted if not is_verified(_cache_path(cache_dir, c, s, duration_s, layout, fs))]
-    if not missing:
-        return
-    with ProcessPoolExecutor(workers) as pool:
-        futures = [pool.submit(_cached_subject, c, s, duration_s, layout, fs, cache_dir) for c, s in missing]
-        for future in futures:
-            future.result()
+def _simulate_into_cache(condition: str, seed: int, duration_s: float, layout: str, fs: float, cache_dir: str) -> None:
+    _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
 
 
 def _cached_subject(

@@ -93,7 +93,9 @@ def connect(options: ClusterOptions) -> Iterator[object]:
         raise UserError(f"--workers {workers}: need at least one worker process")
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=options.threads_per_worker, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0" if options.dashboard and _has_bokeh() else None,
+        # the scheduler's HTTP server (dashboard or not) and every worker's listen on loopback only
+        dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": options.dashboard and _has_bokeh()},
         security=True, memory_limit=options.memory_limit, silence_logs=logging.ERROR,
     )
     with cluster, Client(cluster) as client:
@@ -104,3 +106,45 @@ def _has_bokeh() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("bokeh") is not None
+
+
+def add_cluster_arguments(parser: object, workers_help: str) -> None:
+    """The options that choose where tasks run, shared by analyze, train and evaluate."""
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="an existing Dask scheduler (tls://HOST:PORT; tcp:// only on this machine); default: a "
+                        "local cluster of worker processes on 127.0.0.1")
+    parser.add_argument("--workers", type=int, help=workers_help)
+    parser.add_argument("--tls-ca-file", help="TLS: the cluster's certificate authority (PEM)")
+    parser.add_argument("--tls-cert", help="TLS: this client's certificate (PEM)")
+    parser.add_argument("--tls-key", help="TLS: this client's private key (PEM)")
+    parser.add_argument("--no-dashboard", action="store_true", help="no Dask dashboard for the local cluster")
+
+
+def options_from(args: object) -> ClusterOptions:
+    return ClusterOptions(scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None),
+                          dashboard=not getattr(args, "no_dashboard", False),
+                          tls_ca_file=getattr(args, "tls_ca_file", None), tls_cert=getattr(args, "tls_cert", None),
+                          tls_key=getattr(args, "tls_key", None))
+
+
+def wants_cluster(options: ClusterOptions) -> bool:
+    """A scheduler was named or more than one local worker asked for; one local worker runs in this process."""
+    return bool(options.scheduler) or (options.workers or 1) > 1
+
+
+class TaskRunner:
+    """``runner(function, calls)``: each call's arguments a Dask task, results in the order of ``calls``.
+
+    Given to the model code (which knows nothing of clusters) so that folds or simulated subjects run wherever
+    the command's cluster options say, or in this process when they ask for no cluster.
+    """
+
+    def __init__(self, options: ClusterOptions) -> None:
+        self.options = options
+
+    def __call__(self, function: object, calls: list[tuple]) -> list:
+        if not wants_cluster(self.options):
+            return [function(*call) for call in calls]
+        with connect(self.options) as client:
+            futures = [client.submit(function, *call, pure=False) for call in calls]
+            return client.gather(futures)

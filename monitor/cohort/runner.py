@@ -8,18 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor.cohort.cluster import ClusterOptions, connect
+from monitor.cohort.cluster import connect, options_from
 from monitor.cohort.sources import CohortItem, collect
 from monitor.cohort.table import CohortTable, content_hash, result_key
 
 # analyze's options that say where and how to run, not what the analysis computes (kept out of the result key)
 RUN_OPTIONS = ("file", "out", "quiet", "handler", "command", "verbose", "lsl_config", "scheduler", "workers",
                "tls_ca_file", "tls_cert", "tls_key", "no_dashboard")
-
-
-def cluster_options(args: argparse.Namespace) -> ClusterOptions:
-    return ClusterOptions(scheduler=args.scheduler, workers=args.workers, dashboard=not args.no_dashboard,
-                          tls_ca_file=args.tls_ca_file, tls_cert=args.tls_cert, tls_key=args.tls_key)
 
 
 def analysis_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,7 +44,7 @@ def run_cohort(args: argparse.Namespace, out: Path) -> int:
     skipped = len(items) - len(pending)
     n_workers = 0
     if pending:
-        with connect(cluster_options(args)) as client:
+        with connect(options_from(args)) as client:
             n_workers = len(client.scheduler_info().get("workers", {}))
             dashboard = getattr(client, "dashboard_link", None)
             if dashboard and not args.quiet:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from monitor.cohort.cluster import add_cluster_arguments
 from monitor.recordings.options import add_reader_arguments, reader_options
 
 
@@ -51,14 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cohort = parser.add_argument_group(
         "cohort (FILE is a folder, a quoted glob such as 'data/**/*.edf', or a manifest CSV with a 'file' column: "
         "every recording a task on a Dask cluster; the table is resumable, see docs/cohort.md)")
-    cohort.add_argument("--scheduler", metavar="ADDRESS",
-                        help="an existing Dask scheduler (tls://HOST:PORT; tcp:// only on this machine); default: a "
-                        "local cluster of worker processes on 127.0.0.1")
-    cohort.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
-    cohort.add_argument("--tls-ca-file", help="TLS: the cluster's certificate authority (PEM)")
-    cohort.add_argument("--tls-cert", help="TLS: this client's certificate (PEM)")
-    cohort.add_argument("--tls-key", help="TLS: this client's private key (PEM)")
-    cohort.add_argument("--no-dashboard", action="store_true", help="no Dask dashboard for the local cluster")
+    add_cluster_arguments(cohort, "local worker processes (default: one per core)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--decompose", action="store_true",

@@ -52,11 +52,16 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     simulator.add_argument("--subject-gain-db", type=float, default=12.0,
                            help="each subject's signal scaled by a random gain within +-this many dB (default 12), "
                            "as electrode contact and amplifier gain vary between patients")
-    simulator.add_argument("--sim-workers", type=int, default=1,
-                           help="processes simulating the subjects missing from the cache (default 1)")
+    simulator.add_argument("--sim-workers", dest="workers", type=int, help=argparse.SUPPRESS)  # older spelling
     simulator.add_argument("--cache", default=None,
                            help="folder caching generated subjects (default $XDG_CACHE_HOME/neurofusion, i.e. "
                            "~/.cache/neurofusion, private to you; 'none' disables)")
+
+    from monitor.cohort.cluster import add_cluster_arguments
+
+    add_cluster_arguments(parser.add_argument_group(
+        "where tasks run (simulated subjects missing from the cache, cross-validation folds: Dask tasks)"),
+        "local worker processes (default 1: everything in this process; more starts a local Dask cluster)")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +119,7 @@ def load_windows(args: argparse.Namespace):
         from rich.progress import Progress
 
         from models.datasets import DEFAULT_CACHE, simulated_corpus
+        from monitor.cohort.cluster import TaskRunner, options_from
 
         cache = None if str(args.cache).lower() == "none" else (args.cache or DEFAULT_CACHE)
         with Progress(transient=True) as bar:
@@ -121,7 +127,7 @@ def load_windows(args: argparse.Namespace):
             corpus = simulated_corpus(
                 args.subjects, duration_s=args.duration, layout=args.sim_layout, fs=args.sim_fs, cache_dir=cache,
                 progress=lambda done, total: bar.update(task, completed=done), subject_gain_db=args.subject_gain_db,
-                workers=args.sim_workers,
+                run_tasks=TaskRunner(options_from(args)),
             )
         return corpus
     return load_recordings(Path(args.data), args, UserError)

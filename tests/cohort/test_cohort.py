@@ -100,6 +100,19 @@ def test_a_remote_scheduler_needs_tls():
     assert check_scheduler_address("tls://10.20.30.40:8786", has_tls=True) == "tls://10.20.30.40:8786"
 
 
+def test_a_local_cluster_listens_on_loopback_only_and_speaks_tls():
+    import psutil
+
+    from monitor.cohort.cluster import ClusterOptions, connect
+
+    with connect(ClusterOptions(workers=1)) as client:
+        assert client.scheduler.address.startswith("tls://127.0.0.1:")
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        listening = [c.laddr for p in processes for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    assert len(listening) >= 3  # scheduler, its HTTP server, the worker (and the worker's nanny and HTTP server)
+    assert {address.ip for address in listening} == {"127.0.0.1"}
+
+
 def _start(command: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
                             cwd=Path(__file__).resolve().parents[2])
