@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal
-from sklearn.cluster import KMeans
 
 CONTRASTS = ("skew", "logcosh", "cube")
 #: calibration samples per extended dimension below which the extension is shortened: with 12 per dimension (6 s of
@@ -174,6 +173,8 @@ def split_discharges(heights: np.ndarray, seed: int = 0) -> tuple[np.ndarray, fl
 
     SIL as in MUedit: (between - within) / max(within, between), with the squared distances of the discharge class
     to its own centroid (within) and to the other centroid (between)."""
+    from sklearn.cluster import KMeans  # here: importing scikit-learn takes a second the GUI need not wait for
+
     if heights.size < 3:
         return np.zeros(heights.size, dtype=bool), math.inf, 0.0
     model = KMeans(n_clusters=2, n_init=3, random_state=seed).fit(heights.reshape(-1, 1))

@@ -15,6 +15,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from monitor.acquisition import signal_status
 from monitor.errors import UserError
+from monitor.gui import decomposition as decomposition_view
 from monitor.gui import needle as needle_view
 from monitor.gui.classification import ClassificationView
 from monitor.gui.electrodes import ElectrodesView
@@ -29,6 +30,7 @@ FRAME_INTERVAL_MS = 33
 #: redraw every N ticks, per view
 EVERY_TICKS = {"spectrum": 6, "classification": 8, "fatigue": 8, "electrodes": 8, "status": 8}
 NEEDLE_EVERY_TICKS = 15  # the needle panel only redraws when its background analysis (every few s) has news
+DECOMPOSITION_EVERY_TICKS = 3  # the motor-unit raster at ~10 Hz
 BANNER_LOST = "background: rgb(200, 40, 40); color: white; font-size: 14pt; font-weight: bold; padding: 6px;"
 BANNER_WAITING = "background: rgb(90, 90, 100); color: white; font-size: 14pt; padding: 6px;"
 
@@ -87,6 +89,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if needle_view.wanted(state, pipeline.engine.settings.mode):
             self.needle = needle_view.NeedleView(pipeline)  # MUPs and their reading beside the network's verdict
             left.addWidget(self.needle)
+        self.decomposition = None  # motor-unit panel: U opens it on a grid stream (monitor/gui/decomposition.py)
+        self._decomposition_dock: QtWidgets.QDockWidget | None = None
+        if decomposition_view.wanted(state):
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence("U"), self)
+            shortcut.activated.connect(self.toggle_decomposition)
         self.adaptation = None
         if adaptation is not None:  # label the live signal, adapt the model, hot-swap it (monitor/adaptation)
             from monitor.gui.adaptation import AdaptationPanel
@@ -143,6 +150,19 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._refresh_view(name)
         if self.needle is not None and (everything or self.ticks % NEEDLE_EVERY_TICKS == 0):
             self._refresh_view("needle")
+        dock = self._decomposition_dock
+        if dock is not None and dock.isVisibleTo(self) and (everything or self.ticks % DECOMPOSITION_EVERY_TICKS == 0):
+            self._refresh_view("decomposition")
+
+    def toggle_decomposition(self) -> None:
+        """Shows or hides the motor-unit panel in a dock; the first time creates it, its discharge outlet with it."""
+        if self._decomposition_dock is None:
+            self.decomposition = decomposition_view.DecompositionPanel(self.pipeline)
+            self._decomposition_dock = QtWidgets.QDockWidget("Motor units", self)
+            self._decomposition_dock.setWidget(self.decomposition)
+            self.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, self._decomposition_dock)
+            return
+        self._decomposition_dock.setVisible(not self._decomposition_dock.isVisibleTo(self))
 
     def _refresh_view(self, name: str) -> None:
         # one broken view must not blank the others (nor raise into Qt's loop at 30 Hz): log it once, keep going

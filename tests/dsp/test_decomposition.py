@@ -235,3 +235,56 @@ def test_calibration_needs_enough_signal(reference_file):
     service.calibrate(20.0, wait=True)
     assert service.status.state == "failed" and "need 5 s" in service.status.message
     assert service.decomposer is None
+
+
+class _GridFileSource:
+    """The real grid file from 20 s on, paced onto LSL by the project's Amplifier (through tests.gui.streams)."""
+
+    def __init__(self, grid: np.ndarray) -> None:
+        from simulators.electrodes import ElectrodeLayout
+
+        self.fs = FS
+        self.layout = ElectrodeLayout.from_name("grid13x5")
+        self.n_channels = 64
+        self.channel_labels = list(self.layout.labels)
+        self._data = grid.astype(np.float32)
+        self._position = 0
+
+    def read(self, n: int) -> np.ndarray:
+        rows = (self._position + np.arange(n)) % self._data.shape[0]
+        self._position += n
+        return self._data[rows]
+
+
+def test_gui_panel_draws_the_live_discharges_of_a_real_stream(qtbot, calibrated, reference_file):
+    import pylsl
+
+    from monitor.gui.main_window import MainWindow
+    from tests.gui.conftest import start_pipeline, stop_pipeline
+    from tests.gui.streams import LiveStream
+
+    grid, _ = reference_file
+    stream = LiveStream(_GridFileSource(grid[int(20 * FS) :]), name="decomposition-gui").start()
+    pipeline = start_pipeline(stream)
+    try:
+        window = MainWindow(pipeline)
+        qtbot.addWidget(window)
+        assert window.decomposition is None  # nothing runs, no outlet exists until the panel is opened
+        window.toggle_decomposition()
+        panel = window.decomposition
+        assert pylsl.resolve_byprop("source_id", f"{stream.source_id}-discharges", 1, 10.0)
+        panel.service.install(calibrated, seconds=12.0)
+        qtbot.waitUntil(lambda: panel.service.published > 40, timeout=20_000)
+        window.refresh(everything=True)
+        assert "view decomposition" not in str(window.view_errors)
+        assert len(panel.raster_points.data) > 20  # the discharges of the last 10 s on the raster
+        assert set(panel.raster_points.data["y"].astype(int)) <= set(range(len(calibrated.units)))
+        assert "Hz" in panel.rates_label.text() and "calibrated" not in panel.status_label.text().lower()
+        unit = int(np.argmax(panel.service.decomposer.total_discharges))
+        amplitudes = panel.muap_map([row[2] for row in panel.service.recent(0.0) if row[1] == unit])
+        assert amplitudes is not None and amplitudes.shape == (64,) and 20 < amplitudes.max() < 5000  # µV
+        window.toggle_decomposition()
+        assert not window._decomposition_dock.isVisibleTo(window)
+    finally:
+        stop_pipeline(pipeline)
+        stream.vanish()

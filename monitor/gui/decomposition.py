@@ -1,0 +1,170 @@
+"""Motor-unit panel for high-density grids: calibrate on demand, then each unit's discharges (raster), rates and
+MUAP map on the grid, live.
+
+The panel owns a ``monitor.decomposition_service.LiveDecomposition`` hooked to the DSP engine (discharges are
+found in the DSP thread and published on ``<stream>-discharges`` as they are decided); it only draws what the
+service recorded. Calibrate decomposes the newest N s of the raw buffer in a background thread: the GUI never
+waits for it and the new unit set takes over between two chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtWidgets
+
+WINDOW_S = 10.0  # raster and rate history shown
+MUAP_HALF_S = 0.025
+MIN_CHANNELS = 16
+
+
+def wanted(state: Any) -> bool:
+    """Whether a stream can be decomposed into motor units: a grid, or at least 16 EMG channels."""
+    layout = state.layout or {}
+    return layout.get("kind") == "grid" or len(getattr(state, "emg_channels", [])) >= MIN_CHANNELS
+
+
+def _colour(unit: int) -> tuple[int, int, int]:
+    return pg.intColor(unit, hues=12).getRgb()[:3]
+
+
+class DecompositionPanel(QtWidgets.QWidget):
+    def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None, publish: bool = True) -> None:
+        from monitor.decomposition_service import LiveDecomposition  # scikit-learn: only once the panel opens
+
+        super().__init__(parent)
+        self.pipeline = pipeline
+        state = pipeline.state
+        self.fs = float(state.fs)
+        outlet = None
+        if publish:
+            from monitor.discharge_outlet import DischargeOutlet
+
+            stream = pipeline.acquisition.stream
+            outlet = DischargeOutlet(stream.name, stream.source_id)
+        channels = np.asarray(getattr(state, "emg_channels", np.arange(state.n_channels)))
+        self.service = LiveDecomposition(pipeline.acquisition.buffer, self.fs, channels, outlet)
+        pipeline.engine.add_sample_listener(self.service.on_samples)
+        self.layout_positions = _grid_cells(state.layout, len(channels))
+
+        self.calibrate_button = QtWidgets.QPushButton("Calibrate")
+        self.calibrate_button.setToolTip("decompose the newest seconds of the signal (hold a steady contraction)")
+        self.calibrate_button.clicked.connect(self.calibrate)
+        self.seconds_box = QtWidgets.QSpinBox()
+        self.seconds_box.setRange(5, 30)
+        self.seconds_box.setValue(20)
+        self.seconds_box.setSuffix(" s")
+        self.status_label = QtWidgets.QLabel(self.service.status.message)
+        self.rates_label = QtWidgets.QLabel("")
+        self.unit_box = QtWidgets.QSpinBox()
+        self.unit_box.setPrefix("MUAP of unit ")
+        self.unit_box.setRange(0, 0)
+
+        self.raster = pg.PlotWidget()
+        self.raster.setLabel("left", "unit")
+        self.raster.setLabel("bottom", "s")
+        self.raster.setXRange(-WINDOW_S, 0)
+        self.raster_points = pg.ScatterPlotItem(symbol="s", size=4, pen=None)
+        self.raster.addItem(self.raster_points)
+        self.rates = pg.PlotWidget()
+        self.rates.setLabel("left", "rate (Hz)")
+        self.rates.setXRange(-WINDOW_S, 0)
+        self.rates.setYRange(0, 40)
+        self.rate_curves: list[pg.PlotDataItem] = []
+        self.muap = pg.PlotWidget()
+        self.muap.setAspectLocked(True)
+        self.muap.hideAxis("left")
+        self.muap.hideAxis("bottom")
+        self.muap_image = pg.ImageItem()
+        self.muap_image.setColorMap(pg.colormap.get("viridis"))
+        self.muap.addItem(self.muap_image)
+        self.muap_label = QtWidgets.QLabel("")
+
+        controls = QtWidgets.QHBoxLayout()
+        controls.addWidget(QtWidgets.QLabel("<b>Motor units</b>"))
+        controls.addWidget(self.calibrate_button)
+        controls.addWidget(self.seconds_box)
+        controls.addWidget(self.status_label, 1)
+        plots = QtWidgets.QVBoxLayout()
+        plots.addWidget(self.raster, 1)
+        plots.addWidget(self.rates, 1)
+        side = QtWidgets.QVBoxLayout()
+        side.addWidget(self.unit_box)
+        side.addWidget(self.muap, 1)
+        side.addWidget(self.muap_label)
+        body = QtWidgets.QHBoxLayout()
+        body.addLayout(plots, 3)
+        body.addLayout(side, 1)
+        column = QtWidgets.QVBoxLayout(self)
+        column.setContentsMargins(2, 2, 2, 2)
+        column.addLayout(controls)
+        column.addWidget(self.rates_label)
+        column.addLayout(body, 1)
+
+    def calibrate(self) -> None:
+        self.service.calibrate(float(self.seconds_box.value()))
+        self.status_label.setText(self.service.status.message)
+
+    # ----- drawing ------------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        self.status_label.setText(self.service.status.message)
+        n_units = self.service.n_units
+        self.unit_box.setRange(0, max(0, n_units - 1))
+        latest = self.pipeline.acquisition.buffer.latest(1)
+        if n_units == 0 or len(latest.timestamps) == 0:
+            self.raster_points.setData([], [])
+            return
+        now = float(latest.timestamps[-1])
+        rows = self.service.recent(now - WINDOW_S)
+        units = np.array([row[1] for row in rows], dtype=int)
+        times = np.array([row[3] for row in rows]) - now
+        rates = np.array([row[4] for row in rows])
+        self.raster_points.setData(times, units, brush=[pg.mkBrush(*_colour(u)) for u in units])
+        self.raster.setYRange(-0.5, n_units - 0.5)
+        while len(self.rate_curves) < n_units:
+            self.rate_curves.append(self.rates.plot(pen=pg.mkPen(_colour(len(self.rate_curves)), width=1)))
+        for unit, curve in enumerate(self.rate_curves):
+            mine = units == unit
+            curve.setData(times[mine], rates[mine], connect="finite")
+        smoothed = self.service.smoothed_rates()
+        self.rates_label.setText("rates (last 1 s): " + "  ".join(f"U{u} {r:.0f} Hz" for u, r in enumerate(smoothed)))
+        self._draw_muap(self.unit_box.value(), [row[2] for row in rows if row[1] == self.unit_box.value()])
+
+    def _draw_muap(self, unit: int, counters: list[int]) -> None:
+        amplitudes = self.muap_map(counters)
+        if amplitudes is None or self.layout_positions is None:
+            return
+        rows, cols, cells = self.layout_positions
+        image = np.full((rows, cols), np.nan)
+        image[cells[:, 0], cells[:, 1]] = amplitudes
+        self.muap_image.setImage(np.nan_to_num(image.T[:, ::-1]), autoLevels=True)
+        self.muap_label.setText(f"unit {unit}: peak-to-peak up to {np.nanmax(amplitudes):.0f} µV")
+
+    def muap_map(self, counters: list[int]) -> np.ndarray | None:
+        """(C,) peak-to-peak µV of the spike-triggered average of the engine's filtered signal at ``counters``."""
+        if len(counters) < 3:
+            return None
+        half = int(MUAP_HALF_S * self.fs)
+        first = min(counters) - half
+        block = self.pipeline.engine.filtered.read_from(first, max(counters) + half + 1 - first)
+        offsets = np.asarray(counters) - block.first_counter
+        inside = offsets[(offsets >= half) & (offsets + half < len(block.timestamps))]
+        if inside.size < 3:
+            return None
+        data = block.data[:, self.service.channels]
+        average = data[inside[:, None] + np.arange(-half, half + 1)[None, :]].mean(axis=0)
+        return average.max(axis=0) - average.min(axis=0)
+
+
+def _grid_cells(layout: dict[str, Any] | None, n_channels: int) -> tuple[int, int, np.ndarray] | None:
+    """(rows, cols, (C, 2) row/col of each channel) from a grid layout's positions; None without a grid."""
+    if not layout or layout.get("kind") != "grid":
+        return None
+    positions = np.asarray(layout.get("positions_mm", []), dtype=float)
+    if positions.shape != (n_channels, 2):
+        return None
+    xs, ys = np.unique(positions[:, 0]), np.unique(positions[:, 1])
+    cells = np.column_stack([np.searchsorted(ys, positions[:, 1]), np.searchsorted(xs, positions[:, 0])])
+    return len(ys), len(xs), cells
