@@ -1,0 +1,64 @@
+"""Cost of the bundled needle condition model: a whole 5 s recording (32768 Hz, from the shared clinical set) and a
+live 3 s stretch at 8 kHz, on one torch thread; JSON out.
+
+    .venv/bin/python -m benchmarks.bench_needle_model [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import lzma
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import emit
+
+DATA = Path(__file__).resolve().parents[1] / "../shared/data/needle-emg-clinical"
+
+
+def timings(function, repeats: int) -> dict[str, float]:
+    function()  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - start)
+    return {"median_ms": round(1000 * float(np.median(seconds)), 2),
+            "p95_ms": round(1000 * float(np.percentile(seconds, 95)), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    import torch
+
+    from dsp.resample import resample
+    from models.needle_model import load_needle_model
+    from monitor.recordings.asc import parse
+
+    torch.set_num_threads(1)
+    path = next(iter(sorted(DATA.rglob("*.asc.xz"))), None) if DATA.is_dir() else None
+    if path is not None:
+        with lzma.open(path) as handle:
+            recording = parse(handle.read(), path.name)[:, 0]
+    else:  # without the shared set: noise of the same length (the cost does not depend on the content)
+        recording = np.random.default_rng(0).normal(0, 100, 5 * 32768).astype(np.float32)
+    live = resample(recording[: 3 * 32768], 32768.0, 8000.0)
+    load_start = time.perf_counter()
+    model = load_needle_model()
+    load_ms = 1000 * (time.perf_counter() - load_start)
+    emit("needle_model", {
+        "model_id": model.model_id,
+        "network": model.card["network"],
+        "load_ms": round(load_ms, 1),
+        "recording_5s_32768hz": timings(lambda: model.predict_recording(recording, 32768.0), args.repeats),
+        "live_3s_8000hz": timings(lambda: model.predict_window(live, 8000.0), args.repeats),
+        "source": str(path.name) if path else "noise",
+    })
+
+
+if __name__ == "__main__":
+    main()
