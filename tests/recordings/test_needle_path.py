@@ -15,7 +15,7 @@ from dsp.resample import NEEDLE_FS
 from monitor.cli import main
 from monitor.errors import UserError
 from monitor.recordings import open_recording
-from monitor.recordings.needle import looks_like_needle, needle_signal, read_muscle
+from monitor.recordings.needle import looks_like_needle, needle_signal
 
 NEEDLE_SET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "needle-emg-clinical"
 BICEPS = NEEDLE_SET / "02_Biceps Brachii" / "Healthy"
@@ -130,18 +130,28 @@ def test_analyze_reads_a_real_asc_xz_as_needle_emg_without_being_told(tmp_path, 
 @needs_needle_set
 def test_recordings_of_one_muscle_are_pooled_into_one_reading(tmp_path, capsys):
     out = tmp_path / "pooled"
-    assert main(["analyze", *map(str, PERSON_2_BICEPS), "--muscle", "biceps", "--no-model", "--no-figures",
-                 "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    assert main(["analyze", *map(str, PERSON_2_BICEPS), "--muscle", "biceps", "--no-figures", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     reading = summary["needle_reading"]
     per_recording = reading["per_recording"]
     assert [r["file"] for r in per_recording] == [p.name for p in PERSON_2_BICEPS]
-    # every MUP of both recordings, each recording's own analysis unchanged by the pooling
-    singles = [read_muscle([needle_signal(open_recording(path))]).n_mups for path in PERSON_2_BICEPS]
-    assert [r["mups"] for r in per_recording] == singles
-    assert reading["n_mups"] == sum(singles) and reading["recordings"] == 2
+    # every MUP of both recordings, read together against the biceps reference
+    assert reading["n_mups"] == sum(r["mups"] for r in per_recording) == len(
+        json.loads((out / "needle.json").read_text())["units"])
+    assert reading["recordings"] == 2 and all(r["mups"] >= 1 for r in per_recording)
     assert (out / "EMG _203 _02_ RB_Hea" / "summary.json").is_file()  # each recording's own DSP report
     assert "2 recordings pooled" in (out / "report.md").read_text()
+    # the bundled needle model's verdict for the person: the mean of the recordings' probabilities
+    verdict = summary["condition"]
+    if verdict is not None:  # None only where no needle model is installed
+        own = verdict["per_recording"]
+        assert [r["file"] for r in own] == [p.name for p in PERSON_2_BICEPS]
+        for name, p in verdict["probabilities"].items():
+            assert p == pytest.approx(np.mean([r["probabilities"][name] for r in own]), abs=1e-4)
+        assert verdict["label"] == max(verdict["probabilities"], key=verdict["probabilities"].get)
+        assert verdict["windows"] == sum(r["windows"] for r in own) > 0
+        assert summary["agreement"] is None or summary["agreement"]["network_class"] == verdict["label"]
 
 
 def test_several_recordings_pool_only_in_needle_mode(tmp_path, capsys):
