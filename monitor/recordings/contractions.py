@@ -103,6 +103,8 @@ def _line(times_min: np.ndarray, values: np.ndarray) -> tuple[float, float, floa
     """(value at 0, slope per minute, slope's 95 % interval low, high) of the least-squares line."""
     from scipy.stats import linregress, t
 
+    if len(values) < 3 or np.ptp(times_min) <= 0:
+        return math.nan, math.nan, math.nan, math.nan
     fit = linregress(times_min, values)
     half = float(t.ppf(0.975, len(values) - 2) * fit.stderr)
     return float(fit.intercept), float(fit.slope), float(fit.slope) - half, float(fit.slope) + half
