@@ -24,6 +24,7 @@ from simulators.conditions import CONDITIONS, draw_subject
 from simulators.electrodes import ElectrodeLayout
 from simulators.fatigue import FatigueModel
 from simulators.fibres import FIBRILLATION_ISI_COV, fibrillating_fibres, grow_fibres, join, needle_templates
+from simulators.force import ForceModel, steady_force
 from simulators.motor_units import SpikeGenerator, build_pool, gestures_for, with_spontaneous_units
 from simulators.muap import SampledShapes, build_shapes, channel_gains
 from simulators.tissue import SEVERITIES, draw_tissue
@@ -250,11 +251,15 @@ class EmgSimulator:
         self.subject = draw_subject(config.condition, rng)
         self.tissue = None
         self.fibres = None
+        self.force: ForceModel | None = None
         if config.tissue == "fibres":
             tissue_rng = np.random.default_rng([config.seed, 3])
             self.tissue = draw_tissue(config.condition, config.severity, tissue_rng)
             units = max(3, int(round(self.tissue.units_before_loss * (1.0 - self.tissue.unit_loss))))
-            self.subject = replace(self.subject, n_units=units)
+            # recruitment and rate coding of a healthy pool: the condition's recruitment pattern has to come out of
+            # its tissue through the force model, not out of condition-specific thresholds and rates
+            healthy = draw_subject("healthy", np.random.default_rng([config.seed, 1]))
+            self.subject = replace(healthy, condition=config.condition, n_units=units)
             self.pool = build_pool(self.layout, self.subject, rng)
             self.fibres = grow_fibres(self.pool, self.tissue, self.layout.positions_mm[0], tissue_rng)
             # denervated fibres near the tip fibrillate at rest: extra sources with fixed, regular rates
@@ -264,6 +269,11 @@ class EmgSimulator:
             self.pool = with_spontaneous_units(self.pool, rates, covs)
             self.fibres = join(self.fibres, denervated)
             templates, template_fs = needle_templates(self.fibres, self.pool.n_units, self.fs)
+            # %MVC is force, against a healthy muscle of the same size: weaker (myopathic) units need more drive
+            reference = steady_force(self.pool, self.fibres.healthy_area_mm2, 1.0) * (
+                self.tissue.units_before_loss / self.n_motor_units
+            )
+            self.force = ForceModel(self.pool, self.fibres.area_mm2, reference)
             self.shapes = SampledShapes.from_templates(templates, template_fs)
             self.gains = np.ones((self.pool.n_units, 1))
         else:
@@ -381,6 +391,7 @@ class EmgSimulator:
         active = activation > 0
         weights = activation if active.any() else np.ones_like(activation)
         mnf, mdf = self.true_frequencies(activation, cv)
+        extra = {} if self.force is None else {"drive": round(float(self.excitation(activation).max()), 5)}
         return {
             "condition": self.config.condition,
             "gesture": self.profile.names[int(gesture_index[0])],
@@ -391,7 +402,15 @@ class EmgSimulator:
             "time_s": round(time_s, 6),
             "sample": int(sample),
             "artifacts": ",".join(self.artifacts.active(sample)),
+            **extra,
         }
+
+    def excitation(self, activation: np.ndarray) -> np.ndarray:
+        """The pool's drive for an activation (fraction of MVC): the same number, or with the force model the drive
+        that makes that force."""
+        if self.force is None:
+            return activation
+        return self.force.drive_for_force(activation)
 
     # ----- analytic truths ---------------------------------------------------------------------------------------
     def expected_psd(self, activation: np.ndarray, relative_cv: np.ndarray) -> np.ndarray:
@@ -402,7 +421,7 @@ class EmgSimulator:
         function. A muscle whose MUAPs are stretched by s has MUAP power s^2 P(s f), read off the fresh spectra
         tabulated at init."""
         pool = self.pool
-        rates = pool.firing_rate(activation[pool.muscle_index])
+        rates = pool.firing_rate(self.excitation(activation)[pool.muscle_index])
         psd = np.zeros_like(self._freqs)
         omega = 2.0 * np.pi * self._freqs
         step = self._fresh_freqs[1]
@@ -438,7 +457,7 @@ class EmgSimulator:
         weights = self.profile.weights[self.profile.held_gesture]
         if self.config.profile == "gestures":
             weights = np.mean([w for name, w in self.profile.weights.items() if name != "rest"], axis=0)
-        rates = self.pool.firing_rate((weights * level)[self.pool.muscle_index])
+        rates = self.pool.firing_rate(self.excitation(weights * level)[self.pool.muscle_index])
         units = np.flatnonzero(rates > 0)
         if units.size == 0:
             return 1.0
@@ -472,7 +491,7 @@ class EmgSimulator:
         times = (start_internal + np.arange(n_internal)) / fs
         activation = self.profile.activation(times)
         relative_cv = self.fatigue.advance(self._cv_state, activation, fs)
-        units, spike_times = self._spikes.block(start_internal / fs, activation, fs)
+        units, spike_times = self._spikes.block(start_internal / fs, self.excitation(activation), fs)
         if self.config.record_spikes:
             self.spike_log.append((units, spike_times))
         if units.size:

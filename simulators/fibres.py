@@ -38,6 +38,8 @@ SOURCE_LENGTH_MM = 15.0  # ∂²V/∂λ² beyond this is below 1e-3 of its peak
 NEUROMUSCULAR_DELAY_S = 1.0e-3  # discharge of the motor neuron to end-plate potential (axon + junction)
 NEUROMUSCULAR_SD_S = 0.1e-3  # spread of terminal-branch delays within a unit
 TEMPLATE_MIN_FS = 65_536.0
+HEALTHY_DIAMETER_UM = 55.0  # centre of the healthy ranges of simulators.tissue: the MVC reference's fibres
+HEALTHY_DIAMETER_SD_UM = 8.5
 
 
 def conduction_velocity(diameter_um: np.ndarray) -> np.ndarray:
@@ -69,6 +71,8 @@ class Fibres:
     diameter_um: np.ndarray
     delay_s: np.ndarray  # (F,) discharge to end-plate activation
     counts: np.ndarray  # (U,) fibres of each unit in the whole muscle (not only near the needle)
+    area_mm2: np.ndarray  # (U,) cross-sectional area of all the unit's fibres (its force, ``simulators.force``)
+    healthy_area_mm2: np.ndarray  # (U,) the same unit's expected area in a healthy muscle (the MVC reference)
 
     @property
     def velocity_m_s(self) -> np.ndarray:
@@ -91,6 +95,9 @@ def grow_fibres(
     unit_endplate = -tissue.needle_from_endplates_mm + rng.normal(0.0, 1.5, pool.n_units)
     parts: list[dict[str, np.ndarray]] = []
     counts = np.zeros(pool.n_units, dtype=np.int64)
+    area = np.zeros(pool.n_units)
+    healthy_d2 = HEALTHY_DIAMETER_UM**2 + HEALTHY_DIAMETER_SD_UM**2
+    healthy_area = tissue.fibre_density_per_mm2 * math.pi * own_radius**2 * math.pi / 4.0 * healthy_d2 * 1e-6
     centres = pool.position_mm[:, :2] - np.asarray(tip_xy_mm, dtype=np.float64)[None, :]
     # orphaned fibres per surviving unit: the lost units' fibres shared among the survivors
     adopted_ratio = tissue.reinnervated * tissue.unit_loss / max(1.0 - tissue.unit_loss, 1e-6)
@@ -125,6 +132,7 @@ def grow_fibres(
             extra = np.concatenate([extra[~split], extra[split], extra[split]])
         n = xy.shape[0]
         counts[u] = n
+        area[u] = float(np.sum(math.pi / 4.0 * (np.clip(diameter, 10.0, 120.0) * 1e-3) ** 2))
         xy = xy + centres[u]
         near = np.hypot(xy[:, 0], xy[:, 1]) <= REACH_MM
         # fibres the shaft passes through are pushed aside by it: none lies inside the needle
@@ -151,6 +159,8 @@ def grow_fibres(
         diameter_um=np.concatenate([p["diameter"] for p in parts]),
         delay_s=np.concatenate([p["delay"] for p in parts]),
         counts=counts,
+        area_mm2=area,
+        healthy_area_mm2=healthy_area,
     )
 
 
@@ -175,6 +185,8 @@ def fibrillating_fibres(
         diameter_um=rng.uniform(25.0, 45.0, n),
         delay_s=np.full(n, 0.3e-3),
         counts=np.ones(n, dtype=np.int64),
+        area_mm2=np.zeros(n),  # denervated: no force
+        healthy_area_mm2=np.zeros(n),
     )
     return fibres, rng.uniform(*FIBRILLATION_RATE_HZ, n)
 

@@ -20,7 +20,7 @@ def one_fibre(y_mm: float, diameter_um: float = 55.0, endplate_mm: float = -10.0
     return Fibres(
         unit=np.array([0]), xy_mm=np.array([[-0.3, y_mm]]), endplate_mm=np.array([endplate_mm]),
         half_length_mm=np.array([lengths]), diameter_um=np.array([diameter_um]), delay_s=np.array([1e-3]),
-        counts=np.array([1]),
+        counts=np.array([1]), area_mm2=np.array([0.0]), healthy_area_mm2=np.array([0.0]),
     )
 
 
@@ -122,8 +122,26 @@ def test_denervated_fibres_fibrillate_at_rest_and_healthy_rest_is_silent():
         assert 0.5 <= rate <= 15.0
         if intervals.size > 2:
             assert np.std(intervals) / np.mean(intervals) < 0.1  # regular, as fibrillations fire
-        spike = measure_mup(true_muap(neuropathy.shapes, neuropathy.gains, int(source), FS), FS)
-        assert 10.0 < spike.amplitude_uv < 1000.0 and spike.duration_ms < 6.0  # brief single-fibre potentials
+        spike = true_muap(neuropathy.shapes, neuropathy.gains, int(source), FS)
+        above = np.flatnonzero(np.abs(spike) > 0.1 * np.abs(spike).max())
+        assert 10.0 < np.ptp(spike) < 1000.0 and (above[-1] - above[0]) / FS < 8e-3  # brief single-fibre spikes
+
+
+def test_force_is_matched_so_myopathy_recruits_more_units_and_neuropathy_fewer_firing_faster(subjects):
+    from simulators.force import twitch_gain
+
+    assert twitch_gain(np.array([0.1, 0.4]))[0] == 1.0 and twitch_gain(np.array([0.8, 1.6])).max() < 1.0
+    active, rates, strength = {}, {}, {}
+    for name, sim in subjects.items():
+        drive = sim.excitation(np.array([0.10]))  # 10 % of a healthy muscle's MVC
+        firing = sim.pool.firing_rate(np.full(sim.n_motor_units, drive[0]), slice(0, sim.n_motor_units))
+        active[name], rates[name] = int((firing > 0).sum()), float(firing[firing > 0].mean())
+        strength[name] = sim.force.max_force
+        assert sim.force.force_at(float(drive[0])) / sim.force.reference == pytest.approx(0.10, rel=0.02)
+        assert sim.ground_truth()["drive"] == pytest.approx(float(drive[0]), abs=1e-4)
+    assert 0.8 < strength["healthy"] < 1.25 and strength["myopathy"] < 0.7 * strength["healthy"]
+    assert active["myopathy"] > 1.3 * active["healthy"] > 1.3 * active["neuropathy"]
+    assert rates["neuropathy"] > rates["healthy"]
 
 
 def test_fibre_model_is_deterministic_and_chunk_invariant(subjects):
