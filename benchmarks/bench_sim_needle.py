@@ -12,7 +12,9 @@
   ``inside_real_10_90`` says, per simulated group and measure, whether its median lies within the real patients'
   10-90 % range of the same diagnosis.
 Prints one JSON object; ``--out FILE`` also writes it. The analysis is whatever is in the checkout: the JSON names
-the commit of dsp/ it used.
+the commit of the MUP analysis it used; to measure a commit and not another engineer's uncommitted
+edits, run it in an export: ``git archive HEAD | tar -x -C /tmp/t && cd /tmp/t && NF_TREE_COMMIT=$(git -C /work/main
+rev-parse --short HEAD) /work/main/.venv/bin/python -m benchmarks.bench_sim_needle ... --real /work/shared/data/...``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import lzma
+import os
 import subprocess
 from pathlib import Path
 
@@ -87,6 +90,23 @@ def real(folder: Path, limit: int | None) -> dict[str, list[dict[str, float]]]:
     return groups
 
 
+ANALYSIS_FILES = ("dsp/mup.py", "dsp/mup_measures.py", "dsp/mup_reading.py", "dsp/resample.py")
+
+
+def analysis_version() -> str:
+    """The last commit of the MUP analysis files, '+uncommitted' when the checkout changes them; in an exported
+    tree (``git archive``, no .git) the commit given in NF_TREE_COMMIT."""
+    def git(*command: str) -> str:
+        done = subprocess.run(["git", *command], cwd=REPO, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("log", "-1", "--format=%h", "--", *ANALYSIS_FILES)
+    if not commit:
+        return f"exported tree of {os.environ.get('NF_TREE_COMMIT', 'unknown commit')}"
+    dirty = git("status", "--porcelain", "--", *ANALYSIS_FILES)
+    return commit + (" +uncommitted changes" if dirty else "")
+
+
 def describe(rows: list[dict[str, float]]) -> dict[str, object]:
     out: dict[str, object] = {"recordings": len(rows)}
     for name in (*MEASURES, "firing_rate_hz", "n_mups"):
@@ -106,10 +126,7 @@ def main() -> None:
     parser.add_argument("--real-limit", type=int, help="analyse only this many recordings, evenly spread")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "log", "-1", "--format=%h", "--", "dsp"], cwd=REPO, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    result: dict[str, object] = {"analysis_commit_dsp": commit, "sim_mvc_percent": args.mvc, "sim_seeds": args.seeds}
+    result: dict[str, object] = {"analysis": analysis_version(), "sim_mvc_percent": args.mvc, "sim_seeds": args.seeds}
     sim = {name: describe(rows) for name, rows in simulated(args.seeds, args.mvc).items()}
     result["simulated"] = sim
     if args.real is not None:
