@@ -10,6 +10,13 @@
   decomposer in 32-sample chunks (16 ms, an LSL amplifier's chunk): RoA on the whole file and outside the
   calibration segment, processing time per chunk (median, p99) and the real-time factor; that random chunking finds
   the same discharges as one block;
+- latency: the real file from 20 s on paced onto LSL in real time (the project's Amplifier, in a thread of this
+  process, ``--chunk`` samples per push), the real MonitorPipeline and MainWindow (Qt offscreen, drawn at its 30 Hz
+  timer) with the motor-unit panel open and calibrated on 8-20 s: for every discharge, the LSL clock when an inlet on
+  ``<stream>-discharges`` (its own thread) received it minus the LSL time of the discharge's sample (p50/p95/p99),
+  dropped samples and this process's CPU (amplifier + acquisition + DSP + decomposition + GUI);
+- scaling: the live decomposer's time per 32-sample chunk at 64, 128, 256 channels (12 units, R = ceil(1000 / C),
+  random filters: the cost depends only on the shapes);
 - simulated: grids 8x8 and 13x5 at a 20 % MVC hold; per unit found, sensitivity and precision against the true
   discharges of the simulated unit it matches; the share of active units found by size (the simulator's
   recruitment rank: size 1 = smallest, up to ~30).
@@ -151,6 +158,125 @@ def live(starts: int, calibration: tuple[float, float], chunk: int) -> dict[str,
     }  # fmt: skip
 
 
+class _FileSource:
+    """Rows of an array as an Amplifier source (wrapping round at the end)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        from simulators.electrodes import ElectrodeLayout
+
+        self.fs = FS
+        self.layout = ElectrodeLayout.from_name("grid13x5")
+        self.n_channels = data.shape[1]
+        self.channel_labels = list(self.layout.labels)
+        self._data = data.astype(np.float32)
+        self._position = 0
+
+    def read(self, n: int) -> np.ndarray:
+        rows = (self._position + np.arange(n)) % self._data.shape[0]
+        self._position += n
+        return self._data[rows]
+
+
+def latency(seconds: float, chunk: int, starts: int) -> dict[str, Any]:
+    import threading
+    import uuid
+
+    import psutil
+    import pylsl
+    from PyQt6 import QtWidgets
+
+    from dsp.decomposition import DecompositionSettings, decompose
+    from monitor.acquisition import resolve_stream
+    from monitor.gui.main_window import MainWindow
+    from monitor.lslenv import use_lsl_config
+    from monitor.pipeline import MonitorPipeline
+    from simulators.amplifier import Amplifier
+
+    use_lsl_config()
+    grid, _, _ = load_reference_file()
+    calibration = decompose(grid[int(8 * FS) : int(20 * FS)], FS, DecompositionSettings(starts=starts))
+    source_id = f"bench-decomposition-{uuid.uuid4().hex[:8]}"
+    amplifier = Amplifier(_FileSource(grid[int(20 * FS) :]), name="bench-decomposition", source_id=source_id,
+                          chunk_samples=chunk)  # fmt: skip
+    stop = threading.Event()
+    threading.Thread(target=amplifier.run, kwargs={"stop_event": stop}, daemon=True).start()
+    pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30.0), publish=False)
+    pipeline.start()
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
+    window = MainWindow(pipeline)
+    window.resize(1600, 1000)
+    window.show()
+    window.toggle_decomposition()
+    service = window.decomposition.service
+    found = pylsl.resolve_byprop("source_id", f"{source_id}-discharges", 1, 10.0)
+    inlet = pylsl.StreamInlet(found[0], max_buflen=60)
+    inlet.open_stream(timeout=10.0)
+    delays: list[float] = []
+    receiving = threading.Event()
+    receiving.set()
+
+    def receive() -> None:
+        while receiving.is_set():
+            sample, stamp = inlet.pull_sample(timeout=0.2)
+            if sample is not None:
+                delays.append(pylsl.local_clock() - stamp)
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    service.install(calibration, seconds=12.0)
+    process = psutil.Process()
+    cpu_before, wall_before = process.cpu_times(), time.monotonic()
+    dropped_before = pipeline.engine.stats.dropped_samples
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.002)
+    cpu_after, wall = process.cpu_times(), time.monotonic() - wall_before
+    receiving.clear()
+    receiver.join(timeout=2)
+    frames = window.ticks
+    window.close()
+    pipeline.stop()
+    stop.set()
+    values = np.asarray(delays) * 1e3
+    cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100.0
+    return {
+        "seconds": seconds, "amplifier_chunk_samples": chunk, "units": len(calibration.units),
+        "discharges_received": int(values.size), "published": service.published,
+        "latency_ms_p50": round(float(np.percentile(values, 50)), 1) if values.size else None,
+        "latency_ms_p95": round(float(np.percentile(values, 95)), 1) if values.size else None,
+        "latency_ms_p99": round(float(np.percentile(values, 99)), 1) if values.size else None,
+        "latency_ms_max": round(float(values.max()), 1) if values.size else None,
+        "dropped_samples": int(pipeline.engine.stats.dropped_samples - dropped_before),
+        "process_cpu_percent_of_one_core": round(cpu, 1), "gui_frames": frames,
+    }  # fmt: skip
+
+
+def scaling(channel_counts: list[int], units: int = 12, chunk: int = 32, repeats: int = 400) -> dict[str, Any]:
+    from dsp.decomposition import Decomposition, DecompositionSettings, MotorUnit, bandpass_sos
+    from dsp.decomposition_live import LiveDecomposer
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for channels in channel_counts:
+        settings = DecompositionSettings()
+        extension = settings.extension_for(channels, 10**9)
+        made = [MotorUnit(rng.standard_normal((channels, extension)) * 1e-3, 0.0, 1.0, 0.5, 0.95, np.zeros(0, int))
+                for _ in range(units)]  # fmt: skip
+        live = LiveDecomposer(Decomposition(FS, channels, extension, settings, made, bandpass_sos(FS, settings)))
+        data = rng.standard_normal((chunk * repeats, channels)).astype(np.float32) * 50.0
+        times = []
+        for index in range(repeats):
+            started = time.perf_counter()
+            live.process(data[index * chunk : (index + 1) * chunk], np.zeros(chunk), index * chunk)
+            times.append(time.perf_counter() - started)
+        per_second = float(np.median(times)) * FS / chunk
+        out[str(channels)] = {"extension": extension, "chunk_ms_median": round(float(np.median(times)) * 1e3, 3),
+                              "chunk_ms_p99": round(float(np.percentile(times, 99)) * 1e3, 3),
+                              "cpu_share_of_one_core": round(per_second, 3)}  # fmt: skip
+    return out
+
+
 def simulated(layouts: list[str], seeds: int, seconds: float, mvc: float, starts: int) -> dict[str, Any]:
     from dsp.decomposition import DecompositionSettings, decompose
 
@@ -193,7 +319,9 @@ def simulated(layouts: list[str], seeds: int, seconds: float, mvc: float, starts
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", default=["real", "live", "simulated"],
-                        choices=("real", "live", "simulated"))  # fmt: skip
+                        choices=("real", "live", "simulated", "latency", "scaling"))  # fmt: skip
+    parser.add_argument("--latency-seconds", type=float, default=10.0, help="measured span of the latency section")
+    parser.add_argument("--amplifier-chunk", type=int, default=32, help="samples per LSL push in the latency run")
     parser.add_argument("--starts", type=int, default=64, help="fixed-point starts (default 64)")
     parser.add_argument("--calibration", type=float, nargs=2, default=(8.0, 20.0), help="live calibration (s)")
     parser.add_argument("--chunk", type=int, default=32, help="live chunk in samples (default 32)")
@@ -207,6 +335,10 @@ def main() -> None:
         results["real"] = real(args.starts)
     if "live" in args.sections:
         results["live"] = live(args.starts // 2, tuple(args.calibration), args.chunk)
+    if "latency" in args.sections:
+        results["latency"] = latency(args.latency_seconds, args.amplifier_chunk, args.starts // 2)
+    if "scaling" in args.sections:
+        results["scaling"] = scaling([64, 128, 256])
     if "simulated" in args.sections:
         results["simulated"] = simulated(args.layouts, args.seeds, args.seconds, args.mvc, args.starts // 2)
     emit("decomposition", results)
