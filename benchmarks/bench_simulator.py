@@ -24,14 +24,19 @@ CASES = (
     ("grid8x8 x 2048 Hz (64 ch HD-EMG)", "grid8x8", 2048.0),
     ("grid16x16 x 2048 Hz (256 ch HD-EMG)", "grid16x16", 2048.0),
     ("needle x 10000 Hz", "needle", 10000.0),
+    ("needle fibres x 16384 Hz (fibre-level tissue model, moderate neuropathy)", "needle", 16384.0),
 )
+FIBRE_CASES = {"needle fibres x 16384 Hz (fibre-level tissue model, moderate neuropathy)"}
 
 
-def measure(layout: str, fs: float, seconds: float) -> dict[str, float]:
+def measure(layout: str, fs: float, seconds: float, fibres: bool = False) -> dict[str, float]:
     from simulators.emg import EmgSimulator, SimulationConfig
 
+    tissue = {"tissue": "fibres", "condition": "neuropathy", "severity": "moderate"} if fibres else {}
     started = time.perf_counter()
-    simulator = EmgSimulator(SimulationConfig(layout=layout, fs=fs, profile="hold", mvc_percent=50.0, seed=1))
+    simulator = EmgSimulator(
+        SimulationConfig(layout=layout, fs=fs, profile="hold", mvc_percent=50.0, seed=1, **tissue)  # type: ignore[arg-type]
+    )
     built = time.perf_counter() - started
     simulator.generate(1.0)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -45,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", help="run only the cases whose title contains this text (e.g. 'fibres')")
     parser.add_argument("--blas-threads", type=int, help="limit BLAS threads (default: the library's own choice)")
     args = parser.parse_args()
     if args.blas_threads:
@@ -54,7 +60,9 @@ def main() -> None:
         threadpool_limits(args.blas_threads, user_api="blas")
     results = {}
     for title, layout, fs in CASES:
-        runs = [measure(layout, fs, args.seconds) for _ in range(args.repeats)]
+        if args.only and args.only not in title:
+            continue
+        runs = [measure(layout, fs, args.seconds, title in FIBRE_CASES) for _ in range(args.repeats)]
         wall = statistics.median(run["wall_s"] for run in runs)
         cpu = statistics.median(run["cpu_s"] for run in runs)
         results[title] = {
