@@ -29,7 +29,10 @@ RATE_WINDOW_S = 1.0  # Hann window of the smoothed discharge rate (De Luca's con
 MUAP_WINDOW_S = 0.025  # +- around each discharge for the spike-triggered average
 
 
-def write_decomposition_report(recording: Any, out: Path, starts: int = 64, figures: bool = True) -> list[Path]:
+def write_decomposition_report(
+    recording: Any, out: Path, starts: int = 64, figures: bool = True, decomposition: Any | None = None
+) -> list[Path]:
+    """The files above for ``recording``; ``decomposition``: a calibration made elsewhere (else the recording's)."""
     from dsp.decomposition import DecompositionSettings, bandpass, decompose, detect
 
     data = np.asarray(recording.data, dtype=np.float64)
@@ -39,7 +42,7 @@ def write_decomposition_report(recording: Any, out: Path, starts: int = 64, figu
     if not np.isfinite(data).all():
         raise UserError("--decompose: the recording holds NaN or infinite samples; cut them out with --start/--end")
     try:
-        result = decompose(data, recording.fs, DecompositionSettings(starts=starts))
+        result = decomposition or decompose(data, recording.fs, DecompositionSettings(starts=starts))
     except ValueError as error:
         raise UserError(f"--decompose: {error}") from None
     trains = detect(result, data)

@@ -18,6 +18,7 @@ from benchmarks.bench_decomposition import (
     simulated_grid,
     stream,
 )
+from benchmarks.common import REPO
 from dsp.decomposition import (
     DecompositionSettings,
     MotorUnit,
@@ -122,9 +123,14 @@ def test_units_are_found_again_after_a_gap(calibrated, reference_file):
         assert agreement(found - after, train, 0, 0).rate_of_agreement >= 0.999
 
 
-def test_simulated_grid_units_match_their_true_discharges():
-    data, truth, size = simulated_grid("grid8x8", 8.0, 20.0, seed=0)
-    result = decompose(data, FS, DecompositionSettings(starts=16))
+@pytest.fixture(scope="module")
+def simulated():
+    data, truth, _ = simulated_grid("grid8x8", 8.0, 20.0, seed=0)
+    return data, truth, decompose(data, FS, DecompositionSettings(starts=16))
+
+
+def test_simulated_grid_units_match_their_true_discharges(simulated):
+    data, truth, result = simulated
     assert result.extension == 12  # 8 s x 2048 Hz over 64 channels: R capped at 20 samples per dimension
     rows = score_against_truth([unit.discharges for unit in result.units], truth)
     assert len(rows) >= 3
@@ -288,3 +294,46 @@ def test_gui_panel_draws_the_live_discharges_of_a_real_stream(qtbot, calibrated,
     finally:
         stop_pipeline(pipeline)
         stream.vanish()
+
+
+def test_analyze_report_writes_the_discharges_it_found(simulated, tmp_path):
+    import csv
+    import json
+
+    from monitor.recordings.base import Recording
+    from monitor.recordings.decomposition_report import write_decomposition_report
+    from simulators.electrodes import ElectrodeLayout
+
+    data, _, result = simulated
+    layout = ElectrodeLayout.from_name("grid8x8")
+    force = np.linspace(0.0, 20.0, data.shape[0]).astype(np.float32)
+    recording = Recording(data=data.astype(np.float32), timestamps=100.0 + np.arange(data.shape[0]) / FS, fs=FS,
+                          channel_labels=list(layout.labels), units=["uV"] * 64, layout=layout.to_dict(),
+                          auxiliary={"force_percent_mvc": force})  # fmt: skip
+    (tmp_path / "report.md").write_text("# report\n")
+    written = write_decomposition_report(recording, tmp_path, figures=True, decomposition=result)
+    assert {path.name for path in written} == {"discharges.csv", "decomposition.json", "decomposition_raster.png",
+                                               "decomposition_muaps.png"}  # fmt: skip
+    with (tmp_path / "discharges.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    expected = detect(result, data)
+    assert len(rows) == sum(len(train) for train in expected)
+    first = [row for row in rows if row["unit"] == "0"]
+    assert [int(row["sample"]) for row in first] == expected[0].tolist()
+    assert float(first[1]["time_s"]) == pytest.approx(100.0 + expected[0][1] / FS, abs=1e-6)
+    assert float(first[1]["instantaneous_hz"]) == pytest.approx(FS / (expected[0][1] - expected[0][0]), rel=1e-3)
+    summary = json.loads((tmp_path / "decomposition.json").read_text())
+    assert [unit["sil"] for unit in summary["units"]] == [round(unit.sil, 4) for unit in result.units]
+    recruited = summary["units"][0]["recruitment_percent_mvc"]
+    assert recruited == pytest.approx(float(force[expected[0][0]]), abs=0.01)
+    assert "## Motor units (--decompose)" in (tmp_path / "report.md").read_text()
+
+
+def test_analyze_decompose_refuses_a_low_density_recording(tmp_path, capsys):
+    from monitor.cli import main
+
+    myo = REPO.parent / "shared" / "data" / "myo-gestures" / "12345-1" / "3.txt"
+    code = main(["analyze", str(myo), "--preset", "myo", "--no-model", "--no-figures", "--quiet", "--end", "5",
+                 "--decompose", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    assert "needs a high-density recording (>= 16 channels), this one has 8" in capsys.readouterr().err
