@@ -23,6 +23,7 @@ from scipy.stats import kurtosis, skew
 
 from dsp.resample import NEEDLE_FS, to_needle_rate
 from models.needle_corpus import NeedleRecordingInfo
+from models.weight_cache import is_verified, user_cache_dir, write_verified
 
 HIGH_PASS_HZ = 20.0
 WINDOW_S = 0.5
@@ -32,7 +33,7 @@ HOP_S = 0.25
 BAND_EDGES_HZ = (20.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
 TOP_BAND_HZ = BAND_EDGES_HZ[-1]
 WILLISON_UV = (25.0, 50.0, 100.0, 200.0, 400.0)
-DEFAULT_CACHE = Path("/tmp/neurofusion-needle-cache")
+DEFAULT_CACHE = user_cache_dir() / "needle"  # private to the user, files hash-checked (models/weight_cache.py)
 
 FEATURE_NAMES = (
     ["log_rms", "log_mav", "log_wl", "log_p99", "log_p50", "crest", "kurtosis", "abs_skew", "zcr", "ssc"]
@@ -175,12 +176,11 @@ def load_signals(infos: list[NeedleRecordingInfo], cache_dir: Path | None = DEFA
 
             raise UserError(f"{Path(info.path).name}: no sampling rate (add an fs column to the manifest or --fs)")
         cached = cache_dir / f"{_cache_key(info)}.npy" if cache_dir is not None else None
-        if cached is not None and cached.is_file():
-            signals.append(np.load(cached))
+        if cached is not None and is_verified(cached):  # a file whose hash does not match is read again
+            signals.append(np.load(cached, allow_pickle=False))
             continue
         signal = read_signal(info.path, fs)
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cached, signal)
+            write_verified(cached, lambda stream, values=signal: np.save(stream, values))
         signals.append(signal)
     return signals
