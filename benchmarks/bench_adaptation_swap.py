@@ -40,7 +40,8 @@ def main() -> None:
     filtered = filter_like_pipeline(EmgSimulator(SimulationConfig(seed=5)).read(2048 * 4), 2048.0)
     windows = np.stack([filtered[i : i + 410].T for i in range(2048, len(filtered) - 410, 102)])
 
-    worker = spawn_worker(None, standby=False)
+    # the worker loads models only from folders it allows (docs/protocol.md, Model control): the copy's is one
+    worker = spawn_worker(None, standby=False, extra_args=("--models-dir", str(checkpoint.parent)))
     switches: list[tuple[str, float, float]] = []  # (model, requested at, answered at) perf_counter
     try:
         with InferenceClient(worker.endpoint, bed_id="bench", deadline_s=5.0) as client, \
