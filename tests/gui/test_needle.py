@@ -105,6 +105,31 @@ def test_panel_shows_the_offline_reading_and_neurogenic_flags_beside_the_network
     assert view.agreement_label.text().startswith("agree")
     assert view.grab().width() > 0  # it draws offscreen
 
+    # the needle model's own rolling verdicts on this stream (what `monitor` runs on a needle stream) take the
+    # network's place beside the next reading, named, with the agreement worked out on them
+    from monitor.needle_live import LiveNeedleVerdicts
+    from monitor.recordings.needle import load_condition_model
+
+    model = load_condition_model(None)
+    if model is None:
+        return
+    verdicts = LiveNeedleVerdicts(needle_pipeline, model).start()
+    try:
+        def shows_model() -> bool:
+            view.refresh()
+            return verdicts.errors > 0 or (view.model_id == model.model_id and view.agreement is not None)
+
+        qtbot.waitUntil(shows_model, timeout=60000)
+    finally:
+        verdicts.stop()
+    assert verdicts.errors == 0, verdicts.last_error
+    assert verdicts.published >= 1
+    assert f"decisions of {model.model_id})" in view.network_label.text()
+    probabilities, count = view._network_probabilities(view.snapshot)
+    assert count >= 1 and set(probabilities) == {"healthy", "myopathy", "neuropathy"}
+    assert view.agreement["network_class"] == max(probabilities, key=probabilities.get)
+    assert view.agreement_label.text().startswith("agree" if view.agreement["agree"] else "disagree")
+
 
 def test_background_analysis_follows_the_selected_channel_and_reports_bad_samples():
     from dsp.ringbuffer import RingBuffer
