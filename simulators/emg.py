@@ -25,6 +25,7 @@ from simulators.electrodes import ElectrodeLayout
 from simulators.fatigue import FatigueModel
 from simulators.fibres import FIBRILLATION_ISI_COV, fibrillating_fibres, grow_fibres, join, needle_templates
 from simulators.force import ForceModel, steady_force
+from simulators.jitter import FibreJitter, margin_samples, near_fibres, split_templates, subset
 from simulators.motor_units import SpikeGenerator, build_pool, gestures_for, with_spontaneous_units
 from simulators.muap import SampledShapes, build_shapes, channel_gains
 from simulators.tissue import SEVERITIES, draw_tissue
@@ -252,6 +253,7 @@ class EmgSimulator:
         self.tissue = None
         self.fibres = None
         self.force: ForceModel | None = None
+        self._jitter: FibreJitter | None = None
         if config.tissue == "fibres":
             tissue_rng = np.random.default_rng([config.seed, 3])
             self.tissue = draw_tissue(config.condition, config.severity, tissue_rng)
@@ -269,6 +271,12 @@ class EmgSimulator:
             self.pool = with_spontaneous_units(self.pool, rates, covs)
             self.fibres = join(self.fibres, denervated)
             templates, template_fs = needle_templates(self.fibres, self.pool.n_units, self.fs)
+            near, parents = near_fibres(self.fibres, self.n_motor_units)
+            children, _ = needle_templates(subset(self.fibres, near), near.size, self.fs)
+            split = split_templates(templates, children, parents, template_fs)
+            self._render_shapes = SampledShapes.from_templates(split, template_fs)
+            self._render_gains = np.ones((split.shape[0], 1))
+            self._jitter = FibreJitter(parents, self.pool.n_units, self.tissue.jitter_us * 1e-6, self.tissue.blocking)
             # %MVC is force, against a healthy muscle of the same size: weaker (myopathic) units need more drive
             reference = steady_force(self.pool, self.fibres.healthy_area_mm2, 1.0) * (
                 self.tissue.units_before_loss / self.n_motor_units
@@ -284,12 +292,18 @@ class EmgSimulator:
         self.profile = ForceProfile(config, self.pool.muscle_names, gestures_for(self.layout))
         self.fatigue = FatigueModel(config.fatigue_rate, config.recovery_rate)
         self._spikes = SpikeGenerator(self.pool, np.random.default_rng([config.seed, 2]))
+        if self._jitter is None:
+            self._render_shapes, self._render_gains = self.shapes, self.gains
+        self._render_muscle = np.zeros(self._render_shapes.support_s.size, dtype=np.int64)
+        self._render_muscle[: self.pool.n_units] = self.pool.muscle_index
 
         self._factor = 1 if self.mode == "needle" else max(1, math.ceil(INTERNAL_MIN_FS / self.fs))
         self._internal_fs = self.fs * self._factor
         self._block = max(1, int(round(BLOCK_S * self.fs)))
         stretch_max = 1.0 / self.fatigue.floor
-        self._tail = int(math.ceil(float(self.shapes.support_s.max()) * stretch_max * self._internal_fs)) + 2
+        support = max(float(self.shapes.support_s.max()), float(self._render_shapes.support_s.max()))
+        self._tail = int(math.ceil(support * stretch_max * self._internal_fs)) + 2
+        self._tail += margin_samples(self._jitter, self._internal_fs)
         self._propagation = _Propagation.for_grid(self) if self.layout.kind == "grid" else None
         if self._propagation is not None:
             self._tail += self._propagation.max_delay_samples(self.fatigue.floor, self._internal_fs)
@@ -494,10 +508,14 @@ class EmgSimulator:
         units, spike_times = self._spikes.block(start_internal / fs, self.excitation(activation), fs)
         if self.config.record_spikes:
             self.spike_log.append((units, spike_times))
+        if self._jitter is not None:
+            units, spike_times = self._jitter.expand(
+                units, spike_times, np.random.default_rng([self.config.seed, 4, start])
+            )
         if units.size:
             rendered = self._render(units, spike_times, relative_cv, start_internal, n_internal)
             if self._propagation is None:
-                combined = rendered @ self.gains
+                combined = rendered @ self._render_gains
             else:
                 unit_cv = relative_cv[0, self.pool.muscle_index]
                 combined = self._propagation.project(rendered, self.gains, unit_cv, self._internal_fs)
@@ -520,21 +538,23 @@ class EmgSimulator:
     ) -> np.ndarray:
         """(n + tail, U) per-unit signal: each discharge's MUAP sampled at its exact time, stretched by fatigue."""
         fs = self._internal_fs
-        out = np.zeros((n + self._tail) * self.pool.n_units)
+        shapes = self._render_shapes
+        width = shapes.support_s.size
+        out = np.zeros((n + self._tail) * width)
         if units.size == 0:
-            return out.reshape(n + self._tail, self.pool.n_units)
+            return out.reshape(n + self._tail, width)
         for lo in range(0, units.size, SPIKES_PER_RENDER):
             u = units[lo : lo + SPIKES_PER_RENDER]
             t = spike_times[lo : lo + SPIKES_PER_RENDER]
             onset = np.ceil(t * fs - 1e-9).astype(np.int64) - start  # first sample at or after the discharge
             row = np.clip(onset, 0, n - 1)
-            stretch = 1.0 / relative_cv[row, self.pool.muscle_index[u]]
-            length = min(self._tail, int(math.ceil(float((self.shapes.support_s[u] * stretch).max()) * fs)) + 2)
+            stretch = 1.0 / relative_cv[row, self._render_muscle[u]]
+            length = min(self._tail, int(math.ceil(float((shapes.support_s[u] * stretch).max()) * fs)) + 2)
             offsets = np.arange(length)
             since = ((onset[:, None] + offsets[None, :]) + start) / fs - t[:, None]
             local = since / stretch[:, None]
-            values = self.shapes.evaluate(u, local)
-            values[local > self.shapes.support_s[u, None]] = 0.0
-            flat = (onset[:, None] + offsets[None, :]) * self.pool.n_units + u[:, None]
+            values = shapes.evaluate(u, local)
+            values[local > shapes.support_s[u, None]] = 0.0
+            flat = (onset[:, None] + offsets[None, :]) * width + u[:, None]
             out += np.bincount(flat.ravel(), weights=values.ravel(), minlength=out.size)
-        return out.reshape(n + self._tail, self.pool.n_units)
+        return out.reshape(n + self._tail, width)

@@ -43,6 +43,8 @@ class TissueRanges:
     adopted_diameter_um: Range  # mean diameter of adopted fibres (grown back to about normal size)
     late_fraction: Range  # share of adopted fibres reached through long sprouts (satellite potentials)
     fibrillating: Range  # denervated fibres within ~0.6 mm of the tip that fire at rest (rounded down)
+    jitter_us: Range  # SD of each fibre's neuromuscular transmission time from discharge to discharge
+    blocking: Range  # probability that a fibre's transmission fails at a discharge
 
 
 _HEALTHY = TissueRanges(
@@ -60,32 +62,44 @@ _HEALTHY = TissueRanges(
     adopted_diameter_um=(0.0, 0.0),
     late_fraction=(0.0, 0.0),
     fibrillating=(0.0, 0.0),
+    jitter_us=(15.0, 25.0),
+    blocking=(0.0, 0.0),
 )
 
 
-def _myopathy(loss: Range, mean: Range, sd: Range, split: Range, fibrillating: Range) -> TissueRanges:
+def _myopathy(
+    loss: Range, mean: Range, sd: Range, split: Range, fibrillating: Range, jitter: Range, blocking: Range
+) -> TissueRanges:
     return TissueRanges(
         **{**asdict(_HEALTHY), "fibre_loss": loss, "diameter_mean_um": mean, "diameter_sd_um": sd,
-           "split_fraction": split, "fibrillating": fibrillating}
+           "split_fraction": split, "fibrillating": fibrillating, "jitter_us": jitter, "blocking": blocking}
     )
 
 
-def _neuropathy(loss: Range, territory: Range, delay: Range, late: Range, fibrillating: Range) -> TissueRanges:
+def _neuropathy(
+    loss: Range, territory: Range, delay: Range, late: Range, fibrillating: Range, jitter: Range, blocking: Range
+) -> TissueRanges:
     return TissueRanges(
         **{**asdict(_HEALTHY), "unit_loss": loss, "reinnervated": (0.7, 1.0), "territory_gain": territory,
            "adopted_endplate_sd_mm": (1.5, 2.5), "adopted_delay_sd_ms": delay, "adopted_diameter_um": (45.0, 60.0),
-           "late_fraction": late, "fibrillating": fibrillating}
+           "late_fraction": late, "fibrillating": fibrillating, "jitter_us": jitter, "blocking": blocking}
     )
 
 
 TISSUE_RANGES: dict[tuple[str, str], TissueRanges] = {
     ("healthy", "none"): _HEALTHY,
-    ("myopathy", "mild"): _myopathy((0.10, 0.30), (48.0, 56.0), (10.0, 15.0), (0.02, 0.08), (0.0, 1.0)),
-    ("myopathy", "moderate"): _myopathy((0.25, 0.50), (42.0, 52.0), (14.0, 19.0), (0.05, 0.15), (0.0, 2.0)),
-    ("myopathy", "severe"): _myopathy((0.45, 0.70), (36.0, 48.0), (18.0, 24.0), (0.10, 0.25), (0.5, 3.0)),
-    ("neuropathy", "mild"): _neuropathy((0.20, 0.50), (0.05, 0.20), (0.1, 0.3), (0.00, 0.05), (0.0, 2.0)),
-    ("neuropathy", "moderate"): _neuropathy((0.45, 0.75), (0.15, 0.30), (0.2, 0.5), (0.03, 0.10), (1.0, 4.0)),
-    ("neuropathy", "severe"): _neuropathy((0.70, 0.90), (0.25, 0.40), (0.3, 0.8), (0.05, 0.15), (2.0, 6.0)),
+    ("myopathy", "mild"): _myopathy((0.10, 0.30), (48.0, 56.0), (10.0, 15.0), (0.02, 0.08), (0.0, 1.0),
+                                    (20.0, 30.0), (0.0, 0.0)),
+    ("myopathy", "moderate"): _myopathy((0.25, 0.50), (42.0, 52.0), (14.0, 19.0), (0.05, 0.15), (0.0, 2.0),
+                                        (25.0, 40.0), (0.0, 0.02)),
+    ("myopathy", "severe"): _myopathy((0.45, 0.70), (36.0, 48.0), (18.0, 24.0), (0.10, 0.25), (0.5, 3.0),
+                                      (30.0, 60.0), (0.01, 0.05)),
+    ("neuropathy", "mild"): _neuropathy((0.20, 0.50), (0.05, 0.20), (0.1, 0.3), (0.00, 0.05), (0.0, 2.0),
+                                        (30.0, 50.0), (0.0, 0.02)),
+    ("neuropathy", "moderate"): _neuropathy((0.45, 0.75), (0.15, 0.30), (0.2, 0.5), (0.03, 0.10), (1.0, 4.0),
+                                            (40.0, 80.0), (0.02, 0.05)),
+    ("neuropathy", "severe"): _neuropathy((0.70, 0.90), (0.25, 0.40), (0.3, 0.8), (0.05, 0.15), (2.0, 6.0),
+                                          (60.0, 120.0), (0.05, 0.10)),
 }
 
 
@@ -109,6 +123,8 @@ class TissueParameters:
     adopted_diameter_um: float
     late_fraction: float
     fibrillating: float
+    jitter_us: float
+    blocking: float
     needle_from_endplates_mm: float  # axial distance from the end-plate band to the needle tip
     units_before_loss: int  # motor units of the healthy muscle (Fuglevand et al. 1993: ~120)
 

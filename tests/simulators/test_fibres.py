@@ -144,6 +144,30 @@ def test_force_is_matched_so_myopathy_recruits_more_units_and_neuropathy_fewer_f
     assert rates["neuropathy"] > rates["healthy"]
 
 
+def test_near_fibres_jitter_and_block_from_discharge_to_discharge_and_sum_back_to_the_unit(subjects):
+    from simulators.jitter import LEAD_S
+
+    sim = subjects["neuropathy"]
+    jitter = sim._jitter
+    assert jitter.parents.size > 0 and 60e-6 <= jitter.sd_s <= 120e-6 and 0.05 <= jitter.blocking <= 0.10
+    # the unit's template = what is left + its children put back at their own time
+    render, lead = sim._render_shapes, int(round(LEAD_S * sim.shapes.fs))
+    unit = int(jitter.parents[0])
+    rebuilt = render.templates[unit].copy()
+    for k in np.flatnonzero(jitter.parents == unit):
+        child = render.templates[jitter.first_child + k]
+        rebuilt[lead:] += child[: rebuilt.size - lead]
+    full = sim.shapes.templates[unit]
+    n = min(full.size, rebuilt.size)
+    assert np.abs(rebuilt[:n] - full[:n]).max() < 0.01 * np.abs(full).max()
+    units = np.repeat(jitter.parents[:1], 20_000)
+    expanded, times = jitter.expand(units, np.zeros(units.size), np.random.default_rng(0))
+    children = times[expanded >= jitter.first_child] - LEAD_S
+    per_spike = int((jitter.parents == jitter.parents[0]).sum())
+    assert np.std(children) == pytest.approx(jitter.sd_s, rel=0.05)
+    assert 1.0 - children.size / (units.size * per_spike) == pytest.approx(jitter.blocking, abs=0.01)
+
+
 def test_fibre_model_is_deterministic_and_chunk_invariant(subjects):
     config = subjects["neuropathy"].config
     whole = EmgSimulator(config).generate(1.0)
