@@ -178,23 +178,31 @@ def control_token(path: str | Path | None = None) -> str:
     its name complete or not at all (written aside, then linked), so a worker and a client starting together
     read the same one. A token file another user owns or could read is refused (UserError)."""
     path = Path(path) if path is not None else default_control_token_file()
-    if not path.exists():
-        folder = path.parent
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor, aside = tempfile.mkstemp(dir=folder, prefix=".token.")  # mkstemp: mode 0600
-        try:
-            with os.fdopen(descriptor, "w") as stream:
-                stream.write(secrets.token_urlsafe(32) + "\n")
-            os.link(aside, path)  # fails if another process made the file first: then that one is the token
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(aside)
-    _check_private_file(path)
-    token = path.read_text().strip()
+    try:
+        if not path.exists():
+            _create_token_file(path)
+        _check_private_file(path)
+        token = path.read_text().strip()
+    except OSError as error:  # an unwritable home, a folder in the way: say where, and how to choose another
+        raise UserError(f"cannot use the control token file {path}: {error.strerror or error} "
+                        "(pass --control-token FILE, or set XDG_CONFIG_HOME)") from None
     if not token:
         raise UserError(f"control token {path} is empty: delete it to make a new one")
     return token
+
+
+def _create_token_file(path: Path) -> None:
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor, aside = tempfile.mkstemp(dir=folder, prefix=".token.")  # mkstemp: mode 0600
+    try:
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(secrets.token_urlsafe(32) + "\n")
+        os.link(aside, path)  # fails if another process made the file first: then that one is the token
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(aside)
 
 
 class ControlRefused(Exception):

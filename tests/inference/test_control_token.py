@@ -55,3 +55,10 @@ def test_the_policy_allows_the_bundled_and_user_folders_and_the_added_ones(tmp_p
             policy.check_peer(wrong, "load_model")
         assert refused.value.code == protocol.UNAUTHORIZED
     ControlPolicy.create(token=None).check_peer(None, "load_model")  # a CURVE server: the handshake authenticated
+
+
+def test_a_token_that_cannot_be_made_is_a_one_line_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    with pytest.raises(UserError, match="cannot use the control token file .*pass --control-token FILE"):
+        control_token(blocked / "control.token")
