@@ -31,7 +31,7 @@ class NeedleNetConfig:
     gnn_layers: int = 1
     heads: int = 4
     k_similar: int = 3
-    dropout: float = 0.2
+    dropout: float = 0.4
     use_conv: bool = True
     use_features: bool = True
     use_graph: bool = True

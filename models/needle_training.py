@@ -242,7 +242,7 @@ class NetTraining:
     steps: int = 500
     batch: int = 16
     learning_rate: float = 1e-3
-    weight_decay: float = 1e-3
+    weight_decay: float = 1e-2
     eval_every: int = 50
     min_windows: int = 12
     validation_fraction: float = 0.2
