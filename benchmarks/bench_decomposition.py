@@ -177,7 +177,7 @@ class _FileSource:
         return self._data[rows]
 
 
-def latency(seconds: float, chunk: int, starts: int) -> dict[str, Any]:
+def latency(seconds: float, chunk: int, starts: int, gui: bool = True) -> dict[str, Any]:
     import threading
     import uuid
 
@@ -203,11 +203,18 @@ def latency(seconds: float, chunk: int, starts: int) -> dict[str, Any]:
     pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30.0), publish=False)
     pipeline.start()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
-    window = MainWindow(pipeline)
-    window.resize(1600, 1000)
-    window.show()
-    window.toggle_decomposition()
-    service = window.decomposition.service
+    if gui:
+        window = MainWindow(pipeline)
+        window.resize(1600, 1000)
+        window.show()
+        window.toggle_decomposition()
+        service = window.decomposition.service
+    else:  # the same service and outlet the panel makes, without any drawing
+        from monitor.decomposition_service import LiveDecomposition
+        from monitor.discharge_outlet import DischargeOutlet
+
+        service = LiveDecomposition(pipeline.acquisition.buffer, FS, outlet=DischargeOutlet("bench", source_id))
+        pipeline.engine.add_sample_listener(service.on_samples)
     found = pylsl.resolve_byprop("source_id", f"{source_id}-discharges", 1, 10.0)
     inlet = pylsl.StreamInlet(found[0], max_buflen=60)
     inlet.open_stream(timeout=10.0)
@@ -234,14 +241,15 @@ def latency(seconds: float, chunk: int, starts: int) -> dict[str, Any]:
     cpu_after, wall = process.cpu_times(), time.monotonic() - wall_before
     receiving.clear()
     receiver.join(timeout=2)
-    frames = window.ticks
-    window.close()
+    frames = window.ticks if gui else 0
+    if gui:
+        window.close()
     pipeline.stop()
     stop.set()
     values = np.asarray(delays) * 1e3
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100.0
     return {
-        "seconds": seconds, "amplifier_chunk_samples": chunk, "units": len(calibration.units),
+        "seconds": seconds, "gui": gui, "amplifier_chunk_samples": chunk, "units": len(calibration.units),
         "discharges_received": int(values.size), "published": service.published,
         "latency_ms_p50": round(float(np.percentile(values, 50)), 1) if values.size else None,
         "latency_ms_p95": round(float(np.percentile(values, 95)), 1) if values.size else None,
@@ -322,6 +330,7 @@ def main() -> None:
                         choices=("real", "live", "simulated", "latency", "scaling"))  # fmt: skip
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="measured span of the latency section")
     parser.add_argument("--amplifier-chunk", type=int, default=32, help="samples per LSL push in the latency run")
+    parser.add_argument("--no-gui", action="store_true", help="latency section without the window (service only)")
     parser.add_argument("--starts", type=int, default=64, help="fixed-point starts (default 64)")
     parser.add_argument("--calibration", type=float, nargs=2, default=(8.0, 20.0), help="live calibration (s)")
     parser.add_argument("--chunk", type=int, default=32, help="live chunk in samples (default 32)")
@@ -336,7 +345,7 @@ def main() -> None:
     if "live" in args.sections:
         results["live"] = live(args.starts // 2, tuple(args.calibration), args.chunk)
     if "latency" in args.sections:
-        results["latency"] = latency(args.latency_seconds, args.amplifier_chunk, args.starts // 2)
+        results["latency"] = latency(args.latency_seconds, args.amplifier_chunk, args.starts // 2, not args.no_gui)
     if "scaling" in args.sections:
         results["scaling"] = scaling([64, 128, 256])
     if "simulated" in args.sections:
