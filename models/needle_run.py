@@ -90,6 +90,7 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
         cv[name] = {**evaluate(data.patients[dev], data.labels[dev], probabilities, n_boot),
                     "seconds": round(time.perf_counter() - begun, 1)}
         patient = cv[name]["per_patient"]
+        (out / "cross_validation_partial.json").write_text(json.dumps(cv, indent=1) + "\n")
         log(f"CV {name}: patient balanced accuracy {patient['balanced_accuracy']:.3f} "
             f"{patient['interval_95']['balanced_accuracy']}, sensitivity "
             f"{ {k: round(v, 2) for k, v in patient['sensitivity'].items()} } ({cv[name]['seconds']:.0f} s)")

@@ -239,7 +239,7 @@ def rule_reading(data: NeedleData, train: np.ndarray, rng: np.random.Generator) 
 
 @dataclass
 class NetTraining:
-    steps: int = 500
+    steps: int = 300
     batch: int = 16
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
