@@ -37,6 +37,9 @@ class SessionOptions:
     curve: Any = None  # CurveClientKeys for a remote worker or broker bound beyond loopback
     patient: str = "unnamed"  # where live-adapted models are kept (patients_dir/patient)
     patients_dir: Path | None = None
+    # the view's process: None = in this process (as before); "none" = no view, the core alone (views attach with
+    # `neurofusion view`); "process" = the window or dashboard in a process of its own (monitor/core/process.py)
+    core_view: str | None = None
 
 
 def has_display() -> bool:
@@ -274,6 +277,12 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             print(f"snapshot written to {path}", file=sys.stderr)
             if options.duration_s is None or options.duration_s <= options.snapshot_after_s:
                 return 0
+        if options.core_view is not None:
+            from monitor.core.process import serve_core
+
+            view = None if options.core_view == "none" else ("window" if window else "headless")
+            with open_jsonl(options.jsonl, stack) as jsonl:
+                return serve_core(pipeline, recording, stop, view=view, duration_s=options.duration_s, jsonl=jsonl)
         if not window:
             from monitor.headless import HeadlessDashboard
 

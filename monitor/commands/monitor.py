@@ -23,6 +23,11 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--snapshot", type=Path, metavar="FILE.png", help="render the dashboard offscreen to a PNG")
     view.add_argument("--snapshot-after", type=float, default=5.0, metavar="S", help="seconds before the snapshot")
     view.add_argument("--jsonl", metavar="FILE", help="append every decision as a JSON line to FILE ('-' = stdout)")
+    view.add_argument("--no-view", action="store_true",
+                      help="run the monitor core alone (a recording station); attach views with `neurofusion view`")
+    view.add_argument("--view-process", action="store_true",
+                      help="the window or dashboard in a process of its own: a view that hangs or crashes costs "
+                      "acquisition, decisions and recording nothing")
     record = parser.add_argument_group("recording")
     record.add_argument(
         "--record", type=Path, metavar="FILE.xdf",
@@ -61,6 +66,8 @@ def session_options(args: argparse.Namespace):
         jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
         settings=settings, record=args.record, overwrite=args.overwrite, curve=curve_keys(args),
         patient=args.patient, patients_dir=args.patients_dir,
+        core_view="none" if getattr(args, "no_view", False) else ("process" if getattr(args, "view_process", False)
+                                                                   else None),
     )
 
 

@@ -1,0 +1,236 @@
+"""The core's control channel and how views find a running core.
+
+A running core has a folder ``<runtime>/core-<pid>-<hex>`` (mode 0700; ``<runtime>`` is ``$XDG_RUNTIME_DIR/
+neurofusion`` or ``/tmp/neurofusion-<uid>``, also 0700 and owned by this user) holding ``core.json`` (its pid, the
+shared-memory name, the control endpoint, the stream) and the ZeroMQ REP socket ``control`` (ipc://). Requests and
+replies are single JSON objects. Every request carries the user's control token (``~/.config/neurofusion/
+control.token``, the one the worker's model control uses): the folder's mode keeps other users out, the token keeps
+out any process that has not read this user's private file.
+
+Requests: ``hello`` / ``heartbeat`` / ``bye`` (a view says it is there; the core's status line reports views that go
+silent or die), ``marker`` (text, LSL time), ``record`` (on: bool), ``settings`` (changes: the engine's filter and
+window settings), ``status``. The server answers from its own thread and never blocks the core's pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from monitor.errors import UserError
+from monitor.inference.security import control_token
+
+log = logging.getLogger(__name__)
+
+SILENT_AFTER_S = 3.0  # a view that sent nothing for this long is reported as not answering
+HEARTBEAT_S = 0.5
+
+
+def runtime_root() -> Path:
+    """This user's folder for running cores (made 0700; refused when another user owns it or can enter it)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    root = Path(base) / "neurofusion" if base else Path(f"/tmp/neurofusion-{os.getuid()}")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = root.stat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise UserError(f"{root} must belong to you with mode 0700 (it holds the monitor's control sockets)")
+    return root
+
+
+def make_core_dir(root: Path | None = None) -> Path:
+    folder = (root or runtime_root()) / f"core-{os.getpid()}-{secrets.token_hex(3)}"
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_cores(root: Path | None = None) -> list[dict[str, Any]]:
+    """The cores of this user that are running now (folders of dead cores are removed on the way)."""
+    cores = []
+    for folder in sorted((root or runtime_root()).glob("core-*")):
+        try:
+            description = json.loads((folder / "core.json").read_text())
+        except (OSError, ValueError):
+            continue  # a core still starting, or not a core
+        if pid_alive(int(description["pid"])):
+            cores.append(description | {"dir": str(folder)})
+        else:
+            shutil.rmtree(folder, ignore_errors=True)  # a core killed before its cleanup
+    return cores
+
+
+def find_core(which: str | None = None) -> dict[str, Any]:
+    """The running core ``which`` names (its folder, pid or stream name), or the only one running."""
+    if which and Path(which, "core.json").is_file():
+        return json.loads(Path(which, "core.json").read_text()) | {"dir": which}
+    cores = running_cores()
+    if which:
+        cores = [core for core in cores if which in (str(core["pid"]), core["stream"], core["dir"])]
+    if len(cores) == 1:
+        return cores[0]
+    if not cores:
+        named = f" named {which!r}" if which else ""
+        raise UserError(f"no running monitor core{named}: start one with `neurofusion monitor --no-view` "
+                        "(or `neurofusion demo`)")  # fmt: skip
+    listing = "; ".join(f"pid {core['pid']} stream {core['stream']!r}" for core in cores)
+    raise UserError(f"{len(cores)} monitor cores are running ({listing}): pass --core PID")
+
+
+@dataclass
+class ViewSeen:
+    pid: int
+    kind: str
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+class ViewRegistry:
+    """The views that said hello, when each was last heard from, and one line about them for the status line."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, ViewSeen] = {}
+        self.lock = threading.Lock()
+        self.child: Any = None  # a view process this core started (subprocess.Popen), if any
+
+    def seen(self, view_id: str, pid: int, kind: str) -> None:
+        with self.lock:
+            view = self.views.setdefault(view_id, ViewSeen(pid, kind))
+            view.last_seen = time.monotonic()
+
+    def gone(self, view_id: str) -> None:
+        with self.lock:
+            self.views.pop(view_id, None)
+
+    def describe(self) -> str:
+        now = time.monotonic()
+        parts = []
+        with self.lock:
+            for view_id, view in list(self.views.items()):
+                if not pid_alive(view.pid):
+                    parts.append(f"{view.kind} view gone (pid {view.pid} ended)")
+                    del self.views[view_id]
+                elif now - view.last_seen > SILENT_AFTER_S:
+                    parts.append(f"{view.kind} view not answering for {now - view.last_seen:.0f} s (pid {view.pid})")
+                else:
+                    parts.append(f"{view.kind} view attached (pid {view.pid})")
+        child = self.child
+        if child is not None and child.poll() is not None and not any(f"pid {child.pid}" in p for p in parts):
+            parts.append(f"view gone (pid {child.pid} exited with {child.returncode}); reattach: neurofusion view")
+        return "; ".join(parts) or "no view attached"
+
+
+class ControlServer(threading.Thread):
+    """Answers the views' requests; ``handlers`` map a request's ``op`` to a function of the request."""
+
+    def __init__(self, endpoint: str, handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+                 token: str | None = None) -> None:
+        super().__init__(name="core-control", daemon=True)
+        self.endpoint = endpoint
+        self.handlers = handlers
+        self._token = token if token is not None else control_token()
+        self._socket = zmq.Context.instance().socket(zmq.REP)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.bind(endpoint)
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=2.0)
+        self._socket.close(0)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            if not self._socket.poll(100):
+                continue
+            message = self._socket.recv()
+            try:
+                reply = self.answer(message)
+            except Exception as error:  # a bad request must never end the core
+                log.exception("control request failed")
+                reply = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+            self._socket.send(json.dumps(reply).encode())
+
+    def answer(self, message: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(message)
+        except ValueError:
+            return {"ok": False, "error": "not a JSON object"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "not a JSON object"}
+        if not hmac.compare_digest(str(request.get("token", "")).encode(), self._token.encode()):
+            return {"ok": False, "error": "refused: wrong control token"}
+        handler = self.handlers.get(str(request.get("op")))
+        if handler is None:
+            return {"ok": False, "error": f"unknown op {request.get('op')!r}; known: {sorted(self.handlers)}"}
+        try:
+            return {"ok": True} | handler(request)
+        except (UserError, ValueError, TypeError, KeyError) as error:
+            return {"ok": False, "error": str(error)}
+
+
+class ControlClient:
+    """A view's side: one request at a time, each with a timeout (a core that does not answer is reported)."""
+
+    def __init__(self, endpoint: str, token: str | None = None, timeout_s: float = 2.0) -> None:
+        self.endpoint, self.timeout_s = endpoint, timeout_s
+        self._token = token if token is not None else control_token()
+        self._lock = threading.Lock()
+        self._socket: zmq.Socket | None = None
+
+    def _connected(self) -> zmq.Socket:
+        if self._socket is None:
+            self._socket = zmq.Context.instance().socket(zmq.REQ)
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.connect(self.endpoint)
+        return self._socket
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        with self._lock:
+            socket = self._connected()
+            socket.send(json.dumps({"op": op, "token": self._token, **fields}).encode())
+            if not socket.poll(int(self.timeout_s * 1000)):
+                socket.close(0)  # a REQ socket waiting for a lost reply can send nothing more: start afresh
+                self._socket = None
+                return {"ok": False, "error": f"the monitor core did not answer within {self.timeout_s:g} s"}
+            return json.loads(socket.recv())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close(0)
+                self._socket = None
+
+
+def write_description(folder: Path, description: dict[str, Any]) -> None:
+    """core.json appears complete or not at all (written aside, then renamed)."""
+    aside = folder / ".core.json"
+    aside.write_text(json.dumps(description))
+    aside.replace(folder / "core.json")
+
+
+def remove_core_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        shutil.rmtree(folder)
