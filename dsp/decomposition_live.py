@@ -84,6 +84,9 @@ class LiveDecomposer:
             self.reset(first_counter)  # samples were lost: the extension and filter states no longer fit
         self._next_counter = first_counter + n
         samples = samples.astype(np.float64)
+        if not np.isfinite(samples).all():
+            # an electrode off or a saturated amplifier: a NaN would stay in the filter state for ever
+            samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
         if self._zi is None:
             self._zi = filter_state_at(self.decomposition.sos, samples[0])
         filtered, self._zi = signal.sosfilt(self.decomposition.sos, samples, axis=0, zi=self._zi)

@@ -123,6 +123,17 @@ def test_units_are_found_again_after_a_gap(calibrated, reference_file):
         assert agreement(found - after, train, 0, 0).rate_of_agreement >= 0.999
 
 
+def test_a_nan_sample_does_not_silence_the_units(calibrated, reference_file):
+    grid, _ = reference_file
+    segment = grid[int(20 * FS) : int(26 * FS)].copy()
+    clean = LiveDecomposer(calibrated).process(segment, np.arange(segment.shape[0]) / FS, 0)
+    segment[100, 5] = np.nan  # one electrode drops one sample at the start
+    spoiled = LiveDecomposer(calibrated).process(segment, np.arange(segment.shape[0]) / FS, 0)
+    late = clean.counters > 2 * FS  # from a second and a half after the bad sample
+    assert late.sum() > 50
+    assert agreement(spoiled.counters[spoiled.counters > 2 * FS], clean.counters[late], 0, 0).rate_of_agreement > 0.9
+
+
 @pytest.fixture(scope="module")
 def simulated():
     data, truth, _ = simulated_grid("grid8x8", 8.0, 20.0, seed=0)
