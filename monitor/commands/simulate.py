@@ -35,6 +35,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fs", type=float, help="sampling rate in Hz (default 2048 surface, 10000 needle)")
     parser.add_argument("--condition", default="healthy", choices=("healthy", "myopathy", "neuropathy"))
     parser.add_argument(
+        "--tissue", default="legacy", choices=("legacy", "fibres"),
+        help="needle only: 'fibres' sums each unit's muscle fibres (disease as tissue changes; docs/simulator.md)",
+    )
+    parser.add_argument("--severity", default="moderate", choices=("mild", "moderate", "severe"),
+                        help="with --tissue fibres: how far the condition has progressed (default moderate)")
+    parser.add_argument(
         "--profile",
         default="gestures",
         choices=("rest", "ramp", "hold", "intermittent", "gestures"),
@@ -115,6 +121,8 @@ def build_config(args: argparse.Namespace) -> Any:
         snr_db=args.snr,
         artifacts=artifacts,
         seed=args.seed,
+        tissue=getattr(args, "tissue", "legacy"),
+        severity=getattr(args, "severity", "moderate"),
     )
     try:
         config.validate()

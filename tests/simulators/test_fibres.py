@@ -199,3 +199,18 @@ def test_fibre_settings_are_checked(change, message):
     settings = {"layout": "needle", "fs": FS, "tissue": "fibres", **change}
     with pytest.raises(ValueError, match=message):
         EmgSimulator(SimulationConfig(**settings))
+
+
+def test_cli_options_reach_the_config_and_a_surface_layout_is_refused_in_one_line():
+    import argparse
+
+    from monitor.commands.simulate import build_config, register
+    from monitor.errors import UserError
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["simulate", "--layout", "needle", "--tissue", "fibres", "--severity", "severe"])
+    config = build_config(args)
+    assert (config.tissue, config.severity) == ("fibres", "severe")
+    with pytest.raises(UserError, match="covers one concentric needle"):
+        build_config(parser.parse_args(["simulate", "--layout", "ring8", "--tissue", "fibres"]))
