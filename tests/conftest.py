@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LSLAPICFG", str(REPO / "monitor" / "lsl_api.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -42,9 +44,19 @@ READS_SHARED_DATA = (
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 (pytest hook)
     if SHARED_DATA.is_dir():
         return
-    import pytest
-
     skip = pytest.mark.skip(reason=f"{SHARED_DATA} is not present")
     for item in items:
         if item.nodeid.split("[")[0] in READS_SHARED_DATA:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def bundled_worker():  # noqa: ANN201 (a pytest fixture)
+    """One worker serving the bundled model, started as the monitor starts it, for the tests that only send it
+    windows (each start costs a Python + torch + model load: 3-12 s on the 2-core machine). No standby spare:
+    these tests never restart it. Tests that kill, swap or slow a worker start their own."""
+    from monitor.inference.supervisor import spawn_worker
+
+    handle = spawn_worker(standby=False)
+    yield handle
+    handle.stop()

@@ -16,16 +16,14 @@ FS = 2048.0
 
 
 @pytest.mark.slow
-def test_faulty_electrodes_are_flagged_within_a_second_and_masked_out_of_inference():
+def test_faulty_electrodes_are_flagged_within_a_second_and_masked_out_of_inference(bundled_worker):
     from monitor.acquisition import resolve_stream
     from monitor.inference.client import InferenceClient
-    from monitor.inference.supervisor import spawn_worker
     from monitor.pipeline import MonitorPipeline
 
     source_id = f"faults-{uuid.uuid4().hex[:8]}"
     player = start_player(source_id, 6, faults_at=FAULTS_AT_S)
-    worker = spawn_worker()
-    client = InferenceClient(endpoint=worker.endpoint, bed_id=source_id, deadline_s=2.0)
+    client = InferenceClient(endpoint=bundled_worker.endpoint, bed_id=source_id, deadline_s=2.0)
     seen: list[tuple[float, int, np.ndarray, tuple[str, ...], bool]] = []
     try:
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=20), client=client, publish=False)
@@ -42,7 +40,6 @@ def test_faulty_electrodes_are_flagged_within_a_second_and_masked_out_of_inferen
         pipeline.stop()
     finally:
         client.close()
-        worker.stop()
     raw = pipeline.acquisition.buffer.read_from(0)
     fault_start = raw.timestamps[int(FAULTS_AT_S * FS)]
     assert all(finite for *_, finite in seen), "a window carried NaN/Inf past the filters"

@@ -26,18 +26,16 @@ def player():
 
 
 @pytest.mark.slow
-def test_every_sample_arrives_once_and_nearly_every_window_gets_a_decision(player):
+def test_every_sample_arrives_once_and_nearly_every_window_gets_a_decision(bundled_worker, player):
     from dsp.windows import samples_for
     from monitor.acquisition import resolve_stream
     from monitor.inference.client import InferenceClient
-    from monitor.inference.supervisor import spawn_worker
     from monitor.pipeline import MonitorPipeline
 
     source_id, process = player
-    worker = spawn_worker(model_path=None)
-    endpoint = worker.endpoint
+    # the bundled model in its own process, as the monitor runs it
+    client = InferenceClient(endpoint=bundled_worker.endpoint, bed_id="e2e", deadline_s=2.0)
     try:
-        client = InferenceClient(endpoint=endpoint, bed_id="e2e", deadline_s=2.0)
         info = resolve_stream(source_id=source_id, timeout_s=20.0)
         pipeline = MonitorPipeline(info, client=client)
         pipeline.start()
@@ -50,9 +48,8 @@ def test_every_sample_arrives_once_and_nearly_every_window_gets_a_decision(playe
         while time.monotonic() < deadline and len(pipeline.state.decisions) < expected_windows:
             time.sleep(0.1)
         pipeline.stop()
-        client.close()
     finally:
-        worker.stop()
+        client.close()
 
     assert sent == int(DURATION_S * FS)
     raw = pipeline.acquisition.buffer.read_from(0)

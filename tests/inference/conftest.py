@@ -23,9 +23,11 @@ def in_process_predictor(ring8_checkpoint: Path):
     return load_predictor(ring8_checkpoint, backend="torch")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def worker(ring8_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
-    # load_model takes checkpoints only from allowed folders: the tests' checkpoints live under pytest's base folder
+    # one process for every module that only talks to it (a start is a Python + torch import, 3-12 s on 2 cores);
+    # the hot-swap tests switch back to this model when they are done. load_model takes checkpoints only from
+    # allowed folders: the tests' checkpoints live under pytest's base folder
     handle = spawn_worker(ring8_checkpoint, backend="torch", standby=False,
                           extra_args=("--models-dir", str(tmp_path_factory.getbasetemp())))
     yield handle

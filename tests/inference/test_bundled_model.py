@@ -4,13 +4,10 @@ in-process."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 
 from monitor.inference.client import InferenceClient
-from monitor.inference.supervisor import spawn_worker
 from tests.inference.helpers import collect_decisions
 
 pytestmark = pytest.mark.slow  # loads the bundled model twice (here and in the worker), simulates three subjects
@@ -24,29 +21,23 @@ UNSEEN = (("healthy", 5002), ("myopathy", 5005), ("neuropathy", 5008))
 MIN_ACCURACY, MIN_PER_CONDITION = 0.9, 0.8
 
 
-def test_default_worker_classifies_unseen_subjects_as_measured() -> None:
+def test_default_worker_classifies_unseen_subjects_as_measured(bundled_worker) -> None:
     from models.datasets import simulated_subject
     from models.predictor import load_predictor
 
-    with ThreadPoolExecutor(1) as pool:  # the worker process starts while this one simulates
-        simulating = pool.submit(lambda: [simulated_subject(condition, seed, duration_s=3.0)
-                                          for condition, seed in UNSEEN])
-        handle = spawn_worker(standby=False)
-        subjects = simulating.result()
+    subjects = [simulated_subject(condition, seed, duration_s=3.0) for condition, seed in UNSEEN]
     predictor = load_predictor()  # the bundled default, backend "auto" like the worker
     card = predictor.card
     windows = np.concatenate([subject.windows for subject in subjects])
     truth = np.concatenate([np.full(len(subject.windows), card.classes.index(condition))
                             for subject, (condition, _) in zip(subjects, UNSEEN, strict=True)])
-    try:
-        assert len(windows) == 78 and subjects[0].fs == card.fs
-        assert handle.model_id == card.model_id
-        with InferenceClient(handle.endpoint, bed_id="bed-1", deadline_s=30.0, max_in_flight=len(windows)) as client:
-            for index, window in enumerate(windows):
-                client.submit(window, float(index), index, card.fs)
-            decisions = collect_decisions(client, len(windows), timeout_s=60.0)
-    finally:
-        handle.stop()
+    assert len(windows) == 78 and subjects[0].fs == card.fs
+    assert bundled_worker.model_id == card.model_id  # started without --model, as the monitor starts it
+    with InferenceClient(bundled_worker.endpoint, bed_id="unseen", deadline_s=30.0,
+                         max_in_flight=len(windows)) as client:
+        for index, window in enumerate(windows):
+            client.submit(window, float(index), index, card.fs)
+        decisions = collect_decisions(client, len(windows), timeout_s=60.0)
     decisions.sort(key=lambda d: d.sequence)
     assert [d.sequence for d in decisions] == list(range(len(windows)))
     assert all(d.classes == tuple(card.classes) for d in decisions)
