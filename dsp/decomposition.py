@@ -433,6 +433,22 @@ def _to_extended_space(
     return vector.reshape(n_channels, extension), float(-(vector @ mean))
 
 
+def match_units(
+    old: list[np.ndarray], new: list[np.ndarray], fs: float, settings: DecompositionSettings
+) -> dict[int, int]:
+    """new unit -> old unit, for two unit sets' discharge trains over the same samples: pairs sharing more than
+    ``duplicate_roa`` of their discharges (the duplicate rule), one-to-one by the highest rates of agreement."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not old or not new:
+        return {}
+    tolerance = max(1, int(round(settings.duplicate_tolerance_s * fs)))
+    max_lag = int(round(settings.duplicate_max_lag_s * fs))
+    roa = np.array([[agreement(n, o, tolerance, max_lag).rate_of_agreement for o in old] for n in new])
+    rows, columns = linear_sum_assignment(-roa)
+    return {int(r): int(c) for r, c in zip(rows, columns, strict=True) if roa[r, c] > settings.duplicate_roa}
+
+
 def remove_duplicates(units: list[MotorUnit], fs: float, settings: DecompositionSettings) -> list[MotorUnit]:
     """Of units sharing more than ``duplicate_roa`` of their discharges (after lag alignment), the highest SIL."""
     tolerance = max(1, int(round(settings.duplicate_tolerance_s * fs)))

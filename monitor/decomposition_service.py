@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dsp.decomposition import Decomposition, DecompositionSettings, decompose
+from dsp.decomposition import Decomposition, DecompositionSettings, decompose, detect, match_units
 from dsp.decomposition_live import LiveDecomposer
 from dsp.engine import is_gap
 
@@ -50,7 +50,11 @@ class LiveDecomposition:
         self.status = CalibrationStatus()
         self.decomposer: LiveDecomposer | None = None
         self.unit_set = -1  # the set ``decomposer`` belongs to
-        self._pending: tuple[LiveDecomposer, int] | None = None
+        self.unit_ids = np.zeros(0, dtype=np.int64)  # per unit of the set: its number across recalibrations
+        self._latest: Decomposition | None = None  # the newest set, to find its units again in the next one
+        self._next_id = 0
+        self._known_ids = np.zeros(0, dtype=np.int64)
+        self._pending: tuple[LiveDecomposer, int, np.ndarray] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # (unit_set, unit, counter, lsl time, instantaneous Hz, perf_counter when published)
@@ -85,15 +89,29 @@ class LiveDecomposition:
         except (ValueError, np.linalg.LinAlgError) as error:
             self.status = CalibrationStatus("failed", f"calibration failed: {error}", self.status.unit_set)
             return
-        self.install(result, seconds, time.perf_counter() - started)
+        self.install(result, seconds, time.perf_counter() - started, data)
 
-    def install(self, result: Decomposition, seconds: float = 0.0, wall_s: float = 0.0) -> None:
-        """Use ``result`` from the next chunk on (a calibration made elsewhere, e.g. offline)."""
+    def install(self, result: Decomposition, seconds: float = 0.0, wall_s: float = 0.0,
+                data: np.ndarray | None = None) -> None:  # fmt: skip
+        """Use ``result`` from the next chunk on. With the calibration ``data``, units of the previous set that
+        discharge together with a new one over those samples (``dsp.decomposition.match_units``) keep their id."""
         unit_set = self.status.unit_set + 1
+        same: dict[int, int] = {}
+        if data is not None and self._latest is not None and self._latest.units and result.units:
+            previous = detect(self._latest, data)
+            same = match_units(previous, [unit.discharges for unit in result.units], self.fs, result.settings)
+        ids = np.zeros(len(result.units), dtype=np.int64)
+        for index in range(len(result.units)):
+            if index in same:
+                ids[index] = self._known_ids[same[index]]
+            else:
+                ids[index], self._next_id = self._next_id, self._next_id + 1
+        self._latest, self._known_ids = result, ids
         with self._lock:
-            self._pending = (LiveDecomposer(result), unit_set)
+            self._pending = (LiveDecomposer(result), unit_set, ids)
         sils = [round(unit.sil, 3) for unit in result.units]
-        message = f"{len(result.units)} units from {seconds:.0f} s in {wall_s:.1f} s (set {unit_set})"
+        again = f", {len(same)} found again" if unit_set > 0 else ""
+        message = f"{len(result.units)} units from {seconds:.0f} s in {wall_s:.1f} s (set {unit_set}{again})"
         if not result.units:
             message = f"no unit reached SIL {result.settings.sil_threshold:g} in {seconds:.0f} s: contract steadily"
         self.status = CalibrationStatus("calibrated", message, unit_set, seconds, wall_s, sils)
@@ -102,7 +120,7 @@ class LiveDecomposition:
     def on_samples(self, samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> None:
         with self._lock:
             if self._pending is not None:
-                (self.decomposer, self.unit_set), self._pending = self._pending, None
+                (self.decomposer, self.unit_set, self.unit_ids), self._pending = self._pending, None
         decomposer = self.decomposer
         if decomposer is None or len(timestamps) == 0:
             return
@@ -114,7 +132,9 @@ class LiveDecomposition:
             return
         unit_set = self.unit_set
         if self.outlet is not None:
-            self.outlet.push(found.units, unit_set, found.instantaneous_hz, found.timestamps)
+            self.outlet.push(
+                found.units, unit_set, found.instantaneous_hz, found.timestamps, self.unit_ids[found.units]
+            )
         now = time.perf_counter()
         columns = (found.units, found.counters, found.timestamps, found.instantaneous_hz)
         for unit, counter, stamp, rate in zip(*(column.tolist() for column in columns), strict=True):

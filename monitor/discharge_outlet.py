@@ -2,8 +2,10 @@
 
 Irregular rate, float32, one sample per discharge stamped with the LSL time of the discharge (the peak of the unit's
 source, a fixed lag after the MUAP's onset): channels ``unit`` (index in the unit set), ``unit_set`` (0 for the
-first calibration, +1 at each recalibration: indices of different sets are different units) and
-``instantaneous_hz`` (1 / the interval to the unit's previous discharge, NaN after a silence of 1 s or more).
+first calibration, +1 at each recalibration), ``instantaneous_hz`` (1 / the interval to the unit's previous
+discharge, NaN after a silence of 1 s or more) and ``unit_id``: the same number for a unit found again by a
+recalibration (it discharges with a unit of the previous set over the new calibration's samples), a new one
+otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-CHANNELS = ("unit", "unit_set", "instantaneous_hz")
+CHANNELS = ("unit", "unit_set", "instantaneous_hz", "unit_id")
 STREAM_TYPE = "MotorUnitDischarges"
 
 
@@ -27,11 +29,13 @@ class DischargeOutlet:
             channels.append_child("channel").append_child_value("label", label)
         self.outlet: Any = pylsl.StreamOutlet(info)
 
-    def push(self, units: np.ndarray, unit_set: int, instantaneous_hz: np.ndarray, timestamps: np.ndarray) -> None:
+    def push(self, units: np.ndarray, unit_set: int, instantaneous_hz: np.ndarray, timestamps: np.ndarray,
+             unit_ids: np.ndarray | None = None) -> None:  # fmt: skip
         """One LSL sample per discharge, each with its own time stamp."""
         if len(units) == 0:
             return
-        rows = np.column_stack([units, np.full(len(units), unit_set), instantaneous_hz]).astype(np.float32)
+        ids = units if unit_ids is None else unit_ids
+        rows = np.column_stack([units, np.full(len(units), unit_set), instantaneous_hz, ids]).astype(np.float32)
         self.outlet.push_chunk(rows.tolist(), np.asarray(timestamps, dtype=np.float64).tolist())
 
     def have_consumers(self) -> bool:

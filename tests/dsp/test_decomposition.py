@@ -123,6 +123,30 @@ def test_units_are_found_again_after_a_gap(calibrated, reference_file):
         assert agreement(found - after, train, 0, 0).rate_of_agreement >= 0.999
 
 
+def test_a_recalibration_keeps_the_ids_of_the_units_it_finds_again(calibrated, reference_file):
+    import dataclasses
+
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decomposition_service import LiveDecomposition
+
+    grid, _ = reference_file
+    data = grid[CALIBRATION[0] : CALIBRATION[1]]
+    service = LiveDecomposition(RingBuffer(100, 64), FS)
+    service.install(calibrated, data=data)
+    service.on_samples(grid[:64], np.arange(64) / FS, 0)
+    np.testing.assert_array_equal(service.unit_ids, np.arange(len(calibrated.units)))
+    # the next calibration finds the units in another order, one of them missing and one new (its train shifted
+    # by 50 ms: the same rate, other instants), their discharges a few samples off (another lag of the source)
+    order = np.random.default_rng(1).permutation(len(calibrated.units))[:-1]
+    units = [dataclasses.replace(calibrated.units[i], discharges=calibrated.units[i].discharges + 3) for i in order]
+    units.append(dataclasses.replace(calibrated.units[0], discharges=calibrated.units[0].discharges + int(0.05 * FS)))
+    service.install(dataclasses.replace(calibrated, units=units), data=data)
+    service.on_samples(grid[64:128], np.arange(64, 128) / FS, 64)
+    assert service.unit_set == 1 and f"{len(order)} found again" in service.status.message
+    np.testing.assert_array_equal(service.unit_ids[:-1], order)
+    assert service.unit_ids[-1] == len(calibrated.units)  # a new number
+
+
 def test_a_nan_sample_does_not_silence_the_units(calibrated, reference_file):
     grid, _ = reference_file
     segment = grid[int(20 * FS) : int(26 * FS)].copy()
@@ -237,6 +261,7 @@ def test_discharges_reach_an_lsl_inlet_through_the_engine(calibrated, reference_
     rows = np.asarray(rows)
     np.testing.assert_array_equal(rows[:, 0], expected.units)
     assert (rows[:, 1] == 0).all()  # the first unit set
+    np.testing.assert_array_equal(rows[:, 3], expected.units)  # first set: ids are the indices
     np.testing.assert_allclose(rows[:, 2], expected.instantaneous_hz.astype(np.float32), equal_nan=True)
     np.testing.assert_allclose(stamps, expected.timestamps, atol=1e-6)
 
