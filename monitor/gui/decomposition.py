@@ -129,7 +129,9 @@ class DecompositionPanel(QtWidgets.QWidget):
             mine = units == unit
             curve.setData(times[mine], rates[mine], connect="finite")
         smoothed = self.service.smoothed_rates()
-        self.rates_label.setText("rates (last 1 s): " + "  ".join(f"U{u} {r:.0f} Hz" for u, r in enumerate(smoothed)))
+        ids = self.service.unit_ids  # the number a unit keeps across recalibrations (a swap may land mid-frame)
+        shown = [f"U{i} {rate:.0f} Hz" for i, rate in zip(ids, smoothed, strict=False)]
+        self.rates_label.setText("rates (last 1 s): " + "  ".join(shown))
         self._draw_muap(self.unit_box.value(), [row[2] for row in rows if row[1] == self.unit_box.value()])
 
     def _draw_muap(self, unit: int, counters: list[int]) -> None:
