@@ -50,6 +50,7 @@ class MeasureSettings:
     quiet_ms: float = 1.0
     turn_step_uv: float = 25.0
     noise_factor: float = 4.0
+    profile_factor: float = 1.5  # onset/end thresholds at least this many per-sample standard errors
 
 
 @dataclass(frozen=True)
@@ -124,26 +125,84 @@ def baseline_of(template: np.ndarray, fs: float) -> float:
     return float(np.median(np.concatenate([template[:edge], template[-edge:]])))
 
 
-def activity_ratio(template: np.ndarray, fs: float, settings: MeasureSettings) -> np.ndarray:
+def _span(fs: float, settings: MeasureSettings) -> int:
+    return max(1, int(round(settings.slope_span_ms * 1e-3 * fs)))
+
+
+def smoothed_deviation(x: np.ndarray, fs: float, settings: MeasureSettings, baseline: float = 0.0) -> np.ndarray:
+    """``x - baseline`` averaged over ±slope_span_ms along the last axis (one waveform or a stack of windows)."""
+    span = _span(fs, settings)
+    return ndimage.uniform_filter1d(np.asarray(x, dtype=np.float64) - baseline, 2 * span + 1, axis=-1, mode="nearest")
+
+
+def signed_slope(x: np.ndarray, fs: float, settings: MeasureSettings) -> np.ndarray:
+    """Slope in µV/ms measured over ±slope_span_ms along the last axis."""
+    span = _span(fs, settings)
+    pad = [(0, 0)] * (np.ndim(x) - 1) + [(span, span)]
+    padded = np.pad(np.asarray(x, dtype=np.float64), pad, mode="edge")
+    return (padded[..., 2 * span :] - padded[..., : -2 * span]) / (2 * span) * fs * 1e-3
+
+
+def slope_of(x: np.ndarray, fs: float, settings: MeasureSettings) -> np.ndarray:
+    """|slope| in µV/ms measured over ±slope_span_ms along the last axis."""
+    return np.abs(signed_slope(x, fs, settings))
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """Per-sample standard error of a median template (µV) and of its slope (µV/ms), from the spread of the
+    windows it was taken from. In a moderate contraction the background is other units' slow potentials: it is
+    low-frequency and uneven in time, so one noise figure divided by the smoothing gain (white-noise thinking)
+    understates it several-fold and the onset/end criterion then follows the background for tens of ms."""
+
+    deviation_se: np.ndarray
+    slope_se: np.ndarray
+
+    @classmethod
+    def from_windows(cls, windows: np.ndarray, fs: float, settings: MeasureSettings | None = None) -> NoiseProfile:
+        settings = settings or MeasureSettings()
+        windows = np.asarray(windows, dtype=np.float64)
+        # the median of n is ~1.25x noisier than the mean; the robust spread ignores superimposed discharges
+        scale = 1.25 / np.sqrt(max(windows.shape[0], 1)) / 0.6745
+
+        def spread(values: np.ndarray) -> np.ndarray:
+            return scale * np.median(np.abs(values - np.median(values, axis=0)), axis=0)
+
+        return cls(spread(smoothed_deviation(windows, fs, settings)), spread(signed_slope(windows, fs, settings)))
+
+
+def activity_ratio(
+    template: np.ndarray, fs: float, settings: MeasureSettings, profile: NoiseProfile | None = None
+) -> np.ndarray:
     """Per sample, how far the potential (averaged over ±slope_span_ms) leaves the baseline or its slope rises, as a
-    multiple of the threshold: the larger of |deviation| / activity threshold and |slope| / slope threshold."""
+    multiple of the threshold: the larger of |deviation| / activity threshold and |slope| / slope threshold.
+    With a ``profile`` each threshold is at least ``noise_factor`` standard errors of the template at that
+    sample (after Malanda et al. 2016: what is time-locked to the discharges is the MUP, what varies between
+    them is background)."""
     # both over ±slope_span_ms, not sample by sample: at 10 kHz a few µV of residual noise per sample would
     # already read as tens of µV/ms, and averaging keeps the slow terminal phases while it thins the noise
-    span = max(1, int(round(settings.slope_span_ms * 1e-3 * fs)))
-    smoothed = ndimage.uniform_filter1d(template - baseline_of(template, fs), 2 * span + 1, mode="nearest")
-    padded = np.pad(template, span, mode="edge")
-    slope = np.abs(padded[2 * span :] - padded[: -2 * span]) / (2 * span) * fs * 1e-3  # µV per ms
-    return np.maximum(np.abs(smoothed) / settings.activity_threshold_uv, slope / settings.slope_threshold_uv_per_ms)
+    deviation = np.abs(smoothed_deviation(template, fs, settings, baseline_of(template, fs)))
+    slope = slope_of(template, fs, settings)
+    amplitude_threshold: np.ndarray | float = settings.activity_threshold_uv
+    slope_threshold: np.ndarray | float = settings.slope_threshold_uv_per_ms
+    if profile is not None:
+        amplitude_threshold = np.maximum(amplitude_threshold, settings.profile_factor * profile.deviation_se)
+        slope_threshold = np.maximum(slope_threshold, settings.profile_factor * profile.slope_se)
+    return np.maximum(deviation / amplitude_threshold, slope / slope_threshold)
 
 
-def active_mask(template: np.ndarray, fs: float, settings: MeasureSettings) -> np.ndarray:
+def active_mask(
+    template: np.ndarray, fs: float, settings: MeasureSettings, profile: NoiseProfile | None = None
+) -> np.ndarray:
     """Samples where the potential (averaged over ±slope_span_ms) leaves the baseline by amplitude or by slope."""
-    return activity_ratio(template, fs, settings) > 1.0
+    return activity_ratio(template, fs, settings, profile) > 1.0
 
 
-def onset_and_end(template: np.ndarray, fs: float, peak_index: int, settings: MeasureSettings) -> tuple[int, int]:
+def onset_and_end(
+    template: np.ndarray, fs: float, peak_index: int, settings: MeasureSettings, profile: NoiseProfile | None = None
+) -> tuple[int, int]:
     """(onset, end) sample indices of the MUP around ``peak_index`` by the amplitude/slope criterion."""
-    active = active_mask(template, fs, settings)
+    active = active_mask(template, fs, settings, profile)
     quiet = max(1, int(round(settings.quiet_ms * 1e-3 * fs)))
     # a run of `quiet` inactive samples starting at i: cumulative sums of the active flags
     counts = np.concatenate([[0], np.cumsum(active)])
@@ -159,14 +218,19 @@ def onset_and_end(template: np.ndarray, fs: float, peak_index: int, settings: Me
 
 
 def subsample_edges(
-    template: np.ndarray, fs: float, onset: int, end: int, settings: MeasureSettings
+    template: np.ndarray,
+    fs: float,
+    onset: int,
+    end: int,
+    settings: MeasureSettings,
+    profile: NoiseProfile | None = None,
 ) -> tuple[float, float]:
     """(onset, end) in fractional samples: where the activity ratio crosses the threshold between the first
     (last) active sample and its inactive neighbour, by linear interpolation. A 3 ms MUP spans 30 samples at
     10 kHz, so whole samples alone would cost up to ±7 % of its duration."""
     if end <= onset:
         return float(onset), float(end)
-    ratio = activity_ratio(template, fs, settings)
+    ratio = activity_ratio(template, fs, settings, profile)
 
     def crossing(active: int, inactive: int) -> float:
         if not 0 <= inactive < ratio.size or ratio[inactive] >= 1.0 or ratio[active] <= 1.0:
@@ -266,17 +330,19 @@ def measure_mup(
     peak_index: int | None = None,
     settings: MeasureSettings | None = None,
     noise_uv: float = 0.0,
+    profile: NoiseProfile | None = None,
 ) -> MupMeasures:
     """Measures of ``template`` (µV, sampled at ``fs``) around its main peak (default: the largest |deflection|);
-    ``noise_uv`` is the template's residual noise SD (0 for a noise-free waveform)."""
+    ``noise_uv`` is the template's residual noise SD (0 for a noise-free waveform), ``profile`` its per-sample
+    standard error where the windows it came from are known (real recordings)."""
     settings = noise_adapted(settings or MeasureSettings(), noise_uv, fs)
     template = np.asarray(template, dtype=np.float64)
     baseline = baseline_of(template, fs)
     centred = template - baseline
     if peak_index is None:
         peak_index = int(np.argmax(np.abs(centred)))
-    onset, end = onset_and_end(template, fs, peak_index, settings)
-    onset_exact, end_exact = subsample_edges(template, fs, onset, end, settings)
+    onset, end = onset_and_end(template, fs, peak_index, settings, profile)
+    onset_exact, end_exact = subsample_edges(template, fs, onset, end, settings, profile)
     segment = centred[onset : end + 1]
     ms_per_sample = 1e3 / fs
     amplitude = float(segment.max() - segment.min()) if segment.size else 0.0
@@ -298,6 +364,15 @@ def measure_mup(
         polyphasic=phases >= POLYPHASIC_MIN_PHASES,
         rise_time_ms=rise_time_ms(segment, fs),
     )
+
+
+def main_peak(template: np.ndarray, fs: float, anchor: int, search_ms: float = 1.0) -> int:
+    """Index of the largest |deflection| within ±``search_ms`` of ``anchor`` (the discharge alignment point): in a
+    template from a busy recording the largest deflection of the whole window can be background, not the MUP."""
+    centred = np.asarray(template, dtype=np.float64) - baseline_of(template, fs)
+    half = max(1, int(round(search_ms * 1e-3 * fs)))
+    lo, hi = max(anchor - half, 0), min(anchor + half + 1, centred.size)
+    return lo + int(np.argmax(np.abs(centred[lo:hi])))
 
 
 def rise_time_ms(segment: np.ndarray, fs: float) -> float:
@@ -337,8 +412,16 @@ class MeasureSummary:
 SUMMARISED = ("amplitude_uv", "duration_ms", "phases", "turns", "area_uv_ms", "thickness_ms", "size_index")
 
 
-def summarise(measures: list[MupMeasures]) -> MeasureSummary:
-    """Mean/SD over units with flags: the mean against ``MEAN_REFERENCE``, each MUP against ``INDIVIDUAL_REFERENCE``."""
+def summarise(
+    measures: list[MupMeasures],
+    mean_reference: dict[str, ReferenceRange] | None = None,
+    individual_reference: dict[str, ReferenceRange] | None = None,
+) -> MeasureSummary:
+    """Mean/SD over units with flags: the mean against ``mean_reference`` (default ``MEAN_REFERENCE``), each MUP
+    against ``individual_reference`` (default ``INDIVIDUAL_REFERENCE``); a muscle's ranges come from
+    ``dsp.mup_references``."""
+    mean_reference = MEAN_REFERENCE if mean_reference is None else mean_reference
+    individual_reference = INDIVIDUAL_REFERENCE if individual_reference is None else individual_reference
     if not measures:
         return MeasureSummary(0, {}, {}, 0.0, 0.0, {}, {})
     table = {name: np.array([getattr(m, name) for m in measures], dtype=np.float64) for name in SUMMARISED}
@@ -346,10 +429,11 @@ def summarise(measures: list[MupMeasures]) -> MeasureSummary:
     sd = {name: float(np.nanstd(values, ddof=1)) if len(measures) > 1 else 0.0 for name, values in table.items()}
     polyphasic = 100.0 * float(np.mean([m.polyphasic for m in measures]))
     satellites = 100.0 * float(np.mean([m.satellites > 0 for m in measures]))
-    flags = {name: reference.flag(mean[name]) for name, reference in MEAN_REFERENCE.items() if name in mean}
-    flags["polyphasic_percent"] = MEAN_REFERENCE["polyphasic_percent"].flag(polyphasic)
+    flags = {name: reference.flag(mean[name]) for name, reference in mean_reference.items() if name in mean}
+    if "polyphasic_percent" in mean_reference:
+        flags["polyphasic_percent"] = mean_reference["polyphasic_percent"].flag(polyphasic)
     outliers = {}
-    for name, reference in INDIVIDUAL_REFERENCE.items():
+    for name, reference in individual_reference.items():
         verdicts = [reference.flag(value) for value in table[name]]
         outliers[name] = {"low": verdicts.count("low"), "high": verdicts.count("high")}
     return MeasureSummary(len(measures), mean, sd, polyphasic, satellites, flags, outliers)

@@ -1,0 +1,154 @@
+"""Quantitative MUP analysis on real clinical needle EMG (../shared/data/needle-emg-clinical), against references.
+
+    .venv/bin/python -m benchmarks.bench_needle_real                    # held-out figure (odd healthy + patients)
+    .venv/bin/python -m benchmarks.bench_needle_real --split tuning     # the healthy people extraction was tuned on
+
+Split (fixed before any measurement, docs/needle-emg.md): healthy people with an even number ("healthy-2", ...)
+are the tuning set, healthy people with an odd number the held-out set; patients (myopathy, neuropathy) are never
+used for tuning and are reported with the held-out split only. Every recording is analysed with its muscle
+(``analyse_needle(x, fs, muscle)``), then each person's recordings of one muscle are pooled (``pool_reports``).
+
+Figures: MUPs per recording; per healthy person-muscle the pooled mean MUP duration against the muscle's reference
+(share within ±20 %); per person the reading (a person reads "normal" when every muscle does, a patient is detected
+when a muscle reads their side); bootstrap 95 % intervals over persons; wall time per 5 s recording (32768 Hz in,
+resampling included) with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import lzma
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO, emit, load_average
+
+DATA = REPO.parent / "shared" / "data" / "needle-emg-clinical"
+EXPECTED = {"healthy": "normal", "myopathy": "myopathic", "neuropathy": "neurogenic"}
+
+
+def person_number(patient: str) -> int:
+    return int(patient.rsplit("-", 1)[1])
+
+
+def in_split(label: str, patient: str, split: str) -> bool:
+    if split == "all":
+        return True
+    if label != "healthy":
+        return split == "held_out"
+    return person_number(patient) % 2 == (0 if split == "tuning" else 1)
+
+
+def bootstrap(values: np.ndarray, repeats: int, seed: int = 0) -> list[float]:
+    """95 % interval of the mean of ``values`` (one value per person) by resampling persons."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (repeats, values.size))].mean(axis=1)
+    return [round(float(np.quantile(means, 0.025)), 3), round(float(np.quantile(means, 0.975)), 3)]
+
+
+def share(values: list[bool], repeats: int) -> dict[str, object]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"value": round(float(array.mean()), 3) if array.size else None, "n": int(array.size),
+            "ci95": bootstrap(array, repeats)}  # fmt: skip
+
+
+def read_signal(path: Path) -> np.ndarray:
+    """One channel in µV from an .asc (or its .asc.xz) file."""
+    from monitor.recordings.asc import parse
+
+    if path.suffix == ".xz":
+        with lzma.open(path) as handle:
+            return parse(handle.read(), path.name)[:, 0]
+    return parse(path.read_bytes(), path.name)[:, 0]
+
+
+def run(data: str, split: str, repeats: int, limit: int | None) -> dict[str, object]:
+    from dsp.mup_reading import analyse_needle, pool_reports
+    from dsp.mup_references import reference_for
+    from models.needle_corpus import scan
+
+    infos = [info for info in scan(data) if in_split(info.label, info.patient, split)][:limit]
+    reports = defaultdict(list)
+    mups, seconds = [], []
+    for info in infos:
+        signal = read_signal(info.path)
+        start = time.perf_counter()
+        report = analyse_needle(signal, info.fs, info.muscle)
+        seconds.append(time.perf_counter() - start)
+        mups.append(report.n_mups)
+        reports[(info.label, info.patient, info.muscle)].append(report)
+
+    person_muscles = []
+    for (label, patient, muscle), found in sorted(reports.items()):
+        pooled = pool_reports(found, muscle)
+        mean_duration = pooled.summary.mean.get("duration_ms", float("nan"))
+        reference = reference_for(muscle)
+        person_muscles.append({
+            "label": label, "patient": patient, "muscle": muscle, "recordings": len(found), "mups": pooled.n_mups,
+            "mean_duration_ms": round(float(mean_duration), 2) if pooled.n_mups else None,
+            "mean_amplitude_uv": round(float(pooled.summary.mean["amplitude_uv"]), 1) if pooled.n_mups else None,
+            "duration_ratio": round(float(mean_duration / reference.duration_mean_ms), 3) if pooled.n_mups else None,
+            "reading": pooled.reading.label,
+        })  # fmt: skip
+
+    healthy = [pm for pm in person_muscles if pm["label"] == "healthy"]
+    within = [pm["duration_ratio"] is not None and abs(pm["duration_ratio"] - 1) <= 0.2 for pm in healthy]
+    persons: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for pm in person_muscles:
+        persons[(pm["label"], pm["patient"])].append(pm["reading"])
+    readings: dict[str, dict[str, object]] = {}
+    for label, expected in EXPECTED.items():
+        people = [found for (lab, _), found in persons.items() if lab == label]
+        if not people:
+            continue
+        if label == "healthy":
+            hits = [all(r == "normal" for r in found) for found in people]
+        else:
+            hits = [expected in found for found in people]
+        counts: dict[str, int] = defaultdict(int)
+        for found in people:
+            counts["+".join(sorted(set(found)))] += 1
+        readings[label] = {"expected": expected, **share(hits, repeats),
+                           "any_abnormal": share([any(r != "normal" for r in f) for f in people], repeats)["value"],
+                           "person_readings": dict(sorted(counts.items()))}  # fmt: skip
+    ratios = {m: [pm["duration_ratio"] for pm in healthy if pm["muscle"] == m and pm["duration_ratio"]]
+              for m in ("biceps", "deltoid")}  # fmt: skip
+    by_label_mups = {label: float(np.median([pm["mups"] / pm["recordings"] for pm in person_muscles
+                                             if pm["label"] == label] or [np.nan]))
+                     for label in EXPECTED}  # fmt: skip
+    return {
+        "split": split,
+        "recordings": len(infos),
+        "persons": len(persons),
+        "mups_per_recording": {"median": float(np.median(mups)), "mean": round(float(np.mean(mups)), 2),
+                               "zero": int(np.sum(np.asarray(mups) == 0)),
+                               "median_by_label": by_label_mups},  # fmt: skip
+        "healthy_person_muscles": len(healthy),
+        "duration_within_20pct": share(within, repeats),
+        "healthy_duration_ratio_median": {m: round(float(np.median(v)), 3) if v else None for m, v in ratios.items()},
+        "readings": readings,
+        "seconds_per_recording": {"median": round(float(np.median(seconds)), 3),
+                                  "max": round(float(np.max(seconds)), 3)},  # fmt: skip
+        "load_average": load_average(),
+        "person_muscles": person_muscles,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--split", choices=("held_out", "tuning", "all"), default="held_out")
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--limit", type=int, help="first N recordings only (a quick look)")
+    args = parser.parse_args()
+    emit("needle_real", run(args.data, args.split, args.bootstrap, args.limit))
+
+
+if __name__ == "__main__":
+    main()
