@@ -63,6 +63,9 @@ def export_forecaster(weights: Path = BUNDLED_WEIGHTS, path: Path | None = None)
         program = torch.onnx.export(network, (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                                     dynamic_shapes=shapes, dynamo=True, opset_version=OPSET, verbose=False)  # fmt: skip
     program.save(str(path), external_data=False)
+    from models.export import strip_build_paths
+
+    strip_build_paths(path)  # no absolute path of the build machine inside (the exporter's stack traces)
     card_file = card_path(weights)
     card = json.loads(card_file.read_text()) if card_file.is_file() else {}
     card["onnx"] = {"file": path.name, "sha256": file_sha256(path), "weights_sha256": file_sha256(weights),

@@ -59,4 +59,5 @@ def test_exports_carry_no_path_of_the_machine_they_were_built_on(exported_grid_c
     assert build_paths_in(onnx_path(exported_grid_checkpoint)) == []  # a fresh export, stripped as it is written
     bundled = onnx_path(BUNDLED_CHECKPOINT)
     assert build_paths_in(bundled) == [] and build_paths_in(BUNDLED_CHECKPOINT) == []
+    assert build_paths_in(BUNDLED_CHECKPOINT.with_name("fatigue-forecaster.onnx")) == []
     assert read_card().onnx_sha256 == file_sha256(bundled)  # still the current export of the bundled weights
