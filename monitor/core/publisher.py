@@ -195,6 +195,7 @@ class StatePublisher(threading.Thread):
                 "events": [[float(t), str(text)] for t, text in list(state.events)[-EVENTS_SHOWN:]],
                 "recording": state.recording, "model_status": state.model_status,
                 "windows_seen": state.windows_seen, "windows_sent": state.windows_sent,
+                "decisions_published": state.decisions_published,
             }  # fmt: skip
         extra = {"model (worker)": float(np.median(worker)) * 1000.0} if len(worker) else None
         profiler = getattr(engine, "profiler", None)

@@ -17,8 +17,9 @@ Two kinds of section, each with one writer (the core) that never waits for a rea
   (entries completely written). The writer raises intent, writes, then raises committed. A reader copies entries
   below committed, then reads intent again: any copied entry older than ``intent - capacity`` may have been
   overwritten while it was copied (a torn read) and is discarded, counted as dropped, never returned.
-- ``blob``: a JSON document behind a sequence lock. The writer makes the sequence odd, writes, makes it even; a reader
-  that sees an odd or changed sequence copies again (a few tries, then keeps what it had): it never blocks the writer.
+- ``blob``: a JSON document (Python's json: NaN allowed) behind a sequence lock. The writer makes the sequence odd,
+  writes, makes it even; a reader that sees an odd or changed sequence copies again (a few tries, then keeps what it
+  had): it never blocks the writer.
 
 Counters are aligned 8-byte numpy stores: single instructions on x86-64 and AArch64, and CPython issues them in
 program order, so a reader that sees a counter also sees what was written before it.
@@ -138,7 +139,7 @@ class _Blob:
         return _aligned(BLOB_HEADER_BYTES + size)
 
     def write(self, document: Any) -> None:
-        data = json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
+        data = json.dumps(document, separators=(",", ":")).encode()  # NaN allowed: both ends are Python
         if len(data) > self.size:
             raise ValueError(f"a {len(data)}-byte document does not fit the {self.size}-byte section")
         sequence = int(self.header[0])
