@@ -31,16 +31,16 @@ def cli(*arguments: str, timeout_s: float = 120.0) -> subprocess.CompletedProces
 def test_monitor_runs_what_fits_a_grid_no_bundled_model_fits_and_refuses_a_named_model_that_does_not_fit():
     source_id = f"hdemg-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, LSLAPICFG=str(REPO / "monitor" / "lsl_api.cfg"), PYTHONPATH=str(REPO))
-    # 6-14 s of the file: the held contraction (22-26 %MVC); paced from when the monitor connects
+    # 6-13 s of the file: the held contraction (22-26 %MVC); paced from when the monitor connects
     replay = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "replay", str(HDEMG), "--source-id", source_id, "--start", "6",
-         "--duration", "8", "--wait-for-consumer", "120"],
+         "--duration", "7", "--wait-for-consumer", "120"],
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         named = cli("monitor", "--source-id", source_id, "--headless", "--duration", "5",
                     "--model", "models/weights/default.pt", "--resolve-timeout", "60")  # fmt: skip
-        monitor = cli("monitor", "--source-id", source_id, "--headless", "--duration", "7")
+        monitor = cli("monitor", "--source-id", source_id, "--headless", "--duration", "5")
     finally:
         replay.terminate()
         replay.wait(10)
