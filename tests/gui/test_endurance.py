@@ -44,7 +44,8 @@ def test_estimate_and_text_follow_the_estimator_on_a_known_trend(forecaster):
     assert expected["threshold_hz"] == pytest.approx(0.85 * np.median(epochs[:5]), abs=0.01)
     # the line itself reaches the threshold ~55 s after its last bin: inside the forecast's 90 % band
     line_s = (mdf[-1] - expected["threshold_hz"]) / 10.0 * 60.0
-    assert 2.0 <= expected["seconds"] <= 120.0
+    # the forecaster follows the trend it was fed (bundled weights: 38 s against the line's 55 s; was 2-120 s)
+    assert 0.5 * line_s <= expected["seconds"] <= 1.5 * line_s
     assert expected["earliest_s"] <= line_s and (expected["latest_s"] is None or line_s <= expected["latest_s"])
     text = forecast.text()
     assert text.startswith(f"endurance left {expected['seconds']:.0f} s")
