@@ -466,14 +466,22 @@ def remove_duplicates(units: list[MotorUnit], fs: float, settings: Decomposition
     return kept
 
 
-def sources(decomposition: Decomposition, data: np.ndarray) -> np.ndarray:
-    """(U, N) normalised sources s|s|/scale of every unit over ``data`` (raw µV), as the live path computes them."""
+def sources(decomposition: Decomposition, data: np.ndarray, block: int = 8192) -> np.ndarray:
+    """(U, N) normalised sources s|s|/scale of every unit over ``data`` (raw µV), as the live path computes them;
+    extended ``block`` samples at a time, so a long recording never needs its whole extended copy."""
     filtered = bandpass(decomposition.sos, data)
-    extended = extend(filtered, decomposition.extension)
+    n_samples, extension = filtered.shape[0], decomposition.extension
+    padded = np.vstack([np.zeros((extension - 1, filtered.shape[1]), np.float32), filtered])
     flat = decomposition.filters.reshape(len(decomposition.units), -1).astype(np.float32)
-    raw = flat @ extended + np.array([unit.bias for unit in decomposition.units], dtype=np.float32)[:, None]
-    scales = np.array([unit.scale for unit in decomposition.units], dtype=np.float32)[:, None]
-    return raw * np.abs(raw) / scales
+    bias = np.array([unit.bias for unit in decomposition.units], dtype=np.float32)
+    scales = np.array([unit.scale for unit in decomposition.units], dtype=np.float32)
+    out = np.empty((len(decomposition.units), n_samples), dtype=np.float32)
+    for start in range(0, n_samples, block):
+        stop = min(n_samples, start + block)
+        windows = np.lib.stride_tricks.sliding_window_view(padded[start : stop + extension - 1], extension, axis=0)
+        raw = windows.reshape(stop - start, -1) @ flat.T + bias  # rows in dsp.decomposition.extend's order
+        out[:, start:stop] = (raw * np.abs(raw) / scales).T
+    return out
 
 
 def detect(decomposition: Decomposition, data: np.ndarray) -> list[np.ndarray]:

@@ -27,6 +27,8 @@ MIN_CHANNELS = 16  # fewer electrodes do not separate motor units (the extension
 FORCE_KEY = "force_percent_mvc"
 RATE_WINDOW_S = 1.0  # Hann window of the smoothed discharge rate (De Luca's convention)
 MUAP_WINDOW_S = 0.025  # +- around each discharge for the spike-triggered average
+#: longest calibration: its extended, whitened copy takes ~1 GB per minute at 64 channels x 2048 Hz
+MAX_CALIBRATION_S = 60.0
 
 
 def write_decomposition_report(
@@ -42,9 +44,15 @@ def write_decomposition_report(
     if not np.isfinite(data).all():
         raise UserError("--decompose: the recording holds NaN or infinite samples; cut them out with --start/--end")
     try:
-        result = decomposition or decompose(data, recording.fs, DecompositionSettings(starts=starts))
+        if decomposition is None:
+            lo, hi = most_active_span(data, recording.fs, MAX_CALIBRATION_S)
+            if hi - lo < data.shape[0]:
+                print(f"decomposition: calibrated on {lo / recording.fs:.1f}-{hi / recording.fs:.1f} s, the most "
+                      f"active {MAX_CALIBRATION_S:g} s")  # fmt: skip
+            decomposition = decompose(data[lo:hi], recording.fs, DecompositionSettings(starts=starts))
     except ValueError as error:
         raise UserError(f"--decompose: {error}") from None
+    result = decomposition
     trains = detect(result, data)
     force = recording.auxiliary.get(FORCE_KEY) if getattr(recording, "auxiliary", None) else None
     summary = _summary(result, trains, recording.fs, force)
@@ -60,6 +68,18 @@ def write_decomposition_report(
     print(f"decomposition: {len(trains)} motor units (SIL >= {result.settings.sil_threshold:g}), "
           f"{sum(len(t) for t in trains)} discharges in discharges.csv")  # fmt: skip
     return written
+
+
+def most_active_span(data: np.ndarray, fs: float, seconds: float) -> tuple[int, int]:
+    """(start, stop) samples of the ``seconds`` with the most signal power (all of it when shorter)."""
+    length = int(seconds * fs)
+    if data.shape[0] <= length:
+        return 0, data.shape[0]
+    power = np.concatenate([[0.0], np.cumsum((data - data.mean(axis=0)) ** 2, axis=0).sum(axis=1)])
+    step = max(1, int(fs))
+    starts = np.arange(0, data.shape[0] - length + 1, step)
+    best = int(starts[np.argmax(power[starts + length] - power[starts])])
+    return best, best + length
 
 
 def _summary(result: Any, trains: list[np.ndarray], fs: float, force: np.ndarray | None) -> dict[str, Any]:

@@ -365,6 +365,16 @@ def test_analyze_report_writes_the_discharges_it_found(simulated, tmp_path):
     assert "## Motor units (--decompose)" in (tmp_path / "report.md").read_text()
 
 
+def test_a_long_recording_is_calibrated_on_its_most_active_minute():
+    from monitor.recordings.decomposition_report import most_active_span
+
+    quiet = np.random.default_rng(0).standard_normal((int(150 * FS), 2))
+    quiet[int(70 * FS) : int(125 * FS)] *= 10.0  # a 55 s contraction
+    lo, hi = most_active_span(quiet, FS, 60.0)
+    assert hi - lo == int(60 * FS) and lo <= int(70 * FS) and hi >= int(125 * FS)
+    assert most_active_span(quiet[: int(30 * FS)], FS, 60.0) == (0, int(30 * FS))
+
+
 def test_analyze_decompose_refuses_a_low_density_recording(tmp_path, capsys):
     from monitor.cli import main
 
