@@ -16,7 +16,9 @@ as a trained one).
 With ``--gui`` the monitor process also shows the real dashboard (MainWindow, 1600 x 1000, Qt offscreen unless a
 display is set) redrawing on its own ~30 Hz timer while the decisions are timed, as a bedside monitor runs: the
 GUI thread shares the interpreter with the acquisition, DSP and decision threads. ``--gui both`` measures each
-channel count without and then with the window.
+channel count without and then with the window. ``--gui process`` runs the window in a process of its own that
+reads the monitor's state from shared memory (monitor/core, `neurofusion monitor --view-process`); ``--gui all``
+measures off, in-process and own-process one after the other.
 
     .venv/bin/python -m benchmarks.bench_latency --channels 8 64 256 --duration 20 --gui both
 """
@@ -86,7 +88,58 @@ def run_dashboard(pipeline: object, player: subprocess.Popen) -> dict[str, float
             "qt_platform": os.environ.get("QT_QPA_PLATFORM", "")}
 
 
-def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool = False) -> dict[str, object]:
+VIEW_CHILD = """
+import json, signal, sys, time
+from PyQt6 import QtCore, QtWidgets
+from monitor.core.shared_state import SharedStateReader
+from monitor.gui.main_window import MainWindow
+from monitor.view_client import RemotePipeline
+app = QtWidgets.QApplication(["bench-latency-view"])
+remote = RemotePipeline(SharedStateReader(sys.argv[1]), None).start()
+window = MainWindow(remote)
+window.resize(1600, 1000)
+window.show()
+loop = QtCore.QEventLoop()
+signal.signal(signal.SIGTERM, lambda *_: loop.quit())
+heartbeat = QtCore.QTimer()
+heartbeat.timeout.connect(lambda: remote.core_ended and loop.quit())
+heartbeat.start(100)
+print("showing", flush=True)
+started, ticks = time.perf_counter(), window.ticks
+loop.exec()
+print(json.dumps({"frames_per_s": round((window.ticks - ticks) / (time.perf_counter() - started), 1)}), flush=True)
+"""
+
+
+def start_view_process(pipeline: object) -> tuple[object, subprocess.Popen]:
+    """The monitor core's publisher in this process and the real dashboard in a process of its own, reading the
+    core's shared memory (monitor/core): what `neurofusion monitor --view-process` runs."""
+    import sys
+
+    from monitor.core.publisher import StatePublisher
+
+    publisher = StatePublisher(pipeline)
+    publisher.start()
+    view = subprocess.Popen([sys.executable, "-c", VIEW_CHILD, publisher.name_in_shm], stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM",
+                                                                                            "offscreen")))  # fmt: skip
+    assert view.stdout is not None and view.stdout.readline().strip() == "showing"
+    return publisher, view
+
+
+def stop_view_process(publisher: object, view: subprocess.Popen) -> dict[str, object]:
+    import json
+    import signal
+
+    view.send_signal(signal.SIGTERM)
+    out, _ = view.communicate(timeout=60)
+    publisher.stop()  # type: ignore[attr-defined]
+    figures = json.loads(out.strip().splitlines()[-1])
+    return {**figures, "window_size": [1600, 1000], "process": "own",
+            "qt_platform": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+
+
+def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool | str = False) -> dict[str, object]:
     from monitor.acquisition import resolve_stream
     from monitor.inference.client import InferenceClient
     from monitor.inference.supervisor import spawn_worker
@@ -101,9 +154,12 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
         pipeline.start()
-        dashboard = run_dashboard(pipeline, player) if gui else None
+        view = start_view_process(pipeline) if gui == "process" else None
+        dashboard = run_dashboard(pipeline, player) if gui is True else None
         player.communicate(timeout=duration_s + 60)
         time.sleep(1.0)
+        if view is not None:
+            dashboard = stop_view_process(*view)
         pipeline.stop()
         client.close()
     finally:
@@ -152,14 +208,16 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 64, 256])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--fs", type=float, default=2048.0)
-    parser.add_argument("--gui", choices=("off", "on", "both"), default="off",
-                        help="show the real dashboard in the monitor process while measuring (both: off, then on)")
+    parser.add_argument("--gui", choices=("off", "on", "both", "process", "all"), default="off",
+                        help="show the real dashboard in the monitor process while measuring (both: off, then on); "
+                        "process: in a process of its own reading the core's shared memory; all: off, on, process")
     args = parser.parse_args()
     if args.duration <= 0 or any(c < 1 for c in args.channels):
         parser.error("--duration and --channels must be positive")
     if args.gui != "off":
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    guis = {"off": [False], "on": [True], "both": [False, True]}[args.gui]
+    guis: list[bool | str] = {"off": [False], "on": [True], "both": [False, True], "process": ["process"],
+                              "all": [False, True, "process"]}[args.gui]  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         runs = [measure(c, args.duration, args.fs, Path(folder), gui) for c in args.channels for gui in guis]
     emit("sample_to_decision_latency", {"runs": runs})
