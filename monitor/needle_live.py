@@ -22,24 +22,13 @@ import numpy as np
 
 from dsp.mup import MupSettings
 from dsp.mup_reading import NeedleReport, analyse_needle
-from dsp.resample import HIGHEST_NEEDLE_FS, LOWEST_NEEDLE_FS, to_needle_rate
+from dsp.resample import HIGHEST_NEEDLE_FS, LOWEST_NEEDLE_FS
 from dsp.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S = 8.0  # ~80 discharges per unit at 10 Hz: enough for stable templates (>= 20 needed)
 DEFAULT_INTERVAL_S = 3.0
-
-
-def at_needle_rate(samples: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
-    """``samples`` at ``NEEDLE_FS`` (anti-aliased) when ``fs`` is a needle rate (4-32 kHz), the rate the offline
-    analysis and the needle model use, so live and offline see the same signal; otherwise as they are (the
-    analysis then says its reference ranges do not apply)."""
-    if LOWEST_NEEDLE_FS <= fs <= HIGHEST_NEEDLE_FS:
-        from dsp.resample import NEEDLE_FS
-
-        return to_needle_rate(samples, fs), NEEDLE_FS
-    return np.asarray(samples, dtype=np.float32), float(fs)
 
 
 @dataclass(frozen=True)
@@ -140,9 +129,8 @@ class LiveNeedleAnalysis:
             if len(block.timestamps) == 0:
                 error = "no samples yet"
             else:
-                try:
-                    samples, fs = at_needle_rate(block.data[:, channel], self.fs)
-                    report = analyse_needle(samples.astype(np.float64), fs, settings=self.settings)
+                try:  # a needle rate is analysed at NEEDLE_FS (resampled there), as `analyze` does
+                    report = analyse_needle(block.data[:, channel].astype(np.float64), self.fs, settings=self.settings)
                 except ValueError as problem:  # too short, NaN (electrode off): shown in the panel, not raised
                     error = str(problem)
             self._sequence += 1

@@ -121,36 +121,20 @@ def _finite(value: float) -> float | None:
 
 def read_muscle(signals: list[NeedleSignal], muscle: str | None = None, age: float | None = None) -> MuscleReading:
     """MUPs of every recording against the reference of ``muscle`` (and ``age``), pooled and read together as one
-    muscle (``dsp.mup_reading.pool_reports``); UserError for a signal the analysis cannot take."""
-    from dsp import mup_reading
+    muscle (``dsp.mup_reading.pool_reports``); UserError for a signal the analysis cannot take or an implausible
+    age. Each recording goes in at its recorded rate: the analysis resamples it to ``NEEDLE_FS`` itself, with the
+    same filter, and keeps the recorded rate in its report."""
+    from dsp.mup_reading import analyse_needle, pool_reports
 
-    with_references = hasattr(mup_reading, "pool_reports")  # the per-muscle references (dsp.mup_references)
     reports, per_recording = [], []
     for signal in signals:
         try:
-            if with_references:
-                report = mup_reading.analyse_needle(signal.samples, signal.fs, muscle=muscle, age=age)
-            else:
-                report = mup_reading.analyse_needle(signal.samples, signal.fs)
+            report = analyse_needle(signal.recorded, signal.source_fs, muscle=muscle, age=age)
         except ValueError as error:
             raise UserError(f"{signal.name}: needle analysis: {error}") from None
         reports.append(report)
         per_recording.append({**signal.describe(), "mups": len(report.measures), "reading": report.reading.label})
-    if len(reports) == 1:
-        return MuscleReading(reports[0], per_recording, muscle, age)
-    if with_references:
-        return MuscleReading(mup_reading.pool_reports(reports, muscle, age), per_recording, muscle, age)
-    from dsp.mup_measures import summarise
-
-    measures = [m for report in reports for m in report.measures]
-    summary = summarise(measures)
-    recruitments = [r for report in reports for r in report.recruitment]
-    pooled = mup_reading.NeedleReport(
-        fs=signals[0].fs, n_channels=1, duration_s=sum(report.duration_s for report in reports),
-        units=[unit for report in reports for unit in report.units], measures=measures, summary=summary,
-        interference=[p for report in reports for p in report.interference], recruitment=recruitments,
-        reading=mup_reading.read_pattern(summary, recruitments), notes=[n for report in reports for n in report.notes],
-    )  # fmt: skip
+    pooled = reports[0] if len(reports) == 1 else pool_reports(reports, muscle, age)
     return MuscleReading(pooled, per_recording, muscle, age)
 
 
