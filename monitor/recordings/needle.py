@@ -24,7 +24,10 @@ CONDITION_CLASSES = ("healthy", "myopathy", "neuropathy")
 
 @dataclass(frozen=True)
 class NeedleSignal:
-    """One needle channel in microvolts at ``fs`` (``NEEDLE_FS``), resampled from ``source_fs``."""
+    """One needle channel in microvolts at ``fs`` (``NEEDLE_FS``), resampled from ``source_fs``.
+
+    ``recorded`` is what the MUP analysis and the needle model are given: both resample it to ``NEEDLE_FS`` with the
+    same ``dsp.resample`` filter (giving ``samples``) and keep the recorded rate (the model reads it)."""
 
     name: str
     samples: np.ndarray  # (n,) float32 µV at ``fs``
@@ -32,7 +35,7 @@ class NeedleSignal:
     source_fs: float
     channel: str
     unit: str
-    recorded: np.ndarray  # (n,) float32 µV at ``source_fs``: the needle model resamples itself and reads the rate
+    recorded: np.ndarray  # (n,) float32 µV at ``source_fs``
 
     @property
     def duration_s(self) -> float:
