@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.bench_mup --seeds 6 --repeats 3
 
 - speed: median wall time of ``analyse_needle`` on 8 s of simulated needle EMG at 10 kHz (one site per
-  condition, seed 0) and on the real 64-channel HD-EMG recording (32.5 s at 2048 Hz), with the real-time factor;
+  condition, seed 0; resampled to NEEDLE_FS = 16384 Hz inside, as every needle rate is) and on the real
+  64-channel HD-EMG recording (32.5 s at 2048 Hz), with the real-time factor;
 - accuracy: for ``--seeds`` subjects per condition at low effort, every extracted unit locked (>= 90 % of its
   discharges at one lag) to one true unit and holding >= 50 % of its discharges is "isolated"; its amplitude,
   duration and firing rate are compared with the true MUAP (simulator shape x gain at the needle, noise-free,
@@ -69,7 +70,9 @@ def accuracy(n_seeds: int) -> dict[str, object]:
             readings[condition][label] = readings[condition].get(label, 0) + 1
             extracted += len(report.units)
             for unit, measures in zip(report.units, report.measures, strict=True):
-                true_unit, share, count = match_unit(unit.discharges, simulator)
+                # discharges are samples at the analysis rate (NEEDLE_FS), the simulator counts at its own FS
+                at_fs = np.round(unit.discharges * FS / report.fs).astype(np.int64)
+                true_unit, share, count = match_unit(at_fs, simulator)
                 if share < 0.9 or unit.n_discharges < 0.5 * count:
                     continue
                 truth = measure_mup(true_muap(simulator.shapes, simulator.gains, true_unit, FS), FS)

@@ -335,6 +335,7 @@ def analyse_needle(
 
     Raises ValueError (one line) for a signal that cannot be analysed or an implausible age."""
     settings = settings or MupSettings()
+    reference_for(muscle, age)  # a bad age is refused before any work
     x, rate, source_fs = _checked(signal, fs, settings)
     units, patterns, recruitments = _decomposed(x, rate, settings)
     measures = _measured(units, rate)
