@@ -152,3 +152,46 @@ class LiveDecomposer:
     def smoothed_rates(self) -> np.ndarray:
         """(U,) discharges per second over the last ``rate_window_s`` of the stream."""
         return np.array([len(recent) for recent in self._recent], dtype=np.float64) / self.rate_window_s
+
+
+class RecruitmentTracker:
+    """Force at each unit's recruitment (its first discharge, or one after ``silence_s`` without any) and
+    de-recruitment (its last discharge, once ``silence_s`` has passed without another), from a force channel that
+    arrives with the EMG. Every event is kept as (sample counter, force)."""
+
+    def __init__(self, n_units: int, fs: float, silence_s: float = 1.0) -> None:
+        self.silence = int(silence_s * fs)
+        self.recruitments: list[list[tuple[int, float]]] = [[] for _ in range(n_units)]
+        self.derecruitments: list[list[tuple[int, float]]] = [[] for _ in range(n_units)]
+        self._last = np.full(n_units, -1, dtype=np.int64)
+        self._last_force = np.full(n_units, np.nan)
+        self._active = np.zeros(n_units, dtype=bool)
+        self._tail = np.zeros(0)
+        self._tail_first = 0
+
+    def update(self, force: np.ndarray, first_counter: int, found: Discharges) -> None:
+        """``force`` holds the chunk's force samples from ``first_counter``; ``found`` what the decomposer decided
+        on that chunk (discharges at most its half window + the chunk old, so a second of force is kept)."""
+        force = np.asarray(force, dtype=np.float64)
+        if first_counter != self._tail_first + self._tail.size:  # samples lost: the tail no longer lines up
+            self._tail, self._tail_first = np.zeros(0), first_counter
+        joined = np.concatenate([self._tail, force])
+        for unit, counter in zip(found.units.tolist(), found.counters.tolist(), strict=True):
+            position = counter - self._tail_first
+            value = float(joined[position]) if 0 <= position < joined.size else float("nan")
+            if self._last[unit] < 0 or counter - self._last[unit] > self.silence:
+                self.recruitments[unit].append((counter, value))
+                self._active[unit] = True
+            self._last[unit], self._last_force[unit] = counter, value
+        end = first_counter + force.size
+        gone = self._active & (end - self._last > self.silence)
+        for unit in np.flatnonzero(gone).tolist():
+            self.derecruitments[unit].append((int(self._last[unit]), float(self._last_force[unit])))
+        self._active &= ~gone
+        keep = min(joined.size, max(self.silence, 1))
+        self._tail, self._tail_first = joined[joined.size - keep :], end - keep
+
+    def thresholds(self) -> list[tuple[float, float]]:
+        """Per unit (latest recruitment force, latest de-recruitment force); NaN where none yet."""
+        return [(r[-1][1] if r else float("nan"), d[-1][1] if d else float("nan"))
+                for r, d in zip(self.recruitments, self.derecruitments, strict=True)]  # fmt: skip

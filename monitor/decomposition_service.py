@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dsp.decomposition import Decomposition, DecompositionSettings, decompose, detect, match_units
-from dsp.decomposition_live import LiveDecomposer
+from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
 from dsp.engine import is_gap
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,13 @@ class LiveDecomposition:
     """Motor units of ``buffer``'s stream (the EMG ``channels`` of it), fed by the engine, published on ``outlet``."""
 
     def __init__(self, buffer: Any, fs: float, channels: np.ndarray | None = None, outlet: Any | None = None,
-                 settings: DecompositionSettings | None = None) -> None:  # fmt: skip
+                 settings: DecompositionSettings | None = None, force_channel: int | None = None) -> None:  # fmt: skip
         self.buffer = buffer
         self.fs = float(fs)
         self.channels = np.arange(buffer.n_channels) if channels is None else np.asarray(channels)
         self.outlet = outlet
+        self.force_channel = force_channel  # a %MVC channel of the stream: recruitment thresholds per unit
+        self.recruitment: RecruitmentTracker | None = None
         self.settings = settings or DecompositionSettings()  # 64 starts: 14 s of CPU for 20 s of 64 channels
         self.status = CalibrationStatus()
         self.decomposer: LiveDecomposer | None = None
@@ -54,7 +56,7 @@ class LiveDecomposition:
         self._latest: Decomposition | None = None  # the newest set, to find its units again in the next one
         self._next_id = 0
         self._known_ids = np.zeros(0, dtype=np.int64)
-        self._pending: tuple[LiveDecomposer, int, np.ndarray] | None = None
+        self._pending: tuple[LiveDecomposer, int, np.ndarray, RecruitmentTracker | None] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # (unit_set, unit, counter, lsl time, instantaneous Hz, perf_counter when published)
@@ -108,7 +110,8 @@ class LiveDecomposition:
                 ids[index], self._next_id = self._next_id, self._next_id + 1
         self._latest, self._known_ids = result, ids
         with self._lock:
-            self._pending = (LiveDecomposer(result), unit_set, ids)
+            tracker = RecruitmentTracker(len(result.units), self.fs) if self.force_channel is not None else None
+            self._pending = (LiveDecomposer(result), unit_set, ids, tracker)
         sils = [round(unit.sil, 3) for unit in result.units]
         again = f", {len(same)} found again" if unit_set > 0 else ""
         message = f"{len(result.units)} units from {seconds:.0f} s in {wall_s:.1f} s (set {unit_set}{again})"
@@ -120,7 +123,7 @@ class LiveDecomposition:
     def on_samples(self, samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> None:
         with self._lock:
             if self._pending is not None:
-                (self.decomposer, self.unit_set, self.unit_ids), self._pending = self._pending, None
+                (self.decomposer, self.unit_set, self.unit_ids, self.recruitment), self._pending = self._pending, None
         decomposer = self.decomposer
         if decomposer is None or len(timestamps) == 0:
             return
@@ -128,6 +131,8 @@ class LiveDecomposition:
             decomposer.reset(first_counter)  # the stream came back: its units are found again from rest
         self._last_timestamp = float(timestamps[-1])
         found = decomposer.process(samples[:, self.channels], timestamps, first_counter)
+        if self.recruitment is not None:
+            self.recruitment.update(samples[:, self.force_channel], first_counter, found)
         if len(found) == 0:
             return
         unit_set = self.unit_set

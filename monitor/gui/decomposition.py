@@ -45,7 +45,8 @@ class DecompositionPanel(QtWidgets.QWidget):
             stream = pipeline.acquisition.stream
             outlet = DischargeOutlet(stream.name, stream.source_id)
         channels = np.asarray(getattr(state, "emg_channels", np.arange(state.n_channels)))
-        self.service = LiveDecomposition(pipeline.acquisition.buffer, self.fs, channels, outlet)
+        force = force_channel(list(state.channel_labels), channels)
+        self.service = LiveDecomposition(pipeline.acquisition.buffer, self.fs, channels, outlet, force_channel=force)
         pipeline.engine.add_sample_listener(self.service.on_samples)
         self.layout_positions = _grid_cells(state.layout, len(channels))
 
@@ -58,6 +59,7 @@ class DecompositionPanel(QtWidgets.QWidget):
         self.seconds_box.setSuffix(" s")
         self.status_label = QtWidgets.QLabel(self.service.status.message)
         self.rates_label = QtWidgets.QLabel("")
+        self.thresholds_label = QtWidgets.QLabel("" if force is None else "recruitment thresholds: none yet")
         self.unit_box = QtWidgets.QSpinBox()
         self.unit_box.setPrefix("MUAP of unit ")
         self.unit_box.setRange(0, 0)
@@ -101,6 +103,7 @@ class DecompositionPanel(QtWidgets.QWidget):
         column.setContentsMargins(2, 2, 2, 2)
         column.addLayout(controls)
         column.addWidget(self.rates_label)
+        column.addWidget(self.thresholds_label)
         column.addLayout(body, 1)
 
     def calibrate(self) -> None:
@@ -132,6 +135,10 @@ class DecompositionPanel(QtWidgets.QWidget):
         ids = self.service.unit_ids  # the number a unit keeps across recalibrations (a swap may land mid-frame)
         shown = [f"U{i} {rate:.0f} Hz" for i, rate in zip(ids, smoothed, strict=False)]
         self.rates_label.setText("rates (last 1 s): " + "  ".join(shown))
+        if self.service.recruitment is not None:
+            pairs = zip(ids, self.service.recruitment.thresholds(), strict=False)
+            text = "  ".join(f"U{i} {up:.1f}/{down:.1f}" for i, (up, down) in pairs)
+            self.thresholds_label.setText(f"recruited/de-recruited at (%MVC): {text}")
         self._draw_muap(self.unit_box.value(), [row[2] for row in rows if row[1] == self.unit_box.value()])
 
     def _draw_muap(self, unit: int, counters: list[int]) -> None:
@@ -158,6 +165,14 @@ class DecompositionPanel(QtWidgets.QWidget):
         data = block.data[:, self.service.channels]
         average = data[inside[:, None] + np.arange(-half, half + 1)[None, :]].mean(axis=0)
         return average.max(axis=0) - average.min(axis=0)
+
+
+def force_channel(labels: list[str], emg_channels: np.ndarray) -> int | None:
+    """The stream's force channel: a channel that is not EMG and names force or %MVC; None without one."""
+    for index, label in enumerate(labels):
+        if index not in set(emg_channels.tolist()) and ("force" in label.lower() or "mvc" in label.lower()):
+            return index
+    return None
 
 
 def _grid_cells(layout: dict[str, Any] | None, n_channels: int) -> tuple[int, int, np.ndarray] | None:

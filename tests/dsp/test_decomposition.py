@@ -147,6 +147,36 @@ def test_a_recalibration_keeps_the_ids_of_the_units_it_finds_again(calibrated, r
     assert service.unit_ids[-1] == len(calibrated.units)  # a new number
 
 
+def test_recruitment_and_derecruitment_force_of_each_unit(calibrated, reference_file):
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decomposition_service import LiveDecomposition
+
+    grid, _ = reference_file
+    force = load_reference_file()[2]  # %MVC: a ramp to ~26 %, a plateau, a ramp down
+    stream = np.column_stack([grid, force])
+    service = LiveDecomposition(RingBuffer(100, 65), FS, channels=np.arange(64), force_channel=64)
+    service.install(calibrated)
+    for start in range(0, stream.shape[0], 128):
+        chunk = stream[start : start + 128]
+        service.on_samples(chunk, np.arange(start, start + len(chunk)) / FS, start)
+    trains = [train[train < stream.shape[0] - service.decomposer.delay_samples] for train in detect(calibrated, grid)]
+    tracker = service.recruitment
+    for unit, train in enumerate(trains):
+        counter, value = tracker.recruitments[unit][0]
+        assert counter == train[0] and value == pytest.approx(force[train[0]])
+        pauses = int((np.diff(train) > FS).sum())
+        assert len(tracker.recruitments[unit]) == 1 + pauses  # re-recruited after each silence of > 1 s
+        assert tracker.derecruitments[unit][-1] == (int(train[-1]), pytest.approx(float(force[train[-1]])))
+    recruited = np.array([threshold for threshold, _ in tracker.thresholds()])
+    assert np.isfinite(recruited).all() and (recruited < 27.5).all()  # below the plateau's force
+
+    from monitor.gui.decomposition import force_channel
+
+    labels = [f"ch{i}" for i in range(64)] + ["Force (%MVC)"]
+    assert force_channel(labels, np.arange(64)) == 64
+    assert force_channel(labels, np.arange(65)) is None  # typed EMG: not a force channel
+
+
 def test_a_nan_sample_does_not_silence_the_units(calibrated, reference_file):
     grid, _ = reference_file
     segment = grid[int(20 * FS) : int(26 * FS)].copy()
