@@ -1,0 +1,67 @@
+"""How much the spread given to adopted fibres damps a reinnervated unit's MUAP (fibre-level needle model).
+
+    nice .venv/bin/python -m benchmarks.bench_sim_reinnervation --seeds 3
+
+For healthy and severe-neuropathy subjects, and severe neuropathy with the adopted fibres' end-plate spread set to
+the unit's own (0.8 mm) and no sprout delay: the true MUAP templates (no noise, no decomposition) of every unit with
+a fibre within 0.7 mm of the core's centre, measured by ``dsp.mup_measures.measure_mup``; median over units, mean
+over ``--seeds`` subjects.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import numpy as np
+
+from benchmarks.common import emit
+
+FS = 16384.0
+
+
+def near_unit_medians(condition: str, severity: str, seed: int, **change: float) -> np.ndarray:
+    from dsp.mup_measures import measure_mup
+    from simulators.conditions import draw_subject
+    from simulators.electrodes import ElectrodeLayout
+    from simulators.fibres import CANNULA_RADIUS_MM, CORE_LENGTH_MM, grow_fibres, needle_templates
+    from simulators.motor_units import build_pool
+    from simulators.muap import SampledShapes, true_muap
+    from simulators.tissue import draw_tissue
+
+    layout = ElectrodeLayout.needle()
+    tissue = replace(draw_tissue(condition, severity, np.random.default_rng([seed, 3])), **change)
+    units = max(3, int(round(tissue.units_before_loss * (1.0 - tissue.unit_loss))))
+    rng = np.random.default_rng([seed, 1])
+    pool = build_pool(layout, replace(draw_subject("healthy", rng), n_units=units), rng)
+    fibres = grow_fibres(pool, tissue, layout.positions_mm[0], np.random.default_rng([seed, 9]))
+    templates, template_fs = needle_templates(fibres, pool.n_units, FS)
+    shapes = SampledShapes.from_templates(templates, template_fs)
+    centre = np.array([-0.5 * CORE_LENGTH_MM, 0.5 * CANNULA_RADIUS_MM])
+    near = np.unique(fibres.unit[np.hypot(*(fibres.xy_mm - centre).T) < 0.7])
+    gains = np.ones((pool.n_units, 1))
+    measures = [measure_mup(true_muap(shapes, gains, int(u), FS), FS) for u in near]
+    return np.median([[m.amplitude_uv, m.duration_ms, m.phases] for m in measures], axis=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    cases = {
+        "healthy": ("healthy", "moderate", {}),
+        "neuropathy_severe": ("neuropathy", "severe", {}),
+        "neuropathy_severe_no_adopted_spread": (
+            "neuropathy", "severe", {"adopted_endplate_sd_mm": 0.8, "adopted_delay_sd_ms": 0.0}
+        ),
+    }
+    out = {}
+    for name, (condition, severity, change) in cases.items():
+        values = np.mean([near_unit_medians(condition, severity, s, **change) for s in range(args.seeds)], axis=0)
+        out[name] = {"amplitude_uv": round(float(values[0]), 1), "duration_ms": round(float(values[1]), 2),
+                     "phases": round(float(values[2]), 2)}
+    emit("sim_reinnervation", {"seeds": args.seeds, "groups": out})
+
+
+if __name__ == "__main__":
+    main()
