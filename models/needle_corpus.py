@@ -60,12 +60,18 @@ def parse_shared_name(path: Path) -> NeedleRecordingInfo | None:
     )
 
 
-def read_manifest(manifest: Path) -> list[NeedleRecordingInfo]:
+def manifest_rows(manifest: Path) -> list[dict[str, str]]:
+    """A manifest's rows, column names lower-cased and every value stripped (one-line UserError if unreadable)."""
     try:
         with manifest.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"{manifest.name}: cannot read the manifest ({error})") from None
+    return [{(key or "").strip().lower(): (value or "").strip() for key, value in row.items()} for row in rows]
+
+
+def read_manifest(manifest: Path) -> list[NeedleRecordingInfo]:
+    rows = manifest_rows(manifest)
     required = {"file", "patient", "label", "muscle"}
     if not rows or not required <= set(rows[0]):
         raise UserError(f"{manifest.name}: a manifest needs the columns {', '.join(sorted(required))}")

@@ -105,14 +105,10 @@ def _glob_root(pattern: str) -> str:
 
 
 def _read_manifest(manifest: Path) -> list[CohortItem]:
-    try:
-        with manifest.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise UserError(f"{manifest.name}: cannot read the manifest ({error})") from None
+    from models.needle_corpus import manifest_rows
+
     items = []
-    for line, raw in enumerate(rows, start=2):
-        row = {(key or "").strip().lower(): (value or "").strip() for key, value in raw.items()}
+    for line, row in enumerate(manifest_rows(manifest), start=2):
         path = (manifest.parent / row["file"]).resolve()
         if not path.is_file():
             raise UserError(f"{manifest.name}, line {line}: {row['file']} not found")
