@@ -126,10 +126,12 @@ def _engine_settings(args: argparse.Namespace) -> Any:
 def _run_needle(recordings: list[Any], target: Path, out: Path, args: argparse.Namespace, pooled: bool) -> int:
     """Needle mode: each recording through the DSP report, its channel at the needle rate through the MUP analysis
     and the needle model; several recordings of one muscle pooled into one reading and one verdict."""
-    from monitor.recordings.needle import load_condition_model, needle_signal
+    from monitor.recordings.needle import load_condition_model, named_muscle, needle_signal
     from monitor.recordings.report import prepare_output_folder, write_dataset_index, write_needle_summary
 
     signals = [needle_signal(recording) for recording in recordings]  # every refusal before any work
+    if pooled and args.muscle is None:
+        named_muscle([signal.name for signal in signals])  # recordings named after two muscles are refused now
     model = None if args.no_model else load_condition_model(args.model)
     settings = _engine_settings(args)
     if not pooled:
@@ -147,7 +149,8 @@ def _run_needle(recordings: list[Any], target: Path, out: Path, args: argparse.N
     summary = _needle_summary(signals, model, out, args)
     summary["wall_seconds"] = time.perf_counter() - started
     path = write_needle_summary(summary, out)
-    print(f"{len(signals)} recordings of {args.muscle or 'one muscle'} pooled: {path}")
+    muscle = summary["needle_reading"]["muscle"]
+    print(f"{len(signals)} recordings of {muscle or 'one muscle'} pooled: {path}")
     return 0
 
 
@@ -155,10 +158,13 @@ def _needle_summary(signals: list[Any], model: Any, out: Path, args: argparse.Na
     """The MUP reading pooled over ``signals``, the model's verdict and their agreement (needle.json written)."""
     import json
 
-    from monitor.recordings.needle import agreement_of, condition, read_muscle
+    from monitor.recordings.needle import agreement_of, condition, named_muscle, read_muscle
 
     started = time.perf_counter()
-    reading = read_muscle(signals, args.muscle, args.age)
+    # the shared clinical set's names say the muscle, as they say the rate: its references apply without --muscle
+    muscle = args.muscle or named_muscle([signal.name for signal in signals])
+    source = None if muscle is None else ("--muscle" if args.muscle else "file name")
+    reading = read_muscle(signals, muscle, args.age, source)
     verdict = None if model is None else condition(model, signals)
     summary: dict[str, Any] = {"needle_reading": reading.summary(), "condition": verdict,
                                "agreement": agreement_of(reading, verdict),

@@ -74,6 +74,22 @@ def needle_signal(recording: Recording) -> NeedleSignal:
                         recording.units[0], samples)  # fmt: skip
 
 
+def named_muscle(names: list[str]) -> str | None:
+    """The muscle the file names give when every one is named like the shared clinical set (``..._ RB_Hea.asc.xz``:
+    biceps), else None; UserError when they name several muscles (one muscle's recordings pool, not two)."""
+    from pathlib import Path
+
+    from models.needle_corpus import parse_shared_name
+
+    infos = [parse_shared_name(Path(name)) for name in names]
+    if not infos or any(info is None for info in infos):
+        return None
+    muscles = sorted({info.muscle for info in infos if info is not None})
+    if len(muscles) > 1:
+        raise UserError(f"the file names give several muscles ({', '.join(muscles)}): pool one muscle's recordings")
+    return muscles[0]
+
+
 @dataclass
 class MuscleReading:
     """The quantitative reading of one muscle pooled over its recordings, and each recording's part in it."""
@@ -82,6 +98,7 @@ class MuscleReading:
     per_recording: list[dict[str, Any]]
     muscle: str | None
     age: float | None
+    muscle_from: str | None = None  # "--muscle" or "file name"
 
     @property
     def label(self) -> str:
@@ -99,6 +116,7 @@ class MuscleReading:
             "n_mups": self.n_mups,
             "recordings": len(self.per_recording),
             "muscle": self.muscle,
+            "muscle_from": self.muscle_from,
             "age": self.age,
             "analysed_fs": report.fs,
             "myopathic_score": report.reading.myopathic_score,
@@ -122,7 +140,8 @@ def _finite(value: float) -> float | None:
     return round(float(value), 4) if math.isfinite(value) else None
 
 
-def read_muscle(signals: list[NeedleSignal], muscle: str | None = None, age: float | None = None) -> MuscleReading:
+def read_muscle(signals: list[NeedleSignal], muscle: str | None = None, age: float | None = None,
+                muscle_from: str | None = None) -> MuscleReading:
     """MUPs of every recording against the reference of ``muscle`` (and ``age``), pooled and read together as one
     muscle (``dsp.mup_reading.pool_reports``); UserError for a signal the analysis cannot take or an implausible
     age. Each recording goes in at its recorded rate: the analysis resamples it to ``NEEDLE_FS`` itself, with the
@@ -138,7 +157,7 @@ def read_muscle(signals: list[NeedleSignal], muscle: str | None = None, age: flo
         reports.append(report)
         per_recording.append({**signal.describe(), "mups": len(report.measures), "reading": report.reading.label})
     pooled = reports[0] if len(reports) == 1 else pool_reports(reports, muscle, age)
-    return MuscleReading(pooled, per_recording, muscle, age)
+    return MuscleReading(pooled, per_recording, muscle, age, muscle_from if muscle else None)
 
 
 def condition(model: Any, signals: list[NeedleSignal]) -> dict[str, Any]:

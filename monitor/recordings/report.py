@@ -232,6 +232,8 @@ def needle_markdown(summary: dict[str, Any]) -> str:
     rates = ", ".join(f"{rate:g}" for rate in recorded)
     resampled = any(rate != reading["analysed_fs"] for rate in recorded)
     muscle = reading.get("muscle") or "not given (--muscle)"
+    if reading.get("muscle_from") == "file name":
+        muscle += " (from the file name)"
     age = "not given (--age)" if reading.get("age") is None else f"{reading['age']:g} years"
     lines = [
         "## Needle EMG", "", "| | |", "| --- | --- |",

@@ -114,16 +114,19 @@ def test_non_finite_samples_and_several_channels_are_refused_in_one_line(tmp_pat
 @needs_needle_set
 def test_analyze_reads_a_real_asc_xz_as_needle_emg_without_being_told(tmp_path, capsys):
     out = tmp_path / "one"
-    assert main(["analyze", str(PERSON_2_BICEPS[0]), "--muscle", "biceps", "--age", "40", "--no-model",
-                 "--no-figures", "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    assert main(["analyze", str(PERSON_2_BICEPS[0]), "--age", "40", "--no-model", "--no-figures", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     reading = summary["needle_reading"]
     assert reading["analysed_fs"] == NEEDLE_FS and reading["per_recording"][0]["recorded_fs"] == 32768.0
-    assert reading["muscle"] == "biceps" and reading["age"] == 40
+    # the set's file name says biceps (RB): its reference applies without --muscle, and the report says why
+    assert (reading["muscle"], reading["muscle_from"], reading["age"]) == ("biceps", "file name", 40)
+    assert reading["reference"]["muscle"] == "biceps"
     assert reading["n_mups"] == len(json.loads((out / "needle.json").read_text())["units"]) >= 1
     assert reading["label"] in ("normal", "myopathic", "neurogenic", "indeterminate", "not assessed")
     report = (out / "report.md").read_text()
     assert "recorded at 32768 Hz, analysed at 16384 Hz" in report and f"from {reading['n_mups']} MUPs" in report
+    assert "biceps (from the file name)" in report
     assert "needle EMG reading" in capsys.readouterr().out
 
 
@@ -152,6 +155,14 @@ def test_recordings_of_one_muscle_are_pooled_into_one_reading(tmp_path, capsys):
         assert verdict["label"] == max(verdict["probabilities"], key=verdict["probabilities"].get)
         assert verdict["windows"] == sum(r["windows"] for r in own) > 0
         assert summary["agreement"] is None or summary["agreement"]["network_class"] == verdict["label"]
+
+
+@needs_needle_set
+def test_recordings_named_after_two_muscles_are_not_pooled(tmp_path, capsys):
+    deltoid = NEEDLE_SET / "01_Deltoid" / "Healthy" / "EMG _003 _02_ RD_Hea.asc.xz"
+    assert main(["analyze", str(PERSON_2_BICEPS[0]), str(deltoid), "--no-model", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("the file names give several muscles (biceps, deltoid): pool one muscle's recordings")
 
 
 def test_several_recordings_pool_only_in_needle_mode(tmp_path, capsys):
