@@ -172,6 +172,7 @@ class RemotePipeline:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="view-sync", daemon=True)
         self._next_heartbeat = 0.0
+        self._last_status: dict[str, Any] | None = None
 
     @classmethod
     def attach(cls, core: dict[str, Any], kind: str = "window") -> RemotePipeline:
@@ -222,7 +223,8 @@ class RemotePipeline:
     def sync(self) -> None:
         """Copies what is new from the core; says hello/heartbeat on the control channel every HEARTBEAT_S."""
         status = self.reader.read_blob("status")
-        if status is not None:
+        if status is not None and status is not self._last_status:  # written 10 times a second, read every 30 ms
+            self._last_status = status
             self._apply_status(status)
         self._sync_features()
         self._sync_decisions()

@@ -133,6 +133,7 @@ class _Blob:
         self.size = size
         self.header = np.ndarray((2,), dtype="<u8", buffer=buffer, offset=offset)  # sequence, length
         self.payload = np.ndarray((size,), dtype=np.uint8, buffer=buffer, offset=offset + BLOB_HEADER_BYTES)
+        self._seen: tuple[int, Any] = (0, None)  # a reader's last document and its sequence: parsed once
 
     @staticmethod
     def nbytes(size: int) -> int:
@@ -149,19 +150,23 @@ class _Blob:
         self.header[0] = sequence + 2
 
     def read(self) -> tuple[Any, bool]:
-        """(document or None, torn): ``torn`` when every try met the writer mid-write."""
+        """(document or None, torn): ``torn`` when every try met the writer mid-write. The same document (the same
+        object) while the writer has written nothing new."""
         for _ in range(BLOB_READ_TRIES):
             sequence = int(self.header[0])
             if sequence % 2:
                 time.sleep(0)
                 continue
+            if sequence == self._seen[0] and sequence:
+                return self._seen[1], False
             length = int(self.header[1])
             data = self.payload[:min(length, self.size)].tobytes()
             if int(self.header[0]) != sequence:
                 continue
             if sequence == 0:
                 return None, False  # nothing written yet
-            return json.loads(data), False
+            self._seen = (sequence, json.loads(data))
+            return self._seen[1], False
         return None, True
 
 
