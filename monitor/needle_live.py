@@ -62,6 +62,8 @@ class LiveNeedleAnalysis:
         window_s: float = DEFAULT_WINDOW_S,
         interval_s: float = DEFAULT_INTERVAL_S,
         settings: MupSettings | None = None,
+        muscle: str | None = None,
+        age: float | None = None,
     ) -> None:
         if window_s <= 0 or interval_s <= 0:
             raise ValueError(f"window and interval must be positive, not {window_s} s and {interval_s} s")
@@ -70,6 +72,8 @@ class LiveNeedleAnalysis:
         self.window_s = float(window_s)
         self.interval_s = float(interval_s)
         self.settings = settings or MupSettings()
+        self.muscle = muscle  # the reference values the reading uses (None: generic), as `analyze --muscle`
+        self.age = age
         self._channel = self._checked(channel)
         self._latest: NeedleSnapshot | None = None
         self._sequence = 0
@@ -130,7 +134,8 @@ class LiveNeedleAnalysis:
                 error = "no samples yet"
             else:
                 try:  # a needle rate is analysed at NEEDLE_FS (resampled there), as `analyze` does
-                    report = analyse_needle(block.data[:, channel].astype(np.float64), self.fs, settings=self.settings)
+                    report = analyse_needle(block.data[:, channel].astype(np.float64), self.fs, muscle=self.muscle,
+                                            age=self.age, settings=self.settings)  # fmt: skip
                 except ValueError as problem:  # too short, NaN (electrode off): shown in the panel, not raised
                     error = str(problem)
             self._sequence += 1

@@ -40,6 +40,8 @@ class SessionOptions:
     # the view's process: None = in this process (as before); "none" = no view, the core alone (views attach with
     # `neurofusion view`); "process" = the window or dashboard in a process of its own (monitor/core/process.py)
     core_view: str | None = None
+    needle_muscle: str | None = None  # the needle MUP panel's reference values (`monitor --muscle/--age`)
+    needle_age: float | None = None
 
 
 def has_display() -> bool:
@@ -256,6 +258,7 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             classes = None if needle[0] is None else needle_classes(needle[0])
             settings = replace(settings or EngineSettings(), mode="needle")  # high-pass only: the spikes are kHz
         pipeline = MonitorPipeline(stream_info, settings=settings, client=client, classes=classes)
+        pipeline.needle_reference = (options.needle_muscle, options.needle_age)  # read by the needle panel
         if not model_fits:
             pipeline.state.model_status = no_model_status(pipeline.acquisition.stream)
             print(f"{pipeline.state.model_status}: running filters, features, fatigue and signal quality without "

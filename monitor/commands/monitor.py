@@ -49,6 +49,9 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     dsp.add_argument("--mains", type=float, default=50.0, choices=(0.0, 50.0, 60.0), help="notch frequency, 0 = off")
     dsp.add_argument("--band", type=float, nargs=2, default=(20.0, 450.0), metavar=("LOW", "HIGH"))
     dsp.add_argument("--needle", action="store_true", help="needle EMG: high-pass only")
+    needle = parser.add_argument_group("needle EMG (the MUP panel's reference values, as `analyze --muscle/--age`)")
+    needle.add_argument("--muscle", help="the muscle needled: biceps, deltoid, tibialis_anterior, ...")
+    needle.add_argument("--age", type=float, help="the person's age in years")
     dsp.add_argument("--adaptive-mains", action="store_true",
                      help="cancel mains with an adaptive (LMS) canceller that tracks a drifting frequency")
 
@@ -65,7 +68,7 @@ def session_options(args: argparse.Namespace):
         headless=args.headless, duration_s=args.duration, snapshot=args.snapshot, snapshot_after_s=args.snapshot_after,
         jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
         settings=settings, record=args.record, overwrite=args.overwrite, curve=curve_keys(args),
-        patient=args.patient, patients_dir=args.patients_dir,
+        patient=args.patient, patients_dir=args.patients_dir, needle_muscle=args.muscle, needle_age=args.age,
         core_view="none" if getattr(args, "no_view", False) else ("process" if getattr(args, "view_process", False)
                                                                    else None),
     )

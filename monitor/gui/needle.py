@@ -60,7 +60,10 @@ class NeedleView(QtWidgets.QWidget):
         self.pipeline = pipeline
         state = pipeline.state
         self.fs = float(state.fs)
-        self.analysis = LiveNeedleAnalysis(pipeline.acquisition.buffer, self.fs, 0, window_s, interval_s).start()
+        # `monitor --muscle/--age` (a session attribute; None: the generic reference)
+        muscle, age = getattr(pipeline, "needle_reference", None) or (None, None)
+        self.analysis = LiveNeedleAnalysis(pipeline.acquisition.buffer, self.fs, 0, window_s, interval_s,
+                                           muscle=muscle, age=age).start()  # fmt: skip
         self.shown_sequence = -1
         self.snapshot: NeedleSnapshot | None = None
         self.flags: list[dict[str, str]] = []  # per table row (units, then the mean): measure -> low/high/normal

@@ -147,6 +147,11 @@ def test_background_analysis_follows_the_selected_channel_and_reports_bad_sample
         assert first is not None and first.error is None and first.channel == 0
         assert first.report.reading.label == "myopathic"
         assert (first.first_counter, first.end_counter) == (0, data.size)
+        # `monitor --muscle biceps`: the live reading uses the biceps reference values, as `analyze --muscle`
+        analysis.muscle = "biceps"
+        with_muscle = analysis.analyse_now()
+        assert with_muscle.report.reference.muscle == "biceps" and with_muscle.report.muscle == "biceps"
+        assert first.report.reference is None  # no muscle: the generic reference
         analysis.select_channel(1)
         second = analysis.analyse_now()
         assert second.channel == 1 and second.report is None and "NaN" in second.error

@@ -34,6 +34,14 @@ def test_demo_needle_streams_one_needle_channel_at_a_needle_rate():
     assert (layout_only.fs, layout_only.needle) == (20000.0, True)
 
 
+def test_monitor_and_demo_take_the_muscle_for_the_needle_panel():
+    from monitor.commands.monitor import session_options
+
+    for command in (["monitor"], ["demo", "--needle"]):
+        options = session_options(build_parser().parse_args([*command, "--muscle", "deltoid", "--age", "63"]))
+        assert (options.needle_muscle, options.needle_age) == ("deltoid", 63.0)
+
+
 def test_is_needle_stream_takes_one_channel_at_needle_rates_only():
     from monitor.needle_live import is_needle_stream
 
