@@ -34,7 +34,7 @@ from simulators.tissue import SEVERITIES, draw_tissue
 SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, with distance
 # The opt-in fibre-level needle model (tissue="fibres") has its own version: its samples change with it, while every
 # legacy config keeps SIMULATOR_VERSION's samples (benchmarks/bench_sim_checksum.py), so surface caches stay valid.
-FIBRE_MODEL_VERSION = "2026-12-06.1"
+FIBRE_MODEL_VERSION = "2026-12-06.2"  # .2: anti-alias FIR scaled to the rate (4-10 kHz aliased before)
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 TISSUE_MODELS = ("legacy", "fibres")  # fibres: MUAPs summed over muscle fibres (needle layout only so far)
 BLOCK_S = 0.25

@@ -285,9 +285,15 @@ def needle_templates(fibres: Fibres, n_units: int, fs: float) -> tuple[np.ndarra
             points = points + source_first_derivative(front_mm - ends[:, side : side + 1]) * at_tendon
         values += points * (math.pi * radius_m**2 * SIGMA_INTRACELLULAR * 1e6)[:, None]
         np.add.at(templates, fibres.unit[chunk], values)
-    taps = signal.firwin(97, 0.45 * fs, fs=fs_template)
-    templates = signal.convolve(templates, taps[None, :], mode="same")
+    templates = signal.convolve(templates, anti_alias_taps(fs, fs_template)[None, :], mode="same")
     return templates, fs_template
+
+
+def anti_alias_taps(fs: float, fs_template: float) -> np.ndarray:
+    """Linear-phase low-pass at 0.45 ``fs`` on the template grid, its length scaled to the rate ratio so that it is
+    ~-28 dB at ``fs``'s Nyquist frequency and ~-60 dB by 0.6 ``fs`` at every needle rate (4-100 kHz)."""
+    ratio = fs_template / fs
+    return signal.firwin(max(97, 2 * int(round(12.0 * ratio)) + 1), 0.45 * fs, fs=fs_template)
 
 
 def _extent(lags: np.ndarray, end: np.ndarray) -> np.ndarray:

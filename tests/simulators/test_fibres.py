@@ -62,6 +62,15 @@ def test_fibre_currents_sum_to_zero_so_a_uniform_field_sees_nothing(monkeypatch)
     assert np.abs(flat).max() < 0.01 * np.abs(without_ends).max()
 
 
+@pytest.mark.parametrize("fs", [4000.0, 10_000.0, 16_384.0, 32_768.0])
+def test_templates_are_anti_aliased_at_every_needle_rate(fs):
+    fs_template = max(fibre_model.TEMPLATE_MIN_FS, 4.0 * fs)
+    _, response = signal.freqz(fibre_model.anti_alias_taps(fs, fs_template), worN=[0.3 * fs, 0.5 * fs, 0.6 * fs],
+                               fs=fs_template)
+    gain_db = 20.0 * np.log10(np.abs(response))
+    assert gain_db[0] > -0.5 and gain_db[1] < -25.0 and gain_db[2] < -55.0
+
+
 @pytest.fixture(scope="module")
 def subjects() -> dict[str, EmgSimulator]:
     cases = {"healthy": ("healthy", "moderate"), "myopathy": ("myopathy", "severe"),
