@@ -3,8 +3,9 @@ nothing. Real parts: the indexed LSL player, `neurofusion monitor --view-process
 process + the terminal dashboard in its own process), and a second view attached afterwards.
 
 Every sample: the player's index channel, read back from the core's shared memory, is 0..N-1 with nothing missing or
-repeated. Every decision: the core's JSON lines hold one line per decision the core published, sequences unique, and
-the windows after the freeze and after the kill got their decisions like those before."""
+repeated, and the XDF recording (--record) is gap-free from before the freeze to the last sample. Every decision:
+every window submitted was answered or dropped for a counted reason, every answer is in the core's JSON lines once,
+and the windows during the freeze and after the kill got their decisions like any others."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def test_a_frozen_then_killed_view_loses_no_sample_and_no_decision(tmp_path):
     # channel count, which counts the MISC index channel (see the report of issue 21)
     worker = spawn_worker(model_path=None)
     command = [sys.executable, "-m", "monitor.cli", "monitor", "--source-id", source_id, "--resolve-timeout", "30",
-               "--view-process", "--headless", "--jsonl", str(jsonl), "--worker", worker.endpoint]  # fmt: skip
+               "--view-process", "--headless", "--jsonl", str(jsonl), "--worker", worker.endpoint,
+               "--record", str(tmp_path / "session.xdf")]  # fmt: skip
     with log.open("w") as stderr:
         core = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=REPO)
     reader = None
@@ -139,6 +141,15 @@ def test_a_frozen_then_killed_view_loses_no_sample_and_no_decision(tmp_path):
         windows = int(((ends > start) & (ends <= stop)).sum())
         decided = int(((stamps > start) & (stamps <= stop)).sum())
         assert windows > 10 and decided >= 0.85 * windows, (start, stop, windows, decided)
+    # the recording went on through the freeze and the kill: gap-free and in order up to the last sample
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(tmp_path / "session.xdf"), dejitter_timestamps=False)
+    by_type = {stream["info"]["type"][0]: stream for stream in streams}
+    recorded = by_type["EMG"]["time_series"][:, -1]
+    np.testing.assert_array_equal(np.diff(recorded), 1.0)
+    assert recorded[-1] == sent - 1 and by_type["EMG"]["time_stamps"][0] < frozen_at
+    assert {"Fatigue", "Quality", "Markers"} <= set(by_type)
     text = log.read_text()
     assert "view gone" in text and "Traceback" not in text
     assert not [c for c in running_cores() if c["pid"] == core.pid]  # its folder and segment went with it
