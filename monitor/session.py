@@ -265,6 +265,9 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
                   "a condition model (--model names a checkpoint trained for this layout)", file=sys.stderr)
         stack.callback(pipeline.stop)
         pipeline.start()
+        if needle is not None:  # the status views name what judges this stream (there is no worker)
+            pipeline.state.model_status = ("no needle model installed: MUP panel only" if needle[0] is None
+                                           else f"needle model {needle[0].model_id} (in this process)")
         if needle is not None and needle[0] is not None:
             from monitor.needle_live import LiveNeedleVerdicts
 
