@@ -29,7 +29,7 @@ def attached(ring_pipeline, tmp_path):
     server = ControlServer(endpoint, core_handlers(ring_pipeline, None, views), token=TOKEN)
     server.start()
     remote = RemotePipeline(SharedStateReader(publisher.name_in_shm), ControlClient(endpoint, token=TOKEN)).start()
-    yield ring_pipeline, remote, views, endpoint
+    yield ring_pipeline, remote, views, endpoint, publisher
     remote.stop()
     remote.reader.close()
     server.stop()
@@ -40,7 +40,7 @@ def test_the_attached_window_draws_the_cores_state_and_steers_its_filters(qtbot,
     from monitor.core.control import ControlClient
     from monitor.gui.main_window import MainWindow
 
-    pipeline, remote, views, endpoint = attached
+    pipeline, remote, views, endpoint, publisher = attached
     fs = pipeline.state.fs
     assert wait_for(lambda: remote.engine.filtered.total_written > fs and len(remote.state.features) > 10, 30)
     window = MainWindow(remote)
@@ -90,4 +90,10 @@ def test_the_attached_window_draws_the_cores_state_and_steers_its_filters(qtbot,
         stranger.close()
     assert reply == {"ok": False, "error": "refused: wrong control token"}
     assert pipeline.engine.settings.high_hz == 300.0
+
+    # the core ending is said on the window's banner, in one line, and the core's segment is gone
+    publisher.stop()
+    assert wait_for(lambda: remote.core_ended == "the monitor core ended", 5)
+    window.refresh()
+    assert window.banner.isVisibleTo(window) and window.banner.text() == "the monitor core ended"
     window.close()
