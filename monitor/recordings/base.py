@@ -323,12 +323,20 @@ def open_recording(path: str | Path, **options: Any) -> Recording:
     return _reader_for(path)(path, **given)
 
 
+def _delimited_name(path: Path) -> bool:
+    """A CSV/TSV/TXT file, or a compressed copy of one (``trial.csv.gz``)."""
+    if path.suffix.lower() in _COMPRESSIONS:
+        path = path.with_suffix("")
+    return path.suffix.lower() in DELIMITED_SUFFIXES
+
+
 def open_dataset(folder: str | Path, **options: Any) -> list[Recording]:
-    """Every CSV/TSV/TXT file under ``folder`` (recursively, sorted by path), each read with the same options."""
+    """Every CSV/TSV/TXT file (or compressed copy) under ``folder`` (recursively, sorted by path), each read with the
+    same options."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"dataset folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DELIMITED_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and _delimited_name(p))
     if not files:
         raise UserError(f"{folder}: no .csv, .tsv or .txt files in this folder")
     return [open_recording(path, **options) for path in files]

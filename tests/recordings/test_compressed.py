@@ -113,3 +113,17 @@ def test_corrupt_archive_ends_analyze_with_one_line_and_exit_2(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err.startswith("neurofusion analyze: error: broken.asc.xz: not a readable xz archive")
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_a_dataset_folder_takes_compressed_csv_files_too(tmp_path):
+    from monitor.recordings import open_dataset
+
+    for index, suffix in enumerate(("", ".gz", ".xz")):
+        csv = tmp_path / f"trial{index}.csv"
+        np.savetxt(csv, np.full((20, 2), float(index)), delimiter=",")
+        if suffix:
+            _compressed(csv, suffix)
+    (tmp_path / "notes.md.gz").write_bytes(gzip.compress(b"not a recording"))
+    recordings = open_dataset(tmp_path, fs=100)
+    assert [r.source.name for r in recordings] == ["trial0.csv", "trial1.csv.gz", "trial2.csv.xz"]
+    assert [float(r.data[0, 0]) for r in recordings] == [0.0, 1.0, 2.0]
