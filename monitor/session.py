@@ -287,8 +287,10 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             from monitor.core.process import serve_core
 
             view = None if options.core_view == "none" else ("window" if window else "headless")
+            adaptation = start_adaptation(options, pipeline, handle, stack)  # driven by an attached window's panel
             with open_jsonl(options.jsonl, stack) as jsonl:
-                return serve_core(pipeline, recording, stop, view=view, duration_s=options.duration_s, jsonl=jsonl)
+                return serve_core(pipeline, recording, stop, view=view, duration_s=options.duration_s, jsonl=jsonl,
+                                  adaptation=adaptation)
         if not window:
             from monitor.headless import HeadlessDashboard
 

@@ -173,6 +173,7 @@ class RemotePipeline:
         self._thread = threading.Thread(target=self._run, name="view-sync", daemon=True)
         self._next_heartbeat = 0.0
         self._last_status: dict[str, Any] | None = None
+        self.adaptation: Any = None  # the core's live-adaptation session, when it runs one (adaptation_proxy)
 
     @classmethod
     def attach(cls, core: dict[str, Any], kind: str = "window") -> RemotePipeline:
@@ -250,6 +251,13 @@ class RemotePipeline:
             self.acquisition.incompatible = self.core_ended  # the views end with this one line, as for a refusal
 
     def _apply_status(self, status: dict[str, Any]) -> None:
+        if status.get("adaptation") is not None and self.control is not None:
+            from monitor.core.adaptation_proxy import RemoteAdaptation
+
+            if self.adaptation is None:
+                self.adaptation = RemoteAdaptation(self.control, status["adaptation"])
+            else:
+                self.adaptation.update(status["adaptation"])
         for key, value in status["strings"].items():
             self._strings[key] = [tuple(v) for v in value] if key == "class_sets" else value
         signal = status["signal"]

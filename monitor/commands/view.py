@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             from monitor.gui.app import run_window
 
             return run_window(remote, duration_s=args.duration, on_recording=remote.toggle_recording,
-                              on_marker=remote.annotate)  # fmt: skip
+                              on_marker=remote.annotate, adaptation=remote.adaptation)  # fmt: skip
         from monitor.headless import HeadlessDashboard
 
         stop = threading.Event()

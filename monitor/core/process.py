@@ -30,7 +30,7 @@ from monitor.core.publisher import StatePublisher
 STATUS_EVERY_S = 5.0
 
 
-def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry) -> dict[str, Any]:
+def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry, adaptation: Any = None) -> dict[str, Any]:
     """What a view may ask of the core (monitor.core.control documents the requests)."""
 
     def hello(request: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +64,13 @@ def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry) -> dict[st
     def status(request: dict[str, Any]) -> dict[str, Any]:
         return {"line": status_line(pipeline, views)}
 
-    return {"hello": hello, "heartbeat": hello, "bye": bye, "marker": marker, "record": record,
-            "settings": settings, "status": status}  # fmt: skip
+    handlers = {"hello": hello, "heartbeat": hello, "bye": bye, "marker": marker, "record": record,
+                "settings": settings, "status": status}  # fmt: skip
+    if adaptation is not None:  # the live-adaptation panel of an attached window
+        from monitor.core.adaptation_proxy import handle
+
+        handlers["adaptation"] = lambda request: handle(adaptation, request)
+    return handlers
 
 
 def status_line(pipeline: Any, views: ViewRegistry) -> str:
@@ -112,17 +117,25 @@ class DecisionLines:
 
 def serve_core(pipeline: Any, recording: Any, stop: threading.Event, *, view: str | None,
                duration_s: float | None = None, jsonl: IO[str] | None = None,
-               on_ready: Any = None) -> int:  # fmt: skip
+               adaptation: Any = None, on_ready: Any = None) -> int:  # fmt: skip
     """Runs the core until ``stop``, ``duration_s``, a refused stream, or its view closing normally.
 
     ``view``: None (no view: a recording station; views attach with ``neurofusion view``), "window" or "headless"
-    (a view process started here). Returns 0, or raises UserError for a stream the acquisition refused."""
+    (a view process started here). ``adaptation``: the session's AdaptationSession, stepped here and driven by an
+    attached window's panel. Returns 0, or raises UserError for a stream the acquisition refused."""
     from monitor.errors import UserError
 
     views = ViewRegistry()
     folder = make_core_dir()
-    publisher = StatePublisher(pipeline, views.describe)
-    server = ControlServer(f"ipc://{folder / 'control'}", core_handlers(pipeline, recording, views))
+    extra = None
+    if adaptation is not None:
+        from monitor.core.adaptation_proxy import describe
+
+        def extra() -> dict[str, Any]:
+            return {"adaptation": describe(adaptation)}
+
+    publisher = StatePublisher(pipeline, views.describe, extra_status=extra)
+    server = ControlServer(f"ipc://{folder / 'control'}", core_handlers(pipeline, recording, views, adaptation))
     lines = DecisionLines(pipeline, jsonl)
     child: subprocess.Popen | None = None
     try:
@@ -144,6 +157,8 @@ def serve_core(pipeline: Any, recording: Any, stop: threading.Event, *, view: st
             if pipeline.acquisition.incompatible:
                 break
             lines.write_new()
+            if adaptation is not None:
+                adaptation.step()  # never blocks: fine-tuning runs in its own process
             if child is not None and child.poll() is not None and not said_gone:
                 said_gone = True
                 if child.returncode == 0:

@@ -61,11 +61,12 @@ class _Strings:
 
 class StatePublisher(threading.Thread):
     def __init__(self, pipeline: MonitorPipeline, describe_views: Callable[[], str] = lambda: "",
-                 period_s: float = 0.01, status_period_s: float = 0.1,
-                 history_windows: int = HISTORY_WINDOWS) -> None:  # fmt: skip
+                 period_s: float = 0.01, status_period_s: float = 0.1, history_windows: int = HISTORY_WINDOWS,
+                 extra_status: Callable[[], dict[str, Any]] | None = None) -> None:  # fmt: skip
         super().__init__(name="core-publisher", daemon=True)
         self.pipeline = pipeline
         self.describe_views = describe_views
+        self.extra_status = extra_status  # more for the status document (the adaptation panel's session)
         self.period_s, self.status_period_s = period_s, status_period_s
         state, engine = pipeline.state, pipeline.engine
         self.n_channels = state.n_channels
@@ -217,4 +218,6 @@ class StatePublisher(threading.Thread):
             "strings": self._strings.tables,
             "views": self.describe_views(),
         })
+        if self.extra_status is not None:
+            document.update(self.extra_status())
         return document

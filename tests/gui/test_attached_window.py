@@ -16,6 +16,9 @@ TOKEN = "test-token"
 
 @pytest.fixture
 def attached(ring_pipeline, tmp_path):
+    from models.checkpoint import read_card
+    from monitor.adaptation.session import AdaptationSession
+    from monitor.core.adaptation_proxy import describe
     from monitor.core.control import ControlClient, ControlServer, ViewRegistry
     from monitor.core.process import core_handlers
     from monitor.core.publisher import StatePublisher
@@ -23,13 +26,17 @@ def attached(ring_pipeline, tmp_path):
     from monitor.view_client import RemotePipeline
 
     views = ViewRegistry()
-    publisher = StatePublisher(ring_pipeline, views.describe, history_windows=2000)
+    # the core's live-adaptation session (no worker to swap here: it adapts and saves)
+    adaptation = AdaptationSession(ring_pipeline.engine.filtered, ring_pipeline.state.fs, read_card(), None, "p-21",
+                                   tmp_path / "patients")  # fmt: skip
+    publisher = StatePublisher(ring_pipeline, views.describe, history_windows=2000,
+                               extra_status=lambda: {"adaptation": describe(adaptation)})  # fmt: skip
     publisher.start()
     endpoint = f"ipc://{tmp_path / 'control'}"
-    server = ControlServer(endpoint, core_handlers(ring_pipeline, None, views), token=TOKEN)
+    server = ControlServer(endpoint, core_handlers(ring_pipeline, None, views, adaptation), token=TOKEN)
     server.start()
     remote = RemotePipeline(SharedStateReader(publisher.name_in_shm), ControlClient(endpoint, token=TOKEN)).start()
-    yield ring_pipeline, remote, views, endpoint, publisher
+    yield ring_pipeline, remote, views, endpoint, publisher, adaptation
     remote.stop()
     remote.reader.close()
     server.stop()
@@ -40,7 +47,7 @@ def test_the_attached_window_draws_the_cores_state_and_steers_its_filters(qtbot,
     from monitor.core.control import ControlClient
     from monitor.gui.main_window import MainWindow
 
-    pipeline, remote, views, endpoint, publisher = attached
+    pipeline, remote, views, endpoint, publisher, _ = attached
     fs = pipeline.state.fs
     assert wait_for(lambda: remote.engine.filtered.total_written > fs and len(remote.state.features) > 10, 30)
     window = MainWindow(remote)
@@ -97,3 +104,28 @@ def test_the_attached_window_draws_the_cores_state_and_steers_its_filters(qtbot,
     window.refresh()
     assert window.banner.isVisibleTo(window) and window.banner.text() == "the monitor core ended"
     window.close()
+
+
+def test_the_attached_windows_adaptation_panel_marks_in_the_core_and_shows_its_refusals(qtbot, attached):
+    from monitor.gui.adaptation import AdaptationPanel
+
+    pipeline, remote, _, _, _, adaptation = attached
+    assert wait_for(lambda: remote.adaptation is not None, 10)
+    clock = iter([200.0, 203.5])
+    panel = AdaptationPanel(remote.adaptation, clock=lambda: next(clock))
+    qtbot.addWidget(panel)
+    assert panel.title() == "Adapt to patient p-21"
+    assert list(panel.label_buttons)[:3] == ["healthy", "myopathy", "neuropathy"]
+    panel.label_buttons["myopathy"].click()  # pressed at LSL time 200: the span opens in the core's session
+    assert adaptation.marks.open_label == "myopathy"
+    panel.label_buttons["myopathy"].click()  # released at 203.5
+    (mark,) = adaptation.marks.marks()
+    assert (mark.label, mark.start, mark.end) == ("myopathy", 200.0, 203.5)
+    panel.refresh()
+    assert panel.marked.text() == "marked: myopathy 4 s"
+    # the core refuses to adapt (LSL times 200-203.5 are not in its filtered buffer: nothing was cut): its words are
+    # the panel's status
+    panel.adapt_button.click()
+    assert panel.status.text() == "no marked spans yet: mark a few seconds of each class first"
+    assert adaptation.job is None
+
