@@ -2,10 +2,10 @@
 
     nice .venv/bin/python -m benchmarks.bench_sim_reinnervation --seeds 3
 
-For healthy and severe-neuropathy subjects, and severe neuropathy with the adopted fibres' end-plate spread set to
-the unit's own (0.8 mm) and no sprout delay: the true MUAP templates (no noise, no decomposition) of every unit with
-a fibre within 0.7 mm of the core's centre, measured by ``dsp.mup_measures.measure_mup``; median over units, mean
-over ``--seeds`` subjects.
+For healthy and severe-neuropathy subjects, and severe neuropathy with the adopted fibres' end-plate spread set
+to the unit's own (0.8 mm) and no sprout delay (both, or each alone): the true MUAP templates (no noise, no
+decomposition) of every unit with a fibre within 0.7 mm of the core's centre, measured by
+``dsp.mup_measures.measure_mup``; median over units, mean over ``--seeds`` subjects.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def main() -> None:
         "neuropathy_severe_no_adopted_spread": (
             "neuropathy", "severe", {"adopted_endplate_sd_mm": 0.8, "adopted_delay_sd_ms": 0.0}
         ),
+        "neuropathy_severe_own_endplate_spread_only": ("neuropathy", "severe", {"adopted_endplate_sd_mm": 0.8}),
+        "neuropathy_severe_no_sprout_delay_only": ("neuropathy", "severe", {"adopted_delay_sd_ms": 0.0}),
     }
     out = {}
     for name, (condition, severity, change) in cases.items():
