@@ -37,8 +37,9 @@ class SessionOptions:
     curve: Any = None  # CurveClientKeys for a remote worker or broker bound beyond loopback
     patient: str = "unnamed"  # where live-adapted models are kept (patients_dir/patient)
     patients_dir: Path | None = None
-    # the view's process: None = in this process (as before); "none" = no view, the core alone (views attach with
-    # `neurofusion view`); "process" = the window or dashboard in a process of its own (monitor/core/process.py)
+    # the view's process: "inline" = in this process; "none" = no view, the core alone (views attach with
+    # `neurofusion view`); "process" = the window or dashboard in a process of its own (monitor/core/process.py);
+    # None = the default: a window in its own process, the terminal dashboard, a snapshot and needle streams inline
     core_view: str | None = None
     needle_muscle: str | None = None  # the needle MUP panel's reference values (`monitor --muscle/--age`)
     needle_age: float | None = None
@@ -283,10 +284,13 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             print(f"snapshot written to {path}", file=sys.stderr)
             if options.duration_s is None or options.duration_s <= options.snapshot_after_s:
                 return 0
-        if options.core_view is not None:
+        from monitor.core.process import default_core_view
+
+        core_view = options.core_view or default_core_view(window, options.snapshot, needle)
+        if core_view != "inline":
             from monitor.core.process import serve_core
 
-            view = None if options.core_view == "none" else ("window" if window else "headless")
+            view = None if core_view == "none" else ("window" if window else "headless")
             adaptation = start_adaptation(options, pipeline, handle, stack)  # driven by an attached window's panel
             with open_jsonl(options.jsonl, stack) as jsonl:
                 return serve_core(pipeline, recording, stop, view=view, duration_s=options.duration_s, jsonl=jsonl,

@@ -27,7 +27,9 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
                       help="run the monitor core alone (a recording station); attach views with `neurofusion view`")
     view.add_argument("--view-process", action="store_true",
                       help="the window or dashboard in a process of its own: a view that hangs or crashes costs "
-                      "acquisition, decisions and recording nothing")
+                      "acquisition, decisions and recording nothing (the default for a window)")
+    view.add_argument("--in-process-view", action="store_true",
+                      help="the window in the monitor process, as before the core/view split")
     record = parser.add_argument_group("recording")
     record.add_argument(
         "--record", type=Path, metavar="FILE.xdf",
@@ -69,9 +71,17 @@ def session_options(args: argparse.Namespace):
         jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
         settings=settings, record=args.record, overwrite=args.overwrite, curve=curve_keys(args),
         patient=args.patient, patients_dir=args.patients_dir, needle_muscle=args.muscle, needle_age=args.age,
-        core_view="none" if getattr(args, "no_view", False) else ("process" if getattr(args, "view_process", False)
-                                                                   else None),
+        core_view=core_view(args),
     )
+
+
+def core_view(args: argparse.Namespace) -> str | None:
+    """monitor.session.SessionOptions.core_view from --no-view / --view-process / --in-process-view."""
+    if getattr(args, "no_view", False):
+        return "none"
+    if getattr(args, "view_process", False):
+        return "process"
+    return "inline" if getattr(args, "in_process_view", False) else None
 
 
 def curve_keys(args: argparse.Namespace):

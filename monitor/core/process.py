@@ -30,6 +30,13 @@ from monitor.core.publisher import StatePublisher
 STATUS_EVERY_S = 5.0
 
 
+def default_core_view(window: bool, snapshot: Any, needle: Any) -> str:
+    """Where the view runs when the user did not say: a window in a process of its own (a hung or crashed window
+    costs the core nothing); the terminal dashboard, a snapshot session and a needle stream (its verdict panel and
+    MUP analysis beside the pipeline) in the monitor process, as before."""
+    return "process" if window and snapshot is None and needle is None else "inline"
+
+
 def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry, adaptation: Any = None) -> dict[str, Any]:
     """What a view may ask of the core (monitor.core.control documents the requests)."""
 
