@@ -408,7 +408,9 @@ class EmgSimulator:
         active = activation > 0
         weights = activation if active.any() else np.ones_like(activation)
         mnf, mdf = self.true_frequencies(activation, cv)
-        extra = {} if self.force is None else {"drive": round(float(self.excitation(activation).max()), 5)}
+        extra: dict[str, Any] = {}
+        if self.force is not None:
+            extra = {"drive": round(float(self.excitation(activation).max()), 5), "severity": self.tissue.severity}
         return {
             "condition": self.config.condition,
             "gesture": self.profile.names[int(gesture_index[0])],

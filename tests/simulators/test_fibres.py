@@ -147,7 +147,9 @@ def test_force_is_matched_so_myopathy_recruits_more_units_and_neuropathy_fewer_f
         active[name], rates[name] = int((firing > 0).sum()), float(firing[firing > 0].mean())
         strength[name] = sim.force.max_force
         assert sim.force.force_at(float(drive[0])) / sim.force.reference == pytest.approx(0.10, rel=0.02)
-        assert sim.ground_truth()["drive"] == pytest.approx(float(drive[0]), abs=1e-4)
+        truth = sim.ground_truth()
+        assert truth["drive"] == pytest.approx(float(drive[0]), abs=1e-4)
+        assert truth["severity"] == ("none" if name == "healthy" else "severe")
     assert 0.8 < strength["healthy"] < 1.25 and strength["myopathy"] < 0.7 * strength["healthy"]
     assert active["myopathy"] > 1.3 * active["healthy"] > 1.3 * active["neuropathy"]
     assert rates["neuropathy"] > rates["healthy"]
