@@ -2,8 +2,9 @@
 
 One thread, woken by new filtered samples (at most every ``period_s``): raw and filtered traces, each new window's
 features and each new decision go into rings; the rest of what the views show (signal, worker, fatigue, quality,
-settings, events) into a JSON status document ten times a second. It never waits for a view: a view that stalls or
-dies costs the core nothing, and the acquisition, DSP and decision threads never touch shared memory themselves.
+settings, events) into a JSON status document five times a second (the status and trend views redraw at ~4 Hz).
+It never waits for a view: a view that stalls or dies costs the core nothing, and the acquisition, DSP and decision
+threads never touch shared memory themselves.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MAX_CLASSES = 16  # probability columns in a decision entry; a model with more c
 DECISION_COLUMNS = ("sequence", "label", "classes", "model_id", "muscle", "n_classes", "attention_width",
                     *LATENCY_FIELDS)  # fmt: skip
 STATUS_BYTES = 4 << 20
+RESOURCES_PERIOD_S = 0.5  # CPU and memory figures (psutil) in the status: the status view shows them at ~4 Hz
 EVENTS_SHOWN = 200
 
 
@@ -61,7 +63,7 @@ class _Strings:
 
 class StatePublisher(threading.Thread):
     def __init__(self, pipeline: MonitorPipeline, describe_views: Callable[[], str] = lambda: "",
-                 period_s: float = 0.01, status_period_s: float = 0.1, history_windows: int = HISTORY_WINDOWS,
+                 period_s: float = 0.01, status_period_s: float = 0.2, history_windows: int = HISTORY_WINDOWS,
                  extra_status: Callable[[], dict[str, Any]] | None = None) -> None:  # fmt: skip
         super().__init__(name="core-publisher", daemon=True)
         self.pipeline = pipeline
@@ -100,6 +102,7 @@ class StatePublisher(threading.Thread):
         self._strings = _Strings()
         self._halt = threading.Event()
         self._next_status = 0.0
+        self._resources: tuple[float, Any, Any] = (0.0, None, None)  # (when, report, line): psutil reads, 2 Hz
         self.failures = 0
 
     def stop(self) -> None:
@@ -200,6 +203,9 @@ class StatePublisher(threading.Thread):
             }  # fmt: skip
         extra = {"model (worker)": float(np.median(worker)) * 1000.0} if len(worker) else None
         profiler = getattr(engine, "profiler", None)
+        now = time.monotonic()
+        if profiler is not None and now - self._resources[0] >= RESOURCES_PERIOD_S:
+            self._resources = (now, profiler.report(), profiler.status_line(extra, recent_cpu=True))
         document.update({
             "monotonic": time.monotonic(),
             "signal": {
@@ -212,8 +218,8 @@ class StatePublisher(threading.Thread):
             "reader_dropped": int(engine.reader.dropped),
             "stats": dataclasses.asdict(engine.stats),
             "settings": dataclasses.asdict(engine.settings),
-            "profiler": None if profiler is None else profiler.report(),
-            "profiler_line": None if profiler is None else profiler.status_line(extra, recent_cpu=True),
+            "profiler": self._resources[1],
+            "profiler_line": self._resources[2],
             "client": None if client is None else {"state": client.state, "stats": getattr(client, "stats", {})},
             "strings": self._strings.tables,
             "views": self.describe_views(),
