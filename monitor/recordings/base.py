@@ -278,7 +278,8 @@ def _read_compressed(path: Path, kind: str, options: dict[str, Any]) -> Recordin
                 companion = inner.with_suffix(suffix)
                 if companion.exists():
                     continue
-                for candidate in path.parent.glob(f"{companion.name}*"):
+                # not glob: the name may hold its special characters
+                for candidate in (p for p in path.parent.iterdir() if p.name.startswith(companion.name)):
                     if candidate.name == companion.name:
                         shutil.copyfile(candidate, companion)
                     elif candidate.suffix.lower() in _COMPRESSIONS and candidate.stem == companion.name:

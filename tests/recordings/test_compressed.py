@@ -68,11 +68,12 @@ def test_wfdb_record_compressed_header_and_signal_file(tmp_path):
     import wfdb
 
     signal_mv = np.random.default_rng(5).normal(0, 0.2, (4000, 1))
-    wfdb.wrsamp("needle", fs=10000, units=["mV"], sig_name=["EMG"], p_signal=signal_mv, fmt=["16"],
-                write_dir=str(tmp_path))  # fmt: skip
-    plain = open_recording(tmp_path / "needle.hea")
-    _compressed(tmp_path / "needle.dat", ".xz")
-    header = _compressed(tmp_path / "needle.hea", ".gz")
+    folder, name = tmp_path, "needle"
+    wfdb.wrsamp(name, fs=10000, units=["mV"], sig_name=["EMG"], p_signal=signal_mv, fmt=["16"],
+                write_dir=str(folder))  # fmt: skip
+    plain = open_recording(folder / f"{name}.hea")
+    _compressed(folder / f"{name}.dat", ".xz")
+    header = _compressed(folder / f"{name}.hea", ".gz")
     packed = open_recording(header)
     np.testing.assert_array_equal(packed.data, plain.data)
     assert packed.fs == 10000.0 and packed.source == header
