@@ -77,8 +77,11 @@ def running_cores(root: Path | None = None) -> list[dict[str, Any]]:
             continue  # a core still starting, or not a core
         if pid_alive(int(description["pid"])):
             cores.append(description | {"dir": str(folder)})
-        else:
-            shutil.rmtree(folder, ignore_errors=True)  # a core killed before its cleanup
+        else:  # a core killed before its cleanup: its folder and its shared memory go now
+            from monitor.core.shared_state import remove_segment
+
+            remove_segment(str(description.get("shm", "")).strip("/") or "nfcore-none")
+            shutil.rmtree(folder, ignore_errors=True)
     return cores
 
 

@@ -27,12 +27,14 @@ program order, so a reader that sees a counter also sees what was written before
 
 from __future__ import annotations
 
+import _posixshmem  # what multiprocessing.shared_memory opens segments with
+import contextlib
 import json
+import mmap
 import os
 import secrets
 import time
 from dataclasses import dataclass
-from multiprocessing import resource_tracker, shared_memory
 from typing import Any
 
 import numpy as np
@@ -170,6 +172,41 @@ class _Blob:
         return None, True
 
 
+class Segment:
+    """A POSIX shared-memory segment mapped here, without multiprocessing's resource tracker: Python < 3.13 starts a
+    tracker process in every process that opens a segment, which unlinks the core's segment when a view exits and
+    lingers after its parent. A view maps the segment read-only; a dead core's segment is removed by the next
+    ``monitor.core.control.running_cores`` (its folder names it)."""
+
+    def __init__(self, name: str, create: bool = False, size: int = 0) -> None:
+        self.name = name
+        flags = os.O_CREAT | os.O_EXCL | os.O_RDWR if create else os.O_RDONLY
+        descriptor = _posixshmem.shm_open("/" + name, flags, mode=0o600)
+        try:
+            if create:
+                os.ftruncate(descriptor, size)
+            self.size = os.fstat(descriptor).st_size
+            self._map = mmap.mmap(descriptor, self.size, prot=mmap.PROT_READ | (mmap.PROT_WRITE if create else 0))
+        finally:
+            os.close(descriptor)
+        self.buf = memoryview(self._map)
+
+    def close(self) -> None:
+        try:
+            self.buf.release()
+            self._map.close()
+        except BufferError:
+            pass  # arrays on it are still referenced somewhere: the mapping goes with them
+
+    def unlink(self) -> None:
+        remove_segment(self.name)
+
+
+def remove_segment(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _posixshmem.shm_unlink("/" + name)
+
+
 class _Header:
     def __init__(self, buffer: memoryview) -> None:
         self.raw = np.ndarray((HEADER_BYTES,), dtype=np.uint8, buffer=buffer)
@@ -210,7 +247,7 @@ class SharedStateWriter:
         toc = json.dumps({"meta": meta, "sections": sections}, allow_nan=False).encode()
         if len(toc) > TOC_BYTES:
             raise ValueError(f"the table of contents ({len(toc)} bytes) exceeds {TOC_BYTES}")
-        self.shm = shared_memory.SharedMemory(name=name or f"nfcore-{secrets.token_hex(6)}", create=True, size=size)
+        self.shm = Segment(name or f"nfcore-{secrets.token_hex(6)}", create=True, size=size)
         self.name = self.shm.name
         buffer = self.shm.buf
         self._header = _Header(buffer)
@@ -247,19 +284,15 @@ class LayoutError(Exception):
 
 
 class SharedStateReader:
-    """Maps a core's segment by name, read-only in spirit (it never writes); never blocks the writer."""
+    """Maps a core's segment by name, read-only; never blocks the writer."""
 
     def __init__(self, name: str) -> None:
         try:
-            self.shm = shared_memory.SharedMemory(name=name, create=False)
+            self.shm = Segment(name)
         except FileNotFoundError:
             raise LayoutError(f"no core state {name!r} (has the core ended?)") from None
         buffer = self.shm.buf
         self._header = _Header(buffer)
-        if int(self._header.words[2]) != os.getpid():
-            # Python < 3.13 registers an attached segment with this process's resource tracker, which would unlink
-            # it when this view exits: the segment is the core's (whose tracker unlinks it if the core is killed)
-            resource_tracker.unregister(self.shm._name, "shared_memory")  # type: ignore[attr-defined]
         if self._header.raw[:8].tobytes() != MAGIC:
             self._release()
             raise LayoutError(f"{name!r} is not a NeuroFusion core state")
