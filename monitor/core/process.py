@@ -23,6 +23,7 @@ from monitor.core.control import (
     ViewRegistry,
     make_core_dir,
     remove_core_dir,
+    running_cores,
     write_description,
 )
 from monitor.core.publisher import StatePublisher
@@ -133,6 +134,7 @@ def serve_core(pipeline: Any, recording: Any, stop: threading.Event, *, view: st
     from monitor.errors import UserError
 
     views = ViewRegistry()
+    running_cores()  # removes what cores killed before their cleanup left (folder, shared memory)
     folder = make_core_dir()
     extra = None
     if adaptation is not None:
