@@ -87,7 +87,9 @@ def start_inference(options: SessionOptions, stack: ExitStack, bed_id: str) -> t
         client = InferenceClient(endpoint=options.worker_endpoint, bed_id=bed_id, curve=options.curve)
         stack.callback(client.close)
         return client, None
-    handle = spawn_worker(model_path=options.model)
+    # the worker loads live-adapted models only from folders it allows: this session's patients folder is one
+    handle = spawn_worker(model_path=options.model, extra_args=() if options.patients_dir is None
+                          else ("--models-dir", str(options.patients_dir)))
     stack.callback(handle.stop)
     client = InferenceClient(endpoint=handle.endpoint, bed_id=bed_id)
     stack.callback(client.close)
