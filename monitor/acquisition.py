@@ -106,6 +106,17 @@ def describe(info: Any) -> StreamDescription:
     )
 
 
+def full_description(info: Any, timeout_s: float = 5.0) -> StreamDescription:
+    """The stream's full description (channel types, layout), which a resolved StreamInfo lacks: asked of the
+    outlet through a short-lived inlet. A stream that does not answer is described from what was resolved."""
+    import pylsl
+
+    try:
+        return describe(pylsl.StreamInlet(info).info(timeout=timeout_s))
+    except pylsl.TimeoutError:
+        return describe(info)
+
+
 class Acquisition(threading.Thread):
     """Pulls chunks from an LSL inlet into a preallocated ring buffer until stopped."""
 

@@ -156,11 +156,12 @@ def check_model_fits(card: dict[str, Any] | None, stream_info: Any, options: Ses
     """Whether the model fits the stream's electrodes (True where no model runs). A model the user named for
     another electrode count would fail every request: refused before anything starts. The bundled model for another
     layout is simply not run (False): the session runs what fits (filters, features, fatigue, quality)."""
-    from monitor.acquisition import describe
+    from monitor.acquisition import full_description
 
     if card is None or "n_channels" not in card:
         return True
-    emg = len(describe(stream_info).emg_channels)
+    # a resolved StreamInfo has no channel types: the outlet's full description tells an index channel from EMG
+    emg = len(full_description(stream_info).emg_channels)
     if int(card["n_channels"]) == emg:
         return True
     if options.model is None:
