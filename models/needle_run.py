@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ import numpy as np
 
 from dsp.resample import NEEDLE_FS, resample
 from models.needle_corpus import LABELS, NeedleRecordingInfo
+from models.needle_cv_tasks import FoldPlan, cross_validated_probabilities, development_rows
 from models.needle_features import DEFAULT_CACHE
-from models.needle_splits import evaluate, final_test_patients, patient_folds
+from models.needle_splits import evaluate, final_test_patients
 from models.needle_training import (
     NETWORK_VARIANTS,
     NeedleData,
@@ -66,34 +68,37 @@ def compact(figures: dict[str, Any]) -> dict[str, Any]:
 def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int = 5, test_fraction: float = 0.2,
         only: list[str] | None = None, settings: NetTraining | None = None, n_boot: int = 1000,
         default_fs: float | None = None, log: Any = print, n_variants: int = 4, with_mup: bool = True,
-        cache_dir: Path | None = DEFAULT_CACHE) -> dict[str, Any]:
+        cache_dir: Path | None = DEFAULT_CACHE,
+        run_tasks: Callable[[Callable, list[tuple]], list] | None = None) -> dict[str, Any]:
+    """The whole protocol; ``run_tasks`` (e.g. Dask tasks) runs every (contender, fold) of the cross-validation as
+    its own task, else they run here one after another (models.needle_cv_tasks)."""
     started = time.perf_counter()
     load_before = os.getloadavg()
     out.mkdir(parents=True, exist_ok=True)
     data = prepare(infos, n_variants, seed, cache_dir, with_mup, default_fs)
     log(f"read {len(infos)} recordings of {len(set(data.patients))} people in {time.perf_counter() - started:.0f} s")
+    plan = FoldPlan(seed, folds, test_fraction, n_variants, with_mup, default_fs,
+                    str(cache_dir) if cache_dir is not None else None)
     test_people = set(final_test_patients(data.patients, data.labels, test_fraction, seed))
-    dev = np.flatnonzero([p not in test_people for p in data.patients])
+    dev, fold_rows = development_rows(data, plan)
     test = np.flatnonzero([p in test_people for p in data.patients])
-    fold_rows = patient_folds(data.patients[dev], data.labels[dev], folds, seed)
     candidates = contenders()
     if only:
         candidates = {name: fit for name, fit in candidates.items() if any(o in name for o in only)}
     cv: dict[str, Any] = {}
-    for name, fit in candidates.items():
+    # here: one contender at a time (figures written as each ends); as tasks: every (contender, fold) at once
+    batches = [[name] for name in candidates] if run_tasks is None else [list(candidates)]
+    for batch in batches:
         begun = time.perf_counter()
-        probabilities = np.zeros((len(dev), len(LABELS)))
-        rng = np.random.default_rng(seed)
-        for train_rows, test_rows in fold_rows:
-            predict = fit(data, dev[train_rows], rng)
-            probabilities[test_rows] = predict(data.variants[0], list(dev[test_rows]))
-        cv[name] = {**evaluate(data.patients[dev], data.labels[dev], probabilities, n_boot),
-                    "seconds": round(time.perf_counter() - begun, 1)}
-        patient = cv[name]["per_patient"]
-        (out / "cross_validation_partial.json").write_text(json.dumps(cv, indent=1) + "\n")
-        log(f"CV {name}: patient balanced accuracy {patient['balanced_accuracy']:.3f} "
-            f"{patient['interval_95']['balanced_accuracy']}, sensitivity "
-            f"{ {k: round(v, 2) for k, v in patient['sensitivity'].items()} } ({cv[name]['seconds']:.0f} s)")
+        out_of_fold = cross_validated_probabilities(data, batch, plan, run_tasks)
+        for name in batch:
+            cv[name] = {**evaluate(data.patients[dev], data.labels[dev], out_of_fold[name], n_boot),
+                        "seconds": round(time.perf_counter() - begun, 1)}
+            patient = cv[name]["per_patient"]
+            (out / "cross_validation_partial.json").write_text(json.dumps(cv, indent=1) + "\n")
+            log(f"CV {name}: patient balanced accuracy {patient['balanced_accuracy']:.3f} "
+                f"{patient['interval_95']['balanced_accuracy']}, sensitivity "
+                f"{ {k: round(v, 2) for k, v in patient['sensitivity'].items()} } ({cv[name]['seconds']:.0f} s)")
     networks = [name for name in cv if name.startswith(PRODUCT_PREFIX)]
     chosen = max(networks, key=lambda n: (round(cv[n]["per_patient"]["balanced_accuracy"], 3), -parts_of(n)),
                  default=None)

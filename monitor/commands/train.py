@@ -243,7 +243,11 @@ def run_needle(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data}: {len({i.patient for i in infos})} patients; a patient-wise 5-fold "
                         "cross-validation with a final test needs at least 10")
     out = Path(args.out if args.out != "runs/train" else "runs/train-needle")
-    report = run_protocol(infos, out, seed=args.seed, default_fs=args.fs, log=console.print)
+    from monitor.cohort.cluster import TaskRunner, options_from, wants_cluster
+
+    cluster = options_from(args)  # --workers/--scheduler: every (contender, fold) a Dask task
+    report = run_protocol(infos, out, seed=args.seed, default_fs=args.fs, log=console.print,
+                          run_tasks=TaskRunner(cluster) if wants_cluster(cluster) else None)
     chosen = report["bundled_configuration"]["name"]
     if chosen:
         figures = report["final_test"][chosen]["per_patient"]

@@ -95,3 +95,25 @@ def test_training_pipeline_on_a_small_subset_keeps_people_apart(tmp_path):
     assert final["n"] == 6
     assert set(report["robustness_final_test_per_patient"]["LDA, time-domain features"]) == {
         "4 kHz", "8 kHz", "+6 dB", "-6 dB"}
+
+
+@needs_data
+def test_cross_validation_folds_as_dask_tasks_give_the_folds_computed_here(tmp_path):
+    """Every (contender, fold) a task on a real local Dask cluster of two worker processes, each preparing the data
+    from the recordings' descriptions itself: the out-of-fold probabilities are those computed in this process."""
+    from models.needle_cv_tasks import FoldPlan, cross_validated_probabilities
+    from models.needle_training import prepare
+    from monitor.cohort.cluster import ClusterOptions, TaskRunner
+
+    first_of: dict[str, object] = {}
+    for info in scan(DATA):
+        first_of.setdefault(info.patient, info)
+    subset = [first_of[p] for label in LABELS for p in sorted(p for p, i in first_of.items() if i.label == label)[:8]]
+    plan = FoldPlan(n_variants=1, with_mup=False, cache_dir=str(tmp_path / "cache"))
+    data = prepare(subset, plan.n_variants, plan.seed, tmp_path / "cache", plan.with_mup)
+    names = ["LDA, time-domain features"]
+    here = cross_validated_probabilities(data, names, plan)
+    on_dask = cross_validated_probabilities(data, names, plan, TaskRunner(ClusterOptions(workers=2, dashboard=False)))
+    test_people = final_test_patients(data.patients, data.labels)
+    assert here[names[0]].shape == (len(subset) - len(test_people), 3) and len(test_people) >= 3
+    assert np.allclose(here[names[0]], on_dask[names[0]], atol=1e-9)
