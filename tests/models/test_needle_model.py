@@ -74,5 +74,6 @@ def test_final_test_patients_it_never_saw(model):
         probabilities = np.mean([list(model.predict_recording(read(i.path), 32768.0)["probabilities"].values())
                                  for i in recordings], axis=0)
         correct += LABELS[int(np.argmax(probabilities))] == recordings[0].label
-    # measured on all 31 final-test people: see the card's final_test figures; 6 people at that rate give >= 4
+    # on all 31 final-test people the bundled model's patient-level balanced accuracy is 0.81 [0.64, 0.94]
+    # (card, figures.final_test): the lower bound of that interval on 6 people is 4 right
     assert correct >= 4
