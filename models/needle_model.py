@@ -5,7 +5,7 @@
     verdict = model.predict_recording(signal, fs)   # signal (n,) or (n, 1) µV at 4-32 kHz
     # {"label": "myopathy", "probabilities": {"healthy": .., "myopathy": .., "neuropathy": ..},
     #  "model_id": "...", "windows": 19}
-    live = model.predict_window(last_seconds, fs)   # same dict, for a few seconds (>= 0.5 s) of a live stream
+    live = model.predict_window(last_seconds, fs)   # same dict, for a live stretch (>= 0.5 s; >= 3.25 s as trained)
 
 Weights are a torch file read with ``weights_only=True`` (never unpickled) holding the network's state and its
 JSON card; ``needle.card.json`` beside it is the same card for people and tools. Decision support, not a
@@ -33,24 +33,24 @@ class NeedleModel:
         self.model_id: str = card["model_id"]
         self.classes: list[str] = list(card["classes"])
 
-    def probabilities(self, signals: list[np.ndarray], source_fs: list[float]) -> np.ndarray:
-        """(R, K) class probabilities of signals already at ``NEEDLE_FS`` (each >= one window)."""
+    def _scores(self, signal: np.ndarray, source_fs: float) -> tuple[np.ndarray, int]:
+        """(class probabilities, number of windows) of one signal already at ``NEEDLE_FS``."""
         import torch
 
         from models.needle_features import recording_windows
 
-        out = []
+        windows, features = recording_windows(signal, source_fs)
         with torch.no_grad():
-            for signal, fs in zip(signals, source_fs, strict=True):
-                windows, features = recording_windows(signal, fs)
-                logits = self.network(torch.from_numpy(features)[None],
-                                      torch.from_numpy(windows)[None] if self.network.config.use_conv else None)
-                out.append(torch.softmax(logits, dim=-1)[0].numpy())
-        return np.stack(out)
+            logits = self.network(torch.from_numpy(features)[None],
+                                  torch.from_numpy(windows)[None] if self.network.config.use_conv else None)
+        return torch.softmax(logits, dim=-1)[0].numpy(), len(windows)
+
+    def probabilities(self, signals: list[np.ndarray], source_fs: list[float]) -> np.ndarray:
+        """(R, K) class probabilities of signals already at ``NEEDLE_FS`` (each >= one window)."""
+        return np.stack([self._scores(signal, fs)[0] for signal, fs in zip(signals, source_fs, strict=True)])
 
     def _verdict(self, signal: np.ndarray, fs: float) -> dict[str, Any]:
         from dsp.resample import to_needle_rate
-        from models.needle_features import condition, cut_windows
 
         x = np.asarray(signal, dtype=np.float32)
         if x.ndim == 2 and x.shape[1] == 1:
@@ -59,9 +59,7 @@ class NeedleModel:
             raise ValueError(f"the needle model reads one channel, got shape {np.shape(signal)}")
         if not np.all(np.isfinite(x)):
             raise ValueError("the needle signal contains NaN or infinite samples")
-        at_rate = to_needle_rate(x, float(fs))
-        n_windows = len(cut_windows(condition(at_rate)))
-        probabilities = self.probabilities([at_rate], [float(fs)])[0]
+        probabilities, n_windows = self._scores(to_needle_rate(x, float(fs)), float(fs))
         return {
             "label": self.classes[int(np.argmax(probabilities))],
             "probabilities": {name: float(p) for name, p in zip(self.classes, probabilities, strict=True)},

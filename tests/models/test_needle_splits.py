@@ -117,3 +117,14 @@ def test_cross_validation_folds_as_dask_tasks_give_the_folds_computed_here(tmp_p
     test_people = final_test_patients(data.patients, data.labels)
     assert here[names[0]].shape == (len(subset) - len(test_people), 3) and len(test_people) >= 3
     assert np.allclose(here[names[0]], on_dask[names[0]], atol=1e-9)
+
+
+@needs_data
+def test_train_takes_the_needle_protocol_for_a_needle_study(tmp_path):
+    from monitor.commands.train import is_needle_study
+
+    manifest = tmp_path / "site.csv"
+    manifest.write_text("file,patient,label,muscle\nx.asc,p1,healthy,biceps\n")
+    assert is_needle_study(str(DATA)) and is_needle_study(str(manifest))
+    gestures = DATA.parent / "myo-gestures"
+    assert not is_needle_study(str(gestures)) and not is_needle_study("simulator")
