@@ -109,13 +109,16 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
     robustness: dict[str, Any] = {}
     bundled = None
     views = {label: perturbed_view(data, list(test), kind, value) for label, (kind, value) in ROBUSTNESS.items()}
-    for name, fit in candidates.items():
-        predict = fit(data, dev, np.random.default_rng(seed))
+    # the bundled configuration first and every row written as it ends: a run cut short keeps what it measured
+    for name in sorted(candidates, key=lambda n: n != chosen):
+        predict = candidates[name](data, dev, np.random.default_rng(seed))
         final[name] = evaluate(data.patients[test], data.labels[test], predict(data.variants[0], list(test)), n_boot)
         robustness[name] = {label: evaluate(data.patients[test], data.labels[test], predict(view, list(test)),
                                             n_boot)["per_patient"] for label, view in views.items()}
         if name == chosen:
             bundled = predict
+        (out / "final_test_partial.json").write_text(json.dumps(
+            {"final_test": final, "robustness_final_test_per_patient": robustness}, indent=1) + "\n")
         log(f"final test {name}: patient balanced accuracy {final[name]['per_patient']['balanced_accuracy']:.3f}")
     total_seconds = time.perf_counter() - started
     config = NETWORK_VARIANTS.get(chosen.removeprefix("NFN "), {}) if chosen else None
