@@ -118,31 +118,30 @@ def read_against_muscle(
     flags = summary.mean_flags
     allowed = allowed_outliers(summary.n_units)
     words = {"low": ("below", "myopathic"), "high": ("above", "neurogenic")}
+
+    def weigh(name: str, side: str, points: int, line: str) -> None:
+        """Duration decides (points and evidence); the other measures only support a side duration points to."""
+        if name == "duration_ms":
+            score[side] += points
+            evidence.append(line)
+        else:
+            support[side].append(line)
+
     if summary.n_units >= MIN_UNITS:
         for name, unit in (("duration_ms", "ms"), ("amplitude_uv", "µV")):
             flag = flags.get(name, "normal")
             if flag == "normal" or name not in reference.mean_ranges():
                 continue
             limits = reference.mean_ranges()[name]
-            line = (f"mean {name} {summary.mean[name]:.3g} {unit} {words[flag][0]} the {reference.muscle} range "
-                    f"{limits.low:.3g}-{limits.high:.3g} ({words[flag][1]})")  # fmt: skip
-            if name == "duration_ms":
-                score[flag] += 2
-                evidence.append(line)
-            else:
-                support[flag].append(line)
+            weigh(name, flag, 2, f"mean {name} {summary.mean[name]:.3g} {unit} {words[flag][0]} the "
+                  f"{reference.muscle} range {limits.low:.3g}-{limits.high:.3g} ({words[flag][1]})")
     else:
         evidence.append(f"only {summary.n_units} MUP(s) isolated (~20 are usual): outliers only")
     for name, counts in summary.outliers.items():
         for side in ("low", "high"):
             if counts.get(side, 0) > allowed:
-                line = (f"{counts[side]} of {summary.n_units} MUPs {words[side][0]} the single-MUP {name} limit "
-                        f"(more than {allowed} allowed)")  # fmt: skip
-                if name == "duration_ms":
-                    score[side] += 1
-                    evidence.append(line)
-                else:
-                    support[side].append(line)
+                weigh(name, side, 1, f"{counts[side]} of {summary.n_units} MUPs {words[side][0]} the single-MUP "
+                      f"{name} limit (more than {allowed} allowed)")
     if flags.get("polyphasic_percent") == "high":
         support["low" if score["low"] > score["high"] else "high"].append(
             f"{summary.polyphasic_percent:.0f} % polyphasic MUPs")
