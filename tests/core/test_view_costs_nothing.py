@@ -60,8 +60,8 @@ def test_a_frozen_then_killed_view_loses_no_sample_and_no_decision(tmp_path):
     player = start_player(source_id, DURATION_S, fs=FS)
     jsonl, log = tmp_path / "decisions.jsonl", tmp_path / "core.log"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    # a worker of the test's own, named with --worker: the session's model check reads the resolved stream's
-    # channel count, which counts the MISC index channel (see the report of issue 21)
+    # a worker of the test's own, named with --worker, that the test stops itself (the model check that once
+    # counted the MISC index channel as an electrode reads the outlet's full description since 51c300a)
     worker = spawn_worker(model_path=None)
     command = [sys.executable, "-m", "monitor.cli", "monitor", "--source-id", source_id, "--resolve-timeout", "30",
                "--view-process", "--headless", "--jsonl", str(jsonl), "--worker", worker.endpoint,
