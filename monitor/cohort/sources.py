@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import UserError
+from monitor.recordings.base import is_recording_file, recording_stem
 
-# what open_recording reads, compressed copies included (base._READERS_BY_SUFFIX and its decompression)
-RECORDING_SUFFIXES = (".xdf", ".xdfz", ".edf", ".bdf", ".hea", ".mat", ".csv", ".tsv", ".txt", ".npz", ".asc")
-COMPRESSION_SUFFIXES = ("", ".xz", ".gz", ".bz2", ".lzma")
 # per-recording columns a manifest may add; each becomes the analyze option of the same name for that recording
 MANIFEST_OPTIONS = {"fs": float, "muscle": str, "age": float}
 MANIFEST_CARRIED = ("patient", "label", "side", "site")
@@ -48,21 +46,9 @@ def is_manifest(path: Path) -> bool:
     return "file" in [name.strip().lower() for name in header]
 
 
-def recording_name_stem(path: Path) -> str:
-    name = path.name
-    for suffix in COMPRESSION_SUFFIXES[1:]:
-        name = name.removesuffix(suffix)
-    return Path(name).stem
-
-
-def _is_recording(path: Path) -> bool:
-    name = path.name.lower()
-    return path.is_file() and any(name.endswith(s + c) for s in RECORDING_SUFFIXES for c in COMPRESSION_SUFFIXES)
-
-
 def _relative_report_path(path: Path, root: Path) -> Path:
     relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    return relative.parent / recording_name_stem(path)
+    return relative.parent / recording_stem(path)
 
 
 def collect(target: str) -> list[CohortItem]:
@@ -71,17 +57,16 @@ def collect(target: str) -> list[CohortItem]:
     if path.is_dir() and is_manifest(path / "manifest.csv"):
         items = _read_manifest(path / "manifest.csv")
     elif path.is_dir():
-        files = sorted(p for p in path.rglob("*") if _is_recording(p) and p.stem.lower() != "manifest")
+        files = sorted(p for p in path.rglob("*") if is_recording_file(p) and p.stem.lower() != "manifest")
         items = [_named_item(p, path) for p in files]
     elif path.is_file() and is_manifest(path):
         items = _read_manifest(path)
     else:
-        files = sorted(Path(p) for p in glob.glob(target, recursive=True) if _is_recording(Path(p)))
+        files = sorted(Path(p) for p in glob.glob(target, recursive=True) if is_recording_file(Path(p)))
         root = Path(_glob_root(target))
         items = [_named_item(p, root) for p in files]
     if not items:
-        raise UserError(f"{target}: no recordings found (known kinds: {', '.join(RECORDING_SUFFIXES)}, compressed "
-                        "or not)")
+        raise UserError(f"{target}: no recordings found (a file a reader knows, compressed or not: docs/formats.md)")
     _refuse_clashing_reports(items, target)
     return items
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.cohort.cluster import add_cluster_arguments
+from monitor.recordings.base import recording_stem
 from monitor.recordings.options import add_reader_arguments, reader_options
 
 
@@ -81,11 +82,11 @@ def run(args: argparse.Namespace) -> int:
     if is_cohort_target(args.file):
         from monitor.cohort.runner import run_cohort
 
-        out = Path(args.out) if args.out else Path(f"{_stem(target)}-analysis")
+        out = Path(args.out) if args.out else Path(f"{recording_stem(target)}-analysis")
         return run_cohort(args, prepare_output_folder(out))
     if len(targets) > 1 and any(path.is_dir() for path in targets):
         raise UserError("several recordings are pooled as one muscle: name files, not folders")
-    out = prepare_output_folder(Path(args.out) if args.out else Path(f"{_stem(target)}-analysis"))
+    out = prepare_output_folder(Path(args.out) if args.out else Path(f"{recording_stem(target)}-analysis"))
     if target.is_dir():
         recordings = open_dataset(target, **reader_options(args))
     else:
@@ -106,14 +107,6 @@ def run(args: argparse.Namespace) -> int:
     if target.is_dir():
         print(f"dataset of {len(recordings)} recordings: index in {write_dataset_index(summaries, out)}")
     return 0
-
-
-def _stem(path: Path) -> str:
-    """The name without its extensions (``EMG _203.asc.xz`` -> ``EMG _203``)."""
-    name = path.name
-    for suffix in (".xz", ".lzma", ".gz", ".bz2"):
-        name = name.removesuffix(suffix)
-    return Path(name).stem
 
 
 def _engine_settings(args: argparse.Namespace) -> Any:
@@ -145,7 +138,7 @@ def _run_needle(recordings: list[Any], target: Path, out: Path, args: argparse.N
         return 0
     started = time.perf_counter()
     for recording in recordings:
-        _analyze_one(recording, None, settings, prepare_output_folder(out / _stem(recording.source)), args)
+        _analyze_one(recording, None, settings, prepare_output_folder(out / recording_stem(recording.source)), args)
     summary = _needle_summary(signals, model, out, args)
     summary["wall_seconds"] = time.perf_counter() - started
     path = write_needle_summary(summary, out)

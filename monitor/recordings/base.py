@@ -326,9 +326,23 @@ def open_recording(path: str | Path, **options: Any) -> Recording:
 
 def _delimited_name(path: Path) -> bool:
     """A CSV/TSV/TXT file, or a compressed copy of one (``trial.csv.gz``)."""
-    if path.suffix.lower() in _COMPRESSIONS:
-        path = path.with_suffix("")
-    return path.suffix.lower() in DELIMITED_SUFFIXES
+    return without_compression(path).suffix.lower() in DELIMITED_SUFFIXES
+
+
+def without_compression(path: Path) -> Path:
+    """``trial.csv.gz`` -> ``trial.csv``; any other path as it is."""
+    return path.with_suffix("") if path.suffix.lower() in _COMPRESSIONS else path
+
+
+def recording_stem(path: Path) -> str:
+    """The name without its compression and format extensions (``EMG _203.asc.xz`` -> ``EMG _203``)."""
+    return without_compression(path).stem
+
+
+def is_recording_file(path: Path) -> bool:
+    """A file a reader opens by its name, compressed or not; a WFDB record's signal files open through its header."""
+    suffix = without_compression(path).suffix.lower()
+    return path.is_file() and suffix in _READERS_BY_SUFFIX and suffix not in _RECORD_COMPANIONS[1:]
 
 
 def open_dataset(folder: str | Path, **options: Any) -> list[Recording]:
