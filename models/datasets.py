@@ -348,11 +348,7 @@ def simulated_corpus(
         run_tasks(_simulate_into_cache, [(c, s, duration_s, layout, fs, str(cache_dir)) for c, s in missing])
     parts = []
     for condition, seed in wanted:
-        subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
-        gain_db = float(np.random.default_rng([seed, 7]).uniform(-subject_gain_db, subject_gain_db))
-        subject.windows = subject.windows * np.float32(10 ** (gain_db / 20))
-        subject.description = {"simulation": {**subject.description["simulation"], "gain_db": round(gain_db, 2)}}
-        parts.append(subject)
+        parts.append(_subject_at_its_gain(condition, seed, duration_s, layout, fs, cache_dir, subject_gain_db))
         if progress is not None:
             progress(len(parts), subjects_per_condition * len(CONDITIONS))
     corpus = concatenate(parts)
@@ -362,6 +358,43 @@ def simulated_corpus(
         "subjects": [part.description["simulation"] for part in parts],
     }
     return corpus
+
+
+def _subject_at_its_gain(condition: str, seed: int, duration_s: float, layout: str, fs: float,
+                         cache_dir: str | Path | None, subject_gain_db: float) -> WindowSet:
+    """One subject scaled by its own gain, drawn from its seed alone (the same subject has the same gain in every
+    corpus and split it appears in)."""
+    subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
+    gain_db = float(np.random.default_rng([seed, 7]).uniform(-subject_gain_db, subject_gain_db))
+    subject.windows = subject.windows * np.float32(10 ** (gain_db / 20))
+    subject.description = {"simulation": {**subject.description["simulation"], "gain_db": round(gain_db, 2)}}
+    return subject
+
+
+def simulated_subjects(
+    groups: list[str],
+    duration_s: float = 20.0,
+    layout: str = "ring8",
+    fs: float = 2048.0,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    subject_gain_db: float = 12.0,
+) -> WindowSet:
+    """The named simulated subjects ("neuropathy-40002": condition and seed), each at its own gain exactly as
+    ``simulated_corpus`` builds it: one part of a split can be loaded without simulating or reading the others."""
+    from simulators.conditions import CONDITIONS
+
+    parts = []
+    for group in groups:
+        condition, seed = group.rsplit("-", 1)
+        if condition not in CONDITIONS or not seed.isdigit():
+            raise ValueError(f"{group!r} is not a simulated subject (condition-seed)")
+        parts.append(_subject_at_its_gain(condition, int(seed), duration_s, layout, fs, cache_dir, subject_gain_db))
+    result = concatenate(parts)
+    result.description = {
+        "dataset": "simulator", "layout": layout, "fs": fs, "duration_s": duration_s,
+        "subject_gain_db": subject_gain_db, "subjects": [part.description["simulation"] for part in parts],
+    }
+    return result
 
 
 def _cache_path(cache_dir: str | Path, condition: str, seed: int, duration_s: float, layout: str, fs: float) -> Path:
