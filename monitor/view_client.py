@@ -174,6 +174,7 @@ class RemotePipeline:
         self._next_heartbeat = 0.0
         self._last_status: dict[str, Any] | None = None
         self.adaptation: Any = None  # the core's live-adaptation session, when it runs one (adaptation_proxy)
+        self.needle_reference = tuple(meta.get("needle_reference") or (None, None))  # read by the needle panel
 
     @classmethod
     def attach(cls, core: dict[str, Any], kind: str = "window") -> RemotePipeline:

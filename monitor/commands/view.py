@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--window", action="store_true", help="the Qt window even without a display (offscreen)")
     parser.add_argument("--duration", type=float, metavar="S", help="close the view after S seconds")
     parser.add_argument("--started-by-core", action="store_true", help=argparse.SUPPRESS)
+    # the core that started this view writes --jsonl - to stdout: the dashboard then goes to stderr
+    parser.add_argument("--dashboard-on-stderr", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
 
@@ -30,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from monitor.session import has_display, stop_on_signals
     from monitor.view_client import RemotePipeline
 
+    stop = threading.Event()
+    # before attaching: the core that started this view may end the session (SIGTERM) as soon as it said hello, and
+    # the dashboard must then print its last table rather than die by the default handler (the window has its own)
+    stop_on_signals(stop)
     core = find_core(args.core)
     window = args.window or (not args.headless and has_display())
     try:
@@ -37,16 +43,19 @@ def run(args: argparse.Namespace) -> int:
     except LayoutError as error:
         raise UserError(str(error)) from None
     try:
+        if stop.is_set():  # the core ended the session while this view was attaching
+            return 0
         if window:
             from monitor.gui.app import run_window
 
             return run_window(remote, duration_s=args.duration, on_recording=remote.toggle_recording,
                               on_marker=remote.annotate, adaptation=remote.adaptation)  # fmt: skip
+        from rich.console import Console
+
         from monitor.headless import HeadlessDashboard
 
-        stop = threading.Event()
-        stop_on_signals(stop)
-        HeadlessDashboard(remote).run(args.duration, stop)
+        console = Console(stderr=True) if args.dashboard_on_stderr else None
+        HeadlessDashboard(remote, console=console).run(args.duration, stop)
         if remote.core_ended and not args.started_by_core:
             raise UserError(remote.core_ended)
         return 0

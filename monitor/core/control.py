@@ -116,6 +116,7 @@ class ViewRegistry:
         self.views: dict[str, ViewSeen] = {}
         self.lock = threading.Lock()
         self.child: Any = None  # a view process this core started (subprocess.Popen), if any
+        self.note = ""  # what became of that view: restarted, or given up (monitor.core.process.ViewChild)
 
     def seen(self, view_id: str, pid: int, kind: str) -> None:
         with self.lock:
@@ -125,6 +126,12 @@ class ViewRegistry:
     def gone(self, view_id: str) -> None:
         with self.lock:
             self.views.pop(view_id, None)
+
+    def silence_of(self, pid: int) -> float | None:
+        """Seconds since the view in process ``pid`` was last heard from; None before its first hello."""
+        with self.lock:
+            heard = [view.last_seen for view in self.views.values() if view.pid == pid]
+        return time.monotonic() - max(heard) if heard else None
 
     def describe(self) -> str:
         now = time.monotonic()
@@ -138,6 +145,8 @@ class ViewRegistry:
                     parts.append(f"{view.kind} view not answering for {now - view.last_seen:.0f} s (pid {view.pid})")
                 else:
                     parts.append(f"{view.kind} view attached (pid {view.pid})")
+        if self.note:
+            parts.append(self.note)
         child = self.child
         if child is not None and child.poll() is not None and not any(f"pid {child.pid}" in p for p in parts):
             parts.append(f"view gone (pid {child.pid} exited with {child.returncode}); reattach: neurofusion view")

@@ -2,8 +2,8 @@
 (shared memory + control channel), with or without a view process it started itself.
 
 A view here is a child process (``neurofusion view``); it may crash, hang or be closed and reopened: the core goes
-on and its status line says what became of the view. Closing the window normally (exit 0) ends the session, as the
-in-process window always did; Ctrl-C or SIGTERM end both.
+on, starts the view again (``ViewChild``) and its status line says what became of the view. Closing the window
+normally (exit 0) ends the session, as the in-process window always did; Ctrl-C or SIGTERM end both.
 """
 
 from __future__ import annotations
@@ -29,13 +29,24 @@ from monitor.core.control import (
 from monitor.core.publisher import StatePublisher
 
 STATUS_EVERY_S = 5.0
+# a view the core started that dies (a crash, a kill) is started again at once, at most this often: a view that
+# cannot start at all (a broken display, say) must not become a loop of start-ups on the core's two cores
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
+# a view silent this long (a stuck event loop, SIGSTOP) is killed and started again: the 5 s freeze of the issue's
+# test is not a hang, a window frozen for half a minute at the bedside is
+HUNG_RESTART_S = 20.0
+# at the end of a session, how long the core waits for a view it started that is still starting up, so that the
+# view gets its SIGTERM once it can handle it (and prints its final dashboard) instead of dying mid-import
+VIEW_STARTUP_WAIT_S = 15.0
+USER_ERROR_EXIT = 2  # a view that exits with a user error (a refused layout) would fail the same way again
 
 
 def default_core_view(window: bool, snapshot: Any, needle: Any) -> str:
-    """Where the view runs when the user did not say: a window in a process of its own (a hung or crashed window
-    costs the core nothing); the terminal dashboard, a snapshot session and a needle stream (its verdict panel and
-    MUP analysis beside the pipeline) in the monitor process, as before."""
-    return "process" if window and snapshot is None and needle is None else "inline"
+    """Where the view runs when the user did not say: in a process of its own, the window and the terminal dashboard
+    alike (a hung or crashed view costs the core nothing and is started again). ``snapshot`` and ``needle`` no
+    longer change that: a snapshot is a one-shot render into a file, taken in the core before any view starts, and
+    a needle stream's verdicts are the core's decisions, which an attached view reads like any others."""
+    return "process"
 
 
 def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry, adaptation: Any = None) -> dict[str, Any]:
@@ -94,9 +105,77 @@ def status_line(pipeline: Any, views: ViewRegistry) -> str:
             f"{state.decisions_published}, {timing}, {recording} | {views.describe()}")  # fmt: skip
 
 
-def view_command(core_dir: Path, headless: bool) -> list[str]:
+def view_command(core_dir: Path, headless: bool, dashboard_on_stderr: bool = False) -> list[str]:
     command = [sys.executable, "-m", "monitor.cli", "view", "--core", str(core_dir), "--started-by-core"]
+    if dashboard_on_stderr:  # the core's --jsonl - owns stdout
+        command.append("--dashboard-on-stderr")
     return command + (["--headless"] if headless else [])
+
+
+class ViewChild:
+    """The view process this core started, kept alive: started again when it dies other than by the user closing
+    it (exit 0) or hangs for ``HUNG_RESTART_S``, at most ``MAX_RESTARTS`` times a minute; after that, or after a
+    user error, the status line says how to reattach by hand."""
+
+    def __init__(self, command: list[str], views: ViewRegistry) -> None:
+        self.command, self.views = command, views
+        self.process: subprocess.Popen | None = None
+        self.restarts: list[float] = []  # monotonic times of the restarts
+        self.given_up = False
+
+    def start(self) -> subprocess.Popen:
+        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+        self.views.child = self.process
+        return self.process
+
+    def check(self, core_stalled: bool = False) -> str | None:
+        """Called from the core's loop: "closed" when the user closed the view (the session ends), "restarted" or
+        "given up" when it died or hung (the caller prints a status line), else None."""
+        process = self.process
+        if process is None or self.given_up:
+            return None
+        code = process.poll()
+        if code == 0:
+            return "closed"
+        if code is None:
+            silent = self.views.silence_of(process.pid)
+            if core_stalled or silent is None or silent < HUNG_RESTART_S:
+                return None
+            process.kill()  # hung: SIGKILL reaches a stopped process too
+            process.wait()
+            what = f"pid {process.pid} not answering for {silent:.0f} s, killed"
+        else:
+            what = f"pid {process.pid} exited with {code}"
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S]
+        when = time.strftime("%H:%M:%S")
+        if code == USER_ERROR_EXIT or len(self.restarts) >= MAX_RESTARTS:
+            self.given_up = True
+            why = "a user error" if code == USER_ERROR_EXIT else f"{MAX_RESTARTS} restarts in {RESTART_WINDOW_S:.0f} s"
+            self.views.note = f"view gone ({what} at {when}; not restarted after {why}); reattach: neurofusion view"
+            return "given up"
+        self.restarts.append(now)
+        self.start()
+        self.views.note = f"view restarted ({what} at {when}; restart {len(self.restarts)})"
+        return "restarted"
+
+    def stop(self) -> None:
+        """SIGTERM (after a starting view has said hello, so it can handle it), then SIGKILL after 5 s."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        deadline = time.monotonic() + VIEW_STARTUP_WAIT_S
+        while self.views.silence_of(process.pid) is None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGCONT)  # a frozen view (SIGSTOP) gets its SIGTERM once it runs again
+        try:
+            process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class DecisionLines:
@@ -146,7 +225,9 @@ def serve_core(pipeline: Any, recording: Any, stop: threading.Event, *, view: st
     publisher = StatePublisher(pipeline, views.describe, extra_status=extra)
     server = ControlServer(f"ipc://{folder / 'control'}", core_handlers(pipeline, recording, views, adaptation))
     lines = DecisionLines(pipeline, jsonl)
-    child: subprocess.Popen | None = None
+    child: ViewChild | None = None
+    # a terminal dashboard shares the terminal with this status line: there, print it only when a view comes or goes
+    quiet_status = view == "headless" and sys.stderr.isatty()
     try:
         publisher.start()
         server.start()
@@ -155,39 +236,38 @@ def serve_core(pipeline: Any, recording: Any, stop: threading.Event, *, view: st
         print(f"monitor core running (pid {os.getpid()}); attach a view: neurofusion view --core {os.getpid()}",
               file=sys.stderr, flush=True)  # fmt: skip
         if view is not None:
-            child = subprocess.Popen(view_command(folder, view == "headless"), stdin=subprocess.DEVNULL)
-            views.child = child
+            command = view_command(folder, view == "headless", dashboard_on_stderr=jsonl is sys.stdout)
+            child = ViewChild(command, views)
+            child.start()
         if on_ready is not None:
             on_ready(folder)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         next_status = time.monotonic() + STATUS_EVERY_S
-        said_gone = False
+        last_turn = time.monotonic()
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if pipeline.acquisition.incompatible:
                 break
             lines.write_new()
             if adaptation is not None:
                 adaptation.step()  # never blocks: fine-tuning runs in its own process
-            if child is not None and child.poll() is not None and not said_gone:
-                said_gone = True
-                if child.returncode == 0:
-                    break  # the user closed the window: the session ends, as it always has
+            now = time.monotonic()
+            # this loop itself stopped (the whole process group suspended with Ctrl-Z, say): the view was not hung
+            stalled, last_turn = now - last_turn > 2.0, now
+            outcome = None if child is None else child.check(core_stalled=stalled)
+            if outcome == "closed":
+                break  # the user closed the window: the session ends, as it always has
+            if outcome is not None:
                 print(status_line(pipeline, views), file=sys.stderr, flush=True)
-            if time.monotonic() >= next_status:
-                next_status = time.monotonic() + STATUS_EVERY_S
-                print(status_line(pipeline, views), file=sys.stderr, flush=True)
+            if now >= next_status:
+                next_status = now + STATUS_EVERY_S
+                if not quiet_status:
+                    print(status_line(pipeline, views), file=sys.stderr, flush=True)
             stop.wait(0.1)
         lines.write_new()
         print(status_line(pipeline, views), file=sys.stderr, flush=True)
     finally:
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            child.send_signal(signal.SIGCONT)  # a frozen view (SIGSTOP) gets its SIGTERM once it runs again
-            try:
-                child.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        if child is not None:
+            child.stop()
         server.stop()
         publisher.stop()
         remove_core_dir(folder)

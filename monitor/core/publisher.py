@@ -81,6 +81,8 @@ class StatePublisher(threading.Thread):
             "channel_types": list(stream.channel_types), "emg_channels": [int(c) for c in pipeline.model_channels],
             "features": self.features, "decision_columns": list(DECISION_COLUMNS), "max_classes": MAX_CLASSES,
             "has_client": pipeline.client is not None,
+            # the needle MUP panel's reference values (`monitor --muscle/--age`), [None, None] without
+            "needle_reference": list(getattr(pipeline, "needle_reference", None) or (None, None)),
         }  # fmt: skip
         self.writer = SharedStateWriter(
             {
