@@ -93,7 +93,7 @@ def load_needle_model(path: str | Path | None = None) -> NeedleModel:
     """The needle model at ``path`` (None: bundled). ValueError with one line for a missing or unreadable file."""
     import torch
 
-    from models.needle_net import NeedleFusionNet, NeedleNetConfig
+    from models.needle_net import network_from_config
 
     path = Path(path) if path is not None else BUNDLED_NEEDLE_MODEL
     if not path.is_file():
@@ -103,7 +103,7 @@ def load_needle_model(path: str | Path | None = None) -> NeedleModel:
         if not isinstance(payload, dict) or payload.get("format") != NEEDLE_FORMAT:
             raise ValueError(f"not a needle model (expected format {NEEDLE_FORMAT})")
         card = json.loads(payload["card"])
-        network = NeedleFusionNet(NeedleNetConfig.from_dict(card["network"]))
+        network = network_from_config(card["network"])
         network.load_state_dict(payload["state_dict"])
     except Exception as error:  # truncated/foreign files raise many unrelated types inside torch
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

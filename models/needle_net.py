@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch_geometric.nn import GATv2Conv
 
 
 @dataclass
@@ -81,6 +80,9 @@ class NeedleFusionNet(nn.Module):
         self.graph_layers = nn.ModuleList()
         self.graph_norms = nn.ModuleList()
         if config.use_graph:
+            # imported here: torch_geometric costs seconds of start-up, and only a graph variant needs it
+            from torch_geometric.nn import GATv2Conv
+
             for _ in range(config.gnn_layers):
                 self.graph_layers.append(GATv2Conv(config.hidden, config.hidden // config.heads, heads=config.heads,
                                                    dropout=0.1, add_self_loops=True))
@@ -149,3 +151,61 @@ class NeedleFusionNet(nn.Module):
             statistics = torch.cat([normalised.mean(dim=1), normalised.std(dim=1, unbiased=False)], dim=-1)
             pooled.append(self.dropout(self.statistics_encoder(statistics)))
         return self.classifier(torch.cat(pooled, dim=-1))
+
+
+# ---- the recording-statistics model ----------------------------------------------------------------------------
+
+RECORDING_STATISTICS = ("mean", "sd", "p10", "p90")
+
+
+@dataclass
+class NeedleStatisticsConfig:
+    """A linear (multinomial logistic) model on the recording's statistics of its window statistics."""
+
+    n_features: int
+    n_classes: int = 3
+    kind: str = "statistics"
+    use_conv: bool = False  # the model reads window statistics only (``NeedleModel`` passes no raw windows)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NeedleStatisticsConfig:
+        return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
+
+
+def recording_statistics_torch(features: torch.Tensor) -> torch.Tensor:
+    """(B, N, F) window statistics -> (B, 4 F): mean, SD, 10th and 90th percentile over the windows, the same
+    numbers as ``models.needle_training.recording_statistics`` (numpy, linear-interpolated percentiles)."""
+    quantiles = torch.quantile(features, torch.tensor([0.1, 0.9], dtype=features.dtype), dim=1)
+    return torch.cat([features.mean(dim=1), features.std(dim=1, unbiased=False), quantiles[0], quantiles[1]],
+                     dim=-1)
+
+
+class NeedleStatisticsNet(nn.Module):
+    """Standardised recording statistics -> one linear layer (``classifier``) -> class logits.
+
+    Trained as a scikit-learn logistic regression (``models.needle_training.statistics_network``) and copied here,
+    so the product needs no scikit-learn and ``calibrate`` can refit ``classifier`` as for the network."""
+
+    def __init__(self, config: NeedleStatisticsConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = len(RECORDING_STATISTICS) * config.n_features
+        self.register_buffer("statistics_mean", torch.zeros(width))
+        self.register_buffer("statistics_scale", torch.ones(width))
+        self.classifier = nn.Linear(width, config.n_classes)
+        self.last_window_attention: torch.Tensor | None = None
+
+    def forward(self, features: torch.Tensor, windows: torch.Tensor | None = None) -> torch.Tensor:
+        """-> class logits (B, K); ``windows`` is ignored."""
+        statistics = recording_statistics_torch(features.to(self.statistics_mean.dtype))
+        return self.classifier((statistics - self.statistics_mean) / self.statistics_scale)
+
+
+def network_from_config(config: dict) -> nn.Module:
+    """The needle model a card's ``network`` entry describes (``kind`` "statistics", else NeuroFusionNet)."""
+    if config.get("kind") == "statistics":
+        return NeedleStatisticsNet(NeedleStatisticsConfig.from_dict(config))
+    return NeedleFusionNet(NeedleNetConfig.from_dict(config))

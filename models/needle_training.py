@@ -209,6 +209,71 @@ def statistics_model(kind: str, columns: list[str] | None = None) -> Callable[..
     return fit
 
 
+STATISTICS_C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+BIAS_GRID = (-0.5, -0.25, 0.0, 0.25, 0.5, 0.75)
+
+
+def fit_statistics_logistic(x: np.ndarray, y: np.ndarray, groups: np.ndarray, with_bias: bool = True,
+                            inner_folds: int = 3) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """A class-balanced multinomial logistic regression on standardised recording statistics, everything chosen on
+    ``groups``-wise (patient-wise) inner folds of the rows given: C from ``STATISTICS_C_GRID`` (inner balanced
+    accuracy), then, with ``with_bias``, an additive log-bias per class (``BIAS_GRID``, healthy fixed at 0) that
+    maximises the inner out-of-fold *patient-level* balanced accuracy (ties: the smallest biases), since a person's
+    verdict is the mean of their recordings'. -> (fitted pipeline, biases (K,), {"C", "bias", "inner_patient_ba"})."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    splitter = StratifiedGroupKFold(n_splits=inner_folds, shuffle=True, random_state=0)
+    base = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced"))
+    search = GridSearchCV(base, {"logisticregression__C": list(STATISTICS_C_GRID)}, cv=splitter,
+                          scoring="balanced_accuracy", n_jobs=1).fit(x, y, groups=groups)
+    model = search.best_estimator_
+    n_classes = len(np.unique(y))
+    info: dict[str, Any] = {"C": float(search.best_params_["logisticregression__C"])}
+    bias = np.zeros(n_classes)
+    if with_bias and n_classes == 3:
+        inner = cross_val_predict(model, x, y, groups=groups, cv=splitter, method="predict_log_proba")
+        best = (-1.0, 0.0, bias)
+        for b1 in BIAS_GRID:
+            for b2 in BIAS_GRID:
+                candidate = np.array([0.0, b1, b2])
+                _, means, classes = patient_probabilities(groups, np.exp(inner + candidate), y)
+                accuracy = float(classification_figures(classes, means.argmax(1))["balanced_accuracy"])
+                if (accuracy, -np.abs(candidate).sum()) > best[:2]:
+                    best = (accuracy, -float(np.abs(candidate).sum()), candidate)
+        bias = best[2]
+        info["inner_patient_ba"] = round(best[0], 4)
+    info["bias"] = [float(v) for v in bias]
+    return model, bias, info
+
+
+def statistics_network(with_bias: bool = True) -> Callable[..., Predictor]:
+    """The bundled form of the logistic regression on recording statistics: fitted by ``fit_statistics_logistic``
+    on the training fold (every perturbed copy too) and copied into a ``NeedleStatisticsNet``, which predicts."""
+    def fit(data: NeedleData, train: np.ndarray, rng: np.random.Generator) -> Predictor:
+        import torch
+
+        from models.needle_net import NeedleStatisticsConfig, NeedleStatisticsNet
+
+        x, y, groups = _augmented_rows(data, train, None)
+        model, bias, info = fit_statistics_logistic(x, y, groups, with_bias)
+        network = NeedleStatisticsNet(NeedleStatisticsConfig(n_features=len(FEATURE_NAMES)))
+        scaler, logistic = model[0], model[-1]
+        with torch.no_grad():
+            network.statistics_mean.copy_(torch.from_numpy(scaler.mean_))
+            network.statistics_scale.copy_(torch.from_numpy(scaler.scale_))
+            network.classifier.weight.copy_(torch.from_numpy(logistic.coef_))
+            network.classifier.bias.copy_(torch.from_numpy(logistic.intercept_ + bias))
+        network.eval()
+        predict = lambda view, rows: network_probabilities(network, view, rows)  # noqa: E731
+        predict.network = network  # type: ignore[attr-defined]
+        predict.info = info  # type: ignore[attr-defined]
+        return predict
+    return fit
+
+
 def window_forest(data: NeedleData, train: np.ndarray, rng: np.random.Generator) -> Predictor:
     """The issue's floor: a plain random forest on window statistics, a recording the mean of its windows."""
     from sklearn.ensemble import RandomForestClassifier
@@ -348,6 +413,7 @@ NETWORK_VARIANTS: dict[str, dict[str, Any]] = {
     "- handcrafted features": {"use_features": False},
     "- conv - graph": {"use_conv": False, "use_graph": False},
 }
+STATISTICS_MODEL = "statistics model (logistic, recording statistics, inner-CV bias)"
 CNN_1D = {"use_features": False, "use_graph": False, "use_attention": False}
 
 
@@ -358,6 +424,7 @@ def contenders() -> dict[str, Callable[..., Predictor]]:
         "SVM, time-domain features": statistics_model("svm", TIME_DOMAIN),
         "logistic regression, recording statistics": statistics_model("logistic"),
         "gradient boosting, recording statistics": statistics_model("boosting"),
+        STATISTICS_MODEL: statistics_network(),
         "gradient boosting, MUP measures": mup_classifier,
         "rule reading (dsp.mup_reading)": rule_reading,
         "1-D CNN (windows, mean)": network_model(CNN_1D),
