@@ -12,6 +12,9 @@ start-up excluded) and the samples it received:
   them; ``ours_poll_50ms`` instead reads every 50 ms, the cadence of the MNE-LSL reader below;
   ``plain_inlet_50ms_with_our_filters``: a bare pylsl inlet pulled every 50 ms and ``dsp.filters`` (what our
   figure would be without the acquisition thread's per-chunk wake-ups);
+  ``one_thread_per_chunk``: a bare pylsl inlet pulled per chunk (woken by its first sample, as the acquisition
+  thread is) and filtered in that same thread: what the per-chunk wake-up costs when one thread both acquires and
+  filters instead of the acquisition thread waking a second (DSP) thread for every chunk;
 - mne-lsl: ``StreamLSL(bufsize=5).connect()`` with the same filters (``filter(20, 450)`` with a 4th-order
   Butterworth in SOS form, and for the second phase ``notch_filter`` at 50..400 Hz), read every 50 ms through
   ``n_new_samples`` / ``get_data`` -- with its default ``acquisition_delay`` (1 ms) and with 50 ms (our cadence).
@@ -120,6 +123,37 @@ used = cpu() - started_cpu
 print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() - started}), flush=True)
 """
 
+# Per-chunk wake-ups as the monitor's latency needs them, in one thread: pull as soon as a chunk starts arriving
+# (min_samples=1, as monitor.acquisition does), filter it at once. The design the split between the acquisition
+# and DSP threads rules out; measured to show what that split costs.
+ONE_THREAD = r"""
+import json, resource, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+source_id, seconds, notch = sys.argv[2], float(sys.argv[3]), sys.argv[4] == "notch"
+import pylsl
+from dsp.filters import FilterChain, bandpass, default_chain
+info = pylsl.resolve_byprop("source_id", source_id, minimum=1, timeout=30)[0]
+inlet = pylsl.StreamInlet(info, max_buflen=10, processing_flags=pylsl.proc_clocksync | pylsl.proc_monotonize)
+fs, n = info.nominal_srate(), info.channel_count()
+chain = default_chain(fs, n, mains_hz=50.0) if notch else FilterChain([bandpass(fs, 20.0, 450.0, n)])
+buffer = np.zeros((int(fs), n), dtype=np.float32)
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+inlet.open_stream(timeout=30)
+started_cpu, started, samples, wakes = cpu(), time.monotonic(), 0, 0
+while time.monotonic() - started < seconds:
+    _, timestamps = inlet.pull_chunk(timeout=0.05, max_samples=len(buffer), dest_obj=buffer, min_samples=1)
+    if len(timestamps):
+        chain.process(buffer[: len(timestamps)])
+        samples += len(timestamps)
+        wakes += 1
+used = cpu() - started_cpu
+print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() - started,
+                  "wakeups_per_s": round(wakes / (time.monotonic() - started), 1)}), flush=True)
+"""
+
 MNE_LSL = r"""
 import json, resource, sys, time
 import numpy as np
@@ -159,6 +193,7 @@ def run_phase(peers_python: str, seconds: float, phase: str) -> dict[str, object
         "ours_poll_50ms": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "0.05"],
         "plain_inlet_50ms_with_our_filters": [sys.executable, "-c", PLAIN_INLET, str(REPO), source_id, str(seconds),
                                               phase],  # fmt: skip
+        "one_thread_per_chunk": [sys.executable, "-c", ONE_THREAD, str(REPO), source_id, str(seconds), phase],
         "mne_lsl_default_delay_1ms": [peers_python, "-c", MNE_LSL, source_id, str(seconds), phase, "0.001"],
         "mne_lsl_delay_50ms": [peers_python, "-c", MNE_LSL, source_id, str(seconds), phase, "0.05"],
     }
@@ -188,6 +223,7 @@ def run_phase(peers_python: str, seconds: float, phase: str) -> dict[str, object
         ("ours", "mne_lsl_delay_50ms"),
         ("ours_poll_50ms", "mne_lsl_delay_50ms"),
         ("plain_inlet_50ms_with_our_filters", "mne_lsl_delay_50ms"),
+        ("one_thread_per_chunk", "mne_lsl_delay_50ms"),
     ]
     for mine, theirs in pairs:
         a, b = results.get(mine, {}), results.get(theirs, {})
