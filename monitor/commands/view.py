@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
     except LayoutError as error:
         raise UserError(str(error)) from None
     try:
-        if stop.is_set():  # the core ended the session while this view was attaching
-            return 0
         if window:
+            if stop.is_set():  # the core ended the session while this window was attaching: open none
+                return 0
             from monitor.gui.app import run_window
 
             return run_window(remote, duration_s=args.duration, on_recording=remote.toggle_recording,
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from monitor.headless import HeadlessDashboard
 
         console = Console(stderr=True) if args.dashboard_on_stderr else None
+        # a stop already set still prints the dashboard's last table once
         HeadlessDashboard(remote, console=console).run(args.duration, stop)
         if remote.core_ended and not args.started_by_core:
             raise UserError(remote.core_ended)
