@@ -18,6 +18,13 @@
   dropped samples and this process's CPU (amplifier + acquisition + DSP + decomposition + GUI);
 - scaling: the live decomposer's time per 32-sample chunk at 64, 128, 256 channels (12 units, R = ceil(1000 / C),
   random filters: the cost depends only on the shapes);
+- ceiling: how far a linear separation of the extended, whitened file can follow each reference unit at all. The
+  separation vector of convolution kernel compensation (Holobar & Zazula 2007) computed from the reference's own
+  discharges (the mean whitened sample at them, at the lag where that mean is largest), applied to the whole file:
+  RoA with the k-means threshold, with the best fixed threshold, after peeling the other reference units' MUAP
+  templates (spike-triggered averages, +-20 ms) off the signal, and re-estimated in each 4 s window; and for the
+  discharges that vector misses, the cosine between their mean whitened sample and that of the discharges it finds,
+  against the same cosine for random splits of the unit's own discharges (the same unit gives the null's values);
 - simulated: grids 8x8 and 13x5 at a 20 % MVC hold; per unit found, sensitivity and precision against the true
   discharges of the simulated unit it matches; the share of active units found by size (the simulator's
   recruitment rank: size 1 = smallest, up to ~30).
@@ -287,6 +294,106 @@ def scaling(channel_counts: list[int], units: int = 12, chunk: int = 32, repeats
     return out
 
 
+def _oracle_vector(whitened: np.ndarray, train: np.ndarray, max_lag: int) -> tuple[np.ndarray, int]:
+    """CKC's separation vector for a known train: the mean whitened sample at the discharges, at the lag (samples
+    after the discharge) where that mean is largest (the unit's extended MUAP best aligned), normalised."""
+    best, best_norm, best_lag = None, -1.0, 0
+    for lag in range(-max_lag, max_lag + 1):
+        at = train + lag
+        at = at[(at >= 0) & (at < whitened.shape[1])]
+        vector = whitened[:, at].mean(axis=1, dtype=np.float64)
+        if np.linalg.norm(vector) > best_norm:
+            best, best_norm, best_lag = vector, float(np.linalg.norm(vector)), lag
+    return best / best_norm, best_lag
+
+
+def _cosine(whitened: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
+    """Cosine between the mean whitened samples at two sets of instants."""
+    a, b = whitened[:, first].mean(axis=1), whitened[:, second].mean(axis=1)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def _peel(filtered: np.ndarray, trains: list[np.ndarray], half: int) -> np.ndarray:
+    """``filtered`` (N, C) with each train's MUAP template (its spike-triggered average over +-half) subtracted at
+    each of its discharges."""
+    out = filtered.astype(np.float64, copy=True)
+    offsets = np.arange(-half, half + 1)
+    for train in trains:
+        train = train[(train >= half) & (train < out.shape[0] - half)]
+        template = out[train[:, None] + offsets].mean(axis=0)  # (2 half + 1, C)
+        for discharge in train:
+            out[discharge - half : discharge + half + 1] -= template
+    return out
+
+
+def ceiling(window_s: float = 4.0, seed: int = 0) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
+    from dsp import decomposition as dec
+
+    grid, reference, _ = load_reference_file()
+    settings = dec.DecompositionSettings()
+    detector = dec._Detector(FS, settings)
+    filtered = dec.bandpass(dec.bandpass_sos(FS, settings), grid)
+    extension = settings.extension_for(grid.shape[1], grid.shape[0])
+    rng = np.random.default_rng(seed)
+    rows = []
+    with threadpool_limits(1):
+        whitened, _, _ = dec._whiten(dec.extend(filtered, extension))
+        for index, train in enumerate(reference):
+            vector, lag = _oracle_vector(whitened, train, MAX_LAG // 2)
+            source = vector.astype(np.float32) @ whitened
+            found, scale, threshold, sil = detector.detect(source)
+            kmeans = dec.agreement(found, train, TOLERANCE, MAX_LAG)
+            normalised = source * np.abs(source) / scale
+            candidates = dec.peak_candidates(normalised, detector.half_window)
+            by_threshold = {
+                float(t): dec.agreement(candidates[normalised[candidates] > t], train, TOLERANCE, MAX_LAG)
+                for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+            }
+            best_threshold = max(by_threshold, key=lambda t: by_threshold[t].rate_of_agreement)
+            # the reference discharges the vector misses: no found discharge within tolerance after the lag
+            shifted = np.sort(found + kmeans.lag)
+            missed = np.array([np.abs(shifted - d).min() > TOLERANCE if shifted.size else True for d in train])
+            at = np.clip(train + lag, 0, whitened.shape[1] - 1)
+            split_null = []  # nothing to split when the vector misses none
+            for _ in range(20 if 0 < missed.sum() < train.size else 0):
+                order = rng.permutation(at.size)
+                split_null.append(_cosine(whitened, at[order[: missed.sum()]], at[order[missed.sum() :]]))
+            apart = _cosine(whitened, at[missed], at[~missed]) if 0 < missed.sum() < train.size else None
+            threshold_roa = by_threshold[best_threshold].rate_of_agreement
+            # time-local vectors: re-estimated from the reference's discharges in each window
+            local = []
+            edges = np.arange(0, whitened.shape[1] + int(window_s * FS), int(window_s * FS))
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                inside = at[(at >= lo) & (at < hi)]
+                if inside.size < 3:
+                    continue
+                window_vector = whitened[:, inside].mean(axis=1)
+                local.append(detector.detect(window_vector.astype(np.float32) @ whitened[:, lo:hi])[0] + lo)
+            local_score = dec.agreement(np.concatenate(local), train, TOLERANCE, MAX_LAG)
+            rows.append({
+                "reference_unit": index, "discharges": int(train.size), "vector_lag_samples": lag,
+                "oracle_sil": round(sil, 3), "oracle_roa": round(kmeans.rate_of_agreement, 4),
+                "oracle_sensitivity": round(kmeans.sensitivity, 4), "oracle_precision": round(kmeans.precision, 4),
+                "best_threshold": best_threshold, "best_threshold_roa": round(threshold_roa, 4),
+                "missed": int(missed.sum()), "cosine_missed_vs_found": None if apart is None else round(apart, 3),
+                "cosine_random_split_p5_p50_p95": [round(float(v), 3) for v in np.percentile(split_null, [5, 50, 95])]
+                if split_null else None,
+                f"local_{window_s:g}s_roa": round(local_score.rate_of_agreement, 4),
+            })  # fmt: skip
+        del whitened
+        for row, train in zip(rows, reference, strict=True):  # peel-off: the other reference units removed
+            others = [other for other in reference if other is not train]
+            peeled = _peel(filtered, others, int(0.020 * FS)).astype(np.float32)
+            whitened, _, _ = dec._whiten(dec.extend(peeled, extension))
+            vector, _ = _oracle_vector(whitened, train, MAX_LAG // 2)
+            found = detector.detect(vector.astype(np.float32) @ whitened)[0]
+            row["peeled_roa"] = round(dec.agreement(found, train, TOLERANCE, MAX_LAG).rate_of_agreement, 4)
+            del whitened
+    return {"extension": extension, "window_s": window_s, "reference": rows}
+
+
 def simulated(layouts: list[str], seeds: int, seconds: float, mvc: float, starts: int) -> dict[str, Any]:
     from dsp.decomposition import DecompositionSettings, decompose
 
@@ -329,7 +436,7 @@ def simulated(layouts: list[str], seeds: int, seconds: float, mvc: float, starts
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", default=["real", "live", "simulated"],
-                        choices=("real", "live", "simulated", "latency", "scaling"))  # fmt: skip
+                        choices=("real", "live", "simulated", "latency", "scaling", "ceiling"))  # fmt: skip
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="measured span of the latency section")
     parser.add_argument("--amplifier-chunk", type=int, default=32, help="samples per LSL push in the latency run")
     parser.add_argument("--no-gui", action="store_true", help="latency section without the window (service only)")
@@ -350,6 +457,8 @@ def main() -> None:
         results["latency"] = latency(args.latency_seconds, args.amplifier_chunk, args.starts // 2, not args.no_gui)
     if "scaling" in args.sections:
         results["scaling"] = scaling([64, 128, 256])
+    if "ceiling" in args.sections:
+        results["ceiling"] = ceiling()
     if "simulated" in args.sections:
         results["simulated"] = simulated(args.layouts, args.seeds, args.seconds, args.mvc, args.starts // 2)
     emit("decomposition", results)
