@@ -15,6 +15,9 @@ start-up excluded) and the samples it received:
   ``one_thread_per_chunk``: a bare pylsl inlet pulled per chunk (woken by its first sample, as the acquisition
   thread is) and filtered in that same thread: what the per-chunk wake-up costs when one thread both acquires and
   filters instead of the acquisition thread waking a second (DSP) thread for every chunk;
+  ``ours_filter_per_hop``: our acquisition thread still woken per chunk, the reader filtering once per 50 ms hop,
+  as soon as the chunk holding the hop's last sample is in (a window can end on no other sample, so no decision
+  comes later; the filtered trace advances at 20 Hz instead of per chunk);
 - mne-lsl: ``StreamLSL(bufsize=5).connect()`` with the same filters (``filter(20, 450)`` with a 4th-order
   Butterworth in SOS form, and for the second phase ``notch_filter`` at 50..400 Hz), read every 50 ms through
   ``n_new_samples`` / ``get_data`` -- with its default ``acquisition_delay`` (1 ms) and with 50 ms (our cadence).
@@ -80,10 +83,14 @@ def cpu():
     return usage.ru_utime + usage.ru_stime
 acquisition.start()
 started_cpu, started, samples = cpu(), time.monotonic(), 0
+hop = int(round(fs * 0.05))  # the engine's 50 ms hop: a window can only end on one of these samples
 while time.monotonic() - started < seconds:
     if poll_s > 0:
         time.sleep(poll_s)
         block = reader.read()
+    elif poll_s < 0:  # woken once the chunk holding the next hop's last sample is in: as early as a window can be
+        acquisition.buffer.wait_for_data((reader.next_counter // hop + 1) * hop - 1, 0.05)
+        block = reader.read(max_samples=int(fs))
     else:
         block = reader.read(max_samples=int(fs), timeout_s=0.05)
     if len(block.timestamps):
@@ -191,6 +198,7 @@ def run_phase(peers_python: str, seconds: float, phase: str) -> dict[str, object
     consumers = {
         "ours": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "0"],
         "ours_poll_50ms": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "0.05"],
+        "ours_filter_per_hop": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "-1"],
         "plain_inlet_50ms_with_our_filters": [sys.executable, "-c", PLAIN_INLET, str(REPO), source_id, str(seconds),
                                               phase],  # fmt: skip
         "one_thread_per_chunk": [sys.executable, "-c", ONE_THREAD, str(REPO), source_id, str(seconds), phase],
@@ -224,6 +232,7 @@ def run_phase(peers_python: str, seconds: float, phase: str) -> dict[str, object
         ("ours_poll_50ms", "mne_lsl_delay_50ms"),
         ("plain_inlet_50ms_with_our_filters", "mne_lsl_delay_50ms"),
         ("one_thread_per_chunk", "mne_lsl_delay_50ms"),
+        ("ours_filter_per_hop", "mne_lsl_delay_50ms"),
     ]
     for mine, theirs in pairs:
         a, b = results.get(mine, {}), results.get(theirs, {})
