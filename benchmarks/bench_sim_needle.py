@@ -50,7 +50,7 @@ def recording_figures(signal: np.ndarray, fs: float) -> dict[str, float] | None:
     return out
 
 
-def simulated(n_seeds: int, mvc: float) -> dict[str, list[dict[str, float]]]:
+def simulated(n_seeds: int, mvc: float, only: str | None = None) -> dict[str, list[dict[str, float]]]:
     from simulators.emg import EmgSimulator, SimulationConfig
     from simulators.tissue import SEVERITIES
 
@@ -58,6 +58,8 @@ def simulated(n_seeds: int, mvc: float) -> dict[str, list[dict[str, float]]]:
     cases = [("healthy", "moderate")] + [(c, s) for c in ("myopathy", "neuropathy") for s in SEVERITIES]
     for condition, severity in cases:
         name = condition if condition == "healthy" else f"{condition}/{severity}"
+        if only is not None and not any(name.startswith(prefix) for prefix in only.split(",")):
+            continue
         rows = []
         for seed in range(n_seeds):
             config = SimulationConfig(
@@ -124,10 +126,11 @@ def main() -> None:
     parser.add_argument("--mvc", type=float, default=10.0)
     parser.add_argument("--real", type=Path, help="the clinical needle folder (../shared/data/needle-emg-clinical)")
     parser.add_argument("--real-limit", type=int, help="analyse only this many recordings, evenly spread")
+    parser.add_argument("--groups", help="comma-separated prefixes of the simulated groups to run (default: all)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     result: dict[str, object] = {"analysis": analysis_version(), "sim_mvc_percent": args.mvc, "sim_seeds": args.seeds}
-    sim = {name: describe(rows) for name, rows in simulated(args.seeds, args.mvc).items()}
+    sim = {name: describe(rows) for name, rows in simulated(args.seeds, args.mvc, args.groups).items()}
     result["simulated"] = sim
     if args.real is not None:
         measured = {name: describe(rows) for name, rows in real(args.real, args.real_limit).items()}

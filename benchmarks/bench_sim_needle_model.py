@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--mvc", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--groups", help="comma-separated prefixes of the groups to run (default: all)")
     args = parser.parse_args()
 
     from models.needle_model import load_needle_model
@@ -47,6 +48,8 @@ def main() -> None:
     per_condition: dict[str, list[int]] = {}
     for condition, severity in cases:
         name = condition if condition == "healthy" else f"{condition}/{severity}"
+        if args.groups and not any(name.startswith(prefix) for prefix in args.groups.split(",")):
+            continue
         counts: dict[str, int] = {}
         for seed in range(args.seeds):
             config = SimulationConfig(layout="needle", fs=SIM_FS, condition=condition, severity=severity,

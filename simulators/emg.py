@@ -22,7 +22,7 @@ from scipy import signal
 from simulators.artifacts import DEFAULT_ARTIFACTS, ArtifactConfig, ArtifactGenerator
 from simulators.conditions import CONDITIONS, draw_subject
 from simulators.electrodes import ElectrodeLayout
-from simulators.fatigue import FatigueModel
+from simulators.fatigue import EnduranceFatigue, FatigueModel
 from simulators.fibres import FIBRILLATION_ISI_COV, fibrillating_fibres, grow_fibres, join, needle_templates
 from simulators.force import ForceModel, steady_force
 from simulators.jitter import FibreJitter, margin_samples, near_fibres, split_templates, subset
@@ -34,9 +34,14 @@ from simulators.tissue import SEVERITIES, draw_tissue
 SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, with distance
 # The opt-in fibre-level needle model (tissue="fibres") has its own version: its samples change with it, while every
 # legacy config keeps SIMULATOR_VERSION's samples (benchmarks/bench_sim_checksum.py), so surface caches stay valid.
-FIBRE_MODEL_VERSION = "2026-12-06.2"  # .2: anti-alias FIR scaled to the rate (4-10 kHz aliased before)
+# .3: reinnervation by collateral sprouting (adopted fibres around a parent fibre, end-plates near its), its maturity
+# and the most a unit can take on; endurance fatigue (opt-in)
+FIBRE_MODEL_VERSION = "2026-12-06.3"
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
-TISSUE_MODELS = ("legacy", "fibres")  # fibres: MUAPs summed over muscle fibres (needle layout only so far)
+TISSUE_MODELS = ("legacy", "fibres")
+FATIGUE_MODELS = ("legacy", "endurance")  # endurance: force-dependent, ends at an endurance limit (simulators.fatigue)
+# between-subject spread of endurance time (log-normal SD): elbow flexors at 20 %MVC held 8.2 ± 6.2 min
+ENDURANCE_SCALE_LOG_SD = 0.3  # fibres: MUAPs summed over muscle fibres (needle layout only so far)
 BLOCK_S = 0.25
 NEEDLE_MIN_FS = 4000.0
 SURFACE_MIN_FS = 100.0
@@ -72,6 +77,9 @@ class SimulationConfig:
     # (simulators.fibres, simulators.tissue); "legacy": the shape-family model every bundled model was trained on
     tissue: str = "legacy"
     severity: str = "moderate"  # mild / moderate / severe; used by tissue="fibres" for myopathy and neuropathy
+    # "endurance": fatigue grows with force to an endurance limit and needs more drive as it grows (fatigue_rate is
+    # then unused); "legacy": conduction velocity falls at fatigue_rate, the model every bundled model was trained on
+    fatigue_model: str = "legacy"
     artifact_options: dict[str, Any] = field(default_factory=dict)
 
     def electrode_layout(self) -> ElectrodeLayout:
@@ -95,6 +103,8 @@ class SimulationConfig:
             raise ValueError(f"unknown condition {self.condition!r}: use one of {', '.join(CONDITIONS)}")
         if self.tissue not in TISSUE_MODELS:
             raise ValueError(f"unknown tissue model {self.tissue!r}: use one of {', '.join(TISSUE_MODELS)}")
+        if self.fatigue_model not in FATIGUE_MODELS:
+            raise ValueError(f"unknown fatigue model {self.fatigue_model!r}: use one of {', '.join(FATIGUE_MODELS)}")
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}: use one of {', '.join(SEVERITIES)}")
         if self.tissue == "fibres" and (layout.kind != "needle" or layout.n_channels != 1):
@@ -237,6 +247,7 @@ class _Propagation:
 class _BlockRecord:
     start: int
     relative_cv: np.ndarray  # (N, muscles) at the output rate
+    capacity: np.ndarray | None = None  # (N, muscles) share of the fresh MVC left (endurance fatigue only)
 
 
 class EmgSimulator:
@@ -293,7 +304,13 @@ class EmgSimulator:
             self.shapes = build_shapes(self.pool, self.subject, self.layout, rng)
             self.gains = channel_gains(self.pool, self.layout)
         self.profile = ForceProfile(config, self.pool.muscle_names, gestures_for(self.layout))
-        self.fatigue = FatigueModel(config.fatigue_rate, config.recovery_rate)
+        self.fatigue: FatigueModel | EnduranceFatigue = FatigueModel(config.fatigue_rate, config.recovery_rate)
+        self._endurance = config.fatigue_model == "endurance"
+        if self._endurance:
+            scale = float(np.exp(np.random.default_rng([config.seed, 5]).normal(0.0, ENDURANCE_SCALE_LOG_SD)))
+            self.fatigue = EnduranceFatigue(endurance_scale=scale, recovery_per_min=config.recovery_rate)
+        # Rohmert's curve is in shares of the subject's own MVC; with the force model %MVC is a healthy muscle's
+        self._own_mvc = self.force.max_force if self.force is not None else 1.0
         self._spikes = SpikeGenerator(self.pool, np.random.default_rng([config.seed, 2]))
         if self._jitter is None:
             self._render_shapes, self._render_gains = self.shapes, self.gains
@@ -312,6 +329,7 @@ class EmgSimulator:
             self._tail += self._propagation.max_delay_samples(self.fatigue.floor, self._internal_fs)
         self._carry = np.zeros((self._tail, self.n_channels))
         self._cv_state = np.ones(len(self.pool.muscle_names))
+        self._fatigue_state = np.zeros(len(self.pool.muscle_names))  # φ of the endurance model
         self._antialias = None
         if self._factor > 1:
             self._antialias = signal.butter(8, 0.45 * self.fs, fs=self._internal_fs, output="sos")
@@ -405,12 +423,17 @@ class EmgSimulator:
         gesture_index, level = self.profile.at(np.array([time_s]))
         activation = self.profile.activation(np.array([time_s]))[0]
         cv = self._relative_cv_at(sample)
+        capacity = self._capacity_at(sample)
         active = activation > 0
+        if capacity is not None:
+            activation = activation / capacity  # the share of the fresh muscle's MVC it takes to hold the force
         weights = activation if active.any() else np.ones_like(activation)
         mnf, mdf = self.true_frequencies(activation, cv)
         extra: dict[str, Any] = {}
         if self.force is not None:
             extra = {"drive": round(float(self.excitation(activation).max()), 5), "severity": self.tissue.severity}
+        if capacity is not None:
+            extra["capacity"] = round(float(np.average(capacity, weights=weights)), 5)
         return {
             "condition": self.config.condition,
             "gesture": self.profile.names[int(gesture_index[0])],
@@ -491,6 +514,15 @@ class EmgSimulator:
         power = (rates[units] * energy) @ (self.gains[units] ** 2)
         return float(np.sqrt(power.mean()))
 
+    def _capacity_at(self, sample: int) -> np.ndarray | None:
+        """Share of the fresh MVC each muscle can still make at ``sample`` (endurance fatigue), else None."""
+        if not self._endurance:
+            return None
+        for record in reversed(self._records):
+            if record.start <= sample < record.start + record.relative_cv.shape[0] and record.capacity is not None:
+                return record.capacity[sample - record.start].astype(np.float64)
+        return np.ones(len(self.pool.muscle_names))
+
     def _relative_cv_at(self, sample: int) -> np.ndarray:
         for record in reversed(self._records):
             if record.start <= sample < record.start + record.relative_cv.shape[0]:
@@ -509,7 +541,14 @@ class EmgSimulator:
         start_internal = start * self._factor
         times = (start_internal + np.arange(n_internal)) / fs
         activation = self.profile.activation(times)
-        relative_cv = self.fatigue.advance(self._cv_state, activation, fs)
+        capacity = None
+        if isinstance(self.fatigue, EnduranceFatigue):
+            level = np.minimum(activation / self._own_mvc, 1.0)
+            relative_cv, capacity = self.fatigue.advance(self._fatigue_state, level, fs)
+            self._cv_state[:] = relative_cv[-1]
+            activation = activation / capacity  # a tired muscle needs the drive of a larger force
+        else:
+            relative_cv = self.fatigue.advance(self._cv_state, activation, fs)
         units, spike_times = self._spikes.block(start_internal / fs, self.excitation(activation), fs)
         if self.config.record_spikes:
             self.spike_log.append((units, spike_times))
@@ -534,7 +573,8 @@ class EmgSimulator:
             clean = clean[:: self._factor]
         block = np.ascontiguousarray(clean)
         self.artifacts.apply(block, start)
-        self._records.append(_BlockRecord(start, relative_cv[:: self._factor].astype(np.float32)))
+        kept = None if capacity is None else capacity[:: self._factor].astype(np.float32)
+        self._records.append(_BlockRecord(start, relative_cv[:: self._factor].astype(np.float32), kept))
         self._generated += self._block
         return block
 

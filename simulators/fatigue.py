@@ -48,3 +48,65 @@ class FatigueModel:
             result[start : start + SUBSTEP_SAMPLES] = values
             state[:] = values[-1]
         return result
+
+
+# Rohmert's endurance curve holds from ~15 % MVC up; below it a contraction can be held for very long (Rohmert 1960)
+ENDURANCE_THRESHOLD = 0.15
+
+
+def rohmert_endurance_s(level: np.ndarray | float) -> np.ndarray:
+    """Endurance time (s) of a sustained isometric contraction at ``level`` (fraction of MVC): Rohmert's curve
+    ET = -1.5 + 2.1/f - 0.6/f² + 0.1/f³ minutes (Rohmert 1960, Int Z angew Physiol 18:123); infinite at or below
+    ENDURANCE_THRESHOLD."""
+    f = np.clip(np.asarray(level, dtype=np.float64), ENDURANCE_THRESHOLD, 1.0)
+    minutes = -1.5 + 2.1 / f - 0.6 / f**2 + 0.1 / f**3
+    return np.where(np.asarray(level) > ENDURANCE_THRESHOLD, 60.0 * minutes, np.inf)
+
+
+@dataclass
+class EnduranceFatigue:
+    """Fatigue that ends at an endurance limit set by force (``SimulationConfig(fatigue_model="endurance")``).
+
+    Per muscle a fatigue state φ grows at 1 / ET(f) while the muscle holds a share f of its MVC above
+    ENDURANCE_THRESHOLD (ET from Rohmert's curve times the subject's ``endurance_scale``), so that φ reaches 1 at the
+    endurance limit whatever the force, and recovers exponentially at rest. Two things follow from φ:
+    - the MUAP time scale r = 1 - (1 - ``time_scale_at_limit``) φ: MUAPs stretch by 1 / r (conduction slows and the
+      intracellular action potential lengthens), so the spectrum compresses faster the higher the force;
+    - the muscle's capacity, c = 1 - φ (1 - f): the share of the fresh MVC it can still make. Holding force f then
+      takes the drive that makes f / c of the fresh muscle: more units are recruited and fire faster as the muscle
+      tires, which raises the EMG amplitude at constant force, and at φ = 1 (c = f) the drive is at its maximum:
+      the endurance limit. Beyond it the force can no longer be held (the drive stays at its maximum).
+    """
+
+    endurance_scale: float = 1.0
+    time_scale_at_limit: float = 0.55
+    recovery_per_min: float = 1.0
+    most: float = 1.5  # φ stops growing here: r and c stay finite when a contraction is held past its limit
+
+    def __post_init__(self) -> None:
+        if self.endurance_scale <= 0 or self.recovery_per_min < 0 or not 0.0 < self.time_scale_at_limit <= 1.0:
+            raise ValueError("endurance scale must be positive, recovery not negative, time scale in (0, 1]")
+
+    @property
+    def floor(self) -> float:
+        """The lowest MUAP time scale this model reaches (sizes the renderer's tail and spectra)."""
+        return 1.0 - (1.0 - self.time_scale_at_limit) * self.most
+
+    def advance(self, state: np.ndarray, activation: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+        """(MUAP time scale r, capacity c), each (N, M), for activations (N, M) in fraction of MVC; ``state`` (M,)
+        is φ before the first sample, updated in place. Evaluated once per SUBSTEP_SAMPLES samples (the endurance
+        times are seconds to minutes)."""
+        n_samples = activation.shape[0]
+        phi = np.empty_like(activation, dtype=np.float64)
+        recovery = self.recovery_per_min / 60.0 / fs
+        for start in range(0, n_samples, SUBSTEP_SAMPLES):
+            level = activation[start : start + SUBSTEP_SAMPLES]
+            growth = 1.0 / (rohmert_endurance_s(level) * self.endurance_scale * fs)
+            resting = np.clip(1.0 - level / ENDURANCE_THRESHOLD, 0.0, 1.0)
+            step = growth - recovery * resting * state
+            values = np.clip(state + np.cumsum(step, axis=0), 0.0, self.most)
+            phi[start : start + SUBSTEP_SAMPLES] = values
+            state[:] = values[-1]
+        time_scale = 1.0 - (1.0 - self.time_scale_at_limit) * phi
+        capacity = 1.0 - phi * (1.0 - np.clip(activation, 0.0, 1.0))
+        return time_scale, np.maximum(capacity, 1e-3)

@@ -40,6 +40,9 @@ NEUROMUSCULAR_SD_S = 0.1e-3  # spread of terminal-branch delays within a unit
 TEMPLATE_MIN_FS = 65_536.0
 HEALTHY_DIAMETER_UM = 55.0  # centre of the healthy ranges of simulators.tissue: the MVC reference's fibres
 HEALTHY_DIAMETER_SD_UM = 8.5
+# adopted fibres lie around their parent fibre: muscle fibres pack at ~300-400 per mm² (55 µm), so a parent with
+# its 4-7 adopted neighbours fills a disc of ~0.1 mm radius
+ADOPTED_GROUP_SD_MM = 0.08
 
 
 def conduction_velocity(diameter_um: np.ndarray) -> np.ndarray:
@@ -99,8 +102,11 @@ def grow_fibres(
     healthy_d2 = HEALTHY_DIAMETER_UM**2 + HEALTHY_DIAMETER_SD_UM**2
     healthy_area = tissue.fibre_density_per_mm2 * math.pi * own_radius**2 * math.pi / 4.0 * healthy_d2 * 1e-6
     centres = pool.position_mm[:, :2] - np.asarray(tip_xy_mm, dtype=np.float64)[None, :]
-    # orphaned fibres per surviving unit: the lost units' fibres shared among the survivors
+    # orphaned fibres per surviving unit: the lost units' fibres shared among the survivors, up to the most a unit can
+    # take on (beyond it the rest stay denervated)
     adopted_ratio = tissue.reinnervated * tissue.unit_loss / max(1.0 - tissue.unit_loss, 1e-6)
+    adopted_ratio = min(adopted_ratio, tissue.max_enlargement - 1.0)
+    early = 1.0 - tissue.maturity
     for u in range(pool.n_units):
         n_own = max(1, int(rng.poisson(tissue.fibre_density_per_mm2 * math.pi * own_radius[u] ** 2)))
         xy = _uniform_disc(rng, n_own, own_radius[u])
@@ -109,11 +115,16 @@ def grow_fibres(
         extra = np.zeros(n_own)
         n_adopted = int(rng.poisson(adopted_ratio * n_own))
         if n_adopted:
-            xy_a = _clusters(rng, n_adopted, radius[u])
+            # collateral sprouting: a terminal sprouts to denervated junctions next to its own fibre, so adopted
+            # fibres lie in groups around the unit's fibres (fibre-type grouping) with end-plates near the parent's;
+            # the groups spread a little beyond the old territory (its radius grows by territory_gain)
+            parent = rng.integers(0, n_own, n_adopted)
+            xy_a = xy[parent] * (radius[u] / own_radius[u]) + rng.normal(0.0, ADOPTED_GROUP_SD_MM, (n_adopted, 2))
             diameter_a = rng.normal(tissue.adopted_diameter_um, 8.0, n_adopted)
-            endplate_a = unit_endplate[u] + rng.normal(0.0, tissue.adopted_endplate_sd_mm, n_adopted)
-            late = rng.uniform(0.0, 1.0, n_adopted) < tissue.late_fraction
-            sprout = np.abs(rng.normal(0.0, tissue.adopted_delay_sd_ms * 1e-3, n_adopted))
+            endplate_a = endplate[parent] + rng.normal(0.0, tissue.adopted_endplate_sd_mm, n_adopted)
+            # early sprouts are thin and unmyelinated (slow, scattered delays, some long: satellites); they mature
+            late = rng.uniform(0.0, 1.0, n_adopted) < tissue.late_fraction * early
+            sprout = np.abs(rng.normal(0.0, tissue.adopted_delay_sd_ms * 1e-3 * early, n_adopted))
             extra_a = sprout + np.where(late, rng.uniform(3e-3, 15e-3, n_adopted), 0.0)
             diameter_a = np.where(late, rng.uniform(20.0, 30.0, n_adopted), diameter_a)
             xy, diameter = np.vstack([xy, xy_a]), np.concatenate([diameter, diameter_a])
@@ -202,13 +213,6 @@ def _uniform_disc(rng: np.random.Generator, n: int, radius: float) -> np.ndarray
     rho = radius * np.sqrt(rng.uniform(0.0, 1.0, n))
     phi = rng.uniform(0.0, 2.0 * math.pi, n)
     return np.column_stack([rho * np.cos(phi), rho * np.sin(phi)])
-
-
-def _clusters(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
-    """Adopted fibres in groups of ~5 around points of the territory (fibre-type grouping after reinnervation)."""
-    n_groups = max(1, int(round(n / 5.0)))
-    centres = _uniform_disc(rng, n_groups, radius)
-    return centres[rng.integers(0, n_groups, n)] + rng.normal(0.0, 0.12, (n, 2))
 
 
 def _needle_points() -> tuple[np.ndarray, np.ndarray]:

@@ -38,10 +38,12 @@ class TissueRanges:
     reinnervated: Range  # share of the orphaned fibres adopted by surviving units (neuropathy)
     territory_gain: Range  # relative growth of a surviving unit's territory radius (neuropathy)
     endplate_sd_mm: Range  # scatter of a unit's end-plates along the fibres
-    adopted_endplate_sd_mm: Range  # scatter of adopted fibres' end-plates (they keep theirs, anywhere in the band)
-    adopted_delay_sd_ms: Range  # spread of neuromuscular delays through the new, thin terminal sprouts
+    adopted_endplate_sd_mm: Range  # axial distance (SD) of an adopted fibre's end-plate from its sprouting terminal's
+    adopted_delay_sd_ms: Range  # spread of neuromuscular delays through new, thin (unmyelinated) terminal sprouts
     adopted_diameter_um: Range  # mean diameter of adopted fibres (grown back to about normal size)
-    late_fraction: Range  # share of adopted fibres reached through long sprouts (satellite potentials)
+    late_fraction: Range  # share of adopted fibres reached through long sprouts (satellite potentials) when early
+    maturity: Range  # 0 = early reinnervation (sprouts thin and slow, satellites), 1 = chronic (sprouts matured)
+    max_enlargement: Range  # most fibres a unit can innervate, as a multiple of its own (reinnervation capacity)
     fibrillating: Range  # denervated fibres within ~0.6 mm of the tip that fire at rest (rounded down)
     jitter_us: Range  # SD of each fibre's neuromuscular transmission time from discharge to discharge
     blocking: Range  # probability that a fibre's transmission fails at a discharge
@@ -61,6 +63,8 @@ _HEALTHY = TissueRanges(
     adopted_delay_sd_ms=(0.0, 0.0),
     adopted_diameter_um=(0.0, 0.0),
     late_fraction=(0.0, 0.0),
+    maturity=(1.0, 1.0),
+    max_enlargement=(5.0, 8.0),
     fibrillating=(0.0, 0.0),
     jitter_us=(15.0, 25.0),
     blocking=(0.0, 0.0),
@@ -81,8 +85,9 @@ def _neuropathy(
 ) -> TissueRanges:
     return TissueRanges(
         **{**asdict(_HEALTHY), "unit_loss": loss, "reinnervated": (0.7, 1.0), "territory_gain": territory,
-           "adopted_endplate_sd_mm": (1.5, 2.5), "adopted_delay_sd_ms": delay, "adopted_diameter_um": (45.0, 60.0),
-           "late_fraction": late, "fibrillating": fibrillating, "jitter_us": jitter, "blocking": blocking}
+           "adopted_endplate_sd_mm": (0.2, 0.5), "adopted_delay_sd_ms": delay, "adopted_diameter_um": (45.0, 60.0),
+           "late_fraction": late, "maturity": (0.0, 1.0), "fibrillating": fibrillating, "jitter_us": jitter,
+           "blocking": blocking}
     )
 
 
@@ -122,6 +127,8 @@ class TissueParameters:
     adopted_delay_sd_ms: float
     adopted_diameter_um: float
     late_fraction: float
+    maturity: float
+    max_enlargement: float
     fibrillating: float
     jitter_us: float
     blocking: float

