@@ -148,8 +148,11 @@ class ViewRegistry:
         if self.note:
             parts.append(self.note)
         child = self.child
-        if child is not None and child.poll() is not None and not any(f"pid {child.pid}" in p for p in parts):
-            parts.append(f"view gone (pid {child.pid} exited with {child.returncode}); reattach: neurofusion view")
+        if child is not None and not any(f"pid {child.pid}" in p for p in parts):
+            if child.poll() is None:  # started, not attached yet (a restart takes seconds of Python and Qt start-up)
+                parts.append(f"view starting (pid {child.pid})")
+            else:
+                parts.append(f"view gone (pid {child.pid} exited with {child.returncode}); reattach: neurofusion view")
         return "; ".join(parts) or "no view attached"
 
 
