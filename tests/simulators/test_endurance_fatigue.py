@@ -1,0 +1,59 @@
+"""The endurance fatigue model: force-dependent spectral compression, more drive as the muscle tires, and an
+endurance limit on Rohmert's curve; opt-in, so the legacy fatigue (and every legacy sample) is unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulators.emg import EmgSimulator, SimulationConfig
+from simulators.fatigue import EnduranceFatigue, rohmert_endurance_s
+
+
+def test_rohmert_curve_and_the_limit_is_reached_at_it_whatever_the_force():
+    assert float(rohmert_endurance_s(0.5)) == pytest.approx(66.0, abs=1.0)  # elbow flexors: about a minute at 50 %
+    assert float(rohmert_endurance_s(0.2)) > 5 * float(rohmert_endurance_s(0.5)) > 10 * float(rohmert_endurance_s(0.8))
+    assert np.isinf(rohmert_endurance_s(0.1))  # below ~15 % MVC: held for very long
+    fs = 100.0
+    for level in (0.2, 0.5, 0.8):
+        limit = float(rohmert_endurance_s(level))
+        model = EnduranceFatigue()
+        state = np.zeros(1)
+        scale, capacity = model.advance(state, np.full((int(limit * fs), 1), level), fs)
+        assert state[0] == pytest.approx(1.0, abs=0.01)
+        assert capacity[-1, 0] == pytest.approx(level, abs=0.01)  # at the limit the muscle's MVC is the held force
+        assert scale[-1, 0] == pytest.approx(model.time_scale_at_limit, abs=0.01)
+    # the spectrum compresses faster the higher the force; rest recovers
+    rates = []
+    for level in (0.2, 0.5, 0.8):
+        scale, _ = EnduranceFatigue().advance(np.zeros(1), np.full((1000, 1), level), fs)
+        rates.append(1.0 - scale[-1, 0])
+    assert rates[0] < rates[1] < rates[2]
+    state = np.array([0.8])
+    EnduranceFatigue().advance(state, np.zeros((6000, 1)), fs)
+    assert state[0] < 0.3
+
+
+def test_a_tiring_hold_needs_more_drive_and_is_chunk_invariant():
+    def config() -> SimulationConfig:
+        return SimulationConfig(layout="grid2x2", fs=1024.0, profile="hold", mvc_percent=80.0, seed=2, artifacts=(),
+                                fatigue_model="endurance", record_spikes=True)
+
+    sim = EmgSimulator(config())
+    first = sim.generate(2.0)
+    early = sim.ground_truth()
+    sim.generate(6.0)
+    late = sim.ground_truth()
+    assert late["capacity"] < early["capacity"] < 1.0 and late["relative_cv"] < early["relative_cv"]
+    assert late["true_mdf_hz"] < early["true_mdf_hz"]
+    spikes_early = sum(u.size for u, _ in sim.spike_log[:8])
+    spikes_late = sum(u.size for u, _ in sim.spike_log[24:32])
+    assert spikes_late > spikes_early  # recruitment and rate coding rise at constant force
+    other = EmgSimulator(config())
+    chunks = [other.read(n) for n in (1, 700, 33, 1314)]
+    assert np.array_equal(np.concatenate(chunks), first)
+
+
+def test_fatigue_model_is_checked():
+    with pytest.raises(ValueError, match="unknown fatigue model"):
+        EmgSimulator(SimulationConfig(fatigue_model="metabolic"))
