@@ -1,11 +1,11 @@
-"""How much the spread given to adopted fibres damps a reinnervated unit's MUAP (fibre-level needle model).
+"""How the reinnervation's maturity and the adopted fibres' end-plates shape a reinnervated unit's MUAP.
 
     nice .venv/bin/python -m benchmarks.bench_sim_reinnervation --seeds 3
 
-For healthy and severe-neuropathy subjects, and severe neuropathy with the adopted fibres' end-plate spread set
-to the unit's own (0.8 mm) and no sprout delay (both, or each alone): the true MUAP templates (no noise, no
-decomposition) of every unit with a fibre within 0.7 mm of the core's centre, measured by
-``dsp.mup_measures.measure_mup``; median over units, mean over ``--seeds`` subjects.
+For healthy and severe-neuropathy subjects (fibre-level needle model), and severe neuropathy at maturity 0 (early:
+slow, scattered sprouts, satellites) and 1 (chronic), and at maturity 1 with every adopted end-plate at its
+parent's: the true MUAP templates (no noise, no decomposition) of every unit with a fibre within 0.7 mm of the
+core's centre, measured by ``dsp.mup_measures.measure_mup``; median over units, mean over ``--seeds`` subjects.
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def main() -> None:
     cases = {
         "healthy": ("healthy", "moderate", {}),
         "neuropathy_severe": ("neuropathy", "severe", {}),
-        "neuropathy_severe_no_adopted_spread": (
-            "neuropathy", "severe", {"adopted_endplate_sd_mm": 0.8, "adopted_delay_sd_ms": 0.0}
+        "neuropathy_severe_early": ("neuropathy", "severe", {"maturity": 0.0}),
+        "neuropathy_severe_chronic": ("neuropathy", "severe", {"maturity": 1.0}),
+        "neuropathy_severe_chronic_endplates_at_parent": (
+            "neuropathy", "severe", {"maturity": 1.0, "adopted_endplate_sd_mm": 0.0}
         ),
-        "neuropathy_severe_own_endplate_spread_only": ("neuropathy", "severe", {"adopted_endplate_sd_mm": 0.8}),
-        "neuropathy_severe_no_sprout_delay_only": ("neuropathy", "severe", {"adopted_delay_sd_ms": 0.0}),
     }
     out = {}
     for name, (condition, severity, change) in cases.items():

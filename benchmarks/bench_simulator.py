@@ -25,14 +25,20 @@ CASES = (
     ("grid16x16 x 2048 Hz (256 ch HD-EMG)", "grid16x16", 2048.0),
     ("needle x 10000 Hz", "needle", 10000.0),
     ("needle fibres x 16384 Hz (fibre-level tissue model, moderate neuropathy)", "needle", 16384.0),
+    ("grid16x16 x 2048 Hz endurance fatigue (256 ch, fatigue_model=endurance)", "grid16x16", 2048.0),
 )
-FIBRE_CASES = {"needle fibres x 16384 Hz (fibre-level tissue model, moderate neuropathy)"}
+CASE_SETTINGS: dict[str, dict[str, str]] = {
+    "needle fibres x 16384 Hz (fibre-level tissue model, moderate neuropathy)": {
+        "tissue": "fibres", "condition": "neuropathy", "severity": "moderate"
+    },
+    "grid16x16 x 2048 Hz endurance fatigue (256 ch, fatigue_model=endurance)": {"fatigue_model": "endurance"},
+}
 
 
-def measure(layout: str, fs: float, seconds: float, fibres: bool = False) -> dict[str, float]:
+def measure(layout: str, fs: float, seconds: float, settings: dict[str, str] | None = None) -> dict[str, float]:
     from simulators.emg import EmgSimulator, SimulationConfig
 
-    tissue = {"tissue": "fibres", "condition": "neuropathy", "severity": "moderate"} if fibres else {}
+    tissue = settings or {}
     started = time.perf_counter()
     simulator = EmgSimulator(
         SimulationConfig(layout=layout, fs=fs, profile="hold", mvc_percent=50.0, seed=1, **tissue)  # type: ignore[arg-type]
@@ -62,7 +68,7 @@ def main() -> None:
     for title, layout, fs in CASES:
         if args.only and args.only not in title:
             continue
-        runs = [measure(layout, fs, args.seconds, title in FIBRE_CASES) for _ in range(args.repeats)]
+        runs = [measure(layout, fs, args.seconds, CASE_SETTINGS.get(title)) for _ in range(args.repeats)]
         wall = statistics.median(run["wall_s"] for run in runs)
         cpu = statistics.median(run["cpu_s"] for run in runs)
         results[title] = {
