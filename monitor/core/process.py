@@ -135,7 +135,9 @@ class ViewChild:
         if process is None or self.given_up:
             return None
         code = process.poll()
-        if code == 0:
+        # Ctrl-C reaches the whole foreground process group: a view that dies of it (still importing, say) was asked
+        # to stop with the core, not crashed
+        if code in (0, -signal.SIGINT):
             return "closed"
         if code is None:
             silent = self.views.silence_of(process.pid)

@@ -38,10 +38,12 @@ def test_a_killed_view_is_started_again_and_the_status_line_says_so(views):
     assert f"view restarted (pid {first.pid} exited with -9" in line and "restart 1" in line
 
 
-def test_a_view_closed_by_the_user_ends_the_session_and_is_not_restarted(views):
-    child = ViewChild(["true"], views)
+@pytest.mark.parametrize("ending", ["true", "kill -INT $$"])  # closed, or Ctrl-C on the terminal's process group
+def test_a_view_closed_by_the_user_ends_the_session_and_is_not_restarted(views, ending):
+    child = ViewChild(["sh", "-c", ending], views)
     child.start()
     exited(child)
+    assert child.process.returncode == (0 if ending == "true" else -signal.SIGINT)
     assert child.check() == "closed"
 
 
