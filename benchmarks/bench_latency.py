@@ -111,11 +111,13 @@ print(json.dumps({"frames_per_s": round((window.ticks - ticks) / (time.perf_coun
 """
 
 
-def start_view_process(pipeline: object) -> tuple[object, subprocess.Popen]:
+def start_view_process(pipeline: object, niceness: int | None = None) -> tuple[object, subprocess.Popen]:
     """The monitor core's publisher in this process and the real dashboard in a process of its own, reading the
-    core's shared memory (monitor/core): what `neurofusion monitor --view-process` runs."""
+    core's shared memory (monitor/core): what `neurofusion monitor --view-process` runs, the view ``niceness``
+    nicer than the core (default: as the core starts its views, monitor.core.process.VIEW_NICENESS)."""
     import sys
 
+    from monitor.core.process import VIEW_NICENESS, lower_priority
     from monitor.core.publisher import StatePublisher
 
     publisher = StatePublisher(pipeline)
@@ -123,6 +125,7 @@ def start_view_process(pipeline: object) -> tuple[object, subprocess.Popen]:
     view = subprocess.Popen([sys.executable, "-c", VIEW_CHILD, publisher.name_in_shm], stdout=subprocess.PIPE,
                             text=True, env=dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM",
                                                                                             "offscreen")))  # fmt: skip
+    lower_priority(view.pid, VIEW_NICENESS if niceness is None else niceness)
     assert view.stdout is not None and view.stdout.readline().strip() == "showing"
     return publisher, view
 
@@ -139,7 +142,8 @@ def stop_view_process(publisher: object, view: subprocess.Popen) -> dict[str, ob
             "qt_platform": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
 
 
-def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool | str = False) -> dict[str, object]:
+def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool | str = False,
+            view_niceness: int | None = None) -> dict[str, object]:
     from monitor.acquisition import resolve_stream
     from monitor.inference.client import InferenceClient
     from monitor.inference.supervisor import spawn_worker
@@ -154,7 +158,7 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
         pipeline.start()
-        view = start_view_process(pipeline) if gui == "process" else None
+        view = start_view_process(pipeline, view_niceness) if gui == "process" else None
         dashboard = run_dashboard(pipeline, player) if gui is True else None
         player.communicate(timeout=duration_s + 60)
         time.sleep(1.0)
@@ -211,6 +215,9 @@ def main() -> None:
     parser.add_argument("--gui", choices=("off", "on", "both", "process", "all"), default="off",
                         help="show the real dashboard in the monitor process while measuring (both: off, then on); "
                         "process: in a process of its own reading the core's shared memory; all: off, on, process")
+    parser.add_argument("--view-niceness", type=int, nargs="+", metavar="N",
+                        help="with --gui process/all: how much nicer than the core the view runs, each value in "
+                        "turn (default: as the core starts its views, monitor.core.process.VIEW_NICENESS)")
     args = parser.parse_args()
     if args.duration <= 0 or any(c < 1 for c in args.channels):
         parser.error("--duration and --channels must be positive")
@@ -218,8 +225,18 @@ def main() -> None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     guis: list[bool | str] = {"off": [False], "on": [True], "both": [False, True], "process": ["process"],
                               "all": [False, True, "process"]}[args.gui]  # fmt: skip
+    nicenesses: list[int | None] = args.view_niceness or [None]
     with tempfile.TemporaryDirectory() as folder:
-        runs = [measure(c, args.duration, args.fs, Path(folder), gui) for c in args.channels for gui in guis]
+        runs = []
+        for channels in args.channels:
+            for gui in guis:
+                for niceness in nicenesses if gui == "process" else [None]:
+                    run = measure(channels, args.duration, args.fs, Path(folder), gui, niceness)
+                    if gui == "process":
+                        from monitor.core.process import VIEW_NICENESS
+
+                        run["gui"]["view_niceness"] = VIEW_NICENESS if niceness is None else niceness
+                    runs.append(run)
     emit("sample_to_decision_latency", {"runs": runs})
 
 

@@ -4,13 +4,14 @@ on stand-in view processes: milliseconds, no LSL, no Python start-up)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
 import pytest
 
 from monitor.core.control import ViewRegistry
-from monitor.core.process import HUNG_RESTART_S, MAX_RESTARTS, ViewChild
+from monitor.core.process import HUNG_RESTART_S, MAX_RESTARTS, VIEW_NICENESS, ViewChild
 
 
 @pytest.fixture
@@ -34,6 +35,9 @@ def test_a_killed_view_is_started_again_and_the_status_line_says_so(views):
     exited(child)
     assert child.check() == "restarted"
     assert child.process.pid != first.pid and child.process.poll() is None and views.child is child.process
+    # the restarted view, as the first, yields the cores to acquisition and decisions under contention
+    expected = min(os.getpriority(os.PRIO_PROCESS, 0) + VIEW_NICENESS, 19)
+    assert os.getpriority(os.PRIO_PROCESS, child.process.pid) == expected
     line = views.describe()
     assert f"view restarted (pid {first.pid} exited with -9" in line and "restart 1" in line
 
