@@ -215,6 +215,30 @@ def test_simulated_grid_units_match_their_true_discharges(simulated):
         assert row["sensitivity"] >= 0.9 and row["precision"] >= 0.9, row
 
 
+def test_decomposition_runs_on_one_thread_and_gives_the_threads_back(simulated):
+    from threadpoolctl import threadpool_info
+
+    import dsp.decomposition
+
+    data, _, result = simulated
+    before = [(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()]
+    seen = []
+    original = dsp.decomposition._fixed_point
+
+    def spy(*args, **kwargs):
+        seen.extend(pool["num_threads"] for pool in threadpool_info())
+        return original(*args, **kwargs)
+
+    dsp.decomposition._fixed_point = spy
+    try:
+        again = decompose(data, FS, DecompositionSettings(starts=8))
+    finally:
+        dsp.decomposition._fixed_point = original
+    assert seen and set(seen) == {1}  # BLAS and OpenMP limited while it runs ...
+    assert [(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()] == before  # ... not after
+    assert [unit.discharges.tolist() for unit in again.units] == [unit.discharges.tolist() for unit in result.units]
+
+
 def test_agreement_counts_and_lag():
     reference = np.arange(100, 10_000, 200)
     found = np.concatenate([reference[:40] + 7, [5_555]])  # 40 shared at a lag of 7 samples, one extra
@@ -255,6 +279,8 @@ def test_bad_input_is_refused(calibrated):
         decompose(bad, FS)
     with pytest.raises(ValueError, match="contrast"):
         decompose(np.ones((int(3 * FS), 4)), FS, DecompositionSettings(contrast="nope"))
+    with pytest.raises(ValueError, match="threads"):
+        decompose(np.ones((int(3 * FS), 4)), FS, DecompositionSettings(threads=0))
     with pytest.raises(ValueError, match="64 channels"):
         LiveDecomposer(calibrated).process(np.zeros((10, 8)), np.zeros(10), 0)
 
