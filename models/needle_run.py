@@ -25,6 +25,7 @@ from models.needle_cv_tasks import FoldPlan, cross_validated_probabilities, deve
 from models.needle_features import DEFAULT_CACHE
 from models.needle_splits import evaluate, final_test_patients
 from models.needle_training import (
+    ABLATION_ONLY,
     NETWORK_VARIANTS,
     STATISTICS_MODEL,
     NeedleData,
@@ -74,9 +75,10 @@ def compact(figures: dict[str, Any]) -> dict[str, Any]:
 def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int = 5, test_fraction: float = 0.2,
         only: list[str] | None = None, settings: NetTraining | None = None, n_boot: int = 1000,
         default_fs: float | None = None, log: Any = print, n_variants: int = 4, with_mup: bool = True,
-        cache_dir: Path | None = DEFAULT_CACHE,
+        cache_dir: Path | None = DEFAULT_CACHE, ablation: bool = False,
         run_tasks: Callable[[Callable, list[tuple]], list] | None = None) -> dict[str, Any]:
-    """The whole protocol; ``run_tasks`` (e.g. Dask tasks) runs every (contender, fold) of the cross-validation as
+    """The whole protocol (``ablation``: with the ``ABLATION_ONLY`` network rows too); ``run_tasks`` (e.g. Dask
+    tasks) runs every (contender, fold) of the cross-validation as
     its own task, else they run here one after another (models.needle_cv_tasks)."""
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -91,6 +93,8 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
     candidates = contenders()
     if only:
         candidates = {name: fit for name, fit in candidates.items() if any(o in name for o in only)}
+    elif not ablation:  # the costly ablation rows only when asked (ABLATION_ONLY)
+        candidates = {name: fit for name, fit in candidates.items() if name not in ABLATION_ONLY}
     cv: dict[str, Any] = {}
     # here: one contender at a time (figures written as each ends); as tasks: every (contender, fold) at once
     batches = [[name] for name in candidates] if run_tasks is None else [list(candidates)]
