@@ -6,10 +6,11 @@ that a MUP's size, duration and phases come out of the fibres near the needle, n
   around 55 µm, end-plates in a narrow band;
 - myopathy: fibres lost at random, the survivors' diameters more variable (atrophic and hypertrophic fibres, and so
   slower and faster conduction), some fibres split in two; the number of units is kept;
-- neuropathy (chronic, with reinnervation): units lost; the survivors adopt orphaned fibres in clusters (fibre-type
-  grouping: higher fibre density, larger territory); the adopted fibres keep their own end-plates, scattered over
-  the muscle's end-plate band, are reached through new thin sprouts (more spread of neuromuscular delays), and a
-  share hangs on long sprouts as thin immature fibres (late components: satellites).
+- neuropathy (with reinnervation): units lost; the survivors adopt orphaned fibres by collateral sprouting, up to
+  5-8 times their own fibres: each adopted fibre lies next to a parent fibre of the unit (fibre-type grouping:
+  higher fibre density, a slightly larger territory) with its end-plate near the parent's; early in reinnervation
+  (maturity 0) the sprouts are thin and slow (more spread of neuromuscular delays, some fibres reached late:
+  satellites), in chronic reinnervation (maturity 1) they have matured.
 Severity ranges overlap between neighbours, so a mild case can look like a healthy one, as in clinics.
 Sources of the numbers: docs/simulator.md, "Fibre-level needle model".
 """
