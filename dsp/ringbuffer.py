@@ -3,14 +3,21 @@
 One writer (the acquisition thread), any number of readers, each with its own cursor. The writer never waits for
 readers: a reader that falls more than ``capacity`` samples behind loses the oldest samples, and that loss is
 counted on its cursor, never hidden. Writes copy only the new samples (no np.roll of the whole buffer).
+
+A waiter says how many samples it waits for, and a write wakes only the waiters whose count it reached (not every
+waiter on every write: a DSP thread waiting for the end of a 50 ms hop sleeps through the chunks before it).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
+
+_NO_WAITER = sys.maxsize  # ``_next_wake`` when nobody waits: no counter ever passes it
 
 
 @dataclass
@@ -36,7 +43,10 @@ class RingBuffer:
         self._timestamps = np.zeros(self.capacity, dtype=np.float64)
         self._total_written = 0
         self._lock = threading.Lock()
-        self._new_data = threading.Condition(self._lock)
+        #: sleeping waiters: (counter the buffer must pass, the waiter's own condition on the buffer's lock)
+        self._waiters: list[tuple[int, threading.Condition]] = []
+        #: the smallest counter a waiter needs passed: a write below it wakes nobody and looks at no waiter
+        self._next_wake = _NO_WAITER
 
     @property
     def total_written(self) -> int:
@@ -66,13 +76,44 @@ class RingBuffer:
             if first < n:
                 self._data[: n - first] = samples[first:]
                 self._timestamps[: n - first] = timestamps[first:]
-            self._total_written = start + n
-            self._new_data.notify_all()
+            self._total_written = total = start + n
+            if total > self._next_wake:
+                self._wake_waiters(total)
+
+    def _wake_waiters(self, total: int) -> None:
+        # called with the lock held; a woken waiter removes itself (it may also have timed out meanwhile)
+        next_wake = _NO_WAITER
+        for after_counter, condition in self._waiters:
+            if total > after_counter:
+                condition.notify()
+            else:
+                next_wake = min(next_wake, after_counter)
+        self._next_wake = next_wake
 
     def wait_for_data(self, after_counter: int, timeout_s: float) -> bool:
-        """Blocks until a sample with counter >= ``after_counter`` exists or the timeout passes."""
-        with self._new_data:
-            return self._new_data.wait_for(lambda: self._total_written > after_counter, timeout=timeout_s)
+        """Blocks until a sample with counter >= ``after_counter`` exists (True) or the timeout passes (False).
+
+        Only the write that reaches that sample wakes this waiter; writes before it do not."""
+        with self._lock:
+            if self._total_written > after_counter:
+                return True
+            if timeout_s <= 0:
+                return False
+            entry = (after_counter, threading.Condition(self._lock))
+            self._waiters.append(entry)
+            self._next_wake = min(self._next_wake, after_counter)
+            try:
+                deadline = time.monotonic() + timeout_s
+                while self._total_written <= after_counter:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    entry[1].wait(remaining)
+                return True
+            finally:
+                self._waiters.remove(entry)
+                if not self._waiters:
+                    self._next_wake = _NO_WAITER
 
     def read_from(self, counter: int, max_samples: int | None = None) -> Block:
         """Copies samples from ``counter`` on (or from the oldest still held, if ``counter`` was overwritten)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from dsp.engine import DspEngine, EngineSettings
@@ -103,3 +105,49 @@ def test_adaptive_mains_removes_an_off_frequency_hum_the_fixed_notch_leaves():
 
     fixed, adaptive = residual_hum(False), residual_hum(True)
     assert adaptive < fixed / 10, (fixed, adaptive)
+
+
+def test_thread_wakes_once_per_hop_and_finishes_each_window_with_its_last_chunk():
+    buffer = RingBuffer(int(FS * 10), 2)
+    engine = DspEngine(buffer, FS, EngineSettings(mains_hz=50.0))
+    hop, window = engine.windower.hop_samples, engine.windower.window_samples
+    finished: list[int] = []
+    engine.subscribe(lambda results: finished.extend(r.window.end_counter for r in results))
+    steps: list[int] = []
+    real_process = engine.process
+
+    def counting_process(samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> list:
+        steps.append(len(timestamps))
+        return real_process(samples, timestamps, first_counter)
+
+    engine.process = counting_process  # type: ignore[method-assign]
+    signal, chunk, n_chunks = noise(32 * 64, 2), 32, 64
+    engine.start()
+    try:
+        for index in range(n_chunks):
+            start, stop = index * chunk, (index + 1) * chunk
+            buffer.write(signal[start:stop], np.arange(start, stop) / FS)
+            time.sleep(0.002)  # as an amplifier's chunks come: time for a thread woken per chunk to take each one
+            ends = [end for end in range(window, stop + 1) if end % hop == 0 and end > start]
+            deadline = time.monotonic() + 5.0
+            # a window is finished from the chunk that holds its last sample, with no later chunk written
+            while ends and ends[-1] not in finished and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            assert not ends or ends[-1] in finished, (stop, finished[-3:])
+    finally:
+        engine.stop()
+        engine.join(2.0)
+    assert sum(steps) >= 32 * 63  # every sample was read, the last chunk at the latest by the wait's timeout
+    # once per hop (20 hop ends in 2048 samples) plus a few timeouts on a loaded machine, not once per chunk (64)
+    assert len(steps) <= 32, steps
+
+
+def test_sample_listeners_and_wake_per_chunk_are_woken_by_every_chunk():
+    buffer = RingBuffer(int(FS), 1)
+    buffer.write(np.zeros((150, 1), np.float32), np.arange(150) / FS)
+    engine = DspEngine(buffer, FS, start_counter=150)
+    assert engine.windower.hop_samples == 102
+    assert engine._wake_after() == 203  # the last sample of the hop ending at 204
+    assert DspEngine(buffer, FS, start_counter=150, wake_per_chunk=True)._wake_after() == 150
+    engine.add_sample_listener(lambda samples, timestamps, first_counter: None)
+    assert engine._wake_after() == 150

@@ -1,7 +1,9 @@
 import threading
+import time
 
 import numpy as np
 
+from dsp import ringbuffer
 from dsp.ringbuffer import RingBuffer, RingReader
 from dsp.windows import Windower
 
@@ -75,6 +77,51 @@ def test_concurrent_writer_and_reader_lose_and_duplicate_nothing():
     assert len(values) + reader.dropped == total
     assert np.all(np.diff(values) >= 1)
     assert len(np.unique(values)) == len(values)
+
+
+def test_each_waiter_is_woken_only_by_the_write_that_reaches_its_count(monkeypatch):
+    notified_at: list[tuple[int, int]] = []  # (the waiter's count, samples written when it was woken)
+
+    class CountingCondition(threading.Condition):
+        def notify(self, n: int = 1) -> None:
+            if hasattr(self, "wants"):  # one of the buffer's waiters (threading's own Events notify too)
+                notified_at.append((self.wants, buffer.total_written))
+            super().notify(n)
+
+    buffer = RingBuffer(capacity=1000, n_channels=2)
+    monkeypatch.setattr(ringbuffer.threading, "Condition", CountingCondition)
+    answers: dict[int, bool] = {}
+
+    def wait(after_counter: int) -> None:
+        answers[after_counter] = buffer.wait_for_data(after_counter, timeout_s=5.0)
+
+    waiters = [threading.Thread(target=wait, args=(after,)) for after in (99, 149)]
+    for waiter in waiters:
+        waiter.start()
+    while len(buffer._waiters) < 2:
+        time.sleep(0.001)
+    for entry in buffer._waiters:
+        entry[1].wants = entry[0]
+    for start in range(0, 200, 10):  # 20 writes of 10 samples
+        buffer.write(*_chunk(start, 10, 2))
+    for waiter in waiters:
+        waiter.join(5.0)
+    assert answers == {99: True, 149: True}
+    assert sorted(notified_at) == [(99, 100), (149, 150)]  # two wake-ups in all, not one per write and waiter
+    assert not buffer._waiters
+
+
+def test_wait_returns_at_once_when_the_count_is_reached_and_false_on_timeout():
+    buffer = RingBuffer(capacity=100, n_channels=1)
+    buffer.write(*_chunk(0, 10, 1))
+    assert buffer.wait_for_data(9, timeout_s=5.0)
+    started = time.monotonic()
+    assert not buffer.wait_for_data(10, timeout_s=0.02)
+    assert time.monotonic() - started >= 0.02
+    assert not buffer.wait_for_data(10, timeout_s=0.0)
+    assert not buffer._waiters  # a waiter that timed out leaves nothing behind for the writer to look at
+    buffer.write(*_chunk(10, 1, 1))
+    assert buffer._next_wake == ringbuffer._NO_WAITER
 
 
 def test_windows_align_to_counter_regardless_of_chunking():
