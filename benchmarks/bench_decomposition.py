@@ -199,7 +199,12 @@ def _amplifier_process(source_id: str, chunk: int, stop: Any) -> None:
 
 
 def latency(
-    seconds: float, chunk: int, starts: int, gui: bool = True, amplifier_process: bool = True
+    seconds: float,
+    chunk: int,
+    starts: int,
+    gui: bool = True,
+    amplifier_process: bool = True,
+    settle_s: float = 0.0,
 ) -> dict[str, Any]:
     import multiprocessing
     import threading
@@ -263,6 +268,10 @@ def latency(
 
     receiver = threading.Thread(target=receive, daemon=True)
     receiver.start()
+    settle_until = time.monotonic() + settle_s  # streaming (and drawing) before the unit set comes, as in use
+    while time.monotonic() < settle_until:
+        app.processEvents()
+        time.sleep(0.002)
     service.install(calibration, seconds=12.0)
     clock_offset = pylsl.local_clock() - time.perf_counter()  # the history stamps its rows with perf_counter
     process = psutil.Process()
@@ -296,7 +305,8 @@ def latency(
 
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100.0
     return {
-        "seconds": seconds, "gui": gui, "amplifier_process": amplifier_process, "amplifier_chunk_samples": chunk,
+        "seconds": seconds, "settle_s": settle_s, "gui": gui, "amplifier_process": amplifier_process,
+        "amplifier_chunk_samples": chunk,
         "units": len(calibration.units), **percentiles("sample_to_outlet_push_ms", published),
         "discharges_received": int(values.size), "published": service.published,
         "latency_ms_p50": round(float(np.percentile(values, 50)), 1) if values.size else None,
@@ -488,6 +498,12 @@ def main() -> None:
         action="store_true",
         help="latency section: the amplifier in a thread of this process, not a process of its own",
     )
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=0.0,
+        help="latency section: seconds the pipeline streams before the unit set is installed",
+    )
     parser.add_argument("--starts", type=int, default=64, help="fixed-point starts (default 64)")
     parser.add_argument("--calibration", type=float, nargs=2, default=(8.0, 20.0), help="live calibration (s)")
     parser.add_argument("--chunk", type=int, default=32, help="live chunk in samples (default 32)")
@@ -503,7 +519,12 @@ def main() -> None:
         results["live"] = live(args.starts // 2, tuple(args.calibration), args.chunk)
     if "latency" in args.sections:
         results["latency"] = latency(
-            args.latency_seconds, args.amplifier_chunk, args.starts // 2, not args.no_gui, not args.amplifier_thread
+            args.latency_seconds,
+            args.amplifier_chunk,
+            args.starts // 2,
+            not args.no_gui,
+            not args.amplifier_thread,
+            args.settle_seconds,
         )
     if "scaling" in args.sections:
         results["scaling"] = scaling([64, 128, 256])
