@@ -21,19 +21,12 @@ from dsp.filters import FilterChain, default_chain
 from dsp.quality import QualityMonitor, QualityReport, QualitySettings
 from dsp.resources import StageProfiler
 from dsp.ringbuffer import RingBuffer, RingReader
-from dsp.windows import Window, Windower
+from dsp.windows import Window, Windower, is_gap
 
 log = logging.getLogger(__name__)
 
 #: what the engine computes for every window (fatigue and the views need these; the model computes its own)
 ENGINE_FEATURES = ("RMS", "MNF", "MDF", "FInsm5")
-
-
-def is_gap(last_timestamp: float, next_timestamp: float, fs: float) -> bool:
-    """Whether samples resuming at ``next_timestamp`` after one at ``last_timestamp`` follow a gap: a jump of more
-    than 50 ms plus five sample periods, well above LSL's time-stamp jitter at any supported rate. Acquisition holds
-    a returned stream on the same rule that makes the engine restart its filters and windows."""
-    return next_timestamp - last_timestamp > 0.05 + 5.0 / fs
 
 
 @dataclass

@@ -81,14 +81,16 @@ class RingBuffer:
                 self._wake_waiters(total)
 
     def _wake_waiters(self, total: int) -> None:
-        # called with the lock held; a woken waiter removes itself (it may also have timed out meanwhile)
-        next_wake = _NO_WAITER
-        for after_counter, condition in self._waiters:
-            if total > after_counter:
-                condition.notify()
+        # called with the lock held; a waiter woken here leaves the list at once, so that a write coming before it
+        # runs again does not look at it (or notify it) a second time
+        waiting, next_wake = [], _NO_WAITER
+        for entry in self._waiters:
+            if total > entry[0]:
+                entry[1].notify()
             else:
-                next_wake = min(next_wake, after_counter)
-        self._next_wake = next_wake
+                waiting.append(entry)
+                next_wake = min(next_wake, entry[0])
+        self._waiters, self._next_wake = waiting, next_wake
 
     def wait_for_data(self, after_counter: int, timeout_s: float) -> bool:
         """Blocks until a sample with counter >= ``after_counter`` exists (True) or the timeout passes (False).
@@ -111,7 +113,8 @@ class RingBuffer:
                     entry[1].wait(remaining)
                 return True
             finally:
-                self._waiters.remove(entry)
+                if entry in self._waiters:  # timed out, or stopped waiting before a write reached its count
+                    self._waiters.remove(entry)
                 if not self._waiters:
                     self._next_wake = _NO_WAITER
 

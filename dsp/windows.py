@@ -22,6 +22,14 @@ class Window:
         return self.end_counter - self.data.shape[1]
 
 
+def is_gap(last_timestamp: float, next_timestamp: float, fs: float) -> bool:
+    """Whether samples resuming at ``next_timestamp`` after one at ``last_timestamp`` follow a gap: a jump of more
+    than 50 ms plus five sample periods, well above LSL's time-stamp jitter at any supported rate. Acquisition holds
+    a returned stream on the same rule that makes the engine restart its filters and windows (here, not in
+    dsp.engine, so that acquisition needs neither scipy nor the engine's imports)."""
+    return next_timestamp - last_timestamp > 0.05 + 5.0 / fs
+
+
 def samples_for(duration_ms: float, fs: float) -> int:
     n = int(round(duration_ms * fs / 1000.0))
     if n < 1:
