@@ -202,6 +202,9 @@ class InferenceClient:
     def stats(self) -> dict:
         now = time.monotonic()
         with self._lock:
+            # the I/O thread tracks offline periods on its own tick, which a busy machine delays: bring it up to
+            # date here so a snapshot that says "offline" also counts that period
+            self._track_offline_locked(now)
             offline = self._offline_seconds + (now - self._offline_since if self._offline_since else 0.0)
             return {
                 "state": self._state_locked(now),
