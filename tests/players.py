@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +74,13 @@ def start_player(source_id: str, duration_s: float, **options: object) -> subpro
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
 
+def stop_player(player: subprocess.Popen, timeout_s: float = 40.0) -> int:
+    """End a player now (or let it finish) and return how many samples it sent."""
+    if player.poll() is None:
+        player.terminate()
+    return int(player.communicate(timeout=timeout_s)[0].split()[-1])
+
+
 def wait_until(condition: Callable[[], object], timeout_s: float) -> float | None:
     """Seconds until ``condition()`` held, or None if it never did within the timeout."""
     start = time.monotonic()
@@ -105,8 +114,12 @@ def main() -> None:
         source = simulator if args.no_index else IndexedSource(simulator, args.start_index)
     amplifier = Amplifier(source, name=args.name, source_id=args.source_id, chunk_samples=args.chunk)
     # start the clock only once the monitor listens, so the stream's duration is exactly what it receives
+    # SIGTERM ends the stream early and cleanly (still "sent N"): a test that is done before --duration stops it
+    # rather than waiting out a duration padded for a loaded machine
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     amplifier.wait_for_consumers(args.wait_consumer)
-    sent = amplifier.run(duration_s=args.duration)
+    sent = amplifier.run(duration_s=args.duration, stop_event=stop)
     amplifier.linger()
     print(f"sent {sent}", flush=True)
 

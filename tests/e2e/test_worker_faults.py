@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
-from tests.players import start_player, wait_until
+from tests.players import start_player, stop_player, wait_until
 
 FS = 2048.0
 
@@ -25,7 +25,7 @@ def test_killed_then_hung_worker_is_replaced_while_dsp_goes_on_gap_free():
     from monitor.pipeline import MonitorPipeline
 
     source_id = f"wfault-{uuid.uuid4().hex[:8]}"
-    player = start_player(source_id, 22)
+    player = start_player(source_id, 120)  # stopped once the steps are done
     handle = spawn_worker()
     client = InferenceClient(endpoint=handle.endpoint, bed_id=source_id, deadline_s=0.5)
     supervisor = WorkerSupervisor(handle, client, unresponsive_s=2.0).start()
@@ -45,6 +45,8 @@ def test_killed_then_hung_worker_is_replaced_while_dsp_goes_on_gap_free():
         first_after = next(d for d in pipeline.state.decisions if d.last_timestamp > killed_at)
         assert first_after.last_timestamp + first_after.latency_s - killed_at < 3.0
 
+        # the spare used above is replaced in the background; hang the worker once the next spare is loaded
+        assert wait_until(lambda: handle.spare_ready, 60) is not None
         hung = handle.pid
         os.kill(hung, signal.SIGSTOP)  # alive, but answering nothing
         try:
@@ -56,16 +58,18 @@ def test_killed_then_hung_worker_is_replaced_while_dsp_goes_on_gap_free():
         finally:
             with contextlib.suppress(ProcessLookupError):  # the supervisor normally kills the hung one itself
                 os.kill(hung, signal.SIGCONT)
-        player.communicate(timeout=40)
-        time.sleep(0.5)
+        sent = stop_player(player)
+        assert wait_until(lambda: pipeline.acquisition.buffer.total_written >= sent, 10.0) is not None
     finally:
         pipeline.stop()
         supervisor.stop()
         client.close()
 
-    raw = pipeline.acquisition.buffer.read_from(0)
-    index = raw.data[:, -1]
-    np.testing.assert_array_equal(index, np.arange(len(index), dtype=np.float32))  # acquisition untouched
+    buffer = pipeline.acquisition.buffer
+    index = buffer.read_from(0).data[:, -1]  # what the ring still holds of a run as long as the machine needed
+    first = buffer.total_written - len(index)
+    np.testing.assert_array_equal(index, np.arange(first, buffer.total_written, dtype=np.float32))  # untouched
+    assert buffer.total_written == sent  # every sample the player sent, once
     assert pipeline.engine.reader.dropped == 0
     assert supervisor.restarts >= 2
     stats = client.stats
