@@ -61,6 +61,15 @@ def perturbed_view(data: NeedleData, rows: list[int], kind: str, value: float) -
     return NeedleView(features, crops)
 
 
+def statistics_training() -> dict[str, Any]:
+    """How the statistics model is fitted (``models.needle_training.fit_statistics_logistic``)."""
+    from models.needle_training import BIAS_GRID, STATISTICS_C_GRID
+
+    return {"model": "class-balanced multinomial logistic regression on standardised recording statistics",
+            "rows": "recordings and 3 perturbed copies of each", "C_grid": list(STATISTICS_C_GRID),
+            "bias_grid": list(BIAS_GRID), "inner_folds": 3}
+
+
 def parts_of(name: str) -> int:
     if name in PRODUCT_CONTENDERS:
         return 1
@@ -144,7 +153,8 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
         "final_test": final,
         "robustness_final_test_per_patient": robustness,
         "bundled_configuration": {"name": chosen, "network": config,
-                                  "training": (settings or NetTraining()).__dict__},
+                                  "training": statistics_training() if chosen in PRODUCT_CONTENDERS
+                                  else (settings or NetTraining()).__dict__},
         "minutes": {"cross_validation": round(cv_seconds / 60, 2), "total": round(total_seconds / 60, 2)},
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
