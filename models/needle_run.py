@@ -2,8 +2,9 @@
 
 1. Set aside ``test_fraction`` of the patients (stratified by class, ``seed``) as the final test, recorded in the
    output. 2. Patient-wise stratified ``folds``-fold cross-validation of every contender on the rest, on the same
-   folds. 3. The NeuroFusionNet variant with the best cross-validated patient-level balanced accuracy (ties: the
-   one with fewer parts) is trained on every non-test patient and bundled. 4. The final test, once: every
+   folds. 3. The product contender (a NeuroFusionNet variant or the statistics model, ``PRODUCT_CONTENDERS``) with
+   the best cross-validated patient-level balanced accuracy (ties: fewer parts) is trained on every non-test patient
+   and bundled. 4. The final test, once: every
    contender trained on all non-test patients, judged on the test patients as recorded, and the bundled model on
    them resampled to 4 and 8 kHz and at +-6 dB.
 """
