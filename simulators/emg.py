@@ -39,6 +39,8 @@ SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, wit
 FIBRE_MODEL_VERSION = "2026-12-06.3"
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 TISSUE_MODELS = ("legacy", "fibres")
+# the opt-in endurance fatigue's own version (written to a file's config_json with it), for the same reason
+ENDURANCE_FATIGUE_VERSION = "2026-12-06.1"
 FATIGUE_MODELS = ("legacy", "endurance")  # endurance: force-dependent, ends at an endurance limit (simulators.fatigue)
 # between-subject spread of endurance time (log-normal SD): elbow flexors at 20 %MVC held 8.2 ± 6.2 min
 ENDURANCE_SCALE_LOG_SD = 0.3  # fibres: MUAPs summed over muscle fibres (needle layout only so far)

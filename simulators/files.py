@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from simulators.electrodes import ElectrodeLayout
-from simulators.emg import FIBRE_MODEL_VERSION, SIMULATOR_VERSION, EmgSimulator
+from simulators.emg import ENDURANCE_FATIGUE_VERSION, FIBRE_MODEL_VERSION, SIMULATOR_VERSION, EmgSimulator
 
 SUFFIXES = (".npz", ".edf", ".bdf")
 
@@ -62,6 +62,8 @@ def record(simulator: EmgSimulator, duration_s: float, truth_rate_hz: float = 4.
     config["simulator_version"] = SIMULATOR_VERSION
     if simulator.config.tissue == "fibres":
         config["fibre_model_version"] = FIBRE_MODEL_VERSION
+    if simulator.config.fatigue_model == "endurance":
+        config["endurance_fatigue_version"] = ENDURANCE_FATIGUE_VERSION
     return SimulatedRecording(
         data=data,
         fs=simulator.fs,

@@ -57,3 +57,15 @@ def test_a_tiring_hold_needs_more_drive_and_is_chunk_invariant():
 def test_fatigue_model_is_checked():
     with pytest.raises(ValueError, match="unknown fatigue model"):
         EmgSimulator(SimulationConfig(fatigue_model="metabolic"))
+
+
+def test_a_recording_names_the_endurance_model_version():
+    from simulators.emg import ENDURANCE_FATIGUE_VERSION
+    from simulators.files import record
+
+    config = SimulationConfig(layout="grid2x2", fs=1024.0, profile="hold", mvc_percent=50.0, artifacts=(),
+                              fatigue_model="endurance")
+    recording = record(EmgSimulator(config), 0.5)
+    assert recording.config["endurance_fatigue_version"] == ENDURANCE_FATIGUE_VERSION
+    assert recording.config["fatigue_model"] == "endurance"
+    assert "capacity" in recording.marker_texts[-1]
