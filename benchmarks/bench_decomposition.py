@@ -205,7 +205,9 @@ def latency(
     gui: bool = True,
     amplifier_process: bool = True,
     settle_s: float = 0.0,
+    gc_freeze: bool = False,
 ) -> dict[str, Any]:
+    import gc
     import multiprocessing
     import threading
     import uuid
@@ -272,8 +274,21 @@ def latency(
     while time.monotonic() < settle_until:
         app.processEvents()
         time.sleep(0.002)
+    if gc_freeze:  # everything made so far (Qt, pyqtgraph, modules) out of the collector's full passes (no
+        gc.freeze()  # gc.collect() first: a full pass here would itself hold up the DSP thread for 100-300 ms)
     service.install(calibration, seconds=12.0)
     clock_offset = pylsl.local_clock() - time.perf_counter()  # the history stamps its rows with perf_counter
+    collections: list[tuple[float, int, float]] = []  # (LSL time at the end, generation, ms) of the slow ones
+    collection_started = [0.0]
+
+    def time_collections(phase: str, info: dict[str, int]) -> None:
+        # a full collection holds the interpreter: the DSP thread waits, its discharges come late
+        if phase == "start":
+            collection_started[0] = time.perf_counter()
+        elif info["generation"] == 2 or time.perf_counter() - collection_started[0] > 0.02:
+            collections.append((pylsl.local_clock(), info["generation"], time.perf_counter() - collection_started[0]))
+
+    gc.callbacks.append(time_collections)
     process = psutil.Process()
     cpu_before, wall_before = process.cpu_times(), time.monotonic()
     dropped_before = pipeline.engine.stats.dropped_samples
@@ -283,6 +298,7 @@ def latency(
         app.processEvents()
         time.sleep(0.002)
     cpu_after, wall = process.cpu_times(), time.monotonic() - wall_before
+    gc.callbacks.remove(time_collections)
     receiving.clear()
     receiver.join(timeout=2)
     frames = window.ticks if gui else 0
@@ -316,6 +332,10 @@ def latency(
         **percentiles("latency_after_first_second_ms", settled),
         "dropped_samples": int(pipeline.engine.stats.dropped_samples - dropped_before),
         "process_cpu_percent_of_one_core": round(cpu, 1), "gui_frames": frames,
+        "gc_freeze": gc_freeze,
+        "slow_or_full_collections_at_s_generation_ms": [
+            (round(at - measured_from, 2), generation, round(spent * 1e3, 1)) for at, generation, spent in collections
+        ],
         # when the late ones arrived (s after the unit set was installed): one stall, or spread out
         "over_100_ms_received_at_s": [round(at - measured_from, 2) for at, delay in zip(received_at, delays,
                                                                                        strict=True) if delay > 0.1],
@@ -504,6 +524,9 @@ def main() -> None:
         default=0.0,
         help="latency section: seconds the pipeline streams before the unit set is installed",
     )
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="latency section: gc.freeze() before the unit set is installed"
+    )
     parser.add_argument("--starts", type=int, default=64, help="fixed-point starts (default 64)")
     parser.add_argument("--calibration", type=float, nargs=2, default=(8.0, 20.0), help="live calibration (s)")
     parser.add_argument("--chunk", type=int, default=32, help="live chunk in samples (default 32)")
@@ -525,6 +548,7 @@ def main() -> None:
             not args.no_gui,
             not args.amplifier_thread,
             args.settle_seconds,
+            args.gc_freeze,
         )
     if "scaling" in args.sections:
         results["scaling"] = scaling([64, 128, 256])
