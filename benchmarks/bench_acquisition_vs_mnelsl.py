@@ -7,17 +7,19 @@ its own process and all on the same stream at the same time, acquire it and filt
 each reports its own process CPU time (user + system, all threads, from connection to the end; imports and
 start-up excluded) and the samples it received:
 
-- ours: the monitor's ``monitor.acquisition.Acquisition`` thread (LSL inlet -> ``dsp.RingBuffer``) and a loop
-  that reads new samples as the DSP engine does (woken by each write, for latency) and runs ``dsp.filters`` on
-  them; ``ours_poll_50ms`` instead reads every 50 ms, the cadence of the MNE-LSL reader below;
+- ours: the monitor's ``monitor.acquisition.Acquisition`` thread (LSL inlet -> ``dsp.RingBuffer``, woken per
+  chunk, for latency) and a loop that reads new samples as the DSP engine's thread does (``DspEngine._wake_after``:
+  woken by the write that brings the next 50 ms hop's last sample, as soon as a window can end; the filtered trace
+  advances at 20 Hz) and runs ``dsp.filters`` on them; ``ours_reader_per_chunk``: the reader woken by every write
+  (the engine before it waited per hop); ``ours_poll_50ms`` reads every 50 ms, the cadence of the MNE-LSL reader
+  below; ``ours_acquisition_only``: the acquisition thread with nothing reading (what acquiring alone costs);
+  with ``--baseline REV``, ``baseline_*``: the same consumers on the code of commit REV (``git archive`` into a
+  temporary folder), the reader as the engine ran at REV (per chunk), in the same run for an A/B;
   ``plain_inlet_50ms_with_our_filters``: a bare pylsl inlet pulled every 50 ms and ``dsp.filters`` (what our
   figure would be without the acquisition thread's per-chunk wake-ups);
   ``one_thread_per_chunk``: a bare pylsl inlet pulled per chunk (woken by its first sample, as the acquisition
   thread is) and filtered in that same thread: what the per-chunk wake-up costs when one thread both acquires and
   filters instead of the acquisition thread waking a second (DSP) thread for every chunk;
-  ``ours_filter_per_hop``: our acquisition thread still woken per chunk, the reader filtering once per 50 ms hop,
-  as soon as the chunk holding the hop's last sample is in (a window can end on no other sample, so no decision
-  comes later; the filtered trace advances at 20 Hz instead of per chunk);
 - mne-lsl: ``StreamLSL(bufsize=5).connect()`` with the same filters (``filter(20, 450)`` with a 4th-order
   Butterworth in SOS form, and for the second phase ``notch_filter`` at 50..400 Hz), read every 50 ms through
   ``n_new_samples`` / ``get_data`` -- with its default ``acquisition_delay`` (1 ms) and with 50 ms (our cadence).
@@ -32,10 +34,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from benchmarks.bench_features_vs_libemg import ensure_peers_venv
 from benchmarks.common import REPO, emit
@@ -70,7 +75,7 @@ print(sent, flush=True)
 OURS = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-source_id, seconds, notch, poll_s = sys.argv[2], float(sys.argv[3]), sys.argv[4] == "notch", float(sys.argv[5])
+source_id, seconds, notch, mode = sys.argv[2], float(sys.argv[3]), sys.argv[4] == "notch", sys.argv[5]
 from dsp.filters import FilterChain, bandpass, default_chain
 from dsp.ringbuffer import RingReader
 from monitor.acquisition import Acquisition, resolve_stream
@@ -85,13 +90,17 @@ acquisition.start()
 started_cpu, started, samples = cpu(), time.monotonic(), 0
 hop = int(round(fs * 0.05))  # the engine's 50 ms hop: a window can only end on one of these samples
 while time.monotonic() - started < seconds:
-    if poll_s > 0:
-        time.sleep(poll_s)
+    if mode == "poll50":
+        time.sleep(0.05)
         block = reader.read()
-    elif poll_s < 0:  # woken once the chunk holding the next hop's last sample is in: as early as a window can be
-        acquisition.buffer.wait_for_data((reader.next_counter // hop + 1) * hop - 1, 0.05)
+    elif mode == "none":  # the acquisition thread alone: nothing reads or filters
+        time.sleep(0.5)
+        samples = acquisition.buffer.total_written
+        continue
+    elif mode == "hop":  # the engine's rule: woken once the chunk holding the next hop's last sample is in
+        acquisition.buffer.wait_for_data((reader.next_counter // hop + 1) * hop - 1, hop / fs + 0.05)
         block = reader.read(max_samples=int(fs))
-    else:
+    else:  # "chunk": woken by every write
         block = reader.read(max_samples=int(fs), timeout_s=0.05)
     if len(block.timestamps):
         chain.process(block.data)
@@ -189,22 +198,32 @@ print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() 
 """
 
 
-def run_phase(peers_python: str, seconds: float, phase: str) -> dict[str, object]:
+def run_phase(
+    peers_python: str, seconds: float, phase: str, baseline: Path | None, only: list[str] | None
+) -> dict[str, object]:
     source_id = f"bench-acq-{uuid.uuid4().hex[:8]}"
     player = subprocess.Popen(
         [sys.executable, "-c", PLAYER, source_id, str(FS), str(N_CHANNELS), str(seconds + 20)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    ours = [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase]
     consumers = {
-        "ours": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "0"],
-        "ours_poll_50ms": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "0.05"],
-        "ours_filter_per_hop": [sys.executable, "-c", OURS, str(REPO), source_id, str(seconds), phase, "-1"],
+        "ours": [*ours, "hop"],
+        "ours_reader_per_chunk": [*ours, "chunk"],
+        "ours_poll_50ms": [*ours, "poll50"],
+        "ours_acquisition_only": [*ours, "none"],
         "plain_inlet_50ms_with_our_filters": [sys.executable, "-c", PLAIN_INLET, str(REPO), source_id, str(seconds),
                                               phase],  # fmt: skip
         "one_thread_per_chunk": [sys.executable, "-c", ONE_THREAD, str(REPO), source_id, str(seconds), phase],
         "mne_lsl_default_delay_1ms": [peers_python, "-c", MNE_LSL, source_id, str(seconds), phase, "0.001"],
         "mne_lsl_delay_50ms": [peers_python, "-c", MNE_LSL, source_id, str(seconds), phase, "0.05"],
     }
+    if baseline is not None:
+        before = [sys.executable, "-c", OURS, str(baseline), source_id, str(seconds), phase]
+        consumers["baseline_ours"] = [*before, "chunk"]
+        consumers["baseline_ours_poll_50ms"] = [*before, "poll50"]
+    if only:
+        consumers = {name: command for name, command in consumers.items() if name in only}
     processes = {
         name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name, command in consumers.items()
@@ -232,7 +251,11 @@ def run_phase(peers_python: str, seconds: float, phase: str) -> dict[str, object
         ("ours_poll_50ms", "mne_lsl_delay_50ms"),
         ("plain_inlet_50ms_with_our_filters", "mne_lsl_delay_50ms"),
         ("one_thread_per_chunk", "mne_lsl_delay_50ms"),
-        ("ours_filter_per_hop", "mne_lsl_delay_50ms"),
+        ("ours_reader_per_chunk", "mne_lsl_delay_50ms"),
+        ("baseline_ours", "mne_lsl_delay_50ms"),
+        ("baseline_ours_poll_50ms", "mne_lsl_delay_50ms"),
+        ("ours", "baseline_ours"),
+        ("ours_poll_50ms", "baseline_ours_poll_50ms"),
     ]
     for mine, theirs in pairs:
         a, b = results.get(mine, {}), results.get(theirs, {})
@@ -245,20 +268,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--phases", nargs="+", default=["bandpass", "notch"], choices=["bandpass", "notch"])
+    parser.add_argument("--baseline", metavar="REV", help="also run our consumers on the code of this commit (A/B)")
+    parser.add_argument("--only", nargs="+", metavar="CONSUMER", help="run only these consumers")
+    parser.add_argument("--repeats", type=int, default=1, help="run each phase this many times, one after another")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-acq-baseline-") as folder:
+        baseline = export_commit(args.baseline, Path(folder)) if args.baseline else None
+        run_all(args, baseline)
+
+
+def export_commit(revision: str, folder: Path) -> Path:
+    """The packages the consumers import (dsp, monitor) as they were at ``revision`` (``git archive``: nothing in
+    the checkout changes)."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "--", "dsp", "monitor"], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"error: cannot export commit {revision!r}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def run_all(args: argparse.Namespace, baseline: Path | None) -> None:
     peers_python = str(ensure_peers_venv())
     version = subprocess.run(
         [peers_python, "-c", "import mne_lsl, numpy; print(mne_lsl.__version__, numpy.__version__)"],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     started = time.monotonic()
-    phases = {phase: run_phase(peers_python, args.seconds, phase) for phase in args.phases}
+    phases = {
+        phase if args.repeats == 1 else f"{phase}_{repeat + 1}": run_phase(
+            peers_python, args.seconds, phase, baseline, args.only
+        )
+        for repeat in range(args.repeats)
+        for phase in args.phases
+    }
     emit(
         "acquisition_vs_mnelsl",
         {
             "stream": f"{N_CHANNELS} ch x {FS:g} Hz float32, 32-sample chunks, {args.seconds:g} s per phase",
             "mne_lsl": f"{version[0]} (numpy {version[1]}, peers venv)",
             "target": "ours <= 0.5x MNE-LSL's CPU time",
+            "baseline": args.baseline,
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "phases": phases,
             "wall_s": round(time.monotonic() - started, 1),
         },

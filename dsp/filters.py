@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal
 
+try:  # scipy's compiled sosfilt loop (sosfilt's own core); the public sosfilt is the fallback if it ever moves
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
+except ImportError:  # pragma: no cover - depends on the scipy version
+    _sosfilt_kernel = None
+
 MAINS_CANDIDATES_HZ = (50.0, 60.0)
 # Keep band edges strictly inside (0, Nyquist): butter() rejects edges at Nyquist and an edge right next to it
 # leaves the top section poorly conditioned.
@@ -65,8 +70,17 @@ class StreamingFilter:
             return np.zeros((0, self.n_channels), dtype=np.float32)
         if self.zi is None:
             self.zi = self.initial_state(chunk[0])
-        filtered, self.zi = signal.sosfilt(self.sos, chunk.astype(np.float64), axis=0, zi=self.zi)
-        return filtered.astype(np.float32)
+        if _sosfilt_kernel is None:
+            filtered, self.zi = signal.sosfilt(self.sos, chunk.astype(np.float64), axis=0, zi=self.zi)
+            return filtered.astype(np.float32)
+        # the same arithmetic as sosfilt without its per-call checks and axis moves, which on a live stream's
+        # 50 ms step (cold caches between steps) cost ~3x the filtering itself: 64 ch x 102 samples ~120 us
+        # instead of ~360 us of CPU
+        signals = np.array(chunk.T, dtype=np.float64, order="C")  # (C, n): the kernel filters rows in place
+        state = np.ascontiguousarray(self.zi.transpose(2, 0, 1))  # (C, n_sections, 2)
+        _sosfilt_kernel(self.sos, signals, state)
+        self.zi = state.transpose(1, 2, 0)
+        return np.ascontiguousarray(signals.T, dtype=np.float32)
 
     def reset(self) -> None:
         """Forget the state: the next chunk starts a fresh steady state (after a gap in the stream)."""
