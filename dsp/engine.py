@@ -11,17 +11,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dsp.adaptive import AdaptivePreprocessor
-from dsp.fatigue import FatigueReport, FatigueTracker
-from dsp.features import compute_features
-from dsp.filters import FilterChain, default_chain
-from dsp.quality import QualityMonitor, QualityReport, QualitySettings
-from dsp.resources import StageProfiler
 from dsp.ringbuffer import RingBuffer, RingReader
 from dsp.windows import Window, Windower, is_gap
+
+if TYPE_CHECKING:
+    from dsp.adaptive import AdaptivePreprocessor
+    from dsp.fatigue import FatigueReport
+    from dsp.filters import FilterChain
+    from dsp.quality import QualityReport
+
+# The stages (scipy, PyWavelets, psutil: ~0.6 s quiet, ~2 s at load 12) are imported when an engine is built, not
+# with this module: views and commands import it for EngineSettings and EngineStats only.
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,8 @@ class DspEngine(threading.Thread):
         self.reader = RingReader(buffer, start_counter)
         #: filtered samples, same counters as the raw buffer, for the trace and spectrum views
         self.filtered = RingBuffer(int(self.fs * filtered_seconds), self.n_channels)
+        from dsp.resources import StageProfiler
+
         self.stats = EngineStats()
         self.profiler = StageProfiler()  # per-stage time per window, CPU and memory (status bar, reports)
         self._subscribers: list[Callable[[list[WindowResult]], None]] = []
@@ -94,13 +100,19 @@ class DspEngine(threading.Thread):
         self._rebuild()
 
     def _rebuild(self) -> None:
+        from dsp.fatigue import FatigueTracker
+        from dsp.filters import default_chain
+        from dsp.quality import QualityMonitor, QualitySettings
+
         s = self.settings
         adaptive_mains = s.mains_hz if s.adaptive_mains else None
-        self.adaptive = (
-            AdaptivePreprocessor(self.fs, self.n_channels, mains_hz=adaptive_mains, baseline=s.adaptive_baseline)
-            if adaptive_mains or s.adaptive_baseline
-            else None
-        )
+        self.adaptive: AdaptivePreprocessor | None = None
+        if adaptive_mains or s.adaptive_baseline:
+            from dsp.adaptive import AdaptivePreprocessor
+
+            self.adaptive = AdaptivePreprocessor(
+                self.fs, self.n_channels, mains_hz=adaptive_mains, baseline=s.adaptive_baseline
+            )
         self.chain: FilterChain = default_chain(
             self.fs, self.n_channels, mode=s.mode, mains_hz=None if s.adaptive_mains else s.mains_hz,
             low_hz=s.low_hz, high_hz=s.high_hz,
@@ -207,6 +219,8 @@ class DspEngine(threading.Thread):
     def _analyse(self, windows: list[Window], started: float) -> list[WindowResult]:
         if not windows:
             return []
+        from dsp.features import compute_features  # imported by the first engine built: a dict lookup from then
+
         stacked = np.stack([w.data for w in windows])
         features = compute_features(stacked, self.fs, ENGINE_FEATURES)
         finished = time.perf_counter()
