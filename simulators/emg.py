@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
+from simulators import surface
 from simulators.artifacts import DEFAULT_ARTIFACTS, ArtifactConfig, ArtifactGenerator
 from simulators.conditions import CONDITIONS, draw_subject
 from simulators.electrodes import ElectrodeLayout
@@ -109,8 +110,10 @@ class SimulationConfig:
             raise ValueError(f"unknown fatigue model {self.fatigue_model!r}: use one of {', '.join(FATIGUE_MODELS)}")
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}: use one of {', '.join(SEVERITIES)}")
-        if self.tissue == "fibres" and (layout.kind != "needle" or layout.n_channels != 1):
-            raise ValueError("the fibre-level tissue model covers one concentric needle so far, not a surface layout")
+        if self.tissue == "fibres" and layout.kind == "needle" and layout.n_channels != 1:
+            raise ValueError("the fibre-level needle model covers one concentric needle")
+        if self.tissue == "fibres" and layout.kind not in ("needle", "ring", "grid"):
+            raise ValueError(f"the fibre-level tissue model needs a needle, ring or grid layout, not {layout.kind!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}: use one of {', '.join(PROFILES)}")
         if not 0.0 <= self.mvc_percent <= 100.0:
@@ -270,7 +273,11 @@ class EmgSimulator:
         self.fibres = None
         self.force: ForceModel | None = None
         self._jitter: FibreJitter | None = None
-        if config.tissue == "fibres":
+        # fibre-level surface model: render units are each pool unit's RANK time courses (pool unit = index // RANK)
+        self._unit_of: np.ndarray | None = None
+        if config.tissue == "fibres" and self.layout.kind != "needle":
+            self._build_surface_fibres(config, rng)
+        elif config.tissue == "fibres":
             tissue_rng = np.random.default_rng([config.seed, 3])
             self.tissue = draw_tissue(config.condition, config.severity, tissue_rng)
             units = max(3, int(round(self.tissue.units_before_loss * (1.0 - self.tissue.unit_loss))))
@@ -317,7 +324,10 @@ class EmgSimulator:
         if self._jitter is None:
             self._render_shapes, self._render_gains = self.shapes, self.gains
         self._render_muscle = np.zeros(self._render_shapes.support_s.size, dtype=np.int64)
-        self._render_muscle[: self.pool.n_units] = self.pool.muscle_index
+        if self._unit_of is not None:
+            self._render_muscle[:] = self.pool.muscle_index[self._unit_of]
+        else:
+            self._render_muscle[: self.pool.n_units] = self.pool.muscle_index
 
         self._factor = 1 if self.mode == "needle" else max(1, math.ceil(INTERNAL_MIN_FS / self.fs))
         self._internal_fs = self.fs * self._factor
@@ -326,7 +336,9 @@ class EmgSimulator:
         support = max(float(self.shapes.support_s.max()), float(self._render_shapes.support_s.max()))
         self._tail = int(math.ceil(support * stretch_max * self._internal_fs)) + 2
         self._tail += margin_samples(self._jitter, self._internal_fs)
-        self._propagation = _Propagation.for_grid(self) if self.layout.kind == "grid" else None
+        # the fibre-level surface templates carry their own propagation along the fibres
+        grid = self.layout.kind == "grid" and self._unit_of is None
+        self._propagation = _Propagation.for_grid(self) if grid else None
         if self._propagation is not None:
             self._tail += self._propagation.max_delay_samples(self.fatigue.floor, self._internal_fs)
         self._carry = np.zeros((self._tail, self.n_channels))
@@ -340,10 +352,11 @@ class EmgSimulator:
         self._freqs = np.linspace(0.0, self.fs / 2.0, 513)[1:]
         # fresh MUAP power spectra out to the highest frequency a fatigue-stretched query can reach
         self._fresh_freqs = np.linspace(0.0, self.fs / 2.0 / self.fatigue.floor, 2049)
+        n_shapes = self.shapes.support_s.size  # pool units; the fibre-level surface model's time courses
         self._fresh_power = np.concatenate(
             [
                 np.abs(self.shapes.spectrum(chunk, self._fresh_freqs)) ** 2
-                for chunk in np.array_split(np.arange(self.pool.n_units), max(1, self.pool.n_units // 128))
+                for chunk in np.array_split(np.arange(n_shapes), max(1, n_shapes // 128))
             ]
         ).astype(np.float32)
         self._response = np.ones_like(self._freqs)
@@ -365,6 +378,34 @@ class EmgSimulator:
         self.position = 0  # output samples handed out by read()
         self._records: deque[_BlockRecord] = deque()
         self.spike_log: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _build_surface_fibres(self, config: SimulationConfig, rng: np.random.Generator) -> None:
+        """The fibre-level surface model (simulators.surface): pool, tissue, force model, and each unit's templates
+        at every channel as RANK time courses with fixed channel gains."""
+        tissue_rng = np.random.default_rng([config.seed, 3])
+        self.tissue = draw_tissue(config.condition, config.severity, tissue_rng)
+        units = max(3, int(round(self.tissue.units_before_loss * (1.0 - self.tissue.unit_loss))))
+        healthy = draw_subject("healthy", np.random.default_rng([config.seed, 1]))
+        self.subject = replace(healthy, condition=config.condition, n_units=units)
+        self.pool = build_pool(self.layout, self.subject, rng)
+        self.n_motor_units = self.pool.n_units
+        geometry = surface.fibre_geometry(
+            self.pool, self.tissue, self.layout, self.subject.fat_thickness_mm, tissue_rng
+        )
+        self.fibres = geometry.fibres
+        table, _ = surface.surface_table(self.subject.fat_thickness_mm, surface.Detection.for_layout(self.layout))
+        internal_fs = self.fs * max(1, math.ceil(INTERNAL_MIN_FS / self.fs))
+        templates, template_fs = surface.surface_templates(geometry, self.pool.n_units, table, internal_fs)
+        courses, gains, self.surface_energy_kept = surface.low_rank(templates)
+        self.shapes = SampledShapes.from_templates(courses, template_fs, floor_uv=0.01)
+        self.gains = gains
+        self._unit_of = np.repeat(np.arange(self.pool.n_units), surface.RANK)
+        # %MVC is force against a healthy muscle of the same size, as at the needle; on a ring one curve serves all
+        # eight muscles (their pools share recruitment and rate coding, their fibres differ by draw only)
+        reference = steady_force(self.pool, self.fibres.healthy_area_mm2, 1.0) * (
+            self.tissue.units_before_loss / self.subject.n_units  # units per muscle
+        )
+        self.force = ForceModel(self.pool, self.fibres.area_mm2, reference)
 
     # ----- stream interface -------------------------------------------------------------------------------------
     def read(self, n_samples: int) -> np.ndarray:
@@ -466,11 +507,16 @@ class EmgSimulator:
         tabulated at init."""
         pool = self.pool
         rates = pool.firing_rate(self.excitation(activation)[pool.muscle_index])
+        muscle_index = pool.muscle_index
+        isi_cov = pool.isi_cov
+        if self._unit_of is not None:  # per render unit (time course): its pool unit's rate
+            rates, muscle_index = rates[self._unit_of], muscle_index[self._unit_of]
+            isi_cov = np.broadcast_to(isi_cov, (pool.n_units,))[self._unit_of]
         psd = np.zeros_like(self._freqs)
         omega = 2.0 * np.pi * self._freqs
         step = self._fresh_freqs[1]
-        for muscle in np.unique(pool.muscle_index[rates > 0]):
-            members = np.flatnonzero((pool.muscle_index == muscle) & (rates > 0))
+        for muscle in np.unique(muscle_index[rates > 0]):
+            members = np.flatnonzero((muscle_index == muscle) & (rates > 0))
             stretch = 1.0 / float(relative_cv[muscle])
             position = stretch * self._freqs / step
             below = np.minimum(position.astype(np.int64), self._fresh_freqs.size - 2)
@@ -478,7 +524,7 @@ class EmgSimulator:
             table = self._fresh_power[members]
             muap_power = stretch**2 * (table[:, below] * (1.0 - weight) + table[:, below + 1] * weight)
             interval = 1.0 / rates[members, None]
-            cov = pool.isi_cov if np.ndim(pool.isi_cov) == 0 else np.asarray(pool.isi_cov)[members, None]
+            cov = isi_cov if np.ndim(isi_cov) == 0 else np.asarray(isi_cov)[members, None]
             phi = np.exp(-1j * omega * interval - 0.5 * (omega * cov * interval) ** 2)
             train = rates[members, None] * (1.0 - np.abs(phi) ** 2) / np.maximum(np.abs(1.0 - phi) ** 2, 1e-12)
             psd += self._gain_power[members] @ (muap_power * train)
@@ -502,6 +548,8 @@ class EmgSimulator:
         if self.config.profile == "gestures":
             weights = np.mean([w for name, w in self.profile.weights.items() if name != "rest"], axis=0)
         rates = self.pool.firing_rate(self.excitation(weights * level)[self.pool.muscle_index])
+        if self._unit_of is not None:
+            rates = rates[self._unit_of]
         units = np.flatnonzero(rates > 0)
         if units.size == 0:
             return 1.0
@@ -558,6 +606,9 @@ class EmgSimulator:
             units, spike_times = self._jitter.expand(
                 units, spike_times, np.random.default_rng([self.config.seed, 4, start])
             )
+        if self._unit_of is not None:  # each discharge plays all of its unit's time courses
+            units = (units[:, None] * surface.RANK + np.arange(surface.RANK)[None, :]).ravel()
+            spike_times = np.repeat(spike_times, surface.RANK)
         if units.size:
             rendered = self._render(units, spike_times, relative_cv, start_internal, n_internal)
             if self._propagation is None:

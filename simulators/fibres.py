@@ -90,9 +90,14 @@ def territory_radius_mm(pool: MotorUnitPool) -> np.ndarray:
 
 
 def grow_fibres(
-    pool: MotorUnitPool, tissue: TissueParameters, tip_xy_mm: np.ndarray, rng: np.random.Generator
+    pool: MotorUnitPool,
+    tissue: TissueParameters,
+    tip_xy_mm: np.ndarray,
+    rng: np.random.Generator,
+    reach_mm: float | None = REACH_MM,
 ) -> Fibres:
-    """Every unit's fibres in its territory, changed by the subject's disease; returns those near the tip."""
+    """Every unit's fibres in its territory, changed by the subject's disease; returns those within ``reach_mm``
+    of the needle's tip and outside its shaft, or with ``reach_mm=None`` all of them (surface model, no needle)."""
     radius = territory_radius_mm(pool) * (1.0 + tissue.territory_gain)
     own_radius = territory_radius_mm(pool)
     unit_endplate = -tissue.needle_from_endplates_mm + rng.normal(0.0, 1.5, pool.n_units)
@@ -145,11 +150,14 @@ def grow_fibres(
         counts[u] = n
         area[u] = float(np.sum(math.pi / 4.0 * (np.clip(diameter, 10.0, 120.0) * 1e-3) ** 2))
         xy = xy + centres[u]
-        near = np.hypot(xy[:, 0], xy[:, 1]) <= REACH_MM
-        # fibres the shaft passes through are pushed aside by it: none lies inside the needle
-        pierced = (xy[:, 0] <= 0.0) & (xy[:, 0] >= -CANNULA_IN_MUSCLE_MM) & (np.abs(xy[:, 1]) < CANNULA_RADIUS_MM)
-        beyond = np.hypot(np.maximum(xy[:, 0], 0.0), xy[:, 1]) < CANNULA_RADIUS_MM
-        keep = near & ~pierced & ~beyond
+        if reach_mm is None:
+            keep = np.ones(n, dtype=bool)
+        else:
+            near = np.hypot(xy[:, 0], xy[:, 1]) <= reach_mm
+            # fibres the shaft passes through are pushed aside by it: none lies inside the needle
+            pierced = (xy[:, 0] <= 0.0) & (xy[:, 0] >= -CANNULA_IN_MUSCLE_MM) & (np.abs(xy[:, 1]) < CANNULA_RADIUS_MM)
+            beyond = np.hypot(np.maximum(xy[:, 0], 0.0), xy[:, 1]) < CANNULA_RADIUS_MM
+            keep = near & ~pierced & ~beyond
         lengths = rng.uniform(40.0, 70.0, (n, 2))
         delay = NEUROMUSCULAR_DELAY_S + rng.normal(0.0, NEUROMUSCULAR_SD_S, n) + extra
         parts.append(
