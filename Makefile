@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml requirements.txt tools/ensure-system-deps.sh
 demo: $(STAMP)
 	$(VENV)/bin/neurofusion demo $(DEMO_ARGS)
 
+# Two test processes (pytest-xdist), a file's tests kept together so its fixtures are built once: most of the suite's
+# time is real-time streaming and process start-up, which two processes overlap on two cores.
+# PYTEST_ARGS="-n 0" runs it in one process.
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

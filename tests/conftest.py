@@ -13,6 +13,11 @@ os.environ.setdefault("LSLAPICFG", str(REPO / "monitor" / "lsl_api.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test processes on two cores: one BLAS/OpenMP/torch thread each (and in the processes they
+    # start), as two-thread pools spinning against each other on a busy 2-core machine cost ~3x the CPU
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 
