@@ -1,7 +1,8 @@
 """Choose the bundled surface condition model's configuration on validation subjects, then test it once.
 
-    nice -n 10 .venv/bin/python -m benchmarks.select_surface_model --out runs/select-surface --jobs 2
-    nice -n 10 .venv/bin/python -m benchmarks.select_surface_model --out runs/select-surface --install
+    nice -n 10 .venv/bin/python -m benchmarks.select_surface_model --out runs/select-surface --jobs 3 --install
+
+(``--only 0 1 2`` trains those candidates and stops; the same command without it later reads them back.)
 
 The protocol is ``models.evaluation_selection``'s: a fresh simulated corpus (seeds 40000 on, never used to choose
 anything before) split by subject with a seeded permutation (written to ``split.json`` before anything is
@@ -33,11 +34,11 @@ from typing import Any
 from models.evaluation_selection import CANDIDATES, CRITERION, Candidate
 
 MODEL_ID = "neurofusionnet-condition-ring8-2048hz"
-TRAINED_ON = ("simulated patients only: subjects of the bundled simulator (simulators/emg.py), each its own "
-              "motor-unit pool drawn from its condition's ranges, ring of 8 electrodes at 2048 Hz")
-REAL_DATA = ("not validated on real surface recordings: no labelled real surface EMG of myopathic or neuropathic "
-             "patients was available (/work/shared/data holds needle recordings for the condition task), so the "
-             "surface condition verdict has been measured on simulated subjects only")
+TRAINED_ON = "simulated patients only (subjects of the bundled simulator, simulators/emg.py)"
+REAL_DATA = ("the surface condition verdict has not been validated on real surface recordings: the real recordings "
+             "at hand (../shared/data) hold surface EMG of healthy people only (Myo forearm gestures, one HD-EMG "
+             "vastus lateralis file) and labelled myopathy and neuropathy only as needle EMG, so every figure on this "
+             "card comes from simulated subjects")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,9 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--split-seed", type=int, default=22, help="seed of the subject permutation (default 22)")
     parser.add_argument("--validation", type=int, default=12, help="validation subjects per condition (default 12)")
     parser.add_argument("--test", type=int, default=12, help="test subjects per condition (default 12)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--max-minutes", type=float, default=10.0, help="per candidate (default 10)")
+    # 6 epochs (one-cycle schedule over 6) rather than the bundled model's 15: six candidates had to fit in about
+    # half an hour of a 2-core machine at load 13; the cap is a safety net, set so that no candidate reaches it
+    parser.add_argument("--epochs", type=int, default=6, help="per candidate (default 6)")
+    parser.add_argument("--patience", type=int, default=3, help="epochs without better validation loss (default 3)")
+    parser.add_argument("--max-minutes", type=float, default=30.0, help="per candidate (default 30)")
     parser.add_argument("--jobs", type=int, default=1, help="candidates trained at once, one thread each")
     parser.add_argument("--only", nargs="+", type=int, metavar="INDEX",
                         help="train only these candidates (indices into CANDIDATES), then stop")
@@ -245,6 +248,8 @@ def final_card(card: Any, choice: dict[str, Any], split: dict[str, Any], test: A
         "selection_groups": {"train": split["train"], "validation": split["validation"]},
     })
     if choice["keeps_bundled_weights"]:
+        # the subjects that chose the configuration before this protocol: held out from training, in no figure now
+        training["earlier_held_out_groups"] = card.training.get("test_groups", [])
         training["test_data"] = (f"{len(split['test'])} fresh simulated subjects (seeds from {split['first_seed']}, "
                                  "never used to train, stop or choose anything), at their own gain within "
                                  f"+-{split['subject_gain_db']:g} dB")
@@ -272,8 +277,10 @@ def test_once_and_write(args: argparse.Namespace, split: dict[str, Any], choice:
     test = load_part(split, "test")  # the first time this run reads a test window
     candidate = CANDIDATES[choice["chosen_index"]]
     metrics = test_once(model, candidate, test, args.out, again=args.look_again)
-    command = ("nice -n 10 .venv/bin/python -m benchmarks.select_surface_model --out runs/select-surface --jobs 2 "
-               "--install")
+    command = (f"nice -n 10 .venv/bin/python -m benchmarks.select_surface_model --out {args.out} --subjects "
+               f"{args.subjects} --first-seed {args.first_seed} --split-seed {args.split_seed} --validation "
+               f"{args.validation} --test {args.test} --epochs {args.epochs} --patience {args.patience} "
+               f"--max-minutes {args.max_minutes:g} --jobs {args.jobs} --install")
     card = final_card(card, choice, split, test, metrics, command)
     write_json(args.out / "final.json", {"metrics": metrics, "card": asdict(card)})
     final = save_checkpoint(args.out / "final" / "model.pt", model, card)

@@ -135,6 +135,31 @@ def _reproduce(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _how_to_reproduce(card: dict[str, Any]) -> list[str]:
+    training_command = [_reproduce(card), "    cp runs/default/model.pt models/weights/default.pt",
+                        "    cp runs/default/model.card.json models/weights/default.card.json",
+                        "    cp runs/default/model.onnx models/weights/default.onnx",
+                        "    .venv/bin/python -m models.model_card"]
+    selection = card["metrics"].get("selection")
+    if selection is None:
+        return training_command
+    lines = []
+    if selection["keeps_bundled_weights"]:
+        lines += ["The weights (trained before the selection, by the command below; the selection kept them):", "",
+                  *training_command, ""]
+    what = ("the choice of configuration, the test figure and this card" if selection["keeps_bundled_weights"]
+            else "the choice of configuration, the weights (the chosen candidate's model), the ONNX export, the test "
+            "figure and this card")
+    return lines + [f"One command makes {what} (`benchmarks/select_surface_model.py`, protocol in "
+                    "`models/evaluation_selection.py`; candidates trained in parallel processes, one thread each):", "",
+                    "    " + selection["command"]]
+
+
+def _real_recordings(card: dict[str, Any]) -> list[str]:
+    real = card["training"].get("real_recordings")
+    return ["", f"**Real recordings:** {real[0].upper() + real[1:]}."] if real else []
+
+
 def _data(card: dict[str, Any]) -> str:
     training, data = card["training"], card["training"]["data"]
     per_condition = data["subjects_per_condition"]
@@ -142,28 +167,56 @@ def _data(card: dict[str, Any]) -> str:
     last_seed = data["first_seed"] + n_classes * per_condition - 1
     windows = training["windows"]
     window_ms = 1000 * card["window_samples"] / card["fs"]
-    return (
-        f"{n_classes * per_condition} simulated subjects ({per_condition} per condition; seeds "
-        f"{data['first_seed']}-{last_seed}, each its own motor-unit pool drawn from its condition's ranges), "
-        f"{data['duration_s']:g} s each, each subject's signal scaled by its own gain within "
+    trained_on = training.get("trained_on", "simulated subjects")
+    text = (
+        f"**Trained on {trained_on}.** {n_classes * per_condition} simulated subjects ({per_condition} per "
+        f"condition; seeds {data['first_seed']}-{last_seed}, each its own motor-unit pool drawn from its condition's "
+        f"ranges), {data['duration_s']:g} s each, each subject's signal scaled by its own gain within "
         f"+-{data['subject_gain_db']:g} dB (electrode contact, skin and amplifier differ that much between "
         f"patients), {data['layout']} at {data['fs']:g} Hz, windows of {card['window_samples']} samples "
         f"({window_ms:.0f} ms), only windows fully inside a contraction. Split **by subject**: "
         f"{len(training['train_groups'])} training subjects ({_count(windows['train'])} windows), "
-        f"{len(training['validation_groups'])} validation subjects ({_count(windows['validation'])} windows), "
-        f"{len(training['test_groups'])} test subjects ({_count(windows['test'])} windows); the subject lists are "
-        "in the card. Generated subjects are cached in the per-user cache (`~/.cache/neurofusion`, hash-checked).")
+        f"{len(training['validation_groups'])} validation subjects ({_count(windows['validation'])} windows)")
+    split = training.get("split")
+    if split is None:
+        return text + (f", {len(training['test_groups'])} test subjects ({_count(windows['test'])} windows); the "
+                       "subject lists are in the card. Generated subjects are cached in the per-user cache "
+                       "(`~/.cache/neurofusion`, hash-checked).")
+    fresh = split["first_seed"] != data["first_seed"]
+    last_fresh = split["first_seed"] + n_classes * split["subjects_per_condition"] - 1
+    text += (". The test subjects: " + (
+        f"{len(training['test_groups'])} further subjects ({_count(windows['test'])} windows) of a fresh corpus "
+        f"(seeds {split['first_seed']}-{last_fresh}, the same simulator, durations and gain range), drawn before "
+        f"anything was chosen: {split['test_per_condition']} per condition by a permutation with seed "
+        f"{split['seed']} (`models.evaluation_selection.subject_split`), never used to train, stop or choose. The "
+        f"{_count(len(training.get('earlier_held_out_groups', [])) or 120)} subjects that the figure before this "
+        "protocol came from, and that chose the configuration then, are in no figure now." if fresh else
+        f"{len(training['test_groups'])} subjects ({_count(windows['test'])} windows), "
+        f"{split['test_per_condition']} per condition drawn by a permutation with seed {split['seed']} "
+        "(`models.evaluation_selection.subject_split`) before anything was trained or chosen."))
+    return text + (" The subject lists are in the card. Generated subjects are cached in the per-user cache "
+                   "(`~/.cache/neurofusion`, hash-checked).")
 
 
 def _measured(card: dict[str, Any]) -> list[str]:
     test = card["metrics"]["test"]
     per_class = ", ".join(f"{name} {_percent(value)}" for name, value in test["per_class_sensitivity"].items())
     n_subjects = len(card["training"]["test_groups"])
-    return [
+    rows = [
         "| metric | value |",
         "| --- | ---: |",
         f"| accuracy | {_percent(test['accuracy'])} ({_count(test['n_windows'])} windows, {n_subjects} subjects "
         f"at +-{card['training']['data']['subject_gain_db']:g} dB) |",
+    ]
+    if "accuracy_interval" in test:
+        low, high = test["accuracy_interval"]
+        rows.append(f"| {100 * test['interval_level']:.0f} % interval of the accuracy (bootstrap over the "
+                    f"{test['interval_groups']} test subjects) | {_percent(low)} - {_percent(high)} |")
+    if "subjects_below_90_percent" in test:
+        rows.append(f"| test subjects below 90 % of their windows / read right in most windows | "
+                    f"{test['subjects_below_90_percent']} / {test['subjects_read_right_in_most_windows']} of "
+                    f"{n_subjects} |")
+    return rows + [
         f"| macro F1 | {_percent(test['macro_f1'])} |",
         f"| sensitivity / specificity / precision (macro) | {_percent(test['sensitivity'])} / "
         f"{_percent(test['specificity'])} / {_percent(test['precision'])} |",
@@ -174,9 +227,40 @@ def _measured(card: dict[str, Any]) -> list[str]:
 def _selection(card: dict[str, Any]) -> list[str]:
     selection = card["metrics"].get("selection")
     if selection:
-        return [f"The configuration was chosen on the validation subjects ({selection['criterion']}: "
-                f"{_percent(selection['validation_macro_f1'])}); the test subjects were used once, for the figures "
-                "above."]
+        looks = card["metrics"]["test"].get("test_looks", 1)
+        split = card["training"]["split"]
+        lines = [
+            f"**How the configuration was chosen.** {len(selection['candidates'])} candidate configurations were "
+            f"trained on the same {split['subjects_per_condition'] * len(card['classes'])}-subject corpus's "
+            f"training subjects and compared on its validation subjects only (criterion: "
+            f"{selection['criterion'].replace('_', ' ').replace('f1', 'F1')}; the test subjects were not loaded "
+            "until the choice was written down):",
+            "",
+            "| candidate | validation macro F1 | validation accuracy | epochs (best) |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for candidate in selection["candidates"]:
+            chosen = " **(chosen)**" if candidate["name"] == selection["chosen"] else ""
+            lines.append(f"| {candidate['name']}{chosen} | {_percent(candidate['validation_macro_f1'])} | "
+                         f"{_percent(candidate['validation_accuracy'])} | {candidate['epochs_run']} "
+                         f"({candidate['best_epoch']}) |")
+        weights = ("The chosen configuration is the one bundled until now, so the bundled weights (trained as "
+                   "above, on more subjects than the candidates) were kept and only scored on the test subjects"
+                   if selection["keeps_bundled_weights"] else
+                   "The chosen candidate's own model (trained on the training subjects, early-stopped on the "
+                   "validation subjects' loss) is the bundled model, scored on the test subjects")
+        still_improving = sum(c["best_epoch"] == c["epochs_run"] for c in selection["candidates"])
+        epochs = max(c["epochs_run"] for c in selection["candidates"])
+        lines += ["", f"Each candidate trained for at most {epochs} epochs (a shorter one-cycle schedule than the "
+                  f"bundled weights' {card['training']['config']['epochs']}, to fit a shared 2-core machine); "
+                  f"{still_improving} of {len(selection['candidates'])} had their best validation loss at their "
+                  "last epoch, so this compares equally short trainings, not converged ones."]
+        times = "once" if looks == 1 else f"{looks} times (looked at again: the figure is no longer untouched)"
+        lines += ["", f"{weights} {times}; the figure above is as it came out. One candidate run each (seed "
+                  f"{card['training']['config']['seed']}): differences of a point or two on "
+                  f"{len(card['training']['selection_groups']['validation'])} validation subjects are within what "
+                  "one subject more or less right moves."]
+        return lines
     return [
         "**The figure above predates the fix of the selection procedure and is optimistic.** This configuration "
         "(without handcrafted features) was picked by comparing NeuroFusionNet variants' accuracy on the same "
@@ -212,8 +296,10 @@ def render(card: dict[str, Any]) -> str:
         f"- **Task:** neuromuscular condition of the muscle under the electrodes, {classes}, from a "
         f"{window_ms:.0f} ms window ({card['window_samples']} samples at {card['fs']:g} Hz) of band-pass-filtered "
         "surface EMG during a voluntary contraction.",
-        f"- **Input it was trained on:** the bundled simulator (`simulators/emg.py`), {layout} at {card['fs']:g} Hz, "
-        "filtered with the monitor's own causal `dsp.filters.default_chain`.",
+        f"- **Input it was trained on:** simulated patients only, from the bundled simulator (`simulators/emg.py`), "
+        f"{layout} at {card['fs']:g} Hz, filtered with the monitor's own causal `dsp.filters.default_chain`"
+        + ("; its condition verdict has **not been validated on real surface recordings**."
+           if card["training"].get("real_recordings") else "."),
         "- **Not for diagnosis.** It has only seen simulated motor-unit pools; a real patient's recording differs. "
         "Adapt it with `neurofusion calibrate` on labelled seconds of real data, and keep a clinician in the loop.",
         "- **Windows at rest carry no condition information** (no motor units fire). The model was trained only on "
@@ -253,13 +339,10 @@ def render(card: dict[str, Any]) -> str:
         "",
         "## Training data and how to reproduce the bundled model",
         "",
-        _reproduce(card),
-        "    cp runs/default/model.pt models/weights/default.pt",
-        "    cp runs/default/model.card.json models/weights/default.card.json",
-        "    cp runs/default/model.onnx models/weights/default.onnx",
-        "    .venv/bin/python -m models.model_card",
+        *_how_to_reproduce(card),
         "",
         _data(card),
+        *_real_recordings(card),
         "",
         "## Measured (held-out subjects, never seen in training or validation)",
         "",

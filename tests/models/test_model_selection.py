@@ -99,7 +99,7 @@ def test_the_tool_splits_first_chooses_on_validation_and_looks_at_the_test_subje
     assert low <= test["accuracy"] <= high
     assert card["training"]["test_groups"] == split["test"]
     assert "simulated patients" in card["training"]["trained_on"]
-    assert "not validated on real surface recordings" in card["training"]["real_recordings"]
+    assert "not been validated on real surface recordings" in card["training"]["real_recordings"]
     assert card["metrics"]["selection"]["chosen"] == choice["chosen"]
     # a second run trains nothing again and refuses a second look at the test subjects
     reads.clear()
@@ -122,4 +122,9 @@ def test_the_generated_page_says_what_the_model_was_trained_on_and_how_it_was_ch
 
     card = json.loads(card_path(BUNDLED_CHECKPOINT).read_text())
     page = render(card)
-    assert "simulated" in page and "not validated on real surface recordings" in page
+    assert "simulated patients only" in page and "not been validated on real surface recordings" in page
+    selection = card["metrics"]["selection"]
+    assert page.count("**(chosen)**") == 1 and f"| {selection['chosen']} **(chosen)** |" in page
+    assert "interval of the accuracy (bootstrap over the" in page and selection["command"] in page
+    # the figure is the one look at the test subjects
+    assert card["metrics"]["test"]["test_looks"] == 1 and "scored on the test subjects once" in page
