@@ -9,6 +9,7 @@ from scipy import signal
 
 from dsp.mup_measures import measure_mup
 from simulators import fibres as fibre_model
+from simulators.electrodes import ElectrodeLayout
 from simulators.emg import EmgSimulator, SimulationConfig
 from simulators.fibres import Fibres, conduction_velocity, needle_templates
 from simulators.muap import true_muap
@@ -204,7 +205,8 @@ def test_true_spectrum_matches_the_generated_needle_signal(subjects):
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"layout": "ring8"}, "covers one concentric needle"), ({"severity": "terminal"}, "unknown severity"),
+    [({"layout": ElectrodeLayout("custom", np.zeros((1, 2)), ("A",))}, "needs a needle, ring or grid layout"),
+     ({"severity": "terminal"}, "unknown severity"),
      ({"tissue": "gel"}, "unknown tissue model")],
 )
 def test_fibre_settings_are_checked(change, message):
@@ -213,7 +215,7 @@ def test_fibre_settings_are_checked(change, message):
         EmgSimulator(SimulationConfig(**settings))
 
 
-def test_cli_options_reach_the_config_and_a_surface_layout_is_refused_in_one_line():
+def test_cli_options_reach_the_config_and_a_surface_layout_is_accepted():
     import argparse
 
     from monitor.commands.simulate import build_config, register
@@ -224,5 +226,8 @@ def test_cli_options_reach_the_config_and_a_surface_layout_is_refused_in_one_lin
     args = parser.parse_args(["simulate", "--layout", "needle", "--tissue", "fibres", "--severity", "severe"])
     config = build_config(args)
     assert (config.tissue, config.severity) == ("fibres", "severe")
-    with pytest.raises(UserError, match="covers one concentric needle"):
-        build_config(parser.parse_args(["simulate", "--layout", "ring8", "--tissue", "fibres"]))
+    # since the fibre-level surface model (simulators.surface) a ring or grid takes the fibre model too
+    config = build_config(parser.parse_args(["simulate", "--layout", "ring8", "--tissue", "fibres"]))
+    assert (config.tissue, config.layout) == ("fibres", "ring8")
+    with pytest.raises(UserError, match="contraction level"):
+        build_config(parser.parse_args(["simulate", "--layout", "ring8", "--tissue", "fibres", "--mvc", "120"]))
