@@ -385,7 +385,7 @@ def simulated_subjects(
 
     parts = []
     for group in groups:
-        condition, seed = group.rsplit("-", 1)
+        condition, _, seed = group.rpartition("-")
         if condition not in CONDITIONS or not seed.isdigit():
             raise ValueError(f"{group!r} is not a simulated subject (condition-seed)")
         parts.append(_subject_at_its_gain(condition, int(seed), duration_s, layout, fs, cache_dir, subject_gain_db))

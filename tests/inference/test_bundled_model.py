@@ -12,8 +12,9 @@ from tests.inference.helpers import collect_decisions
 
 pytestmark = pytest.mark.slow  # loads the bundled model twice (here and in the worker), simulates three subjects
 
-# One subject per condition, outside the training seeds (1000-1599, default.card.json): the first seeds from 5000
-# whose drawn protocol is a held contraction (every window active), 3 s each, at the gain they were built with.
+# One subject per condition, outside every seed the card names (training and validation 1000-1599, the selection's
+# fresh corpus 40000-40179: default.card.json): the first seeds from 5000 whose drawn protocol is a held
+# contraction (every window active), 3 s each, at the gain they were built with.
 UNSEEN = (("healthy", 5002), ("myopathy", 5005), ("neuropathy", 5008))
 # Measured 2026-12-06 with the bundled model (ONNX): healthy 26/26, myopathy 26/26, neuropathy 23/26 windows
 # (96.2 % overall); over the first six such seeds 98 %. The bounds leave room for a window or two, no more:
@@ -29,6 +30,10 @@ def test_default_worker_classifies_unseen_subjects_as_measured(bundled_worker) -
     subjects = [_cached_subject(condition, seed, 3.0, "ring8", 2048.0, DEFAULT_CACHE) for condition, seed in UNSEEN]
     predictor = load_predictor()  # the bundled default, backend "auto" like the worker
     card = predictor.card
+    named = {group for key in ("train_groups", "validation_groups", "test_groups", "earlier_held_out_groups")
+             for group in card.training.get(key, [])}
+    named |= {group for part in card.training.get("selection_groups", {}).values() for group in part}
+    assert len(named) >= 600 and not named & {f"{condition}-{seed}" for condition, seed in UNSEEN}
     windows = np.concatenate([subject.windows for subject in subjects])
     truth = np.concatenate([np.full(len(subject.windows), card.classes.index(condition))
                             for subject, (condition, _) in zip(subjects, UNSEEN, strict=True)])

@@ -42,6 +42,26 @@ def test_the_choice_reads_validation_figures_only():
         choose([])
 
 
+def test_a_part_of_a_split_loads_each_subject_at_the_gain_the_whole_corpus_gives_it(monkeypatch):
+    import models.datasets as datasets
+    from models.datasets import simulated_corpus, simulated_subjects
+
+    def fake_subject(condition, seed, duration_s, layout, fs, cache_dir):  # no simulation: a constant per subject
+        part = synthetic_part([f"{condition}-{seed}"], windows_per_subject=2)
+        part.windows[:] = 1.0
+        part.description = {"simulation": {"condition": condition, "seed": seed}}
+        return part
+
+    monkeypatch.setattr(datasets, "_cached_subject", fake_subject)
+    corpus = simulated_corpus(2, first_seed=40000, cache_dir=None)
+    part = simulated_subjects(["neuropathy-40005", "healthy-40000"], cache_dir=None)
+    for group in ("neuropathy-40005", "healthy-40000"):
+        np.testing.assert_array_equal(part.windows[part.groups == group], corpus.windows[corpus.groups == group])
+    assert len({float(part.windows[part.groups == g][0, 0, 0]) for g in set(part.groups)}) == 2  # own gains
+    with pytest.raises(ValueError, match="not a simulated subject"):
+        simulated_subjects(["session3"], cache_dir=None)
+
+
 def synthetic_part(groups: list[str], windows_per_subject: int = 12):
     """Windows whose class shows in their spectrum (a different tone per condition), tiny and fast to train on."""
     from models.datasets import WindowSet
