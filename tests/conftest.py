@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,10 @@ os.environ.setdefault("LSLAPICFG", str(REPO / "monitor" / "lsl_api.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# the control token the workers and clients the tests start make on first use: in a folder of this run, not in the
+# user's own ~/.config/neurofusion
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="neurofusion-tests-config-")
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two test processes on two cores: one BLAS/OpenMP/torch thread each (and in the processes they
     # start), as two-thread pools spinning against each other on a busy 2-core machine cost ~3x the CPU
