@@ -69,18 +69,20 @@ def read_signal(path: Path) -> np.ndarray:
     return parse(path.read_bytes(), path.name)[:, 0]
 
 
-def run(data: str, split: str, repeats: int, limit: int | None) -> dict[str, object]:
+def run(data: str, split: str, repeats: int, limit: int | None, residual_passes: int = 0) -> dict[str, object]:
+    from dsp.mup import MupSettings
     from dsp.mup_reading import analyse_needle, pool_reports
     from dsp.mup_references import reference_for
     from models.needle_corpus import scan
 
     infos = [info for info in scan(data) if in_split(info.label, info.patient, split)][:limit]
+    settings = MupSettings(residual_passes=residual_passes)
     reports = defaultdict(list)
     mups, seconds, cpu_seconds = [], [], []
     for info in infos:
         signal = read_signal(info.path)
         start, cpu_start = time.perf_counter(), time.process_time()
-        report = analyse_needle(signal, info.fs, info.muscle)
+        report = analyse_needle(signal, info.fs, info.muscle, settings=settings)
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)
         mups.append(report.n_mups)
@@ -125,9 +127,12 @@ def run(data: str, split: str, repeats: int, limit: int | None) -> dict[str, obj
     for label in EXPECTED:
         per_recording = [pm["mups"] / pm["recordings"] for pm in person_muscles if pm["label"] == label]
         by_label_mups[label] = float(np.median(per_recording)) if per_recording else None  # strict JSON: no NaN
+    insufficient = [pm for pm in person_muscles if pm["reading"] == "not assessed" and pm["mups"]]
     return {
         "split": split,
+        "residual_passes": residual_passes,
         "recordings": len(infos),
+        "person_muscles_insufficient": {label: sum(pm["label"] == label for pm in insufficient) for label in EXPECTED},
         "persons": len(persons),
         "mups_per_recording": {"median": float(np.median(mups)), "mean": round(float(np.mean(mups)), 2),
                                "zero": int(np.sum(np.asarray(mups) == 0)),
@@ -210,11 +215,15 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--limit", type=int, help="first N recordings only (a quick look)")
     parser.add_argument("--injection", action="store_true", help="known MUPs added to tuning recordings instead")
+    parser.add_argument("--residual-passes", type=int, default=0,
+                        help="MupSettings.residual_passes: clusterings of what the units found leave (default 0)")
     args = parser.parse_args()
     if args.injection:
         emit("needle_real_injection", injection(args.data))
         return
-    emit("needle_real", run(args.data, args.split, args.bootstrap, args.limit))
+    if args.residual_passes < 0:
+        parser.error("--residual-passes must be 0 or more")
+    emit("needle_real", run(args.data, args.split, args.bootstrap, args.limit, args.residual_passes))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ class MupSettings:
     min_pruned_share: float = 0.5  # a cluster keeps a unit only if this share of it obeys the refractory period
     superposition_sd: float = 6.0
     peel_iterations: int = 2
+    residual_passes: int = 0  # clusterings of what the units found so far leave unexplained
+    remove_mains: bool = True  # fitted mains sinusoids subtracted at needle rates (dsp.mup_mains)
     max_isi_ms: float = 250.0
     seed: int = 0
 
@@ -95,6 +97,17 @@ class MotorUnit:
             out["template_uv"] = [round(float(v), 2) for v in self.template]
             out["peak_index"] = self.peak_index
         return out
+
+
+def without_mains(x: np.ndarray, fs: float, settings: MupSettings | None = None) -> np.ndarray:
+    """(n, C) ``x`` with its mains fitted and subtracted (``dsp.mup_mains``) at needle rates; as given below them
+    (surface EMG, whose analysis was validated without it) or when ``settings.remove_mains`` is off."""
+    settings = settings or MupSettings()
+    if not settings.remove_mains or fs < NEEDLE_RATE_HZ:
+        return x
+    from dsp.mup_mains import remove_mains
+
+    return remove_mains(x, fs)
 
 
 def analysis_signal(x: np.ndarray, fs: float, settings: MupSettings | None = None) -> np.ndarray:
@@ -146,10 +159,10 @@ def _cluster(features: np.ndarray, settings: MupSettings) -> np.ndarray:
     if n < 2 * settings.min_discharges:
         return np.zeros(n, dtype=np.int64)
     n_pca = min(settings.pca_components, features.shape[1], n - 1)
-    scores = PCA(n_components=n_pca, random_state=settings.seed).fit_transform(features)
     best, best_bic = None, np.inf
     # tiny matrices: BLAS threads only fight the other processes on the machine (10x slower on 2 busy cores)
     with threadpool_limits(1):
+        scores = PCA(n_components=n_pca, random_state=settings.seed).fit_transform(features)
         for k in range(1, min(settings.max_components, n // settings.min_discharges) + 1):
             model = GaussianMixture(k, covariance_type="full", random_state=settings.seed, reg_covar=1e-3)
             model.fit(scores)
@@ -249,28 +262,21 @@ def decompose_channel(
     settings = settings or MupSettings()
     before = int(round(settings.window_before_ms * 1e-3 * fs))
     after = int(round(settings.window_after_ms * 1e-3 * fs))
-    feature = int(round(settings.feature_ms * 1e-3 * fs))
     shift = max(1, int(round(settings.realign_ms * 1e-3 * fs)))
-    core_half = int(round(settings.align_core_ms * 1e-3 * fs))
-    margin_lo, margin_hi = before + shift, after + shift
-    peaks, _ = detect_spikes(detection, fs, settings)
-    peaks = peaks[(peaks >= margin_lo) & (peaks < analysis.size - margin_hi)]
-    if peaks.size < settings.min_discharges:
-        return []
-    labels = _cluster(_snippets(detection, peaks, feature, feature), settings)
-
-    candidates: list[np.ndarray] = []  # aligned discharge samples per cluster
-    for label in np.unique(labels):
-        members = peaks[labels == label]
-        if members.size < settings.min_discharges:
-            continue
-        windows = _snippets(analysis, members, before + shift, after + shift)
-        members = np.sort(members + _realign(windows, before + shift, shift, core_half))
-        candidates.extend(_split_interleaved(members, analysis, fs, core_half, settings))
-    candidates = _merge_similar(candidates, analysis, fs, before, after, shift, settings)
-    candidates = _remove_locked(candidates, analysis, fs, before, after, settings)
-    # removing another unit's discharges sharpens the templates, so look-alike halves of one unit now match
-    candidates = _merge_similar(candidates, analysis, fs, before, after, shift, settings)
+    candidates = _clustered_trains(analysis, detection, fs, settings)
+    for _ in range(settings.residual_passes):
+        if not candidates:
+            break
+        # the units found so far subtracted from the signal: spikes they hid or blurred into mixtures stand out,
+        # and a second clustering on what remains finds the smaller units of a moderate contraction
+        windows = [_snippets(analysis, members, before, after) for members in candidates]
+        residual = analysis - _model_of(analysis.size, fs, candidates, windows, before, after, settings)
+        residual_detection = detection_signal(residual[:, None], fs, settings)[:, 0]
+        found = _clustered_trains(residual, residual_detection, fs, settings, analysis_for_templates=analysis)
+        if not found:
+            break
+        candidates = _merge_similar(candidates + found, analysis, fs, before, after, shift, settings)
+        candidates = _remove_locked(candidates, analysis, fs, before, after, settings)
     windows = [_snippets(analysis, members, before, after) for members in candidates]
     for _ in range(settings.peel_iterations):
         windows = _peeled_windows(analysis, fs, candidates, windows, before, after, settings)
@@ -296,6 +302,61 @@ def decompose_channel(
             )
         )
     return units
+
+
+def _clustered_trains(
+    analysis: np.ndarray,
+    detection: np.ndarray,
+    fs: float,
+    settings: MupSettings,
+    analysis_for_templates: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Discharge trains (aligned samples, one array per unit) from spikes of ``detection`` clustered by shape:
+    detection, clustering, realignment, split, merge and removal of locked discharges. Alignment and templates use
+    ``analysis_for_templates`` where given (the full signal while spikes come from a residual)."""
+    templates_from = analysis if analysis_for_templates is None else analysis_for_templates
+    before = int(round(settings.window_before_ms * 1e-3 * fs))
+    after = int(round(settings.window_after_ms * 1e-3 * fs))
+    feature = int(round(settings.feature_ms * 1e-3 * fs))
+    shift = max(1, int(round(settings.realign_ms * 1e-3 * fs)))
+    core_half = int(round(settings.align_core_ms * 1e-3 * fs))
+    margin_lo, margin_hi = before + shift, after + shift
+    peaks, _ = detect_spikes(detection, fs, settings)
+    peaks = peaks[(peaks >= margin_lo) & (peaks < analysis.size - margin_hi)]
+    if peaks.size < settings.min_discharges:
+        return []
+    labels = _cluster(_snippets(detection, peaks, feature, feature), settings)
+    candidates: list[np.ndarray] = []  # aligned discharge samples per cluster
+    for label in np.unique(labels):
+        members = peaks[labels == label]
+        if members.size < settings.min_discharges:
+            continue
+        windows = _snippets(analysis, members, before + shift, after + shift)
+        members = np.sort(members + _realign(windows, before + shift, shift, core_half))
+        candidates.extend(_split_interleaved(members, analysis, fs, core_half, settings))
+    candidates = _merge_similar(candidates, templates_from, fs, before, after, shift, settings)
+    candidates = _remove_locked(candidates, templates_from, fs, before, after, settings)
+    # removing another unit's discharges sharpens the templates, so look-alike halves of one unit now match
+    return _merge_similar(candidates, templates_from, fs, before, after, shift, settings)
+
+
+def _model_of(
+    size: int,
+    fs: float,
+    candidates: list[np.ndarray],
+    windows: list[np.ndarray],
+    before: int,
+    after: int,
+    settings: MupSettings,
+) -> np.ndarray:
+    """The signal the found units explain: each unit's (baseline-free) template at each of its discharges."""
+    offsets = np.arange(-before, after + 1)
+    model = np.zeros(size)
+    for members, unit_windows in zip(candidates, windows, strict=True):
+        template, _, _ = clean_template(unit_windows, settings)
+        shape = template - baseline_of(template, fs)
+        np.add.at(model, (members[:, None] + offsets[None, :]).ravel(), np.tile(shape, members.size))
+    return model
 
 
 def _peeled_windows(
@@ -465,6 +526,7 @@ def decompose(x: np.ndarray, fs: float, settings: MupSettings | None = None) -> 
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
+    x = without_mains(x, fs, settings)
     analysis = analysis_signal(x, fs, settings)
     detection = detection_signal(x, fs, settings)
     units: list[MotorUnit] = []

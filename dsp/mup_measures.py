@@ -50,7 +50,7 @@ class MeasureSettings:
     quiet_ms: float = 1.0
     turn_step_uv: float = 25.0
     noise_factor: float = 4.0
-    profile_factor: float = 1.5  # onset/end thresholds at least this many per-sample standard errors
+    profile_factor: float = 1.25  # onset/end thresholds at least this many per-sample standard errors
 
 
 @dataclass(frozen=True)
