@@ -1,6 +1,8 @@
 """CPU time to acquire and filter one 64 ch x 2048 Hz LSL stream vs MNE-LSL's StreamLSL, same stream, one run.
 
     .venv/bin/python -m benchmarks.bench_acquisition_vs_mnelsl --seconds 30
+    .venv/bin/python -m benchmarks.bench_acquisition_vs_mnelsl --seconds 20 --repeats 3 --baseline f6ef55c  # A/B
+    .venv/bin/python -m benchmarks.bench_acquisition_vs_mnelsl --engine-latency 15 --repeats 3  # per hop vs chunk
 
 A player process pushes 64 channels at 2048 Hz (32-sample chunks, paced on the LSL clock). Consumers, each in
 its own process and all on the same stream at the same time, acquire it and filter it causally for ``--seconds``;
@@ -198,6 +200,51 @@ print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() 
 """
 
 
+def engine_latency(seconds: float, wake_per_chunk: bool) -> dict[str, object]:
+    """What waking the DSP thread per hop instead of per chunk costs a window: in this process, no LSL, a paced
+    writer puts 32-sample chunks of 64 ch x 2048 Hz into a ring buffer as the acquisition thread does; the time from
+    the write of the chunk that holds a window's last sample to the engine's subscriber call (filters, windows,
+    features, quality, fatigue: the whole engine), and the process's CPU (the writer's share included)."""
+    import numpy as np
+
+    from dsp.engine import DspEngine, EngineSettings
+    from dsp.ringbuffer import RingBuffer
+
+    chunk = 32
+    buffer = RingBuffer(int(FS * 30), N_CHANNELS)
+    engine = DspEngine(buffer, FS, EngineSettings(mains_hz=50.0), wake_per_chunk=wake_per_chunk)
+    written_at: dict[int, float] = {}
+    latencies: list[float] = []
+
+    def on_windows(results: list) -> None:
+        now = time.perf_counter()
+        latencies.extend(now - written_at[(r.window.end_counter - 1) // chunk] for r in results)
+
+    engine.subscribe(on_windows)
+    noise = (np.random.default_rng(0).standard_normal((int(FS), N_CHANNELS)) * 50).astype(np.float32)
+    engine.start()
+    started, cpu_started, sent = time.perf_counter(), time.process_time(), 0
+    while sent < seconds * FS:
+        due = int((time.perf_counter() - started) * FS)
+        while sent + chunk <= due:
+            written_at[sent // chunk] = time.perf_counter()
+            buffer.write(noise[np.arange(sent, sent + chunk) % len(noise)], np.arange(sent, sent + chunk) / FS)
+            sent += chunk
+        time.sleep(0.004)
+    time.sleep(0.2)
+    engine.stop()
+    engine.join(2.0)
+    cpu = time.process_time() - cpu_started
+    settled = np.array(latencies[20:]) * 1000  # after the first second (filters and caches warming up)
+    return {
+        "wake": "per chunk" if wake_per_chunk else "per hop",
+        "windows": len(latencies),
+        "chunk_to_window_p50_ms": round(float(np.percentile(settled, 50)), 2),
+        "chunk_to_window_p99_ms": round(float(np.percentile(settled, 99)), 2),
+        "process_cpu_ms_per_signal_s": round(1000 * cpu / (sent / FS), 1),
+    }
+
+
 def run_phase(
     peers_python: str, seconds: float, phase: str, baseline: Path | None, only: list[str] | None
 ) -> dict[str, object]:
@@ -271,7 +318,16 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV", help="also run our consumers on the code of this commit (A/B)")
     parser.add_argument("--only", nargs="+", metavar="CONSUMER", help="run only these consumers")
     parser.add_argument("--repeats", type=int, default=1, help="run each phase this many times, one after another")
+    parser.add_argument(
+        "--engine-latency", type=float, metavar="SECONDS",
+        help="instead: the DSP engine's chunk -> window latency, woken per hop vs per chunk, --repeats times each",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.engine_latency:
+        wakes = [per_chunk for _ in range(args.repeats) for per_chunk in (False, True)]  # alternated: same load
+        runs = [engine_latency(args.engine_latency, per_chunk) for per_chunk in wakes]
+        emit("engine_wake_latency", {"runs": runs, "load_average": [round(x, 2) for x in os.getloadavg()]})
+        return
     with tempfile.TemporaryDirectory(prefix="bench-acq-baseline-") as folder:
         baseline = export_commit(args.baseline, Path(folder)) if args.baseline else None
         run_all(args, baseline)
