@@ -2,6 +2,7 @@
 
 Pipeline per channel (the multi-MUP approach of Stålberg et al. 1996, with scikit-learn doing the clustering;
 docs/needle-emg.md has the figures):
+0. at needle rates the mains (50/60 Hz and harmonics) is fitted and subtracted (``dsp.mup_mains``);
 1. the analysis signal is high-passed at 5 Hz, zero-phase and without notches; a causal 300 Hz high-pass
    sharpens spikes for detection only, as clinical trigger filters do;
 2. spikes are peaks of |detection signal| above ``threshold_sd`` robust noise SDs (``scipy.signal.find_peaks``,
@@ -15,6 +16,7 @@ docs/needle-emg.md has the figures):
    the discharges of every unit found have been peeled off each window (their templates subtracted at their
    times, twice over), so overlapping units no longer blur it or raise its noise;
 6. firing rate is 1 / median inter-discharge interval, trimmed of double and stray intervals, with the ISI CoV.
+Optionally (``MupSettings.residual_passes``, off by default) steps 2-4 run again on what the units found leave.
 """
 
 from __future__ import annotations
