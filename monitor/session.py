@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -268,6 +269,9 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             print(f"{pipeline.state.model_status}: running filters, features, fatigue and signal quality without "
                   "a condition model (--model names a checkpoint trained for this layout)", file=sys.stderr)
         stack.callback(pipeline.stop)
+        # start-up's objects (torch, scipy, Qt, the model) leave the collector's reach: a full collection over them
+        # took 65-290 ms on the 2-core machine and held up the processing thread (docs/decomposition.md, latency)
+        gc.freeze()
         pipeline.start()
         if needle is not None:  # the status views name what judges this stream (there is no worker)
             pipeline.state.model_status = ("no needle model installed: MUP panel only" if needle[0] is None

@@ -6,6 +6,7 @@ renders offscreen.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -120,6 +121,7 @@ def run_window(
     window.connect_session(on_recording, on_marker)
     window.resize(1600, 1000)
     window.show()
+    gc.freeze()  # the window's start-up objects out of full collections, which stalled drawing for 65-290 ms
     if duration_s is not None:
         QtCore.QTimer.singleShot(int(duration_s * 1000), window.close)
     # Qt's loop never returns to Python on its own, so a short timer lets Python run its SIGINT handler

@@ -28,9 +28,9 @@ def test_unwritable_recording_path_is_refused_before_monitoring(tmp_path):
     finally:
         player.kill()
         player.wait()
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert "cannot write the recording" in result.stderr.strip().splitlines()[-1]
+    assert "cannot write the recording" in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
 
 
 @pytest.mark.slow
