@@ -123,31 +123,63 @@ def real_vastus() -> dict:
     }
 
 
+def speed(seconds: float = 10.0) -> dict[str, float]:
+    """Build time and streaming speed of a 256-channel (grid16x16) fibre-level surface hold at 2048 Hz, 50 %MVC,
+    read in 64-sample chunks as a live stream is; wall and CPU seconds, with the load average."""
+    import os
+    import time
+
+    from simulators.emg import EmgSimulator, SimulationConfig
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    sim = EmgSimulator(
+        SimulationConfig(layout="grid16x16", profile="hold", mvc_percent=50.0, tissue="fibres", seed=0)
+    )
+    build_wall, build_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(int(seconds * sim.fs / 64)):
+        sim.read(64)
+    run_wall, run_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        "channels": sim.n_channels,
+        "units": sim.n_motor_units,
+        "build_wall_s": build_wall,
+        "build_cpu_s": build_cpu,
+        "realtime_factor_wall": seconds / run_wall,
+        "realtime_factor_cpu": seconds / run_cpu,
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one on")
     parser.add_argument("--layout", default="grid8x8")
-    parser.add_argument("--only", choices=("levels", "conditions", "fat", "real", "all"), default="all")
+    parser.add_argument("--only", choices=("levels", "conditions", "fat", "real", "speed", "all"), default="all")
     args = parser.parse_args()
     if args.seeds < 1:
         raise SystemExit("--seeds must be at least 1")
-    out: dict[str, object] = {"layout": args.layout, "seeds": args.seeds}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    out: dict[str, object] = {"layout": args.layout, "seeds": list(seeds)}
     if args.only in ("levels", "all"):
         out["healthy_by_level"] = {
-            f"{mvc:g}": [hold(args.layout, "healthy", "moderate", mvc, seed) for seed in range(args.seeds)]
+            f"{mvc:g}": [hold(args.layout, "healthy", "moderate", mvc, seed) for seed in seeds]
             for mvc in LEVELS
         }
     if args.only in ("conditions", "all"):
         out["conditions_at_50"] = {
-            f"{c}/{s}": [hold(args.layout, c, s, 50.0, seed) for seed in range(args.seeds)] for c, s in GROUPS
+            f"{c}/{s}": [hold(args.layout, c, s, 50.0, seed) for seed in seeds] for c, s in GROUPS
         }
     if args.only in ("fat", "all"):
         out["fat_at_50"] = {
-            f"{fat:g}": [hold(args.layout, "healthy", "moderate", 50.0, seed, fat) for seed in range(args.seeds)]
+            f"{fat:g}": [hold(args.layout, "healthy", "moderate", 50.0, seed, fat) for seed in seeds]
             for fat in (1.0, 3.0, 6.0, 10.0)
         }
     if args.only in ("real", "all") and VASTUS.exists():
         out["real_vastus_lateralis"] = real_vastus()
+    if args.only == "speed":
+        out["speed"] = speed()
     emit("sim_surface", out)
     summary(out)
 

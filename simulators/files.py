@@ -62,6 +62,10 @@ def record(simulator: EmgSimulator, duration_s: float, truth_rate_hz: float = 4.
     config["simulator_version"] = SIMULATOR_VERSION
     if simulator.config.tissue == "fibres":
         config["fibre_model_version"] = FIBRE_MODEL_VERSION
+        if simulator.layout.kind != "needle":  # the surface conductor has its own version (simulators.surface)
+            from simulators.surface import SURFACE_MODEL_VERSION
+
+            config["surface_model_version"] = SURFACE_MODEL_VERSION
     if simulator.config.fatigue_model == "endurance":
         config["endurance_fatigue_version"] = ENDURANCE_FATIGUE_VERSION
     return SimulatedRecording(

@@ -90,3 +90,10 @@ def test_fibre_surface_templates_are_anti_aliased_and_propagate(grid_sim):
 def test_legacy_surface_unchanged_by_default():
     simulator = EmgSimulator(SimulationConfig(layout="grid3x2", profile="hold", artifacts=(), seed=2))
     assert simulator.tissue is None and simulator._unit_of is None
+
+
+def test_a_recording_names_the_surface_model_version(grid_sim):
+    from simulators.files import record
+
+    recording = record(copy.deepcopy(grid_sim), 0.1)
+    assert recording.config["surface_model_version"] == surface.SURFACE_MODEL_VERSION
