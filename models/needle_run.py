@@ -4,9 +4,11 @@
    output. 2. Patient-wise stratified ``folds``-fold cross-validation of every contender on the rest, on the same
    folds. 3. The product contender (a NeuroFusionNet variant or the statistics model, ``PRODUCT_CONTENDERS``) with
    the best cross-validated patient-level balanced accuracy (ties: fewer parts) is trained on every non-test patient
-   and bundled. 4. The final test, once: every
+   and bundled. 4. The final test, once, and only when asked (``final_test``): every
    contender trained on all non-test patients, judged on the test patients as recorded, and the bundled model on
-   them resampled to 4 and 8 kHz and at +-6 dB.
+   them resampled to 4 and 8 kHz and at +-6 dB. Without it (a re-run reproducing the CV figures, a site retraining)
+   the chosen contender is still trained on all non-test patients and bundled, but no model is judged on the
+   test patients (their recordings are loaded with the rest, as before, and only used for the split); ``final_test_read`` in metrics.json and the card says which it was.
 """
 
 from __future__ import annotations
@@ -86,10 +88,11 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
         only: list[str] | None = None, settings: NetTraining | None = None, n_boot: int = 1000,
         default_fs: float | None = None, log: Any = print, n_variants: int = 4, with_mup: bool = True,
         cache_dir: Path | None = DEFAULT_CACHE, ablation: bool = False,
-        run_tasks: Callable[[Callable, list[tuple]], list] | None = None) -> dict[str, Any]:
+        run_tasks: Callable[[Callable, list[tuple]], list] | None = None, final_test: bool = True) -> dict[str, Any]:
     """The whole protocol (``ablation``: with the ``ABLATION_ONLY`` network rows too); ``run_tasks`` (e.g. Dask
     tasks) runs every (contender, fold) of the cross-validation as
-    its own task, else they run here one after another (models.needle_cv_tasks)."""
+    its own task, else they run here one after another (models.needle_cv_tasks). ``final_test`` False: the held-out
+    patients stay unread (`train --mode needle` asks for them only with ``--final-test``)."""
     started = time.perf_counter()
     load_before = os.getloadavg()
     out.mkdir(parents=True, exist_ok=True)
@@ -128,15 +131,21 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
     final: dict[str, Any] = {}
     robustness: dict[str, Any] = {}
     bundled = None
-    views = {label: perturbed_view(data, list(test), kind, value) for label, (kind, value) in ROBUSTNESS.items()}
+    # the perturbed copies are of test patients' recordings: made only when the final test is read
+    views = ({label: perturbed_view(data, list(test), kind, value) for label, (kind, value) in ROBUSTNESS.items()}
+             if final_test else {})
     # the bundled configuration first and every row written as it ends: a run cut short keeps what it measured
     for name in sorted(candidates, key=lambda n: n != chosen):
+        if not final_test and name != chosen:
+            continue  # nothing to bundle, nothing to judge: training the others would be wasted time
         predict = candidates[name](data, dev, np.random.default_rng(seed))
+        if name == chosen:
+            bundled = predict
+        if not final_test:
+            continue
         final[name] = evaluate(data.patients[test], data.labels[test], predict(data.variants[0], list(test)), n_boot)
         robustness[name] = {label: evaluate(data.patients[test], data.labels[test], predict(view, list(test)),
                                             n_boot)["per_patient"] for label, view in views.items()}
-        if name == chosen:
-            bundled = predict
         (out / "final_test_partial.json").write_text(json.dumps(
             {"final_test": final, "robustness_final_test_per_patient": robustness}, indent=1) + "\n")
         log(f"final test {name}: patient balanced accuracy {final[name]['per_patient']['balanced_accuracy']:.3f}")
@@ -149,6 +158,7 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
                                                       if y == k})) for k, label in enumerate(LABELS)}},
         "seed": seed,
         "final_test_patients": sorted(test_people),
+        "final_test_read": bool(final_test),
         "folds": [sorted(set(data.patients[dev[rows]])) for _, rows in fold_rows],
         "cross_validation": cv,
         "final_test": final,
@@ -172,7 +182,11 @@ def run(infos: list[NeedleRecordingInfo], out: Path, seed: int = 0, folds: int =
 
 
 def card(report: dict[str, Any], chosen: str, info: dict[str, Any]) -> dict[str, Any]:
-    cv, final = report["cross_validation"][chosen], report["final_test"][chosen]
+    cv, final = report["cross_validation"][chosen], report["final_test"].get(chosen)
+    final_figures: dict[str, Any] | str = "not read in this run (train --mode needle without --final-test)"
+    if final is not None:
+        final_figures = {level: _headline(final[level]) for level in ("per_patient", "per_recording")}
+    robustness = report["robustness_final_test_per_patient"].get(chosen)
     return {
         "model_id": ("needle-statistics-emg-clinical-v2" if chosen in PRODUCT_CONTENDERS
                      else "neurofusionnet-needle-emg-clinical-v1"),
@@ -189,9 +203,10 @@ def card(report: dict[str, Any], chosen: str, info: dict[str, Any]) -> dict[str,
                        else "every patient outside the final test; stopping step on an inner 20 % patient split"),
         "stopping" if chosen not in PRODUCT_CONTENDERS else "inner_choices": info,
         "figures": {"cross_validation": {level: _headline(cv[level]) for level in ("per_patient", "per_recording")},
-                    "final_test": {level: _headline(final[level]) for level in ("per_patient", "per_recording")},
-                    "robustness_final_test_per_patient": {
-                        k: _headline(v) for k, v in report["robustness_final_test_per_patient"][chosen].items()}},
+                    "final_test": final_figures,
+                    "robustness_final_test_per_patient": final_figures if robustness is None else {
+                        k: _headline(v) for k, v in robustness.items()}},
+        "final_test_read": report.get("final_test_read", final is not None),
         "caveats": ["published figures on this set split by file, not by patient, so they leak and are not "
                     "comparable", "one hospital (Algiers), biceps and deltoid only; other muscles and sites unseen",
                     "a patient's verdict is the mean of their recordings' probabilities"],
@@ -211,6 +226,9 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = []
     for title, key in (("Cross-validation (5 folds, non-test patients)", "cross_validation"),
                        ("Final test (used once)", "final_test")):
+        if key == "final_test" and not report.get("final_test_read", True):
+            return "\n".join(lines + ["### Final test", "", "Not read in this run (`train --mode needle` without "
+                                       "`--final-test`): no model was judged on the test patients."])
         lines += [f"### {title}", "", "| model | patient BA [95 % CI] | sens H / M / N | spec H / M / N | "
                   "macro F1 | recording BA [95 % CI] |", "|---|---|---|---|---|---|"]
         for name, figures in report[key].items():

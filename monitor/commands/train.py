@@ -101,6 +101,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     parser.add_argument("--model-id", help="name stored in the model card (default: derived from the data)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    # opt-in, not opt-out: the held-out patients may be judged once; a plain re-run (reproducing the CV figures, a
+    # site retraining) must not spend that look by accident (docs/needle-model.md: already touched twice)
+    parser.add_argument("--final-test", action=argparse.BooleanOptionalAction, default=False,
+                        help="--mode needle: judge the held-out final-test patients (default: no; the run records "
+                             "whether it did in metrics.json and the model card)")
     parser.set_defaults(handler=run)
 
 
@@ -226,7 +231,8 @@ def feature_names(args: argparse.Namespace) -> list[str]:
 
 
 def run_needle(args: argparse.Namespace) -> int:
-    """`train --mode needle` on a labelled needle study: patient-wise CV, final test, bundle (models/needle_run)."""
+    """`train --mode needle` on a labelled needle study: patient-wise CV, bundle, and the final test only with
+    ``--final-test`` (models/needle_run)."""
     import torch
     from rich.console import Console
 
@@ -247,9 +253,15 @@ def run_needle(args: argparse.Namespace) -> int:
 
     cluster = options_from(args)  # --workers/--scheduler: every (contender, fold) a Dask task
     report = run_protocol(infos, out, seed=args.seed, default_fs=args.fs, log=console.print,
-                          run_tasks=TaskRunner(cluster) if wants_cluster(cluster) else None)
+                          run_tasks=TaskRunner(cluster) if wants_cluster(cluster) else None,
+                          final_test=args.final_test)
     chosen = report["bundled_configuration"]["name"]
-    if chosen:
+    if chosen and not args.final_test:
+        figures = report["cross_validation"][chosen]["per_patient"]
+        console.print(f"bundled {chosen}: cross-validated patient balanced accuracy "
+                      f"{figures['balanced_accuracy']:.3f} {figures['interval_95']['balanced_accuracy']}; final test "
+                      f"not read (--final-test reads it); {report['minutes']['total']:.1f} min in all")
+    elif chosen:
         figures = report["final_test"][chosen]["per_patient"]
         console.print(f"bundled {chosen}: final-test patient balanced accuracy {figures['balanced_accuracy']:.3f} "
                       f"{[round(v, 3) for v in figures['interval_95']['balanced_accuracy']]}; "
