@@ -8,7 +8,8 @@
    contender trained on all non-test patients, judged on the test patients as recorded, and the bundled model on
    them resampled to 4 and 8 kHz and at +-6 dB. Without it (a re-run reproducing the CV figures, a site retraining)
    the chosen contender is still trained on all non-test patients and bundled, but no model is judged on the
-   test patients (their recordings are loaded with the rest, as before, and only used for the split); ``final_test_read`` in metrics.json and the card says which it was.
+   test patients (their recordings are loaded with the rest, as before, and only used for the split);
+   ``final_test_read`` in metrics.json and the card says which it was.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ def test_with_final_test_the_test_patients_are_judged_once_and_recorded(stand_in
     assert stand_ins["test_rows"](report) <= set(stand_ins["judged"])
     assert report["final_test_read"] is True and STATISTICS_MODEL in report["final_test"]
     (card,) = stand_ins["saved"]
-    assert card["final_test_read"] is True and card["figures"]["final_test"]["per_patient"]["n"] == len(report["final_test_patients"])
+    assert card["final_test_read"] is True
+    assert card["figures"]["final_test"]["per_patient"]["n"] == len(report["final_test_patients"])
 
 
 def test_train_cli_reads_the_final_test_only_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
