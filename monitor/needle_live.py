@@ -176,7 +176,12 @@ class LiveNeedleVerdicts:
     A thread waits for the buffer to reach the next hop boundary, takes the newest ``window_s`` of *raw* samples
     (the live notch would cut the model's bands) and asks ``model.predict_window`` (which resamples them to
     ``NEEDLE_FS`` itself and reads the recorded rate). A verdict that would start before the buffer's
-    oldest sample, or one the thread is too late for (a slow machine), is skipped and counted, never queued."""
+    oldest sample, or one the thread is too late for (a slow machine), is skipped and counted, never queued.
+
+    The model was trained on contractions, so a verdict needs activity, as on the surface path
+    (``monitor.pipeline.verdict``): the window's RMS in the engine's filtered signal (same counters) against the rest
+    level the engine's fatigue tracker learned for the channel, times its ``activity_ratio``. Below it the decision
+    is published as "rest" (label_index REST_INDEX), and as "learning rest level" until that level is known."""
 
     def __init__(self, pipeline: Any, model: Any, channel: int = 0, window_s: float = VERDICT_WINDOW_S,
                  hop_s: float = VERDICT_HOP_S) -> None:  # fmt: skip
@@ -230,12 +235,37 @@ class LiveNeedleVerdicts:
                 log.exception("live needle verdict failed")
             next_end += self.hop_samples
 
+    def activity(self, end_counter: int) -> Any:
+        """What the muscle does over the window ending at ``end_counter`` (a ``MuscleState``)."""
+        from monitor.decision_history import MuscleState
+
+        state, engine = self.pipeline.state, getattr(self.pipeline, "engine", None)
+        with state.lock:
+            report = state.fatigue
+        if report is None or engine is None or report.learning:
+            return MuscleState.LEARNING
+        rest = float(np.asarray(report.rest_rms)[self.channel])
+        if not np.isfinite(rest) or rest <= 0:
+            return MuscleState.LEARNING
+        start = end_counter - self.window_samples
+        # the engine filters a hop behind the raw buffer at most: what it has of the window stands for all of it
+        available = min(end_counter, engine.filtered.total_written) - start
+        if available < self.window_samples // 2:  # the engine far behind: its latest window's state says it
+            active = bool(np.asarray(report.active)[self.channel])
+            return MuscleState.CONTRACTING if active else MuscleState.RELAXED
+        filtered = engine.filtered.read_from(start, available).data[:, self.channel].astype(np.float64)
+        filtered = filtered[np.isfinite(filtered)]
+        rms = float(np.sqrt(np.mean(filtered**2))) if filtered.size else 0.0
+        return MuscleState.CONTRACTING if rms > engine.fatigue.settings.activity_ratio * rest else MuscleState.RELAXED
+
     def judge(self, end_counter: int) -> dict | None:
-        """The verdict on the window ending at ``end_counter`` (published; None when its samples are gone, hold
+        """The model's answer on the window ending at ``end_counter`` with ``muscle`` and the published ``verdict``
+        (a class, or "rest" / "learning rest level" without activity); None when its samples are gone, hold
         NaN/Inf, e.g. an electrode off, or straddle a gap in the stream)."""
         import pylsl
 
-        from monitor.decision_history import DecisionRecord, MuscleState
+        from monitor.decision_history import DecisionRecord
+        from monitor.pipeline import label_index, verdict
 
         block = self.buffer.read_from(end_counter - self.window_samples, self.window_samples)
         if block.first_counter != end_counter - self.window_samples or block.end_counter != end_counter:
@@ -247,6 +277,7 @@ class LiveNeedleVerdicts:
             self.skipped += 1  # an electrode off (NaN), or a gap in the stream inside the window: no verdict
             return None
         last_timestamp = float(block.timestamps[-1])
+        muscle = self.activity(end_counter)
         arrived = self.pipeline.acquisition.arrival_of(end_counter - 1)
         started = pylsl.local_clock()
         predict = getattr(self.model, "predict_window", None) or self.model.predict_recording
@@ -256,21 +287,22 @@ class LiveNeedleVerdicts:
         probabilities = np.array([float(result["probabilities"][name]) for name in classes], dtype=np.float32)
         outlets = self.pipeline.outlets
         if outlets is not None:
-            outlets.push_decision(classes, probabilities, last_timestamp, int(np.argmax(probabilities)))
+            outlets.push_decision(classes, probabilities, last_timestamp, label_index(probabilities, muscle))
         now = pylsl.local_clock()
         record = DecisionRecord(
-            end_counter, last_timestamp, classes[int(np.argmax(probabilities))], probabilities, classes, None,
+            end_counter, last_timestamp, verdict(classes[int(np.argmax(probabilities))], muscle), probabilities,
+            classes, None,
             str(result["model_id"]), now - last_timestamp, answered - started,
             acquisition_s=None if arrived is None else arrived - last_timestamp,
             dsp_s=None if arrived is None else started - arrived, transport_s=0.0, publication_s=now - answered,
-            muscle=MuscleState.CONTRACTING,
+            muscle=muscle,
         )  # fmt: skip
         state = self.pipeline.state
         with state.lock:
             state.latencies_s.append(record.latency_s)
             state.decisions.append(record)
         self.published += 1
-        return result
+        return {**result, "muscle": muscle.value, "verdict": record.label}
 
 
 def needle_session_model(stream_info: Any, model_path: str | None, engine_mode: str | None

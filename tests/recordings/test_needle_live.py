@@ -14,6 +14,7 @@ import pytest
 
 from monitor.cli import build_parser
 from monitor.commands.demo import resolve_needle, simulator_arguments
+from monitor.outlets import LEARNING_INDEX, REST_INDEX
 
 REPO = Path(__file__).resolve().parents[2]
 NEEDLE_FILE = (REPO.parent / "shared" / "data" / "needle-emg-clinical" / "01_Deltoid" / "Neuropathy")
@@ -83,7 +84,7 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
     # `neurofusion monitor --source-id ID --headless --duration 4.5 --jsonl FILE`, no --model: the needle stream
     # gets the bundled needle model without being asked (the surface worker would refuse one channel)
     jsonl = tmp_path / "decisions.jsonl"
-    args = build_parser().parse_args(["monitor", "--source-id", source_id, "--headless", "--duration", "4.5",
+    args = build_parser().parse_args(["monitor", "--source-id", source_id, "--headless", "--duration", "5.5",
                                       "--jsonl", str(jsonl)])  # fmt: skip
     outcome: list[int] = []
     session = threading.Thread(target=lambda: outcome.append(
@@ -113,8 +114,10 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
     # counter-aligned: one verdict every hop, each on the newest 2 s
     hop, window = int(round(VERDICT_HOP_S * recording.fs)), int(round(VERDICT_WINDOW_S * recording.fs))
     assert all(line["sequence"] % hop == 0 for line in lines)
+    # no condition before the rest level is learned (the fatigue tracker's first 3 s), as on the surface path
+    assert all(line["label"] == "learning rest level" for line in lines if line["muscle"] == "learning")
     # the verdict is the model's on exactly those samples (the replay waited for the monitor: counter = file sample)
-    line = lines[1]
+    line = next(line for line in lines if line["muscle"] == "contracting")
     samples = np.take(recording.data[:, 0], np.arange(line["sequence"] - window, line["sequence"]), mode="wrap")
     expected = model.predict_window(samples, recording.fs)
     for name, value in line["probabilities"].items():
@@ -126,4 +129,6 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
     assert len(matched) >= 3
     for row, line in matched:
         np.testing.assert_allclose(row[:3], list(line["probabilities"].values()), atol=1e-3)
-        assert int(row[3]) == ["healthy", "myopathy", "neuropathy"].index(line["label"])
+        codes = {"rest": REST_INDEX, "learning rest level": LEARNING_INDEX, "healthy": 0, "myopathy": 1,
+                 "neuropathy": 2}
+        assert int(row[3]) == codes[line["label"]]

@@ -1,0 +1,83 @@
+"""A live needle verdict needs activity, as on the surface path: baseline noise at the learned rest level is
+published as "rest" (label_index REST_INDEX), and nothing is a condition before that level is known. Cheap: a
+stand-in pipeline (raw and filtered ring buffers, a fatigue report) and a stand-in model; no LSL stream."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+
+from dsp.fatigue import FatigueSettings
+from dsp.ringbuffer import RingBuffer
+from monitor.decision_history import DecisionRing, MuscleState
+from monitor.needle_live import LiveNeedleVerdicts
+from monitor.outlets import LEARNING_INDEX, REST_INDEX
+from monitor.pipeline import LEARNING_LABEL, REST_LABEL
+
+FS = 8000.0
+REST_RMS = 5.0  # µV, the rest level the stand-in fatigue tracker has learned
+
+
+class _Outlets:
+    def __init__(self) -> None:
+        self.label_indices: list[int] = []
+
+    def push_decision(self, classes, probabilities, timestamp, label_index) -> None:  # noqa: ANN001
+        self.label_indices.append(label_index)
+
+
+class _Model:
+    model_id = "needle-stand-in"
+
+    def predict_window(self, samples: np.ndarray, fs: float) -> dict:
+        return {"probabilities": {"healthy": 0.1, "myopathy": 0.7, "neuropathy": 0.2}, "model_id": self.model_id,
+                "label": "myopathy"}
+
+
+def _pipeline(signal: np.ndarray, learning: bool = False) -> SimpleNamespace:
+    raw, filtered = RingBuffer(len(signal), 1), RingBuffer(len(signal), 1)
+    times = np.arange(len(signal)) / FS
+    raw.write(signal[:, None], times)
+    filtered.write(signal[:, None], times)  # already zero-mean: the engine's high-pass would leave it as it is
+    fatigue = SimpleNamespace(learning=learning, rest_rms=np.array([np.nan if learning else REST_RMS]),
+                              active=np.array([False]))
+    state = SimpleNamespace(fs=FS, lock=threading.Lock(), fatigue=fatigue, decisions=DecisionRing(64),
+                            latencies_s=[])
+    return SimpleNamespace(acquisition=SimpleNamespace(buffer=raw, arrival_of=lambda counter: None), state=state,
+                           engine=SimpleNamespace(filtered=filtered, fatigue=SimpleNamespace(
+                               settings=FatigueSettings())), outlets=_Outlets())  # fmt: skip
+
+
+def _judge(signal: np.ndarray, learning: bool = False) -> tuple[dict, SimpleNamespace]:
+    pipeline = _pipeline(signal, learning)
+    verdicts = LiveNeedleVerdicts(pipeline, _Model())
+    result = verdicts.judge(len(signal))
+    assert result is not None and verdicts.published == 1
+    return result, pipeline
+
+
+def _baseline(seconds: float = 2.0) -> np.ndarray:
+    return np.random.default_rng(0).normal(0.0, REST_RMS, int(seconds * FS))
+
+
+def test_baseline_noise_at_rest_gets_no_condition() -> None:
+    result, pipeline = _judge(_baseline())
+    assert result["muscle"] == MuscleState.RELAXED.value and result["verdict"] == REST_LABEL
+    assert pipeline.state.decisions.latest().label == REST_LABEL
+    assert pipeline.outlets.label_indices == [REST_INDEX]
+
+
+def test_motor_unit_potentials_get_the_model_verdict() -> None:
+    signal = _baseline()
+    for start in range(200, len(signal) - 100, 800):  # a unit firing at 10 Hz, 500 µV biphasic, ~5 ms
+        signal[start:start + 40] += 500.0 * np.sin(np.linspace(0, 2 * np.pi, 40))
+    result, pipeline = _judge(signal)
+    assert result["muscle"] == MuscleState.CONTRACTING.value and result["verdict"] == "myopathy"
+    assert pipeline.outlets.label_indices == [1]
+
+
+def test_no_condition_while_the_rest_level_is_being_learned() -> None:
+    result, pipeline = _judge(_baseline(), learning=True)
+    assert result["verdict"] == LEARNING_LABEL and pipeline.outlets.label_indices == [LEARNING_INDEX]
