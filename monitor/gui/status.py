@@ -64,6 +64,17 @@ def resource_line(pipeline: Any) -> str:
     return profiler.status_line(extra, recent_cpu=True)
 
 
+def filter_text(settings: Any, fs: float) -> str:
+    """The engine's filter as ``dsp.filters.default_chain`` builds it from ``settings``: a needle stream is only
+    high-passed (its spikes carry energy to 1-2 kHz), a surface stream band-passed with the high edge kept below
+    Nyquist."""
+    from dsp.filters import _NYQUIST_MARGIN  # the clip default_chain applies: the text says what really runs
+
+    if getattr(settings, "mode", "surface") == "needle":
+        return f"high-pass {settings.low_hz:g} Hz"
+    return f"band-pass {settings.low_hz:g}-{min(settings.high_hz, _NYQUIST_MARGIN * fs / 2):g} Hz"
+
+
 def _pair(value: tuple[float, float] | None) -> str:
     return "—" if value is None else f"p50 {value[0]:.1f}  p99 {value[1]:.1f} ms"
 
@@ -103,15 +114,21 @@ class StatusView(QtWidgets.QWidget):
         self.error_label.setStyleSheet("color: rgb(220, 60, 60);")
         # each control sends only what it sets: a value the spin box clamped on a slow stream is not imposed
         self.mains_box.currentIndexChanged.connect(lambda: self.apply_settings(("mains_hz",)))
+        # a needle stream is only high-passed (dsp.filters.default_chain): its high edge does nothing, so it is
+        # neither shown nor sent, and the low edge is not held under it
+        self.needle_filter = getattr(settings, "mode", "surface") == "needle"
+        edges = ("low_hz",) if self.needle_filter else ("low_hz", "high_hz")
         for box in (self.low_box, self.high_box):
-            box.editingFinished.connect(lambda: self.apply_settings(("low_hz", "high_hz")))
+            box.editingFinished.connect(lambda: self.apply_settings(edges))
+        self.high_box.setVisible(not self.needle_filter)
+        self.filter_label = QtWidgets.QLabel(filter_text(settings, state.fs))
         for box in (self.window_box, self.hop_box):
             box.editingFinished.connect(lambda: self.apply_settings(("window_ms", "hop_ms")))
 
         controls = QtWidgets.QGridLayout()
         controls.addWidget(QtWidgets.QLabel("mains notch"), 0, 0)
         controls.addWidget(self.mains_box, 0, 1)
-        controls.addWidget(QtWidgets.QLabel("band-pass"), 1, 0)
+        controls.addWidget(self.filter_label, 1, 0)
         band = QtWidgets.QHBoxLayout()
         band.addWidget(self.low_box)
         band.addWidget(self.high_box)
@@ -172,7 +189,7 @@ class StatusView(QtWidgets.QWidget):
         A bad combination is refused with a message and nothing changes."""
         wanted = self.requested_settings()
         touched = wanted.keys() if keys is None else keys
-        if {"low_hz", "high_hz"} & set(touched) and wanted["low_hz"] >= wanted["high_hz"]:
+        if not self.needle_filter and {"low_hz", "high_hz"} & set(touched) and wanted["low_hz"] >= wanted["high_hz"]:
             self.error_label.setText(f"band-pass low edge {wanted['low_hz']:g} Hz must be under the high edge "
                                      f"{wanted['high_hz']:g} Hz")
             return False
@@ -190,6 +207,7 @@ class StatusView(QtWidgets.QWidget):
             except (ValueError, AttributeError) as error:
                 self.error_label.setText(f"not applied: {error}")
                 return False
+            self.filter_label.setText(filter_text(settings, self.pipeline.state.fs))
         return True
 
     def add_marker(self) -> None:
