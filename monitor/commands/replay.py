@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from monitor.recordings.options import add_reader_arguments, reader_options
 
@@ -39,6 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def stream_names(source: str | Path | None, name: str | None = None, source_id: str | None = None
+                 ) -> tuple[str, str]:  # fmt: skip
+    """The LSL stream name and source id of a replay of ``source``: the file's name without any recording suffix,
+    compression included (``EMG _203.asc.xz`` -> ``NeuroFusion-Replay-EMG _203``), unless given."""
+    from monitor.recordings.base import recording_stem
+
+    stem = recording_stem(Path(source)) if source else "recording"
+    return name or f"NeuroFusion-Replay-{stem}", source_id or f"neurofusion-replay-{stem}"
+
+
 def run(args: argparse.Namespace) -> int:
     from monitor.errors import UserError
     from monitor.recordings import open_recording
@@ -50,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_samples <= 0:
         raise UserError(f"--chunk-samples must be positive, not {args.chunk_samples}")
     recording = open_recording(args.file, **reader_options(args)).slice_seconds(args.start, args.end)
-    stem = recording.source.stem if recording.source else "recording"
-    name = args.name or f"NeuroFusion-Replay-{stem}"
-    source_id = args.source_id or f"neurofusion-replay-{stem}"
+    name, source_id = stream_names(recording.source, args.name, args.source_id)
     source = replay_source(recording, loop=args.loop)
     amplifier = Amplifier(source, name=name, source_id=source_id, chunk_samples=args.chunk_samples, speed=args.speed)
     print(
