@@ -44,7 +44,7 @@ TISSUE_MODELS = ("legacy", "fibres")
 ENDURANCE_FATIGUE_VERSION = "2026-12-06.1"
 FATIGUE_MODELS = ("legacy", "endurance")  # endurance: force-dependent, ends at an endurance limit (simulators.fatigue)
 # between-subject spread of endurance time (log-normal SD): elbow flexors at 20 %MVC held 8.2 ± 6.2 min
-ENDURANCE_SCALE_LOG_SD = 0.3  # fibres: MUAPs summed over muscle fibres (needle layout only so far)
+ENDURANCE_SCALE_LOG_SD = 0.3
 BLOCK_S = 0.25
 NEEDLE_MIN_FS = 4000.0
 SURFACE_MIN_FS = 100.0
@@ -76,8 +76,9 @@ class SimulationConfig:
     artifacts: tuple[str, ...] = DEFAULT_ARTIFACTS
     seed: int = 0
     record_spikes: bool = False
-    # "fibres": the needle's MUAPs summed over each unit's muscle fibres, disease as tissue changes at ``severity``
-    # (simulators.fibres, simulators.tissue); "legacy": the shape-family model every bundled model was trained on
+    # "fibres": MUAPs summed over each unit's muscle fibres, disease as tissue changes at ``severity``
+    # (simulators.fibres, simulators.tissue), at a concentric needle or, on a ring or grid, through skin, fat and
+    # muscle layers (simulators.surface); "legacy": the shape-family model every bundled model was trained on
     tissue: str = "legacy"
     severity: str = "moderate"  # mild / moderate / severe; used by tissue="fibres" for myopathy and neuropathy
     # "endurance": fatigue grows with force to an endurance limit and needs more drive as it grows (fatigue_rate is
