@@ -279,14 +279,7 @@ class EmgSimulator:
         if config.tissue == "fibres" and self.layout.kind != "needle":
             self._build_surface_fibres(config, rng)
         elif config.tissue == "fibres":
-            tissue_rng = np.random.default_rng([config.seed, 3])
-            self.tissue = draw_tissue(config.condition, config.severity, tissue_rng)
-            units = max(3, int(round(self.tissue.units_before_loss * (1.0 - self.tissue.unit_loss))))
-            # recruitment and rate coding of a healthy pool: the condition's recruitment pattern has to come out of
-            # its tissue through the force model, not out of condition-specific thresholds and rates
-            healthy = draw_subject("healthy", np.random.default_rng([config.seed, 1]))
-            self.subject = replace(healthy, condition=config.condition, n_units=units)
-            self.pool = build_pool(self.layout, self.subject, rng)
+            tissue_rng = self._fibre_tissue_and_pool(config, rng)
             self.fibres = grow_fibres(self.pool, self.tissue, self.layout.positions_mm[0], tissue_rng)
             # denervated fibres near the tip fibrillate at rest: extra sources with fixed, regular rates
             denervated, rates = fibrillating_fibres(self.tissue, self.pool.n_units, tissue_rng)
@@ -380,15 +373,23 @@ class EmgSimulator:
         self._records: deque[_BlockRecord] = deque()
         self.spike_log: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def _build_surface_fibres(self, config: SimulationConfig, rng: np.random.Generator) -> None:
-        """The fibre-level surface model (simulators.surface): pool, tissue, force model, and each unit's templates
-        at every channel as RANK time courses with fixed channel gains."""
+    def _fibre_tissue_and_pool(self, config: SimulationConfig, rng: np.random.Generator) -> np.random.Generator:
+        """The fibre-level models' tissue (condition at its severity), subject and motor-unit pool; returns the
+        tissue's random generator, from which the fibres are grown next."""
         tissue_rng = np.random.default_rng([config.seed, 3])
         self.tissue = draw_tissue(config.condition, config.severity, tissue_rng)
         units = max(3, int(round(self.tissue.units_before_loss * (1.0 - self.tissue.unit_loss))))
+        # recruitment and rate coding of a healthy pool: the condition's recruitment pattern has to come out of its
+        # tissue through the force model, not out of condition-specific thresholds and rates
         healthy = draw_subject("healthy", np.random.default_rng([config.seed, 1]))
         self.subject = replace(healthy, condition=config.condition, n_units=units)
         self.pool = build_pool(self.layout, self.subject, rng)
+        return tissue_rng
+
+    def _build_surface_fibres(self, config: SimulationConfig, rng: np.random.Generator) -> None:
+        """The fibre-level surface model (simulators.surface): pool, tissue, force model, and each unit's templates
+        at every channel as RANK time courses with fixed channel gains."""
+        tissue_rng = self._fibre_tissue_and_pool(config, rng)
         self.n_motor_units = self.pool.n_units
         geometry = surface.fibre_geometry(
             self.pool, self.tissue, self.layout, self.subject.fat_thickness_mm, tissue_rng
