@@ -69,6 +69,7 @@ class NeedleView(QtWidgets.QWidget):
         self.flags: list[dict[str, str]] = []  # per table row (units, then the mean): measure -> low/high/normal
         self.agreement: dict[str, object] | None = None
         self.model_id: str | None = None  # the model whose decisions the network side shows
+        self.resting_windows = 0  # decisions of the analysed span left out: published as rest / learning rest level
         self._curves: list[pg.PlotDataItem] = []
 
         self.channel_box = QtWidgets.QComboBox()
@@ -226,17 +227,20 @@ class NeedleView(QtWidgets.QWidget):
             self.table.setItem(row, column, item)
 
     def _network_probabilities(self, snapshot: NeedleSnapshot) -> tuple[dict[str, float] | None, int]:
-        """Mean probabilities of the decisions over the analysed samples, by class name, and how many there were
-        (``self.model_id``: the model that gave them: the needle model on a needle stream)."""
+        """Mean probabilities of the contracting decisions over the analysed samples, by class name, and how many
+        there were (``self.model_id``: the model that gave them: the needle model on a needle stream;
+        ``self.resting_windows``: the decisions of the span left out, published as "rest" or "learning rest level")."""
         state = self.pipeline.state
         with state.lock:
             decided = state.decisions.since_columns(
                 snapshot.first_timestamp, ("last_timestamp", "probabilities", "classes", "muscle", "model_id"))
             class_sets = state.decisions.class_sets
             model_ids = state.decisions.model_ids
-        # before the rest level is known the pipeline gives no condition: neither does this comparison
-        over = (decided["last_timestamp"] <= snapshot.last_timestamp) & (
-            decided["muscle"] != MUSCLE_CODES[MuscleState.LEARNING])
+        in_span = decided["last_timestamp"] <= snapshot.last_timestamp
+        # the model was trained on contractions: only windows whose verdict is a condition are its answer; a window
+        # published as "rest" (or while the rest level was learned) would pull the mean towards its resting guess
+        over = in_span & (decided["muscle"] == MUSCLE_CODES[MuscleState.CONTRACTING])
+        self.resting_windows = int(in_span.sum() - over.sum())
         if not over.any():
             return None, 0
         # the newest model's decisions only: another model's probabilities are in other classes
@@ -256,13 +260,19 @@ class NeedleView(QtWidgets.QWidget):
         probabilities, count = self._network_probabilities(snapshot)
         if probabilities is None:
             self.agreement = None
-            self.network_label.setText("no decision for these samples" if count == 0 else
-                                       "the model's classes are not healthy / myopathy / neuropathy")
+            if count:
+                text = "the model's classes are not healthy / myopathy / neuropathy"
+            elif self.resting_windows:
+                text = f"no contraction yet ({self.resting_windows} windows at rest or learning the rest level)"
+            else:
+                text = "no decision for these samples"
+            self.network_label.setText(text)
             self.agreement_label.setText("")
             return
+        left_out = f", {self.resting_windows} at rest left out" if self.resting_windows else ""
         self.network_label.setText(
             " · ".join(f"{name} {probabilities[name]:.0%}" for name in NETWORK_CLASSES)
-            + f"  ({count} decisions of {self.model_id})"
+            + f"  ({count} decisions of {self.model_id})  mean of {count} contracting windows{left_out}"
         )
         self.agreement = agreement(snapshot.report.reading, probabilities)
         agree = self.agreement["agree"]
