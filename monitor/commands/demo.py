@@ -12,7 +12,7 @@ import threading
 import uuid
 
 from monitor.commands.monitor import add_session_arguments, session_options
-from monitor.commands.simulate import add_rest_lead_in_argument
+from monitor.commands.simulate import add_rest_lead_in_argument, add_simulator_model_arguments
 
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 NEEDLE_DEMO_FS = 10000.0  # a common needle EMG rate; the needle path resamples it to dsp.resample.NEEDLE_FS
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--condition", default="healthy", help="healthy, myopathy or neuropathy")
     sim.add_argument("--profile", default="intermittent", help="force profile of the simulated muscle")
     sim.add_argument("--seed", type=int, default=7)
+    add_simulator_model_arguments(sim)
     add_rest_lead_in_argument(sim)
     add_session_arguments(parser)
     parser.set_defaults(handler=run)
@@ -44,9 +45,23 @@ def simulator_arguments(args: argparse.Namespace, source_id: str) -> list[str]:
         "--layout", args.layout, "--fs", str(args.fs), "--condition", args.condition, "--profile", args.profile,
         "--seed", str(args.seed), "--source-id", source_id, "--name", "NeuroFusion-Demo",
     ]  # fmt: skip
+    arguments += ["--tissue", args.tissue, "--fatigue-model", args.fatigue_model]
+    if args.severity is not None:
+        arguments += ["--severity", args.severity]
     if args.rest_lead_in is not None:
         arguments += ["--rest-lead-in", str(args.rest_lead_in)]
     return arguments
+
+
+def check_simulator_arguments(args: argparse.Namespace, source_id: str) -> None:
+    """Raises UserError for a simulator setting the amplifier would refuse, before its process starts (else the
+    demo could only say that it exited)."""
+    from monitor.commands.simulate import build_config
+    from monitor.commands.simulate import register as register_simulate
+
+    parser = argparse.ArgumentParser(prog="neurofusion")
+    register_simulate(parser.add_subparsers())
+    build_config(parser.parse_args(simulator_arguments(args, source_id)))
 
 
 def _end_with_parent() -> None:
@@ -106,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
     resolve_needle(args)
     source_id = f"neurofusion-demo-{uuid.uuid4().hex[:8]}"
+    check_simulator_arguments(args, source_id)
     simulator = start_simulator(args, source_id)
     try:
         info = wait_for_simulator(simulator, source_id)

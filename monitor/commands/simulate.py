@@ -9,6 +9,11 @@ from typing import Any
 
 from monitor.errors import UserError
 
+# the simulator's own values (simulators.emg.SEVERITIES and SimulationConfig's defaults; a test keeps them equal),
+# written out so that building the parser does not import the simulator
+SEVERITIES = ("mild", "moderate", "severe")
+DEFAULT_SEVERITY = "moderate"
+DEFAULT_FATIGUE_RATE = 0.15
 LAYOUT_HELP = "ring8 (Myo-like armband), grid8x8, grid13x5 (64-ch OTB grid), needle, or ringN / gridRxC"
 # The monitor's fatigue tracker learns each channel's rest level from the median RMS of the windows in the first
 # FatigueSettings.rest_learning_s (3 s) after its first 200 ms window, i.e. until 3.2 s into the stream. A hold or a
@@ -34,12 +39,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--layout", default="ring8", help=f"electrodes: {LAYOUT_HELP} (default ring8)")
     parser.add_argument("--fs", type=float, help="sampling rate in Hz (default 2048 surface, 10000 needle)")
     parser.add_argument("--condition", default="healthy", choices=("healthy", "myopathy", "neuropathy"))
-    parser.add_argument(
-        "--tissue", default="legacy", choices=("legacy", "fibres"),
-        help="needle only: 'fibres' sums each unit's muscle fibres (disease as tissue changes; docs/simulator.md)",
-    )
-    parser.add_argument("--severity", default="moderate", choices=("mild", "moderate", "severe"),
-                        help="with --tissue fibres: how far the condition has progressed (default moderate)")
+    add_simulator_model_arguments(parser)
     parser.add_argument(
         "--profile",
         default="gestures",
@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--period", type=float, default=5.0, help="seconds on and off per gesture (default 5)")
     add_rest_lead_in_argument(parser)
     parser.add_argument(
-        "--fatigue-rate", type=float, default=0.15, help="conduction-velocity loss per minute at 50%%MVC (0.15)"
+        "--fatigue-rate", type=float,
+        help=f"--fatigue-model legacy: conduction-velocity loss per minute at 50%%MVC ({DEFAULT_FATIGUE_RATE:g})",
     )
     parser.add_argument("--mains", type=float, default=50.0, choices=(0.0, 50.0, 60.0), help="50, 60 or 0 (off)")
     parser.add_argument("--snr", type=float, default=30.0, help="signal-to-noise ratio in dB (default 30)")
@@ -74,6 +75,34 @@ def register(subparsers: Any) -> None:
         "connects, so the monitor sees the lead-in; otherwise not at all)",
     )
     parser.set_defaults(handler=run)
+
+
+def add_simulator_model_arguments(parser: Any) -> None:
+    """--tissue, --severity and --fatigue-model, shared by `simulate` and `demo` (which passes them on)."""
+    parser.add_argument(
+        "--tissue", default="legacy", choices=("legacy", "fibres"),
+        help="'fibres' sums each unit's muscle fibres, disease as tissue changes, on a needle, ring or grid layout "
+        "(docs/simulator.md); 'legacy' (default) is the model the bundled models were trained on",
+    )
+    parser.add_argument(
+        "--severity", choices=SEVERITIES,
+        help="with --tissue fibres and myopathy or neuropathy: how far the condition has progressed (default "
+        f"{DEFAULT_SEVERITY})",
+    )
+    parser.add_argument(
+        "--fatigue-model", default="legacy", choices=("legacy", "endurance"),
+        help="'endurance': fatigue grows with force to an endurance limit, amplitude rises as units are recruited "
+        "(--fatigue-rate unused); 'legacy' (default): conduction velocity falls at --fatigue-rate",
+    )
+
+
+def check_simulator_model_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for options that would be silently ignored in this combination."""
+    severity = getattr(args, "severity", None)
+    if severity is not None and getattr(args, "tissue", "legacy") != "fibres":
+        raise UserError("--severity needs --tissue fibres (the legacy model has one severity per condition)")
+    if getattr(args, "fatigue_rate", None) is not None and getattr(args, "fatigue_model", "legacy") == "endurance":
+        raise UserError("--fatigue-rate is unused by --fatigue-model endurance (its rate follows the force)")
 
 
 def add_rest_lead_in_argument(parser: Any) -> None:
@@ -107,6 +136,7 @@ def build_config(args: argparse.Namespace) -> Any:
         artifacts = tuple(part.strip() for part in text.split(",") if part.strip())
     layout = args.layout
     fs = args.fs if args.fs is not None else (10000.0 if layout.strip().lower() == "needle" else 2048.0)
+    check_simulator_model_arguments(args)
     config = SimulationConfig(
         layout=layout,
         fs=fs,
@@ -116,13 +146,14 @@ def build_config(args: argparse.Namespace) -> Any:
         gesture=args.gesture,
         period_s=args.period,
         rest_lead_in_s=rest_lead_in_s(args),
-        fatigue_rate=args.fatigue_rate,
+        fatigue_rate=DEFAULT_FATIGUE_RATE if args.fatigue_rate is None else args.fatigue_rate,
         mains_hz=args.mains,
         snr_db=args.snr,
         artifacts=artifacts,
         seed=args.seed,
         tissue=getattr(args, "tissue", "legacy"),
-        severity=getattr(args, "severity", "moderate"),
+        severity=getattr(args, "severity", None) or DEFAULT_SEVERITY,
+        fatigue_model=getattr(args, "fatigue_model", "legacy"),
     )
     try:
         config.validate()
