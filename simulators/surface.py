@@ -28,9 +28,7 @@ from scipy import signal, special
 
 from simulators.electrodes import ElectrodeLayout
 from simulators.fibres import (
-    SIGMA_AXIAL,
     SIGMA_INTRACELLULAR,
-    SIGMA_RADIAL,
     Fibres,
     _extent,
     _interpolate_rows,
@@ -44,7 +42,13 @@ from simulators.motor_units import MotorUnitPool
 from simulators.tissue import TissueParameters
 
 # version of this model's samples (written to a file's config_json with tissue="fibres" on a surface layout)
-SURFACE_MODEL_VERSION = "2026-12-06.1"
+SURFACE_MODEL_VERSION = "2026-12-06.2"  # .2: the muscle's conductivities are Farina & Merletti's (were the needle's)
+# The layered conductor's tissue conductivities are taken as one set from the paper whose conductor this is (Farina
+# & Merletti 2001, the parameters of their simulations: muscle 0.1 S/m across and 0.5 S/m along the fibres, fat
+# 0.05, skin 1 S/m). The fibre-level needle model keeps its own (simulators.fibres: 0.063 / 0.33 S/m, Andreassen &
+# Rosenfalck 1981), which its point-source field and its checked outputs were built on.
+SIGMA_MUSCLE_RADIAL = 0.1  # S/m, across the fibres (Farina & Merletti 2001)
+SIGMA_MUSCLE_AXIAL = 0.5  # S/m, along the fibres (Farina & Merletti 2001)
 SIGMA_FAT = 0.05  # S/m (Farina & Merletti 2001)
 SIGMA_SKIN = 1.0  # S/m (Farina & Merletti 2001)
 SKIN_MM = 1.0  # (Farina & Merletti 2001)
@@ -87,14 +91,14 @@ def layered_transfer(
     """Potential (V) at the skin's surface, in the spatial-frequency domain (V·m²), of a 1 A point current
     ``depth_mm`` below the muscle's surface, under fat and skin (no current through the skin's surface)."""
     k = np.hypot(kx, kz)
-    k_muscle = np.sqrt(kx**2 + (SIGMA_AXIAL / SIGMA_RADIAL) * kz**2)
+    k_muscle = np.sqrt(kx**2 + (SIGMA_MUSCLE_AXIAL / SIGMA_MUSCLE_RADIAL) * kz**2)
     fat, skin, depth = fat_mm * 1e-3, skin_mm * 1e-3, depth_mm * 1e-3
     safe_k = np.where(k > 0, k, 1.0)
     # the skin's admittance ratio (current over potential) at the skin-fat boundary, then at the fat-muscle one
     skin_ratio = (SIGMA_SKIN / SIGMA_FAT) * np.tanh(safe_k * skin)
     c, s = np.cosh(safe_k * fat), np.sinh(safe_k * fat)
     fat_ratio = SIGMA_FAT * safe_k * (s + skin_ratio * c) / (c + skin_ratio * s)
-    muscle_ratio = SIGMA_RADIAL * np.where(k_muscle > 0, k_muscle, 1.0)
+    muscle_ratio = SIGMA_MUSCLE_RADIAL * np.where(k_muscle > 0, k_muscle, 1.0)
     at_muscle = np.exp(-k_muscle * depth) / (muscle_ratio + fat_ratio)  # potential at the fat-muscle boundary
     at_skin = at_muscle / (c + skin_ratio * s) / np.cosh(safe_k * skin)
     return np.where(k > 0, at_skin, 0.0)

@@ -13,7 +13,8 @@ from scipy import signal
 
 from simulators import surface
 from simulators.emg import EmgSimulator, SimulationConfig
-from simulators.fibres import SIGMA_AXIAL, SIGMA_RADIAL
+from simulators.surface import SIGMA_MUSCLE_AXIAL as SIGMA_AXIAL
+from simulators.surface import SIGMA_MUSCLE_RADIAL as SIGMA_RADIAL
 
 CONFIG = {"layout": "grid3x2", "profile": "hold", "mvc_percent": 30.0, "tissue": "fibres", "artifacts": (), "seed": 2}
 
