@@ -180,7 +180,8 @@ class LiveNeedleVerdicts:
 
     The model was trained on contractions, so a verdict needs activity, as on the surface path
     (``monitor.pipeline.verdict``): the window's RMS in the engine's filtered signal (same counters) against the rest
-    level the engine's fatigue tracker learned for the channel, times its ``activity_ratio``. Below it the decision
+    level the engine's fatigue tracker learned for the channel (never above its ``needle_max_rest_rms``), times its
+    ``activity_ratio``. Below it the decision
     is published as "rest" (label_index REST_INDEX), and as "learning rest level" until that level is known."""
 
     def __init__(self, pipeline: Any, model: Any, channel: int = 0, window_s: float = VERDICT_WINDOW_S,
@@ -247,6 +248,11 @@ class LiveNeedleVerdicts:
         rest = float(np.asarray(report.rest_rms)[self.channel])
         if not np.isfinite(rest) or rest <= 0:
             return MuscleState.LEARNING
+        settings = engine.fatigue.settings
+        # the tracker caps rest at the surface ceiling (20 µV x activity_ratio 4: 80 µV); needle baseline noise is a
+        # few µV and weak needle contractions sit at 30-80 µV RMS, so a stream that starts inside a contraction needs
+        # the needle ceiling, or healthy and myopathic windows read as rest (FatigueSettings.needle_max_rest_rms)
+        rest = min(rest, settings.needle_max_rest_rms)
         start = end_counter - self.window_samples
         # the engine filters a hop behind the raw buffer at most: what it has of the window stands for all of it
         available = min(end_counter, engine.filtered.total_written) - start
@@ -256,7 +262,7 @@ class LiveNeedleVerdicts:
         filtered = engine.filtered.read_from(start, available).data[:, self.channel].astype(np.float64)
         filtered = filtered[np.isfinite(filtered)]
         rms = float(np.sqrt(np.mean(filtered**2))) if filtered.size else 0.0
-        return MuscleState.CONTRACTING if rms > engine.fatigue.settings.activity_ratio * rest else MuscleState.RELAXED
+        return MuscleState.CONTRACTING if rms > settings.activity_ratio * rest else MuscleState.RELAXED
 
     def judge(self, end_counter: int) -> dict | None:
         """The model's answer on the window ending at ``end_counter`` with ``muscle`` and the published ``verdict``

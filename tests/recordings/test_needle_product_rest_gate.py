@@ -36,12 +36,12 @@ class _Model:
                 "label": "myopathy"}
 
 
-def _pipeline(signal: np.ndarray, learning: bool = False) -> SimpleNamespace:
+def _pipeline(signal: np.ndarray, learning: bool = False, rest_rms: float = REST_RMS) -> SimpleNamespace:
     raw, filtered = RingBuffer(len(signal), 1), RingBuffer(len(signal), 1)
     times = np.arange(len(signal)) / FS
     raw.write(signal[:, None], times)
     filtered.write(signal[:, None], times)  # already zero-mean: the engine's high-pass would leave it as it is
-    fatigue = SimpleNamespace(learning=learning, rest_rms=np.array([np.nan if learning else REST_RMS]),
+    fatigue = SimpleNamespace(learning=learning, rest_rms=np.array([np.nan if learning else rest_rms]),
                               active=np.array([False]))
     state = SimpleNamespace(fs=FS, lock=threading.Lock(), fatigue=fatigue, decisions=DecisionRing(64),
                             latencies_s=[])
@@ -50,8 +50,8 @@ def _pipeline(signal: np.ndarray, learning: bool = False) -> SimpleNamespace:
                                settings=FatigueSettings())), outlets=_Outlets())  # fmt: skip
 
 
-def _judge(signal: np.ndarray, learning: bool = False) -> tuple[dict, SimpleNamespace]:
-    pipeline = _pipeline(signal, learning)
+def _judge(signal: np.ndarray, learning: bool = False, rest_rms: float = REST_RMS) -> tuple[dict, SimpleNamespace]:
+    pipeline = _pipeline(signal, learning, rest_rms)
     verdicts = LiveNeedleVerdicts(pipeline, _Model())
     result = verdicts.judge(len(signal))
     assert result is not None and verdicts.published == 1
@@ -81,3 +81,19 @@ def test_motor_unit_potentials_get_the_model_verdict() -> None:
 def test_no_condition_while_the_rest_level_is_being_learned() -> None:
     result, pipeline = _judge(_baseline(), learning=True)
     assert result["verdict"] == LEARNING_LABEL and pipeline.outlets.label_indices == [LEARNING_INDEX]
+
+
+def test_a_weak_needle_contraction_counts_when_the_stream_started_inside_it() -> None:
+    # a stream that starts inside a contraction: the tracker learned the contraction as rest and capped it at the
+    # surface ceiling (20 µV); a weak needle contraction at 50 µV RMS (16 % of the healthy clinical recordings' 0.5 s
+    # windows sit below the 80 µV that ceiling would gate at) is still a contraction under the needle ceiling
+    settings = FatigueSettings()
+    assert settings.max_rest_rms == 20.0  # the surface ceiling is untouched
+    weak = np.random.default_rng(1).normal(0.0, 50.0, int(2.0 * FS))
+    assert settings.activity_ratio * settings.needle_max_rest_rms < 50.0 < settings.activity_ratio * 20.0
+    result, pipeline = _judge(weak, rest_rms=20.0)
+    assert result["muscle"] == MuscleState.CONTRACTING.value and result["verdict"] == "myopathy"
+    # and baseline noise of a noisier needle amplifier (twice the quietest clinical stretches) still reads as rest
+    noise = np.random.default_rng(2).normal(0.0, 2 * 3.9, int(2.0 * FS))
+    result, _ = _judge(noise, rest_rms=20.0)
+    assert result["verdict"] == REST_LABEL
