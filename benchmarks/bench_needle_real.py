@@ -70,14 +70,16 @@ def read_signal(path: Path) -> np.ndarray:
     return parse(path.read_bytes(), path.name)[:, 0]
 
 
-def run(data: str, split: str, repeats: int, limit: int | None, residual_passes: int = 0) -> dict[str, object]:
+def run(
+    data: str, split: str, repeats: int, limit: int | None, residual_passes: int = 0, template_match: bool = False
+) -> dict[str, object]:
     from dsp.mup import MupSettings
     from dsp.mup_reading import analyse_needle, pool_reports
     from dsp.mup_references import reference_for
     from models.needle_corpus import scan
 
     infos = [info for info in scan(data) if in_split(info.label, info.patient, split)][:limit]
-    settings = MupSettings(residual_passes=residual_passes)
+    settings = MupSettings(residual_passes=residual_passes, template_match=template_match)
     reports = defaultdict(list)
     mups, seconds, cpu_seconds = [], [], []
     for info in infos:
@@ -220,13 +222,16 @@ def main() -> None:
     parser.add_argument("--injection", action="store_true", help="known MUPs added to tuning recordings instead")
     parser.add_argument("--residual-passes", type=int, default=0,
                         help="MupSettings.residual_passes: clusterings of what the units found leave (default 0)")
+    parser.add_argument("--template-match", action="store_true",
+                        help="MupSettings.template_match: each unit's template slid over the whole recording")
     args = parser.parse_args()
     if args.injection:
         emit("needle_real_injection", injection(args.data))
         return
     if args.residual_passes < 0:
         parser.error("--residual-passes must be 0 or more")
-    emit("needle_real", run(args.data, args.split, args.bootstrap, args.limit, args.residual_passes))
+    emit("needle_real", run(args.data, args.split, args.bootstrap, args.limit, args.residual_passes,
+                                  args.template_match))
 
 
 if __name__ == "__main__":

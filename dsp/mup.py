@@ -17,6 +17,8 @@ docs/needle-emg.md has the figures):
    times, twice over), so overlapping units no longer blur it or raise its noise;
 6. firing rate is 1 / median inter-discharge interval, trimmed of double and stray intervals, with the ISI CoV.
 Optionally (``MupSettings.residual_passes``, off by default) steps 2-4 run again on what the units found leave.
+Optionally (``MupSettings.template_match``, off by default) each unit's template is slid over the whole signal
+before step 5 to add the discharges it matches (docs/needle-emg.md: little gain on the tuning half).
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class MupSettings:
     remove_mains: bool = True  # fitted mains sinusoids subtracted at needle rates (dsp.mup_mains)
     max_isi_ms: float = 250.0
     seed: int = 0
+    template_match: bool = False  # each unit's template slid over the whole recording to add matching discharges
+    match_correlation: float = 0.9  # normalised correlation of the ±align_core_ms core with the unit's template
+    match_amplitude_ratio: float = 1.3  # least-squares scale of the template onto the window within [1/r, r]
 
 
 @dataclass
@@ -279,6 +284,8 @@ def decompose_channel(
             break
         candidates = _merge_similar(candidates + found, analysis, fs, before, after, shift, settings)
         candidates = _remove_locked(candidates, analysis, fs, before, after, settings)
+    if settings.template_match and candidates:
+        candidates = _matched_trains(candidates, analysis, fs, before, after, settings)
     windows = [_snippets(analysis, members, before, after) for members in candidates]
     for _ in range(settings.peel_iterations):
         windows = _peeled_windows(analysis, fs, candidates, windows, before, after, settings)
@@ -340,6 +347,63 @@ def _clustered_trains(
     candidates = _remove_locked(candidates, templates_from, fs, before, after, settings)
     # removing another unit's discharges sharpens the templates, so look-alike halves of one unit now match
     return _merge_similar(candidates, templates_from, fs, before, after, shift, settings)
+
+
+def _matched_trains(
+    candidates: list[np.ndarray], analysis: np.ndarray, fs: float, before: int, after: int, settings: MupSettings
+) -> list[np.ndarray]:
+    """Each unit's train with the discharges its template finds anywhere in the recording: the clustering keeps
+    only spikes that cleared the detection threshold and fell in the unit's cluster, so a unit that also fires
+    below threshold or inside a mixture gets few discharges. Largest unit first; a match needs the normalised
+    correlation of the ±``align_core_ms`` core and the template's least-squares scale within bounds, must not
+    overlap a discharge already assigned (to any unit) and keeps the unit's train free of refractory breaks."""
+    core = int(round(settings.align_core_ms * 1e-3 * fs))
+    min_isi = int(round(settings.min_isi_ms * 1e-3 * fs))
+    lo, hi = max(before, core), analysis.size - max(after, core) - 1
+    order = sorted(
+        range(len(candidates)),
+        key=lambda k: -np.ptp(np.median(_snippets(analysis, candidates[k], core, core), axis=0)),
+    )
+    taken = np.zeros(analysis.size, dtype=bool)  # samples within a core of a discharge already assigned
+    for members in candidates:
+        for centre in members:
+            taken[max(0, centre - core) : centre + core + 1] = True
+    result: list[np.ndarray] = list(candidates)
+    width = 2 * core + 1
+    for k in order:
+        members = candidates[k]
+        template = np.median(_snippets(analysis, members, core, core), axis=0)
+        template = template - template.mean()
+        norm_t = float(np.linalg.norm(template)) or 1.0
+        # sliding dot product and window energy (mean removed) for every alignment point at once
+        dots = signal.correlate(analysis, template, mode="valid")  # index i: window starting at i
+        sums = np.convolve(analysis, np.ones(width), mode="valid")
+        squares = np.convolve(analysis**2, np.ones(width), mode="valid")
+        energy = np.maximum(squares - sums**2 / width, 1e-12)
+        corr = dots / (np.sqrt(energy) * norm_t)
+        scale = dots / norm_t**2
+        centres = np.arange(corr.size) + core
+        ok = (corr >= settings.match_correlation) & (scale >= 1 / settings.match_amplitude_ratio)
+        ok &= (scale <= settings.match_amplitude_ratio) & (centres >= lo) & (centres < hi) & ~taken[centres]
+        # away from the unit's own discharges by a refractory interval
+        own = np.zeros(analysis.size, dtype=bool)
+        for centre in members:
+            own[max(0, centre - min_isi + 1) : centre + min_isi] = True
+        ok &= ~own[centres]
+        if not ok.any():
+            continue
+        score = np.where(ok, corr, 0.0)
+        peaks, _ = signal.find_peaks(score, height=settings.match_correlation, distance=max(1, min_isi))
+        added = peaks + core
+        if added.size == 0:
+            continue
+        union = np.sort(np.concatenate([members, added]))
+        if refractory_violations(union, fs, settings) > settings.max_refractory_violations:
+            continue
+        result[k] = union
+        for centre in added:
+            taken[max(0, centre - core) : centre + core + 1] = True
+    return result
 
 
 def _model_of(

@@ -183,3 +183,21 @@ def test_lowest_needle_rate_with_default_fatigue(condition, expected):
     assert report.reading.label == expected
     assert report.source_fs == 4000.0  # analysed at NEEDLE_FS like every needle rate, with no warning about it
     assert not any("Hz" in note for note in report.notes)
+
+
+def test_template_matching_only_adds_discharges_that_keep_each_train_refractory():
+    # MupSettings.template_match (off by default): every default discharge stays, each train stays within the
+    # refractory rule and no discharge is given to two units
+    _, data = needle_subject("healthy", 0)
+    plain = analyse_needle(data, FS)
+    matched = analyse_needle(data, FS, settings=MupSettings(template_match=True))
+    assert len(matched.units) == len(plain.units)
+    for before, after in zip(plain.units, matched.units, strict=True):
+        assert np.all(np.isin(before.discharges, after.discharges))
+    settings = MupSettings()
+    trains = [unit.discharges for unit in matched.units]
+    for train in trains:
+        intervals = np.diff(train) / matched.fs * 1e3
+        assert np.mean(intervals < settings.min_isi_ms) <= settings.max_refractory_violations
+    everything = np.concatenate(trains)
+    assert np.unique(everything).size == everything.size
