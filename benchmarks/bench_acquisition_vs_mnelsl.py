@@ -112,9 +112,8 @@ acquisition.stop(); acquisition.join(2)
 print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() - started}), flush=True)
 """
 
-# The same work without the monitor's acquisition thread: a bare pylsl inlet pulled every 50 ms into a
-# preallocated array, then dsp.filters. Shows how much of our figure is the Acquisition thread's own cost.
-PLAIN_INLET = r"""
+# A bare pylsl inlet on the player's stream with our filters and a CPU clock: what the two consumers below share
+BARE_INLET = r"""
 import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -130,6 +129,11 @@ def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 inlet.open_stream(timeout=30)
+"""
+
+# The same work without the monitor's acquisition thread: a bare pylsl inlet pulled every 50 ms into a
+# preallocated array, then dsp.filters. Shows how much of our figure is the Acquisition thread's own cost.
+PLAIN_INLET = BARE_INLET + r"""
 started_cpu, started, samples = cpu(), time.monotonic(), 0
 while time.monotonic() - started < seconds:
     time.sleep(0.05)
@@ -144,22 +148,7 @@ print(json.dumps({"cpu_s": used, "samples": samples, "wall_s": time.monotonic() 
 # Per-chunk wake-ups as the monitor's latency needs them, in one thread: pull as soon as a chunk starts arriving
 # (min_samples=1, as monitor.acquisition does), filter it at once. The design the split between the acquisition
 # and DSP threads rules out; measured to show what that split costs.
-ONE_THREAD = r"""
-import json, resource, sys, time
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-source_id, seconds, notch = sys.argv[2], float(sys.argv[3]), sys.argv[4] == "notch"
-import pylsl
-from dsp.filters import FilterChain, bandpass, default_chain
-info = pylsl.resolve_byprop("source_id", source_id, minimum=1, timeout=30)[0]
-inlet = pylsl.StreamInlet(info, max_buflen=10, processing_flags=pylsl.proc_clocksync | pylsl.proc_monotonize)
-fs, n = info.nominal_srate(), info.channel_count()
-chain = default_chain(fs, n, mains_hz=50.0) if notch else FilterChain([bandpass(fs, 20.0, 450.0, n)])
-buffer = np.zeros((int(fs), n), dtype=np.float32)
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-inlet.open_stream(timeout=30)
+ONE_THREAD = BARE_INLET + r"""
 started_cpu, started, samples, wakes = cpu(), time.monotonic(), 0, 0
 while time.monotonic() - started < seconds:
     _, timestamps = inlet.pull_chunk(timeout=0.05, max_samples=len(buffer), dest_obj=buffer, min_samples=1)
