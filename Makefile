@@ -29,6 +29,7 @@ demo: $(STAMP)
 # time is real-time streaming and process start-up, which two processes overlap on two cores. The window tests
 # (tests/gui) run afterwards in one process: in an xdist worker, a subset of them crashed Qt's event processing in
 # 2 of 8 runs (never in one process; not yet understood, see the closing note of 2026-12-06).
+# PYTEST_ARGS="-n 0" runs the first part in one process too.
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n 2 --dist loadfile --ignore=tests/gui $(PYTEST_ARGS)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/gui $(PYTEST_ARGS)
