@@ -112,12 +112,20 @@ def run_window(
     A stream that came back in another format ends the window with that one-line error (UserError), as headless.
     ``on_recording`` and ``on_marker`` connect the record button and annotations to the session
     (``MainWindow.connect_session``); ``adaptation`` (an AdaptationSession) adds the live-labelling panel."""
-    from PyQt6 import QtCore
-
+    from monitor.gui.collector import collection_in_qt_thread
     from monitor.gui.main_window import MainWindow
 
     app = _application()
-    window = MainWindow(pipeline, adaptation=adaptation)
+    with collection_in_qt_thread():
+        return _show_until_closed(app, MainWindow(pipeline, adaptation=adaptation), pipeline, duration_s,
+                                  on_recording, on_marker)
+
+
+def _show_until_closed(app: Any, window: Any, pipeline: Any, duration_s: float | None,
+                       on_recording: Callable[[bool], str | None] | None,
+                       on_marker: Callable[[float, str], None] | None) -> int:
+    from PyQt6 import QtCore
+
     window.connect_session(on_recording, on_marker)
     window.resize(1600, 1000)
     window.show()
@@ -156,10 +164,15 @@ def save_snapshot(pipeline: Any, path: str | os.PathLike[str], after_s: float = 
         raise UserError(f"snapshot file {target} must end in .png (or .jpg, .bmp)")
     if not target.parent.is_dir():
         raise UserError(f"cannot write snapshot {target}: folder {target.parent} does not exist")
+    from monitor.gui.collector import collection_in_qt_thread
     from monitor.gui.main_window import MainWindow
 
     app = _application()
-    window = MainWindow(pipeline)
+    with collection_in_qt_thread():
+        return _render(app, MainWindow(pipeline), target, after_s, size)
+
+
+def _render(app: Any, window: Any, target: Path, after_s: float, size: tuple[int, int]) -> Path:
     try:
         window.resize(*size)
         window.show()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -55,3 +56,25 @@ def grid_pipeline():
     yield pipeline
     stop_pipeline(pipeline)
     stream.vanish()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def no_automatic_garbage_collection():
+    """The window tests' Qt objects are collected in the Qt thread only, never by a pipeline or amplifier thread.
+
+    Those threads allocate all the time, so the automatic collector would run in them and could destroy a closed
+    test's pyqtgraph items while the Qt thread paints them (a segmentation fault in pytest-qt's event processing,
+    2026-12-06; monitor/gui/collector.py does the same for the real window). Off for the whole package, as threads
+    of one test may still run while the next begins."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    gc.collect()
+    if was_enabled:
+        gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def garbage_collected_after_each_test(no_automatic_garbage_collection):
+    yield
+    gc.collect()
