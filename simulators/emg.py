@@ -36,8 +36,9 @@ SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, wit
 # The opt-in fibre-level needle model (tissue="fibres") has its own version: its samples change with it, while every
 # legacy config keeps SIMULATOR_VERSION's samples (benchmarks/bench_sim_checksum.py), so surface caches stay valid.
 # .3: reinnervation by collateral sprouting (adopted fibres around a parent fibre, end-plates near its), its maturity
-# and the most a unit can take on; endurance fatigue (opt-in)
-FIBRE_MODEL_VERSION = "2026-12-06.3"
+# and the most a unit can take on; endurance fatigue (opt-in); .4: the needle's muscle conductivities are the surface
+# model's (Farina & Merletti 2001, 0.1 / 0.5 S/m; were 0.063 / 0.33): one muscle, one set
+FIBRE_MODEL_VERSION = "2026-12-06.4"
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 TISSUE_MODELS = ("legacy", "fibres")
 # the opt-in endurance fatigue's own version (written to a file's config_json with it), for the same reason

@@ -25,8 +25,12 @@ from simulators.motor_units import MotorUnitPool
 from simulators.tissue import TissueParameters
 
 SIGMA_INTRACELLULAR = 1.01  # S/m
-SIGMA_RADIAL = 0.063  # S/m, across the fibres
-SIGMA_AXIAL = 0.33  # S/m, along the fibres
+# The muscle's extracellular conductivities, one set for the needle and the surface models (simulators.surface reads
+# these): Farina & Merletti 2001's (IEEE Trans Biomed Eng 48:637), 0.1 S/m across and 0.5 S/m along the fibres.
+# Until fibre model 2026-12-06.4 the needle used Andreassen & Rosenfalck's 0.063 / 0.33 S/m (1981), the surface
+# Farina & Merletti's: two values for one muscle. Why this set: docs/simulator.md, "Muscle conductivities".
+SIGMA_RADIAL = 0.1  # S/m, across the fibres
+SIGMA_AXIAL = 0.5  # S/m, along the fibres
 CORE_LENGTH_MM = 0.58  # bevelled core of a standard concentric needle: 0.15 x 0.58 mm ellipse (0.07 mm²)
 CORE_WIDTH_MM = 0.15
 CANNULA_RADIUS_MM = 0.23  # 0.46 mm shaft

@@ -28,7 +28,9 @@ from scipy import signal, special
 
 from simulators.electrodes import ElectrodeLayout
 from simulators.fibres import (
+    SIGMA_AXIAL,
     SIGMA_INTRACELLULAR,
+    SIGMA_RADIAL,
     Fibres,
     _extent,
     _interpolate_rows,
@@ -43,12 +45,12 @@ from simulators.tissue import TissueParameters
 
 # version of this model's samples (written to a file's config_json with tissue="fibres" on a surface layout)
 SURFACE_MODEL_VERSION = "2026-12-06.2"  # .2: the muscle's conductivities are Farina & Merletti's (were the needle's)
-# The layered conductor's tissue conductivities are taken as one set from the paper whose conductor this is (Farina
-# & Merletti 2001, the parameters of their simulations: muscle 0.1 S/m across and 0.5 S/m along the fibres, fat
-# 0.05, skin 1 S/m). The fibre-level needle model keeps its own (simulators.fibres: 0.063 / 0.33 S/m, Andreassen &
-# Rosenfalck 1981), which its point-source field and its checked outputs were built on.
-SIGMA_MUSCLE_RADIAL = 0.1  # S/m, across the fibres (Farina & Merletti 2001)
-SIGMA_MUSCLE_AXIAL = 0.5  # S/m, along the fibres (Farina & Merletti 2001)
+# The layered conductor's tissue conductivities are one set, from the paper whose conductor this is (Farina &
+# Merletti 2001, the parameters of their simulations: muscle 0.1 S/m across and 0.5 S/m along the fibres, fat 0.05,
+# skin 1 S/m). The muscle's pair is defined once in simulators.fibres, which the needle model uses as well (since
+# fibre model 2026-12-06.4; before it the needle had Andreassen & Rosenfalck's 0.063 / 0.33 S/m).
+SIGMA_MUSCLE_RADIAL = SIGMA_RADIAL  # 0.1 S/m, across the fibres (Farina & Merletti 2001)
+SIGMA_MUSCLE_AXIAL = SIGMA_AXIAL  # 0.5 S/m, along the fibres (Farina & Merletti 2001)
 SIGMA_FAT = 0.05  # S/m (Farina & Merletti 2001)
 SIGMA_SKIN = 1.0  # S/m (Farina & Merletti 2001)
 SKIN_MM = 1.0  # (Farina & Merletti 2001)

@@ -107,3 +107,11 @@ def test_true_spectrum_matches_the_generated_surface_signal(grid_sim):
     total = psd.sum(axis=1)
     measured = float((freqs * total).sum() / total.sum())
     assert simulator.ground_truth()["true_mnf_hz"] == pytest.approx(measured, rel=0.1)  # one-off: 60.0 vs 59.2
+
+
+def test_the_needle_and_the_surface_model_share_the_muscles_conductivities():
+    from simulators import fibres
+
+    # one muscle, one tissue: Farina & Merletti 2001's 0.1 S/m across and 0.5 S/m along the fibres (docs/simulator.md)
+    assert (surface.SIGMA_MUSCLE_RADIAL, surface.SIGMA_MUSCLE_AXIAL) == (fibres.SIGMA_RADIAL, fibres.SIGMA_AXIAL)
+    assert (fibres.SIGMA_RADIAL, fibres.SIGMA_AXIAL) == (0.1, 0.5)
