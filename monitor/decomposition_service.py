@@ -5,6 +5,11 @@ each chunk goes through the current ``dsp.decomposition_live.LiveDecomposer`` an
 ``<stream>-discharges`` outlet and to a bounded history the GUI panel draws. ``calibrate(seconds)`` decomposes the
 newest seconds of the raw ring buffer in a background thread; the new unit set replaces the old one between two
 chunks (nothing is dropped, its filters start at that chunk), and ``unit_set`` counts the sets.
+
+Where it runs: in the monitor's core (``neurofusion monitor --decompose``, or started by a view's first Calibrate:
+``CoreDecomposition``), so the outlet publishes with no view at all and LabRecorder keeps the discharges beside the
+raw EMG; a view reads the core's units from its status document and sends Calibrate over the control channel
+(``RemoteDecomposition``). Without a core (the in-process window), the panel starts one in its own process.
 """
 
 from __future__ import annotations
@@ -21,10 +26,19 @@ import numpy as np
 from dsp.decomposition import Decomposition, DecompositionSettings, decompose, detect, match_units
 from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
 from dsp.engine import is_gap
+from monitor.errors import UserError
 
 log = logging.getLogger(__name__)
 HISTORY = 20_000  # discharges kept for the views (minutes of a dozen units)
 MIN_CALIBRATION_S = 5.0
+MAX_CALIBRATION_S = 30.0  # the core's raw ring holds 30 s
+MIN_CHANNELS = 16  # fewer EMG channels than this: no grid to separate units from
+# a core calibrating by itself (--decompose) tries again on the next seconds while a calibration finds no unit (the
+# subject was not contracting yet), this many times in all: each try costs seconds of CPU beside the acquisition
+AUTO_TRIES = 3
+# discharges each status document carries (written 5 times a second): a view that reads it at least this often
+# misses none; one that stalls longer loses only the raster's points of the stall
+RECENT_S = 2.0
 
 
 @dataclass
@@ -41,7 +55,8 @@ class LiveDecomposition:
     """Motor units of ``buffer``'s stream (the EMG ``channels`` of it), fed by the engine, published on ``outlet``."""
 
     def __init__(self, buffer: Any, fs: float, channels: np.ndarray | None = None, outlet: Any | None = None,
-                 settings: DecompositionSettings | None = None, force_channel: int | None = None) -> None:  # fmt: skip
+                 settings: DecompositionSettings | None = None, force_channel: int | None = None,
+                 calibrate_after_s: float | None = None) -> None:  # fmt: skip
         self.buffer = buffer
         self.fs = float(fs)
         self.channels = np.arange(buffer.n_channels) if channels is None else np.asarray(channels)
@@ -56,42 +71,70 @@ class LiveDecomposition:
         self._latest: Decomposition | None = None  # the newest set, to find its units again in the next one
         self._next_id = 0
         self._known_ids = np.zeros(0, dtype=np.int64)
-        self._pending: tuple[LiveDecomposer, int, np.ndarray, RecruitmentTracker | None] | None = None
+        self._pending: tuple[LiveDecomposer | None, int, np.ndarray, RecruitmentTracker | None] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # (unit_set, unit, counter, lsl time, instantaneous Hz, perf_counter when published)
         self.history: deque[tuple[int, int, int, float, float, float]] = deque(maxlen=HISTORY)
         self.published = 0
         self._last_timestamp: float | None = None
+        self.newest_timestamp = float("nan")  # LSL time of the newest sample seen (the views' "now")
+        self._calibration_lock = threading.Lock()  # Calibrate from a view and the automatic one may meet
+        # calibrate by itself once the stream has this many seconds (None: only on demand), then again while no unit
+        self.calibrate_after_s = calibrate_after_s
+        self._auto_tries = 0
+        self._auto_at = None if calibrate_after_s is None else int(calibrate_after_s * self.fs)
+        if calibrate_after_s is not None:
+            self.status.message = f"calibrating by itself after {calibrate_after_s:g} s of signal (hold a contraction)"
 
     # ----- calibration --------------------------------------------------------------------------------------------
     def calibrate(self, seconds: float = 20.0, wait: bool = False) -> None:
-        """Decompose the newest ``seconds`` of the stream in the background (``wait``: in this thread)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        block = self.buffer.latest(int(seconds * self.fs))
-        available = len(block.timestamps) / self.fs
-        if available < MIN_CALIBRATION_S:
-            self.status = CalibrationStatus("failed", f"need {MIN_CALIBRATION_S:g} s of signal, have {available:.1f} s",
-                                            self.status.unit_set)  # fmt: skip
-            return
-        self.status = CalibrationStatus("calibrating", f"decomposing {available:.0f} s ...", self.status.unit_set)
-        data = block.data[:, self.channels]
-        if wait:
-            self._calibrate(data, available)
-        else:
-            self._thread = threading.Thread(target=self._calibrate, args=(data, available), name="decompose",
-                                            daemon=True)  # fmt: skip
-            self._thread.start()
+        """Decompose the newest ``seconds`` of the stream in the background (``wait``: in this thread). Cheap for
+        the caller (the DSP thread, the control channel's thread): the samples are copied by the calibration."""
+        with self._calibration_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            wanted = int(seconds * self.fs)
+            available = min(wanted, self.buffer.total_written, self.buffer.capacity) / self.fs
+            if available < MIN_CALIBRATION_S:
+                self.status = CalibrationStatus("failed", f"need {MIN_CALIBRATION_S:g} s of signal, have "
+                                                f"{available:.1f} s", self.status.unit_set)  # fmt: skip
+                return
+            self.status = CalibrationStatus("calibrating", f"decomposing {available:.0f} s ...", self.status.unit_set)
+            if not wait:
+                self._thread = threading.Thread(target=self._calibrate, args=(wanted,), name="decompose", daemon=True)
+                self._thread.start()
+                return
+        self._calibrate(wanted)
 
-    def _calibrate(self, data: np.ndarray, seconds: float) -> None:
+    def _calibrate(self, n_samples: int) -> None:
         started = time.perf_counter()
+        block = self.buffer.latest(n_samples)
+        data = block.data[:, self.channels]
+        seconds = len(block.timestamps) / self.fs
         try:
             result = decompose(data, self.fs, self.settings)
         except (ValueError, np.linalg.LinAlgError) as error:
             self.status = CalibrationStatus("failed", f"calibration failed: {error}", self.status.unit_set)
             return
+        except Exception as error:  # a background thread's error must not leave the status "calibrating" for ever
+            log.exception("calibration failed")
+            self.status = CalibrationStatus("failed", f"calibration failed: {error!r}", self.status.unit_set)
+            return
         self.install(result, seconds, time.perf_counter() - started, data)
+
+    def _calibrate_if_due(self) -> None:
+        """The automatic calibration (``calibrate_after_s``): once enough signal arrived, again while no unit."""
+        if self._auto_at is None or self.buffer.total_written < self._auto_at or self.n_units > 0:
+            return
+        if self.status.state == "calibrating" or self._pending is not None:
+            return
+        if self._auto_tries >= AUTO_TRIES:
+            self._auto_at = None
+            return
+        self._auto_tries += 1
+        self._auto_at = self.buffer.total_written + int(self.calibrate_after_s * self.fs)  # type: ignore[operator]
+        self.calibrate(float(self.calibrate_after_s))  # type: ignore[arg-type]
 
     def install(self, result: Decomposition, seconds: float = 0.0, wall_s: float = 0.0,
                 data: np.ndarray | None = None) -> None:  # fmt: skip
@@ -111,7 +154,8 @@ class LiveDecomposition:
         self._latest, self._known_ids = result, ids
         with self._lock:
             tracker = RecruitmentTracker(len(result.units), self.fs) if self.force_channel is not None else None
-            self._pending = (LiveDecomposer(result), unit_set, ids, tracker)
+            # a calibration that kept no unit leaves nothing to run (and the automatic one tries again)
+            self._pending = (LiveDecomposer(result) if result.units else None, unit_set, ids, tracker)
         sils = [round(unit.sil, 3) for unit in result.units]
         again = f", {len(same)} found again" if unit_set > 0 else ""
         message = f"{len(result.units)} units from {seconds:.0f} s in {wall_s:.1f} s (set {unit_set}{again})"
@@ -121,6 +165,9 @@ class LiveDecomposition:
 
     # ----- streaming (DSP thread) ---------------------------------------------------------------------------------
     def on_samples(self, samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> None:
+        self._calibrate_if_due()
+        if len(timestamps):
+            self.newest_timestamp = float(timestamps[-1])
         with self._lock:
             if self._pending is not None:
                 (self.decomposer, self.unit_set, self.unit_ids, self.recruitment), self._pending = self._pending, None
@@ -151,9 +198,240 @@ class LiveDecomposition:
         unit_set = self.unit_set
         return [row for row in list(self.history) if row[0] == unit_set and row[3] >= since_timestamp]
 
+    def newest(self, seconds: float) -> list[tuple[int, int, int, float, float, float]]:
+        """Discharges of the current unit set in the last ``seconds`` of the stream, read from the newest back (the
+        status document asks 5 times a second; the history holds up to ``HISTORY``)."""
+        unit_set, since, rows = self.unit_set, self.newest_timestamp - seconds, []
+        for row in reversed(list(self.history)):
+            if row[3] < since - 1.0:  # a chunk's discharges are decided together, up to a chunk apart in time
+                break
+            if row[0] == unit_set and row[3] >= since:
+                rows.append(row)
+        return rows[::-1]
+
     @property
     def n_units(self) -> int:
         return 0 if self.decomposer is None else self.decomposer.n_units
 
     def smoothed_rates(self) -> np.ndarray:
         return np.zeros(0) if self.decomposer is None else self.decomposer.smoothed_rates()
+
+
+# ----- the core's service, described for views and driven by them --------------------------------------------------
+def _number(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 4)
+
+
+def describe(service: LiveDecomposition, recent_s: float = RECENT_S) -> dict[str, Any]:
+    """What a view shows of the core's motor units, as JSON: status, units, rates, thresholds, recent discharges."""
+    status = service.status
+    recruitment = service.recruitment
+    return {
+        "state": status.state, "message": status.message, "calibration_set": status.unit_set,
+        "seconds": status.seconds, "wall_s": status.wall_s, "sil": list(status.sil),
+        "unit_set": service.unit_set, "n_units": service.n_units,
+        "unit_ids": [int(i) for i in service.unit_ids],
+        "smoothed_hz": [float(rate) for rate in service.smoothed_rates()],
+        "thresholds": None if recruitment is None else [[_number(up), _number(down)]
+                                                        for up, down in recruitment.thresholds()],
+        "force_channel": service.force_channel, "channels": [int(c) for c in service.channels],
+        "published": service.published,
+        # (unit_set, unit, counter, LSL time, instantaneous Hz) of the last ``recent_s``
+        "discharges": [[row[0], row[1], row[2], row[3], _number(row[4])] for row in service.newest(recent_s)],
+    }  # fmt: skip
+
+
+class _Thresholds:
+    def __init__(self, pairs: list[tuple[float, float]]) -> None:
+        self.pairs = pairs
+
+    def thresholds(self) -> list[tuple[float, float]]:
+        return self.pairs
+
+
+class RemoteDecomposition:
+    """A view's stand-in for the core's ``LiveDecomposition``: what the panel and the dashboard read, copied from
+    the core's status document; ``calibrate`` asks the core over the control channel."""
+
+    def __init__(self, control: Any, document: dict[str, Any] | None = None) -> None:
+        self.control = control
+        self.status = CalibrationStatus(message="waiting for the monitor core")
+        self.unit_set, self.n_units, self.published = -1, 0, 0
+        self.unit_ids = np.zeros(0, dtype=np.int64)
+        self.channels = np.zeros(0, dtype=np.int64)
+        self.force_channel: int | None = None
+        self.recruitment: _Thresholds | None = None
+        self.history: deque[tuple[int, int, int, float, float, float]] = deque(maxlen=HISTORY)
+        self._rates = np.zeros(0)
+        self._shown: set[tuple[int, int, int]] = set()  # the previous document's discharges, not to copy twice
+        self._lock = threading.Lock()
+        if document is not None:
+            self.update(document)
+
+    def update(self, document: dict[str, Any]) -> None:
+        """Takes the core's newest description (each status document, or a control reply)."""
+        with self._lock:
+            self.status = CalibrationStatus(document["state"], document["message"], document["calibration_set"],
+                                            document["seconds"], document["wall_s"], list(document["sil"]))  # fmt: skip
+            self.unit_set, self.n_units = int(document["unit_set"]), int(document["n_units"])
+            self.unit_ids = np.asarray(document["unit_ids"], dtype=np.int64)
+            self._rates = np.asarray(document["smoothed_hz"], dtype=float)
+            self.channels = np.asarray(document["channels"], dtype=np.int64)
+            self.force_channel, self.published = document["force_channel"], int(document["published"])
+            pairs = document["thresholds"]
+            self.recruitment = (
+                None
+                if pairs is None
+                else _Thresholds(
+                    [(np.nan if up is None else up, np.nan if down is None else down) for up, down in pairs]
+                )
+            )
+            now = time.perf_counter()
+            shown = set()
+            for unit_set, unit, counter, stamp, rate in document["discharges"]:
+                key = (int(unit_set), int(unit), int(counter))
+                shown.add(key)
+                if key not in self._shown:  # rows only leave the document's window from its old end
+                    self.history.append((key[0], key[1], key[2], float(stamp), np.nan if rate is None else rate, now))
+            self._shown = shown
+
+    def calibrate(self, seconds: float = 20.0, wait: bool = False) -> None:
+        """Asks the core to decompose its newest ``seconds`` (the core calibrates in its own background thread)."""
+        if self.control is None:
+            self.status = CalibrationStatus("failed", "this view is read-only (no control channel)", self.unit_set)
+            return
+        reply = self.control.request("decomposition", action="calibrate", seconds=float(seconds))
+        if reply.get("ok"):
+            self.update(reply["decomposition"])
+        else:
+            self.status = CalibrationStatus("failed", str(reply.get("error", "refused by the core")), self.unit_set)
+
+    def recent(self, since_timestamp: float) -> list[tuple[int, int, int, float, float, float]]:
+        unit_set = self.unit_set
+        return [row for row in list(self.history) if row[0] == unit_set and row[3] >= since_timestamp]
+
+    def smoothed_rates(self) -> np.ndarray:
+        return self._rates
+
+
+class CoreDecomposition:
+    """The core's motor units: started with the session (``--decompose``) or by a view's first Calibrate, which
+    reaches ``handle`` over the control channel; ``describe`` goes into the status document the views read."""
+
+    def __init__(self, pipeline: Any, calibrate_after_s: float | None = None,
+                 settings: DecompositionSettings | None = None) -> None:  # fmt: skip
+        self.pipeline = pipeline
+        self.calibrate_after_s = calibrate_after_s
+        self.settings = settings
+        self.service: LiveDecomposition | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> LiveDecomposition:
+        with self._lock:
+            if self.service is None:
+                self.service = start_live_decomposition(self.pipeline, self.calibrate_after_s, self.settings)
+            return self.service
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A view's request: ``action`` "calibrate" (``seconds``, 5-30) or "describe"."""
+        action = request.get("action")
+        if action == "calibrate":
+            seconds = float(request.get("seconds", 20.0))
+            if not MIN_CALIBRATION_S <= seconds <= MAX_CALIBRATION_S:
+                raise ValueError(f"calibrate on {MIN_CALIBRATION_S:g}-{MAX_CALIBRATION_S:g} s, not {seconds:g}")
+            self.start().calibrate(seconds)
+        elif action != "describe":
+            raise ValueError(f"unknown decomposition action {action!r}; known: calibrate, describe")
+        return {"decomposition": describe(self.start())}
+
+    def describe(self) -> dict[str, Any] | None:
+        service = self.service
+        return None if service is None else describe(service)
+
+
+def decomposable(state: Any) -> bool:
+    """Whether a stream can be decomposed into motor units: a grid, or at least 16 EMG channels."""
+    layout = getattr(state, "layout", None) or {}
+    return layout.get("kind") == "grid" or len(getattr(state, "emg_channels", [])) >= MIN_CHANNELS
+
+
+def force_channel(labels: list[str], emg_channels: np.ndarray) -> int | None:
+    """The stream's force channel: a channel that is not EMG and names force or %MVC; None without one."""
+    emg = set(np.asarray(emg_channels).tolist())
+    for index, label in enumerate(labels):
+        if index not in emg and ("force" in label.lower() or "mvc" in label.lower()):
+            return index
+    return None
+
+
+def start_live_decomposition(
+    pipeline: Any,
+    calibrate_after_s: float | None = None,
+    settings: DecompositionSettings | None = None,
+    publish: bool = True,
+) -> LiveDecomposition:
+    """A ``LiveDecomposition`` of ``pipeline``'s EMG channels fed by its engine, publishing on ``<stream>-discharges``
+    (``publish``), recruitment thresholds against the stream's force channel when it has one; kept as
+    ``pipeline.decomposition`` for the views (the terminal dashboard's row)."""
+    state = pipeline.state
+    outlet = None
+    if publish:
+        from monitor.discharge_outlet import DischargeOutlet
+
+        stream = pipeline.acquisition.stream
+        outlet = DischargeOutlet(stream.name, stream.source_id)
+    channels = np.asarray(getattr(state, "emg_channels", np.arange(state.n_channels)))
+    force = force_channel(list(state.channel_labels), channels)
+    service = LiveDecomposition(pipeline.acquisition.buffer, float(state.fs), channels, outlet, settings,
+                                force_channel=force, calibrate_after_s=calibrate_after_s)  # fmt: skip
+    pipeline.engine.add_sample_listener(service.on_samples)
+    pipeline.decomposition = service
+    return service
+
+
+def core_decomposition(pipeline: Any, decompose: bool, calibrate_after_s: float = 20.0,
+                       starts: int | None = None) -> CoreDecomposition | None:  # fmt: skip
+    """The session's ``CoreDecomposition`` of a decomposable stream, started now with ``decompose`` (it calibrates by
+    itself after ``calibrate_after_s`` s); None for a stream with no grid (UserError when ``decompose`` asked)."""
+    if not decomposable(pipeline.state):
+        if decompose:
+            raise UserError(f"--decompose needs a grid or at least {MIN_CHANNELS} EMG channels; stream "
+                            f"{pipeline.state.stream_name!r} has {len(pipeline.state.emg_channels)}")  # fmt: skip
+        return None
+    settings = None if starts is None else DecompositionSettings(starts=starts)
+    host = CoreDecomposition(pipeline, calibrate_after_s if decompose else None, settings)
+    if decompose:
+        host.start()
+    return host
+
+
+def check_calibration_seconds(seconds: float) -> float:
+    """``--calibrate-seconds`` within what a calibration can use (one-line error otherwise)."""
+    if not MIN_CALIBRATION_S <= seconds <= MAX_CALIBRATION_S:
+        raise UserError(f"--calibrate-seconds must be {MIN_CALIBRATION_S:g}-{MAX_CALIBRATION_S:g} (the raw ring holds "
+                        f"{MAX_CALIBRATION_S:g} s), not {seconds:g}")  # fmt: skip
+    return seconds
+
+
+def summary_line(service: Any) -> str:
+    """One line for the terminal dashboard and the core's status line: units, their rates and thresholds."""
+    status = service.status
+    if service.n_units == 0 or status.state == "failed":
+        return status.message if service.n_units == 0 else f"{service.n_units} units; {status.message}"
+    ids, rates = service.unit_ids, service.smoothed_rates()
+    line = f"{service.n_units} units (set {service.unit_set}), {service.published} discharges: " + "  ".join(
+        f"U{i} {rate:.0f} Hz" for i, rate in zip(ids, rates, strict=False)
+    )
+    if status.state == "calibrating":
+        line = f"recalibrating; {line}"
+    recruitment = service.recruitment
+    if recruitment is not None:
+        pairs = zip(ids, recruitment.thresholds(), strict=False)
+        line += " | recruited/de-recruited at %MVC: " + "  ".join(
+            f"U{i} {_threshold(up)}/{_threshold(down)}" for i, (up, down) in pairs
+        )
+    return line
+
+
+def _threshold(value: float) -> str:
+    return "-" if not np.isfinite(value) else f"{value:.1f}"

@@ -165,6 +165,11 @@ class HeadlessDashboard:
             table.add_row("resources", f"CPU {resources['cpu_percent']:.0f} %  RSS {resources['rss_mb']:.0f} MB")
             if stages:
                 table.add_row("  ms / window", stages)
+        decomposition = getattr(self.pipeline, "decomposition", None)
+        if decomposition is not None:  # `monitor --decompose`: the core's motor units (monitor/decomposition_service)
+            from monitor.decomposition_service import summary_line
+
+            table.add_row("motor units", escape(summary_line(decomposition)))
         if s["masked_channels"]:
             quality = self.pipeline.state.quality
             labels = self.pipeline.state.channel_labels

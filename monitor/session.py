@@ -44,6 +44,11 @@ class SessionOptions:
     core_view: str | None = None
     needle_muscle: str | None = None  # the needle MUP panel's reference values (`monitor --muscle/--age`)
     needle_age: float | None = None
+    # motor units in the core from the start (`monitor --decompose`): calibrated by itself after this much signal,
+    # published on <stream>-discharges with no view (monitor/decomposition_service.py)
+    decompose: bool = False
+    calibrate_seconds: float = 20.0
+    decompose_starts: int | None = None
 
 
 def has_display() -> bool:
@@ -280,6 +285,12 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             from monitor.needle_live import LiveNeedleVerdicts
 
             stack.callback(LiveNeedleVerdicts(pipeline, needle[0], channel=needle[1]).start().stop)
+        decomposition = None  # a grid's motor units: now with --decompose, else when a view first calibrates
+        if needle is None:
+            from monitor.decomposition_service import core_decomposition
+
+            decomposition = core_decomposition(pipeline, options.decompose, options.calibrate_seconds,
+                                               options.decompose_starts)  # fmt: skip
         recording = RecordingControl(options, pipeline)
         stack.callback(recording.stop)
         if options.record is not None:
@@ -301,7 +312,7 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             adaptation = start_adaptation(options, pipeline, handle, stack)  # driven by an attached window's panel
             with open_jsonl(options.jsonl, stack) as jsonl:
                 return serve_core(pipeline, recording, stop, view=view, duration_s=options.duration_s, jsonl=jsonl,
-                                  adaptation=adaptation)
+                                  adaptation=adaptation, decomposition=decomposition)
         if not window:
             from monitor.headless import HeadlessDashboard
 

@@ -174,6 +174,7 @@ class RemotePipeline:
         self._next_heartbeat = 0.0
         self._last_status: dict[str, Any] | None = None
         self.adaptation: Any = None  # the core's live-adaptation session, when it runs one (adaptation_proxy)
+        self.decomposition: Any = None  # the core's motor units, once it runs them (decomposition_service)
         self.needle_reference = tuple(meta.get("needle_reference") or (None, None))  # read by the needle panel
 
     @classmethod
@@ -259,6 +260,13 @@ class RemotePipeline:
                 self.adaptation = RemoteAdaptation(self.control, status["adaptation"])
             else:
                 self.adaptation.update(status["adaptation"])
+        if status.get("decomposition") is not None:
+            from monitor.decomposition_service import RemoteDecomposition
+
+            if self.decomposition is None:
+                self.decomposition = RemoteDecomposition(self.control, status["decomposition"])
+            else:
+                self.decomposition.update(status["decomposition"])
         for key, value in status["strings"].items():
             self._strings[key] = [tuple(v) for v in value] if key == "class_sets" else value
         signal = status["signal"]

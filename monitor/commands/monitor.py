@@ -54,13 +54,29 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     needle = parser.add_argument_group("needle EMG (the MUP panel's reference values, as `analyze --muscle/--age`)")
     needle.add_argument("--muscle", help="the muscle needled: biceps, deltoid, tibialis_anterior, ...")
     needle.add_argument("--age", type=float, help="the person's age in years")
+    units = parser.add_argument_group("motor units (a grid or >= 16 EMG channels; docs/decomposition.md)")
+    units.add_argument("--decompose", action="store_true",
+                       help="decompose motor units in the monitor itself, with or without a view: discharges on the "
+                       "LSL stream <stream>-discharges (LabRecorder keeps them with the raw EMG), units and rates on "
+                       "the dashboard; it calibrates by itself, and again from a view's Calibrate")
+    units.add_argument("--calibrate-seconds", type=float, default=20.0, metavar="S",
+                       help="--decompose calibrates on the first S s of signal (5-30, default 20; tried again up to "
+                       "3 times while it finds no unit: hold a steady contraction)")
+    units.add_argument("--decompose-starts", type=int, metavar="N",
+                       help="fixed-point starts of a calibration (default 64; fewer is faster, finds fewer units)")
     dsp.add_argument("--adaptive-mains", action="store_true",
                      help="cancel mains with an adaptive (LMS) canceller that tracks a drifting frequency")
 
 
 def session_options(args: argparse.Namespace):
     from dsp.engine import EngineSettings
+    from monitor.decomposition_service import check_calibration_seconds
+    from monitor.errors import UserError
     from monitor.session import SessionOptions
+
+    starts = getattr(args, "decompose_starts", None)
+    if starts is not None and starts < 1:
+        raise UserError(f"--decompose-starts must be at least 1, not {starts}")
 
     settings = EngineSettings(
         window_ms=args.window_ms, hop_ms=args.hop_ms, mode="needle" if args.needle else "surface",
@@ -71,7 +87,8 @@ def session_options(args: argparse.Namespace):
         jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
         settings=settings, record=args.record, overwrite=args.overwrite, curve=curve_keys(args),
         patient=args.patient, patients_dir=args.patients_dir, needle_muscle=args.muscle, needle_age=args.age,
-        core_view=core_view(args),
+        core_view=core_view(args), decompose=getattr(args, "decompose", False),
+        calibrate_seconds=check_calibration_seconds(getattr(args, "calibrate_seconds", 20.0)), decompose_starts=starts,
     )
 
 

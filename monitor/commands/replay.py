@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     play.add_argument("--duration", type=float, help="stop after this many seconds of signal (useful with --loop)")
     play.add_argument("--name", help="LSL stream name (default NeuroFusion-Replay-<file stem>)")
     play.add_argument("--source-id", help="LSL source id, so consumers reconnect after a restart (default: by file)")
+    play.add_argument("--with-force", action="store_true",
+                      help="also publish the file's force (an OTB %%MVC column) as a channel typed Force after the "
+                      "EMG, so the motor-unit panel shows recruitment thresholds against it")
     play.add_argument("--chunk-samples", type=int, default=32, help="samples per pushed chunk (default 32)")
     play.add_argument(
         "--wait-for-consumer",
@@ -62,10 +65,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--chunk-samples must be positive, not {args.chunk_samples}")
     recording = open_recording(args.file, **reader_options(args)).slice_seconds(args.start, args.end)
     name, source_id = stream_names(recording.source, args.name, args.source_id)
-    source = replay_source(recording, loop=args.loop)
+    if args.with_force and not recording.auxiliary:
+        raise UserError(f"{Path(args.file).name} has no force column to publish (--with-force)")
+    source = replay_source(recording, loop=args.loop, auxiliary=args.with_force)
     amplifier = Amplifier(source, name=name, source_id=source_id, chunk_samples=args.chunk_samples, speed=args.speed)
     print(
-        f"replaying {args.file}: {recording.n_channels} ch x {recording.fs:g} Hz, {recording.duration_s:.2f} s"
+        f"replaying {args.file}: {source.n_channels} ch x {recording.fs:g} Hz, {recording.duration_s:.2f} s"
         f"{' (looping)' if args.loop else ''} at {args.speed:g}x as LSL stream {name!r} (source id {source_id})",
         flush=True,
     )

@@ -60,7 +60,8 @@ def default_core_view(window: bool, snapshot: Any, needle: Any) -> str:
     return "process"
 
 
-def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry, adaptation: Any = None) -> dict[str, Any]:
+def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry, adaptation: Any = None,
+                  decomposition: Any = None) -> dict[str, Any]:  # fmt: skip
     """What a view may ask of the core (monitor.core.control documents the requests)."""
 
     def hello(request: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +101,8 @@ def core_handlers(pipeline: Any, recording: Any, views: ViewRegistry, adaptation
         from monitor.core.adaptation_proxy import handle
 
         handlers["adaptation"] = lambda request: handle(adaptation, request)
+    if decomposition is not None:  # motor units in the core: a view's Calibrate (monitor/decomposition_service.py)
+        handlers["decomposition"] = decomposition.handle
     return handlers
 
 
@@ -111,9 +114,15 @@ def status_line(pipeline: Any, views: ViewRegistry) -> str:
     latency = state.latency_percentiles()
     timing = f"latency p50 {latency['p50_ms']:.1f} p99 {latency['p99_ms']:.1f} ms" if latency else "no decisions yet"
     recording = f"recording {state.recording}" if state.recording else "not recording"
-    return (f"core {state.stream_name}: {signal_now.phrase}, samples {acquisition.buffer.total_written} "
+    line = (f"core {state.stream_name}: {signal_now.phrase}, samples {acquisition.buffer.total_written} "
             f"{dropped_figure(engine.reader.dropped, signal_now)}, windows {state.windows_seen}, decisions "
             f"{state.decisions_published}, {timing}, {recording} | {views.describe()}")  # fmt: skip
+    decomposition = getattr(pipeline, "decomposition", None)
+    if decomposition is not None:  # --decompose with no view: the units are still said somewhere
+        from monitor.decomposition_service import summary_line
+
+        line += f" | motor units: {summary_line(decomposition)}"
+    return line
 
 
 def view_command(core_dir: Path, headless: bool, dashboard_on_stderr: bool = False) -> list[str]:
@@ -218,26 +227,31 @@ class DecisionLines:
 
 def serve_core(pipeline: Any, recording: Any, stop: threading.Event, *, view: str | None,
                duration_s: float | None = None, jsonl: IO[str] | None = None,
-               adaptation: Any = None, on_ready: Any = None) -> int:  # fmt: skip
+               adaptation: Any = None, on_ready: Any = None, decomposition: Any = None) -> int:  # fmt: skip
     """Runs the core until ``stop``, ``duration_s``, a refused stream, or its view closing normally.
 
     ``view``: None (no view: a recording station; views attach with ``neurofusion view``), "window" or "headless"
     (a view process started here). ``adaptation``: the session's AdaptationSession, stepped here and driven by an
-    attached window's panel. Returns 0, or raises UserError for a stream the acquisition refused."""
+    attached window's panel. ``decomposition``: the session's CoreDecomposition (monitor/decomposition_service.py),
+    described to views and calibrated by them. Returns 0, or raises UserError for a stream the acquisition refused."""
     from monitor.errors import UserError
 
     views = ViewRegistry()
     running_cores()  # removes what cores killed before their cleanup left (folder, shared memory)
     folder = make_core_dir()
     extra = None
-    if adaptation is not None:
+    if adaptation is not None or decomposition is not None:
         from monitor.core.adaptation_proxy import describe
 
         def extra() -> dict[str, Any]:
-            return {"adaptation": describe(adaptation)}
+            document = {} if adaptation is None else {"adaptation": describe(adaptation)}
+            if decomposition is not None:
+                document["decomposition"] = decomposition.describe()
+            return document
 
     publisher = StatePublisher(pipeline, views.describe, extra_status=extra)
-    server = ControlServer(f"ipc://{folder / 'control'}", core_handlers(pipeline, recording, views, adaptation))
+    server = ControlServer(f"ipc://{folder / 'control'}",
+                           core_handlers(pipeline, recording, views, adaptation, decomposition))  # fmt: skip
     lines = DecisionLines(pipeline, jsonl)
     child: ViewChild | None = None
     # a terminal dashboard shares the terminal with this status line: there, print it only when a view comes or goes

@@ -1,10 +1,12 @@
 """Motor-unit panel for high-density grids: calibrate on demand, then each unit's discharges (raster), rates and
 MUAP map on the grid, live.
 
-The panel owns a ``monitor.decomposition_service.LiveDecomposition`` hooked to the DSP engine (discharges are
-found in the DSP thread and published on ``<stream>-discharges`` as they are decided); it only draws what the
-service recorded. Calibrate decomposes the newest N s of the raw buffer in a background thread: the GUI never
-waits for it and the new unit set takes over between two chunks.
+The panel draws what a ``monitor.decomposition_service.LiveDecomposition`` recorded (discharges are found in the
+DSP thread and published on ``<stream>-discharges`` as they are decided). In a view of a monitor core that service
+runs in the core (``monitor --decompose``, or started by this panel's first Calibrate over the control channel), so
+closing or losing the view loses no discharge; in the in-process window the panel starts one itself. Calibrate
+decomposes the newest N s of the raw buffer in a background thread: the GUI never waits for it and the new unit set
+takes over between two chunks.
 """
 
 from __future__ import annotations
@@ -26,28 +28,33 @@ def wanted(state: Any) -> bool:
     return layout.get("kind") == "grid" or len(getattr(state, "emg_channels", [])) >= MIN_CHANNELS
 
 
+def service_of(pipeline: Any, publish: bool = True) -> Any:
+    """The motor-unit service the panel draws: the session's (``pipeline.decomposition``: the core's, or its view's
+    stand-in), the core's through the control channel in a view of a core, else a new one in this process."""
+    from monitor.decomposition_service import RemoteDecomposition, start_live_decomposition
+
+    service = getattr(pipeline, "decomposition", None)
+    if service is not None:
+        return service
+    if getattr(pipeline, "control", None) is not None:  # a view: the core decomposes, this view asks and draws
+        pipeline.decomposition = RemoteDecomposition(pipeline.control)
+        return pipeline.decomposition
+    return start_live_decomposition(pipeline, publish=publish)
+
+
 def _colour(unit: int) -> tuple[int, int, int]:
     return pg.intColor(unit, hues=12).getRgb()[:3]
 
 
 class DecompositionPanel(QtWidgets.QWidget):
     def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None, publish: bool = True) -> None:
-        from monitor.decomposition_service import LiveDecomposition  # scikit-learn: only once the panel opens
-
         super().__init__(parent)
         self.pipeline = pipeline
         state = pipeline.state
         self.fs = float(state.fs)
-        outlet = None
-        if publish:
-            from monitor.discharge_outlet import DischargeOutlet
-
-            stream = pipeline.acquisition.stream
-            outlet = DischargeOutlet(stream.name, stream.source_id)
         channels = np.asarray(getattr(state, "emg_channels", np.arange(state.n_channels)))
         force = force_channel(list(state.channel_labels), channels)
-        self.service = LiveDecomposition(pipeline.acquisition.buffer, self.fs, channels, outlet, force_channel=force)
-        pipeline.engine.add_sample_listener(self.service.on_samples)
+        self.service = service_of(pipeline, publish)
         self.layout_positions = _grid_cells(state.layout, len(channels))
 
         self.calibrate_button = QtWidgets.QPushButton("Calibrate")
@@ -168,11 +175,10 @@ class DecompositionPanel(QtWidgets.QWidget):
 
 
 def force_channel(labels: list[str], emg_channels: np.ndarray) -> int | None:
-    """The stream's force channel: a channel that is not EMG and names force or %MVC; None without one."""
-    for index, label in enumerate(labels):
-        if index not in set(emg_channels.tolist()) and ("force" in label.lower() or "mvc" in label.lower()):
-            return index
-    return None
+    """The stream's force channel (``monitor.decomposition_service.force_channel``)."""
+    from monitor.decomposition_service import force_channel as find
+
+    return find(labels, emg_channels)
 
 
 def _grid_cells(layout: dict[str, Any] | None, n_channels: int) -> tuple[int, int, np.ndarray] | None:

@@ -3,6 +3,10 @@
 Pacing lives in the amplifier alone; this adapter only hands out samples in order (wrapping around when looping)
 and says which events fall on which sample: the file's markers (at the sample nearest their timestamp) and every
 change of the per-sample label, published as ``{"label": <int>}`` so a consumer can score decisions against it.
+
+With ``auxiliary=True`` the recording's auxiliary signals (an OTB file's %MVC force column) travel as extra channels
+after the EMG, typed ``Force`` (or ``AUX``) so the monitor keeps them off the EMG paths, and labelled so the
+motor-unit panel finds its force channel (``force (%MVC)``): recruitment thresholds against the file's force.
 """
 
 from __future__ import annotations
@@ -30,25 +34,42 @@ def label_change_events(labels: np.ndarray, names: list[str] | None = None) -> l
     return events
 
 
-class RecordingSource:
-    """A `SampleSource` over a recording: ``read(n)`` continues where the last read stopped."""
+def auxiliary_channel(key: str) -> tuple[str, str]:
+    """(label, LSL channel type) of an auxiliary signal: force or %MVC columns become ``Force`` channels whose label
+    says force (what ``monitor.decomposition_service.force_channel`` looks for), anything else ``AUX``."""
+    if "force" in key.lower() or "mvc" in key.lower():
+        return ("force (%MVC)" if "mvc" in key.lower() else "force"), "Force"
+    return key, "AUX"
 
-    def __init__(self, recording: Recording, loop: bool = False) -> None:
+
+class RecordingSource:
+    """A `SampleSource` over a recording: ``read(n)`` continues where the last read stopped; with ``auxiliary``, the
+    recording's auxiliary signals follow the EMG as typed channels."""
+
+    def __init__(self, recording: Recording, loop: bool = False, auxiliary: bool = False) -> None:
         self.recording = recording
         self.loop = loop
         self.fs = float(recording.fs)
-        self.n_channels = recording.n_channels
         self.channel_labels = list(recording.channel_labels)
+        self.channel_types = ["EMG"] * recording.n_channels
         self.layout: dict[str, Any] | None = recording.layout
         self.position = 0  # samples handed out so far, counting every pass of a loop
+        self._data = recording.data
+        if auxiliary and recording.auxiliary:
+            keys = sorted(recording.auxiliary)
+            self._data = np.column_stack([recording.data, *(recording.auxiliary[key] for key in keys)])
+            for label, kind in map(auxiliary_channel, keys):
+                self.channel_labels.append(label)
+                self.channel_types.append(kind)
+        self.n_channels = self._data.shape[1]
 
     def read(self, n_samples: int) -> np.ndarray:
         total = self.recording.n_samples
         if self.loop:
             indices = np.arange(self.position, self.position + n_samples) % total
-            chunk = self.recording.data[indices]
+            chunk = self._data[indices]
         else:
-            chunk = self.recording.data[self.position : self.position + n_samples]
+            chunk = self._data[self.position : self.position + n_samples]
         self.position += chunk.shape[0]
         return chunk
 
@@ -56,8 +77,8 @@ class RecordingSource:
 class MarkedRecordingSource(RecordingSource):
     """A recording source that also publishes its markers and label changes at their samples."""
 
-    def __init__(self, recording: Recording, loop: bool = False) -> None:
-        super().__init__(recording, loop)
+    def __init__(self, recording: Recording, loop: bool = False, auxiliary: bool = False) -> None:
+        super().__init__(recording, loop, auxiliary)
         events = [(recording.sample_index(t), text) for t, text in recording.markers]
         if recording.labels is not None:
             events += label_change_events(recording.labels, recording.label_names)
@@ -80,8 +101,9 @@ class MarkedRecordingSource(RecordingSource):
         return due
 
 
-def replay_source(recording: Recording, loop: bool = False) -> RecordingSource:
-    """The right source for ``recording``: with a marker stream only when it has markers or labels."""
+def replay_source(recording: Recording, loop: bool = False, auxiliary: bool = False) -> RecordingSource:
+    """The right source for ``recording``: with a marker stream only when it has markers or labels; ``auxiliary``:
+    its auxiliary signals (force) as extra channels after the EMG."""
     if recording.markers or recording.labels is not None:
-        return MarkedRecordingSource(recording, loop)
-    return RecordingSource(recording, loop)
+        return MarkedRecordingSource(recording, loop, auxiliary)
+    return RecordingSource(recording, loop, auxiliary)

@@ -1,0 +1,131 @@
+"""Motor units in the monitor's core with no view at all (issue 19): the real HD-EMG file replayed over LSL with its
+force column, the core calibrating by itself, discharges on a real inlet of ``<stream>-discharges`` stamped with the
+raw EMG's own times, recruitment forces equal to the file's force at each discharge, the terminal dashboard of an
+attached view showing units and rates, and that view's Calibrate reaching the core's service over the control
+channel (units found again keep their ids).
+
+One stream of ~12 s of signal; calibrations on 5 s with 16 starts and 20 iterations (~1 s of CPU each).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import pytest
+
+from benchmarks.common import REPO
+from tests.gui.conftest import wait_for
+
+HDEMG = REPO.parent / "shared" / "data" / "hdemg-vastus-lateralis" / "otb_testfile.mat"
+pytestmark = pytest.mark.skipif(not HDEMG.is_file(), reason=f"{HDEMG} is not present")
+CALIBRATION_S = 5.0
+
+
+def pull_all(inlet, rows: list, stamps: list, timeout_s: float = 0.2) -> None:
+    chunk, chunk_stamps = inlet.pull_chunk(timeout=timeout_s)
+    rows += chunk
+    stamps += chunk_stamps
+
+
+def test_the_core_decomposes_without_a_view_and_a_view_recalibrates_it(tmp_path, monkeypatch):
+    import pylsl
+    from rich.console import Console
+
+    from dsp.decomposition import DecompositionSettings
+    from monitor.core.control import ViewRegistry, find_core
+    from monitor.core.process import serve_core, status_line
+    from monitor.decomposition_service import CoreDecomposition
+    from monitor.discharge_outlet import CHANNELS
+    from monitor.headless import HeadlessDashboard
+    from monitor.lslenv import use_lsl_config
+    from monitor.pipeline import MonitorPipeline
+    from monitor.recordings import open_recording
+    from monitor.recordings.otb import FORCE_KEY
+    from monitor.recordings.replay import replay_source
+    from monitor.view_client import RemotePipeline
+    from tests.gui.streams import LiveStream
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    use_lsl_config()
+    recording = open_recording(HDEMG).slice_seconds(8.0, 24.0)  # the plateau of the force ramp (~26 %MVC)
+    source = replay_source(recording, auxiliary=True)
+    assert source.n_channels == 65 and source.channel_labels[64] == "force (%MVC)"
+    stream = LiveStream(source, name="core-units").start()
+    pipeline = MonitorPipeline(stream.resolve(), publish=False)
+    assert pipeline.state.emg_channels.tolist() == list(range(64))  # the force channel is typed Force, not EMG
+    pipeline.start()
+    settings = DecompositionSettings(starts=16, max_iterations=20)  # one batch: the cost of 8
+    host = CoreDecomposition(pipeline, calibrate_after_s=CALIBRATION_S, settings=settings)
+    service = host.start()  # as `monitor --decompose --calibrate-seconds 5 --no-view`
+    assert service.force_channel == 64
+    found = pylsl.resolve_byprop("source_id", f"{stream.source_id}-discharges", 1, 10.0)
+    assert found and found[0].channel_count() == len(CHANNELS)
+    inlet = pylsl.StreamInlet(found[0], max_buflen=60)
+    inlet.open_stream(timeout=10.0)
+    stop, folders = threading.Event(), []
+    core = threading.Thread(target=serve_core, args=(pipeline, None, stop), daemon=True,
+                            kwargs={"view": None, "decomposition": host, "on_ready": folders.append})  # fmt: skip
+    core.start()
+    remote = None
+    try:
+        rows: list = []
+        stamps: list = []
+        # no view anywhere: the core calibrates on its first 5 s and publishes
+        assert wait_for(lambda: pull_all(inlet, rows, stamps) or len(rows) >= 30, 40), service.status
+        assert service.unit_set == 0 and service.status.seconds == pytest.approx(CALIBRATION_S, abs=0.01)
+        assert "motor units: " in status_line(pipeline, ViewRegistry())  # the core's own status line says them
+
+        # a view attaches: its terminal dashboard shows the core's units and rates
+        assert wait_for(lambda: bool(folders), 10)
+        remote = RemotePipeline.attach(find_core(str(folders[0])), kind="headless").start()
+        assert wait_for(lambda: remote.decomposition is not None and remote.decomposition.n_units > 0, 10)
+        console = Console(file=io.StringIO(), width=400)
+        console.print(HeadlessDashboard(remote, console=console).render())
+        shown = console.file.getvalue()
+        assert "motor units" in shown and f"{service.n_units} units (set 0)" in shown and " Hz" in shown
+        assert "recruited/de-recruited at %MVC" in shown
+        first_ids = set(service.unit_ids.tolist())
+
+        # the view's Calibrate reaches the core's service over the control channel
+        remote.decomposition.calibrate(CALIBRATION_S)
+        assert remote.decomposition.status.state in ("calibrating", "calibrated")
+        assert wait_for(lambda: pull_all(inlet, rows, stamps) or any(row[1] == 1 for row in rows[-20:]), 30), (
+            service.status
+        )
+        assert service.unit_set == 1
+        assert set(service.unit_ids.tolist()) & first_ids  # a unit found again keeps its id (same plateau)
+        assert wait_for(lambda: remote.decomposition.unit_set == 1, 5)
+    finally:
+        stop.set()
+        core.join(timeout=10)
+        if remote is not None:
+            remote.stop()
+            remote.reader.close()
+        pipeline.stop()
+        stream.vanish()
+    pull_all(inlet, rows, stamps, 1.0)
+
+    # the inlet got what the core decided, stamped with the raw EMG's own time of each discharge's sample
+    history = list(service.history)
+    rows = np.asarray(rows)
+    n = min(len(rows), len(history))
+    assert n >= 30
+    np.testing.assert_array_equal(rows[:n, 0], [row[1] for row in history[:n]])
+    np.testing.assert_array_equal(rows[:n, 1], [row[0] for row in history[:n]])
+    np.testing.assert_allclose(stamps[:n], [row[3] for row in history[:n]], atol=1e-6)
+    raw = pipeline.acquisition.buffer.latest(pipeline.acquisition.buffer.capacity)
+    counters = np.array([row[2] for row in history]) - raw.first_counter
+    np.testing.assert_allclose([row[3] for row in history], raw.timestamps[counters], atol=1e-9)
+
+    # recruitment thresholds through the live path: every event at the file's force of that very sample
+    offset = int(np.flatnonzero((recording.data[:, :4].astype(np.float32) == raw.data[0, :4]).all(axis=1))[0])
+    np.testing.assert_array_equal(raw.data[:, 64], recording.auxiliary[FORCE_KEY][offset : offset + len(raw.data)])
+    events = [event for unit in service.recruitment.recruitments for event in unit]
+    events += [event for unit in service.recruitment.derecruitments for event in unit]
+    assert len(events) >= service.n_units
+    force = recording.auxiliary[FORCE_KEY].astype(np.float64)
+    for counter, value in events:
+        assert value == force[offset + counter - raw.first_counter], (counter, value)
+    assert 15 < np.median([value for _, value in events]) < 35  # %MVC on the plateau
