@@ -142,6 +142,52 @@ def stop_view_process(publisher: object, view: subprocess.Popen) -> dict[str, ob
             "qt_platform": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
 
 
+class CpuMeter:
+    """CPU seconds per process and per thread of this (the core's) process between ``start`` and ``stop``: what the
+    machine's load does not change much, unlike latency (a loaded machine delays work, it does not add any)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._started: dict[str, float] = {}
+        self._threads: dict[int, float] = {}
+        self._wall = 0.0
+        self.processes: dict[str, object] = {"core": psutil.Process()}
+
+    def add(self, name: str, pid: int | None) -> None:
+        if pid is not None:
+            self.processes[name] = self._psutil.Process(pid)
+
+    def _cpu(self, process: object) -> float:
+        try:
+            times = process.cpu_times()  # type: ignore[attr-defined]
+        except self._psutil.Error:
+            return float("nan")
+        return float(times.user + times.system)
+
+    def start(self) -> None:
+        self._wall = time.perf_counter()
+        self._started = {name: self._cpu(process) for name, process in self.processes.items()}
+        self._threads = {t.id: t.user_time + t.system_time for t in self._psutil.Process().threads()}
+
+    def stop(self) -> dict[str, object]:
+        """CPU ms per second of wall time (= of signal, the player streams in real time), per process and per
+        named thread of the core."""
+        import threading
+
+        wall = time.perf_counter() - self._wall
+        per_process = {name: round((self._cpu(process) - self._started[name]) / wall * 1000, 1)
+                       for name, process in self.processes.items()}  # fmt: skip
+        names = {thread.native_id: thread.name for thread in threading.enumerate()}
+        per_thread: dict[str, float] = {}
+        for t in self._psutil.Process().threads():
+            name = names.get(t.id, "other")
+            used = t.user_time + t.system_time - self._threads.get(t.id, 0.0)
+            per_thread[name] = round(per_thread.get(name, 0.0) + used / wall * 1000, 1)
+        return {"cpu_ms_per_s": per_process, "core_threads_cpu_ms_per_s": per_thread, "seconds": round(wall, 1)}
+
+
 def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool | str = False,
             view_niceness: int | None = None) -> dict[str, object]:
     from monitor.acquisition import resolve_stream
@@ -153,13 +199,22 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
     worker = spawn_worker(model_path=checkpoint_for(layout, fs, folder))
     source_id = f"bench-{uuid.uuid4().hex[:8]}"
     player = start_player(source_id, duration_s, layout=layout, fs=fs, no_index=True, chunk=CHUNK)
+    player_ends = time.perf_counter() + duration_s
     endpoint = worker.endpoint
     try:
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
         pipeline.start()
         view = start_view_process(pipeline, view_niceness) if gui == "process" else None
+        meter = CpuMeter()
+        meter.add("worker", worker.pid)
+        meter.add("player", player.pid)
+        meter.add("view", view[1].pid if view is not None else None)
+        meter.start()
         dashboard = run_dashboard(pipeline, player) if gui is True else None
+        while player.poll() is None and time.perf_counter() < player_ends - 1.0:
+            time.sleep(0.1)  # stop the meter while the player still streams: its CPU is read before it exits
+        cpu = meter.stop()
         player.communicate(timeout=duration_s + 60)
         time.sleep(1.0)
         if view is not None:
@@ -204,6 +259,7 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
             "publication": part("publication_s"),
         },
         "client_stats": dict(client.stats),
+        "cpu": cpu,
     }
 
 
