@@ -246,12 +246,10 @@ def latency(
         window.show()
         window.toggle_decomposition()
         service = window.decomposition.service
-    else:  # the same service and outlet the panel makes, without any drawing
-        from monitor.decomposition_service import LiveDecomposition
-        from monitor.discharge_outlet import DischargeOutlet
+    else:  # what `monitor --decompose --no-view` runs in the core: the same service and outlet, no drawing
+        from monitor.decomposition_service import start_live_decomposition
 
-        service = LiveDecomposition(pipeline.acquisition.buffer, FS, outlet=DischargeOutlet("bench", source_id))
-        pipeline.engine.add_sample_listener(service.on_samples)
+        service = start_live_decomposition(pipeline)
     found = pylsl.resolve_byprop("source_id", f"{source_id}-discharges", 1, 10.0)
     inlet = pylsl.StreamInlet(found[0], max_buflen=60)
     inlet.open_stream(timeout=10.0)

@@ -128,5 +128,6 @@ def run(args: argparse.Namespace) -> int:
     from monitor.acquisition import resolve_stream
     from monitor.session import run_session
 
+    options = session_options(args)  # a bad option is said before waiting seconds for a stream
     info = resolve_stream(args.name, args.type, args.source_id, timeout_s=args.resolve_timeout)
-    return run_session(info, session_options(args))
+    return run_session(info, options)

@@ -474,3 +474,81 @@ def test_analyze_decompose_refuses_a_low_density_recording(tmp_path, capsys):
                  "--decompose", "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 2
     assert "needs a high-density recording (>= 16 channels), this one has 8" in capsys.readouterr().err
+
+
+class _CoreControl:
+    """The control channel of a core, in one process: each request JSON-encoded both ways, as over ZeroMQ."""
+
+    def __init__(self, host) -> None:
+        self.host, self.requests = host, []
+
+    def request(self, op: str, **fields):
+        import json
+
+        from monitor.core.control import ControlServer
+
+        self.requests.append((op, fields))
+        server = ControlServer.__new__(ControlServer)  # its answer() only: token check, dispatch, error words
+        server.handlers, server._token = {"decomposition": self.host.handle}, "t"
+        return json.loads(json.dumps(server.answer(json.dumps({"op": op, "token": "t", **fields}).encode())))
+
+
+def test_a_views_panel_draws_the_cores_units_and_its_calibrate_reaches_the_core(qtbot, calibrated, real_file):
+    """The motor-unit panel of a view: units, raster, rates and thresholds from the core's status document (through
+    JSON, as in shared memory), Calibrate sent to the core's service; a bad request is refused in the core's words."""
+    import json
+    import uuid
+    from types import SimpleNamespace
+
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decomposition_service import CoreDecomposition, describe, summary_line
+    from monitor.gui.decomposition import DecompositionPanel
+    from simulators.electrodes import ElectrodeLayout
+
+    grid, _, force = real_file
+    layout = ElectrodeLayout.from_name("grid13x5")
+    raw, filtered = RingBuffer(int(30 * FS), 65), RingBuffer(int(30 * FS), 65)
+    state = SimpleNamespace(fs=FS, n_channels=65, layout=layout.to_dict(), emg_channels=np.arange(64),
+                            channel_labels=[*layout.labels, "force (%MVC)"], stream_name="grid")  # fmt: skip
+    stream = SimpleNamespace(name="grid", source_id=f"test-view-panel-{uuid.uuid4().hex[:8]}")
+    core = SimpleNamespace(state=state, acquisition=SimpleNamespace(buffer=raw, stream=stream),
+                           engine=SimpleNamespace(add_sample_listener=lambda listener: None))  # fmt: skip
+    host = CoreDecomposition(core, settings=DecompositionSettings(starts=8, max_iterations=20))
+    service = host.start()
+    service.install(calibrated, seconds=12.0)
+    span = slice(int(14 * FS), int(20 * FS))
+    samples = np.column_stack([grid[span], force[span]]).astype(np.float32)
+    stamps = 50.0 + np.arange(samples.shape[0]) / FS
+    for start in range(0, samples.shape[0], 64):
+        raw.write(samples[start : start + 64], stamps[start : start + 64])
+        filtered.write(samples[start : start + 64], stamps[start : start + 64])
+        service.on_samples(samples[start : start + 64], stamps[start : start + 64], start)
+    assert service.published > 50
+
+    control = _CoreControl(host)
+    view = SimpleNamespace(state=state, acquisition=SimpleNamespace(buffer=raw), control=control,
+                           engine=SimpleNamespace(filtered=filtered))  # fmt: skip
+    panel = DecompositionPanel(view)
+    qtbot.addWidget(panel)
+    remote = panel.service
+    assert type(remote).__name__ == "RemoteDecomposition" and view.decomposition is remote
+    document = json.loads(json.dumps(describe(service)))  # the status document's round trip
+    remote.update(document)
+    remote.update(document)  # the next status document repeats the discharges: none is drawn twice
+    newest = service.newest(2.0)
+    assert len(remote.history) == len(newest) > 10
+    assert [row[:4] for row in remote.history] == [row[:4] for row in newest]
+    panel.refresh()
+    assert len(panel.raster_points.data) == len(newest)
+    assert "U0" in panel.rates_label.text() and "Hz" in panel.rates_label.text()
+    assert "recruited/de-recruited at (%MVC)" in panel.thresholds_label.text()
+    assert summary_line(remote) == summary_line(service)  # the dashboard of a view says what the core's says
+
+    panel.seconds_box.setValue(5)
+    panel.calibrate()  # reaches the core: its service decomposes its newest 5 s in its own thread
+    assert control.requests[-1] == ("decomposition", {"action": "calibrate", "seconds": 5.0})
+    assert remote.status.state == "calibrating" and service.status.state == "calibrating"
+    service._thread.join(timeout=60)
+    assert service.status.state == "calibrated" and service.status.unit_set == 1
+    remote.calibrate(2.0)  # refused in the core, said in the view
+    assert remote.status.state == "failed" and "calibrate on 5-30 s, not 2" in remote.status.message

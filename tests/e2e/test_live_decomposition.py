@@ -129,3 +129,30 @@ def test_the_core_decomposes_without_a_view_and_a_view_recalibrates_it(tmp_path,
     for counter, value in events:
         assert value == force[offset + counter - raw.first_counter], (counter, value)
     assert 15 < np.median([value for _, value in events]) < 35  # %MVC on the plateau
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--calibrate-seconds", "2"], "--calibrate-seconds must be 5-30 (the raw ring holds 30 s), not 2"),
+        (["--decompose-starts", "0"], "--decompose-starts must be at least 1, not 0"),
+    ],
+)
+def test_bad_decomposition_options_are_refused_in_one_line_before_any_stream(arguments, message, capsys):
+    from monitor.cli import main
+
+    assert main(["monitor", "--decompose", "--no-view", "--source-id", "nowhere", *arguments]) == 2
+    assert capsys.readouterr().err.strip() == f"neurofusion monitor: error: {message}"
+
+
+def test_decompose_on_a_stream_without_a_grid_is_refused():
+    from types import SimpleNamespace
+
+    from monitor.decomposition_service import core_decomposition
+    from monitor.errors import UserError
+
+    state = SimpleNamespace(layout={"kind": "ring"}, emg_channels=list(range(8)), stream_name="forearm")
+    pipeline = SimpleNamespace(state=state)
+    assert core_decomposition(pipeline, decompose=False) is None  # nothing for a view to start either
+    with pytest.raises(UserError, match="--decompose needs a grid or at least 16 EMG channels; stream 'forearm' has 8"):
+        core_decomposition(pipeline, decompose=True)
