@@ -18,13 +18,15 @@ from monitor.recordings.base import error_summary
 
 log = logging.getLogger(__name__)
 
-# the monitor's own outlets (monitor/outlets.py) and the amplifier's marker outlet, by source id suffix
-SESSION_SUFFIXES = ("", "-markers", "-decisions", "-fatigue", "-quality", "-events", "-marks")
+# the monitor's own outlets (monitor/outlets.py), the amplifier's marker outlet and the motor units' discharges
+# (monitor/discharge_outlet.py: with `monitor --decompose` its outlet exists before the recording starts), by suffix
+SESSION_SUFFIXES = ("", "-markers", "-decisions", "-fatigue", "-quality", "-events", "-marks", "-discharges")
 XDF_OVERHEAD = 1.3  # chunk headers and per-sample timestamps (8 bytes + 1 tag byte) on top of the values
 
 
 def session_source_ids(emg_source_id: str) -> list[str]:
-    """Source ids of everything one monitored stream produces: raw EMG, markers, decisions, fatigue, quality."""
+    """Source ids of everything one monitored stream produces: raw EMG, markers, decisions, fatigue, quality,
+    motor-unit discharges."""
     return [f"{emg_source_id}{suffix}" for suffix in SESSION_SUFFIXES]
 
 
