@@ -137,5 +137,6 @@ def test_disk_use_estimate_matches_the_xdf_layout():
     # 64 float32 channels + an 8-byte timestamp and its 1-byte tag per sample, 30% chunk overhead
     assert bytes_per_second(64, 2048.0) == pytest.approx(1.3 * 2048 * (256 + 9))
     assert session_source_ids("amp") == [
-        "amp", "amp-markers", "amp-decisions", "amp-fatigue", "amp-quality", "amp-events", "amp-marks"
+        "amp", "amp-markers", "amp-decisions", "amp-fatigue", "amp-quality", "amp-events", "amp-marks",
+        "amp-discharges",
     ]
