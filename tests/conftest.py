@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import sys
@@ -72,3 +73,12 @@ def bundled_worker():  # noqa: ANN201 (a pytest fixture)
     handle = spawn_worker(standby=False)
     yield handle
     handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_frozen():
+    """A session run in the test process calls gc.freeze() once it has started (as the real monitor does); after
+    the test those objects are garbage like any other, not kept for the rest of the test process."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()

@@ -129,7 +129,10 @@ def _show_until_closed(app: Any, window: Any, pipeline: Any, duration_s: float |
     window.connect_session(on_recording, on_marker)
     window.resize(1600, 1000)
     window.show()
-    gc.freeze()  # the window's start-up objects out of full collections, which stalled drawing for 65-290 ms
+    # the window's start-up objects out of full collections, which stalled drawing for 65-290 ms; the garbage is
+    # collected first so that it is not frozen with them (collection_in_qt_thread unfreezes when the window is gone)
+    gc.collect()
+    gc.freeze()
     if duration_s is not None:
         QtCore.QTimer.singleShot(int(duration_s * 1000), window.close)
     # Qt's loop never returns to Python on its own, so a short timer lets Python run its SIGINT handler

@@ -77,4 +77,5 @@ def no_automatic_garbage_collection():
 @pytest.fixture(autouse=True)
 def garbage_collected_after_each_test(no_automatic_garbage_collection):
     yield
+    gc.unfreeze()  # what a test's run_window or session froze is the test's garbage too
     gc.collect()

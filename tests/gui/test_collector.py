@@ -40,8 +40,10 @@ def test_a_cycle_dropped_while_another_thread_allocates_is_freed_by_the_qt_threa
             assert collected_in == []  # the allocating thread never collected
             qtbot.waitUntil(lambda: collected_in != [], timeout=5000)
             del kept
+            gc.freeze()  # as run_window does once the window is up
         assert collected_in == [threading.main_thread().name]
         assert gc.isenabled()  # restored on the way out
+        assert gc.get_freeze_count() == 0  # nothing left to outlive the QApplication
     finally:
         gc.disable()
 
