@@ -82,6 +82,21 @@ def test_welch_psd_finds_a_sine_at_its_frequency():
     assert frequencies[1] - frequencies[0] == pytest.approx(4.0)  # ~4 Hz bins at any rate
 
 
+@pytest.mark.parametrize(("n_samples", "n_channels", "dtype", "fs"),
+                         [(4096, 256, np.float32, 2048.0), (3001, 3, np.float64, 2048.0), (100, 2, np.float32, 2048.0),
+                          (400, 8, np.float32, 200.0), (16001, 1, np.float32, 8000.0)])  # fmt: skip
+def test_welch_psd_equals_scipys_welch(n_samples, n_channels, dtype, fs):
+    from scipy.signal import welch
+
+    data = (np.random.default_rng(n_samples).standard_normal((n_samples, n_channels)) * 50 + 7).astype(dtype)
+    frequencies, psd = welch_psd(data, fs)
+    segment = int(min(n_samples, 2 ** int(np.round(np.log2(max(fs / 4.0, 16.0))))))
+    expected_frequencies, expected = welch(data, fs=fs, nperseg=segment, axis=0, detrend="constant")
+    np.testing.assert_array_equal(frequencies, expected_frequencies)
+    assert psd.shape == expected.shape and psd.dtype == expected.dtype
+    np.testing.assert_allclose(psd, expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+
+
 def test_smoothed_call_votes_rejects_and_reports_confidence():
     classes = ["healthy", "myopathy", "neuropathy"]
     rows = np.array([[0.1, 0.8, 0.1]] * 5 + [[0.7, 0.2, 0.1]] * 4)
