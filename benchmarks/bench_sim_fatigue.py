@@ -9,6 +9,8 @@ whose capacity has fallen to the held share of MVC: the drive is then at its max
 - median frequency (Welch, 256-sample segments, 20-450 Hz, mean over channels): the slope of a straight line through
   it, in % of its intercept per second, and its total change at the limit (%);
 - RMS (20-450 Hz, mean over channels): the change from the first to the last 5 s before the limit (%);
+- the same RMS change as a share of the subject's fresh RMS at 100 %MVC (``rms_rise_percent_of_max``: 3 s of a
+  fresh maximal hold, no fatigue), the unit in which Lind & Petrofsky (1979, Muscle Nerve 2:257) report the rise;
 - endurance time (s).
 Prints one JSON object with each subject and the median per level; docs/simulator.md compares them with Rohmert's
 endurance curve and the published spectral and amplitude changes.
@@ -24,6 +26,22 @@ from scipy import signal
 from benchmarks.common import emit
 
 LEVELS = (20.0, 50.0, 80.0)
+
+
+def band_rms(data: np.ndarray, fs: float) -> float:
+    """RMS after a 20-450 Hz band-pass (the first 0.5 s dropped: the filter's start), mean over channels."""
+    band = signal.butter(4, (20.0, 450.0), btype="bandpass", fs=fs, output="sos")
+    filtered = signal.sosfilt(band, data.astype(np.float64), axis=0)[int(0.5 * fs) :]
+    return float(np.mean(np.sqrt(np.mean(filtered**2, axis=0))))
+
+
+def max_rms(layout: str, fs: float, seed: int) -> float:
+    """The fresh subject's RMS at 100 %MVC (3 s, no fatigue): the maximum the rise is measured against."""
+    from simulators.emg import EmgSimulator, SimulationConfig
+
+    config = SimulationConfig(layout=layout, fs=fs, profile="hold", mvc_percent=100.0, seed=seed, artifacts=(),
+                              fatigue_rate=0.0)
+    return band_rms(EmgSimulator(config).generate(3.0), fs)
 
 
 def subject_figures(layout: str, fs: float, level: float, seed: int, limit_s: float) -> dict[str, float]:
@@ -52,6 +70,7 @@ def subject_figures(layout: str, fs: float, level: float, seed: int, limit_s: fl
     times = np.arange(held) + 0.5
     slope, intercept = np.polyfit(times[1:], np.asarray(mdf[1:]), 1)  # the first second holds the filter's start
     edge = min(5, max(1, held // 4))
+    rise = float(np.mean(rms[-edge:]) - np.mean(rms[1 : 1 + edge]))
     return {
         "endurance_s": float(endurance) if endurance is not None else float("nan"),
         "mdf_start_hz": round(float(intercept), 1),
@@ -59,6 +78,7 @@ def subject_figures(layout: str, fs: float, level: float, seed: int, limit_s: fl
         "mdf_change_percent": round(float(100.0 * (np.mean(mdf[-edge:]) / np.mean(mdf[1 : 1 + edge]) - 1.0)), 1),
         "rms_change_percent": round(float(100.0 * (np.mean(rms[-edge:]) / np.mean(rms[1 : 1 + edge]) - 1.0)), 1),
         "rms_start_uv": round(float(np.mean(rms[1 : 1 + edge])), 1),
+        "rms_rise_percent_of_max": round(100.0 * rise / max_rms(layout, fs, seed), 1),
     }
 
 
