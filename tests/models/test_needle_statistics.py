@@ -1,5 +1,5 @@
 """The recording-statistics needle model: the torch form computes the same statistics as the training code, a saved
-model loads back to the same verdicts, and loading it never imports torch_geometric (seconds of start-up)."""
+model loads back to the same verdicts, and loading and running it imports neither torch nor torch_geometric."""
 
 from __future__ import annotations
 
@@ -48,12 +48,13 @@ def test_a_saved_statistics_model_loads_back_to_the_same_verdict(tmp_path):
         assert after["probabilities"][name] == pytest.approx(value, abs=1e-6)
 
 
-def test_loading_a_statistics_model_does_not_import_torch_geometric(tmp_path):
+def test_loading_a_statistics_model_imports_neither_torch_nor_torch_geometric(tmp_path):
     card = {"model_id": "needle-statistics-test", "classes": ["healthy", "myopathy", "neuropathy"]}
     path = save_needle_model(tmp_path / "needle.pt", fitted_network(), card)
     code = ("import sys; from models.needle_model import load_needle_model; import numpy as np; "
             f"m = load_needle_model({str(path)!r}); m.predict_recording(np.ones(8000, np.float32), 8000.0); "
-            "print('torch_geometric' in sys.modules)")
+            "print('torch_geometric' in sys.modules, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-500:]
-    assert result.stdout.strip() == "False"
+    # the statistics model runs in numpy (models.tensor_archive reads its weights): ~1 s of CPU less per analyze
+    assert result.stdout.strip() == "False False"
