@@ -176,14 +176,28 @@ class RemotePipeline:
         self.adaptation: Any = None  # the core's live-adaptation session, when it runs one (adaptation_proxy)
         self.decomposition: Any = None  # the core's motor units, once it runs them (decomposition_service)
         self.needle_reference = tuple(meta.get("needle_reference") or (None, None))  # read by the needle panel
+        self.core: dict[str, Any] | None = None  # the core's description (monitor.core.control.find_core), if known
 
     @classmethod
     def attach(cls, core: dict[str, Any], kind: str = "window") -> RemotePipeline:
         reader = SharedStateReader(core["shm"])
         control = ControlClient(core["control"])
         pipeline = cls(reader, control, kind)
+        pipeline.core = core
         pipeline.sync()
         return pipeline
+
+    def find_successor(self) -> dict[str, Any] | None:
+        """A core running now on the stream this view's core read, other than that core: the one to reattach to
+        once this one has ended (a restarted `neurofusion monitor`). Lists the runtime folder: a few ms."""
+        from monitor.core.control import running_cores
+
+        if self.core is None:
+            return None
+        for core in running_cores():
+            if core.get("stream") == self.core.get("stream") and core.get("shm") != self.core.get("shm"):
+                return core
+        return None
 
     # -- what the session's callbacks become -----------------------------------------------------------------------
 
