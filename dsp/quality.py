@@ -22,9 +22,11 @@ channel mask of inference and the GUI's electrode map.
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import signal
 
 QUALITY_FLAGS = ("nonfinite", "flat", "saturated", "mains")
@@ -208,21 +210,24 @@ class QualityMonitor:
             return (np.abs(window) >= 0.98 * s.full_scale_uv).sum(axis=0) >= needed
         result = np.zeros(self.n_channels, dtype=bool)
         at_max, at_min = window == window.max(axis=0), window == window.min(axis=0)
-        # a fine converter gives nearly every sample off the rails its own value; a coarse one (the Myo's int8)
-        # reuses a few levels, so repeated extremes mean nothing there. Counting distinct values holds even when
-        # the signal is mostly clipped, where the smallest step between samples would not.
-        ordered = np.sort(window, axis=0)
-        distinct = (np.diff(ordered, axis=0) != 0).sum(axis=0) + 1
-        off_rails = (~(at_max | at_min)).sum(axis=0)
-        fine = (distinct - 2 >= np.minimum(64, 0.5 * off_rails)) & (off_rails > 0)
         for at_extreme in (at_max, at_min):
             three_in_a_row = (at_extreme[:-2] & at_extreme[1:-1] & at_extreme[2:]).any(axis=0)
             result |= (at_extreme.sum(axis=0) >= needed) & three_in_a_row
-        return result & fine
+        candidates = np.flatnonzero(result)
+        if not len(candidates):  # the sort below only decides for channels stuck at a rail: usually none
+            return result
+        # a fine converter gives nearly every sample off the rails its own value; a coarse one (the Myo's int8)
+        # reuses a few levels, so repeated extremes mean nothing there. Counting distinct values holds even when
+        # the signal is mostly clipped, where the smallest step between samples would not.
+        ordered = np.sort(window[:, candidates], axis=0)
+        distinct = (np.diff(ordered, axis=0) != 0).sum(axis=0) + 1
+        off_rails = (~(at_max[:, candidates] | at_min[:, candidates])).sum(axis=0)
+        result[candidates] = (distinct - 2 >= np.minimum(64, 0.5 * off_rails)) & (off_rails > 0)
+        return result
 
     def _mains(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = self.settings
-        frequencies, psd = signal.periodogram(window, fs=self.fs, window="hann", detrend="constant", axis=0)
+        frequencies, psd = hann_periodogram(window, self.fs)
         df = frequencies[1] - frequencies[0]
         band = (frequencies >= 20.0) & (frequencies <= min(450.0, self.fs / 2))
         band_power = psd[band].sum(axis=0) * df
@@ -237,3 +242,24 @@ class QualityMonitor:
         mains_rms = np.sqrt(best)
         fraction = np.divide(best, band_power, out=np.zeros_like(best), where=band_power > 0)
         return mains_rms, (fraction >= s.mains_fraction) & (mains_rms >= s.mains_rms_uv)
+
+
+def hann_periodogram(window: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.periodogram(window, fs, window="hann", detrend="constant", axis=0)`` of (n, C) samples, in
+    the samples' precision, to float rounding (``tests/dsp/test_quality.py``): scipy 1.17 runs it through its
+    ShortTimeFFT, whose per-call set-up and detrending cost ~3 ms a call at 256 channels x 0.5 s."""
+    n_samples = len(window)
+    dtype = np.result_type(window.dtype, np.float32)
+    taper = _hann(n_samples).astype(dtype)
+    centred = window - window.mean(axis=0, dtype=dtype).astype(dtype, copy=False)
+    centred *= taper[:, np.newaxis]
+    spectrum = sp_fft.rfft(centred, axis=0)
+    psd = np.square(spectrum.real) + np.square(spectrum.imag)
+    psd *= dtype.type(1.0 / (fs * float(np.sum(np.square(taper, dtype=np.float64)))))
+    psd[1 : None if n_samples % 2 else -1] *= 2  # one-sided: every bin but DC (and Nyquist) counts twice
+    return sp_fft.rfftfreq(n_samples, 1.0 / fs), psd
+
+
+@functools.cache
+def _hann(length: int) -> np.ndarray:
+    return signal.get_window("hann", length)

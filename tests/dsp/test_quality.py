@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dsp.quality import QUALITY_FLAGS, QualityMonitor, QualitySettings
+from dsp.quality import QUALITY_FLAGS, QualityMonitor, QualitySettings, hann_periodogram
 
 FS = 2048.0
 
@@ -111,3 +111,44 @@ def test_mask_on_chooses_which_flags_mask(defects: np.ndarray) -> None:
         QualitySettings(mask_on=("wobbly",))
     with pytest.raises(ValueError, match="chunk"):
         QualityMonitor(FS, 6).update(np.zeros((4, 5)), 0.0)
+
+
+def _saturated_before_the_shortcut(window: np.ndarray, settings: QualitySettings) -> np.ndarray:
+    """QualityMonitor._saturated as it was before it sorted only the channels stuck at a rail (the reference)."""
+    needed = max(3, int(np.ceil(settings.clip_fraction * len(window))))
+    result = np.zeros(window.shape[1], dtype=bool)
+    at_max, at_min = window == window.max(axis=0), window == window.min(axis=0)
+    ordered = np.sort(window, axis=0)
+    distinct = (np.diff(ordered, axis=0) != 0).sum(axis=0) + 1
+    off_rails = (~(at_max | at_min)).sum(axis=0)
+    fine = (distinct - 2 >= np.minimum(64, 0.5 * off_rails)) & (off_rails > 0)
+    for at_extreme in (at_max, at_min):
+        three_in_a_row = (at_extreme[:-2] & at_extreme[1:-1] & at_extreme[2:]).any(axis=0)
+        result |= (at_extreme.sum(axis=0) >= needed) & three_in_a_row
+    return result & fine
+
+
+def test_saturation_and_mains_give_what_the_unshortened_computations_gave(defects: np.ndarray) -> None:
+    rng = np.random.default_rng(21)
+    fs = 2048.0
+    t = np.arange(1024) / fs
+    columns = [rng.standard_normal(1024) * 80,  # plain EMG
+               np.clip(rng.standard_normal(1024) * 300, -400, 400),  # clipped, fine converter
+               np.clip(rng.standard_normal(1024) * 900, -400, 400),  # mostly clipped
+               np.round(np.clip(rng.standard_normal(1024) * 2, -3, 3)),  # a coarse converter at its rails
+               np.full(1024, 5.0),  # flat
+               200 * np.sin(2 * np.pi * 50 * t) + rng.standard_normal(1024) * 20]  # mains  # fmt: skip
+    window = np.column_stack(columns + [defects[:1024, i] for i in range(defects.shape[1])])
+    settings = QualitySettings()
+    monitor = QualityMonitor(fs, window.shape[1], settings)
+    for samples in (window.astype(np.float32), window.astype(np.float64), window[:1023].astype(np.float32)):
+        expected_saturated = _saturated_before_the_shortcut(samples, settings)
+        assert expected_saturated[1:3].all()  # the test's clipped channels are clipped
+        np.testing.assert_array_equal(monitor._saturated(samples), expected_saturated)
+        frequencies, psd = signal.periodogram(samples, fs=fs, window="hann", detrend="constant", axis=0)
+        mine_frequencies, mine = hann_periodogram(samples, fs)
+        np.testing.assert_array_equal(mine_frequencies, frequencies)
+        assert mine.dtype == psd.dtype
+        assert (np.abs(mine - psd) <= 1e-5 * np.abs(psd).max(axis=0) + 1e-12).all()  # per channel, of its peak
+    mains_rms, mains_flag = monitor._mains(window.astype(np.float32))
+    assert mains_flag[5] and not mains_flag[0]
