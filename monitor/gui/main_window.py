@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 FRAME_INTERVAL_MS = 33
 #: redraw every N ticks, per view
 EVERY_TICKS = {"spectrum": 6, "classification": 8, "fatigue": 8, "electrodes": 8, "status": 8}
+#: on which tick of its period each view redraws: the slow views never share a frame (spectrum on even ticks, the
+#: others on odd ones, one each), so no frame carries all of them and overruns the 33 ms (at 256 channels the
+#: spectrum alone is 7-22 ms of CPU; together they cost a missed frame every 24 ticks, 28.5 frames/s)
+PHASE_TICKS = {"spectrum": 0, "classification": 1, "fatigue": 3, "electrodes": 5, "status": 7}
 NEEDLE_EVERY_TICKS = 15  # the needle panel only redraws when its background analysis (every few s) has news
 DECOMPOSITION_EVERY_TICKS = 3  # the motor-unit raster at ~10 Hz
 BANNER_LOST = "background: rgb(200, 40, 40); color: white; font-size: 14pt; font-weight: bold; padding: 6px;"
@@ -146,7 +150,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_banner()
         self._refresh_view("traces")
         for name, every in EVERY_TICKS.items():
-            if everything or self.ticks % every == 0:
+            if everything or self.ticks % every == PHASE_TICKS[name]:
                 self._refresh_view(name)
         if self.needle is not None and (everything or self.ticks % NEEDLE_EVERY_TICKS == 0):
             self._refresh_view("needle")

@@ -127,9 +127,16 @@ class SpectrumView(QtWidgets.QWidget):
             return
         index = self.channel_box.currentIndex()
         columns = self._mean_channels() if index == 0 else [index - 1]
-        data = np.nan_to_num(block.data[:, columns], copy=False)  # the column selection is a copy already
+        data = block.data
+        # each channel's PSD is its own: with most channels selected, computing all and averaging the chosen ones
+        # is cheaper than copying the columns out (a column gather of 2 s x 256 ch costs ~7 ms, the Welch ~8 ms)
+        many = len(columns) > data.shape[1] // 2
+        if not many:
+            data = data[:, columns]
+        if not np.isfinite(data).all():  # one pass instead of nan_to_num's four when nothing needs cleaning
+            data = np.nan_to_num(data)
         frequencies, psd = welch_psd(data, self.fs)
-        psd = psd.mean(axis=1)
+        psd = (psd[:, columns] if many else psd).mean(axis=1)
         self.mnf_hz, self.mdf_hz = mean_and_median_frequency(frequencies, psd)
         shown = frequencies > 0  # the DC bin is zero after the high-pass and breaks the log axis
         peak = float(np.max(psd[shown])) if shown.any() else 0.0

@@ -175,3 +175,12 @@ def test_raster_lanes_lights_exactly_the_rows_each_segment_covers():
             last = int(np.floor((high[b, k] + 3) * rows_per_unit))
             expected[b, first : last + 1] = True
     np.testing.assert_array_equal(image, expected)
+
+
+def test_welch_psd_of_each_channel_does_not_depend_on_the_others():
+    # the spectrum view averages the chosen channels' PSDs out of all channels' (cheaper than copying them out)
+    data = (np.random.default_rng(5).standard_normal((4096, 64)) * 50).astype(np.float32)
+    chosen = np.flatnonzero(np.random.default_rng(6).random(64) > 0.3)
+    _, every = welch_psd(data, 2048.0)
+    _, only_chosen = welch_psd(data[:, chosen], 2048.0)
+    np.testing.assert_allclose(every[:, chosen].mean(axis=1), only_chosen.mean(axis=1), rtol=1e-6)
