@@ -120,6 +120,9 @@ class DspEngine(threading.Thread):
         self.windower = Windower(self.fs, self.n_channels, s.window_ms, s.hop_ms)
         if not hasattr(self, "fatigue"):  # the fatigue trend spans settings changes: built once
             self.fatigue = FatigueTracker(self.fs, self.n_channels)
+            self._fatigue_settings = self.fatigue.settings
+        # its rest ceiling follows the filter mode: a needle stream's rest is a few µV, not the surface 20
+        self.fatigue.settings = self._fatigue_settings.for_mode(s.mode)
         self.quality = QualityMonitor(self.fs, self.n_channels, QualitySettings(mains_hz=s.mains_hz))
         self._quality_origin = 0  # stream counter minus the quality monitor's own sample count
         self._bad_until = np.zeros(self.n_channels, dtype=np.int64)

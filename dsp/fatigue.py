@@ -46,12 +46,12 @@ class FatigueSettings:
     # the HD-EMG grid at 1.3 %MVC; docs/dsp.md). A stream that starts inside a contraction learns more; capping it
     # here lets that contraction read as one, instead of "at rest" until the muscle relaxes
     max_rest_rms: float | None = 20.0
-    # µV, read by the live needle rest gate only (monitor.needle_live; the surface tracker never reads it): the rest
-    # level a needle verdict is gated on, never above this. Measured only, no published concentric-needle figure
-    # cited: on the 258 clinical recordings (docs/needle-model.md) the quietest 50 ms stretches, high-passed as in
-    # needle mode, reach 3.7-3.9 µV RMS; twice that leaves room for a noisier amplifier. With the surface 20 µV a
-    # stream that starts inside a contraction gates at 80 µV and 16 % of healthy, 12 % of myopathy 0.5 s windows
-    # read as rest (0.2 % and 4.9 % at 8 µV)
+    # µV: in needle mode the tracker's rest ceiling (``for_mode("needle")``, applied by dsp.engine) and the live
+    # needle verdicts' rest gate (monitor.needle_live): the rest level never above this. Measured only, no
+    # published concentric-needle figure cited: on the 258 clinical recordings (docs/needle-model.md) the quietest
+    # 50 ms stretches, high-passed as in needle mode, reach 3.7-3.9 µV RMS; twice that leaves room for a noisier
+    # amplifier. With the surface 20 µV a stream that starts inside a contraction gates at 80 µV and 16 % of
+    # healthy, 12 % of myopathy 0.5 s windows read as rest (0.2 % and 4.9 % at 8 µV)
     needle_max_rest_rms: float = 8.0
     activity_ratio: float = 4.0
     release_ratio: float = 2.5
@@ -64,6 +64,12 @@ class FatigueSettings:
     fatiguing_slope_pct_per_min: float = -3.0
     fatiguing_change_pct: float = -7.0
     fatigued_change_pct: float = -15.0
+
+    def for_mode(self, mode: str) -> FatigueSettings:
+        """These settings for the engine's filter ``mode``: in needle mode the rest ceiling is
+        ``needle_max_rest_rms`` (needle baseline is a few µV; the surface 20 µV let a stream that starts inside a
+        contraction gate at 80 µV, docs/needle-model.md); surface keeps them as they are."""
+        return replace(self, max_rest_rms=self.needle_max_rest_rms) if mode == "needle" else self
 
     def __post_init__(self) -> None:
         if not self.release_ratio < self.activity_ratio:

@@ -156,6 +156,9 @@ class LiveNeedleAnalysis:
 
 # ---------------------------------------------------------------- rolling verdicts of the needle condition model
 
+# the verdict of a relaxed window that holds spontaneous potentials (dsp.spontaneous): at rest, so no condition
+# (label_index REST_INDEX on the outlet), but not the silent "rest" either
+SPONTANEOUS_LABEL = "rest: spontaneous activity"
 VERDICT_WINDOW_S = 2.0  # signal the model judges per verdict (several of its own windows)
 VERDICT_HOP_S = 0.25  # a verdict every hop, ending on a multiple of the hop (counter-aligned, as the DSP windows)
 
@@ -182,7 +185,10 @@ class LiveNeedleVerdicts:
     (``monitor.pipeline.verdict``): the window's RMS in the engine's filtered signal (same counters) against the rest
     level the engine's fatigue tracker learned for the channel (never above its ``needle_max_rest_rms``), times its
     ``activity_ratio``. Below it the decision
-    is published as "rest" (label_index REST_INDEX), and as "learning rest level" until that level is known."""
+    is published as "rest" (label_index REST_INDEX), and as "learning rest level" until that level is known.
+    A relaxed window is searched for spontaneous potentials (fibrillations, positive sharp waves:
+    ``dsp.spontaneous``): where they are, its verdict reads ``SPONTANEOUS_LABEL`` (still REST_INDEX on the outlet:
+    no condition at rest), ``spontaneous`` counts such windows and ``last_spontaneous`` holds the latest finding."""
 
     def __init__(self, pipeline: Any, model: Any, channel: int = 0, window_s: float = VERDICT_WINDOW_S,
                  hop_s: float = VERDICT_HOP_S) -> None:  # fmt: skip
@@ -198,6 +204,8 @@ class LiveNeedleVerdicts:
         self.window_samples = int(round(window_s * self.fs))
         self.hop_samples = max(1, int(round(hop_s * self.fs)))
         self.published = 0
+        self.spontaneous = 0  # relaxed windows holding spontaneous potentials
+        self.last_spontaneous: Any = None  # dsp.spontaneous.SpontaneousActivity of the latest such window
         self.skipped = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -238,31 +246,36 @@ class LiveNeedleVerdicts:
 
     def activity(self, end_counter: int) -> Any:
         """What the muscle does over the window ending at ``end_counter`` (a ``MuscleState``)."""
+        return self._activity(end_counter)[0]
+
+    def _activity(self, end_counter: int) -> tuple[Any, np.ndarray | None]:
+        """(``MuscleState``, the engine's filtered samples of the window, None where it did not read them)."""
         from monitor.decision_history import MuscleState
 
         state, engine = self.pipeline.state, getattr(self.pipeline, "engine", None)
         with state.lock:
             report = state.fatigue
         if report is None or engine is None or report.learning:
-            return MuscleState.LEARNING
+            return MuscleState.LEARNING, None
         rest = float(np.asarray(report.rest_rms)[self.channel])
         if not np.isfinite(rest) or rest <= 0:
-            return MuscleState.LEARNING
+            return MuscleState.LEARNING, None
         settings = engine.fatigue.settings
-        # the tracker caps rest at the surface ceiling (20 µV x activity_ratio 4: 80 µV); needle baseline noise is a
-        # few µV and weak needle contractions sit at 30-80 µV RMS, so a stream that starts inside a contraction needs
-        # the needle ceiling, or healthy and myopathic windows read as rest (FatigueSettings.needle_max_rest_rms)
+        # needle baseline noise is a few µV and weak needle contractions sit at 30-80 µV RMS: under the surface
+        # ceiling (20 µV x activity_ratio 4: 80 µV) a stream that starts inside a contraction would read healthy and
+        # myopathic windows as rest. An engine in needle mode caps its tracker at the needle ceiling already
+        # (FatigueSettings.for_mode); this cap also holds for a needle stream on an engine left in surface mode
         rest = min(rest, settings.needle_max_rest_rms)
         start = end_counter - self.window_samples
         # the engine filters a hop behind the raw buffer at most: what it has of the window stands for all of it
         available = min(end_counter, engine.filtered.total_written) - start
         if available < self.window_samples // 2:  # the engine far behind: its latest window's state says it
             active = bool(np.asarray(report.active)[self.channel])
-            return MuscleState.CONTRACTING if active else MuscleState.RELAXED
+            return (MuscleState.CONTRACTING if active else MuscleState.RELAXED), None
         filtered = engine.filtered.read_from(start, available).data[:, self.channel].astype(np.float64)
         filtered = filtered[np.isfinite(filtered)]
         rms = float(np.sqrt(np.mean(filtered**2))) if filtered.size else 0.0
-        return MuscleState.CONTRACTING if rms > settings.activity_ratio * rest else MuscleState.RELAXED
+        return (MuscleState.CONTRACTING if rms > settings.activity_ratio * rest else MuscleState.RELAXED), filtered
 
     def judge(self, end_counter: int) -> dict | None:
         """The model's answer on the window ending at ``end_counter`` with ``muscle`` and the published ``verdict``
@@ -270,7 +283,8 @@ class LiveNeedleVerdicts:
         NaN/Inf, e.g. an electrode off, or straddle a gap in the stream)."""
         import pylsl
 
-        from monitor.decision_history import DecisionRecord
+        from dsp.spontaneous import spontaneous_potentials
+        from monitor.decision_history import DecisionRecord, MuscleState
         from monitor.pipeline import label_index, verdict
 
         block = self.buffer.read_from(end_counter - self.window_samples, self.window_samples)
@@ -283,7 +297,10 @@ class LiveNeedleVerdicts:
             self.skipped += 1  # an electrode off (NaN), or a gap in the stream inside the window: no verdict
             return None
         last_timestamp = float(block.timestamps[-1])
-        muscle = self.activity(end_counter)
+        muscle, filtered = self._activity(end_counter)
+        spontaneous = None
+        if muscle is MuscleState.RELAXED and filtered is not None:
+            spontaneous = spontaneous_potentials(filtered, self.fs)
         arrived = self.pipeline.acquisition.arrival_of(end_counter - 1)
         started = pylsl.local_clock()
         predict = getattr(self.model, "predict_window", None) or self.model.predict_recording
@@ -295,8 +312,11 @@ class LiveNeedleVerdicts:
         if outlets is not None:
             outlets.push_decision(classes, probabilities, last_timestamp, label_index(probabilities, muscle))
         now = pylsl.local_clock()
+        label = verdict(classes[int(np.argmax(probabilities))], muscle)
+        if spontaneous is not None and spontaneous.flagged:
+            label = SPONTANEOUS_LABEL
         record = DecisionRecord(
-            end_counter, last_timestamp, verdict(classes[int(np.argmax(probabilities))], muscle), probabilities,
+            end_counter, last_timestamp, label, probabilities,
             classes, None,
             str(result["model_id"]), now - last_timestamp, answered - started,
             acquisition_s=None if arrived is None else arrived - last_timestamp,
@@ -308,7 +328,14 @@ class LiveNeedleVerdicts:
             state.latencies_s.append(record.latency_s)
             state.decisions.append(record)
         self.published += 1
-        return {**result, "muscle": muscle.value, "verdict": record.label}
+        if spontaneous is not None and spontaneous.flagged:
+            if not self.spontaneous:  # once per stream in the log; the verdicts say it every time
+                log.warning("needle stream at rest holds spontaneous potentials (%d in %.1f s, median %.0f µV)",
+                            spontaneous.count, self.window_samples / self.fs, spontaneous.median_amplitude_uv)
+            self.spontaneous += 1
+            self.last_spontaneous = spontaneous
+        return {**result, "muscle": muscle.value, "verdict": record.label,
+                "spontaneous": None if spontaneous is None else spontaneous.to_dict()}
 
 
 def needle_session_model(stream_info: Any, model_path: str | None, engine_mode: str | None
