@@ -155,9 +155,13 @@ class LiveDecomposer:
 
 
 class RecruitmentTracker:
-    """Force at each unit's recruitment (its first discharge, or one after ``silence_s`` without any) and
-    de-recruitment (its last discharge, once ``silence_s`` has passed without another), from a force channel that
-    arrives with the EMG. Every event is kept as (sample counter, force)."""
+    """Force at each unit's recruitment (a discharge after ``silence_s`` without any, the stream's start of this unit
+    set included) and de-recruitment (its last discharge, once ``silence_s`` has passed without another), from a force
+    channel that arrives with the EMG. Every event is kept as (sample counter, force).
+
+    A unit that discharges within ``silence_s`` of the set's first sample was already firing when the set was
+    installed (a calibration is made during a contraction): that discharge is no recruitment, and the unit's
+    recruitment force is unknown until it falls silent and comes back; its de-recruitment is still measured."""
 
     def __init__(self, n_units: int, fs: float, silence_s: float = 1.0) -> None:
         self.silence = int(silence_s * fs)
@@ -168,20 +172,24 @@ class RecruitmentTracker:
         self._active = np.zeros(n_units, dtype=bool)
         self._tail = np.zeros(0)
         self._tail_first = 0
+        self._start: int | None = None  # the set's first sample: silence is observed from there
 
     def update(self, force: np.ndarray, first_counter: int, found: Discharges) -> None:
         """``force`` holds the chunk's force samples from ``first_counter``; ``found`` what the decomposer decided
         on that chunk (discharges at most its half window + the chunk old, so a second of force is kept)."""
         force = np.asarray(force, dtype=np.float64)
+        if self._start is None:
+            self._start = first_counter
         if first_counter != self._tail_first + self._tail.size:  # samples lost: the tail no longer lines up
             self._tail, self._tail_first = np.zeros(0), first_counter
         joined = np.concatenate([self._tail, force])
         for unit, counter in zip(found.units.tolist(), found.counters.tolist(), strict=True):
             position = counter - self._tail_first
             value = float(joined[position]) if 0 <= position < joined.size else float("nan")
-            if self._last[unit] < 0 or counter - self._last[unit] > self.silence:
+            since = counter - (self._start if self._last[unit] < 0 else self._last[unit])
+            if since > self.silence:
                 self.recruitments[unit].append((counter, value))
-                self._active[unit] = True
+            self._active[unit] = True
             self._last[unit], self._last_force[unit] = counter, value
         end = first_counter + force.size
         gone = self._active & (end - self._last > self.silence)

@@ -88,9 +88,12 @@ class LiveDecomposition:
             self.status.message = f"calibrating by itself after {calibrate_after_s:g} s of signal (hold a contraction)"
 
     # ----- calibration --------------------------------------------------------------------------------------------
-    def calibrate(self, seconds: float = 20.0, wait: bool = False) -> None:
+    def calibrate(self, seconds: float = 20.0, wait: bool = False, automatic: bool = False) -> None:
         """Decompose the newest ``seconds`` of the stream in the background (``wait``: in this thread). Cheap for
-        the caller (the DSP thread, the control channel's thread): the samples are copied by the calibration."""
+        the caller (the DSP thread, the control channel's thread): the samples are copied by the calibration. A
+        calibration asked for (not ``automatic``) ends the automatic ones: the user chose the moment."""
+        if not automatic:
+            self._auto_at = None
         with self._calibration_lock:
             if self._thread is not None and self._thread.is_alive():
                 return
@@ -134,7 +137,7 @@ class LiveDecomposition:
             return
         self._auto_tries += 1
         self._auto_at = self.buffer.total_written + int(self.calibrate_after_s * self.fs)  # type: ignore[operator]
-        self.calibrate(float(self.calibrate_after_s))  # type: ignore[arg-type]
+        self.calibrate(float(self.calibrate_after_s), automatic=True)  # type: ignore[arg-type]
 
     def install(self, result: Decomposition, seconds: float = 0.0, wall_s: float = 0.0,
                 data: np.ndarray | None = None) -> None:  # fmt: skip

@@ -31,7 +31,7 @@ from dsp.decomposition import (
     peak_candidates,
     remove_duplicates,
 )
-from dsp.decomposition_live import LiveDecomposer
+from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
 
 CALIBRATION = (int(8 * FS), int(20 * FS))
 
@@ -181,6 +181,18 @@ def test_recruitment_and_derecruitment_force_of_each_unit(calibrated, offline, r
         assert tracker.derecruitments[unit][-1] == (int(train[-1]), pytest.approx(float(force[train[-1]])))
     recruited = np.array([threshold for threshold, _ in tracker.thresholds()])
     assert np.isfinite(recruited).all() and (recruited < 27.5).all()  # below the plateau's force
+
+    # a set installed during the plateau: units already firing are not "recruited" at its first sample's force
+    plateau = RecruitmentTracker(len(trains), FS)
+    start = int(15 * FS)
+    found = LiveDecomposer(calibrated).process(grid[start:], np.arange(start, grid.shape[0]) / FS, start)
+    plateau.update(force[start:], start, found)
+    for unit, train in enumerate(trains):
+        later = train[train >= start]
+        gaps = np.diff(later) > FS
+        expected = ([int(later[0])] if later[0] - start > FS else []) + later[1:][gaps].tolist()
+        assert [counter for counter, _ in plateau.recruitments[unit]] == expected
+        assert plateau.derecruitments[unit][-1][0] == int(train[-1])  # de-recruitment still measured
 
     from monitor.gui.decomposition import force_channel
 
