@@ -198,6 +198,34 @@ def _amplifier_process(source_id: str, chunk: int, stop: Any) -> None:
               chunk_samples=chunk).run(stop_event=stop)  # fmt: skip
 
 
+# the window of `monitor --decompose` in a process of its own (as the core starts it): the core's publisher writes the
+# motor units into its status document, the view draws them in the motor-unit panel (read-only: no control channel)
+VIEW_CHILD = """
+import json, signal, sys, time
+from PyQt6 import QtCore, QtWidgets
+from monitor.core.shared_state import SharedStateReader
+from monitor.gui.main_window import MainWindow
+from monitor.view_client import RemotePipeline
+app = QtWidgets.QApplication(["bench-decomposition-view"])
+remote = RemotePipeline(SharedStateReader(sys.argv[1]), None).start()
+deadline = time.monotonic() + 30.0
+while remote.decomposition is None and time.monotonic() < deadline:  # the core's units, not a decomposition here
+    time.sleep(0.05)
+window = MainWindow(remote)
+window.resize(1600, 1000)
+window.show()
+window.toggle_decomposition()
+assert type(window.decomposition.service).__name__ == "RemoteDecomposition"
+loop = QtCore.QEventLoop()
+signal.signal(signal.SIGTERM, lambda *_: loop.quit())
+print("showing", flush=True)
+started, ticks = time.perf_counter(), window.ticks
+loop.exec()
+print(json.dumps({"frames_per_s": round((window.ticks - ticks) / (time.perf_counter() - started), 1),
+                  "panel_points": len(window.decomposition.raster_points.data)}), flush=True)
+"""
+
+
 def latency(
     seconds: float,
     chunk: int,
@@ -206,6 +234,7 @@ def latency(
     amplifier_process: bool = True,
     settle_s: float = 0.0,
     gc_freeze: bool = False,
+    gui_process: bool = False,
 ) -> dict[str, Any]:
     import gc
     import multiprocessing
@@ -240,7 +269,26 @@ def latency(
     pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30.0), publish=False)
     pipeline.start()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
-    if gui:
+    view = None
+    if gui_process:  # `monitor --decompose` with its window: the core decomposes, the view process draws
+        import os
+        import subprocess
+        import sys
+
+        from monitor.core.process import lower_priority
+        from monitor.core.publisher import StatePublisher
+        from monitor.decomposition_service import describe, start_live_decomposition
+
+        gui = False
+        service = start_live_decomposition(pipeline)
+        publisher = StatePublisher(pipeline, extra_status=lambda: {"decomposition": describe(service)})
+        publisher.start()
+        platform = os.environ.get("QT_QPA_PLATFORM", "offscreen")
+        view = subprocess.Popen([sys.executable, "-c", VIEW_CHILD, publisher.name_in_shm], stdout=subprocess.PIPE,
+                                text=True, env=dict(os.environ, QT_QPA_PLATFORM=platform))  # fmt: skip
+        lower_priority(view.pid)  # as the core starts its views
+        assert view.stdout is not None and view.stdout.readline().strip() == "showing"
+    elif gui:
         window = MainWindow(pipeline)
         window.resize(1600, 1000)
         window.show()
@@ -302,6 +350,15 @@ def latency(
     frames = window.ticks if gui else 0
     if gui:
         window.close()
+    view_figures: dict[str, Any] = {}
+    if view is not None:
+        import json
+        import signal
+
+        view.send_signal(signal.SIGTERM)
+        out, _ = view.communicate(timeout=60)
+        publisher.stop()
+        view_figures = json.loads(out.strip().splitlines()[-1])
     pipeline.stop()
     stop.set()
     if amplifier_process:
@@ -319,7 +376,8 @@ def latency(
 
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100.0
     return {
-        "seconds": seconds, "settle_s": settle_s, "gui": gui, "amplifier_process": amplifier_process,
+        "seconds": seconds, "settle_s": settle_s, "gui": "process" if gui_process else gui,
+        "view_process": view_figures, "amplifier_process": amplifier_process,
         "amplifier_chunk_samples": chunk,
         "units": len(calibration.units), **percentiles("sample_to_outlet_push_ms", published),
         "discharges_received": int(values.size), "published": service.published,
@@ -511,6 +569,9 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="measured span of the latency section")
     parser.add_argument("--amplifier-chunk", type=int, default=32, help="samples per LSL push in the latency run")
     parser.add_argument("--no-gui", action="store_true", help="latency section without the window (service only)")
+    parser.add_argument("--gui-process", action="store_true",
+                        help="latency section: the core decomposes (monitor --decompose), the window and its "
+                        "motor-unit panel draw in a process of their own from the core's status document")  # fmt: skip
     parser.add_argument(
         "--amplifier-thread",
         action="store_true",
@@ -547,6 +608,7 @@ def main() -> None:
             not args.amplifier_thread,
             args.settle_seconds,
             args.gc_freeze,
+            args.gui_process,
         )
     if "scaling" in args.sections:
         results["scaling"] = scaling([64, 128, 256])
