@@ -136,6 +136,7 @@ def test_many_channels_are_paged_64_lanes_at_a_time(qtbot):
         assert traces.page_box.isVisible() and traces.page_box.count() == 3  # all, 1-64, 65-100
         traces.scale_box.setCurrentIndex(1 + FIXED_SCALES_UV.index(500.0))
         qtbot.waitUntil(lambda: traces.curve.yData is not None and len(traces.curve.yData) > 64 * 100, timeout=15000)
+        traces.refresh()  # the frame that passed the wait may have been drawn at the automatic scale, before 500 uV
         first_page = traces.curve.yData.reshape(64, -1) + np.arange(64)[:, None]
         traces.page_box.setCurrentIndex(2)
         traces.refresh()
