@@ -156,9 +156,11 @@ class LiveNeedleAnalysis:
 
 # ---------------------------------------------------------------- rolling verdicts of the needle condition model
 
-# the verdict of a relaxed window that holds spontaneous potentials (dsp.spontaneous): at rest, so no condition
-# (label_index REST_INDEX on the outlet), but not the silent "rest" either
-SPONTANEOUS_LABEL = "rest: spontaneous activity"
+# the verdict of a relaxed window that holds discrete potentials (dsp.spontaneous): under the rest gate, so no
+# condition (label_index REST_INDEX on the outlet), but not the silent "rest" either. Spontaneous activity at true
+# rest (fibrillations, positive sharp waves) or a very weak contraction: the trace tells, the detector does not (on
+# the clinical recordings, all moderate contractions, the 39 windows under the gate were weak myopathic effort)
+SPONTANEOUS_LABEL = "rest: potentials present"
 VERDICT_WINDOW_S = 2.0  # signal the model judges per verdict (several of its own windows)
 VERDICT_HOP_S = 0.25  # a verdict every hop, ending on a multiple of the hop (counter-aligned, as the DSP windows)
 
@@ -330,7 +332,8 @@ class LiveNeedleVerdicts:
         self.published += 1
         if spontaneous is not None and spontaneous.flagged:
             if not self.spontaneous:  # once per stream in the log; the verdicts say it every time
-                log.warning("needle stream at rest holds spontaneous potentials (%d in %.1f s, median %.0f µV)",
+                log.warning("needle stream under the rest gate holds potentials (%d in %.1f s, median %.0f µV): "
+                            "spontaneous activity, or a very weak contraction",
                             spontaneous.count, self.window_samples / self.fs, spontaneous.median_amplitude_uv)
             self.spontaneous += 1
             self.last_spontaneous = spontaneous
