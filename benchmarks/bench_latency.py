@@ -177,6 +177,8 @@ class CpuMeter:
         import threading
 
         wall = time.perf_counter() - self._wall
+        if wall < 2.0:  # the view's start-up took the whole stream (a loaded machine): nothing worth dividing
+            return {"cpu_ms_per_s": None, "core_threads_cpu_ms_per_s": None, "seconds": round(wall, 1)}
         per_process = {name: round((self._cpu(process) - self._started[name]) / wall * 1000, 1)
                        for name, process in self.processes.items()}  # fmt: skip
         names = {thread.native_id: thread.name for thread in threading.enumerate()}
