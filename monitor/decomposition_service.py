@@ -19,14 +19,16 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsp.decomposition import Decomposition, DecompositionSettings, decompose, detect, match_units
-from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
 from dsp.engine import is_gap
 from monitor.errors import UserError
+
+if TYPE_CHECKING:  # scipy.signal (~2 s to import on the loaded 2-core machine) only once a service exists
+    from dsp.decomposition import Decomposition, DecompositionSettings
+    from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
 
 log = logging.getLogger(__name__)
 HISTORY = 20_000  # discharges kept for the views (minutes of a dozen units)
@@ -63,6 +65,8 @@ class LiveDecomposition:
         self.outlet = outlet
         self.force_channel = force_channel  # a %MVC channel of the stream: recruitment thresholds per unit
         self.recruitment: RecruitmentTracker | None = None
+        from dsp.decomposition import DecompositionSettings
+
         self.settings = settings or DecompositionSettings()  # 64 starts: 14 s of CPU for 20 s of 64 channels
         self.status = CalibrationStatus()
         self.decomposer: LiveDecomposer | None = None
@@ -111,6 +115,8 @@ class LiveDecomposition:
         self._calibrate(wanted)
 
     def _calibrate(self, n_samples: int) -> None:
+        from dsp.decomposition import decompose
+
         started = time.perf_counter()
         block = self.buffer.latest(n_samples)
         data = block.data[:, self.channels]
@@ -143,6 +149,9 @@ class LiveDecomposition:
                 data: np.ndarray | None = None) -> None:  # fmt: skip
         """Use ``result`` from the next chunk on. With the calibration ``data``, units of the previous set that
         discharge together with a new one over those samples (``dsp.decomposition.match_units``) keep their id."""
+        from dsp.decomposition import detect, match_units
+        from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
+
         unit_set = self.status.unit_set + 1
         same: dict[int, int] = {}
         if data is not None and self._latest is not None and self._latest.units and result.units:
@@ -258,7 +267,7 @@ class RemoteDecomposition:
 
     def __init__(self, control: Any, document: dict[str, Any] | None = None) -> None:
         self.control = control
-        self.status = CalibrationStatus(message="waiting for the monitor core")
+        self.status = CalibrationStatus(message="press Calibrate during a steady contraction (the core decomposes)")
         self.unit_set, self.n_units, self.published = -1, 0, 0
         self.unit_ids = np.zeros(0, dtype=np.int64)
         self.channels = np.zeros(0, dtype=np.int64)
@@ -401,7 +410,12 @@ def core_decomposition(pipeline: Any, decompose: bool, calibrate_after_s: float 
             raise UserError(f"--decompose needs a grid or at least {MIN_CHANNELS} EMG channels; stream "
                             f"{pipeline.state.stream_name!r} has {len(pipeline.state.emg_channels)}")  # fmt: skip
         return None
-    settings = None if starts is None else DecompositionSettings(starts=starts)
+    if starts is None:
+        settings = None
+    else:
+        from dsp.decomposition import DecompositionSettings
+
+        settings = DecompositionSettings(starts=starts)
     host = CoreDecomposition(pipeline, calibrate_after_s if decompose else None, settings)
     if decompose:
         host.start()
