@@ -168,3 +168,20 @@ def test_decompose_on_a_stream_without_a_grid_is_refused():
     assert core_decomposition(pipeline, decompose=False) is None  # nothing for a view to start either
     with pytest.raises(UserError, match="--decompose needs a grid or at least 16 EMG channels; stream 'forearm' has 8"):
         core_decomposition(pipeline, decompose=True)
+
+
+def test_replay_with_force_adds_a_typed_force_channel_or_refuses_a_file_without_one(tmp_path, capsys):
+    from monitor.cli import main
+    from monitor.recordings import open_recording
+    from monitor.recordings.replay import replay_source
+
+    data = np.arange(40.0).reshape(20, 2)
+    np.savez(tmp_path / "with.npz", data=data, fs=np.array(100.0), mvc_percent=np.linspace(0.0, 19.0, 20))
+    np.savez(tmp_path / "without.npz", data=data, fs=np.array(100.0))
+    source = replay_source(open_recording(tmp_path / "with.npz"), auxiliary=True)
+    assert source.channel_labels[2:] == ["force (%MVC)"] and source.channel_types == ["EMG", "EMG", "Force"]
+    np.testing.assert_array_equal(source.read(3), [[0.0, 1.0, 0.0], [2.0, 3.0, 1.0], [4.0, 5.0, 2.0]])
+    plain = replay_source(open_recording(tmp_path / "with.npz"))  # without the flag: the EMG alone, as before
+    assert plain.n_channels == 2 and plain.channel_types == ["EMG", "EMG"]
+    assert main(["replay", str(tmp_path / "without.npz"), "--with-force"]) == 2
+    assert capsys.readouterr().err.strip().endswith("without.npz has no force column to publish (--with-force)")
