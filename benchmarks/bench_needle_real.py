@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.bench_needle_real                    # held-out figure (odd healthy + patients)
     .venv/bin/python -m benchmarks.bench_needle_real --split tuning     # the healthy people extraction was tuned on
     .venv/bin/python -m benchmarks.bench_needle_real --injection        # known MUPs added to tuning recordings
+    .venv/bin/python -m benchmarks.bench_needle_real --split tuning --split-mixtures 4   # an option, tuning half
 
 Split (fixed before any measurement, docs/needle-emg.md): healthy people with an even number ("healthy-2", ...)
 are the tuning set, healthy people with an odd number the held-out set; patients (myopathy, neuropathy) are never
@@ -71,7 +72,14 @@ def read_signal(path: Path) -> np.ndarray:
 
 
 def run(
-    data: str, split: str, repeats: int, limit: int | None, residual_passes: int = 0, template_match: bool = False
+    data: str,
+    split: str,
+    repeats: int,
+    limit: int | None,
+    residual_passes: int = 0,
+    template_match: bool = False,
+    split_mixtures: int = 0,
+    split_min_regularity: float | None = None,
 ) -> dict[str, object]:
     from dsp.mup import MupSettings
     from dsp.mup_reading import analyse_needle, pool_reports
@@ -79,7 +87,9 @@ def run(
     from models.needle_corpus import scan
 
     infos = [info for info in scan(data) if in_split(info.label, info.patient, split)][:limit]
-    settings = MupSettings(residual_passes=residual_passes, template_match=template_match)
+    regularity = {} if split_min_regularity is None else {"split_min_regularity": split_min_regularity}
+    settings = MupSettings(residual_passes=residual_passes, template_match=template_match,
+                           mixture_split_components=split_mixtures, **regularity)  # fmt: skip
     reports = defaultdict(list)
     mups, seconds, cpu_seconds = [], [], []
     for info in infos:
@@ -136,13 +146,18 @@ def run(
     return {
         "split": split,
         "residual_passes": residual_passes,
+        "template_match": template_match,
+        "split_mixtures": split_mixtures,
+        "split_min_regularity": settings.split_min_regularity,
         "recordings": len(infos),
         "person_muscles_insufficient": {label: sum(pm["label"] == label for pm in insufficient) for label in EXPECTED},
         "persons": len(persons),
         "mups_per_recording": {"median": float(np.median(mups)), "mean": round(float(np.mean(mups)), 2),
+                               "iqr": [float(np.quantile(mups, 0.25)), float(np.quantile(mups, 0.75))],
                                "zero": int(np.sum(np.asarray(mups) == 0)),
                                "median_by_label": by_label_mups},  # fmt: skip
         "healthy_person_muscles": len(healthy),
+        "healthy_person_muscles_with_10_mups": sum(pm["mups"] >= 10 for pm in healthy),
         "duration_within_20pct": share(within, repeats),
         "healthy_duration_ratio_median": {m: round(float(np.median(v)), 3) if v else None for m, v in ratios.items()},
         "readings": readings,
@@ -224,14 +239,21 @@ def main() -> None:
                         help="MupSettings.residual_passes: clusterings of what the units found leave (default 0)")
     parser.add_argument("--template-match", action="store_true",
                         help="MupSettings.template_match: each unit's template slid over the whole recording")
+    parser.add_argument("--split-mixtures", type=int, default=0, metavar="N",
+                        help="MupSettings.mixture_split_components: clusters breaking the refractory period split "
+                             "into up to N parts (default 0: off)")
+    parser.add_argument("--split-min-regularity", type=float,
+                        help="MupSettings.split_min_regularity for --split-mixtures (default 0.6; 0: no gate)")
     args = parser.parse_args()
+    if args.split_mixtures < 0 or not 0 <= (args.split_min_regularity or 0) <= 1:
+        parser.error("--split-mixtures must be 0 or more and --split-min-regularity within 0-1")
     if args.injection:
         emit("needle_real_injection", injection(args.data))
         return
     if args.residual_passes < 0:
         parser.error("--residual-passes must be 0 or more")
     emit("needle_real", run(args.data, args.split, args.bootstrap, args.limit, args.residual_passes,
-                                  args.template_match))
+                                  args.template_match, args.split_mixtures, args.split_min_regularity))
 
 
 if __name__ == "__main__":

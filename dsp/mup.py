@@ -19,6 +19,8 @@ docs/needle-emg.md has the figures):
 Optionally (``MupSettings.residual_passes``, off by default) steps 2-4 run again on what the units found leave.
 Optionally (``MupSettings.template_match``, off by default) each unit's template is slid over the whole signal
 before step 5 to add the discharges it matches (docs/needle-emg.md: little gain on the tuning half).
+Optionally (``MupSettings.mixture_split_components``, off by default) a cluster that breaks the refractory period
+is split into up to N parts when the parts keep more regularly firing discharges as units than the cluster does.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ class MupSettings:
     template_match: bool = False  # each unit's template slid over the whole recording to add matching discharges
     match_correlation: float = 0.9  # normalised correlation of the ±align_core_ms core with the unit's template
     match_amplitude_ratio: float = 1.3  # least-squares scale of the template onto the window within [1/r, r]
+    # a cluster breaking the refractory period may be split into up to this many parts (0: off; off by default, the
+    # simulator at moderate effort says the parts are mostly not single units: docs/needle-emg.md)
+    mixture_split_components: int = 0
+    # a part of such a split counts as a unit only when this share of its intervals is regular (firing_regularity;
+    # 0.6 keeps 57 of 61 isolated simulator units and rejects most mixtures); 0 counts any refractory-clean part
+    split_min_regularity: float = 0.6
 
 
 @dataclass
@@ -483,11 +491,81 @@ def _split_interleaved(
         projected = scores.fit_transform(windows)
         labels = GaussianMixture(2, random_state=settings.seed, reg_covar=1e-3).fit_predict(projected)
     parts = [np.sort(members[labels == k]) for k in (0, 1)]
-    if min(p.size for p in parts) < settings.min_discharges:
+    if min(p.size for p in parts) >= settings.min_discharges and (
+        max(refractory_violations(p, fs, settings) for p in parts) <= settings.max_refractory_violations
+    ):
+        return parts
+    if settings.mixture_split_components >= 2:
+        return _split_mixture(members, projected, analysis, fs, settings)
+    return [members]
+
+
+def _valid_discharges(members: np.ndarray, analysis: np.ndarray, fs: float, settings: MupSettings) -> int:
+    """Discharges ``members`` keeps as a unit after ``_remove_locked``'s pruning rule (0: it would be rejected)."""
+    if members.size < settings.min_discharges:
+        return 0
+    pruned = _prune_to_refractory(members, analysis, fs, settings)
+    if pruned.size < settings.min_pruned_share * members.size or pruned.size < settings.min_discharges:
+        return 0
+    if refractory_violations(pruned, fs, settings) > settings.max_refractory_violations:
+        return 0
+    if settings.split_min_regularity > 0 and firing_regularity(pruned, fs, settings) < settings.split_min_regularity:
+        return 0
+    return int(pruned.size)
+
+
+def firing_regularity(discharges: np.ndarray, fs: float, settings: MupSettings | None = None) -> float:
+    """Share of inter-discharge intervals within ±25 % of the unit's typical interval or of twice it (one discharge
+    missed): a motor unit fires quasi-periodically, a train gathered from several units or from background spikes
+    does not (0 when there are too few intervals to tell). Decomposition methods use discharge regularity to catch
+    wrongly merged trains (Fang, Agarwal & Shahani 1999, IEEE Trans Biomed Eng 46:685) and validate a MUP train
+    before measuring it (Parsaei & Stashuk 2011, Med Eng Phys 33:581, from its shapes); this simple share is ours.
+    Intervals shorter than the refractory period count as irregular."""
+    settings = settings or MupSettings()
+    intervals = np.diff(np.sort(discharges)) / fs * 1e3
+    intervals = intervals[intervals > settings.refractory_ms]
+    usable = intervals[(intervals >= settings.min_isi_ms) & (intervals <= settings.max_isi_ms)]
+    if usable.size < 3:
+        return 0.0
+    typical = float(np.median(usable))
+    for _ in range(5):
+        within = usable[(usable > 0.5 * typical) & (usable < 1.5 * typical)]
+        if within.size < 2:
+            break
+        typical = float(np.median(within))
+    near = (np.abs(intervals - typical) <= 0.25 * typical) | (np.abs(intervals - 2 * typical) <= 0.5 * typical)
+    return float(np.mean(near))
+
+
+def _split_mixture(
+    members: np.ndarray, projected: np.ndarray, analysis: np.ndarray, fs: float, settings: MupSettings
+) -> list[np.ndarray]:
+    """A cluster that breaks the refractory period split into 2 to ``mixture_split_components`` parts by a mixture
+    on its aligned waveforms (the number of parts by BIC), when the parts together keep more discharges as units
+    (after the refractory pruning) than the cluster does whole: in a moderate contraction look-alike units fall
+    into one cluster, and pruning it keeps one unit's worth of discharges from several units (a template mixed
+    from them). Parts that are one unit split in two merge back later (``_merge_similar``: their union obeys the
+    refractory period)."""
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
+    best_labels, best_bic = None, np.inf
+    top = min(settings.mixture_split_components, members.size // settings.min_discharges)
+    with threadpool_limits(1):
+        for k in range(2, top + 1):
+            model = GaussianMixture(k, covariance_type="full", random_state=settings.seed, reg_covar=1e-3)
+            labels = model.fit_predict(projected)
+            bic = model.bic(projected)
+            if bic < best_bic:
+                best_labels, best_bic = labels, bic
+    if best_labels is None:
         return [members]
-    if max(refractory_violations(p, fs, settings) for p in parts) > settings.max_refractory_violations:
+    parts = [np.sort(members[best_labels == k]) for k in np.unique(best_labels)]
+    whole = _valid_discharges(members, analysis, fs, settings)
+    split = sum(_valid_discharges(p, analysis, fs, settings) for p in parts)
+    if split <= whole:
         return [members]
-    return parts
+    return [p for p in parts if p.size >= settings.min_discharges]
 
 
 def _remove_locked(

@@ -59,6 +59,15 @@ def test_pooled_mean_duration_of_healthy_people_is_near_the_reference(pooled):
     assert all(report.n_mups >= 4 for report in pooled.values())
 
 
+def test_mup_yield_per_recording_has_not_fallen_back(pooled):
+    # the yield the clinical analysis stands on (docs/needle-emg.md, "MUPs per recording"): these 8 recordings give
+    # 27 accepted MUPs (3.4 per 5 s recording; the tuning half's median is 4); before issue 17's detection at 4 SDs
+    # and refractory pruning it was ~2 per recording (16 here). A change that loses more than 3 fails here.
+    total = sum(report.n_mups for report in pooled.values())
+    assert sum(report.recordings for report in pooled.values()) == 8
+    assert total >= 24, {key: report.n_mups for key, report in pooled.items()}
+
+
 def test_pooled_report_states_muscle_reference_and_mup_count_in_strict_json(pooled):
     report = pooled[PERSON_MUSCLES[0]]
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
