@@ -213,10 +213,15 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
         meter.add("player", player.pid)
         meter.add("view", view[1].pid if view is not None else None)
         meter.start()
+        answered_before = client.stats["answered"]
         dashboard = run_dashboard(pipeline, player) if gui is True else None
         while player.poll() is None and time.perf_counter() < player_ends - 1.0:
             time.sleep(0.1)  # stop the meter while the player still streams: its CPU is read before it exits
         cpu = meter.stop()
+        cpu["decisions"] = client.stats["answered"] - answered_before  # answered while the meter ran
+        worker_ms = (cpu["cpu_ms_per_s"] or {}).get("worker")
+        if worker_ms is not None and cpu["decisions"]:
+            cpu["worker_cpu_ms_per_decision"] = round(worker_ms * cpu["seconds"] / cpu["decisions"], 2)
         player.communicate(timeout=duration_s + 60)
         time.sleep(1.0)
         if view is not None:
