@@ -133,16 +133,23 @@ def fold_probabilities(data: object, contender: Contender, fold: int, plan: Fold
     """
     from models.needle_training import contenders
 
+    limits = None
     if isinstance(data, SharedData):  # a task in a worker process: one thread, as the worker's other tasks use the rest
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(1)
+        limits = threadpool_limits(limits=1)  # BLAS too: spinning BLAS threads cost scikit-learn's fits 6-8x CPU
         data = _worker_data(data, plan)
-    dev, folds = development_rows(data, plan)
-    train_rows, test_rows = folds[fold]
-    fit = contenders()[contender] if isinstance(contender, str) else contender
-    predict = fit(data, dev[train_rows], fold_generator(plan.seed, fold))
-    return np.asarray(predict(data.variants[0], list(dev[test_rows])))
+    try:
+        dev, folds = development_rows(data, plan)
+        train_rows, test_rows = folds[fold]
+        fit = contenders()[contender] if isinstance(contender, str) else contender
+        predict = fit(data, dev[train_rows], fold_generator(plan.seed, fold))
+        return np.asarray(predict(data.variants[0], list(dev[test_rows])))
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
 
 
 def _is_network(contender: Contender) -> bool:

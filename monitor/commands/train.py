@@ -75,7 +75,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                           help="mixup Beta(a, a) parameter; 0 disables (default 0.2)")
     training.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing (default 0)")
     training.add_argument("--seed", type=int, default=0)
-    training.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    training.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1)")
     training.add_argument("--graph", choices=["layout", "full"], default="layout",
                           help="electrode graph: layout neighbours, or full (attention learns the adjacency)")
     training.add_argument("--no-features", action="store_true", help="do not fuse the handcrafted features")
@@ -252,9 +252,15 @@ def run_needle(args: argparse.Namespace) -> int:
     from monitor.cohort.cluster import TaskRunner, options_from, wants_cluster
 
     cluster = options_from(args)  # --workers/--scheduler: every (contender, fold) a Dask task
-    report = run_protocol(infos, out, seed=args.seed, default_fs=args.fs, log=console.print,
-                          run_tasks=TaskRunner(cluster) if wants_cluster(cluster) else None,
-                          final_test=args.final_test)
+    from threadpoolctl import threadpool_limits
+
+    # BLAS as many threads as torch: scikit-learn's small fits (the logistic regressions' C grids, SVM, LDA) ran
+    # 6-8x slower in CPU with OpenBLAS's default 2 threads on this shared 2-core machine (spinning threads), with
+    # the same probabilities (benchmarks.bench_needle_train_threads)
+    with threadpool_limits(limits=args.threads):
+        report = run_protocol(infos, out, seed=args.seed, default_fs=args.fs, log=console.print,
+                              run_tasks=TaskRunner(cluster) if wants_cluster(cluster) else None,
+                              final_test=args.final_test)
     chosen = report["bundled_configuration"]["name"]
     if chosen and not args.final_test:
         figures = report["cross_validation"][chosen]["per_patient"]
