@@ -61,13 +61,48 @@ class NeedleData:
     signals: list[np.ndarray] = field(repr=False, default_factory=list)
 
 
-def view_of(signals: list[np.ndarray], source_fs: list[float]) -> NeedleView:
+def _views_code() -> str:
+    """What a recording's window statistics and crops depend on besides its samples and rate: the feature code,
+    the crop size and the numerical libraries."""
+    import scipy
+
+    from models import needle_features
+
+    digest = hashlib.sha1(Path(needle_features.__file__).read_bytes())
+    digest.update(f"|{CONV_SAMPLES}|{NEEDLE_FS}|{np.__version__}|{scipy.__version__}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _view_key(signal: np.ndarray, fs: float, code: str) -> str:
+    """The recording's content (samples, dtype, rate) and ``code``: a perturbed copy drawn again is found again."""
+    samples = np.ascontiguousarray(signal)
+    digest = hashlib.sha1(samples.view(np.uint8).ravel())
+    digest.update(f"|{samples.dtype.str}|{samples.shape}|{float(fs)!r}|{code}".encode())
+    return digest.hexdigest()[:24]
+
+
+def view_of(signals: list[np.ndarray], source_fs: list[float], cache_dir: Path | None = None) -> NeedleView:
+    """Window statistics and conv crops of every signal; with ``cache_dir``, each read from
+    ``cache_dir/views/<content hash>.npz`` when there (hash-checked), else computed and stored: a second `train`
+    on the same recordings skips the feature extraction of every recording and perturbed copy (~0.03 s of CPU
+    each, ~1000 of them)."""
+    from models.weight_cache import is_verified, write_verified
+
     features, crops = [], []
     start = (int(0.5 * NEEDLE_FS) - CONV_SAMPLES) // 2
+    code = _views_code() if cache_dir is not None else ""
     for signal, fs in zip(signals, source_fs, strict=True):
+        stored = None if cache_dir is None else Path(cache_dir) / "views" / f"{_view_key(signal, fs, code)}.npz"
+        if stored is not None and is_verified(stored):
+            with np.load(stored, allow_pickle=False) as arrays:
+                features.append(arrays["features"])
+                crops.append(arrays["crops"])
+            continue
         windows = cut_windows(condition(signal))
         features.append(window_features(windows, fs))
         crops.append(windows[:, start:start + CONV_SAMPLES].astype(np.float16))
+        if stored is not None:
+            write_verified(stored, lambda stream, f=features[-1], c=crops[-1]: np.savez(stream, features=f, crops=c))
     return NeedleView(features, crops)
 
 
@@ -113,11 +148,11 @@ def prepare(infos: list[NeedleRecordingInfo], n_variants: int = 4, seed: int = 0
             default_fs: float | None = None) -> NeedleData:
     signals = load_signals(infos, cache_dir, default_fs)
     fs = [float(info.fs or default_fs or NEEDLE_FS) for info in infos]
-    variants = [view_of(signals, fs)]
+    variants = [view_of(signals, fs, cache_dir)]
     for variant in range(1, n_variants):
         rng = np.random.default_rng([seed, variant])
         copies = [perturbed(signal, rng) for signal in signals]
-        variants.append(view_of([c for c, _ in copies], [f for _, f in copies]))
+        variants.append(view_of([c for c, _ in copies], [f for _, f in copies], cache_dir))
     if with_mup:
         mup, readings = mup_measures(infos, signals, cache_dir)
     else:
