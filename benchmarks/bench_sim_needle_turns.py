@@ -8,8 +8,8 @@ on real recordings (brought to 16384 Hz as in ``bench_sim_needle``) and on simul
 10 %MVC force, 5 s, 16384 Hz), this records turns, amplitude, the template's noise (µV) and the number of
 discharges averaged, then reports median turns per diagnosis in bins of template noise: if real MUPs with quiet
 templates have about as many turns as simulated ones, the gap is noise in the real templates, not the MUPs' shape.
-The simulated MUPs are also counted on their true noise-free templates (``muap.true_muap``-like: the unit's
-template rendered without noise) where available. Prints one JSON object; ``--out FILE`` writes it too.
+Per group it also gives the 10-50-90 % percentiles of the recordings' MUP means (``per_recording``: what
+``bench_sim_needle`` reports). Prints one JSON object; ``--out FILE`` writes it and every MUP's row.
 """
 
 from __future__ import annotations
@@ -115,6 +115,22 @@ def summary(rows: list[dict[str, float | str]]) -> dict[str, object]:
     }
 
 
+RECORDING_MEASURES = ("amplitude_uv", "duration_ms", "phases", "turns", "area_uv_ms", "firing_rate_hz")
+
+
+def per_recording(rows: list[dict[str, float | str]]) -> dict[str, object]:
+    """10th, 50th and 90th percentiles of the recordings' MUP means (``bench_sim_needle``'s figures)."""
+    recordings: dict[str, list[dict[str, float | str]]] = {}
+    for row in rows:
+        recordings.setdefault(str(row["recording"]), []).append(row)
+    out: dict[str, object] = {"recordings": len(recordings)}
+    for name in RECORDING_MEASURES:
+        means = [float(np.mean([float(r[name]) for r in mups])) for mups in recordings.values()]
+        if means:
+            out[name] = [round(float(v), 2) for v in np.percentile(means, [10, 50, 90])]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path)
@@ -128,7 +144,7 @@ def main() -> None:
         groups.update(simulated_rows(args.seeds, args.mvc))
     if args.real is not None:
         groups.update(real_rows(args.real, args.real_limit))
-    result = {name: summary(rows) for name, rows in groups.items()}
+    result = {name: {**summary(rows), "per_recording": per_recording(rows)} for name, rows in groups.items()}
     if args.out is not None:
         args.out.write_text(json.dumps({"summary": result, "rows": groups}, indent=1))
     emit("sim_needle_turns", result)
