@@ -98,7 +98,7 @@ def _show(core: dict[str, Any], args: argparse.Namespace, window: bool, stop: An
         if window:
             if stop.is_set():  # the core ended the session while this window was attaching: open none
                 return None, None
-            return _show_window(remote, duration_s, reconnect)
+            return _show_window(remote, duration_s, reconnect, stop)
         from rich.console import Console
 
         from monitor.headless import HeadlessDashboard
@@ -111,9 +111,11 @@ def _show(core: dict[str, Any], args: argparse.Namespace, window: bool, stop: An
         remote.stop()
 
 
-def _show_window(remote: Any, duration_s: float | None, reconnect: bool) -> tuple[str | None, dict[str, Any] | None]:
+def _show_window(remote: Any, duration_s: float | None, reconnect: bool,
+                 stop: Any) -> tuple[str | None, dict[str, Any] | None]:
     """The window stays open on a core that ended (its banner says so) while a timer in the Qt thread looks for
-    the core's return; once one runs, this window closes and the caller opens a new one on it."""
+    the core's return; once one runs, this window closes and the caller opens a new one on it. The same timer
+    closes the window on a Ctrl-C/SIGTERM that came while it was being built (before its own handler was set)."""
     from PyQt6 import QtCore, QtWidgets
 
     from monitor.errors import UserError
@@ -121,21 +123,25 @@ def _show_window(remote: Any, duration_s: float | None, reconnect: bool) -> tupl
 
     found: dict[str, Any] = {}
 
+    def close_windows() -> None:
+        for widget in QtWidgets.QApplication.topLevelWidgets():
+            if type(widget).__name__ == "MainWindow":
+                widget.close()
+
     def look_for_successor() -> None:
-        if remote.core_ended is None or found:
+        if stop.is_set():
+            close_windows()
+        if not reconnect or remote.core_ended is None or found:
             return
         successor = remote.find_successor()
         if successor is not None:
             found.update(successor)
-            for widget in QtWidgets.QApplication.topLevelWidgets():
-                if type(widget).__name__ == "MainWindow":
-                    widget.close()
+            close_windows()
 
     app = _application()  # the timer needs the application run_window uses, kept alive here (else Qt destroys it)
     watcher = QtCore.QTimer(app)
     watcher.timeout.connect(look_for_successor)
-    if reconnect:
-        watcher.start(int(RECONNECT_POLL_S * 1000))
+    watcher.start(int(RECONNECT_POLL_S * 1000))
     try:
         run_window(remote, duration_s=duration_s, on_recording=remote.toggle_recording, on_marker=remote.annotate,
                    adaptation=remote.adaptation)  # fmt: skip
