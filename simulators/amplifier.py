@@ -28,15 +28,19 @@ class SampleSource(Protocol):
 
 
 def describe_stream(info: Any, source: SampleSource, unit: str = "microvolts") -> None:
-    """Writes channel labels, units and the electrode layout into an LSL StreamInfo description (XDF-style)."""
+    """Writes channel labels, units and the electrode layout into an LSL StreamInfo description (XDF-style).
+
+    Every channel is in ``unit`` unless the source lists ``channel_units`` (one per channel)."""
     desc = info.desc()
     channels = desc.append_child("channels")
     # auxiliary channels (force, triggers, a test's sample index) are typed so the monitor keeps them off the model
     types = getattr(source, "channel_types", None) or ["EMG"] * source.n_channels
-    for label, channel_type in zip(source.channel_labels, types, strict=True):
+    # a source with auxiliary channels (a force in %MVC) names each channel's unit; the EMG is in ``unit``
+    units = getattr(source, "channel_units", None) or [unit] * source.n_channels
+    for label, channel_type, channel_unit in zip(source.channel_labels, types, units, strict=True):
         channel = channels.append_child("channel")
         channel.append_child_value("label", str(label))
-        channel.append_child_value("unit", unit)
+        channel.append_child_value("unit", channel_unit)
         channel.append_child_value("type", channel_type)
     layout = getattr(source, "layout", None)
     if layout is not None:

@@ -42,6 +42,12 @@ def auxiliary_channel(key: str) -> tuple[str, str]:
     return key, "AUX"
 
 
+def auxiliary_unit(key: str) -> str:
+    """The LSL unit of an auxiliary signal: ``%MVC`` for a %MVC column, else unknown (a recording states no other
+    auxiliary unit), never the EMG's microvolts."""
+    return "%MVC" if "mvc" in key.lower() else "unknown"
+
+
 class RecordingSource:
     """A `SampleSource` over a recording: ``read(n)`` continues where the last read stopped; with ``auxiliary``, the
     recording's auxiliary signals follow the EMG as typed channels."""
@@ -52,15 +58,18 @@ class RecordingSource:
         self.fs = float(recording.fs)
         self.channel_labels = list(recording.channel_labels)
         self.channel_types = ["EMG"] * recording.n_channels
+        self.channel_units = ["microvolts"] * recording.n_channels  # recordings are read into µV
         self.layout: dict[str, Any] | None = recording.layout
         self.position = 0  # samples handed out so far, counting every pass of a loop
         self._data = recording.data
         if auxiliary and recording.auxiliary:
             keys = sorted(recording.auxiliary)
             self._data = np.column_stack([recording.data, *(recording.auxiliary[key] for key in keys)])
-            for label, kind in map(auxiliary_channel, keys):
+            for key in keys:
+                label, kind = auxiliary_channel(key)
                 self.channel_labels.append(label)
                 self.channel_types.append(kind)
+                self.channel_units.append(auxiliary_unit(key))
         self.n_channels = self._data.shape[1]
 
     def read(self, n_samples: int) -> np.ndarray:
