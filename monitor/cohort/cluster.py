@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from monitor.errors import UserError
@@ -28,6 +28,23 @@ class ClusterOptions:
     tls_ca_file: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    # workers that fit models (torch, many short-lived tensors): glibc's own malloc thresholds, not Dask's
+    compute_heavy: bool = False
+
+
+# Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers (to return freed memory to the system), which also
+# turns off glibc's adaptive mmap threshold: every allocation over 128 KiB becomes an mmap + page faults + munmap.
+# A needle network fit then costs 1.6x the CPU it costs in a plain process (6.6-6.9 s against 4.0-4.2 s for 60 steps,
+# benchmarks.md). Dask also leaves the variable in this process's environment once it has started a cluster, where
+# later workers would inherit it: remember whether the user set it.
+_USER_MALLOC_TRIM = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+_COMPUTE_HEAVY_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # the statistical profiler samples every thread's stack every 10 ms, taking the GIL from the fit: ~5 % of a
+    # fit's CPU; one sample a second still draws the dashboard's profile of tasks that last seconds
+    "distributed.worker.profile.interval": "1s",
+    "distributed.worker.profile.cycle": "10s",
+}
 
 
 def _is_loopback(host: str) -> bool:
@@ -91,13 +108,21 @@ def connect(options: ClusterOptions) -> Iterator[object]:
     workers = options.workers or os.cpu_count() or 1
     if workers < 1:
         raise UserError(f"--workers {workers}: need at least one worker process")
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=options.threads_per_worker, processes=True, host="127.0.0.1",
-        # the scheduler's HTTP server (dashboard or not) and every worker's listen on loopback only
-        dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0",
-        scheduler_kwargs={"dashboard": options.dashboard and _has_bokeh()},
-        security=True, memory_limit=options.memory_limit, silence_logs=logging.ERROR,
-    )
+    import dask
+
+    settings = {}
+    if options.compute_heavy:
+        settings = _COMPUTE_HEAVY_CONFIG
+        if _USER_MALLOC_TRIM is None:  # left here by an earlier cluster of this process, not the user's
+            os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set(settings):  # read by the nannies as they start (and restart) their workers
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=options.threads_per_worker, processes=True, host="127.0.0.1",
+            # the scheduler's HTTP server (dashboard or not) and every worker's listen on loopback only
+            dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": options.dashboard and _has_bokeh()},
+            security=True, memory_limit=options.memory_limit, silence_logs=logging.ERROR,
+        )
     with cluster, Client(cluster) as client:
         yield client
 
@@ -136,7 +161,8 @@ class TaskRunner:
     """``runner(function, calls)``: each call's arguments a Dask task, results in the order of ``calls``.
 
     Given to the model code (which knows nothing of clusters) so that folds or simulated subjects run wherever
-    the command's cluster options say, or in this process when they ask for no cluster.
+    the command's cluster options say, or in this process when they ask for no cluster. A local cluster's workers
+    are made for fitting (``compute_heavy``); an existing cluster's are as their owner started them.
     """
 
     def __init__(self, options: ClusterOptions) -> None:
@@ -145,6 +171,6 @@ class TaskRunner:
     def __call__(self, function: object, calls: list[tuple]) -> list:
         if not wants_cluster(self.options):
             return [function(*call) for call in calls]
-        with connect(self.options) as client:
+        with connect(replace(self.options, compute_heavy=True)) as client:
             futures = [client.submit(function, *call, pure=False) for call in calls]
             return client.gather(futures)
