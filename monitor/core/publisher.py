@@ -34,6 +34,25 @@ RESOURCES_PERIOD_S = 0.5  # CPU and memory figures (psutil) in the status: the s
 EVENTS_SHOWN = 200
 
 
+def fatigue_document(report: Any) -> dict[str, object]:
+    """``FatigueReport.to_dict()`` (NaN -> None in 1-D float arrays and the overall figures), with the NaN test done
+    once per array instead of once per element: at 256 channels to_dict's per-element ``np.isnan`` was the largest
+    part of the 5 Hz status document (tests/core/test_publisher_documents.py holds the two equal)."""
+    out: dict[str, object] = {}
+    for name, value in report.__dict__.items():
+        if isinstance(value, dict):
+            out[name] = {k: None if np.isnan(v) else v for k, v in value.items()}
+        elif isinstance(value, np.ndarray):
+            items = value.tolist()
+            if value.ndim == 1 and value.dtype.kind == "f":
+                for index in np.flatnonzero(np.isnan(value)).tolist():
+                    items[index] = None
+            out[name] = items
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def feature_names(fs: float, n_channels: int) -> list[str]:
     """The engine's per-window feature names, in the order it computes them (from one quiet test window)."""
     from dsp.engine import ENGINE_FEATURES
@@ -196,7 +215,7 @@ class StatePublisher(threading.Thread):
             worker = state.decisions.recent_columns(200, ("worker_s",))["worker_s"]
             document = {
                 "usable": None if state.usable is None else np.asarray(state.usable).tolist(),
-                "fatigue": None if state.fatigue is None else state.fatigue.to_dict(),
+                "fatigue": None if state.fatigue is None else fatigue_document(state.fatigue),
                 "quality": None if state.quality is None else state.quality.to_dict(),
                 "events": [[float(t), str(text)] for t, text in list(state.events)[-EVENTS_SHOWN:]],
                 "recording": state.recording, "model_status": state.model_status,
