@@ -77,6 +77,29 @@ def classification_figures(truth: np.ndarray, predicted: np.ndarray, n_classes: 
     }
 
 
+def headline_figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int = 3) -> dict[str, object]:
+    """``classification_figures``' balanced accuracy, sensitivity, specificity and macro F1, to the last bit, from a
+    confusion matrix counted with ``np.bincount``: scikit-learn's input checks cost ~3 ms a call, which 2000
+    bootstrap draws per contender made ~6 s of CPU (~1 min of this loaded machine). Macro F1 is scikit-learn's
+    2 tp / (true + predicted) per class, 0 where both are 0, averaged (tests/models/test_needle_headline_figures.py)."""
+    truth, predicted = np.asarray(truth, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    matrix = np.bincount(truth * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    positives = matrix.sum(axis=1)
+    sensitivity = np.divide(np.diag(matrix), positives, out=np.full(n_classes, np.nan), where=positives > 0)
+    negatives = matrix.sum() - positives
+    false_positive = matrix.sum(axis=0) - np.diag(matrix)
+    specificity = np.divide(negatives - false_positive, negatives, out=np.full(n_classes, np.nan),
+                            where=negatives > 0)
+    denominator = (positives + matrix.sum(axis=0)).astype(np.float64)
+    f1 = np.divide(2.0 * np.diag(matrix), denominator, out=np.zeros(n_classes), where=denominator > 0)
+    return {
+        "balanced_accuracy": float(np.nanmean(sensitivity)),
+        "sensitivity": {LABELS[k]: float(sensitivity[k]) for k in range(n_classes)},
+        "specificity": {LABELS[k]: float(specificity[k]) for k in range(n_classes)},
+        "macro_f1": float(np.average(f1)),
+    }
+
+
 def bootstrap_intervals(truth: np.ndarray, predicted: np.ndarray, groups: np.ndarray, n_boot: int = 1000,
                         seed: int = 0) -> dict[str, list[float]]:
     """95 % percentile intervals of the headline figures, resampling whole patients (``groups``)."""
@@ -87,7 +110,7 @@ def bootstrap_intervals(truth: np.ndarray, predicted: np.ndarray, groups: np.nda
     for _ in range(n_boot):
         drawn = rng.choice(people, size=len(people), replace=True)
         rows = np.concatenate([rows_of[p] for p in drawn])
-        figures = classification_figures(truth[rows], predicted[rows])
+        figures = headline_figures(truth[rows], predicted[rows])
         values = {"balanced_accuracy": figures["balanced_accuracy"], "macro_f1": figures["macro_f1"],
                   **{f"sensitivity_{k}": v for k, v in figures["sensitivity"].items()},
                   **{f"specificity_{k}": v for k, v in figures["specificity"].items()}}
