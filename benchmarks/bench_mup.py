@@ -130,7 +130,7 @@ def accuracy(n_seeds: int, effort_scale: float = 1.0, settings: MupSettings | No
 SITES_MM = ((0.0, 0.0), (3.0, 0.0), (-3.0, 0.0), (0.0, 3.0))
 
 
-def sites(n_seeds: int) -> dict[str, object]:
+def sites(n_seeds: int, settings: MupSettings | None = None) -> dict[str, object]:
     from dsp.mup_reading import analyse_needle
     from simulators.electrodes import ElectrodeLayout
     from simulators.emg import EmgSimulator, SimulationConfig
@@ -145,7 +145,7 @@ def sites(n_seeds: int) -> dict[str, object]:
                 config = SimulationConfig(layout=ElectrodeLayout.needle(site), fs=FS, condition=condition,
                                           profile="hold", mvc_percent=effort, seed=seed, fatigue_rate=0.0)
                 channels.append(EmgSimulator(config).generate(SECONDS)[:, 0])
-            report = analyse_needle(np.column_stack(channels), FS)
+            report = analyse_needle(np.column_stack(channels), FS, settings=settings)
             readings[report.reading.label] = readings.get(report.reading.label, 0) + 1
             units.append(len(report.units))
             durations.append(report.summary.mean.get("duration_ms", float("nan")))
@@ -179,7 +179,7 @@ def main() -> None:
         emit("mup_moderate", {"accuracy": accuracy(args.seeds, 3.0, settings), "settings": options})
         return
     emit("mup", {"speed": speed(args.repeats), "accuracy": accuracy(args.seeds, 1.0, settings),
-                 "sites": sites(args.seeds), "settings": options})  # fmt: skip
+                 "sites": sites(args.seeds, settings), "settings": options})  # fmt: skip
 
 
 if __name__ == "__main__":
