@@ -153,7 +153,8 @@ def test_an_external_cluster_loses_a_worker_mid_run_and_nothing_is_lost_or_writt
                       "--no-model", "--no-figures", "--quiet", "--out", str(out)], tmp_path / "analyze.log")
         processes.append(run)
         rows_file = out / "rows.jsonl"
-        while time.monotonic() < deadline + 60 and not (rows_file.is_file() and rows_file.read_text().strip()):
+        # a whole first line (the client appends a row and flushes it; a read may catch it half written)
+        while time.monotonic() < deadline + 60 and not (rows_file.is_file() and "\n" in rows_file.read_text()):
             time.sleep(0.05)
         first = json.loads(rows_file.read_text().splitlines()[0])
         killed = int(first["worker"].rsplit(":", 1)[1])  # the worker that finished first is busy with the next
