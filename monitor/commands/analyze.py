@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor.cohort.cluster import add_cluster_arguments
 from monitor.recordings.base import recording_stem
-from monitor.recordings.options import add_reader_arguments, reader_options
+from monitor.recordings.options import add_reader_arguments, check_reader_options, reader_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from monitor.recordings.needle import looks_like_needle
     from monitor.recordings.report import prepare_output_folder, write_dataset_index
 
+    check_reader_options(args)  # a folder's files are read by cohort tasks: a bad --fs is said once, here
     if args.window_ms <= 0 or args.hop_ms <= 0:
         raise UserError("--window-ms and --hop-ms must be positive")
     if args.age is not None and not 0 < args.age < 130:

@@ -11,7 +11,7 @@ import sys
 import threading
 import uuid
 
-from monitor.commands.monitor import add_session_arguments, session_options
+from monitor.commands.monitor import add_session_arguments, check_session_arguments, session_options
 from monitor.commands.simulate import add_rest_lead_in_argument, add_simulator_model_arguments
 
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
@@ -113,7 +113,8 @@ def resolve_needle(args: argparse.Namespace) -> None:
     needle model (a needle layout implies ``--needle``: high-pass only, the MUP panel)."""
     args.layout = args.layout or ("needle" if args.needle else "ring8")
     args.needle = args.needle or args.layout == "needle"
-    args.fs = args.fs or (NEEDLE_DEMO_FS if args.layout == "needle" else 2048.0)
+    if args.fs is None:  # not `or`: --fs 0 is the amplifier's to refuse, not a request for the default
+        args.fs = NEEDLE_DEMO_FS if args.layout == "needle" else 2048.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     resolve_needle(args)
     source_id = f"neurofusion-demo-{uuid.uuid4().hex[:8]}"
+    check_session_arguments(args)  # a bad view or DSP option is said before the amplifier starts
     check_simulator_arguments(args, source_id)
     simulator = start_simulator(args, source_id)
     try:

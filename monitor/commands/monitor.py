@@ -68,12 +68,42 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
                      help="cancel mains with an adaptive (LMS) canceller that tracks a drifting frequency")
 
 
+def check_session_arguments(args: argparse.Namespace) -> None:
+    """Refuses, in one line and before any stream is waited for, the view, window, band and needle options no
+    session could use (the engine would otherwise say so later as a ValueError, or a negative --duration end the
+    session at once with exit code 0)."""
+    import math
+
+    from monitor.errors import UserError
+
+    def positive(value: float) -> bool:
+        return math.isfinite(value) and value > 0
+
+    if args.duration is not None and not positive(args.duration):
+        raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
+    if not (math.isfinite(args.snapshot_after) and args.snapshot_after >= 0):
+        raise UserError(f"--snapshot-after must be 0 or more seconds, not {args.snapshot_after:g}")
+    if not (positive(args.window_ms) and positive(args.hop_ms)):
+        raise UserError(f"--window-ms and --hop-ms must be positive, not {args.window_ms:g} and {args.hop_ms:g}")
+    if args.hop_ms > args.window_ms:
+        raise UserError(f"--hop-ms {args.hop_ms:g} must not exceed --window-ms {args.window_ms:g}")
+    low, high = args.band
+    if not (positive(low) and positive(high) and low < high):
+        raise UserError(f"--band LOW HIGH needs 0 < LOW < HIGH Hz, not {low:g} {high:g}")
+    if args.age is not None and not 0 < args.age < 130:  # as `analyze --age`
+        raise UserError(f"--age {args.age:g} is not an age in years")
+    timeout = getattr(args, "resolve_timeout", None)
+    if timeout is not None and not positive(timeout):
+        raise UserError(f"--resolve-timeout must be a positive number of seconds, not {timeout:g}")
+
+
 def session_options(args: argparse.Namespace):
     from dsp.engine import EngineSettings
     from monitor.decomposition_service import check_calibration_seconds
     from monitor.errors import UserError
     from monitor.session import SessionOptions
 
+    check_session_arguments(args)
     starts = getattr(args, "decompose_starts", None)
     if starts is not None and starts < 1:
         raise UserError(f"--decompose-starts must be at least 1, not {starts}")

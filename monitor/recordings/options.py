@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 READER_OPTION_NAMES = (
@@ -39,6 +40,20 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--annotation", help="WFDB: annotation file extension (default atr when present)")
 
 
+def check_reader_options(args: argparse.Namespace) -> None:
+    """Refuses, in one line, a --fs or --scale no reader could use (0, negative, nan or inf), before any file is
+    read: a reader given --fs 0 would otherwise divide by it first and warn before it errs."""
+    from monitor.errors import UserError
+
+    fs = getattr(args, "fs", None)
+    if fs is not None and not (math.isfinite(fs) and fs > 0):
+        raise UserError(f"--fs must be a positive sampling rate in Hz, not {fs:g}")
+    scale = getattr(args, "scale", None)
+    if scale is not None and not (math.isfinite(scale) and scale != 0):
+        raise UserError(f"--scale must be a finite, non-zero number of microvolts per file unit, not {scale:g}")
+
+
 def reader_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The reader options the user gave (None for the rest, which the readers ignore)."""
+    """The reader options the user gave (None for the rest, which the readers ignore), checked."""
+    check_reader_options(args)
     return {name: getattr(args, name, None) for name in READER_OPTION_NAMES}

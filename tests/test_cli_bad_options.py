@@ -1,0 +1,43 @@
+"""Options no session could use are refused in one line with exit code 2, before a stream is waited for, an
+amplifier started or a file read (found trying the documented commands as a new user would)."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.cli import main
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "Traceback" not in error
+    return error
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["monitor", "--name", "nowhere", "--duration", "-2"], "--duration must be a positive number of seconds"),
+        (["monitor", "--name", "nowhere", "--window-ms", "0"], "--window-ms and --hop-ms must be positive"),
+        (["monitor", "--name", "nowhere", "--window-ms", "100", "--hop-ms", "500"], "must not exceed --window-ms"),
+        (["monitor", "--name", "nowhere", "--band", "500", "20"], "--band LOW HIGH needs 0 < LOW < HIGH"),
+        (["monitor", "--name", "nowhere", "--age", "-4"], "--age -4 is not an age in years"),
+        (["monitor", "--name", "nowhere", "--resolve-timeout", "nan"], "--resolve-timeout must be a positive number"),
+        (["demo", "--headless", "--duration", "-3"], "--duration must be a positive number of seconds"),
+        # --fs 0 used to start a 2048 Hz demo (`args.fs or default`)
+        (["demo", "--headless", "--fs", "0"], "sampling rate must be between 100 Hz and 100 kHz, not 0 Hz"),
+    ],
+)
+def test_session_options_refused_before_any_stream(argv, said, capsys):
+    assert said in _refused(argv, capsys)
+
+
+@pytest.mark.parametrize("command", ["replay", "analyze"])
+@pytest.mark.parametrize("fs", ["0", "-5", "nan"])
+def test_reader_fs_refused_before_the_file_is_read(command, fs, tmp_path, capsys):
+    # a needle .asc has no rate of its own: --fs 0 reached the reader, which warned (divide by zero) before it erred
+    recording = tmp_path / "needle.asc"
+    recording.write_text("1.0 2.0 3.0")
+    error = _refused([command, str(recording), "--fs", fs], capsys)
+    assert error.endswith(f"--fs must be a positive sampling rate in Hz, not {float(fs):g}")
