@@ -35,20 +35,22 @@ def band_rms(data: np.ndarray, fs: float) -> float:
     return float(np.mean(np.sqrt(np.mean(filtered**2, axis=0))))
 
 
-def max_rms(layout: str, fs: float, seed: int) -> float:
+def max_rms(layout: str, fs: float, seed: int, tissue: str = "legacy") -> float:
     """The fresh subject's RMS at 100 %MVC (3 s, no fatigue): the maximum the rise is measured against."""
     from simulators.emg import EmgSimulator, SimulationConfig
 
     config = SimulationConfig(layout=layout, fs=fs, profile="hold", mvc_percent=100.0, seed=seed, artifacts=(),
-                              fatigue_rate=0.0)
+                              fatigue_rate=0.0, tissue=tissue)
     return band_rms(EmgSimulator(config).generate(3.0), fs)
 
 
-def subject_figures(layout: str, fs: float, level: float, seed: int, limit_s: float) -> dict[str, float]:
+def subject_figures(
+    layout: str, fs: float, level: float, seed: int, limit_s: float, tissue: str = "legacy"
+) -> dict[str, float]:
     from simulators.emg import EmgSimulator, SimulationConfig
 
     config = SimulationConfig(layout=layout, fs=fs, profile="hold", mvc_percent=level, seed=seed, artifacts=(),
-                              fatigue_model="endurance")
+                              fatigue_model="endurance", tissue=tissue)
     sim = EmgSimulator(config)
     band = signal.butter(4, (20.0, 450.0), btype="bandpass", fs=fs, output="sos")
     state = np.zeros((band.shape[0], 2, sim.n_channels))
@@ -78,7 +80,7 @@ def subject_figures(layout: str, fs: float, level: float, seed: int, limit_s: fl
         "mdf_change_percent": round(float(100.0 * (np.mean(mdf[-edge:]) / np.mean(mdf[1 : 1 + edge]) - 1.0)), 1),
         "rms_change_percent": round(float(100.0 * (np.mean(rms[-edge:]) / np.mean(rms[1 : 1 + edge]) - 1.0)), 1),
         "rms_start_uv": round(float(np.mean(rms[1 : 1 + edge])), 1),
-        "rms_rise_percent_of_max": round(100.0 * rise / max_rms(layout, fs, seed), 1),
+        "rms_rise_percent_of_max": round(100.0 * rise / max_rms(layout, fs, seed, tissue), 1),
     }
 
 
@@ -88,13 +90,15 @@ def main() -> None:
     parser.add_argument("--layout", default="grid8x8")
     parser.add_argument("--fs", type=float, default=2048.0)
     parser.add_argument("--levels", default=",".join(f"{v:g}" for v in LEVELS))
+    parser.add_argument("--tissue", default="legacy", choices=("legacy", "fibres"),
+                        help="fibres: the fibre-level surface model, whose %%MVC is force (twitch model)")
     args = parser.parse_args()
     from simulators.fatigue import rohmert_endurance_s
 
-    out: dict[str, object] = {"layout": args.layout, "fs": args.fs, "seeds": args.seeds}
+    out: dict[str, object] = {"layout": args.layout, "fs": args.fs, "seeds": args.seeds, "tissue": args.tissue}
     for level in (float(v) for v in args.levels.split(",")):
         limit = 2.5 * float(rohmert_endurance_s(level / 100.0)) + 5.0
-        rows = [subject_figures(args.layout, args.fs, level, seed, limit) for seed in range(args.seeds)]
+        rows = [subject_figures(args.layout, args.fs, level, seed, limit, args.tissue) for seed in range(args.seeds)]
         medians = {key: round(float(np.nanmedian([r[key] for r in rows])), 3) for key in rows[0]}
         out[f"{level:g}"] = {"rohmert_endurance_s": round(float(rohmert_endurance_s(level / 100.0)), 1),
                              "median": medians, "subjects": rows}
