@@ -7,6 +7,7 @@ names what the quality monitor found (flat, saturated, mains, nonfinite).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,15 @@ def attention_colours(attention: np.ndarray | None, n_channels: int) -> list[tup
     low, high = float(np.min(attention)), float(np.max(attention))
     scaled = (attention - low) / (high - low) if high > low else np.full(n_channels, 0.5)
     rgba = ATTENTION_MAP.map(0.15 + 0.85 * scaled, mode="byte")
-    return [tuple(int(v) for v in colour[:3]) for colour in rgba]
+    return [tuple(colour) for colour in rgba[:, :3].tolist()]
+
+
+@lru_cache(maxsize=4096)
+def brush_for(colour: tuple[int, ...]) -> Any:
+    """One QBrush per colour, made once: making 256 brushes took ~2 ms of every 256-channel map refresh.
+
+    The attention colours lie on one colormap curve (a few thousand byte triples at most): the cache stays small."""
+    return pg.mkBrush(*colour)
 
 
 def electrode_spacing_mm(positions: np.ndarray) -> float:
@@ -118,11 +127,12 @@ class ElectrodeMap(pg.PlotWidget):
         self.setYRange(positions[:, 1].min() - margin, positions[:, 1].max() + margin, padding=0)
         self.colours: list[tuple[int, ...]] = [UNKNOWN] * len(positions)
         self.tips: list[str] = []
+        self._bad: np.ndarray | None = None
 
     def set_colours(self, colours: list[tuple[int, ...]]) -> None:
         if colours != self.colours:
             self.colours = colours
-            self.spots.setBrush([pg.mkBrush(*c) for c in colours])
+            self.spots.setBrush([brush_for(c) for c in colours])
 
     def _clicked(self, _item: Any, points: Any, *_: Any) -> None:
         if len(points):
@@ -131,9 +141,13 @@ class ElectrodeMap(pg.PlotWidget):
     def set_tips(self, tips: list[str]) -> None:
         if tips != self.tips:
             self.tips = tips
-            self.spots.setData(pos=self.positions, data=tips, brush=[pg.mkBrush(*c) for c in self.colours])
+            self.spots.setData(pos=self.positions, data=tips, brush=[brush_for(c) for c in self.colours])
 
     def set_bad(self, bad: np.ndarray) -> None:
+        # setData rebuilds (and the next paint redraws) the crosses: only when the masked channels change
+        if self._bad is not None and np.array_equal(bad, self._bad):
+            return
+        self._bad = bad.copy()
         self.crosses.setData(pos=self.positions[bad] if bad.any() else np.empty((0, 2)))
 
 
@@ -181,9 +195,11 @@ class ElectrodesView(QtWidgets.QWidget):
             usable = usable[self.channels]
         self.bad = ~usable if usable is not None and len(usable) == n else np.zeros(n, dtype=bool)
         self.quality_map.set_colours(quality_colours(usable, reasons, n))
-        self.reasons = reasons or [""] * n
-        self.quality_map.set_tips([f"{label}: {reason or 'ok'}" for label, reason in zip(
-            self.layout_.labels, self.reasons, strict=True)])
+        reasons = reasons or [""] * n
+        if reasons != self.reasons or not self.quality_map.tips:  # the tooltips only change with the reasons
+            self.quality_map.set_tips([f"{label}: {reason or 'ok'}" for label, reason in zip(
+                self.layout_.labels, reasons, strict=True)])
+        self.reasons = reasons
         self.attention_map.set_colours(attention_colours(attention, n))
         self.quality_map.set_bad(self.bad)
         self.attention_map.set_bad(self.bad)

@@ -1,0 +1,141 @@
+"""What the cheaper refreshes draw is what the plain ones drew: the electrode map's spots and crosses, pixel for pixel,
+and the trend plots' ranges when they are settled before the paint (no stream needed: a few seconds)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtGui
+
+from monitor.pipeline import MuscleState
+from simulators.electrodes import ElectrodeLayout
+
+
+@dataclass
+class FakeDecisions:
+    record: object | None = None
+
+    def latest(self):
+        return self.record
+
+
+@dataclass
+class FakeState:
+    layout: dict
+    n_channels: int
+    channel_labels: list[str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    usable: np.ndarray | None = None
+    quality: object | None = None
+    decisions: FakeDecisions = field(default_factory=FakeDecisions)
+    emg_channels: np.ndarray | None = None
+
+
+def _reference_attention_colours(attention: np.ndarray) -> list[tuple[int, int, int]]:
+    """The map's colours computed one electrode at a time, as the view did before it was vectorised."""
+    from monitor.gui.electrodes import ATTENTION_MAP
+
+    low, high = float(attention.min()), float(attention.max())
+    colours = []
+    for value in attention:
+        rgba = ATTENTION_MAP.map(np.array([0.15 + 0.85 * (value - low) / (high - low)]), mode="byte")[0]
+        colours.append((int(rgba[0]), int(rgba[1]), int(rgba[2])))
+    return colours
+
+
+def _image(widget: pg.PlotWidget) -> QtGui.QImage:
+    image = QtGui.QImage(widget.size(), QtGui.QImage.Format.Format_ARGB32)
+    image.fill(0)
+    painter = QtGui.QPainter(image)
+    widget.render(painter)
+    painter.end()
+    return image
+
+
+def test_electrode_maps_draw_the_reference_colours_positions_and_crosses_at_256_channels(qtbot):
+    from monitor.gui.electrodes import ElectrodeMap, ElectrodesView, quality_colours
+
+    layout = ElectrodeLayout.grid(16, 16)
+    state = FakeState(layout.to_dict(), 256, list(layout.labels))
+    view = ElectrodesView(SimpleNamespace(state=state))
+    qtbot.addWidget(view)
+    rng = np.random.default_rng(5)
+    reference = ElectrodeMap(layout, "model attention")  # drawn the plain way: a new brush per spot, every time
+    qtbot.addWidget(reference)
+    view.resize(600, 300)
+    view.show()
+    QtCore.QCoreApplication.processEvents()
+    reference.show()
+    expected_positions = np.asarray(layout.positions_mm, dtype=float) * [1.0, -1.0]  # grid row 1 at the top
+    for step in range(3):
+        attention = rng.random(256).astype(np.float32)
+        usable = np.ones(256, dtype=bool)
+        usable[rng.choice(256, size=step * 3, replace=False)] = False
+        with state.lock:
+            state.usable = usable
+            state.decisions.record = SimpleNamespace(channel_attention=attention, muscle=MuscleState.CONTRACTING,
+                                                     label="healthy")
+        view.refresh()
+        colours = _reference_attention_colours(attention)
+        drawn = [brush.color().getRgb()[:3] for brush in view.attention_map.spots.data["brush"]]
+        assert drawn == colours
+        np.testing.assert_allclose(np.column_stack([view.attention_map.spots.data["x"],
+                                                    view.attention_map.spots.data["y"]]), expected_positions)
+        for electrode_map in (view.quality_map, view.attention_map):
+            crosses = electrode_map.crosses.data
+            np.testing.assert_allclose(np.column_stack([crosses["x"], crosses["y"]]), expected_positions[~usable])
+        quality = [brush.color().getRgb()[:3] for brush in view.quality_map.spots.data["brush"]]
+        assert quality == quality_colours(usable, None, 256)
+
+        reference.spots.setBrush([pg.mkBrush(*c) for c in colours])
+        reference.crosses.setData(pos=reference.positions[~usable] if (~usable).any() else np.empty((0, 2)))
+        QtCore.QCoreApplication.processEvents()
+        reference.setFixedSize(view.attention_map.size())  # the summary above the maps may wrap onto a new line
+        QtCore.QCoreApplication.processEvents()
+        assert _image(view.attention_map) == _image(reference)
+
+
+def test_settled_plots_end_on_the_same_ranges_and_pixels_as_plain_ones_with_fewer_paints(qtbot):
+    from monitor.gui.painting import settle_ranges
+
+    paints = {"plain": 0, "settled": 0}
+
+    class PaintCounter(QtCore.QObject):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def eventFilter(self, _watched, event) -> bool:  # noqa: N802 - Qt's name
+            paints[self.name] += event.type() == QtCore.QEvent.Type.Paint
+            return False
+
+    pairs, counters = {}, []
+    for name in paints:  # two X-linked plots each, as the fatigue view's
+        plots = [pg.PlotWidget(), pg.PlotWidget()]
+        plots[1].setXLink(plots[0])
+        counters.append(PaintCounter(name))
+        for plot in plots:
+            qtbot.addWidget(plot)
+            plot.setFixedSize(400, 200)
+            plot.show()
+            plot.viewport().installEventFilter(counters[-1])
+        pairs[name] = (plots, [plot.plot() for plot in plots])
+    QtCore.QCoreApplication.processEvents()
+    for length in (50, 80, 120, 400):
+        x = np.arange(length) / 60.0
+        for name, (plots, curves) in pairs.items():
+            for curve, scale in zip(curves, (1.0, 3.0), strict=True):
+                curve.setData(x, scale * np.sin(x))
+            if name == "settled":
+                settle_ranges(*plots)
+        for _ in range(4):
+            QtCore.QCoreApplication.processEvents()
+        ranges = {name: [plot.getViewBox().viewRange() for plot in plots] for name, (plots, _) in pairs.items()}
+        assert ranges["settled"] == ranges["plain"]
+        for plain, settled in zip(pairs["plain"][0], pairs["settled"][0], strict=True):
+            assert _image(plain) == _image(settled)
+    assert paints["settled"] < paints["plain"]
