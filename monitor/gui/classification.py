@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
 from monitor.decision_history import MUSCLE_CODES
+from monitor.gui.painting import settle_ranges
 from monitor.pipeline import REST_LABEL, MuscleState
 
 UNCERTAIN = "uncertain"
@@ -106,6 +107,7 @@ class ClassificationView(QtWidgets.QWidget):
         self.label = UNCERTAIN
         self.confidence = float("nan")
         self._items: list[Any] = []
+        self._call_style = ""  # the call label's style sheet now (restyling costs a re-polish: only on change)
 
         self.call_label = QtWidgets.QLabel("—")
         self.call_label.setStyleSheet("font-size: 20pt; font-weight: bold;")
@@ -250,10 +252,14 @@ class ClassificationView(QtWidgets.QWidget):
         else:
             colour = class_colour(self.label, self.classes.index(self.label))
             text = f"{self.label}  {self.confidence:.0%}"
-        self.call_label.setStyleSheet(f"font-size: 20pt; font-weight: bold; color: rgb{colour};")
+        style = f"font-size: 20pt; font-weight: bold; color: rgb{colour};"
+        if style != self._call_style:
+            self._call_style = style
+            self.call_label.setStyleSheet(style)
         self.call_label.setText(text)
 
     def refresh(self) -> None:
         if self._collect():
             self._redraw()
+            settle_ranges(self.plot)
         self._update_call()

@@ -20,6 +20,7 @@ from PyQt6 import QtWidgets
 from dsp.fatigue import FatigueSettings
 from models.prognosis import EPOCH_S
 from monitor.gui.endurance import EnduranceForecast
+from monitor.gui.painting import settle_ranges
 from monitor.outlets import emg_mean
 
 TREND_BIN_S = 1.0
@@ -203,6 +204,7 @@ class FatigueView(QtWidgets.QWidget):
         self.status = FatigueStatus()
         self.contractions: list[tuple[float, float]] = []
         self._shades: list[pg.LinearRegionItem] = []
+        self._badge_state: str | None = None  # the state the badge's style sheet shows (restyling costs a re-polish)
 
         self.badge = QtWidgets.QLabel("—")
         self.badge.setMinimumWidth(90)
@@ -289,7 +291,10 @@ class FatigueView(QtWidgets.QWidget):
         self._shade_contractions(origin)
         badge = "learning rest" if status.learning else (status.state or "—")
         self.badge.setText(badge)
-        self.badge.setStyleSheet(self._badge_style(None if status.learning else status.state))
+        badge_state = None if status.learning else status.state
+        if badge_state != self._badge_state:
+            self._badge_state = badge_state
+            self.badge.setStyleSheet(self._badge_style(badge_state))
         self.readout.setText(
             f"MDF slope {_dash(status.slope_hz_per_min, '+.2f', ' Hz/min')}   "
             f"change {_dash(status.percent_change, '+.1f', ' %')}   "
@@ -303,6 +308,7 @@ class FatigueView(QtWidgets.QWidget):
             f"RMS {_dash(latest_rms, '.0f', ' µV')} ({_dash(status.rms_change_pct, '+.0f', ' %')})   "
             f"{'contracting' if status.active else 'at rest'}"
         )
+        settle_ranges(self.frequency_plot, self.rms_plot, self.fins_plot)
 
     def _draw_forecast(self, centres: np.ndarray, origin: float) -> None:
         estimate, start = self.forecast.estimate, self.forecast.start
