@@ -41,3 +41,27 @@ def test_reader_fs_refused_before_the_file_is_read(command, fs, tmp_path, capsys
     recording.write_text("1.0 2.0 3.0")
     error = _refused([command, str(recording), "--fs", fs], capsys)
     assert error.endswith(f"--fs must be a positive sampling rate in Hz, not {float(fs):g}")
+
+
+def test_analyze_runs_without_the_bundled_model_where_it_does_not_fit_and_refuses_a_named_one(
+    tmp_path, capsys, monkeypatch
+):
+    # `analyze otb_testfile.mat` (64 channels) was refused because the default ring-of-8 model did not fit, while
+    # the live monitor runs such a stream without a model; a --model the user names that does not fit is refused.
+    # A stand-in for the ring-of-8 model keeps this test from loading one (seconds).
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import monitor.commands.analyze as analyze
+
+    ring8 = SimpleNamespace(card=SimpleNamespace(n_channels=8, model_id="ring8-model"), check_layout=lambda _: None)
+    monkeypatch.setattr(analyze, "_load_model", lambda path, backend: ring8)
+    recording = tmp_path / "grid.npz"
+    samples = np.random.default_rng(0).normal(0.0, 20.0, (2048, 16)).astype(np.float32)
+    np.savez(recording, data=samples, fs=np.array(2048.0))
+    assert main(["analyze", str(recording), "--out", str(tmp_path / "out"), "--quiet", "--no-figures"]) == 0
+    assert "grid.npz: no model for this layout (16 ch" in capsys.readouterr().out
+    assert (tmp_path / "out" / "summary.json").is_file()
+    error = _refused(["analyze", str(recording), "--out", str(tmp_path / "named"), "--model", "ring8.pt"], capsys)
+    assert "model 'ring8-model' expects 8 channels but the recording has 16" in error

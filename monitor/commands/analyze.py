@@ -104,10 +104,31 @@ def run(args: argparse.Namespace) -> int:
     for recording in recordings:
         # a dataset's files keep their folder structure under the output folder
         folder = out / recording.source.relative_to(target).with_suffix("") if target.is_dir() else out
-        summaries.append(_analyze_one(recording, predictor, settings, prepare_output_folder(folder), args))
+        fitting = _model_for(predictor, recording, named=args.model is not None)
+        summaries.append(_analyze_one(recording, fitting, settings, prepare_output_folder(folder), args))
     if target.is_dir():
         print(f"dataset of {len(recordings)} recordings: index in {write_dataset_index(summaries, out)}")
     return 0
+
+
+def _model_for(predictor: Any, recording: Any, named: bool) -> Any:
+    """The model for ``recording``: the bundled one where it fits; where it does not (a 64-channel grid), none, with
+    a note, as the live monitor does ("no model for this layout"), so `analyze` of an HD-EMG file gives its DSP,
+    fatigue and quality report. A model the user named that does not fit is refused (analysis.check_model_fits)."""
+    from monitor.errors import UserError
+    from monitor.recordings.analysis import check_model_fits
+    from monitor.session import layout_name
+
+    if predictor is None or named:
+        return predictor
+    try:
+        check_model_fits(predictor, recording)
+    except UserError:
+        name = recording.source.name if recording.source else "recording"
+        print(f"{name}: no model for this layout ({recording.n_channels} ch {layout_name(recording.layout)}): "
+              "filters, features, fatigue and quality only (--model names a checkpoint for this layout)")
+        return None
+    return predictor
 
 
 def _engine_settings(args: argparse.Namespace) -> Any:
