@@ -139,3 +139,34 @@ def test_settled_plots_end_on_the_same_ranges_and_pixels_as_plain_ones_with_fewe
         for plain, settled in zip(pairs["plain"][0], pairs["settled"][0], strict=True):
             assert _image(plain) == _image(settled)
     assert paints["settled"] < paints["plain"]
+
+
+def test_stacked_bands_fill_the_same_pixels_as_pyqtgraphs_fill_between(qtbot):
+    from monitor.gui.classification import BandFill
+
+    rng = np.random.default_rng(9)
+    n = 900
+    stacked = np.cumsum(rng.dirichlet(np.ones(3), n), axis=1)
+    stacked[100:160] = np.nan  # rest level being learned: a gap
+    stacked[400] = np.nan
+    minutes = np.arange(n) / 20.0 / 60.0
+    colours = [(80, 190, 110), (240, 150, 50), (170, 110, 230)]
+    images = []
+    for fill in (pg.FillBetweenItem, BandFill):
+        plot = pg.PlotWidget()
+        qtbot.addWidget(plot)
+        plot.setFixedSize(700, 350)
+        plot.show()
+        previous = None
+        for column, colour in enumerate(colours):
+            curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1))
+            plot.addItem(curve)
+            if previous is not None:
+                plot.addItem(fill(previous, curve, brush=pg.mkBrush(*colour, 150)) if fill is pg.FillBetweenItem
+                             else fill(previous, curve, pg.mkBrush(*colour, 150)))
+            curve.setData(minutes, stacked[:, column], connect="finite")
+            previous = curve
+        for _ in range(3):
+            QtCore.QCoreApplication.processEvents()
+        images.append(_image(plot))
+    assert images[0] == images[1]
