@@ -65,3 +65,36 @@ def test_analyze_runs_without_the_bundled_model_where_it_does_not_fit_and_refuse
     assert (tmp_path / "out" / "summary.json").is_file()
     error = _refused(["analyze", str(recording), "--out", str(tmp_path / "named"), "--model", "ring8.pt"], capsys)
     assert "model 'ring8-model' expects 8 channels but the recording has 16" in error
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["train", "--epochs", "-1"], "--epochs must be at least 1, not -1"),
+        (["train", "--subjects", "0"], "--subjects must be at least 1, not 0"),
+        (["evaluate", "--patience", "0"], "--patience must be at least 1, not 0"),
+        (["evaluate", "--max-minutes", "nan"], "--max-minutes must be a positive number, not nan"),
+    ],
+)
+def test_training_options_refused_before_any_subject_is_simulated(argv, said, tmp_path, capsys):
+    # --epochs -1 failed as a ValueError from the LR scheduler after minutes of simulation
+    assert said in _refused([*argv, "--out", str(tmp_path / "run")], capsys)
+
+
+def test_train_says_which_part_of_the_split_is_empty(tmp_path, capsys, monkeypatch):
+    # `train --subjects 3 --duration 2` left no training window and failed with an IndexError
+    import numpy as np
+
+    import monitor.commands.train as train
+    from models.datasets import WindowSet
+
+    groups = np.array(["healthy-1000", "healthy-1000", "myopathy-1001", "myopathy-1001"])
+    only_test_and_validation = WindowSet(
+        windows=np.zeros((4, 8, 40), np.float32), labels=np.array([0, 0, 1, 1]), groups=groups, fs=200.0,
+        layout={"kind": "ring", "n": 8}, classes=["healthy", "myopathy"],
+    )
+    monkeypatch.setattr(train, "load_windows", lambda args: only_test_and_validation)
+    argv = ["train", "--test-groups", "healthy-1000", "--validation-groups", "myopathy-1001", "--out", str(tmp_path)]
+    error = _refused(argv, capsys)
+    assert error.endswith("no training windows after the split by group (2 groups): give more --subjects or a "
+                          "longer --duration")  # fmt: skip

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from monitor.commands.train import SIMULATOR, add_data_arguments, add_training_arguments, feature_names, load_split
+from monitor.commands.train import (
+    SIMULATOR,
+    add_data_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    feature_names,
+    load_split,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_training_arguments(args)  # before torch is imported: a bad option is said at once
     import platform
     import sys
     from dataclasses import asdict

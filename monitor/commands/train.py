@@ -206,11 +206,30 @@ def load_split(args: argparse.Namespace):
         train, validation_set, test_set = split_by_group(dataset, test, validation)
     except ValueError as error:
         raise UserError(str(error)) from None
+    empty = [name for name, part in (("training", train), ("validation", validation_set), ("test", test_set))
+             if len(part) == 0]  # fmt: skip
+    if empty:  # else training fails later on an empty array (an IndexError after minutes of simulation)
+        more = "more --subjects or a longer --duration" if args.data == SIMULATOR else "more groups"
+        raise UserError(f"no {' or '.join(empty)} windows after the split by group ({len(groups)} groups): give {more}")
     if args.data != SIMULATOR and args.label_timing == "muscle":
         if train.muscle_labels is None:
             raise UserError("--label-timing muscle needs a 'rest' class to time the changes between rest and gestures")
         train, validation_set = (replace(part, labels=part.muscle_labels) for part in (train, validation_set))
     return train, validation_set, test_set
+
+
+def check_training_arguments(args: argparse.Namespace) -> None:
+    """Refuses, in one line and before any subject is simulated or recording read, training options no run could
+    use (--epochs -1 failed in the scheduler after minutes of simulation)."""
+    from monitor.errors import UserError
+
+    for option, value in (("--epochs", args.epochs), ("--patience", args.patience), ("--batch-size", args.batch_size),
+                          ("--threads", args.threads), ("--subjects", getattr(args, "subjects", 1))):  # fmt: skip
+        if value < 1:
+            raise UserError(f"{option} must be at least 1, not {value}")
+    for option, value in (("--max-minutes", args.max_minutes), ("--learning-rate", args.learning_rate)):
+        if not 0 < value < float("inf"):
+            raise UserError(f"{option} must be a positive number, not {value:g}")
 
 
 def training_config(args: argparse.Namespace):
@@ -288,9 +307,8 @@ def is_needle_study(data: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_training_arguments(args)  # before torch is imported: a bad option is said at once
     from rich.console import Console
-
-    from models.training import rich_progress, train_and_save
 
     if args.mode == "needle" and is_needle_study(args.data):
         return run_needle(args)
@@ -304,6 +322,8 @@ def run(args: argparse.Namespace) -> int:
         model_id = args.model_id or f"neurofusionnet-{Path(args.data).name}"
     console.print(f"{len(train)} training, {len(validation)} validation and {len(test)} test windows; "
                   f"classes: {', '.join(train.classes)}; test groups: {', '.join(sorted(set(test.groups)))}")
+    from models.training import rich_progress, train_and_save  # torch: after the split, which may be refused
+
     config = training_config(args)
     bar, update = rich_progress(config.epochs, "training NeuroFusionNet")
     with bar:
