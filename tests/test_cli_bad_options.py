@@ -98,3 +98,29 @@ def test_train_says_which_part_of_the_split_is_empty(tmp_path, capsys, monkeypat
     error = _refused(argv, capsys)
     assert error.endswith("no training windows after the split by group (2 groups): give more --subjects or a "
                           "longer --duration")  # fmt: skip
+
+
+def test_a_missing_lsl_config_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    # --lsl-config was a FileNotFoundError (exit 1); a LSLAPICFG naming no file let liblsl fall back, silently, to
+    # discovery across the network
+    out = str(tmp_path / "x.npz")
+    error = _refused(["--lsl-config", str(tmp_path / "lab.cfg"), "simulate", "--out", out, "--duration", "1"], capsys)
+    assert error.endswith(f"--lsl-config: no LSL config at {tmp_path / 'lab.cfg'}")
+    monkeypatch.setenv("LSLAPICFG", str(tmp_path / "typo.cfg"))
+    error = _refused(["simulate", "--out", out, "--duration", "1"], capsys)
+    assert f"LSLAPICFG names {tmp_path / 'typo.cfg'}, which is not a file" in error
+
+
+def test_demo_refuses_a_wrong_condition_as_its_own_option(capsys):
+    # the choice was left to the amplifier's parser, which printed `simulate`'s usage and error
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--condition", "myositis"])
+    assert exit_.value.code == 2
+    assert "neurofusion demo: error: argument --condition: invalid choice: 'myositis'" in capsys.readouterr().err
+
+
+def test_an_unknown_layout_is_named_once(tmp_path, capsys):
+    recording = tmp_path / "two.csv"
+    recording.write_text("1,2\n3,4\n")
+    error = _refused(["replay", str(recording), "--fs", "100", "--layout", "hexagon"], capsys)
+    assert error.count("unknown electrode layout") == 1 and "--layout" in error

@@ -28,8 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim = parser.add_argument_group("simulated amplifier")
     sim.add_argument("--layout", help="ring8, grid8x8, grid13x5 or needle (default ring8; needle with --needle)")
     sim.add_argument("--fs", type=float, help="sampling rate in Hz (default 2048; a needle 10000)")
-    sim.add_argument("--condition", default="healthy", help="healthy, myopathy or neuropathy")
-    sim.add_argument("--profile", default="intermittent", help="force profile of the simulated muscle")
+    # the amplifier's own choices, so a wrong one is refused as `neurofusion demo`'s, with demo's usage
+    sim.add_argument("--condition", default="healthy", choices=("healthy", "myopathy", "neuropathy"))
+    sim.add_argument("--profile", default="intermittent", choices=("rest", "ramp", "hold", "intermittent", "gestures"),
+                     help="force profile of the simulated muscle (default intermittent)")
     sim.add_argument("--seed", type=int, default=7)
     add_simulator_model_arguments(sim)
     add_rest_lead_in_argument(sim)

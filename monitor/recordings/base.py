@@ -184,7 +184,9 @@ def layout_by_name(name: str, n_channels: int, file_name: str) -> dict[str, Any]
     try:
         layout = ElectrodeLayout.from_name(name)
     except (KeyError, ValueError) as error:
-        raise UserError(f"unknown electrode layout {name!r} (--layout): {error}") from None
+        # the layout's own message names the layout and the choices (a KeyError's str() is quoted): add the option
+        message = str(error).strip("'\"")
+        raise UserError(f"--layout: {message}") from None
     if layout.n_channels != n_channels:
         raise UserError(
             f"{file_name}: layout {name!r} has {layout.n_channels} electrodes but the file has {n_channels} channels"
