@@ -25,6 +25,7 @@ from monitor.recordings.base import (
     reject_unknown_options,
     select_channels,
 )
+from monitor.recordings.otb import FORCE_KEY
 
 OPTIONS = ("stream", "channels", "scale", "layout", "fs")
 
@@ -43,10 +44,20 @@ def read(path: Path, **options: Any) -> Recording:
         raise UserError(f"{path.name}: stream {_name(emg)!r} has no nominal rate; --fs supplies it")
     description = _channel_descriptions(info, values.shape[1])
     labels = [entry.get("label") or f"ch{i + 1}" for i, entry in enumerate(description)]
-    chosen = select_channels(options.get("channels"), labels, path.name)
+    # channels typed other than EMG (a replay's force in %MVC, a test player's sample index) are not electrodes:
+    # left out unless --channels names them, a %MVC one kept as the recording's force, as the OTB reader keeps it
+    typed_other = [i for i, entry in enumerate(description) if entry.get("type", "EMG").upper() != "EMG"]
+    if options.get("channels") is None and typed_other and len(typed_other) < len(labels):
+        chosen = [i for i in range(len(labels)) if i not in typed_other]
+    else:
+        chosen = select_channels(options.get("channels"), labels, path.name)
+    force = [i for i in typed_other if "MVC" in description[i].get("unit", "").upper() and i not in chosen]
+    auxiliary = {FORCE_KEY: values[:, force[0]].astype(np.float32)} if force else {}
     units = [description[i].get("unit", "") for i in chosen]
     scales = np.array([_scale(labels[i], units[k], options.get("scale"), path.name) for k, i in enumerate(chosen)])
-    whole_stream = chosen == list(range(values.shape[1]))
+    # the stream's layout describes its electrodes: all of them, or all but the channels typed other than EMG
+    electrodes = [i for i in range(values.shape[1]) if i not in typed_other] if typed_other else None
+    whole_stream = chosen in (list(range(values.shape[1])), electrodes)
     layout = _layout(info, options.get("layout"), len(chosen), whole_stream, path.name)
     markers: list[tuple[float, str]] = []
     others: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -69,6 +80,7 @@ def read(path: Path, **options: Any) -> Recording:
         markers=markers,
         source=path,
         other_streams=others,
+        auxiliary=auxiliary,
     )
 
 

@@ -20,6 +20,7 @@ class XdfStream:
     channel_labels: list[str] = field(default_factory=list)
     channel_units: list[str] = field(default_factory=list)
     layout_json: str | None = None
+    channel_types: list[str] = field(default_factory=list)  # default: every channel EMG
 
 
 def _varlen(value: int) -> bytes:
@@ -37,9 +38,10 @@ def _chunk(tag: int, content: bytes) -> bytes:
 def _header_xml(stream: XdfStream) -> bytes:
     is_string = isinstance(stream.values, list)
     n_channels = 1 if is_string else np.asarray(stream.values).shape[1]
+    types = stream.channel_types or ["EMG"] * len(stream.channel_labels)
     channels = "".join(
-        f"<channel><label>{escape(label)}</label><unit>{escape(unit)}</unit><type>EMG</type></channel>"
-        for label, unit in zip(stream.channel_labels, stream.channel_units, strict=True)
+        f"<channel><label>{escape(label)}</label><unit>{escape(unit)}</unit><type>{escape(kind)}</type></channel>"
+        for label, unit, kind in zip(stream.channel_labels, stream.channel_units, types, strict=True)
     )
     layout = f"<layout>{escape(stream.layout_json)}</layout>" if stream.layout_json else ""
     return (
