@@ -8,7 +8,7 @@ view's refresh this measures ``time.thread_time`` (the Qt thread only: the pipel
 the same around ``processEvents`` right after it (Qt painting what that view dirtied).
 
     LSLAPICFG=monitor/lsl_api.cfg QT_QPA_PLATFORM=offscreen \
-        .venv/bin/python -m benchmarks.bench_gui_views --channels 64 256 --frames 400
+        .venv/bin/python -m benchmarks.bench_gui_views --channels 64 256 --frames 400 [--session-minutes 5]
 
 Run it from another checkout (``git archive``) to compare trees: it imports ``monitor`` from the working directory.
 """
@@ -28,16 +28,28 @@ FRAME_S = 0.033
 CLASSES = ["healthy", "myopathy", "neuropathy"]
 
 
-def _decisions(state, n_channels: int, stop: threading.Event) -> None:
+def _decision(rng: np.random.Generator, sequence: int, timestamp: float, n_channels: int):
     from monitor.decision_history import DecisionRecord
 
+    probabilities = rng.dirichlet(np.ones(len(CLASSES))).astype(np.float32)
+    attention = rng.random(n_channels).astype(np.float32)
+    return DecisionRecord(sequence, timestamp, CLASSES[int(np.argmax(probabilities))], probabilities, CLASSES,
+                          attention, "bench", 0.01, 0.002)
+
+
+def _decisions(state, n_channels: int, stop: threading.Event, session_minutes: float) -> None:
+    """One decision every 50 ms; first ``session_minutes`` of them back-dated, as if the session had run that long."""
+    import pylsl
+
     rng = np.random.default_rng(3)
-    sequence = 0
+    earlier = int(session_minutes * 60 * 20)
+    now = pylsl.local_clock()
+    with state.lock:
+        for sequence in range(earlier):
+            state.decisions.append(_decision(rng, sequence, now - 0.05 * (earlier - sequence), n_channels))
+    sequence = earlier
     while not stop.wait(0.05):
-        probabilities = rng.dirichlet(np.ones(len(CLASSES))).astype(np.float32)
-        attention = rng.random(n_channels).astype(np.float32)
-        record = DecisionRecord(sequence, time.monotonic(), CLASSES[int(np.argmax(probabilities))], probabilities,
-                                CLASSES, attention, "bench", 0.01, 0.002)
+        record = _decision(rng, sequence, pylsl.local_clock(), n_channels)
         with state.lock:
             state.decisions.append(record)
         sequence += 1
@@ -70,7 +82,7 @@ def _paint_counter(views: dict) -> dict[str, list[int]]:
     return counts
 
 
-def measure(n_channels: int, frames: int) -> dict:
+def measure(n_channels: int, frames: int, session_minutes: float = 0.0) -> dict:
     from PyQt6 import QtWidgets
 
     from monitor.gui import main_window as main_window_module
@@ -83,7 +95,7 @@ def measure(n_channels: int, frames: int) -> dict:
     pipeline = MonitorPipeline(stream.resolve(), publish=False)
     pipeline.start()
     stop = threading.Event()
-    feeder = threading.Thread(target=_decisions, args=(pipeline.state, n_channels, stop), daemon=True)
+    feeder = threading.Thread(target=_decisions, args=(pipeline.state, n_channels, stop, session_minutes), daemon=True)
     try:
         app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
         window = main_window_module.MainWindow(pipeline)
@@ -139,7 +151,7 @@ def measure(n_channels: int, frames: int) -> dict:
                            "canvas_paints": paints[name][0],
                            "total_ms_per_frame": round(1000 * (sum(refresh[name]) + sum(paint[name])) / frames, 3)}
                     for name in names}
-        return {"channels": n_channels, "frames": frames, "wall_s": round(wall, 1),
+        return {"channels": n_channels, "frames": frames, "session_minutes": session_minutes, "wall_s": round(wall, 1),
                 "cpu_ms_per_frame": round(sum(v["total_ms_per_frame"] for v in per_view.values()), 2),
                 "views": per_view, "load": os.getloadavg()[0]}
     finally:
@@ -152,9 +164,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--channels", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--frames", type=int, default=400)
+    parser.add_argument("--session-minutes", type=float, default=0.0,
+                        help="decisions back-dated this far before the window opens (the trend views' history)")
     args = parser.parse_args()
     for n_channels in args.channels:
-        print(json.dumps(measure(n_channels, args.frames)), flush=True)
+        print(json.dumps(measure(n_channels, args.frames, args.session_minutes)), flush=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ TRACE_COLOUR = (120, 200, 255)
 TRACE_PEN = pg.mkPen(TRACE_COLOUR, width=1)
 RASTER_LUT = np.array([[0, 0, 0, 0], [*TRACE_COLOUR, 255]], dtype=np.uint8)
 ENVELOPE_PEN = pg.mkPen((190, 150, 40), width=1)  # wide or translucent pens cost Qt several ms per frame
+MARKER_PEN = pg.mkPen((255, 80, 80), width=1)
 
 
 class MinMaxDecimator:
@@ -134,7 +135,7 @@ class TracesView(QtWidgets.QWidget):
         self.labels = list(pipeline.state.channel_labels)
         self.lanes = np.arange(self.n_channels)
         self.decimator = MinMaxDecimator(self.n_channels)
-        self._marker_lines: list[pg.InfiniteLine] = []
+        self._marker_lines: dict[int, pg.InfiniteLine] = {}  # by index in ``markers``, those in view
 
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
@@ -285,15 +286,22 @@ class TracesView(QtWidgets.QWidget):
         self.envelope.setData(x.ravel(), y.ravel(), connect=connect.ravel())
 
     def _draw_markers(self, newest: float) -> None:
-        for line in self._marker_lines:
-            self.plot.removeItem(line)
-        self._marker_lines = []
-        for timestamp, text in self.markers:
-            if newest - self.span_s <= timestamp <= newest:
-                line = pg.InfiniteLine(timestamp - newest, angle=90, pen=pg.mkPen((255, 80, 80), width=1), label=text,
+        # a marker's line (and its text label) is made once when it scrolls into view and only moved every frame
+        # after that: building them anew cost a text layout per marker per frame
+        shown = {index for index, (timestamp, _) in enumerate(self.markers)
+                 if newest - self.span_s <= timestamp <= newest}
+        for index in set(self._marker_lines) - shown:
+            self.plot.removeItem(self._marker_lines.pop(index))
+        for index in sorted(shown):
+            timestamp, text = self.markers[index]
+            line = self._marker_lines.get(index)
+            if line is None:
+                line = pg.InfiniteLine(timestamp - newest, angle=90, pen=MARKER_PEN, label=text,
                                        labelOpts={"position": 0.97, "color": (255, 120, 120)})
                 self.plot.addItem(line)
-                self._marker_lines.append(line)
+                self._marker_lines[index] = line
+            else:
+                line.setValue(timestamp - newest)
 
     def add_marker(self, timestamp: float, text: str) -> None:
         self.markers.append((timestamp, text))

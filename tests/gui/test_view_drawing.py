@@ -170,3 +170,24 @@ def test_stacked_bands_fill_the_same_pixels_as_pyqtgraphs_fill_between(qtbot):
             QtCore.QCoreApplication.processEvents()
         images.append(_image(plot))
     assert images[0] == images[1]
+
+
+def test_marker_lines_are_made_once_and_moved_as_the_traces_scroll(qtbot):
+    from monitor.gui.traces import TracesView
+
+    state = SimpleNamespace(n_channels=4, fs=1000.0, channel_labels=["a", "b", "c", "d"])
+    view = TracesView(SimpleNamespace(state=state))
+    qtbot.addWidget(view)
+    view.add_marker(100.0, "start")
+    view.add_marker(104.0, "50% MVC")
+    seen = {}
+    for newest in (101.0, 105.0, 109.0, 112.0, 115.0):
+        view._draw_markers(newest)
+        expected = {text: timestamp - newest for timestamp, text in view.markers
+                    if newest - view.span_s <= timestamp <= newest}
+        drawn = {line.label.format: line.value() for line in view._marker_lines.values()}
+        assert drawn == expected
+        on_plot = [item for item in view.plot.getPlotItem().items if item in view._marker_lines.values()]
+        assert len(on_plot) == len(expected)
+        for line in view._marker_lines.values():
+            assert seen.setdefault(line.label.format, line) is line  # the same line, moved
