@@ -93,7 +93,8 @@ class BandFill(pg.GraphicsObject):
         super().__init__()
         self.curves = (lower, upper)
         self.brush = brush
-        self._polygons: list[QtGui.QPolygonF] | None = None
+        self._polygons: list[QtGui.QPolygonF] | None = None  # None: to be cut from ``_data`` at the next paint
+        self._data: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._bounds = QtCore.QRectF()
         for curve in self.curves:
             curve.sigPlotChanged.connect(self._curves_changed)
@@ -101,25 +102,29 @@ class BandFill(pg.GraphicsObject):
         self._curves_changed()
 
     def _curves_changed(self, *_: Any) -> None:
+        # each refresh changes both curves one after the other: the pieces are cut once, at the next paint
         (x, lower), (_, upper) = (curve.getData() for curve in self.curves)
         self.prepareGeometryChange()
-        if x is None or upper is None or len(x) != len(upper) or len(x) < 2:
-            self._polygons, self._bounds = [], QtCore.QRectF()
+        self._polygons, self._bounds = None, QtCore.QRectF()
+        if x is not None and upper is not None and len(x) == len(upper) and len(x) >= 2:
+            self._data = tuple(np.asarray(values, dtype=float) for values in (x, lower, upper))
+            finite = np.isfinite(self._data[0]) & np.isfinite(self._data[1]) & np.isfinite(self._data[2])
+            if finite.any():
+                xs, ys = self._data[0][finite], np.concatenate([self._data[1][finite], self._data[2][finite]])
+                self._bounds = QtCore.QRectF(xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min())
         else:
-            self._polygons = band_polygons(np.asarray(x, float), np.asarray(lower, float), np.asarray(upper, float))
-            rect = QtCore.QRectF()
-            for polygon in self._polygons:
-                rect = rect.united(polygon.boundingRect())
-            self._bounds = rect
+            self._data = None
         self.update()
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
         return self._bounds
 
     def paint(self, painter: QtGui.QPainter, *_: Any) -> None:
+        if self._polygons is None:
+            self._polygons = [] if self._data is None else band_polygons(*self._data)
         painter.setPen(QtCore.Qt.PenStyle.NoPen)
         painter.setBrush(self.brush)
-        for polygon in self._polygons or ():
+        for polygon in self._polygons:
             painter.drawPolygon(polygon)
 
 
