@@ -12,7 +12,7 @@ import threading
 import uuid
 
 from monitor.commands.monitor import add_session_arguments, check_session_arguments, session_options
-from monitor.commands.simulate import add_rest_lead_in_argument, add_simulator_model_arguments
+from monitor.commands.simulate import add_rest_lead_in_argument, add_simulator_model_arguments, resolved_tissue
 
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 NEEDLE_DEMO_FS = 10000.0  # a common needle EMG rate; the needle path resamples it to dsp.resample.NEEDLE_FS
@@ -47,7 +47,7 @@ def simulator_arguments(args: argparse.Namespace, source_id: str) -> list[str]:
         "--layout", args.layout, "--fs", str(args.fs), "--condition", args.condition, "--profile", args.profile,
         "--seed", str(args.seed), "--source-id", source_id, "--name", "NeuroFusion-Demo",
     ]  # fmt: skip
-    arguments += ["--tissue", args.tissue, "--fatigue-model", args.fatigue_model]
+    arguments += ["--tissue", resolved_tissue(args), "--fatigue-model", args.fatigue_model]
     if args.severity is not None:
         arguments += ["--severity", args.severity]
     if args.rest_lead_in is not None:

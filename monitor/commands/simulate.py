@@ -80,9 +80,11 @@ def register(subparsers: Any) -> None:
 def add_simulator_model_arguments(parser: Any) -> None:
     """--tissue, --severity and --fatigue-model, shared by `simulate` and `demo` (which passes them on)."""
     parser.add_argument(
-        "--tissue", default="legacy", choices=("legacy", "fibres"),
+        "--tissue", choices=("legacy", "fibres"),
         help="'fibres' sums each unit's muscle fibres, disease as tissue changes, on a needle, ring or grid layout "
-        "(docs/simulator.md); 'legacy' (default) is the model the bundled models were trained on",
+        "(docs/simulator.md); 'legacy' is the model the bundled surface models were trained on. Default: fibres "
+        "on a needle (the bundled needle model learnt real patients, and reads legacy needle EMG as myopathy), "
+        "legacy otherwise",
     )
     parser.add_argument(
         "--severity", choices=SEVERITIES,
@@ -96,10 +98,18 @@ def add_simulator_model_arguments(parser: Any) -> None:
     )
 
 
+def resolved_tissue(args: argparse.Namespace) -> str:
+    """--tissue, or its default for the layout: fibres on a needle, legacy on surface electrodes."""
+    tissue = getattr(args, "tissue", None)
+    if tissue is not None:
+        return tissue
+    return "fibres" if str(getattr(args, "layout", "")).strip().lower() == "needle" else "legacy"
+
+
 def check_simulator_model_arguments(args: argparse.Namespace) -> None:
     """One-line errors for options that would be silently ignored in this combination."""
     severity = getattr(args, "severity", None)
-    if severity is not None and getattr(args, "tissue", "legacy") != "fibres":
+    if severity is not None and resolved_tissue(args) != "fibres":
         raise UserError("--severity needs --tissue fibres (the legacy model has one severity per condition)")
     if getattr(args, "fatigue_rate", None) is not None and getattr(args, "fatigue_model", "legacy") == "endurance":
         raise UserError("--fatigue-rate is unused by --fatigue-model endurance (its rate follows the force)")
@@ -151,7 +161,7 @@ def build_config(args: argparse.Namespace) -> Any:
         snr_db=args.snr,
         artifacts=artifacts,
         seed=args.seed,
-        tissue=getattr(args, "tissue", "legacy"),
+        tissue=resolved_tissue(args),
         severity=getattr(args, "severity", None) or DEFAULT_SEVERITY,
         fatigue_model=getattr(args, "fatigue_model", "legacy"),
     )

@@ -33,10 +33,19 @@ def test_the_cli_constants_are_the_simulators_own() -> None:
     assert (defaults.severity, defaults.fatigue_rate) == (simulate.DEFAULT_SEVERITY, simulate.DEFAULT_FATIGUE_RATE)
 
 
-def test_defaults_are_the_legacy_models() -> None:
-    for config in (simulate_config(), demo_config()):
+def test_defaults_are_the_legacy_models_on_surface_electrodes() -> None:
+    for config in (simulate_config(), demo_config(), simulate_config("--layout", "grid8x8")):
         assert (config.tissue, config.severity, config.fatigue_model) == ("legacy", "moderate", "legacy")
     assert simulate_config().fatigue_rate == SimulationConfig().fatigue_rate
+
+
+def test_a_needle_defaults_to_the_fibre_model_which_the_real_patients_model_reads() -> None:
+    """The bundled needle model learnt real patients; it read the legacy needle model's healthy muscle as myopathy
+    (100 % in `demo --needle`), the fibre model's as healthy."""
+    for config in (simulate_config("--layout", "needle"), demo_config("--needle"), demo_config("--layout", "needle")):
+        assert (config.tissue, config.severity) == ("fibres", "moderate")
+    assert simulate_config("--layout", "needle", "--tissue", "legacy").tissue == "legacy"
+    assert demo_config("--needle", "--severity", "mild").severity == "mild"  # no --tissue needed on a needle
 
 
 @pytest.mark.parametrize("layout", ["needle", "ring8", "grid8x8"])
@@ -61,7 +70,7 @@ def test_help_says_where_fibres_work() -> None:
 @pytest.mark.parametrize(
     "arguments",
     [
-        ["--severity", "mild"],  # legacy tissue: one severity per condition
+        ["--severity", "mild"],  # legacy tissue (the surface default): one severity per condition
         ["--fatigue-model", "endurance", "--fatigue-rate", "0.3"],  # the rate follows the force
         ["--tissue", "fibres", "--layout", "needle", "--fs", "1000"],  # the simulator's own check
     ],
