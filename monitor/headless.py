@@ -15,7 +15,7 @@ from rich.table import Table
 
 from monitor.acquisition import dropped_figure, signal_status
 from monitor.outlets import emg_mean
-from monitor.pipeline import MonitorPipeline, MuscleState
+from monitor.pipeline import SPONTANEOUS_LABEL, MonitorPipeline, MuscleState
 
 # DecisionRecord's latency parts, in the order a sample meets them; they sum to its latency_s
 LATENCY_PARTS = ("acquisition", "dsp", "worker", "transport", "publication")
@@ -124,7 +124,11 @@ class HeadlessDashboard:
         withheld = s["muscle"] not in (None, MuscleState.CONTRACTING.value)
         if withheld:
             # the model's bars at rest or before the rest level is known would read as a diagnosis ("myopathy 95 %")
-            why = "no contraction" if s["muscle"] == MuscleState.RELAXED.value else "the rest level is not known yet"
+            why = "the rest level is not known yet"
+            if label == SPONTANEOUS_LABEL:
+                why = "spontaneous potentials at rest, or a very weak contraction"
+            elif s["muscle"] == MuscleState.RELAXED.value:
+                why = "no contraction"
             table.add_row("condition", f"[bold]{label}[/]  (no condition: {why})")
         else:
             table.add_row("condition", f"[bold]{label}[/]")

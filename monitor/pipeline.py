@@ -25,7 +25,10 @@ HISTORY_WINDOWS = 20 * 60 * 20  # 20 minutes of decisions at a 50 ms hop
 REST_LABEL = "rest"  # shown instead of a condition while no electrode sees a contraction
 # shown instead of a condition until the rest level is known: before then "contracting" cannot be told from "relaxed"
 LEARNING_LABEL = "learning rest level"
-NOT_A_CONDITION = (REST_LABEL, LEARNING_LABEL)  # verdicts that say why there is no condition
+# a needle's relaxed window that holds discrete potentials (monitor.needle_live, dsp.spontaneous): fibrillations or
+# positive sharp waves at rest, or a very weak contraction; no condition either
+SPONTANEOUS_LABEL = "rest: potentials present"
+NOT_A_CONDITION = (REST_LABEL, LEARNING_LABEL, SPONTANEOUS_LABEL)  # verdicts that say why there is no condition
 
 
 def muscle_state(result: WindowResult, channels: np.ndarray | slice = slice(None)) -> MuscleState:

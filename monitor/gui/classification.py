@@ -19,7 +19,13 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from monitor.decision_history import MUSCLE_CODES
 from monitor.gui.painting import settle_ranges
-from monitor.pipeline import REST_LABEL, MuscleState
+from monitor.pipeline import REST_LABEL, SPONTANEOUS_LABEL, MuscleState
+
+#: why a verdict that is no condition was shown instead of one (anything else: the rest level is still being learnt)
+WITHHELD_BECAUSE = {
+    REST_LABEL: "no contraction",
+    SPONTANEOUS_LABEL: "no condition: spontaneous potentials at rest, or a very weak contraction",
+}
 
 UNCERTAIN = "uncertain"
 CLASS_COLOURS = {"healthy": (80, 190, 110), "myopathy": (240, 150, 50), "neuropathy": (170, 110, 230)}
@@ -307,7 +313,7 @@ class ClassificationView(QtWidgets.QWidget):
         )
         if self.label in self.withheld:
             colour = (160, 160, 160)
-            why = "no contraction" if self.label == REST_LABEL else "no condition until the rest level is known"
+            why = WITHHELD_BECAUSE.get(self.label, "no condition until the rest level is known")
             text = f"{self.label}  ({why})"
         elif self.label == UNCERTAIN:
             colour = (160, 160, 160)

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from monitor.gui.classification import ClassificationView, smoothed_call
-from monitor.pipeline import LEARNING_LABEL, REST_LABEL, DecisionRecord, MonitorState, MuscleState, verdict
+from monitor.pipeline import (
+    LEARNING_LABEL,
+    REST_LABEL,
+    SPONTANEOUS_LABEL,
+    DecisionRecord,
+    MonitorState,
+    MuscleState,
+    verdict,
+)
 
 CLASSES = ["healthy", "myopathy", "neuropathy"]
 MYOPATHY = np.array([0.02, 0.95, 0.03])  # what an untrained model may say of a relaxed muscle
@@ -52,3 +60,20 @@ def test_condition_view_shows_learning_then_the_condition_with_no_band_for_the_l
     assert view.label == "myopathy" and view.call_label.text().startswith("myopathy")
     top = view._curves()[-1].yData
     assert np.isnan(top[:60]).all() and np.allclose(top[60:], 1.0)  # stacked bands only where contracting
+
+
+def test_spontaneous_potentials_at_rest_are_named_not_called_learning(qtbot):
+    """A needle's relaxed window with potentials in it (monitor.needle_live) reads as such, with no condition."""
+    state = MonitorState()
+    view = ClassificationView(SimpleNamespace(state=state), lambda: 10.0)
+    qtbot.addWidget(view)
+    view.votes_box.setValue(5)
+    with state.lock:
+        for sequence in range(20):
+            state.decisions.append(DecisionRecord(
+                sequence, 10.0 + 0.25 * sequence, SPONTANEOUS_LABEL, MYOPATHY, CLASSES, None, "m", 0.01, 0.002,
+                muscle=MuscleState.RELAXED))  # fmt: skip
+    view.refresh()
+    text = view.call_label.text()
+    assert view.label == SPONTANEOUS_LABEL and text.startswith(SPONTANEOUS_LABEL)
+    assert "spontaneous potentials at rest" in text and "rest level" not in text and "myopathy" not in text
