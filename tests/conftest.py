@@ -82,3 +82,13 @@ def nothing_left_frozen():
     yield
     if gc.get_freeze_count():
         gc.unfreeze()
+
+
+@pytest.fixture
+def private_runtime_dir(monkeypatch):  # noqa: ANN001, ANN201 (a pytest fixture)
+    """XDG_RUNTIME_DIR of this test's own (the cores it starts, and only those, are found there), short enough for
+    the cores' Unix control sockets: pytest's tmp_path under xdist is not (monitor.core.control.runtime_root)."""
+    folder = tempfile.mkdtemp(prefix="nf-run-", dir="/tmp")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", folder)
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -40,10 +40,21 @@ SILENT_AFTER_S = 3.0  # a view that sent nothing for this long is reported as no
 HEARTBEAT_S = 0.5
 
 
+#: what a core folder adds to the root in its control socket's path: "/core-<pid>-<6 hex>/control"
+CORE_SOCKET_SUFFIX_CHARACTERS = len("/core-4194304-abcdef/control")
+#: the longest path a Unix socket can bind (sizeof(sockaddr_un.sun_path) - 1 on Linux; zmq.IPC_PATH_MAX_LEN)
+UNIX_SOCKET_PATH_MAX = 107
+
+
 def runtime_root() -> Path:
-    """This user's folder for running cores (made 0700; refused when another user owns it or can enter it)."""
+    """This user's folder for running cores (made 0700; refused when another user owns it or can enter it).
+
+    ``$XDG_RUNTIME_DIR/neurofusion``, or ``/tmp/neurofusion-<uid>`` where that is unset or so deep that a core's
+    control socket would not fit a Unix socket address (every process of the user picks the same folder)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     root = Path(base) / "neurofusion" if base else Path(f"/tmp/neurofusion-{os.getuid()}")
+    if len(str(root)) + CORE_SOCKET_SUFFIX_CHARACTERS > UNIX_SOCKET_PATH_MAX:
+        root = Path(f"/tmp/neurofusion-{os.getuid()}")
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = root.stat()
     if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:

@@ -21,10 +21,10 @@ def a_dead_pid() -> int:
         pid -= 1
 
 
-def test_view_without_a_running_core_says_how_to_start_one_and_forgets_dead_cores(tmp_path, monkeypatch, capsys):
+def test_view_without_a_running_core_says_how_to_start_one_and_forgets_dead_cores(private_runtime_dir, capsys):
     from monitor.cli import main
 
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    tmp_path = private_runtime_dir
     dead = tmp_path / "neurofusion" / "core-dead"
     dead.mkdir(parents=True, mode=0o700)
     (tmp_path / "neurofusion").chmod(0o700)
@@ -39,11 +39,11 @@ def test_view_without_a_running_core_says_how_to_start_one_and_forgets_dead_core
     assert stat.S_IMODE((tmp_path / "neurofusion").stat().st_mode) == 0o700
 
 
-def test_a_runtime_folder_others_can_enter_is_refused(tmp_path, monkeypatch):
+def test_a_runtime_folder_others_can_enter_is_refused(private_runtime_dir):
     from monitor.core.control import runtime_root
     from monitor.errors import UserError
 
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    tmp_path = private_runtime_dir
     (tmp_path / "neurofusion").mkdir(mode=0o755)
     (tmp_path / "neurofusion").chmod(0o755)
     with pytest.raises(UserError, match="mode 0700"):

@@ -31,11 +31,11 @@ def views_line(core: dict) -> str:
         reader.close()
 
 
-def test_views_started_by_hand_wait_for_their_core_to_come_back_and_reattach(tmp_path, monkeypatch):
+def test_views_started_by_hand_wait_for_their_core_to_come_back_and_reattach(tmp_path, private_runtime_dir):
     from monitor.core.control import running_cores
 
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # this test's cores only, for the views and for the test
-    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_RUNTIME_DIR=str(tmp_path), QT_QPA_PLATFORM="offscreen")
+    # this test's cores only, for the views and for the test
+    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_RUNTIME_DIR=str(private_runtime_dir), QT_QPA_PLATFORM="offscreen")
     source_id = f"reattach-{uuid.uuid4().hex[:8]}"
     player = start_player(source_id, 120.0, fs=2048.0)  # stopped once the steps are done
     core_command = [sys.executable, "-m", "monitor.cli", "monitor", "--source-id", source_id, "--resolve-timeout",

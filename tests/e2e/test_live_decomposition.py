@@ -30,7 +30,7 @@ def pull_all(inlet, rows: list, stamps: list, timeout_s: float = 0.2) -> None:
     stamps += chunk_stamps
 
 
-def test_the_core_decomposes_without_a_view_and_a_view_recalibrates_it(tmp_path, monkeypatch):
+def test_the_core_decomposes_without_a_view_and_a_view_recalibrates_it(private_runtime_dir):
     import pylsl
     from rich.console import Console
 
@@ -48,7 +48,6 @@ def test_the_core_decomposes_without_a_view_and_a_view_recalibrates_it(tmp_path,
     from monitor.view_client import RemotePipeline
     from tests.gui.streams import LiveStream
 
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     use_lsl_config()
     # the plateau (~26 %MVC, 7-26 s) from 10 s and the ramp down (26-32 s), looped: both calibrations on the plateau
     # however long they take on a loaded machine, units de-recruited on the ramp at the force of their last discharge
