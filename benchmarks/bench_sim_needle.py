@@ -24,7 +24,9 @@ import json
 import lzma
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,19 +75,26 @@ def simulated(n_seeds: int, mvc: float, only: str | None = None) -> dict[str, li
     return groups
 
 
-def real(folder: Path, limit: int | None) -> dict[str, list[dict[str, float]]]:
-    from dsp.resample import NEEDLE_FS, to_needle_rate
+def real_recordings(folder: Path, limit: int | None) -> Iterator[tuple[Any, np.ndarray]]:
+    """(NeedleRecordingInfo, signal at NEEDLE_FS) of the clinical set's recordings, ``limit`` spread evenly."""
+    from dsp.resample import to_needle_rate
     from models.needle_corpus import scan
     from monitor.recordings.asc import parse
 
-    groups: dict[str, list[dict[str, float]]] = {}
     infos = scan(folder)
     if limit:
         infos = infos[:: max(1, len(infos) // limit)][:limit]
     for info in infos:
         with lzma.open(info.path) as handle:
             raw = parse(handle.read(), info.path.name).astype(np.float64).ravel()
-        signal = to_needle_rate(raw, info.fs or 32768.0)
+        yield info, to_needle_rate(raw, info.fs or 32768.0)
+
+
+def real(folder: Path, limit: int | None) -> dict[str, list[dict[str, float]]]:
+    from dsp.resample import NEEDLE_FS
+
+    groups: dict[str, list[dict[str, float]]] = {}
+    for info, signal in real_recordings(folder, limit):
         figures = recording_figures(signal, NEEDLE_FS)
         if figures is not None:
             groups.setdefault(CLASS_OF_LABEL.get(info.label, info.label), []).append(figures)

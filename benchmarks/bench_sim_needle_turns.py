@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
 from pathlib import Path
 
 import numpy as np
@@ -53,19 +52,12 @@ def mup_rows(signal: np.ndarray, fs: float, recording: str) -> list[dict[str, fl
 
 
 def real_rows(folder: Path, limit: int | None) -> dict[str, list[dict[str, float | str]]]:
-    from dsp.resample import NEEDLE_FS, to_needle_rate
-    from models.needle_corpus import scan
-    from monitor.recordings.asc import parse
+    from benchmarks.bench_sim_needle import real_recordings
+    from dsp.resample import NEEDLE_FS
 
     groups: dict[str, list[dict[str, float | str]]] = {}
-    infos = scan(folder)
-    if limit:
-        infos = infos[:: max(1, len(infos) // limit)][:limit]
-    for info in infos:
-        with lzma.open(info.path) as handle:
-            raw = parse(handle.read(), info.path.name).astype(np.float64).ravel()
-        rows = mup_rows(to_needle_rate(raw, info.fs or 32768.0), NEEDLE_FS, info.path.name)
-        groups.setdefault(info.label, []).extend(rows)
+    for info, signal in real_recordings(folder, limit):
+        groups.setdefault(info.label, []).extend(mup_rows(signal, NEEDLE_FS, info.path.name))
     return groups
 
 

@@ -57,15 +57,22 @@ def patient_probabilities(patients: Sequence[str], probabilities: np.ndarray,
     return names, means, classes
 
 
-def classification_figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int = 3) -> dict[str, object]:
-    """Balanced accuracy, per-class sensitivity/specificity, macro F1 and the confusion matrix (rows: truth)."""
-    matrix = confusion_matrix(truth, predicted, labels=list(range(n_classes)))
+def _sensitivity_and_specificity(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, from a confusion matrix (rows: truth); NaN for a class with no true (or no other) cases."""
+    n_classes = len(matrix)
     positives = matrix.sum(axis=1)
     sensitivity = np.divide(np.diag(matrix), positives, out=np.full(n_classes, np.nan), where=positives > 0)
     negatives = matrix.sum() - positives
     false_positive = matrix.sum(axis=0) - np.diag(matrix)
     specificity = np.divide(negatives - false_positive, negatives, out=np.full(n_classes, np.nan),
                             where=negatives > 0)
+    return sensitivity, specificity
+
+
+def classification_figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int = 3) -> dict[str, object]:
+    """Balanced accuracy, per-class sensitivity/specificity, macro F1 and the confusion matrix (rows: truth)."""
+    matrix = confusion_matrix(truth, predicted, labels=list(range(n_classes)))
+    sensitivity, specificity = _sensitivity_and_specificity(matrix)
     return {
         "n": int(len(truth)),
         "balanced_accuracy": float(np.nanmean(sensitivity)),
@@ -84,13 +91,8 @@ def headline_figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int = 
     2 tp / (true + predicted) per class, 0 where both are 0, averaged (tests/models/test_needle_headline_figures.py)."""
     truth, predicted = np.asarray(truth, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
     matrix = np.bincount(truth * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    positives = matrix.sum(axis=1)
-    sensitivity = np.divide(np.diag(matrix), positives, out=np.full(n_classes, np.nan), where=positives > 0)
-    negatives = matrix.sum() - positives
-    false_positive = matrix.sum(axis=0) - np.diag(matrix)
-    specificity = np.divide(negatives - false_positive, negatives, out=np.full(n_classes, np.nan),
-                            where=negatives > 0)
-    denominator = (positives + matrix.sum(axis=0)).astype(np.float64)
+    sensitivity, specificity = _sensitivity_and_specificity(matrix)
+    denominator = (matrix.sum(axis=1) + matrix.sum(axis=0)).astype(np.float64)
     f1 = np.divide(2.0 * np.diag(matrix), denominator, out=np.zeros(n_classes), where=denominator > 0)
     return {
         "balanced_accuracy": float(np.nanmean(sensitivity)),
