@@ -65,7 +65,7 @@ class CohortTable:
         import pandas as pd
 
         rows = [self.rows[key] for key in (keys if keys is not None else self.rows) if key in self.rows]
-        frame = pd.DataFrame(rows)
+        frame = _counts_as_integers(pd.DataFrame(rows), rows)
         parquet, csv = self.folder / "cohort.parquet", self.folder / "cohort.csv"
         temporary = parquet.with_suffix(".parquet.partial")
         frame.to_parquet(temporary, index=False)
@@ -73,6 +73,16 @@ class CohortTable:
         frame.to_csv(csv.with_suffix(".csv.partial"), index=False)
         os.replace(csv.with_suffix(".csv.partial"), csv)
         return parquet, csv
+
+
+def _counts_as_integers(frame: Any, rows: list[dict[str, Any]]) -> Any:
+    """Columns whose values are all integers (channels, windows, MUPs) as nullable integers: pandas makes a column
+    with a missing value (a failed recording's row) float, and the CSV then read "channels 1.0"."""
+    for column in frame.columns:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def _json_default(value: Any) -> Any:
