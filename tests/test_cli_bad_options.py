@@ -124,3 +124,20 @@ def test_an_unknown_layout_is_named_once(tmp_path, capsys):
     recording.write_text("1,2\n3,4\n")
     error = _refused(["replay", str(recording), "--fs", "100", "--layout", "hexagon"], capsys)
     assert error.count("unknown electrode layout") == 1 and "--layout" in error
+
+
+@pytest.mark.parametrize(
+    ("muscle", "said"),
+    [("bicep", "not a muscle this monitor knows"), ("vastus_medialis", "no published reference table here"),
+     ("Biceps Brachii", None)],
+)
+def test_a_muscle_without_reference_values_is_said_once_before_the_session(muscle, said, capsys):
+    from monitor.cli import build_parser
+    from monitor.commands.monitor import session_options
+
+    session_options(build_parser().parse_args(["monitor", "--needle", "--muscle", muscle]))
+    err = capsys.readouterr().err
+    if said is None:
+        assert err == ""
+    else:
+        assert err.count("\n") == 1 and said in err and "biceps" in err  # names the muscles that have references

@@ -97,6 +97,21 @@ def check_session_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--resolve-timeout must be a positive number of seconds, not {timeout:g}")
 
 
+def warn_without_reference(muscle: str) -> None:
+    """One line on stderr when the MUP panel will read ``muscle`` against no published reference (as `analyze` says
+    in its reading), naming the muscles that have one: a typo would otherwise go unnoticed for a whole session."""
+    import sys
+
+    from dsp.mup_references import KNOWN_MUSCLES, REFERENCES, canonical_muscle
+
+    name = canonical_muscle(muscle)
+    if name in REFERENCES:
+        return
+    why = "no published reference table here" if name in KNOWN_MUSCLES else "not a muscle this monitor knows"
+    print(f"--muscle {muscle}: {why}; the MUP panel reads without reference values (with references: "
+          f"{', '.join(sorted(REFERENCES))})", file=sys.stderr)
+
+
 def session_options(args: argparse.Namespace):
     from dsp.engine import EngineSettings
     from monitor.decomposition_service import check_calibration_seconds
@@ -104,6 +119,8 @@ def session_options(args: argparse.Namespace):
     from monitor.session import SessionOptions
 
     check_session_arguments(args)
+    if args.muscle:
+        warn_without_reference(args.muscle)
     starts = getattr(args, "decompose_starts", None)
     if starts is not None and starts < 1:
         raise UserError(f"--decompose-starts must be at least 1, not {starts}")
