@@ -59,6 +59,13 @@ def check_destination(path: Path, needed_bytes_per_second: float, min_free_secon
         )
 
 
+def recorder_said(recorder: object) -> str:
+    """LabRecorderCLI's last lines of output (which streams it found and started), for an error that it did not
+    start: "did not start in time" alone does not say which stream it waited for."""
+    lines = [line for line in getattr(recorder, "_stdout_lines", []) if line.strip()]
+    return f" (LabRecorder said: {' | '.join(lines[-6:])})" if lines else ""
+
+
 def present_source_ids(source_ids: list[str], timeout_s: float = 1.0) -> list[str]:
     """The source ids among ``source_ids`` that have a stream on the network now (LabRecorder needs each to exist)."""
     import pylsl
@@ -100,7 +107,8 @@ class SessionRecorder:
             recorder.start(self.path, [{"source_id": source_id} for source_id in present], overwrite=self.overwrite,
                            timeout=timeout_s)  # fmt: skip
         except (RuntimeError, TimeoutError, FileExistsError, OSError) as error:
-            raise UserError(f"LabRecorder could not start recording {self.path}: {error_summary(error)}") from None
+            raise UserError(f"LabRecorder could not start recording {self.path}: {error_summary(error)}"
+                            f"{recorder_said(recorder)}") from None
         self._recorder = recorder
         self.recorded_source_ids = present
         log.info("recording %s into %s", ", ".join(present), self.path)

@@ -39,7 +39,7 @@ def test_recording_holds_raw_emg_and_results_aligned(tmp_path):
 
     source_id = f"rec-{uuid.uuid4().hex[:8]}"
     target = tmp_path / "session.xdf"
-    player = start_player(source_id, 14.0)
+    player = start_player(source_id, 60.0)  # outlives a slow start; killed once the monitor has ended
     try:
         result = subprocess.run(
             [*CLI, "monitor", "--source-id", source_id, "--no-inference", "--headless", "--duration", "10",

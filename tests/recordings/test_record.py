@@ -140,3 +140,16 @@ def test_disk_use_estimate_matches_the_xdf_layout():
         "amp", "amp-markers", "amp-decisions", "amp-fatigue", "amp-quality", "amp-events", "amp-marks",
         "amp-discharges",
     ]
+
+
+def test_a_recorder_that_did_not_start_says_what_labrecorder_printed():
+    from types import SimpleNamespace
+
+    from monitor.recordings.record import recorder_said
+
+    lines = ["Found EMG (x)", "", "Found Fatigue (y)", "Starting the recording, press Enter to quit",
+             "Started data collection for stream EMG"]  # fmt: skip
+    said = recorder_said(SimpleNamespace(_stdout_lines=lines))
+    assert said == (" (LabRecorder said: Found EMG (x) | Found Fatigue (y) | Starting the recording, press Enter to "
+                    "quit | Started data collection for stream EMG)")
+    assert recorder_said(SimpleNamespace(_stdout_lines=[])) == "" and recorder_said(object()) == ""
