@@ -24,7 +24,7 @@ from dsp.mup import MupSettings
 from dsp.mup_reading import NeedleReport, analyse_needle
 from dsp.resample import HIGHEST_NEEDLE_FS, LOWEST_NEEDLE_FS
 from dsp.ringbuffer import RingBuffer
-from monitor import pipeline as pipeline_labels
+from monitor.pipeline import SPONTANEOUS_LABEL, label_index, verdict
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +157,6 @@ class LiveNeedleAnalysis:
 
 # ---------------------------------------------------------------- rolling verdicts of the needle condition model
 
-# the verdict of a relaxed window that holds discrete potentials (dsp.spontaneous): under the rest gate, so no
-# condition (label_index REST_INDEX on the outlet), but not the silent "rest" either. Spontaneous activity at true
-# rest (fibrillations, positive sharp waves) or a very weak contraction: the trace tells, the detector does not (on
-# the clinical recordings, all moderate contractions, the 39 windows under the gate were weak myopathic effort)
-SPONTANEOUS_LABEL = pipeline_labels.SPONTANEOUS_LABEL
 VERDICT_WINDOW_S = 2.0  # signal the model judges per verdict (several of its own windows)
 VERDICT_HOP_S = 0.25  # a verdict every hop, ending on a multiple of the hop (counter-aligned, as the DSP windows)
 
@@ -288,7 +283,6 @@ class LiveNeedleVerdicts:
 
         from dsp.spontaneous import spontaneous_potentials
         from monitor.decision_history import DecisionRecord, MuscleState
-        from monitor.pipeline import label_index, verdict
 
         block = self.buffer.read_from(end_counter - self.window_samples, self.window_samples)
         if block.first_counter != end_counter - self.window_samples or block.end_counter != end_counter:

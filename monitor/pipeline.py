@@ -25,8 +25,11 @@ HISTORY_WINDOWS = 20 * 60 * 20  # 20 minutes of decisions at a 50 ms hop
 REST_LABEL = "rest"  # shown instead of a condition while no electrode sees a contraction
 # shown instead of a condition until the rest level is known: before then "contracting" cannot be told from "relaxed"
 LEARNING_LABEL = "learning rest level"
-# a needle's relaxed window that holds discrete potentials (monitor.needle_live, dsp.spontaneous): fibrillations or
-# positive sharp waves at rest, or a very weak contraction; no condition either
+# the verdict of a needle's relaxed window that holds discrete potentials (monitor.needle_live, dsp.spontaneous):
+# under the rest gate, so no condition (REST_INDEX on the outlet), but not the silent "rest" either. Spontaneous
+# activity at true rest (fibrillations, positive sharp waves) or a very weak contraction: the trace tells, the
+# detector does not (on the clinical recordings, all moderate contractions, the 39 windows under the gate were weak
+# myopathic effort)
 SPONTANEOUS_LABEL = "rest: potentials present"
 NOT_A_CONDITION = (REST_LABEL, LEARNING_LABEL, SPONTANEOUS_LABEL)  # verdicts that say why there is no condition
 
