@@ -44,6 +44,9 @@ class _StorageType:
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                     *_: Any) -> np.ndarray:  # fmt: skip
     """``torch._utils._rebuild_tensor_v2``: a (copied) view of ``size``/``stride`` elements from ``offset``."""
+    if offset < 0 or any(n < 0 for n in size) or any(s < 0 for s in stride):
+        # torch never writes these; as_strided would read memory outside the storage
+        raise TensorArchiveError("a tensor with a negative offset, size or stride")
     if not size:
         return storage[offset].copy()
     needed = offset + 1 + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) if all(size) else offset

@@ -69,3 +69,11 @@ def test_summary_verdicts_are_those_of_the_torch_form(name):
     loaded = load_needle_model().predict_recording(signal.recorded, signal.source_fs)["probabilities"]
     before = torch_form().predict_recording(signal.recorded, signal.source_fs)["probabilities"]
     assert max(abs(loaded[k] - before[k]) for k in before) < 1e-5
+
+
+@pytest.mark.parametrize(("offset", "size", "stride"), [(2, (2,), (-1,)), (-1, (2,), (1,)), (0, (-2,), (1,))])
+def test_a_tensor_reaching_outside_its_storage_backwards_is_refused(offset, size, stride):
+    from models.tensor_archive import _rebuild_tensor
+
+    with pytest.raises(TensorArchiveError):
+        _rebuild_tensor(np.arange(4.0), offset, size, stride)
