@@ -83,8 +83,8 @@ def add_simulator_model_arguments(parser: Any) -> None:
         "--tissue", choices=("legacy", "fibres"),
         help="'fibres' sums each unit's muscle fibres, disease as tissue changes, on a needle, ring or grid layout "
         "(docs/simulator.md); 'legacy' is the model the bundled surface models were trained on. Default: fibres "
-        "on a needle (the bundled needle model learnt real patients, and reads legacy needle EMG as myopathy), "
-        "legacy otherwise",
+        "on a needle (its MUPs are built from fibres and checked against real needle recordings; the legacy "
+        "needle is two numbers and a low-pass), legacy otherwise",
     )
     parser.add_argument(
         "--severity", choices=SEVERITIES,

@@ -40,8 +40,8 @@ def test_defaults_are_the_legacy_models_on_surface_electrodes() -> None:
 
 
 def test_a_needle_defaults_to_the_fibre_model_which_the_real_patients_model_reads() -> None:
-    """The bundled needle model learnt real patients; it read the legacy needle model's healthy muscle as myopathy
-    (100 % in `demo --needle`), the fibre model's as healthy."""
+    """A needle's MUPs come from the fibre model, the one checked against real needle recordings (docs/simulator.md);
+    --tissue legacy still chooses the old one."""
     for config in (simulate_config("--layout", "needle"), demo_config("--needle"), demo_config("--layout", "needle")):
         assert (config.tissue, config.severity) == ("fibres", "moderate")
     assert simulate_config("--layout", "needle", "--tissue", "legacy").tissue == "legacy"
