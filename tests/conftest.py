@@ -51,7 +51,11 @@ READS_SHARED_DATA = (
     "tests/recordings/test_readers.py::test_otb_channels_sit_where_the_grid_puts_them",
     "tests/recordings/test_readers.py::test_otb_file_reads_the_64_grid_channels_in_microvolts",
     "tests/recordings/test_replay.py::test_replayed_myo_file_keeps_its_labels_as_markers",
+    "tests/recordings/test_fatigue_per_contraction.py::test_on_real_myo_gestures_each_gesture_is_one_contraction",
+    "tests/dsp/test_decomposition.py::test_analyze_decompose_refuses_a_low_density_recording",
 )
+# whole files whose fixtures read the shared recordings
+FILES_READING_SHARED_DATA = ("tests/dsp/test_decomposition.py",)
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 (pytest hook)
@@ -59,7 +63,7 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 (pytes
         return
     skip = pytest.mark.skip(reason=f"{SHARED_DATA} is not present")
     for item in items:
-        if item.nodeid.split("[")[0] in READS_SHARED_DATA:
+        if item.nodeid.split("[")[0] in READS_SHARED_DATA or item.nodeid.split("::")[0] in FILES_READING_SHARED_DATA:
             item.add_marker(skip)
 
 
