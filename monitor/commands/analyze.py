@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from monitor.cli_options import add_mains_argument
 from monitor.cohort.cluster import add_cluster_arguments
 from monitor.recordings.base import recording_stem
 from monitor.recordings.options import add_reader_arguments, check_reader_options, reader_options
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dsp.add_argument("--mode", choices=("surface", "needle"),
                      help="filter set; needle adds quantitative MUP analysis (needle.json) and the needle model's "
                      "verdict (default: needle for one channel at 4-32 kHz or a needle layout, else surface)")
-    dsp.add_argument("--mains", type=float, default=50.0, help="mains frequency to notch, 0 for none (default 50)")
+    add_mains_argument(dsp)
     dsp.add_argument("--adaptive-mains", action="store_true", help="adaptive mains canceller instead of the notch")
     dsp.add_argument("--window-ms", type=float, default=200.0, help="analysis window (default 200 ms)")
     dsp.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")

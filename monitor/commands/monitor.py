@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from monitor.cli_options import add_mains_argument
+
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """How to find the live EMG stream; shared by `monitor` and `adapt`."""
@@ -48,7 +50,7 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     dsp = parser.add_argument_group("signal processing")
     dsp.add_argument("--window-ms", type=float, default=200.0)
     dsp.add_argument("--hop-ms", type=float, default=50.0)
-    dsp.add_argument("--mains", type=float, default=50.0, choices=(0.0, 50.0, 60.0), help="notch frequency, 0 = off")
+    add_mains_argument(dsp)
     dsp.add_argument("--band", type=float, nargs=2, default=(20.0, 450.0), metavar=("LOW", "HIGH"))
     dsp.add_argument("--needle", action="store_true", help="needle EMG: high-pass only")
     needle = parser.add_argument_group("needle EMG (the MUP panel's reference values, as `analyze --muscle/--age`)")

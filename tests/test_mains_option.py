@@ -1,0 +1,32 @@
+"""`--mains` is one definition shared by `monitor` and `analyze` (monitor/cli_options.py): 0, 50 or 60 Hz, anything
+else refused in one line with exit code 2 before a stream is waited for or a file read."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.cli import main
+
+
+@pytest.mark.parametrize("command", ["monitor", "analyze"])
+@pytest.mark.parametrize("mains", ["55", "-50", "nan", "fifty"])
+def test_mains_other_than_0_50_60_refused_alike_by_monitor_and_analyze(command, mains, tmp_path, capsys):
+    # `analyze --mains 55` ran a 55 Hz notch (removing nothing) while `monitor` refused it: one definition now
+    target = ["--name", "nowhere"] if command == "monitor" else [str(tmp_path / "never-read.asc")]
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *target, "--mains", mains])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "usage" not in error
+    assert error == (f"neurofusion {command}: error: --mains {mains}: the mains frequency to notch is 50 or 60 Hz, "
+                     "or 0 for no notch")
+
+
+@pytest.mark.parametrize("mains", ["0", "50", "60.0"])
+def test_mains_0_50_60_parse_alike_in_monitor_and_analyze(mains):
+    from monitor.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["monitor", "--mains", mains], ["analyze", "x.asc", "--mains", mains]):
+        assert parser.parse_args(argv).mains == float(mains)
+    assert parser.parse_args(["analyze", "x.asc"]).mains == parser.parse_args(["monitor"]).mains == 50.0
