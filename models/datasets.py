@@ -253,6 +253,23 @@ def split_by_group(
     return dataset.subset(train_mask), dataset.subset(validation_mask), dataset.subset(test_mask)
 
 
+def subject_protocol(condition: str, seed: int, tissue: str = "legacy") -> dict[str, Any]:
+    """A simulated subject's contraction protocol (profile, %MVC, period, SNR) and, on the fibre model, its
+    severity, all drawn from its seed."""
+    from simulators.tissue import SEVERITIES
+
+    rng = np.random.default_rng(seed)
+    protocol: dict[str, Any] = {
+        "profile": str(rng.choice(["gestures", "intermittent", "hold"])),
+        "mvc_percent": float(rng.uniform(15.0, 80.0)),
+        "period_s": float(rng.uniform(2.0, 5.0)),
+        "snr_db": float(rng.uniform(15.0, 35.0)),
+    }
+    # drawn after the legacy draws, and only for the fibre model, so legacy subjects keep their samples
+    protocol["severity"] = str(rng.choice(SEVERITIES)) if tissue == "fibres" and condition != "healthy" else "moderate"
+    return protocol
+
+
 def simulated_subject(
     condition: str,
     seed: int,
@@ -261,26 +278,21 @@ def simulated_subject(
     fs: float = 2048.0,
     window_ms: float = 200.0,
     hop_ms: float = 100.0,
+    tissue: str = "legacy",
 ) -> WindowSet:
     """One simulated subject (its own motor-unit pool, drawn from ``seed``) in a varied contraction protocol.
 
     Only windows entirely inside a contraction are kept: at rest there is no motor-unit activity and the condition
     cannot be seen. The fatigue target is the relative conduction velocity at the window's end (1 = fresh).
+    ``tissue="fibres"`` simulates the fibre-level model (docs/simulator.md), each patient's severity drawn from
+    the seed (mild / moderate / severe alike), so the classes overlap as they do in clinics; "legacy" draws
+    exactly the samples it always did.
     """
     from simulators.conditions import CONDITIONS
     from simulators.emg import EmgSimulator, SimulationConfig
 
-    rng = np.random.default_rng(seed)
-    config = SimulationConfig(
-        layout=layout,
-        fs=fs,
-        condition=condition,
-        profile=str(rng.choice(["gestures", "intermittent", "hold"])),
-        mvc_percent=float(rng.uniform(15.0, 80.0)),
-        period_s=float(rng.uniform(2.0, 5.0)),
-        snr_db=float(rng.uniform(15.0, 35.0)),
-        seed=seed,
-    )
+    protocol = subject_protocol(condition, seed, tissue)
+    config = SimulationConfig(layout=layout, fs=fs, condition=condition, seed=seed, tissue=tissue, **protocol)
     simulator = EmgSimulator(config)
     truth_rate_hz = 20.0
     data, truth_ends, truths = simulator.generate_with_truth(duration_s, truth_rate_hz)
@@ -309,7 +321,8 @@ def simulated_subject(
         fatigue=relative_cv[ends[keep] - 1],
         times=ends[keep] / fs,
         description={"simulation": {"condition": condition, "seed": seed, "profile": config.profile,
-                                    "mvc_percent": config.mvc_percent, "snr_db": config.snr_db}},
+                                    "mvc_percent": config.mvc_percent, "snr_db": config.snr_db,
+                                    **({"tissue": tissue, "severity": config.severity} if tissue != "legacy" else {})}},
     )
 
 
@@ -323,6 +336,7 @@ def simulated_corpus(
     progress: Any = None,
     subject_gain_db: float = 12.0,
     run_tasks: Callable[[Callable[..., None], list[tuple]], list] | None = None,
+    tissue: str = "legacy",
 ) -> WindowSet:
     """Subjects of every condition (seeds first_seed, first_seed + 1, ...), cached as .npz under ``cache_dir``
     (private to the user, each file checked against its recorded sha256 before use: models/weight_cache.py).
@@ -344,27 +358,42 @@ def simulated_corpus(
         for condition_index, condition in enumerate(CONDITIONS)
     ]
     if run_tasks is not None and cache_dir is not None:
-        missing = [(c, s) for c, s in wanted if not is_verified(_cache_path(cache_dir, c, s, duration_s, layout, fs))]
-        run_tasks(_simulate_into_cache, [(c, s, duration_s, layout, fs, str(cache_dir)) for c, s in missing])
+        missing = [(c, s) for c, s in wanted
+                   if not is_verified(_cache_path(cache_dir, c, s, duration_s, layout, fs, tissue))]
+        run_tasks(_simulate_into_cache, [(c, s, duration_s, layout, fs, str(cache_dir), tissue) for c, s in missing])
     parts = []
     for condition, seed in wanted:
-        parts.append(_subject_at_its_gain(condition, seed, duration_s, layout, fs, cache_dir, subject_gain_db))
+        parts.append(_subject_at_its_gain(condition, seed, duration_s, layout, fs, cache_dir, subject_gain_db, tissue))
         if progress is not None:
             progress(len(parts), subjects_per_condition * len(CONDITIONS))
     corpus = concatenate(parts)
     corpus.description = {
         "dataset": "simulator", "layout": layout, "fs": fs, "subjects_per_condition": subjects_per_condition,
         "first_seed": first_seed, "duration_s": duration_s, "subject_gain_db": subject_gain_db,
+        **_tissue_description(tissue),
         "subjects": [part.description["simulation"] for part in parts],
     }
     return corpus
 
 
+def _tissue_description(tissue: str) -> dict[str, str]:
+    """The fibre model's versions for a corpus's description (legacy corpora keep their description as it was)."""
+    if tissue == "legacy":
+        return {}
+    from simulators.emg import FIBRE_MODEL_VERSION
+    from simulators.surface import SURFACE_MODEL_VERSION
+
+    return {"tissue": tissue, "fibre_model_version": FIBRE_MODEL_VERSION,
+            "surface_model_version": SURFACE_MODEL_VERSION}
+
+
 def _subject_at_its_gain(condition: str, seed: int, duration_s: float, layout: str, fs: float,
-                         cache_dir: str | Path | None, subject_gain_db: float) -> WindowSet:
+                         cache_dir: str | Path | None, subject_gain_db: float, tissue: str = "legacy") -> WindowSet:
     """One subject scaled by its own gain, drawn from its seed alone (the same subject has the same gain in every
     corpus and split it appears in)."""
-    subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
+    # the tissue only when it is not the default: callers (and test doubles) of the legacy form keep working
+    subject = _cached_subject(condition, seed, duration_s, layout, fs, cache_dir,
+                              *(() if tissue == "legacy" else (tissue,)))
     gain_db = float(np.random.default_rng([seed, 7]).uniform(-subject_gain_db, subject_gain_db))
     subject.windows = subject.windows * np.float32(10 ** (gain_db / 20))
     subject.description = {"simulation": {**subject.description["simulation"], "gain_db": round(gain_db, 2)}}
@@ -378,6 +407,7 @@ def simulated_subjects(
     fs: float = 2048.0,
     cache_dir: str | Path | None = DEFAULT_CACHE,
     subject_gain_db: float = 12.0,
+    tissue: str = "legacy",
 ) -> WindowSet:
     """The named simulated subjects ("neuropathy-40002": condition and seed), each at its own gain exactly as
     ``simulated_corpus`` builds it: one part of a split can be loaded without simulating or reading the others."""
@@ -388,32 +418,43 @@ def simulated_subjects(
         condition, _, seed = group.rpartition("-")
         if condition not in CONDITIONS or not seed.isdigit():
             raise ValueError(f"{group!r} is not a simulated subject (condition-seed)")
-        parts.append(_subject_at_its_gain(condition, int(seed), duration_s, layout, fs, cache_dir, subject_gain_db))
+        parts.append(_subject_at_its_gain(condition, int(seed), duration_s, layout, fs, cache_dir, subject_gain_db,
+                                          tissue))
     result = concatenate(parts)
     result.description = {
         "dataset": "simulator", "layout": layout, "fs": fs, "duration_s": duration_s,
-        "subject_gain_db": subject_gain_db, "subjects": [part.description["simulation"] for part in parts],
+        "subject_gain_db": subject_gain_db, **_tissue_description(tissue),
+        "subjects": [part.description["simulation"] for part in parts],
     }
     return result
 
 
-def _cache_path(cache_dir: str | Path, condition: str, seed: int, duration_s: float, layout: str, fs: float) -> Path:
-    from simulators.emg import SIMULATOR_VERSION
+def _cache_path(cache_dir: str | Path, condition: str, seed: int, duration_s: float, layout: str, fs: float,
+                tissue: str = "legacy") -> Path:
+    from simulators.emg import FIBRE_MODEL_VERSION, SIMULATOR_VERSION
+    from simulators.surface import SURFACE_MODEL_VERSION
 
-    # the version is part of the name: a changed simulator must never be trained on from a stale cache
-    return Path(cache_dir) / f"sim-{SIMULATOR_VERSION}-{layout}-{fs:g}-{condition}-{seed}-{duration_s:g}s.npz"
+    # the version is part of the name: a changed simulator must never be trained on from a stale cache; the fibre
+    # model's samples change with its own versions (the legacy name is unchanged, so legacy caches stay valid)
+    version = SIMULATOR_VERSION if tissue == "legacy" else \
+        f"{SIMULATOR_VERSION}-{tissue}-{FIBRE_MODEL_VERSION}-{SURFACE_MODEL_VERSION}"
+    return Path(cache_dir) / f"sim-{version}-{layout}-{fs:g}-{condition}-{seed}-{duration_s:g}s.npz"
 
 
-def _simulate_into_cache(condition: str, seed: int, duration_s: float, layout: str, fs: float, cache_dir: str) -> None:
-    _cached_subject(condition, seed, duration_s, layout, fs, cache_dir)
+def _simulate_into_cache(condition: str, seed: int, duration_s: float, layout: str, fs: float, cache_dir: str,
+                         tissue: str = "legacy") -> None:
+    _cached_subject(condition, seed, duration_s, layout, fs, cache_dir, tissue)
 
 
 def _cached_subject(
-    condition: str, seed: int, duration_s: float, layout: str, fs: float, cache_dir: str | Path | None
+    condition: str, seed: int, duration_s: float, layout: str, fs: float, cache_dir: str | Path | None,
+    tissue: str = "legacy",
 ) -> WindowSet:
+    # keyword only when it is not the default: callers (and test doubles) of the legacy form keep working
+    tissue_option = {} if tissue == "legacy" else {"tissue": tissue}
     if cache_dir is None:
-        return simulated_subject(condition, seed, duration_s, layout, fs)
-    path = _cache_path(cache_dir, condition, seed, duration_s, layout, fs)
+        return simulated_subject(condition, seed, duration_s, layout, fs, **tissue_option)
+    path = _cache_path(cache_dir, condition, seed, duration_s, layout, fs, tissue)
     if is_verified(path):  # a file whose hash does not match is simulated again, never trained on
         stored = np.load(path, allow_pickle=False)
         from simulators.conditions import CONDITIONS
@@ -421,9 +462,11 @@ def _cached_subject(
         return WindowSet(
             windows=stored["windows"], labels=stored["labels"], groups=stored["groups"], fs=float(fs),
             layout=ElectrodeLayout.from_name(layout).to_dict(), classes=list(CONDITIONS), fatigue=stored["fatigue"],
-            times=stored["times"], description={"simulation": {"condition": condition, "seed": seed, "cached": True}},
+            times=stored["times"], description={"simulation": {
+                "condition": condition, "seed": seed, "cached": True,
+                **({"severity": subject_protocol(condition, seed, tissue)["severity"]} if tissue != "legacy" else {})}},
         )
-    subject = simulated_subject(condition, seed, duration_s, layout, fs)
+    subject = simulated_subject(condition, seed, duration_s, layout, fs, **tissue_option)
     write_verified(path, lambda stream: np.savez(
         stream, windows=subject.windows, labels=subject.labels, groups=subject.groups.astype(str),
         fatigue=subject.fatigue, times=subject.times))

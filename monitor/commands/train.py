@@ -52,6 +52,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     simulator.add_argument("--subject-gain-db", type=float, default=12.0,
                            help="each subject's signal scaled by a random gain within +-this many dB (default 12), "
                            "as electrode contact and amplifier gain vary between patients")
+    simulator.add_argument("--sim-tissue", choices=("legacy", "fibres"), default="legacy",
+                           help="simulator model: 'fibres' (each unit's muscle fibres, disease as tissue changes, each "
+                           "patient's severity drawn; docs/simulator.md) or 'legacy' (default)")
     simulator.add_argument("--sim-workers", dest="workers", type=int, help=argparse.SUPPRESS)  # older spelling
     simulator.add_argument("--cache", default=None,
                            help="folder caching generated subjects (default $XDG_CACHE_HOME/neurofusion, i.e. "
@@ -132,7 +135,7 @@ def load_windows(args: argparse.Namespace):
             corpus = simulated_corpus(
                 args.subjects, duration_s=args.duration, layout=args.sim_layout, fs=args.sim_fs, cache_dir=cache,
                 progress=lambda done, total: bar.update(task, completed=done), subject_gain_db=args.subject_gain_db,
-                run_tasks=TaskRunner(options_from(args)),
+                run_tasks=TaskRunner(options_from(args)), tissue=getattr(args, "sim_tissue", "legacy"),
             )
         return corpus
     return load_recordings(Path(args.data), args, UserError)
