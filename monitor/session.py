@@ -296,9 +296,9 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         if options.record is not None:
             recording.start(options.record)
         if options.snapshot is not None:
-            from monitor.gui.app import save_snapshot
+            from monitor.core.snapshot import take_snapshot  # rendered in a process of its own: no Qt here
 
-            path = save_snapshot(pipeline, options.snapshot, after_s=options.snapshot_after_s)
+            path = take_snapshot(pipeline, options.snapshot, after_s=options.snapshot_after_s)
             print(f"snapshot written to {path}", file=sys.stderr)
             if options.duration_s is None or options.duration_s <= options.snapshot_after_s:
                 return 0

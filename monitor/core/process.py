@@ -55,8 +55,9 @@ def lower_priority(pid: int, niceness: int = VIEW_NICENESS) -> None:
 def default_core_view(window: bool, snapshot: Any, needle: Any) -> str:
     """Where the view runs when the user did not say: in a process of its own, the window and the terminal dashboard
     alike (a hung or crashed view costs the core nothing and is started again). ``snapshot`` and ``needle`` no
-    longer change that: a snapshot is a one-shot render into a file, taken in the core before any view starts, and
-    a needle stream's verdicts are the core's decisions, which an attached view reads like any others."""
+    longer change that: a snapshot is a one-shot render into a file by a short-lived process attached to the core
+    (monitor/core/snapshot.py; the core never imports Qt), and a needle stream's verdicts are the core's decisions,
+    which an attached view reads like any others."""
     return "process"
 
 

@@ -162,11 +162,9 @@ def _show_until_closed(app: Any, window: Any, pipeline: Any, duration_s: float |
 def save_snapshot(pipeline: Any, path: str | os.PathLike[str], after_s: float = 3.0,
                   size: tuple[int, int] = (1600, 1000)) -> Path:
     """Renders the whole dashboard after ``after_s`` seconds of live data into a PNG at ``path``."""
-    target = Path(path)
-    if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
-        raise UserError(f"snapshot file {target} must end in .png (or .jpg, .bmp)")
-    if not target.parent.is_dir():
-        raise UserError(f"cannot write snapshot {target}: folder {target.parent} does not exist")
+    from monitor.core.snapshot import check_snapshot_target
+
+    target = check_snapshot_target(path)
     from monitor.gui.collector import collection_in_qt_thread
     from monitor.gui.main_window import MainWindow
 
