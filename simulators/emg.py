@@ -25,7 +25,7 @@ from simulators.conditions import CONDITIONS, draw_subject
 from simulators.electrodes import ElectrodeLayout
 from simulators.fatigue import EnduranceFatigue, FatigueModel
 from simulators.fibres import FIBRILLATION_ISI_COV, fibrillating_fibres, grow_fibres, join, needle_templates
-from simulators.force import ForceModel, steady_force
+from simulators.force import ForceFluctuation, ForceModel, steady_force
 from simulators.jitter import FibreJitter, margin_samples, near_fibres, split_templates, subset
 from simulators.motor_units import SpikeGenerator, build_pool, gestures_for, with_spontaneous_units
 from simulators.muap import SampledShapes, build_shapes, channel_gains
@@ -42,7 +42,8 @@ FIBRE_MODEL_VERSION = "2026-12-06.4"
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 TISSUE_MODELS = ("legacy", "fibres")
 # the opt-in endurance fatigue's own version (written to a file's config_json with it), for the same reason
-ENDURANCE_FATIGUE_VERSION = "2026-12-06.1"
+# .2: the maximal voluntary drive falls with fatigue (more at low force), potentials keep their energy as they stretch
+ENDURANCE_FATIGUE_VERSION = "2026-12-06.2"
 FATIGUE_MODELS = ("legacy", "endurance")  # endurance: force-dependent, ends at an endurance limit (simulators.fatigue)
 # between-subject spread of endurance time (log-normal SD): elbow flexors at 20 %MVC held 8.2 ± 6.2 min
 ENDURANCE_SCALE_LOG_SD = 0.3
@@ -275,6 +276,9 @@ class EmgSimulator:
         self.fibres = None
         self.force: ForceModel | None = None
         self._jitter: FibreJitter | None = None
+        # a held voluntary force fluctuates around its target (simulators.force.ForceFluctuation); the fibre-level
+        # needle model only for now: every other config keeps its samples
+        self._steadiness: ForceFluctuation | None = None
         # fibre-level surface model: render units are each pool unit's RANK time courses (pool unit = index // RANK)
         self._unit_of: np.ndarray | None = None
         if config.tissue == "fibres" and self.layout.kind != "needle":
@@ -300,6 +304,7 @@ class EmgSimulator:
                 self.tissue.units_before_loss / self.n_motor_units
             )
             self.force = ForceModel(self.pool, self.fibres.area_mm2, reference)
+            self._steadiness = ForceFluctuation.draw(np.random.default_rng([config.seed, 6]))
             self.shapes = SampledShapes.from_templates(templates, template_fs)
             self.gains = np.ones((self.pool.n_units, 1))
         else:
@@ -313,6 +318,10 @@ class EmgSimulator:
         if self._endurance:
             scale = float(np.exp(np.random.default_rng([config.seed, 5]).normal(0.0, ENDURANCE_SCALE_LOG_SD)))
             self.fatigue = EnduranceFatigue(endurance_scale=scale, recovery_per_min=config.recovery_rate)
+            if self.force is not None:  # the fresh muscle's force at each drive, a share of its MVC
+                drives = np.linspace(0.0, 1.0, 201)
+                forces = np.array([self.force.force_at(d) for d in drives]) / self.force.force_at(1.0)
+                self.fatigue.force_fraction = lambda drive: np.interp(drive, drives, forces)
         # Rohmert's curve is in shares of the subject's own MVC; with the force model %MVC is a healthy muscle's
         self._own_mvc = self.force.max_force if self.force is not None else 1.0
         self._spikes = SpikeGenerator(self.pool, np.random.default_rng([config.seed, 2]))
@@ -471,8 +480,9 @@ class EmgSimulator:
         cv = self._relative_cv_at(sample)
         capacity = self._capacity_at(sample)
         active = activation > 0
-        if capacity is not None:
-            activation = activation / capacity  # the share of the fresh muscle's MVC it takes to hold the force
+        if capacity is not None:  # the share of the fresh muscle's MVC whose drive holds the force
+            share = np.minimum(activation / self._own_mvc, 1.0)
+            activation = self.fatigue.demand(share, capacity) * self._own_mvc  # type: ignore[union-attr]
         weights = activation if active.any() else np.ones_like(activation)
         mnf, mdf = self.true_frequencies(activation, cv)
         extra: dict[str, Any] = {}
@@ -506,8 +516,8 @@ class EmgSimulator:
 
         Each unit contributes its MUAP power times the spectrum of its discharge train, a renewal process with
         Gaussian intervals: rate (1 - |phi|^2) / |1 - phi|^2, phi the interval distribution's characteristic
-        function. A muscle whose MUAPs are stretched by s has MUAP power s^2 P(s f), read off the fresh spectra
-        tabulated at init."""
+        function. A muscle whose MUAPs are stretched by s, their amplitude scaled by s^-a (the fatigue model's
+        amplitude_exponent), has MUAP power s^(2 - 2a) P(s f), read off the fresh spectra tabulated at init."""
         pool = self.pool
         rates = pool.firing_rate(self.excitation(activation)[pool.muscle_index])
         muscle_index = pool.muscle_index
@@ -525,7 +535,8 @@ class EmgSimulator:
             below = np.minimum(position.astype(np.int64), self._fresh_freqs.size - 2)
             weight = position - below
             table = self._fresh_power[members]
-            muap_power = stretch**2 * (table[:, below] * (1.0 - weight) + table[:, below + 1] * weight)
+            power_scale = stretch ** (2.0 - 2.0 * self.fatigue.amplitude_exponent)
+            muap_power = power_scale * (table[:, below] * (1.0 - weight) + table[:, below + 1] * weight)
             interval = 1.0 / rates[members, None]
             cov = isi_cov if np.ndim(isi_cov) == 0 else np.asarray(isi_cov)[members, None]
             phi = np.exp(-1j * omega * interval - 0.5 * (omega * cov * interval) ** 2)
@@ -594,12 +605,14 @@ class EmgSimulator:
         start_internal = start * self._factor
         times = (start_internal + np.arange(n_internal)) / fs
         activation = self.profile.activation(times)
+        if self._steadiness is not None:
+            activation = activation * self._steadiness.factor(times)[:, None]
         capacity = None
         if isinstance(self.fatigue, EnduranceFatigue):
             level = np.minimum(activation / self._own_mvc, 1.0)
             relative_cv, capacity = self.fatigue.advance(self._fatigue_state, level, fs)
             self._cv_state[:] = relative_cv[-1]
-            activation = activation / capacity  # a tired muscle needs the drive of a larger force
+            activation = self.fatigue.demand(level, capacity) * self._own_mvc  # a tired muscle needs more drive
         else:
             relative_cv = self.fatigue.advance(self._cv_state, activation, fs)
         units, spike_times = self._spikes.block(start_internal / fs, self.excitation(activation), fs)
@@ -650,11 +663,14 @@ class EmgSimulator:
             onset = np.ceil(t * fs - 1e-9).astype(np.int64) - start  # first sample at or after the discharge
             row = np.clip(onset, 0, n - 1)
             stretch = 1.0 / relative_cv[row, self._render_muscle[u]]
+            exponent = self.fatigue.amplitude_exponent  # endurance fatigue: amplitude falls as the MUAP lengthens
             length = min(self._tail, int(math.ceil(float((shapes.support_s[u] * stretch).max()) * fs)) + 2)
             offsets = np.arange(length)
             since = ((onset[:, None] + offsets[None, :]) + start) / fs - t[:, None]
             local = since / stretch[:, None]
             values = shapes.evaluate(u, local)
+            if exponent:
+                values *= (stretch ** -exponent)[:, None]
             values[local > shapes.support_s[u, None]] = 0.0
             flat = (onset[:, None] + offsets[None, :]) * width + u[:, None]
             out += np.bincount(flat.ravel(), weights=values.ravel(), minlength=out.size)

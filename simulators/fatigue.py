@@ -9,7 +9,9 @@ while the signal's RMS rises by about sqrt(1 / r) because each MUAP carries more
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -19,6 +21,8 @@ SUBSTEP_SAMPLES = 16
 
 @dataclass
 class FatigueModel:
+    # MUAPs stretch with their amplitude kept (the legacy model the bundled models were trained on)
+    amplitude_exponent: ClassVar[float] = 0.0
     rate_per_min: float = 0.15
     recovery_per_min: float = 1.0
     threshold: float = 0.1
@@ -63,6 +67,28 @@ def rohmert_endurance_s(level: np.ndarray | float) -> np.ndarray:
     return np.where(np.asarray(level) > ENDURANCE_THRESHOLD, 60.0 * minutes, np.inf)
 
 
+# Fuglevand, Zackowski, Huey & Enoka 1993 (J Physiol 460:549; first dorsal interosseous held at 20, 35 or 65 %MVC to
+# the endurance limit): the EMG at the limit was below its maximum in every subject, by 19-55 % of the maximum, the
+# deficit inversely related to the held force; Lind & Petrofsky 1979 (Muscle Nerve 2:257): the EMG of brief maximal
+# efforts fell through a 25 %MVC hold and not through a 70 %MVC one. The ends of the range are taken at the lowest
+# and highest force studied (an assumption: the abstract gives the range and its direction, not the group means).
+DRIVE_DEFICIT_LOW = (0.20, 0.55)
+DRIVE_DEFICIT_HIGH = (0.65, 0.19)
+# Fuglevand et al. 1993: the M wave fell 12-23 % in amplitude and lengthened 33-51 %, its area unchanged. A potential
+# stretched s-fold whose amplitude goes as s^-a: those ranges give a = 0.31-0.91 however they pair (0.45 and 0.63
+# paired in order); a = 0.5 keeps each discharge's energy (amplitude² x duration), the model's lengthening being the
+# spectrum's (-45 % at the limit), larger than the M wave's.
+AMPLITUDE_EXPONENT = 0.5
+
+
+def drive_deficit_at_limit(level: np.ndarray | float) -> np.ndarray:
+    """Share of the maximal voluntary drive lost by the endurance limit of a hold at ``level`` (fraction of MVC):
+    linear between DRIVE_DEFICIT_LOW and DRIVE_DEFICIT_HIGH, extrapolated, within [0, 0.55]."""
+    (f_low, d_low), (f_high, d_high) = DRIVE_DEFICIT_LOW, DRIVE_DEFICIT_HIGH
+    slope = (d_high - d_low) / (f_high - f_low)
+    return np.clip(d_low + slope * (np.asarray(level, dtype=np.float64) - f_low), 0.0, d_low)
+
+
 @dataclass
 class EnduranceFatigue:
     """Fatigue that ends at an endurance limit set by force (``SimulationConfig(fatigue_model="endurance")``).
@@ -75,17 +101,31 @@ class EnduranceFatigue:
     - the muscle's capacity, c = 1 - φ (1 - f): the share of the fresh MVC it can still make. Holding force f then
       takes the drive that makes f / c of the fresh muscle: more units are recruited and fire faster as the muscle
       tires, which raises the EMG amplitude at constant force, and at φ = 1 (c = f) the drive is at its maximum:
-      the endurance limit. Beyond it the force can no longer be held (the drive stays at its maximum).
+      the endurance limit. Beyond it the force can no longer be held.
+    Two further changes follow published physiology (``demand``, ``amplitude_exponent``):
+    - the maximal voluntary drive falls, m = 1 - φ D(f) with D the drive deficit at the limit
+      (``drive_deficit_at_limit``: larger the lower the force), so that a long low-force hold ends with the pool
+      below full recruitment and peak rates, as real holds end with the EMG below its maximum; the muscle's own
+      force per drive, c / F(m) (F the fresh force at drive m, a share of the MVC), then falls by the rest, and the
+      voluntary MVC at the limit is still the held force (strength falls linearly to it: Lind & Petrofsky 1979);
+    - each discharge's potential is stretched by 1 / r with its amplitude scaled by r^a, a = ``amplitude_exponent``
+      (the M wave's amplitude falls and its area stays as it lengthens: Fuglevand et al. 1993).
     """
 
     endurance_scale: float = 1.0
     time_scale_at_limit: float = 0.55
     recovery_per_min: float = 1.0
     most: float = 1.5  # φ stops growing here: r and c stay finite when a contraction is held past its limit
+    amplitude_exponent: float = AMPLITUDE_EXPONENT
+    # the fresh muscle's force at a drive, as a share of its MVC (the twitch force model's curve); None: the drive is
+    # the force (legacy MUAPs, where %MVC is drive)
+    force_fraction: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.endurance_scale <= 0 or self.recovery_per_min < 0 or not 0.0 < self.time_scale_at_limit <= 1.0:
             raise ValueError("endurance scale must be positive, recovery not negative, time scale in (0, 1]")
+        if self.amplitude_exponent < 0:
+            raise ValueError("amplitude exponent must not be negative")
 
     @property
     def floor(self) -> float:
@@ -110,3 +150,18 @@ class EnduranceFatigue:
         time_scale = 1.0 - (1.0 - self.time_scale_at_limit) * phi
         capacity = 1.0 - phi * (1.0 - np.clip(activation, 0.0, 1.0))
         return time_scale, np.maximum(capacity, 1e-3)
+
+    def max_drive(self, level: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+        """Maximal voluntary drive m = 1 - φ D(f) at each sample, φ read back from the capacity at the held ``level``
+        (c = 1 - φ (1 - f))."""
+        f = np.clip(np.asarray(level, dtype=np.float64), 0.0, 1.0)
+        phi = np.clip((1.0 - np.asarray(capacity, dtype=np.float64)) / np.maximum(1.0 - f, 1e-9), 0.0, self.most)
+        return np.maximum(1.0 - phi * drive_deficit_at_limit(f), 1e-3)
+
+    def demand(self, level: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+        """The fresh muscle's force (share of its MVC) whose drive holds ``level`` (fraction of MVC) at ``capacity``:
+        level F(m) / c, at most F(m): at the limit (c = f) the drive is the maximal voluntary drive m, beyond it the
+        force is not reached."""
+        ceiling = self.max_drive(level, capacity)
+        force_at_ceiling = ceiling if self.force_fraction is None else self.force_fraction(ceiling)
+        return force_at_ceiling * np.minimum(np.asarray(level, dtype=np.float64) / capacity, 1.0)
