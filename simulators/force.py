@@ -1,4 +1,5 @@
-"""Force from motor-unit twitches (Fuglevand, Winter & Patla 1993), so that a commanded %MVC is a force.
+"""Force from motor-unit twitches (Fuglevand, Winter & Patla 1993), so that a commanded %MVC is a force, and how a
+held force fluctuates around its target (``ForceFluctuation``).
 
 Each unit's twitch is f(t) = P t / T exp(1 - t / T): peak P proportional to the cross-sectional area of the unit's
 fibres (so fibre loss and atrophy weaken a myopathic unit, adopted fibres strengthen a reinnervated one), and
@@ -79,3 +80,46 @@ class ForceModel:
         """Drive (0-1) that makes ``force`` (fraction of the reference MVC); the drive saturates at 1 for forces the
         muscle cannot make."""
         return np.interp(np.asarray(force, dtype=np.float64), self._forces, self._drives, left=0.0, right=1.0)
+
+
+# A person never holds a voluntary force steady: the force fluctuates around its target, mostly below 0.5 Hz, through
+# oscillations of the drive common to all motor neurons (Moon, Kim, Kwon, Chen, Onushko, Lodha & Christou 2014, PLoS
+# One; Dideriksen, Negro, Enoka & Farina 2012, J Neurophysiol 107:3357). Size: the coefficient of variation of force
+# during constant isometric contractions held without visual feedback (as in a clinical needle examination),
+# 4.06 ± 3.11 % (mean ± SD over young adults and target forces of 2-70 % MVC; Baweja, Patel, Martinkewiz, Vu &
+# Christou 2009, Exp Brain Res 197:35), drawn per subject from the log-normal with that mean and SD. Sources:
+# docs/simulator.md, "Force steadiness".
+STEADINESS_CV_MEAN = 0.0406
+STEADINESS_CV_SD = 0.0311
+STEADINESS_CORNER_HZ = 0.3  # Lorentzian spectrum: ~70 % of the 0.05-2 Hz power lies below 0.5 Hz
+STEADINESS_BAND_HZ = (0.05, 2.0)
+STEADINESS_COMPONENTS = 32
+
+
+class ForceFluctuation:
+    """The relative deviation of a held force from its target over time: a sum of sinusoids with random phases whose
+    powers follow a low-pass (Lorentzian) spectrum, scaled to the subject's coefficient of variation. A function of
+    absolute time, so the samples do not depend on how the stream is cut into blocks."""
+
+    def __init__(self, cv: float, rng: np.random.Generator) -> None:
+        lo, hi = STEADINESS_BAND_HZ
+        edges = np.geomspace(lo, hi, STEADINESS_COMPONENTS + 1)
+        # one component per log-spaced band, at a random frequency inside it (no fixed beat pattern)
+        self.frequencies_hz = edges[:-1] * (edges[1:] / edges[:-1]) ** rng.uniform(0.0, 1.0, STEADINESS_COMPONENTS)
+        power = np.diff(np.arctan(edges / STEADINESS_CORNER_HZ))  # Lorentzian power in each band
+        amplitude = np.sqrt(2.0 * power / power.sum())  # unit variance in all
+        self.amplitudes = float(cv) * amplitude
+        self.phases = rng.uniform(0.0, 2.0 * math.pi, STEADINESS_COMPONENTS)
+        self.cv = float(cv)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> ForceFluctuation:
+        """A subject's fluctuation, its CV drawn from the log-normal of Baweja et al. 2009's mean and SD."""
+        sigma = math.sqrt(math.log(1.0 + (STEADINESS_CV_SD / STEADINESS_CV_MEAN) ** 2))
+        mu = math.log(STEADINESS_CV_MEAN) - 0.5 * sigma**2
+        return cls(float(np.exp(rng.normal(mu, sigma))), rng)
+
+    def factor(self, time_s: np.ndarray) -> np.ndarray:
+        """1 + the relative deviation at each time (s), never below 0: multiplies the target force."""
+        phase = 2.0 * math.pi * np.asarray(time_s, dtype=np.float64)[..., None] * self.frequencies_hz + self.phases
+        return np.maximum(1.0 + np.sin(phase) @ self.amplitudes, 0.0)
