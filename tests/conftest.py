@@ -28,6 +28,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(variable, "1")
 
 SHARED_DATA = REPO.parent / "shared" / "data"
+# the clinical needle set (258 recordings, 154 people; its README): one definition for every test that reads it,
+# skipped with the reason in a clone without the shared data
+NEEDLE_CLINICAL = SHARED_DATA / "needle-emg-clinical"
+needs_needle_clinical = pytest.mark.skipif(not NEEDLE_CLINICAL.is_dir(), reason=f"{NEEDLE_CLINICAL} is not present")
 
 # the tests that read the real recordings in ../shared/data (beside the repository in this workplace); where that
 # folder is absent they are skipped with a reason rather than failing on a missing file

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from models.needle_corpus import LABELS, NeedleRecordingInfo, scan
 from models.needle_cv_tasks import (
@@ -20,9 +19,7 @@ from models.needle_cv_tasks import (
     write_shared,
 )
 from models.needle_training import CNN_1D, NeedleData, NeedleView, NetTraining, network_model, prepare
-
-DATA = Path(__file__).resolve().parents[2] / "../shared/data/needle-emg-clinical"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared needle set not present")
+from tests.conftest import NEEDLE_CLINICAL, needs_needle_clinical
 
 
 def test_a_folds_generator_is_the_one_it_saw_when_the_folds_shared_one():
@@ -73,14 +70,14 @@ def _tiny_network() -> object:
     return checked_fit
 
 
-@needs_data
+@needs_needle_clinical
 def test_network_and_lda_folds_on_two_dask_workers_are_those_computed_here(tmp_path):
     import torch
 
     from monitor.cohort.cluster import ClusterOptions, TaskRunner
 
     first_of: dict[str, NeedleRecordingInfo] = {}
-    for info in scan(DATA):
+    for info in scan(NEEDLE_CLINICAL):
         first_of.setdefault(info.patient, info)
     subset = [first_of[p] for label in LABELS for p in sorted(p for p, i in first_of.items() if i.label == label)[:8]]
     plan = FoldPlan(folds=3, n_variants=1, with_mup=False, cache_dir=str(tmp_path / "cache"))

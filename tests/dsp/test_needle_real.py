@@ -24,11 +24,11 @@ import pytest
 from dsp.mup_reading import analyse_muscle, analyse_needle
 from dsp.mup_references import reference_for
 from monitor.recordings.asc import parse
+from tests.conftest import NEEDLE_CLINICAL, needs_needle_clinical
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "needle-emg-clinical"
 PERSON_MUSCLES = [("healthy-2", "biceps"), ("healthy-2", "deltoid"), ("healthy-4", "biceps"), ("healthy-4", "deltoid")]
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"clinical needle recordings not found at {DATA}")
+pytestmark = needs_needle_clinical
 
 
 def _signal(path: Path) -> np.ndarray:
@@ -40,7 +40,7 @@ def _signal(path: Path) -> np.ndarray:
 def pooled() -> dict[tuple[str, str], object]:
     from models.needle_corpus import scan
 
-    infos = scan(DATA)
+    infos = scan(NEEDLE_CLINICAL)
     out = {}
     for patient, muscle in PERSON_MUSCLES:
         found = [i for i in infos if i.patient == patient and i.muscle == muscle]
@@ -81,7 +81,7 @@ def test_pooled_report_states_muscle_reference_and_mup_count_in_strict_json(pool
 def test_a_muscle_without_reference_says_so_and_gives_no_reading(pooled):
     from models.needle_corpus import scan
 
-    info = next(i for i in scan(DATA) if i.patient == PERSON_MUSCLES[0][0])
+    info = next(i for i in scan(NEEDLE_CLINICAL) if i.patient == PERSON_MUSCLES[0][0])
     report = analyse_needle(_signal(info.path), info.fs, muscle="vastus medialis", age=40)
     assert report.reading.label == "not assessed"
     assert report.reading.evidence == ("no reference for vastus_medialis",)

@@ -18,11 +18,11 @@ from models.needle_model import BUNDLED_NEEDLE_MODEL, load_needle_model
 from monitor.cli import build_parser
 from monitor.errors import UserError
 from monitor.recordings.asc import parse
+from tests.conftest import NEEDLE_CLINICAL, needs_needle_clinical
 
-DATA = Path(__file__).resolve().parents[2] / "../shared/data/needle-emg-clinical"
 SITE_FS = 8000.0
 SITE_GAIN_DB = -12.0  # a quieter amplifier chain than the training hospital's
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared needle set not present")
+pytestmark = needs_needle_clinical
 
 
 def site_signal(path: Path) -> np.ndarray:
@@ -37,7 +37,7 @@ def site(tmp_path_factory):
     """(folder with a manifest of 3 calibration recordings, held-out signals at 8 kHz with their labels)."""
     folder = tmp_path_factory.mktemp("site")
     test_people = set(load_needle_model().card["split"]["final_test_patients"])
-    infos = [i for i in scan(DATA) if i.patient in test_people]
+    infos = [i for i in scan(NEEDLE_CLINICAL) if i.patient in test_people]
     people = {label: sorted({i.patient for i in infos if i.label == label}) for label in LABELS}
     rows, held_out = [], []
     for label in LABELS:

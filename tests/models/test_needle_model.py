@@ -12,9 +12,8 @@ import pytest
 from models.needle_corpus import LABELS, scan
 from models.needle_model import BUNDLED_NEEDLE_MODEL, load_needle_model
 from monitor.recordings.asc import parse
+from tests.conftest import NEEDLE_CLINICAL, needs_needle_clinical
 
-DATA = Path(__file__).resolve().parents[2] / "../shared/data/needle-emg-clinical"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared needle set not present")
 PEOPLE_PER_CLASS = 2
 
 
@@ -63,10 +62,10 @@ def test_a_live_stretch_and_other_rates(model):
         model.predict_window(three_seconds[:2000], 8000.0)
 
 
-@needs_data
+@needs_needle_clinical
 def test_final_test_patients_it_never_saw(model):
     test_people = set(model.card["split"]["final_test_patients"])
-    infos = [i for i in scan(DATA) if i.patient in test_people]
+    infos = [i for i in scan(NEEDLE_CLINICAL) if i.patient in test_people]
     chosen = [p for label in LABELS for p in sorted({i.patient for i in infos if i.label == label})[:PEOPLE_PER_CLASS]]
     correct = 0
     for person in chosen:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,8 +12,8 @@ from models.needle_net import network_from_config
 from models.tensor_archive import TensorArchiveError, read_tensor_archive
 from monitor.recordings import open_recording
 from monitor.recordings.needle import condition, needle_signal
+from tests.conftest import NEEDLE_CLINICAL, needs_needle_clinical
 
-DATA = Path(__file__).resolve().parents[2] / "../shared/data/needle-emg-clinical"
 # one recording per class (biceps, deltoid): the guard that dropping torch changed no verdict
 RECORDINGS = ("02_Biceps Brachii/Healthy/EMG _225 _13_ RB_Hea.asc.xz",
               "01_Deltoid/Myopathy/EMG _101 _01_ RD_Myo.asc.xz")
@@ -61,10 +59,10 @@ def test_a_loaded_statistics_model_has_no_torch_module_until_asked():
     assert isinstance(model.network, torch.nn.Module)  # calibration still gets the torch module
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared needle set not present")
+@needs_needle_clinical
 @pytest.mark.parametrize("name", RECORDINGS)
 def test_summary_verdicts_are_those_of_the_torch_form(name):
-    signal = needle_signal(open_recording(DATA / name))
+    signal = needle_signal(open_recording(NEEDLE_CLINICAL / name))
     assert condition(load_needle_model(), [signal]) == condition(torch_form(), [signal])
     loaded = load_needle_model().predict_recording(signal.recorded, signal.source_fs)["probabilities"]
     before = torch_form().predict_recording(signal.recorded, signal.source_fs)["probabilities"]

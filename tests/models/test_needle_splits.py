@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,7 @@ from models.needle_splits import (
     patient_folds,
     patient_probabilities,
 )
-
-DATA = Path(__file__).resolve().parents[2] / "../shared/data/needle-emg-clinical"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared needle set not present")
+from tests.conftest import NEEDLE_CLINICAL, needs_needle_clinical
 
 
 def test_a_patient_with_four_recordings_counts_once():
@@ -48,9 +45,9 @@ def test_a_person_with_two_labels_is_refused():
         final_test_patients(["a", "a", "b"], [0, 1, 0])
 
 
-@needs_data
+@needs_needle_clinical
 def test_test_patients_and_folds_never_share_a_person():
-    infos = scan(DATA)
+    infos = scan(NEEDLE_CLINICAL)
     patients = [i.patient for i in infos]
     labels = [i.label_index for i in infos]
     test = set(final_test_patients(patients, labels))
@@ -69,11 +66,11 @@ def test_test_patients_and_folds_never_share_a_person():
     assert seen == {patients[k] for k in dev}
 
 
-@needs_data
+@needs_needle_clinical
 def test_training_pipeline_on_a_small_subset_keeps_people_apart(tmp_path):
     from models.needle_run import run
 
-    infos = scan(DATA)
+    infos = scan(NEEDLE_CLINICAL)
     first_of: dict[str, object] = {}
     for info in infos:  # one recording per person, kept cheap
         first_of.setdefault(info.patient, info)
@@ -97,7 +94,7 @@ def test_training_pipeline_on_a_small_subset_keeps_people_apart(tmp_path):
         "4 kHz", "8 kHz", "+6 dB", "-6 dB"}
 
 
-@needs_data
+@needs_needle_clinical
 def test_cross_validation_folds_as_dask_tasks_give_the_folds_computed_here(tmp_path):
     """Every (contender, fold) a task on a real local Dask cluster of two worker processes, each preparing the data
     from the recordings' descriptions itself: the out-of-fold probabilities are those computed in this process."""
@@ -106,7 +103,7 @@ def test_cross_validation_folds_as_dask_tasks_give_the_folds_computed_here(tmp_p
     from monitor.cohort.cluster import ClusterOptions, TaskRunner
 
     first_of: dict[str, object] = {}
-    for info in scan(DATA):
+    for info in scan(NEEDLE_CLINICAL):
         first_of.setdefault(info.patient, info)
     subset = [first_of[p] for label in LABELS for p in sorted(p for p, i in first_of.items() if i.label == label)[:8]]
     plan = FoldPlan(n_variants=1, with_mup=False, cache_dir=str(tmp_path / "cache"))
@@ -119,12 +116,12 @@ def test_cross_validation_folds_as_dask_tasks_give_the_folds_computed_here(tmp_p
     assert np.allclose(here[names[0]], on_dask[names[0]], atol=1e-9)
 
 
-@needs_data
+@needs_needle_clinical
 def test_train_takes_the_needle_protocol_for_a_needle_study(tmp_path):
     from monitor.commands.train import is_needle_study
 
     manifest = tmp_path / "site.csv"
     manifest.write_text("file,patient,label,muscle\nx.asc,p1,healthy,biceps\n")
-    assert is_needle_study(str(DATA)) and is_needle_study(str(manifest))
-    gestures = DATA.parent / "myo-gestures"
+    assert is_needle_study(str(NEEDLE_CLINICAL)) and is_needle_study(str(manifest))
+    gestures = NEEDLE_CLINICAL.parent / "myo-gestures"
     assert not is_needle_study(str(gestures)) and not is_needle_study("simulator")

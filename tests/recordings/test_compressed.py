@@ -14,9 +14,9 @@ import pytest
 
 from monitor.errors import UserError
 from monitor.recordings import open_recording
+from tests.conftest import NEEDLE_CLINICAL
 
-NEEDLE_SET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "needle-emg-clinical"
-HEALTHY_BICEPS = NEEDLE_SET / "02_Biceps Brachii" / "Healthy" / "EMG _203 _02_ RB_Hea.asc.xz"
+HEALTHY_BICEPS = NEEDLE_CLINICAL / "02_Biceps Brachii" / "Healthy" / "EMG _203 _02_ RB_Hea.asc.xz"
 needs_needle_set = pytest.mark.skipif(not HEALTHY_BICEPS.is_file(), reason=f"{HEALTHY_BICEPS} is not present")
 
 COMPRESSORS = {".xz": lzma.compress, ".gz": gzip.compress, ".bz2": bz2.compress}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +14,9 @@ import pytest
 from monitor.cli import build_parser
 from monitor.commands.demo import resolve_needle, simulator_arguments
 from monitor.outlets import LEARNING_INDEX, REST_INDEX
+from tests.conftest import NEEDLE_CLINICAL
 
-REPO = Path(__file__).resolve().parents[2]
-NEEDLE_FILE = (REPO.parent / "shared" / "data" / "needle-emg-clinical" / "01_Deltoid" / "Neuropathy")
+NEEDLE_FILE = NEEDLE_CLINICAL / "01_Deltoid" / "Neuropathy"
 
 
 def test_demo_needle_streams_one_needle_channel_at_a_needle_rate():

@@ -6,7 +6,6 @@ shared clinical needle set."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +15,13 @@ from monitor.cli import main
 from monitor.errors import UserError
 from monitor.recordings import open_recording
 from monitor.recordings.needle import looks_like_needle, needle_signal
+from tests.conftest import NEEDLE_CLINICAL
 
-NEEDLE_SET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "needle-emg-clinical"
-BICEPS = NEEDLE_SET / "02_Biceps Brachii" / "Healthy"
+BICEPS = NEEDLE_CLINICAL / "02_Biceps Brachii" / "Healthy"
 # one healthy person (class healthy, patient 2): both biceps recordings
 PERSON_2_BICEPS = [BICEPS / "EMG _203 _02_ RB_Hea.asc.xz", BICEPS / "EMG _204 _02_ LB_Hea.asc.xz"]
 needs_needle_set = pytest.mark.skipif(not all(p.is_file() for p in PERSON_2_BICEPS),
-                                      reason=f"{NEEDLE_SET} is not present")
+                                      reason=f"{NEEDLE_CLINICAL} is not present")
 
 
 def _tones(fs: float, seconds: float, tones_uv: dict[float, float]) -> np.ndarray:
@@ -159,7 +158,7 @@ def test_recordings_of_one_muscle_are_pooled_into_one_reading(tmp_path, capsys):
 
 @needs_needle_set
 def test_recordings_named_after_two_muscles_are_not_pooled(tmp_path, capsys):
-    deltoid = NEEDLE_SET / "01_Deltoid" / "Healthy" / "EMG _003 _02_ RD_Hea.asc.xz"
+    deltoid = NEEDLE_CLINICAL / "01_Deltoid" / "Healthy" / "EMG _003 _02_ RD_Hea.asc.xz"
     assert main(["analyze", str(PERSON_2_BICEPS[0]), str(deltoid), "--no-model", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("the file names give several muscles (biceps, deltoid): pool one muscle's recordings")
