@@ -27,6 +27,7 @@ def write_cohort_summary(rows: list[dict[str, Any]], folder: Path, timing: dict[
             lines.append("")
     lines += _crosstab(ok, "muscle", "condition") + _crosstab(ok, "label", "condition")
     lines += _crosstab(ok, "label", "needle_reading")
+    lines += _slope_lines(ok)
     if failed:
         lines += ["## Failed", "", "| recording | error |", "| --- | --- |"]
         lines += [f"| {Path(row['file']).name} | {row['error']} |" for row in failed]
@@ -37,6 +38,29 @@ def write_cohort_summary(rows: list[dict[str, Any]], folder: Path, timing: dict[
     path = folder / "cohort.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _slope_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """How many recordings have an MDF slope, and why the others have none (too short a contraction, none)."""
+    from statistics import median
+
+    from monitor.cohort.task import MIN_SLOPE_CONTRACTION_S
+
+    if not any("mdf_slope_note" in row for row in rows):  # a table written before the slope was gated
+        return []
+    assessed = sum(1 for row in rows if row.get("mdf_slope_pct_per_min") is not None)
+    short = [row["longest_contraction_s"] for row in rows
+             if row.get("longest_contraction_s") is not None and row["longest_contraction_s"] < MIN_SLOPE_CONTRACTION_S]
+    lines = ["## MDF slope (fatigue)", "",
+             f"Assessed for {assessed} recording(s) whose longest contraction lasted at least "
+             f"{MIN_SLOPE_CONTRACTION_S:g} s (the shortest fatigue protocol cited in docs/cohort.md)."]
+    if short:
+        lines.append(f"Not assessed for {len(short)} recording(s) whose longest contraction was shorter (median "
+                     f"{median(short):.1f} s): a slope per minute from seconds is an extrapolation, not a measurement.")
+    none_found = sum(1 for row in rows if row.get("longest_contraction_s") is None)
+    if none_found:
+        lines.append(f"No contraction found in {none_found} recording(s).")
+    return lines + [""]
 
 
 def _crosstab(rows: list[dict[str, Any]], by: str, verdict: str) -> list[str]:

@@ -70,11 +70,33 @@ def _load_summary(report: Path) -> dict[str, Any]:
     return json.loads((report / "summary.json").read_text())
 
 
+# The shortest contraction whose MDF slope a cohort reports, in %/min. Fatigue protocols estimate the spectrum's rate
+# of change over sustained isometric contractions; the shortest we cite is Falla et al. 2002 (Eur J Appl Physiol
+# 87:542-549: rates of change of mean frequency, amplitude and conduction velocity from 15 s contractions at 50 % MVC;
+# most protocols hold 20-60 s or to exhaustion). Below it a per-minute slope is a few seconds of window-to-window
+# scatter multiplied by 12 or more: the clinical needle set's 5 s recordings read down to -3433 %/min.
+MIN_SLOPE_CONTRACTION_S = 15.0
+
+
+def mdf_slope_assessed(fatigue: dict[str, Any]) -> tuple[float | None, float | None, str | None]:
+    """(the longest contraction's MDF slope in %/min or None, its duration in s, why the slope is not assessed)."""
+    contractions = fatigue.get("contractions") or []
+    longest = next((c for c in contractions if c.get("index") == fatigue.get("longest_contraction")), None)
+    if longest is None:
+        return None, None, "not assessed: no contraction found"
+    duration = longest.get("duration_s")
+    if duration is None or duration < MIN_SLOPE_CONTRACTION_S:
+        return None, duration, (f"not assessed: longest contraction {duration or 0:.1f} s, shorter than the "
+                                f"{MIN_SLOPE_CONTRACTION_S:g} s a per-minute slope needs")  # fmt: skip
+    return fatigue.get("mdf_slope_pct_per_min"), duration, None
+
+
 def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
     """The flat, typed columns of one recording's summary.json that a cohort is compared on."""
     fatigue = summary.get("fatigue") or {}
     quality = summary.get("quality") or {}
     contractions = fatigue.get("contractions") or []
+    slope, longest_s, slope_note = mdf_slope_assessed(fatigue)
     row: dict[str, Any] = {
         "duration_s": summary.get("duration_s"),
         "fs": summary.get("fs"),
@@ -86,7 +108,9 @@ def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
         "surface_model_id": summary.get("model_id"),
         "fatigue_state": fatigue.get("final_state"),
         "contractions": len(contractions),
-        "mdf_slope_pct_per_min": fatigue.get("mdf_slope_pct_per_min"),  # the longest contraction's
+        "longest_contraction_s": longest_s,
+        "mdf_slope_pct_per_min": slope,  # the longest contraction's, where it is long enough
+        "mdf_slope_note": slope_note,
         "quality_issues": len(quality.get("issues") or []),
         "quality": "; ".join(quality.get("issues") or []),
         "analysis_seconds": summary.get("wall_seconds"),
