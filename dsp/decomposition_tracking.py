@@ -1,0 +1,360 @@
+"""Motor units found again: a calibrated unit set saved to a file, applied to a later session, and matched by the
+shape of each unit's motor-unit action potential (MUAP) over the grid.
+
+A unit's MUAP map is the spike-triggered average of the band-passed EMG around its discharges (+-25 ms, every
+electrode): the same unit gives the same map in another session as long as the grid sits over the same fibres. Two
+maps are compared as in Martinez-Valdes et al. 2017 (J Physiol 595:1479, "Tracking motor units longitudinally
+across experimental sessions with high-density surface electromyography") and openhdemg's ``tracking`` (Valli et al.
+2024): the normalised two-dimensional cross-correlation of the single-differential MUAPs (electrodes x time), here
+maximised over a time lag and over a grid shift of up to one electrode in each direction (a grid put back a few
+millimetres off between sessions); pairs at or above 0.8 (openhdemg's default threshold) are the same unit, one to
+one by the Hungarian assignment. Single differentials (the difference of neighbours along the grid's columns, the
+fibres' direction on the grids used here) remove the spatially smooth, shared part of surface MUAPs: monopolar
+maps of different units on the real 13 x 5 grid correlated up to 0.9 (docs/decomposition.md).
+
+The saved file is a plain ``.npz`` (no pickled objects; ``load_units`` refuses anything else in one line): the
+separation filters, their bias, scale and threshold, the band-pass, the extension, the settings, each unit's SIL,
+discharge count, MUAP map and id, and the grid cell of every channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsp.decomposition import Decomposition, DecompositionSettings, MotorUnit, bandpass
+
+FORMAT = "neurofusion-motor-units"
+VERSION = 1
+MUAP_HALF_S = 0.025  # +- around each discharge for the spike-triggered average (as the report's MUAP maps)
+MATCH_THRESHOLD = 0.8  # normalised 2-D cross-correlation at or above which two MUAPs are one unit (openhdemg)
+#: a pair found by its discharges must also have MUAPs at least this alike: a filter saved on a grid that has since
+#: moved can follow another unit (seen on the simulator: 0.55 for such a pair, 0.78-0.97 for right ones)
+DISCHARGE_MATCH_FLOOR = 0.7
+MAX_SHIFT = 1  # electrodes the grid may have moved between sessions, in each direction
+COMPARED_HALF_S = 0.0125  # +- around the MUAP's peak energy that is compared (the rest of the average is noise)
+MAX_LAG_S = 0.002  # time lag allowed between two MUAPs once each is centred on its own peak
+
+
+@dataclass
+class UnitSet:
+    """A calibrated unit set with what identifies its units in another session."""
+
+    decomposition: Decomposition
+    templates: np.ndarray  # (U, C, T) monopolar MUAP of each unit on each channel (µV, band-passed)
+    cells: np.ndarray  # (C, 2) grid (row, col) of each channel
+    unit_ids: np.ndarray  # (U,) the units' numbers (kept when a unit is found again)
+
+
+@dataclass(frozen=True)
+class Match:
+    saved: int  # unit index in the saved set
+    found: int  # unit index in the new set
+    similarity: float  # normalised 2-D cross-correlation of their MUAPs
+    shift: tuple[int, int]  # (rows, cols): the saved map's electrode (r + rows, c + cols) faces the new one's (r, c)
+    evidence: str = "muap"  # "discharges": the saved filter, run over the new data, fires with the new unit
+
+
+# ----- grid geometry --------------------------------------------------------------------------------------------------
+def grid_cells(layout: dict[str, Any] | None, n_channels: int) -> np.ndarray:
+    """(C, 2) grid (row, col) of each channel from a layout description (``ElectrodeLayout.to_dict``); channels in
+    reading order on one row when there is no grid (maps are then compared without a spatial shift but one)."""
+    if layout and layout.get("grid_index") and len(layout["grid_index"]) == n_channels:
+        return np.asarray(layout["grid_index"], dtype=np.int64).reshape(n_channels, 2)
+    return np.column_stack([np.zeros(n_channels, np.int64), np.arange(n_channels, dtype=np.int64)])
+
+
+def _on_grid(templates: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """(U, rows, cols, T) with NaN where the grid has no electrode."""
+    rows, cols = int(cells[:, 0].max()) + 1, int(cells[:, 1].max()) + 1
+    grid = np.full((templates.shape[0], rows, cols, templates.shape[2]), np.nan)
+    grid[:, cells[:, 0], cells[:, 1], :] = templates
+    return grid
+
+
+def single_differential(templates: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """(U, rows - 1, cols, T): neighbours' difference along the columns (NaN where either electrode is missing); a
+    single-row layout (no grid) is differenced along its channels instead."""
+    grid = _on_grid(templates, cells)
+    if grid.shape[1] == 1:
+        return (grid[:, :, 1:] - grid[:, :, :-1]).transpose(0, 2, 1, 3)  # (U, C - 1, 1, T)
+    return grid[:, 1:] - grid[:, :-1]
+
+
+def comparable_maps(templates: np.ndarray, cells: np.ndarray, fs: float) -> np.ndarray:
+    """(U, rows - 1, cols, T') single-differential maps, each cut to +-COMPARED_HALF_S around the instant of its
+    largest energy over the grid. Two decompositions find one unit's discharges at different lags of its source (up
+    to the extension, ~8 ms), so the averages are centred on the MUAP itself; comparing at free lags of +-10 ms
+    instead made maps of different units correlate as well as those of one unit (0.9 on the real file)."""
+    from scipy.ndimage import uniform_filter1d
+
+    differential = single_differential(templates, cells)
+    if differential.shape[0] == 0:
+        return differential
+    half = int(round(COMPARED_HALF_S * fs))
+    length = differential.shape[3]
+    energy = uniform_filter1d(np.nansum(differential * differential, axis=(1, 2)), max(1, int(0.004 * fs)), axis=1)
+    out = np.empty(differential.shape[:3] + (min(length, 2 * half + 1),))
+    for unit in range(differential.shape[0]):
+        centre = int(np.clip(np.argmax(energy[unit]), half, length - half - 1)) if length > 2 * half else length // 2
+        first = max(0, centre - half)
+        out[unit] = differential[unit, :, :, first : first + out.shape[3]]
+    return out
+
+
+# ----- MUAP maps and their similarity ---------------------------------------------------------------------------------
+def muap_templates(filtered: np.ndarray, trains: list[np.ndarray], fs: float) -> np.ndarray:
+    """(U, C, T) spike-triggered average of ``filtered`` ((N, C), band-passed) over +-MUAP_HALF_S around each train's
+    discharges (sample indices); zeros for a unit without a discharge inside the data."""
+    half = int(round(MUAP_HALF_S * fs))
+    out = np.zeros((len(trains), filtered.shape[1], 2 * half + 1), dtype=np.float32)
+    for unit, train in enumerate(trains):
+        train = np.asarray(train, dtype=np.int64)
+        inside = train[(train >= half) & (train < filtered.shape[0] - half)]
+        if inside.size:
+            out[unit] = filtered[inside[:, None] + np.arange(-half, half + 1)[None, :]].mean(axis=0).T
+    return out
+
+
+def similarity(a: np.ndarray, b: np.ndarray, max_shift: int, max_lag: int) -> tuple[float, tuple[int, int]]:
+    """Normalised 2-D cross-correlation of two differential MUAP maps ((rows, cols, T), NaN: no electrode), the
+    largest over time lags within +-max_lag samples and grid shifts within +-max_shift electrodes: the sum of the
+    products over the electrodes both maps have, over the root of the product of each map's whole energy (a shift
+    that moves part of a MUAP off the grid is not rewarded)."""
+    from scipy.signal import fftconvolve
+
+    energy = math.sqrt(float(np.nansum(a * a)) * float(np.nansum(b * b)))
+    if energy == 0.0:
+        return 0.0, (0, 0)
+    rows, cols, length = a.shape
+    best, where = -math.inf, (0, 0)
+    for dr in range(-max_shift, max_shift + 1):
+        for dc in range(-max_shift, max_shift + 1):
+            # b's electrode (r, c) faces a's electrode (r + dr, c + dc)
+            ra, rb = slice(max(0, dr), rows + min(0, dr)), slice(max(0, -dr), rows + min(0, -dr))
+            ca, cb = slice(max(0, dc), cols + min(0, dc)), slice(max(0, -dc), cols + min(0, -dc))
+            x, y = a[ra, ca].reshape(-1, length), b[rb, cb].reshape(-1, length)
+            both = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+            if not both.any():
+                continue
+            x, y = x[both], y[both]
+            # normalised by the energy of each map over the electrodes compared: a correlation coefficient of the
+            # common part (with a shift of at most one electrode that part is >= 3/4 of an 8 x 8 grid)
+            common = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
+            if common == 0.0:
+                continue
+            correlation = fftconvolve(x, y[:, ::-1], axes=1).sum(axis=0)  # lag -(T-1) .. T-1
+            centre = length - 1
+            value = float(correlation[centre - max_lag : centre + max_lag + 1].max()) / common
+            if value > best:
+                best, where = value, (dr, dc)
+    return best, where
+
+
+def similarity_matrix(saved: np.ndarray, found: np.ndarray, max_shift: int = MAX_SHIFT,
+                      max_lag: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(S, F) similarities and (S, F, 2) shifts of two sets of differential maps ((U, rows, cols, T))."""
+    values = np.zeros((saved.shape[0], found.shape[0]))
+    shifts = np.zeros((saved.shape[0], found.shape[0], 2), dtype=np.int64)
+    for i, a in enumerate(saved):
+        for j, b in enumerate(found):
+            values[i, j], shifts[i, j] = similarity(a, b, max_shift, max_lag)
+    return values, shifts
+
+
+def match_by_muap(saved: np.ndarray, found: np.ndarray, cells_saved: np.ndarray, cells_found: np.ndarray, fs: float,
+                  threshold: float = MATCH_THRESHOLD, max_shift: int = MAX_SHIFT) -> list[Match]:  # fmt: skip
+    """Saved units found again among ``found`` ((U, C, T) monopolar templates each): pairs whose single-differential
+    MUAPs correlate at or above ``threshold``, one to one (Hungarian assignment on the similarities)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if saved.shape[0] == 0 or found.shape[0] == 0:
+        return []
+    values, shifts = similarity_matrix(comparable_maps(saved, cells_saved, fs), comparable_maps(found, cells_found, fs),
+                                       max_shift, int(round(MAX_LAG_S * fs)))  # fmt: skip
+    rows, columns = linear_sum_assignment(-values)
+    return [Match(int(r), int(c), round(float(values[r, c]), 4), (int(shifts[r, c, 0]), int(shifts[r, c, 1])))
+            for r, c in zip(rows, columns, strict=True) if values[r, c] >= threshold]  # fmt: skip
+
+
+def find_again(saved: UnitSet, found: UnitSet, data: np.ndarray, threshold: float = MATCH_THRESHOLD,
+               max_shift: int = MAX_SHIFT) -> list[Match]:  # fmt: skip
+    """Units of ``saved`` among those of ``found`` (a decomposition of ``data``, (N, C) raw µV), one to one.
+
+    First by their discharges: the saved filters run over ``data`` and a new unit that shares more than 30 % of its
+    discharges with one of them (the duplicate rule, ``dsp.decomposition.match_units``) and whose MUAP correlates
+    with the saved one at least ``DISCHARGE_MATCH_FLOOR`` is that unit; this holds while the grid has not moved.
+    Then, among the units left, by MUAP maps (``match_by_muap``), which also holds for a grid put back up to
+    ``max_shift`` electrodes off. Both sets must have the same channels in the same cells
+    when the discharges are compared (else only the maps are)."""
+    from dsp.decomposition import detect, match_units
+
+    old_units, new_units = saved.decomposition.units, found.decomposition.units
+    if not old_units or not new_units:
+        return []
+    fs = found.decomposition.fs
+    maps_saved = comparable_maps(saved.templates, saved.cells, fs)
+    maps_found = comparable_maps(found.templates, found.cells, fs)
+    matches: list[Match] = []
+    same_channels = (saved.decomposition.n_channels == found.decomposition.n_channels
+                     and np.array_equal(saved.cells, found.cells) and saved.decomposition.fs == fs)  # fmt: skip
+    if same_channels:
+        trains = detect(saved.decomposition, data)
+        pairs = match_units(trains, [unit.discharges for unit in new_units], fs, found.decomposition.settings)
+        for new, old in sorted(pairs.items()):
+            value, shift = similarity(maps_saved[old], maps_found[new], max_shift, int(round(MAX_LAG_S * fs)))
+            if value >= DISCHARGE_MATCH_FLOOR:
+                matches.append(Match(old, new, round(value, 4), shift, "discharges"))
+    left_saved = [i for i in range(len(old_units)) if i not in {m.saved for m in matches}]
+    left_found = [j for j in range(len(new_units)) if j not in {m.found for m in matches}]
+    if left_saved and left_found:
+        from scipy.optimize import linear_sum_assignment
+
+        values, shifts = similarity_matrix(maps_saved[left_saved], maps_found[left_found], max_shift,
+                                           int(round(MAX_LAG_S * fs)))  # fmt: skip
+        rows, columns = linear_sum_assignment(-values)
+        for r, c in zip(rows, columns, strict=True):
+            if values[r, c] >= threshold:
+                matches.append(Match(left_saved[r], left_found[c], round(float(values[r, c]), 4),
+                                     (int(shifts[r, c, 0]), int(shifts[r, c, 1]))))  # fmt: skip
+    return sorted(matches, key=lambda match: match.saved)
+
+
+def unit_set(decomposition: Decomposition, data: np.ndarray, cells: np.ndarray,
+             unit_ids: np.ndarray | None = None) -> UnitSet:  # fmt: skip
+    """A ``UnitSet`` of ``decomposition`` calibrated on ``data`` ((N, C) raw µV): MUAP maps from its discharges."""
+    filtered = bandpass(decomposition.sos, data)
+    templates = muap_templates(filtered, [unit.discharges for unit in decomposition.units], decomposition.fs)
+    ids = np.arange(len(decomposition.units)) if unit_ids is None else np.asarray(unit_ids, dtype=np.int64)
+    return UnitSet(decomposition, templates, np.asarray(cells, dtype=np.int64), ids)
+
+
+# ----- applying a saved set directly ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reapplied:
+    """A saved unit run over a new session with its saved filter and threshold."""
+
+    unit: int
+    unit_id: int
+    discharges: np.ndarray  # sample indices in the new data
+    mean_rate_hz: float | None  # over intervals shorter than 0.4 s (a pause is not part of the rate)
+    similarity: float  # its MUAP in the new data against the saved MUAP
+    found_again: bool  # enough discharges and the same MUAP
+
+
+def reapply(saved: UnitSet, data: np.ndarray, threshold: float = MATCH_THRESHOLD) -> list[Reapplied]:
+    """Each saved unit's filter over ``data`` ((N, C) raw µV, the saved channels): its discharges, rate and whether it
+    is the same unit (at least ``min_discharges`` and a MUAP that correlates >= ``threshold`` with the saved one;
+    a filter that now follows another unit or noise gives another MUAP)."""
+    from dsp.decomposition import detect
+
+    decomposition = saved.decomposition
+    trains = detect(decomposition, data)
+    templates = muap_templates(bandpass(decomposition.sos, data), trains, decomposition.fs)
+    before = comparable_maps(saved.templates, saved.cells, decomposition.fs)
+    after = comparable_maps(templates, saved.cells, decomposition.fs)
+    lag = int(round(MAX_LAG_S * decomposition.fs))
+    out = []
+    for index, train in enumerate(trains):
+        value = similarity(before[index], after[index], 0, lag)[0] if train.size else 0.0
+        intervals = np.diff(train) / decomposition.fs
+        steady = intervals[intervals < 0.4]
+        rate = round(float(1.0 / steady.mean()), 2) if steady.size else None
+        enough = train.size >= decomposition.settings.min_discharges
+        out.append(Reapplied(index, int(saved.unit_ids[index]), train, rate, round(value, 4),
+                             bool(enough and value >= threshold)))  # fmt: skip
+    return out
+
+
+# ----- the file -----------------------------------------------------------------------------------------------------
+def save_units(path: str | Path, saved: UnitSet, note: str = "") -> Path:
+    """Writes ``saved`` as a plain .npz (no pickled objects)."""
+    decomposition = saved.decomposition
+    units = decomposition.units
+    meta = {"format": FORMAT, "version": VERSION, "fs": decomposition.fs, "n_channels": decomposition.n_channels,
+            "extension": decomposition.extension, "settings": dataclasses.asdict(decomposition.settings),
+            "note": note}  # fmt: skip
+    path = Path(path)
+    with path.open("wb") as handle:  # np.savez would append .npz to a name without it
+        np.savez(
+            handle,
+            meta=np.array(json.dumps(meta)),
+            sos=np.asarray(decomposition.sos, dtype=np.float64),
+            filters=decomposition.filters.astype(np.float64),
+            bias=np.array([unit.bias for unit in units], dtype=np.float64),
+            scale=np.array([unit.scale for unit in units], dtype=np.float64),
+            threshold=np.array([unit.threshold for unit in units], dtype=np.float64),
+            sil=np.array([unit.sil for unit in units], dtype=np.float64),
+            n_discharges=np.array([unit.n_discharges for unit in units], dtype=np.int64),
+            templates=np.asarray(saved.templates, dtype=np.float32),
+            cells=np.asarray(saved.cells, dtype=np.int64),
+            unit_ids=np.asarray(saved.unit_ids, dtype=np.int64),
+        )
+    return path
+
+
+_ARRAYS = {"meta": 0, "sos": 2, "filters": 3, "bias": 1, "scale": 1, "threshold": 1, "sil": 1, "n_discharges": 1,
+           "templates": 3, "cells": 2, "unit_ids": 1}  # fmt: skip
+
+
+def load_units(path: str | Path) -> UnitSet:
+    """The unit set saved by ``save_units``; ValueError (one line) for anything else or anything inconsistent."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [name for name in _ARRAYS if name not in archive.files]
+            if missing:
+                raise ValueError(f"{path}: not a saved motor-unit set (missing {', '.join(missing)})")
+            arrays = {name: archive[name] for name in _ARRAYS}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, EOFError, ValueError) as error:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if not text.startswith(str(path)):
+            text = f"{path}: not a saved motor-unit set ({text})"
+        raise ValueError(text) from None
+    for name, ndim in _ARRAYS.items():
+        if arrays[name].ndim != ndim:
+            raise ValueError(f"{path}: '{name}' has {arrays[name].ndim} dimensions, expected {ndim}")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+        fs, n_channels, extension = float(meta["fs"]), int(meta["n_channels"]), int(meta["extension"])
+        settings_fields = {f.name for f in dataclasses.fields(DecompositionSettings)}
+        settings = DecompositionSettings(**{k: v for k, v in dict(meta["settings"]).items() if k in settings_fields})
+        settings.validate()
+        if meta.get("format") != FORMAT or int(meta.get("version", -1)) != VERSION:
+            raise ValueError(f"format {meta.get('format')!r} version {meta.get('version')!r}")
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: malformed description ({str(error).splitlines()[0]})") from None
+    filters = arrays["filters"]
+    n_units = filters.shape[0]
+    shapes_ok = (
+        fs > 0 and n_channels > 0 and extension > 0 and filters.shape[1:] == (n_channels, extension)
+        and all(arrays[name].shape == (n_units,) for name in ("bias", "scale", "threshold", "sil", "n_discharges",
+                                                              "unit_ids"))
+        and arrays["templates"].shape[:2] == (n_units, n_channels) and arrays["cells"].shape == (n_channels, 2)
+        and arrays["sos"].shape[1:] == (6,) and arrays["sos"].shape[0] >= 1
+    )  # fmt: skip
+    if not shapes_ok:
+        raise ValueError(f"{path}: array shapes do not fit {n_channels} channels, extension {extension} and "
+                         f"{n_units} units")  # fmt: skip
+    numeric = ("sos", "filters", "bias", "scale", "threshold", "sil", "templates")
+    if not all(np.issubdtype(arrays[name].dtype, np.floating) and np.isfinite(arrays[name]).all() for name in numeric):
+        raise ValueError(f"{path}: non-numeric or non-finite values in the filters or maps")
+    cells = arrays["cells"]
+    if not np.issubdtype(cells.dtype, np.integer) or (cells < 0).any() or len({tuple(c) for c in cells}) < n_channels:
+        raise ValueError(f"{path}: the channels' grid cells are not distinct non-negative integers")
+    if (arrays["scale"] <= 0).any():
+        raise ValueError(f"{path}: a unit's scale is not positive")
+    units = [MotorUnit(arrays["filters"][u], float(arrays["bias"][u]), float(arrays["scale"][u]),
+                       float(arrays["threshold"][u]), float(arrays["sil"][u]), np.zeros(0, np.int64))
+             for u in range(n_units)]  # fmt: skip
+    decomposition = Decomposition(fs, n_channels, extension, settings, units, arrays["sos"].astype(np.float64))
+    return UnitSet(decomposition, arrays["templates"].astype(np.float32), arrays["cells"].astype(np.int64),
+                   arrays["unit_ids"].astype(np.int64))  # fmt: skip
