@@ -72,9 +72,9 @@ def _load_summary(report: Path) -> dict[str, Any]:
 
 # The shortest contraction whose MDF slope a cohort reports, in %/min. Fatigue protocols estimate the spectrum's rate
 # of change over sustained isometric contractions; the shortest we cite is Falla et al. 2002 (Eur J Appl Physiol
-# 87:542-549: rates of change of mean frequency, amplitude and conduction velocity from 15 s contractions at 50 % MVC;
-# most protocols hold 20-60 s or to exhaustion). Below it a per-minute slope is a few seconds of window-to-window
-# scatter multiplied by 12 or more: the clinical needle set's 5 s recordings read down to -3433 %/min.
+# 87:542-549: rates of change of mean frequency, amplitude and conduction velocity from 15 s contractions at 50 % MVC).
+# Below it a per-minute slope is seconds of window-to-window scatter multiplied many-fold: the clinical needle set's
+# 5 s recordings gave 0.8 s "contractions" with slopes down to -3433 %/min.
 MIN_SLOPE_CONTRACTION_S = 15.0
 
 
