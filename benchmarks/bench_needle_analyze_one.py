@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.bench_needle_analyze_one [--file F.asc.xz] [--cold 3] [--warm 5] [--no-figures]
 
 Cold: ``analyze FILE --mode needle --quiet`` in a fresh interpreter, ``--cold`` times (wall; CPU of the child from
-``getrusage``; which heavy modules it imported). Warm: the same command through ``monitor.cli.main`` in this process
+``getrusage``; which heavy modules it imported; one more, untimed run under ``-X importtime`` says how long each
+took to import). Warm: the same command through ``monitor.cli.main`` in this process
 ``--warm`` times after one untimed run (imports done, model files cached by the OS), with the split that the command
 itself reports: the DSP report pass (``wall_seconds``) and the MUP analysis + needle model (``needle_wall_seconds``).
 Figures are written unless ``--no-figures`` (a clinic's default run writes them). The issue's target: a 5 s
@@ -66,7 +67,27 @@ def cold_runs(path: Path, folder: Path, runs: int, figures: bool) -> dict:
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         report = json.loads(next(line for line in result.stderr.splitlines() if line.startswith("BENCH "))[6:])
         imported = report["imported"]
-    return {"runs": runs, "wall_s": spread(walls), "cpu_s": spread(cpus), "heavy_modules_imported": imported}
+    # one more, untimed, under -X importtime: where a fresh process's seconds go before any analysis starts
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-c", CHILD,
+                             *command(path, folder / "traced", figures)], capture_output=True, text=True, cwd=REPO,
+                            env=env)  # fmt: skip
+    return {"runs": runs, "wall_s": spread(walls), "cpu_s": spread(cpus), "heavy_modules_imported": imported,
+            "import_s_one_traced_run": import_seconds(traced.stderr)}  # fmt: skip
+
+
+def import_seconds(importtime_log: str) -> dict[str, float]:
+    """Seconds each heavy module took to import, with what it imported first (``-X importtime``'s cumulative
+    column): scipy.signal's includes scipy.stats, sklearn's includes pandas (also listed alone); the report imports
+    matplotlib, then matplotlib.pyplot: the two add up."""
+    seconds: dict[str, float] = {}
+    for line in importtime_log.splitlines():
+        fields = line.split("|")
+        if not line.startswith("import time:") or len(fields) != 3 or not fields[1].strip().isdigit():
+            continue
+        name = fields[2].strip()
+        if name in HEAVY or name in ("numpy", "matplotlib.pyplot"):
+            seconds[name] = round(max(seconds.get(name, 0.0), int(fields[1]) * 1e-6), 3)
+    return seconds
 
 
 def warm_runs(path: Path, folder: Path, runs: int, figures: bool) -> dict:
