@@ -76,18 +76,40 @@ def cold_runs(path: Path, folder: Path, runs: int, figures: bool) -> dict:
 
 
 def import_seconds(importtime_log: str) -> dict[str, float]:
-    """Seconds each heavy module took to import, with what it imported first (``-X importtime``'s cumulative
-    column): scipy.signal's includes scipy.stats, sklearn's includes pandas (also listed alone); the report imports
-    matplotlib, then matplotlib.pyplot: the two add up."""
-    seconds: dict[str, float] = {}
+    """Seconds each heavy package took to import (``-X importtime``'s cumulative column), summed over its outermost
+    imports: sklearn.decomposition and sklearn.mixture, or matplotlib and matplotlib.pyplot, are imported one after
+    the other. A package's figure includes what it imported first: scipy.signal's holds scipy.stats, sklearn's
+    holds pandas (also listed alone)."""
+    entries = []  # (depth, module, seconds), children before their parent as importtime prints them
     for line in importtime_log.splitlines():
         fields = line.split("|")
-        if not line.startswith("import time:") or len(fields) != 3 or not fields[1].strip().isdigit():
-            continue
-        name = fields[2].strip()
-        if name in HEAVY or name in ("numpy", "matplotlib.pyplot"):
-            seconds[name] = round(max(seconds.get(name, 0.0), int(fields[1]) * 1e-6), 3)
+        if line.startswith("import time:") and len(fields) == 3 and fields[1].strip().isdigit():
+            name = fields[2].rstrip()
+            entries.append(((len(name) - len(name.lstrip())) // 2, name.strip(), int(fields[1]) * 1e-6))
+    seconds: dict[str, float] = {}
+    for package in (*HEAVY, "numpy"):
+        for index, (_, name, cumulative) in enumerate(entries):
+            # an import within an outer import of the same package is already in that one's cumulative figure
+            if _of(name, package) and not _nested(entries, index, package):
+                seconds[package] = round(seconds.get(package, 0.0) + cumulative, 3)
     return seconds
+
+
+def _nested(entries: list[tuple[int, str, float]], index: int, package: str) -> bool:
+    """Whether entry ``index`` was imported from within an import of ``package`` (an ancestor of the same package)."""
+    depth = entries[index][0]
+    for ancestor_depth, name, _ in entries[index + 1 :]:
+        if ancestor_depth < depth:
+            if _of(name, package):
+                return True
+            depth = ancestor_depth
+            if depth == 0:
+                return False
+    return False
+
+
+def _of(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def warm_runs(path: Path, folder: Path, runs: int, figures: bool) -> dict:
