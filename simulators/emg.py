@@ -655,9 +655,13 @@ class EmgSimulator:
         fs = self._internal_fs
         shapes = self._render_shapes
         width = shapes.support_s.size
-        out = np.zeros((n + self._tail) * width)
+        rows = n + self._tail
+        # unit-major while accumulating: discharges come grouped by unit, so each chunk's bincount spans only its
+        # own units' rows instead of the whole block (the fibre surface model's 6 time courses per unit made that
+        # a (samples x 6 units) array per chunk, most of the render time); every sum is taken in the same order
+        out = np.zeros(width * rows)
         if units.size == 0:
-            return out.reshape(n + self._tail, width)
+            return out.reshape(width, rows).T.copy()
         for lo in range(0, units.size, SPIKES_PER_RENDER):
             u = units[lo : lo + SPIKES_PER_RENDER]
             t = spike_times[lo : lo + SPIKES_PER_RENDER]
@@ -673,6 +677,7 @@ class EmgSimulator:
             if exponent:
                 values *= (stretch ** -exponent)[:, None]
             values[local > shapes.support_s[u, None]] = 0.0
-            flat = (onset[:, None] + offsets[None, :]) * width + u[:, None]
-            out += np.bincount(flat.ravel(), weights=values.ravel(), minlength=out.size)
-        return out.reshape(n + self._tail, width)
+            first, last = int(u.min()) * rows, (int(u.max()) + 1) * rows
+            flat = u[:, None] * rows + (onset[:, None] + offsets[None, :]) - first
+            out[first:last] += np.bincount(flat.ravel(), weights=values.ravel(), minlength=last - first)
+        return out.reshape(width, rows).T.copy()
