@@ -5,6 +5,7 @@ people; the final-test people are never read).
     nice -n 10 .venv/bin/python -m models.needle_fourth_round features   # F and S of 4 copies, cached by content
     nice -n 10 .venv/bin/python -m models.needle_fourth_round guard      # check (c): 12-16 kHz level by class
     nice -n 10 .venv/bin/python -m models.needle_fourth_round evaluate   # baseline W + the 4 candidates
+    nice -n 10 .venv/bin/python -m models.needle_fourth_round describe   # after the verdict: F, S by class
 
 - F, high-band spectrum: per 0.5 s window, the median-PSD level of 3.2-4.8 and 4.8-6.4 kHz relative to the
   window's 1.6-3.2 kHz level; a band is read only where the source rate carries it (its top <= 0.9 x Nyquist).
@@ -424,9 +425,38 @@ def evaluate(study: FourthStudy, specs: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def describe(study: FourthStudy) -> list[dict[str, Any]]:
+    """After the verdict, descriptive only: per F and S number (as recorded, development people, person means),
+    the class quartiles and the AUC for "myopathy higher" against healthy and against neuropathy."""
+    from sklearn.metrics import roc_auc_score
+
+    base = study.base
+    dev = base.dev
+    names = [f"high_{int(lo)}_{int(hi)}_mean" for lo, hi in HIGH_BANDS_HZ] + list(SPIKE_NAMES)
+    values = np.concatenate([study.high[0][:, :2], study.spikes[0]], axis=1)[dev]
+    patients, labels = base.patients[dev], base.labels[dev]
+    people = np.unique(patients)
+    person = np.array([np.nanmean(values[patients == p], axis=0) for p in people])
+    person_label = np.array([labels[patients == p][0] for p in people])
+    rows = []
+    for column, name in enumerate(names):
+        v = person[:, column]
+        ok = np.isfinite(v)
+
+        def auc(other: int, v: np.ndarray = v, ok: np.ndarray = ok) -> float:
+            keep = ok & np.isin(person_label, [1, other])
+            return round(float(roc_auc_score(person_label[keep] == 1, v[keep])), 2)
+        rows.append({"name": name, **{cls: [round(float(q), 2) for q in np.percentile(v[ok & (person_label == k)],
+                                                                                        [25, 50, 75])]
+                                      for k, cls in enumerate(("healthy", "myopathy", "neuropathy"))},
+                     "auc_m_vs_h": auc(0), "auc_m_vs_n": auc(2)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("features", "guard", "evaluate"))
+    parser.add_argument("step", choices=("features", "guard", "evaluate", "describe"))
     parser.add_argument("specs", nargs="*",
                         help="blocks joined by + (W, F, S), ':sub' for subclasses; the first is the baseline")
     args = parser.parse_args(argv)
@@ -443,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.step == "guard":
         print(json.dumps(guard(scan(DATA))))
+        return 0
+    if args.step == "describe":
+        describe(FourthStudy())
         return 0
     evaluate(FourthStudy(), args.specs or list(CANDIDATES))
     return 0
