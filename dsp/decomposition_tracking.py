@@ -305,7 +305,11 @@ _ARRAYS = {"meta": 0, "sos": 2, "filters": 3, "bias": 1, "scale": 1, "threshold"
 
 def load_units(path: str | Path) -> UnitSet:
     """The unit set saved by ``save_units``; ValueError (one line) for anything else or anything inconsistent."""
+    import zipfile
+
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a saved motor-unit set (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [name for name in _ARRAYS if name not in archive.files]

@@ -27,8 +27,11 @@ from dsp.engine import is_gap
 from monitor.errors import UserError
 
 if TYPE_CHECKING:  # scipy.signal (~2 s to import on the loaded 2-core machine) only once a service exists
+    from pathlib import Path
+
     from dsp.decomposition import Decomposition, DecompositionSettings
     from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
+    from dsp.decomposition_tracking import UnitSet
 
 log = logging.getLogger(__name__)
 HISTORY = 20_000  # discharges kept for the views (minutes of a dozen units)
@@ -58,7 +61,12 @@ class LiveDecomposition:
 
     def __init__(self, buffer: Any, fs: float, channels: np.ndarray | None = None, outlet: Any | None = None,
                  settings: DecompositionSettings | None = None, force_channel: int | None = None,
-                 calibrate_after_s: float | None = None) -> None:  # fmt: skip
+                 calibrate_after_s: float | None = None, cells: np.ndarray | None = None,
+                 saved: UnitSet | None = None, save_path: Path | None = None) -> None:  # fmt: skip
+        """``cells``: grid (row, col) of each of ``channels`` (MUAP maps; reading order on one row without a grid);
+        ``saved``: a unit set saved in an earlier session (``dsp.decomposition_tracking``), applied from the first
+        sample with its units' numbers, later calibrations matched to it; ``save_path``: each calibration's set is
+        written there (.npz) for a later session."""
         self.buffer = buffer
         self.fs = float(fs)
         self.channels = np.arange(buffer.n_channels) if channels is None else np.asarray(channels)
@@ -72,9 +80,13 @@ class LiveDecomposition:
         self.decomposer: LiveDecomposer | None = None
         self.unit_set = -1  # the set ``decomposer`` belongs to
         self.unit_ids = np.zeros(0, dtype=np.int64)  # per unit of the set: its number across recalibrations
-        self._latest: Decomposition | None = None  # the newest set, to find its units again in the next one
+        self.cells = (np.column_stack([np.zeros(self.channels.size, np.int64), np.arange(self.channels.size)])
+                      if cells is None else np.asarray(cells, dtype=np.int64))  # fmt: skip
+        self.save_path = save_path
+        self._latest: UnitSet | None = None  # the newest set with its MUAP maps, to find its units again in the next
         self._next_id = 0
         self._known_ids = np.zeros(0, dtype=np.int64)
+        self.found_again: list[Any] = []  # dsp.decomposition_tracking.Match of the newest set against the previous
         self._pending: tuple[LiveDecomposer | None, int, np.ndarray, RecruitmentTracker | None] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -90,6 +102,10 @@ class LiveDecomposition:
         self._auto_at = None if calibrate_after_s is None else int(calibrate_after_s * self.fs)
         if calibrate_after_s is not None:
             self.status.message = f"calibrating by itself after {calibrate_after_s:g} s of signal (hold a contraction)"
+        self._refresh_saved = False  # a saved set runs: calibrate once by itself all the same, matched to it
+        if saved is not None:
+            self.install_saved(saved)
+            self._refresh_saved = calibrate_after_s is not None
 
     # ----- calibration --------------------------------------------------------------------------------------------
     def calibrate(self, seconds: float = 20.0, wait: bool = False, automatic: bool = False) -> None:
@@ -134,7 +150,9 @@ class LiveDecomposition:
 
     def _calibrate_if_due(self) -> None:
         """The automatic calibration (``calibrate_after_s``): once enough signal arrived, again while no unit."""
-        if self._auto_at is None or self.buffer.total_written < self._auto_at or self.n_units > 0:
+        if self._auto_at is None or self.buffer.total_written < self._auto_at:
+            return
+        if self.n_units > 0 and not self._refresh_saved:
             return
         if self.status.state == "calibrating" or self._pending is not None:
             return
@@ -142,38 +160,67 @@ class LiveDecomposition:
             self._auto_at = None
             return
         self._auto_tries += 1
+        self._refresh_saved = False
         self._auto_at = self.buffer.total_written + int(self.calibrate_after_s * self.fs)  # type: ignore[operator]
         self.calibrate(float(self.calibrate_after_s), automatic=True)  # type: ignore[arg-type]
 
     def install(self, result: Decomposition, seconds: float = 0.0, wall_s: float = 0.0,
                 data: np.ndarray | None = None) -> None:  # fmt: skip
-        """Use ``result`` from the next chunk on. With the calibration ``data``, units of the previous set that
-        discharge together with a new one over those samples (``dsp.decomposition.match_units``) keep their id."""
-        from dsp.decomposition import detect, match_units
-        from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
+        """Use ``result`` from the next chunk on. With the calibration ``data``, a unit of the previous set (or of
+        a saved one) found again keeps its id (``dsp.decomposition_tracking.find_again``: the previous filters fire
+        with it over those samples and their MUAPs agree, or its MUAP map matches, the grid up to one electrode off)."""
+        from dsp.decomposition_tracking import find_again, save_units
+        from dsp.decomposition_tracking import unit_set as make_unit_set
 
         unit_set = self.status.unit_set + 1
         same: dict[int, int] = {}
-        if data is not None and self._latest is not None and self._latest.units and result.units:
-            previous = detect(self._latest, data)
-            same = match_units(previous, [unit.discharges for unit in result.units], self.fs, result.settings)
+        new_set = None if data is None else make_unit_set(result, data, self.cells)
+        self.found_again = []
+        if new_set is not None and self._latest is not None and self._latest.decomposition.units and result.units:
+            self.found_again = find_again(self._latest, new_set, data)
+            same = {match.found: match.saved for match in self.found_again}
         ids = np.zeros(len(result.units), dtype=np.int64)
         for index in range(len(result.units)):
             if index in same:
                 ids[index] = self._known_ids[same[index]]
             else:
                 ids[index], self._next_id = self._next_id, self._next_id + 1
-        self._latest, self._known_ids = result, ids
-        with self._lock:
-            tracker = RecruitmentTracker(len(result.units), self.fs) if self.force_channel is not None else None
-            # a calibration that kept no unit leaves nothing to run (and the automatic one tries again)
-            self._pending = (LiveDecomposer(result) if result.units else None, unit_set, ids, tracker)
+        if new_set is not None:
+            new_set.unit_ids = ids
+            if self.save_path is not None and result.units:
+                try:
+                    save_units(self.save_path, new_set)
+                except OSError as error:
+                    log.warning("could not save the motor units to %s: %s", self.save_path, error)
+        self._latest, self._known_ids = new_set, ids
+        self._queue(result, unit_set, ids)
         sils = [round(unit.sil, 3) for unit in result.units]
         again = f", {len(same)} found again" if unit_set > 0 else ""
         message = f"{len(result.units)} units from {seconds:.0f} s in {wall_s:.1f} s (set {unit_set}{again})"
         if not result.units:
             message = f"no unit reached SIL {result.settings.sil_threshold:g} in {seconds:.0f} s: contract steadily"
         self.status = CalibrationStatus("calibrated", message, unit_set, seconds, wall_s, sils)
+
+    def install_saved(self, saved: UnitSet) -> None:
+        """Apply a unit set saved in an earlier session from the next chunk on, its units keeping their numbers."""
+        if saved.decomposition.n_channels != self.channels.size or saved.decomposition.fs != self.fs:
+            raise ValueError(f"the saved units were calibrated on {saved.decomposition.n_channels} channels at "
+                             f"{saved.decomposition.fs:g} Hz; this stream has {self.channels.size} at {self.fs:g} Hz")
+        unit_set = self.status.unit_set + 1
+        ids = np.asarray(saved.unit_ids, dtype=np.int64)
+        self._latest, self._known_ids = saved, ids
+        self._next_id = max(self._next_id, int(ids.max()) + 1 if ids.size else 0)
+        self._queue(saved.decomposition, unit_set, ids)
+        self.status = CalibrationStatus("calibrated", f"{ids.size} saved units applied (set {unit_set}): "
+                                        "Calibrate to decompose afresh and find them again", unit_set)  # fmt: skip
+
+    def _queue(self, result: Decomposition, unit_set: int, ids: np.ndarray) -> None:
+        from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
+
+        with self._lock:
+            tracker = RecruitmentTracker(len(result.units), self.fs) if self.force_channel is not None else None
+            # a calibration that kept no unit leaves nothing to run (and the automatic one tries again)
+            self._pending = (LiveDecomposer(result) if result.units else None, unit_set, ids, tracker)
 
     # ----- streaming (DSP thread) ---------------------------------------------------------------------------------
     def on_samples(self, samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> None:
@@ -331,17 +378,29 @@ class CoreDecomposition:
     reaches ``handle`` over the control channel; ``describe`` goes into the status document the views read."""
 
     def __init__(self, pipeline: Any, calibrate_after_s: float | None = None,
-                 settings: DecompositionSettings | None = None) -> None:  # fmt: skip
+                 settings: DecompositionSettings | None = None, saved: UnitSet | None = None,
+                 save_path: Path | None = None) -> None:  # fmt: skip
         self.pipeline = pipeline
         self.calibrate_after_s = calibrate_after_s
         self.settings = settings
+        self.saved, self.save_path = saved, save_path
         self.service: LiveDecomposition | None = None
         self._lock = threading.Lock()
+        # the outlet exists from the session's start, before any Calibrate: LabRecorder resolves its streams when a
+        # recording starts, so a `--record` (or the record button) started before the first Calibrate records the
+        # discharges of every later calibration too (an outlet made at the first Calibrate was never picked up)
+        from monitor.discharge_outlet import DischargeOutlet
+
+        stream = pipeline.acquisition.stream
+        self.outlet = DischargeOutlet(stream.name, stream.source_id)
+        pipeline.decomposition_host = self  # an in-process window's panel uses this service, not one of its own
 
     def start(self) -> LiveDecomposition:
         with self._lock:
             if self.service is None:
-                self.service = start_live_decomposition(self.pipeline, self.calibrate_after_s, self.settings)
+                self.service = start_live_decomposition(self.pipeline, self.calibrate_after_s, self.settings,
+                                                        outlet=self.outlet, saved=self.saved,
+                                                        save_path=self.save_path)  # fmt: skip
             return self.service
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -381,30 +440,46 @@ def start_live_decomposition(
     calibrate_after_s: float | None = None,
     settings: DecompositionSettings | None = None,
     publish: bool = True,
+    outlet: Any | None = None,
+    saved: UnitSet | None = None,
+    save_path: Path | None = None,
 ) -> LiveDecomposition:
     """A ``LiveDecomposition`` of ``pipeline``'s EMG channels fed by its engine, publishing on ``<stream>-discharges``
-    (``publish``), recruitment thresholds against the stream's force channel when it has one; kept as
+    (``publish``; ``outlet``: one made already), recruitment thresholds against the stream's force channel when it
+    has one, MUAP maps on the stream's grid; ``saved``/``save_path`` as ``LiveDecomposition``. Kept as
     ``pipeline.decomposition`` for the views (the terminal dashboard's row)."""
+    from dsp.decomposition_tracking import grid_cells
+
     state = pipeline.state
-    outlet = None
-    if publish:
+    if publish and outlet is None:
         from monitor.discharge_outlet import DischargeOutlet
 
         stream = pipeline.acquisition.stream
         outlet = DischargeOutlet(stream.name, stream.source_id)
     channels = np.asarray(getattr(state, "emg_channels", np.arange(state.n_channels)))
     force = force_channel(list(state.channel_labels), channels)
-    service = LiveDecomposition(pipeline.acquisition.buffer, float(state.fs), channels, outlet, settings,
-                                force_channel=force, calibrate_after_s=calibrate_after_s)  # fmt: skip
+    cells = grid_cells(getattr(state, "layout", None), channels.size)
+    service = LiveDecomposition(pipeline.acquisition.buffer, float(state.fs), channels, outlet if publish else None,
+                                settings, force_channel=force, calibrate_after_s=calibrate_after_s, cells=cells,
+                                saved=saved, save_path=save_path)  # fmt: skip
     pipeline.engine.add_sample_listener(service.on_samples)
     pipeline.decomposition = service
     return service
 
 
-def core_decomposition(pipeline: Any, decompose: bool, calibrate_after_s: float = 20.0,
-                       starts: int | None = None) -> CoreDecomposition | None:  # fmt: skip
-    """The session's ``CoreDecomposition`` of a decomposable stream, started now with ``decompose`` (it calibrates by
-    itself after ``calibrate_after_s`` s); None for a stream with no grid (UserError when ``decompose`` asked)."""
+def core_decomposition(
+    pipeline: Any,
+    decompose: bool,
+    calibrate_after_s: float = 20.0,
+    starts: int | None = None,
+    units: Path | None = None,
+    save_units: Path | None = None,
+) -> CoreDecomposition | None:
+    """The session's ``CoreDecomposition`` of a decomposable stream, started now with ``decompose`` or ``units`` (it
+    calibrates by itself after ``calibrate_after_s`` s); None for a stream with no grid (UserError when asked to
+    decompose). ``units``: a unit set saved in an earlier session, applied from the start, its units found again by
+    the calibrations; ``save_units``: where each calibration's set is written."""
+    decompose = decompose or units is not None
     if not decomposable(pipeline.state):
         if decompose:
             raise UserError(f"--decompose needs a grid or at least {MIN_CHANNELS} EMG channels; stream "
@@ -416,10 +491,35 @@ def core_decomposition(pipeline: Any, decompose: bool, calibrate_after_s: float 
         from dsp.decomposition import DecompositionSettings
 
         settings = DecompositionSettings(starts=starts)
-    host = CoreDecomposition(pipeline, calibrate_after_s if decompose else None, settings)
+    saved = None if units is None else load_saved_units(units)
+    host = CoreDecomposition(pipeline, calibrate_after_s if decompose else None, settings, saved, save_units)
     if decompose:
-        host.start()
+        try:
+            host.start()
+        except ValueError as error:  # a saved set of another grid or rate
+            raise UserError(f"--motor-units {units}: {error}") from None
     return host
+
+
+def load_saved_units(path: Path) -> UnitSet:
+    """``dsp.decomposition_tracking.load_units`` with its refusal as a one-line UserError."""
+    from dsp.decomposition_tracking import load_units
+
+    try:
+        return load_units(path)
+    except ValueError as error:
+        raise UserError(f"--motor-units: {error}") from None
+
+
+def check_save_units(path: Path | None) -> Path | None:
+    """``--save-motor-units``: an .npz in a folder that exists (one-line error now rather than after a calibration)."""
+    if path is None:
+        return None
+    if path.suffix.lower() != ".npz":
+        raise UserError(f"--save-motor-units {path}: the unit set is written as .npz; name the file *.npz")
+    if not path.parent.is_dir():
+        raise UserError(f"--save-motor-units {path}: the folder {path.parent} does not exist")
+    return path
 
 
 def check_calibration_seconds(seconds: float) -> float:

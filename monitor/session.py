@@ -49,6 +49,8 @@ class SessionOptions:
     decompose: bool = False
     calibrate_seconds: float = 20.0
     decompose_starts: int | None = None
+    decompose_units: Path | None = None  # `monitor --motor-units`: a unit set saved earlier, its units found again
+    save_units: Path | None = None  # `monitor --save-motor-units`: each calibration's unit set written there
 
 
 def has_display() -> bool:
@@ -290,7 +292,8 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             from monitor.decomposition_service import core_decomposition
 
             decomposition = core_decomposition(pipeline, options.decompose, options.calibrate_seconds,
-                                               options.decompose_starts)  # fmt: skip
+                                               options.decompose_starts, options.decompose_units,
+                                               options.save_units)  # fmt: skip
         recording = RecordingControl(options, pipeline)
         stack.callback(recording.stop)
         if options.record is not None:

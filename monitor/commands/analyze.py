@@ -62,6 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "decomposition.json, raster and MUAP maps (docs/decomposition.md)")
     parser.add_argument("--decompose-starts", type=int, default=64, metavar="N",
                         help="fixed-point starts of --decompose (default 64; fewer is faster, finds fewer units)")
+    parser.add_argument("--motor-units", type=Path, metavar="SAVED.npz",
+                        help="with --decompose (implied): find the units of an earlier session again (its "
+                        "motor_units.npz, or monitor --save-motor-units): applied directly and matched by MUAP "
+                        "maps, in motor_units_found_again.json")
     add_reader_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -77,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--window-ms and --hop-ms must be positive")
     if args.age is not None and not 0 < args.age < 130:
         raise UserError(f"--age {args.age:g} is not an age in years")
+    if getattr(args, "motor_units", None) is not None:
+        from monitor.decomposition_service import load_saved_units
+
+        args.saved_units = load_saved_units(args.motor_units)  # refused in one line before any recording is read
+        args.decompose = True
     targets = [Path(name) for name in args.file]
     target = targets[0]
     from monitor.cohort.sources import is_cohort_target
@@ -224,7 +233,8 @@ def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args:
     if getattr(args, "decompose", False):  # after report.md exists: it appends its section there
         from monitor.recordings.decomposition_report import write_decomposition_report
 
-        written += write_decomposition_report(recording, out, args.decompose_starts, figures=not args.no_figures)
+        written += write_decomposition_report(recording, out, args.decompose_starts, figures=not args.no_figures,
+                                              saved=getattr(args, "saved_units", None))  # fmt: skip
     summary = analysis.summary
     decided = f", majority {summary['majority_label']}" if "majority_label" in summary else ""
     print(

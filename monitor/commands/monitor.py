@@ -66,6 +66,13 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
                        "3 times while it finds no unit: hold a steady contraction)")
     units.add_argument("--decompose-starts", type=int, metavar="N",
                        help="fixed-point starts of a calibration (default 64; fewer is faster, finds fewer units)")
+    units.add_argument("--motor-units", type=Path, metavar="FILE.npz",
+                       help="a unit set saved in an earlier session (--save-motor-units, or analyze --decompose's "
+                       "motor_units.npz): its filters run from the start with its units' numbers, and the "
+                       "calibrations keep those numbers for the units they find again (implies --decompose)")
+    units.add_argument("--save-motor-units", type=Path, metavar="FILE.npz",
+                       help="write each calibration's unit set (filters, MUAP maps, numbers) to FILE.npz for a later "
+                       "session's --motor-units")
     dsp.add_argument("--adaptive-mains", action="store_true",
                      help="cancel mains with an adaptive (LMS) canceller that tracks a drifting frequency")
 
@@ -126,6 +133,14 @@ def session_options(args: argparse.Namespace):
     starts = getattr(args, "decompose_starts", None)
     if starts is not None and starts < 1:
         raise UserError(f"--decompose-starts must be at least 1, not {starts}")
+    saved_units = getattr(args, "motor_units", None)
+    if saved_units is not None:
+        from monitor.decomposition_service import load_saved_units
+
+        load_saved_units(saved_units)  # a malformed file is refused now, before any stream is waited for
+    from monitor.decomposition_service import check_save_units
+
+    save_units = check_save_units(getattr(args, "save_motor_units", None))
 
     settings = EngineSettings(
         window_ms=args.window_ms, hop_ms=args.hop_ms, mode="needle" if args.needle else "surface",
@@ -138,6 +153,7 @@ def session_options(args: argparse.Namespace):
         patient=args.patient, patients_dir=args.patients_dir, needle_muscle=args.muscle, needle_age=args.age,
         core_view=core_view(args), decompose=getattr(args, "decompose", False),
         calibrate_seconds=check_calibration_seconds(getattr(args, "calibrate_seconds", 20.0)), decompose_starts=starts,
+        decompose_units=saved_units, save_units=save_units,
     )
 
 

@@ -36,6 +36,9 @@ def service_of(pipeline: Any, publish: bool = True) -> Any:
     service = getattr(pipeline, "decomposition", None)
     if service is not None:
         return service
+    host = getattr(pipeline, "decomposition_host", None)
+    if host is not None:  # the session's (monitor/decomposition_service.CoreDecomposition): its outlet exists already
+        return host.start()
     if getattr(pipeline, "control", None) is not None:  # a view: the core decomposes, this view asks and draws
         pipeline.decomposition = RemoteDecomposition(pipeline.control)
         return pipeline.decomposition

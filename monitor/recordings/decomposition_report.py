@@ -9,6 +9,11 @@ session with the same calibration agree. Writes:
   (%MVC at the first and last discharge) when the recording has a force channel; the settings used;
 - ``decomposition_raster.png`` (raster, smoothed rates, force), ``decomposition_muaps.png`` (each unit's MUAP
   peak-to-peak amplitude on the electrode positions, spike-triggered average of the band-passed signal);
+- ``motor_units.npz``: the unit set (filters, MUAP maps, numbers) for a later session's ``--motor-units``
+  (dsp.decomposition_tracking);
+- with ``--motor-units SAVED.npz``: ``motor_units_found_again.json``, the saved units applied directly to this
+  recording (discharges, rate, whether each is found again by its MUAP) and this recording's units matched to them
+  (by the saved filters' discharges and by MUAP maps);
 - a section appended to ``report.md``.
 """
 
@@ -32,9 +37,11 @@ MAX_CALIBRATION_S = 60.0
 
 
 def write_decomposition_report(
-    recording: Any, out: Path, starts: int = 64, figures: bool = True, decomposition: Any | None = None
+    recording: Any, out: Path, starts: int = 64, figures: bool = True, decomposition: Any | None = None,
+    saved: Any | None = None,
 ) -> list[Path]:
-    """The files above for ``recording``; ``decomposition``: a calibration made elsewhere (else the recording's)."""
+    """The files above for ``recording``; ``decomposition``: a calibration made elsewhere (else the recording's);
+    ``saved``: a ``dsp.decomposition_tracking.UnitSet`` of an earlier session to find again."""
     from dsp.decomposition import DecompositionSettings, bandpass, decompose, detect
 
     data = np.asarray(recording.data, dtype=np.float64)
@@ -43,6 +50,10 @@ def write_decomposition_report(
                         f"this one has {data.shape[1]}")  # fmt: skip
     if not np.isfinite(data).all():
         raise UserError("--decompose: the recording holds NaN or infinite samples; cut them out with --start/--end")
+    if saved is not None and (saved.decomposition.n_channels, saved.decomposition.fs) != (data.shape[1], recording.fs):
+        raise UserError(f"--motor-units: the saved units were calibrated on {saved.decomposition.n_channels} channels "
+                        f"at {saved.decomposition.fs:g} Hz; this recording has {data.shape[1]} at {recording.fs:g} Hz")
+    lo, hi = 0, data.shape[0]
     try:
         if decomposition is None:
             lo, hi = most_active_span(data, recording.fs, MAX_CALIBRATION_S)
@@ -60,6 +71,7 @@ def write_decomposition_report(
     path = out / "decomposition.json"
     path.write_text(json.dumps(summary, indent=1) + "\n")
     written.append(path)
+    written += _write_unit_set(result, data, lo, hi, trains, recording, out, saved)
     if figures and trains:
         filtered = bandpass(result.sos, data)
         written.append(_raster_figure(trains, recording.fs, force, out / "decomposition_raster.png"))
@@ -68,6 +80,59 @@ def write_decomposition_report(
     print(f"decomposition: {len(trains)} motor units (SIL >= {result.settings.sil_threshold:g}), "
           f"{sum(len(t) for t in trains)} discharges in discharges.csv")  # fmt: skip
     return written
+
+
+def _write_unit_set(result: Any, data: np.ndarray, lo: int, hi: int, trains: list[np.ndarray], recording: Any,
+                    out: Path, saved: Any | None) -> list[Path]:  # fmt: skip
+    """``motor_units.npz`` (MUAP maps over the whole recording) and, against a saved set, what was found again."""
+    from dsp.decomposition import bandpass
+    from dsp.decomposition_tracking import UnitSet, find_again, grid_cells, muap_templates, reapply, save_units
+    from dsp.decomposition_tracking import unit_set as make_unit_set
+
+    cells = grid_cells(recording.layout, data.shape[1])
+    templates = muap_templates(bandpass(result.sos, data), trains, recording.fs)  # the whole recording's discharges
+    fresh = UnitSet(result, templates, cells, np.arange(len(result.units)))
+    written: list[Path] = []
+    if saved is not None:
+        matches = find_again(saved, make_unit_set(result, data[lo:hi], cells), data[lo:hi]) if result.units else []
+        ids = np.arange(len(result.units)) + (int(saved.unit_ids.max()) + 1 if saved.unit_ids.size else 0)
+        for match in matches:
+            ids[match.found] = saved.unit_ids[match.saved]
+        fresh.unit_ids = ids
+        direct = reapply(saved, data)
+        report = {
+            "applied_directly": [{"saved_unit_id": row.unit_id, "found_again": row.found_again,
+                                  "muap_similarity": row.similarity, "discharges": int(row.discharges.size),
+                                  "mean_rate_hz": row.mean_rate_hz} for row in direct],
+            "decomposed_afresh": [{"saved_unit_id": int(saved.unit_ids[m.saved]), "unit": m.found,
+                                   "muap_similarity": m.similarity, "grid_shift": list(m.shift),
+                                   "evidence": m.evidence} for m in matches],
+            "match_threshold": "normalised 2-D cross-correlation of single-differential MUAPs >= 0.8 "
+                               "(Martinez-Valdes et al. 2017; openhdemg), grid shift up to one electrode",
+        }  # fmt: skip
+        path = out / "motor_units_found_again.json"
+        path.write_text(json.dumps(report, indent=1) + "\n")
+        written.append(path)
+        again = sum(row.found_again for row in direct)
+        print(f"decomposition: saved units applied directly: {again} of {len(direct)} found again; decomposed "
+              f"afresh: {len(matches)} of {len(result.units)} units are saved ones (motor_units_found_again.json)")
+        _append_found_again(report, out / "report.md")
+    written.append(save_units(out / "motor_units.npz", fresh, note=f"analyze --decompose {recording.source}"))
+    return written
+
+
+def _append_found_again(report: dict[str, Any], path: Path) -> None:
+    lines = ["", "### Saved motor units found again (--motor-units)", "",
+             "| saved unit | applied directly: found again | MUAP similarity | discharges | mean rate (Hz) | "
+             "decomposed afresh: unit | MUAP similarity | evidence |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    fresh = {row["saved_unit_id"]: row for row in report["decomposed_afresh"]}
+    for row in report["applied_directly"]:
+        match = fresh.get(row["saved_unit_id"], {})
+        lines.append(f"| {row['saved_unit_id']} | {'yes' if row['found_again'] else 'no'} | {row['muap_similarity']} "
+                     f"| {row['discharges']} | {row['mean_rate_hz']} | {match.get('unit', '-')} | "
+                     f"{match.get('muap_similarity', '-')} | {match.get('evidence', '-')} |")  # fmt: skip
+    with path.open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def most_active_span(data: np.ndarray, fs: float, seconds: float) -> tuple[int, int]:

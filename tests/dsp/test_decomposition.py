@@ -452,7 +452,7 @@ def test_analyze_report_writes_the_discharges_it_found(simulated, tmp_path):
     (tmp_path / "report.md").write_text("# report\n")
     written = write_decomposition_report(recording, tmp_path, figures=True, decomposition=result)
     assert {path.name for path in written} == {"discharges.csv", "decomposition.json", "decomposition_raster.png",
-                                               "decomposition_muaps.png"}  # fmt: skip
+                                               "decomposition_muaps.png", "motor_units.npz"}  # fmt: skip
     with (tmp_path / "discharges.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     expected = detect(result, data)

@@ -104,3 +104,73 @@ def test_the_units_file_round_trips_and_malformed_files_are_refused(shifted, tmp
         load_units(text)
     with pytest.raises(ValueError, match="no such file"):
         load_units(Path(tmp_path / "absent.npz"))
+
+
+def test_the_service_applies_a_saved_set_and_keeps_the_numbers_of_the_units_it_finds_again(shifted, tmp_path):
+    """Within a session (a recalibration after the grid moved 8 mm) and across sessions (``monitor --motor-units``):
+    a unit whose MUAP map matches keeps its number, the others get new ones; each calibration's set is saved
+    (``--save-motor-units``)."""
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decomposition_service import LiveDecomposition
+
+    first, second = shifted
+    saved_path = save_units(tmp_path / "first.npz", first["set"])
+    later = tmp_path / "second.npz"
+    service = LiveDecomposition(RingBuffer(100, 64), 2048.0, cells=first["set"].cells,
+                                saved=load_units(saved_path), save_path=later)  # fmt: skip
+    service.on_samples(second["data"][:64], np.arange(64) / 2048.0, 0)
+    assert service.unit_set == 0 and "saved units applied" in service.status.message
+    np.testing.assert_array_equal(service.unit_ids, first["set"].unit_ids)
+    service.install(second["set"].decomposition, seconds=8.0, data=second["data"])
+    service.on_samples(second["data"][64:128], np.arange(64, 128) / 2048.0, 64)
+    assert service.unit_set == 1 and "found again" in service.status.message
+    numbers = dict(zip(first["set"].unit_ids.tolist(), first["identity"], strict=True))
+    kept = 0
+    for unit_id, identity in zip(service.unit_ids.tolist(), second["identity"], strict=True):
+        if unit_id in numbers:  # a number of the saved set: the same simulated unit
+            assert identity is None or numbers[unit_id] in (None, identity), (unit_id, identity)
+            kept += 1
+        else:
+            assert unit_id >= len(first["set"].unit_ids)  # a new number
+    assert kept >= 3
+    written = load_units(later)
+    np.testing.assert_array_equal(written.unit_ids, service.unit_ids)
+
+
+def test_analyze_saves_the_units_and_finds_them_again_in_a_later_recording(shifted, tmp_path, capsys):
+    """``analyze --decompose`` writes motor_units.npz; ``analyze --motor-units`` of a later session (the grid moved
+    8 mm) says which saved units were found again, applied directly and decomposed afresh."""
+    from monitor.cli import main
+    from monitor.recordings.base import Recording
+    from monitor.recordings.decomposition_report import write_decomposition_report
+    from simulators.electrodes import ElectrodeLayout
+
+    first, second = shifted
+    layout = ElectrodeLayout.from_name("grid8x8")
+
+    def recording(session):
+        data = session["data"].astype(np.float32)
+        return Recording(data=data, timestamps=np.arange(data.shape[0]) / 2048.0, fs=2048.0,
+                         channel_labels=list(layout.labels), units=["uV"] * 64, layout=layout.to_dict())  # fmt: skip
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_decomposition_report(recording(first), tmp_path / "a", figures=False,
+                               decomposition=first["set"].decomposition)  # fmt: skip
+    saved = load_units(tmp_path / "a" / "motor_units.npz")
+    assert len(saved.unit_ids) == len(first["identity"])
+    written = write_decomposition_report(recording(second), tmp_path / "b", figures=False,
+                                         decomposition=second["set"].decomposition, saved=saved)  # fmt: skip
+    assert "motor_units_found_again.json" in {path.name for path in written}
+    report = json.loads((tmp_path / "b" / "motor_units_found_again.json").read_text())
+    afresh = report["decomposed_afresh"]
+    assert len(afresh) >= 3 and all(row["grid_shift"] == [1, 0] for row in afresh if row["evidence"] == "muap")
+    for row in afresh:  # each pair is one simulated unit
+        assert first["identity"][row["saved_unit_id"]] in (None, second["identity"][row["unit"]]), row
+    assert not any(row["found_again"] for row in report["applied_directly"])  # the old filters do not fit the grid
+    assert "Saved motor units found again" in (tmp_path / "b" / "report.md").read_text()
+    # the CLI refuses a file that is no unit set, in one line, before reading any recording
+    (tmp_path / "junk.npz").write_text("junk")
+    assert main(["analyze", str(tmp_path / "absent.edf"), "--motor-units", str(tmp_path / "junk.npz")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "not a saved motor-unit set" in error and len(error.splitlines()) == 1
