@@ -25,7 +25,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import signal
+
+from dsp.spectral import welch
 
 _NYQUIST_MARGIN = 0.95
 _GRID_STEP_HZ = 0.02
@@ -383,10 +384,11 @@ def drifting_mains(
 def inband_power_db(
     x: np.ndarray, reference: np.ndarray, fs: float, low_hz: float = 20.0, high_hz: float = 450.0
 ) -> float:
-    """Power of ``x`` relative to ``reference`` in ``low_hz``-``high_hz`` (Welch, summed over channels), in dB."""
+    """Power of ``x`` relative to ``reference`` in ``low_hz``-``high_hz`` (Welch, summed over channels), in dB.
+    Offline (the canceller's figures in `neurofusion stages` and its tests), but it shares the one numpy Welch."""
     nperseg = min(len(x), int(fs))
-    frequencies, px = signal.welch(x, fs, nperseg=nperseg, axis=0)
-    _, pr = signal.welch(reference, fs, nperseg=nperseg, axis=0)
+    frequencies, px = welch(x, fs, nperseg, axis=0)
+    _, pr = welch(reference, fs, nperseg, axis=0)
     band = (frequencies >= low_hz) & (frequencies <= min(high_hz, fs / 2))
     return float(10.0 * np.log10(px[band].sum() / pr[band].sum()))
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtWidgets
-from scipy import fft as sp_fft
-from scipy.signal import get_window
+
+from dsp.spectral import welch
 
 SPECTRUM_SECONDS = 2.0
 MEAN_ENTRY = "mean of usable EMG channels"
@@ -29,29 +28,12 @@ def mean_and_median_frequency(frequencies: np.ndarray, psd: np.ndarray) -> tuple
 def welch_psd(data: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel Welch PSD of (n, C) samples, ~4 Hz resolution, Hann windows with 50 % overlap.
 
-    ``scipy.signal.welch(data, fs, nperseg, axis=0, detrend="constant")`` computed in one pass of numpy: scipy
-    1.17's version detrends segment by segment through its ShortTimeFFT and took ~3.5x the CPU (256 channels x 2 s:
-    25 -> 7 ms in a loop, 146 ms a frame in the window at load 10, a third of the view's CPU). Equal to scipy's
-    to ~2e-7 of the peak (tests/gui/test_view_computations.py)."""
-    n_samples = len(data)
-    segment = int(min(n_samples, 2 ** int(np.round(np.log2(max(fs / 4.0, 16.0))))))
-    step = segment - segment // 2
-    count = (n_samples - segment) // step + 1
-    dtype = np.result_type(data.dtype, np.float32)
-    window = _hann(segment).astype(dtype)
-    frames = np.lib.stride_tricks.sliding_window_view(data, segment, axis=0)[::step][:count]  # (K, C, S) view
-    frames = frames - frames.mean(axis=-1, keepdims=True, dtype=dtype).astype(dtype, copy=False)
-    frames *= window
-    spectrum = sp_fft.rfft(frames, axis=-1)
-    power = np.square(spectrum.real) + np.square(spectrum.imag)
-    psd = power.mean(axis=0) * dtype.type(1.0 / (fs * float(np.sum(np.square(window, dtype=np.float64)))))
-    psd[:, 1 : None if segment % 2 else -1] *= 2  # one-sided: every bin but DC (and Nyquist) counts twice
-    return sp_fft.rfftfreq(segment, 1.0 / fs), psd.T
-
-
-@functools.cache
-def _hann(length: int) -> np.ndarray:
-    return get_window("hann", length)
+    ``scipy.signal.welch(data, fs, nperseg, axis=0, detrend="constant")`` computed in one pass of numpy
+    (``dsp.spectral.welch``): scipy 1.17's version detrends segment by segment through its ShortTimeFFT and took
+    ~3.5x the CPU (256 channels x 2 s: 25 -> 7 ms in a loop, 146 ms a frame in the window at load 10, a third of the
+    view's CPU). Equal to scipy's to ~2e-7 of the peak (tests/gui/test_view_computations.py)."""
+    segment = int(min(len(data), 2 ** int(np.round(np.log2(max(fs / 4.0, 16.0))))))
+    return welch(data, fs, segment, axis=0)
 
 
 class SpectrumView(QtWidgets.QWidget):
