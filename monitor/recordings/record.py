@@ -19,7 +19,8 @@ from monitor.recordings.base import error_summary
 log = logging.getLogger(__name__)
 
 # the monitor's own outlets (monitor/outlets.py), the amplifier's marker outlet and the motor units' discharges
-# (monitor/discharge_outlet.py: with `monitor --decompose` its outlet exists before the recording starts), by suffix
+# (monitor/discharge_outlet.py: on a grid stream its outlet exists from the session's start, before any Calibrate,
+# because LabRecorderCLI only records the streams present when it starts), by suffix
 SESSION_SUFFIXES = ("", "-markers", "-decisions", "-fatigue", "-quality", "-events", "-marks", "-discharges")
 XDF_OVERHEAD = 1.3  # chunk headers and per-sample timestamps (8 bytes + 1 tag byte) on top of the values
 

@@ -184,3 +184,61 @@ def test_replay_with_force_adds_a_typed_force_channel_or_refuses_a_file_without_
     assert plain.n_channels == 2 and plain.channel_types == ["EMG", "EMG"]
     assert main(["replay", str(tmp_path / "without.npz"), "--with-force"]) == 2
     assert capsys.readouterr().err.strip().endswith("without.npz has no force column to publish (--with-force)")
+
+
+def test_a_recording_started_before_the_first_calibrate_keeps_the_discharges(tmp_path):
+    """LabRecorder resolves its streams when it starts: the ``<stream>-discharges`` outlet exists from the session's
+    start on a grid stream, so a ``--record`` running before a view's first Calibrate records that calibration's
+    discharges (LabRecorderCLI through monitor.recordings.record, as ``monitor --record`` runs it)."""
+    import time
+
+    import pyxdf
+
+    from monitor.decomposition_service import core_decomposition
+    from monitor.discharge_outlet import STREAM_TYPE
+    from monitor.lslenv import use_lsl_config
+    from monitor.pipeline import MonitorPipeline
+    from monitor.recordings import open_recording
+    from monitor.recordings.record import SessionRecorder, session_source_ids
+    from monitor.recordings.replay import replay_source
+    from tests.gui.streams import LiveStream
+
+    use_lsl_config()
+    stream = LiveStream(replay_source(open_recording(HDEMG).slice_seconds(10.0, None), loop=True),
+                        name="record-units").start()  # fmt: skip
+    pipeline = MonitorPipeline(stream.resolve(), publish=False)
+    pipeline.start()
+    recorder = None
+    try:
+        host = core_decomposition(pipeline, decompose=False, starts=16)  # a session without --decompose
+        assert host is not None and host.service is None
+        recorder = SessionRecorder(tmp_path / "session.xdf", session_source_ids(stream.source_id))
+        assert f"{stream.source_id}-discharges" in recorder.start()
+        buffer = pipeline.acquisition.buffer
+        assert wait_for(lambda: buffer.total_written >= 5.5 * 2048, 30)
+        host.handle({"action": "calibrate", "seconds": 5.0})  # a view's first Calibrate, once recording runs
+        service = host.service
+        assert wait_for(lambda: service.unit_set == 0 and service.published >= 20, 60), service.status
+        time.sleep(0.5)  # LabRecorder pulls every ~0.5 s
+        recorder.stop()
+        recorder = None
+    finally:
+        if recorder is not None:
+            recorder.stop()
+        pipeline.stop()
+        stream.vanish()
+    streams, _ = pyxdf.load_xdf(str(tmp_path / "session.xdf"), dejitter_timestamps=False)
+    by_type = {s["info"]["type"][0]: s for s in streams}
+    assert {"EMG", STREAM_TYPE} <= set(by_type)
+    recorded = by_type[STREAM_TYPE]
+    rows, stamps = np.asarray(recorded["time_series"]), np.asarray(recorded["time_stamps"])
+    assert len(rows) >= 10 and (rows[:, 1] == 0).all()  # the calibration's set 0
+    # each recorded discharge is one the service published: its unit, at its time (pyxdf applies LabRecorder's
+    # clock offsets, microseconds on one machine)
+    history = np.array([(row[1], row[3]) for row in service.history])
+    for unit, stamp in zip(rows[:, 0], stamps, strict=True):
+        same = history[history[:, 0] == unit, 1]
+        assert same.size and np.abs(same - stamp).min() < 1e-3, (unit, stamp)
+    # stamped on the raw EMG's clock, inside the recorded EMG (LabRecorder's last pulls of each stream differ a little)
+    emg = by_type["EMG"]["time_stamps"]
+    assert emg[0] <= stamps.min() and stamps.max() <= emg[-1] + 1.0
