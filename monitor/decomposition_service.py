@@ -541,6 +541,8 @@ def summary_line(service: Any) -> str:
     )
     if status.state == "calibrating":
         line = f"recalibrating; {line}"
+    elif "found again" in status.message or "saved units applied" in status.message:
+        line += f" [{status.message}]"  # which numbers are units of the previous or the saved set
     recruitment = service.recruitment
     if recruitment is not None:
         pairs = zip(ids, recruitment.thresholds(), strict=False)
