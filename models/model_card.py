@@ -19,6 +19,26 @@ from models.checkpoint import BUNDLED_CHECKPOINT, card_path, describe_layout
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "model-card.md"
+# what the GUI's condition view and the analysis report say beside a verdict of the bundled surface model (issue 18)
+SIMULATED_ONLY_NOTE = ("surface condition model trained on simulated patients only; not validated on real surface "
+                       "recordings (docs/model-card.md)")
+
+
+def simulated_only_note(model_id: str | None, card_file: str | Path | None = None) -> str | None:
+    """``SIMULATED_ONLY_NOTE`` when ``model_id`` is the bundled surface model (``card_file``: its card, default
+    models/weights/default.card.json) or a model adapted from it (``<bundled id>+<patient>-<time>``) and that card
+    says it learnt from the simulator only; None for any other model (the needle model learnt real patients)."""
+    if not model_id:
+        return None
+    try:
+        card = json.loads(card_path(card_file if card_file is not None else BUNDLED_CHECKPOINT).read_text())
+    except (OSError, ValueError):
+        return None
+    bundled = card.get("model_id")
+    data = (card.get("training") or {}).get("data") or {}
+    if bundled and (model_id == bundled or model_id.startswith(f"{bundled}+")) and data.get("dataset") == "simulator":
+        return SIMULATED_ONLY_NOTE
+    return None
 
 
 def _percent(value: float) -> str:

@@ -180,6 +180,12 @@ class ClassificationView(QtWidgets.QWidget):
 
         self.call_label = QtWidgets.QLabel("—")
         self.call_label.setStyleSheet("font-size: 20pt; font-weight: bold;")
+        # where the deciding model learnt: the bundled surface model saw simulated patients only (issue 18)
+        self.model_id: str | None = None
+        self.provenance_label = QtWidgets.QLabel("")
+        self.provenance_label.setStyleSheet("color: rgb(200, 160, 60); font-size: 8pt;")
+        self.provenance_label.setWordWrap(True)
+        self.provenance_label.setVisible(False)
         self.votes_box = QtWidgets.QSpinBox()
         self.votes_box.setRange(1, MAX_VOTES)
         self.votes_box.setValue(9)
@@ -219,6 +225,7 @@ class ClassificationView(QtWidgets.QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(controls)
         layout.addWidget(self.call_label)
+        layout.addWidget(self.provenance_label)
         layout.addWidget(self.plot, 1)
 
     @property
@@ -232,12 +239,21 @@ class ClassificationView(QtWidgets.QWidget):
             # by the published count, not by sequence: two workers answer out of sequence order
             fresh = state.decisions.recent_columns(
                 state.decisions_published - self.last_published,
-                ("sequence", "last_timestamp", "probabilities", "classes", "label", "muscle"),
+                ("sequence", "last_timestamp", "probabilities", "classes", "label", "muscle", "model_id"),
             )
             self.last_published = state.decisions_published
             class_sets, labels = state.decisions.class_sets, state.decisions.labels
+            model_ids = state.decisions.model_ids
         if not len(fresh["sequence"]):
             return False
+        model_id = model_ids[fresh["model_id"][-1]]
+        if model_id != self.model_id:  # the card is read once per model, not per refresh
+            from models.model_card import simulated_only_note
+
+            self.model_id = model_id
+            note = simulated_only_note(model_id)
+            self.provenance_label.setText(note or "")
+            self.provenance_label.setVisible(note is not None)
         changes = np.flatnonzero(fresh["classes"][1:] != fresh["classes"][:-1])
         start = int(changes[-1]) + 1 if len(changes) else 0
         classes = list(class_sets[fresh["classes"][-1]])

@@ -163,6 +163,7 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
         f"| recording | {summary['n_channels']} channels x {summary['fs']:g} Hz, {summary['duration_s']:.1f} s |",
         f"| windows | {summary['windows']} |",
         f"| model | {model_id or 'none (DSP and fatigue only)'} |",
+        *_provenance_rows(summary.get("model_id")),
         f"| analysed in | {summary['wall_seconds']:.2f} s ({summary['real_time_factor']:.0f}x real time) |",
     ]
     if "label_distribution" in summary:
@@ -195,6 +196,14 @@ def _markdown(analysis: Analysis, figures: list[Path]) -> str:
     lines += ["", "Per-window figures: `windows.csv`, `windows.jsonl`; all numbers: `summary.json` "
               "(preprocessing alone: `preprocessing.json`).", ""]
     return "\n".join(lines)
+
+
+def _provenance_rows(model_id: str | None) -> list[str]:
+    """The bundled surface model's verdicts come from simulated patients only: the report says so beside them."""
+    from models.model_card import simulated_only_note
+
+    note = simulated_only_note(model_id)
+    return [f"| condition verdict | **{note}** |"] if note else []
 
 
 def write_dataset_index(summaries: list[dict[str, Any]], folder: Path) -> Path:
