@@ -38,8 +38,10 @@ SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, wit
 # .3: reinnervation by collateral sprouting (adopted fibres around a parent fibre, end-plates near its), its maturity
 # and the most a unit can take on; endurance fatigue (opt-in); .4: the needle's muscle conductivities are the surface
 # model's (Farina & Merletti 2001, 0.1 / 0.5 S/m; were 0.063 / 0.33): one muscle, one set; .5: the needle's held force
-# fluctuates around its target (simulators.force.ForceFluctuation, Baweja et al. 2009)
-FIBRE_MODEL_VERSION = "2026-12-06.5"
+# fluctuates around its target (simulators.force.ForceFluctuation, Baweja et al. 2009); .6: reinnervation's adopted
+# fibres stay next to their parent fibres, the territory grows only at its edge (Stålberg & Dioszeghy 1991); changes
+# neuropathy on the needle and on the surface fibre model
+FIBRE_MODEL_VERSION = "2026-12-06.6"
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 TISSUE_MODELS = ("legacy", "fibres")
 # the opt-in endurance fatigue's own version (written to a file's config_json with it), for the same reason

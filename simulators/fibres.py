@@ -102,7 +102,6 @@ def grow_fibres(
 ) -> Fibres:
     """Every unit's fibres in its territory, changed by the subject's disease; returns those within ``reach_mm``
     of the needle's tip and outside its shaft, or with ``reach_mm=None`` all of them (surface model, no needle)."""
-    radius = territory_radius_mm(pool) * (1.0 + tissue.territory_gain)
     own_radius = territory_radius_mm(pool)
     unit_endplate = -tissue.needle_from_endplates_mm + rng.normal(0.0, 1.5, pool.n_units)
     parts: list[dict[str, np.ndarray]] = []
@@ -125,10 +124,13 @@ def grow_fibres(
         n_adopted = int(rng.poisson(adopted_ratio * n_own))
         if n_adopted:
             # collateral sprouting: a terminal sprouts to denervated junctions next to its own fibre, so adopted
-            # fibres lie in groups around the unit's fibres (fibre-type grouping) with end-plates near the parent's;
-            # the groups spread a little beyond the old territory (its radius grows by territory_gain)
+            # fibres lie in groups around the unit's fibres (fibre-type grouping) with end-plates near the parent's.
+            # The territory grows only where groups around its edge fibres spill over it (scanning EMG finds
+            # reinnervated territories not significantly larger: Stålberg & Dioszeghy 1991). Until fibre model .6
+            # the groups were moved outwards with the territory (radius x (1 + territory_gain)), which put them up
+            # to ~1 mm from their parent and diluted the fibre density the needle sees
             parent = rng.integers(0, n_own, n_adopted)
-            xy_a = xy[parent] * (radius[u] / own_radius[u]) + rng.normal(0.0, ADOPTED_GROUP_SD_MM, (n_adopted, 2))
+            xy_a = xy[parent] + rng.normal(0.0, ADOPTED_GROUP_SD_MM, (n_adopted, 2))
             diameter_a = rng.normal(tissue.adopted_diameter_um, 8.0, n_adopted)
             endplate_a = endplate[parent] + rng.normal(0.0, tissue.adopted_endplate_sd_mm, n_adopted)
             # early sprouts are thin and unmyelinated (slow, scattered delays, some long: satellites); they mature

@@ -8,7 +8,7 @@ that a MUP's size, duration and phases come out of the fibres near the needle, n
   slower and faster conduction), some fibres split in two; the number of units is kept;
 - neuropathy (with reinnervation): units lost; the survivors adopt orphaned fibres by collateral sprouting, up to
   5-8 times their own fibres: each adopted fibre lies next to a parent fibre of the unit (fibre-type grouping:
-  higher fibre density, a slightly larger territory) with its end-plate near the parent's; early in reinnervation
+  higher fibre density, a territory grown only at its edge) with its end-plate near the parent's; early in reinnervation
   (maturity 0) the sprouts are thin and slow (more spread of neuromuscular delays, some fibres reached late:
   satellites), in chronic reinnervation (maturity 1) they have matured.
 Severity ranges overlap between neighbours, so a mild case can look like a healthy one, as in clinics.
@@ -37,7 +37,10 @@ class TissueRanges:
     split_fraction: Range  # share of surviving fibres split in two (myopathy)
     unit_loss: Range  # share of the motor units lost (neuropathy)
     reinnervated: Range  # share of the orphaned fibres adopted by surviving units (neuropathy)
-    territory_gain: Range  # relative growth of a surviving unit's territory radius (neuropathy)
+    # relative growth of a surviving unit's territory radius (neuropathy): 0 since fibre model .6, the territory
+    # grows only by the adopted groups around its edge fibres (simulators.fibres.grow_fibres); still drawn so that
+    # every other field keeps its draw
+    territory_gain: Range
     endplate_sd_mm: Range  # scatter of a unit's end-plates along the fibres
     adopted_endplate_sd_mm: Range  # axial distance (SD) of an adopted fibre's end-plate from its sprouting terminal's
     adopted_delay_sd_ms: Range  # spread of neuromuscular delays through new, thin (unmyelinated) terminal sprouts
@@ -100,11 +103,11 @@ TISSUE_RANGES: dict[tuple[str, str], TissueRanges] = {
                                         (25.0, 40.0), (0.0, 0.02)),
     ("myopathy", "severe"): _myopathy((0.45, 0.70), (36.0, 48.0), (18.0, 24.0), (0.10, 0.25), (0.5, 3.0),
                                       (30.0, 60.0), (0.01, 0.05)),
-    ("neuropathy", "mild"): _neuropathy((0.20, 0.50), (0.05, 0.20), (0.1, 0.3), (0.00, 0.05), (0.0, 2.0),
+    ("neuropathy", "mild"): _neuropathy((0.20, 0.50), (0.0, 0.0), (0.1, 0.3), (0.00, 0.05), (0.0, 2.0),
                                         (30.0, 50.0), (0.0, 0.02)),
-    ("neuropathy", "moderate"): _neuropathy((0.45, 0.75), (0.15, 0.30), (0.2, 0.5), (0.03, 0.10), (1.0, 4.0),
+    ("neuropathy", "moderate"): _neuropathy((0.45, 0.75), (0.0, 0.0), (0.2, 0.5), (0.03, 0.10), (1.0, 4.0),
                                             (40.0, 80.0), (0.02, 0.05)),
-    ("neuropathy", "severe"): _neuropathy((0.70, 0.90), (0.25, 0.40), (0.3, 0.8), (0.05, 0.15), (2.0, 6.0),
+    ("neuropathy", "severe"): _neuropathy((0.70, 0.90), (0.0, 0.0), (0.3, 0.8), (0.05, 0.15), (2.0, 6.0),
                                           (60.0, 120.0), (0.05, 0.10)),
 }
 
