@@ -121,6 +121,15 @@ def start_view_process(pipeline: object, niceness: int | None = None) -> tuple[o
     from monitor.core.publisher import StatePublisher
 
     publisher = StatePublisher(pipeline)
+    publish_once = publisher.publish_once
+    publisher.intervals = []  # type: ignore[attr-defined] # (start, end) perf_counter of each publish
+
+    def timed_publish() -> None:
+        started = time.perf_counter()
+        publish_once()
+        publisher.intervals.append((started, time.perf_counter()))  # type: ignore[attr-defined]
+
+    publisher.publish_once = timed_publish  # type: ignore[method-assign]
     publisher.start()
     view = subprocess.Popen([sys.executable, "-c", VIEW_CHILD, publisher.name_in_shm], stdout=subprocess.PIPE,
                             text=True, env=dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM",
@@ -190,6 +199,98 @@ class CpuMeter:
         return {"cpu_ms_per_s": per_process, "core_threads_cpu_ms_per_s": per_thread, "seconds": round(wall, 1)}
 
 
+class HopProbe:
+    """Each step of the core's DSP thread (``DspEngine.process``): its thread CPU and wall time, the windows it
+    finished and whether the signal-quality evaluation ran in it (every 0.5 s of samples, mains every 1 s: the
+    steps that carry it are the decision path's heaviest). Installed before the pipeline starts; the DSP code runs
+    unchanged."""
+
+    def __init__(self, engine: object) -> None:
+        self.steps: list[tuple[int, float, float, int, int]] = []  # end counter, cpu ms, wall ms, windows, checks
+        self.spans: list[tuple[float, float]] = []  # perf_counter at each step's start and end
+        self.evaluations = 0
+        quality = engine.quality  # type: ignore[attr-defined]
+        evaluate = quality._evaluate
+
+        def counted_evaluate() -> None:
+            self.evaluations += 1
+            evaluate()
+
+        quality._evaluate = counted_evaluate
+        process = engine.process  # type: ignore[attr-defined]
+
+        def timed_process(samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> list:
+            checks, cpu, wall = self.evaluations, time.thread_time(), time.perf_counter()
+            results = process(samples, timestamps, first_counter)
+            ended = time.perf_counter()
+            self.steps.append((first_counter + len(timestamps), (time.thread_time() - cpu) * 1000,
+                               (ended - wall) * 1000, len(results), self.evaluations - checks))
+            self.spans.append((wall, ended))
+            return results
+
+        engine.process = timed_process  # type: ignore[attr-defined]
+
+    def step_of(self, sequences: np.ndarray) -> np.ndarray:
+        """Index into ``steps`` of the step that finished each window (ending at sample counter ``sequence``)."""
+        ends = np.array([step[0] for step in self.steps])
+        return np.minimum(np.searchsorted(ends, sequences, side="left"), len(ends) - 1)
+
+    def overlap_ms(self, intervals: list[tuple[float, float]]) -> dict[str, float]:
+        """How much of the deciding steps' wall time other work's ``intervals`` (the publisher's) overlapped."""
+        spans = [span for span, step in zip(self.spans, self.steps, strict=True) if step[3] > 0]
+        if not spans or not intervals:
+            return {}
+        others = np.array(intervals)
+        shared = [float(np.clip(np.minimum(others[:, 1], end) - np.maximum(others[:, 0], start), 0, None).sum())
+                  for start, end in spans]  # fmt: skip
+        total = sum(end - start for start, end in spans)
+        return {"per_step_mean_ms": round(1000 * float(np.mean(shared)), 3),
+                "steps_overlapped_share": round(float(np.mean([x > 0 for x in shared])), 3),
+                "share_of_step_time": round(float(sum(shared) / total), 3)}
+
+    def summary(self) -> dict[str, object]:
+        steps = np.array(self.steps, dtype=float).reshape(-1, 5)
+        deciding = steps[steps[:, 3] > 0]
+
+        def cpu(rows: np.ndarray) -> dict[str, float]:
+            if not len(rows):
+                return {"steps": 0}
+            q = np.percentile(rows[:, 1], [50, 99])
+            return {"steps": len(rows), "cpu_p50": round(float(q[0]), 2), "cpu_p99": round(float(q[1]), 2),
+                    "wall_p99": round(float(np.percentile(rows[:, 2], 99)), 2)}
+
+        return {"with_quality_check": cpu(deciding[deciding[:, 4] > 0]),
+                "without": cpu(deciding[deciding[:, 4] == 0]), "steps_without_window": int((steps[:, 3] == 0).sum())}
+
+
+class GcProbe:
+    """The core process's garbage-collection pauses (every thread of the interpreter stops for them), per
+    generation: how many ran while measuring and the longest, via ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._gc = gc
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((int(info["generation"]), (time.perf_counter() - self._started) * 1000))
+
+    def stop(self) -> dict[str, object]:
+        self._gc.callbacks.remove(self._callback)
+        summary: dict[str, object] = {}
+        for generation in (0, 1, 2):
+            times = [ms for g, ms in self.pauses if g == generation]
+            summary[f"gen{generation}"] = {"count": len(times), "max_ms": round(max(times), 2) if times else 0.0,
+                                           "total_ms": round(sum(times), 1)}  # fmt: skip
+        return summary
+
+
 def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool | str = False,
             view_niceness: int | None = None) -> dict[str, object]:
     from monitor.acquisition import resolve_stream
@@ -206,18 +307,22 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
     try:
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
+        probe = HopProbe(pipeline.engine)
         pipeline.start()
         view = start_view_process(pipeline, view_niceness) if gui == "process" else None
+        publisher_overlap: dict[str, float] = {}
         meter = CpuMeter()
         meter.add("worker", worker.pid)
         meter.add("player", player.pid)
         meter.add("view", view[1].pid if view is not None else None)
         meter.start()
+        pauses = GcProbe()
         answered_before = client.stats["answered"]
         dashboard = run_dashboard(pipeline, player) if gui is True else None
         while player.poll() is None and time.perf_counter() < player_ends - 1.0:
             time.sleep(0.1)  # stop the meter while the player still streams: its CPU is read before it exits
         cpu = meter.stop()
+        cpu["gc_pauses"] = pauses.stop()
         cpu["decisions"] = client.stats["answered"] - answered_before  # answered while the meter ran
         worker_ms = (cpu["cpu_ms_per_s"] or {}).get("worker")
         if worker_ms is not None and cpu["decisions"]:
@@ -225,6 +330,7 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
         player.communicate(timeout=duration_s + 60)
         time.sleep(1.0)
         if view is not None:
+            publisher_overlap = probe.overlap_ms(view[0].intervals)
             dashboard = stop_view_process(*view)
         pipeline.stop()
         client.close()
@@ -244,6 +350,26 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
 
     def part(name: str) -> dict[str, float]:
         return percentiles(np.array([getattr(d, name) for d in decisions if getattr(d, name) is not None]))
+
+    # where the tail comes from: the slowest decisions' parts (medians), and how many of them were finished by a DSP
+    # step that also ran the signal-quality evaluation (the base rate is that share among all decisions)
+    parts = {"lsl_and_buffering": np.array([np.nan if d.acquisition_s is None else d.acquisition_s
+                                            for d in decisions]) - waits_in_outlet,
+             **{name: np.array([np.nan if getattr(d, field) is None else getattr(d, field) for d in decisions])
+                for name, field in (("dsp", "dsp_s"), ("worker", "worker_s"), ("zeromq", "transport_s"),
+                                    ("publication", "publication_s"))}}  # fmt: skip
+    steps = probe.step_of(np.array([d.sequence for d in decisions]))
+    checked = np.array([probe.steps[i][4] > 0 for i in steps])
+    step_cpu = np.array([probe.steps[i][1] for i in steps])
+    tail: dict[str, object] = {"all_decisions_quality_check_share": round(float(checked.mean()), 3)}
+    for q in (95, 99):
+        slow = from_push >= np.percentile(from_push, q)
+        tail[f"above_p{q}"] = {
+            "decisions": int(slow.sum()),
+            "median_ms": {name: round(float(np.nanmedian(values[slow]) * 1000), 2) for name, values in parts.items()},
+            "dsp_step_cpu_median_ms": round(float(np.median(step_cpu[slow])), 2),
+            "quality_check_share": round(float(checked[slow].mean()), 3),
+        }
 
     return {
         "channels": channels,
@@ -265,6 +391,8 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
             "zeromq": part("transport_s"),
             "publication": part("publication_s"),
         },
+        "tail": tail,
+        "dsp_steps_ms": {**probe.summary(), "publisher_overlap": publisher_overlap},
         "client_stats": dict(client.stats),
         "cpu": cpu,
     }
