@@ -1,10 +1,17 @@
 """Copies a running pipeline's state into shared memory for views in other processes.
 
-One thread, woken by new filtered samples (at most every ``period_s``): raw and filtered traces, each new window's
-features and each new decision go into rings; the rest of what the views show (signal, worker, fatigue, quality,
-settings, events) into a JSON status document five times a second (the status and trend views redraw at ~4 Hz).
+One thread, woken once the DSP thread's step has handed its windows on (by new filtered samples where the DSP thread
+steps per chunk; at most every ``period_s``, at least every ``status_period_s``): raw and filtered traces, each new
+window's features and each new decision go into rings; the rest of what the views show (signal, worker, fatigue,
+quality, settings, events) into a JSON status document five times a second (the status and trend views redraw at
+~4 Hz).
 It never waits for a view: a view that stalls or dies costs the core nothing, and the acquisition, DSP and decision
 threads never touch shared memory themselves.
+
+Why after the step and not at the filtered write: the DSP thread writes its filtered samples first and only then
+checks quality, computes features and submits the window to the worker. Woken at the write, this thread ran its
+copies (GIL, the state lock, CPU on two cores) in the middle of the step that carries the decision; woken after the
+windows are submitted, it copies while the worker computes, and the step's features go out in the same publish.
 """
 
 from __future__ import annotations
@@ -125,6 +132,17 @@ class StatePublisher(threading.Thread):
         self._next_status = 0.0
         self._resources: tuple[float, Any, Any] = (0.0, None, None)  # (when, report, line): psutil reads, 2 Hz
         self.failures = 0
+        # set by the DSP thread after its other subscribers (the pipeline's submit to the worker) have run
+        self._stepped = threading.Event()
+        subscribe = getattr(engine, "subscribe", None)
+        if subscribe is not None:
+            subscribe(lambda results: self._stepped.set())
+
+    def _steps_per_hop(self) -> bool:
+        """Whether every DSP step that filters also finishes a window (the engine's default wake per 50 ms hop);
+        with sample listeners (motor units) or ``wake_per_chunk`` it steps per chunk, mostly without a window."""
+        engine = self.pipeline.engine
+        return not (getattr(engine, "wake_per_chunk", True) or getattr(engine, "_sample_listeners", True))
 
     def stop(self) -> None:
         self._halt.set()
@@ -135,7 +153,12 @@ class StatePublisher(threading.Thread):
     def run(self) -> None:
         filtered = self.pipeline.engine.filtered
         while not self._halt.is_set():
-            filtered.wait_for_data(self._filtered.next_counter, self.status_period_s)
+            if self._steps_per_hop():
+                # steps without a window (start-up, a stalled stream) are published within status_period_s
+                self._stepped.wait(self.status_period_s)
+                self._stepped.clear()
+            else:
+                filtered.wait_for_data(self._filtered.next_counter, self.status_period_s)
             try:
                 self.publish_once()
             except Exception:  # a view's copy must never end the core: say it once, keep the core running
@@ -211,17 +234,24 @@ class StatePublisher(threading.Thread):
         """What the views show besides the rings, as JSON (NaN allowed: both ends are Python's json)."""
         pipeline = self.pipeline
         acquisition, engine, state, client = pipeline.acquisition, pipeline.engine, pipeline.state, pipeline.client
+        # the DSP thread takes this lock to hand on each window: hold it only to take references (the reports are
+        # replaced per window, never changed in place) and convert them to JSON after
         with state.lock:
             worker = state.decisions.recent_columns(200, ("worker_s",))["worker_s"]
+            usable, fatigue, quality = state.usable, state.fatigue, state.quality
+            events = list(state.events)[-EVENTS_SHOWN:]
             document = {
-                "usable": None if state.usable is None else np.asarray(state.usable).tolist(),
-                "fatigue": None if state.fatigue is None else fatigue_document(state.fatigue),
-                "quality": None if state.quality is None else state.quality.to_dict(),
-                "events": [[float(t), str(text)] for t, text in list(state.events)[-EVENTS_SHOWN:]],
                 "recording": state.recording, "model_status": state.model_status,
                 "windows_seen": state.windows_seen, "windows_sent": state.windows_sent,
                 "decisions_published": state.decisions_published,
             }  # fmt: skip
+        document = {
+            "usable": None if usable is None else np.asarray(usable).tolist(),
+            "fatigue": None if fatigue is None else fatigue_document(fatigue),
+            "quality": None if quality is None else quality.to_dict(),
+            "events": [[float(t), str(text)] for t, text in events],
+            **document,
+        }
         extra = {"model (worker)": float(np.median(worker)) * 1000.0} if len(worker) else None
         profiler = getattr(engine, "profiler", None)
         now = time.monotonic()
