@@ -134,6 +134,10 @@ class QualityMonitor:
     def samples_seen(self) -> int:
         return self._written
 
+    def samples_until_evaluation(self) -> int:
+        """How many more samples ``update`` takes before it evaluates (1: the next sample triggers it)."""
+        return max(1, int(round(self.settings.evaluate_every_s * self.fs))) - self._since_evaluation
+
     def report_at(self, samples_seen: int) -> QualityReport:
         """The report in force once ``samples_seen`` samples had arrived (the latest evaluation at or before it)."""
         for evaluated_at, report in reversed(self._history):
