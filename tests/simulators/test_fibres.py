@@ -231,3 +231,37 @@ def test_cli_options_reach_the_config_and_a_surface_layout_is_accepted():
     assert (config.tissue, config.layout) == ("fibres", "ring8")
     with pytest.raises(UserError, match="contraction level"):
         build_config(parser.parse_args(["simulate", "--layout", "ring8", "--tissue", "fibres", "--mvc", "120"]))
+
+
+def test_reinnervation_packs_adopted_fibres_next_to_their_parents_in_a_territory_that_hardly_grows():
+    """Collateral sprouts reach the denervated junctions next to the unit's own fibres: fibre density rises, the
+    territory stays (Stålberg & Dioszeghy 1991); until fibre model .6 the groups were moved outwards with a grown
+    territory, which diluted the density the needle sees."""
+    from dataclasses import replace
+
+    from simulators.conditions import draw_subject
+    from simulators.fibres import grow_fibres, territory_radius_mm
+    from simulators.motor_units import build_pool
+    from simulators.tissue import draw_tissue
+
+    layout = ElectrodeLayout.needle()
+
+    def density_and_spread(condition: str) -> tuple[float, float]:
+        tissue = draw_tissue(condition, "severe", np.random.default_rng([0, 3]))
+        units = max(3, int(round(tissue.units_before_loss * (1.0 - tissue.unit_loss))))
+        rng = np.random.default_rng([0, 1])
+        pool = build_pool(layout, replace(draw_subject("healthy", rng), n_units=units), rng)
+        fibres = grow_fibres(pool, tissue, np.zeros(2), np.random.default_rng(5), reach_mm=None)
+        densities, spreads = [], []
+        for unit in range(0, units, max(1, units // 8)):
+            xy = fibres.xy_mm[fibres.unit == unit]
+            sample = xy[:: max(1, len(xy) // 40)]
+            distance = np.hypot(*(sample[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+            densities.append(np.mean((distance < 0.3).sum(axis=1)))
+            radius = territory_radius_mm(pool)[unit]
+            spreads.append(np.percentile(np.hypot(*(xy - pool.position_mm[unit, :2]).T), 95) / radius)
+        return float(np.mean(densities)), float(np.mean(spreads))
+
+    healthy, neuropathy = density_and_spread("healthy"), density_and_spread("neuropathy")
+    assert neuropathy[0] > 3.0 * healthy[0]  # fibre density: the adopted fibres sit around their parents
+    assert neuropathy[1] < 1.05 * healthy[1]  # the territory grows only at its edge
