@@ -159,10 +159,14 @@ def full_description(info: Any, timeout_s: float = 5.0) -> StreamDescription:
     """The stream's full description (channel types, layout), which a resolved StreamInfo lacks: asked of the
     outlet through a short-lived inlet. A stream that does not answer is described from what was resolved."""
     import pylsl
+    from pylsl.util import LostError
+    from pylsl.util import TimeoutError as LSLTimeoutError
 
     try:
-        return describe(pylsl.StreamInlet(info).info(timeout=timeout_s))
-    except pylsl.TimeoutError:
+        # recover=False: an inlet left to recover a vanished outlet waits out the timeout, and can reach another
+        # stream altogether; the resolved description is the honest answer then
+        return describe(pylsl.StreamInlet(info, recover=False).info(timeout=timeout_s))
+    except (LSLTimeoutError, LostError):  # pylsl's own classes: pylsl 1.18 does not export them at the top level
         return describe(info)
 
 
@@ -179,6 +183,8 @@ class Acquisition(threading.Thread):
     ) -> None:
         super().__init__(name="acquisition", daemon=True)
         import pylsl
+        from pylsl.util import LostError
+        from pylsl.util import TimeoutError as LSLTimeoutError
 
         self._pylsl = pylsl
         self._inlet = pylsl.StreamInlet(
@@ -192,8 +198,11 @@ class Acquisition(threading.Thread):
             self.stream = describe(full_info)
             identity = StreamIdentity.of(full_info)
             self._inlet.open_stream(timeout=open_timeout_s)
-        except pylsl.TimeoutError as error:
-            raise UserError(f"LSL stream '{info.name()}' did not answer within {open_timeout_s:g} s") from error
+        except (LSLTimeoutError, LostError) as error:  # pylsl's own: `pylsl.TimeoutError` does not exist in 1.18
+            raise UserError(
+                f"LSL stream '{info.name()}' did not answer within {open_timeout_s:g} s (is the amplifier or "
+                "player still running?)"
+            ) from error
         if self.stream.fs <= 0:
             raise UserError(f"stream '{self.stream.name}' has an irregular rate; EMG needs a nominal sampling rate")
         self.buffer = RingBuffer(int(self.stream.fs * buffer_seconds), self.stream.n_channels)
