@@ -18,10 +18,11 @@ import lzma
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import butter, iirnotch, sosfilt, tf2sos, welch
+from scipy.signal import butter, iirnotch, sosfilt, tf2sos
 from scipy.stats import kurtosis, skew
 
 from dsp.resample import NEEDLE_FS, to_needle_rate
+from dsp.spectral import welch
 from models.needle_corpus import NeedleRecordingInfo
 from models.weight_cache import is_verified, user_cache_dir, write_verified
 
