@@ -1,5 +1,5 @@
-"""`--mains` is one definition shared by `monitor` and `analyze` (monitor/cli_options.py): 0, 50 or 60 Hz, anything
-else refused in one line with exit code 2 before a stream is waited for or a file read."""
+"""`--mains` is one definition shared by `monitor`, `analyze`, `calibrate` and `train` (monitor/cli_options.py):
+0, 50 or 60 Hz, anything else refused in one line with exit code 2 before a stream is waited for or a file read."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 from monitor.cli import main
 
 
-@pytest.mark.parametrize("command", ["monitor", "analyze"])
+@pytest.mark.parametrize("command", ["monitor", "analyze", "calibrate", "train"])
 @pytest.mark.parametrize("mains", ["55", "-50", "nan", "fifty"])
-def test_mains_other_than_0_50_60_refused_alike_by_monitor_and_analyze(command, mains, tmp_path, capsys):
-    # `analyze --mains 55` ran a 55 Hz notch (removing nothing) while `monitor` refused it: one definition now
-    target = ["--name", "nowhere"] if command == "monitor" else [str(tmp_path / "never-read.asc")]
+def test_mains_other_than_0_50_60_refused_alike_by_every_command(command, mains, tmp_path, capsys):
+    # `analyze --mains 55` ran a 55 Hz notch (removing nothing) while `monitor` refused it, and `calibrate` and
+    # `train` refused 0 (no notch) that the others take: one definition now
+    target = {"monitor": ["--name", "nowhere"], "analyze": [str(tmp_path / "never-read.asc")]}.get(command, [])
     with pytest.raises(SystemExit) as exit_:
         main([command, *target, "--mains", mains])
     assert exit_.value.code == 2
@@ -23,10 +24,10 @@ def test_mains_other_than_0_50_60_refused_alike_by_monitor_and_analyze(command, 
 
 
 @pytest.mark.parametrize("mains", ["0", "50", "60.0"])
-def test_mains_0_50_60_parse_alike_in_monitor_and_analyze(mains):
+def test_mains_0_50_60_parse_alike_in_every_command(mains):
     from monitor.cli import build_parser
 
     parser = build_parser()
-    for argv in (["monitor", "--mains", mains], ["analyze", "x.asc", "--mains", mains]):
-        assert parser.parse_args(argv).mains == float(mains)
-    assert parser.parse_args(["analyze", "x.asc"]).mains == parser.parse_args(["monitor"]).mains == 50.0
+    for argv in (["monitor"], ["analyze", "x.asc"], ["calibrate"], ["train"]):
+        assert parser.parse_args([*argv, "--mains", mains]).mains == float(mains)
+        assert parser.parse_args(argv).mains == 50.0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from monitor.cli_options import add_mains_argument
 from monitor.recordings.options import add_reader_arguments, reader_options
 
 
@@ -33,8 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="calibrate on this span instead (seconds; repeatable; FILE is a recording's file name, "
                         "needed when there are several recordings)")
     parser.add_argument("--hop-ms", type=float, default=50.0, help="hop between windows (default 50 ms)")
-    parser.add_argument("--mains", type=float, choices=[50.0, 60.0], default=50.0,
-                        help="mains frequency the recordings are notched at (default 50 Hz)")
+    add_mains_argument(parser)
     parser.add_argument("--epochs", type=int, default=25, help="fine-tuning epochs (default 25)")
     parser.add_argument("--learning-rate", type=float, default=3e-4,
                         help="fine-tuning learning rate (default 3e-4; 1e-3 and 3e-3 gave less on Myo session 3)")
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         window_ms = 1000.0 * card.window_samples / card.fs
         calibration, held_out = split_by_spans(recording.data, values, recording.fs, name, chosen, card.layout,
                                                list(card.classes), window_ms, args.hop_ms, mode=mode,
-                                               mains_hz=args.mains, muscle_timing=not args.cue_timed_labels)
+                                               mains_hz=args.mains or None, muscle_timing=not args.cue_timed_labels)
         calibration_parts.append(calibration)
         held_out_parts.append(held_out)
     try:

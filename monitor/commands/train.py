@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from monitor.cli_options import add_mains_argument
+
 SIMULATOR = "simulator"
 
 
@@ -34,8 +36,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     recordings.add_argument("--label-column", help="column holding the per-sample label (CSV/TSV)")
     recordings.add_argument("--fs", type=float, help="sampling rate when the file does not say")
     recordings.add_argument("--layout", help="electrode layout when the file does not say (ring8, grid8x8, ...)")
-    recordings.add_argument("--mains", type=float, choices=[50.0, 60.0], default=50.0,
-                            help="mains frequency the recordings are notched at (default 50 Hz)")
+    add_mains_argument(recordings)
     recordings.add_argument("--label-timing", choices=["cue", "muscle"], default="cue",
                             help="train on the labels as recorded (cue, default) or with every rest<->gesture change "
                             "moved to when the muscle made it (models/label_timing.py); test figures always use the "
@@ -172,7 +173,7 @@ def load_recordings(root: Path, args: argparse.Namespace, UserError: type[Except
     parts = [
         windows_from_recording(rec.data, _label_index(rec.labels, values), rec.fs, group, rec.layout, classes,
                                args.window_ms, hop_ms, args.mode, label_delay_ms=args.label_delay_ms,
-                               mains_hz=args.mains)
+                               mains_hz=args.mains or None)
         for group, rec in recordings
     ]
     dataset = concatenate(parts)
