@@ -207,9 +207,10 @@ def find_again(saved: UnitSet, found: UnitSet, data: np.ndarray, threshold: floa
     if same_channels:
         trains = detect(saved.decomposition, data)
         pairs = match_units(trains, [unit.discharges for unit in new_units], fs, found.decomposition.settings)
+        mapped = np.abs(saved.templates).reshape(len(old_units), -1).sum(axis=1) > 0  # a set installed without data
         for new, old in sorted(pairs.items()):
             value, shift = similarity(maps_saved[old], maps_found[new], max_shift, int(round(MAX_LAG_S * fs)))
-            if value >= DISCHARGE_MATCH_FLOOR:
+            if value >= DISCHARGE_MATCH_FLOOR or not mapped[old]:
                 matches.append(Match(old, new, round(value, 4), shift, "discharges"))
     left_saved = [i for i in range(len(old_units)) if i not in {m.saved for m in matches}]
     left_found = [j for j in range(len(new_units)) if j not in {m.found for m in matches}]

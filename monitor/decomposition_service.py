@@ -169,14 +169,18 @@ class LiveDecomposition:
         """Use ``result`` from the next chunk on. With the calibration ``data``, a unit of the previous set (or of
         a saved one) found again keeps its id (``dsp.decomposition_tracking.find_again``: the previous filters fire
         with it over those samples and their MUAPs agree, or its MUAP map matches, the grid up to one electrode off)."""
-        from dsp.decomposition_tracking import find_again, save_units
+        from dsp.decomposition_tracking import UnitSet, find_again, save_units
         from dsp.decomposition_tracking import unit_set as make_unit_set
 
         unit_set = self.status.unit_set + 1
         same: dict[int, int] = {}
-        new_set = None if data is None else make_unit_set(result, data, self.cells)
+        if data is None:  # no samples to draw MUAP maps from: the next set is matched by discharges only
+            empty = np.zeros((len(result.units), self.channels.size, 1), dtype=np.float32)
+            new_set = UnitSet(result, empty, self.cells, np.zeros(len(result.units), np.int64))
+        else:
+            new_set = make_unit_set(result, data, self.cells)
         self.found_again = []
-        if new_set is not None and self._latest is not None and self._latest.decomposition.units and result.units:
+        if data is not None and self._latest is not None and self._latest.decomposition.units and result.units:
             self.found_again = find_again(self._latest, new_set, data)
             same = {match.found: match.saved for match in self.found_again}
         ids = np.zeros(len(result.units), dtype=np.int64)
@@ -185,13 +189,12 @@ class LiveDecomposition:
                 ids[index] = self._known_ids[same[index]]
             else:
                 ids[index], self._next_id = self._next_id, self._next_id + 1
-        if new_set is not None:
-            new_set.unit_ids = ids
-            if self.save_path is not None and result.units:
-                try:
-                    save_units(self.save_path, new_set)
-                except OSError as error:
-                    log.warning("could not save the motor units to %s: %s", self.save_path, error)
+        new_set.unit_ids = ids
+        if data is not None and self.save_path is not None and result.units:
+            try:
+                save_units(self.save_path, new_set)
+            except OSError as error:
+                log.warning("could not save the motor units to %s: %s", self.save_path, error)
         self._latest, self._known_ids = new_set, ids
         self._queue(result, unit_set, ids)
         sils = [round(unit.sil, 3) for unit in result.units]

@@ -174,3 +174,17 @@ def test_analyze_saves_the_units_and_finds_them_again_in_a_later_recording(shift
     assert main(["analyze", str(tmp_path / "absent.edf"), "--motor-units", str(tmp_path / "junk.npz")]) == 2
     error = capsys.readouterr().err.strip()
     assert "not a saved motor-unit set" in error and len(error.splitlines()) == 1
+
+
+def test_a_set_installed_without_samples_is_still_found_again_by_its_discharges(shifted):
+    """A set installed with no calibration samples (no MUAP maps: a benchmark, a test) hands its numbers on by the
+    discharges alone, as before MUAP maps existed."""
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decomposition_service import LiveDecomposition
+
+    first, _ = shifted
+    service = LiveDecomposition(RingBuffer(100, 64), 2048.0, cells=first["set"].cells)
+    service.install(first["set"].decomposition)
+    service.install(first["set"].decomposition, data=first["data"])  # the same units again, now with samples
+    assert "found again" in service.status.message
+    np.testing.assert_array_equal(service._known_ids, np.arange(len(first["identity"])))
