@@ -39,13 +39,27 @@ def one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+class NoTracebackFormatter(logging.Formatter):
+    """Log lines without the tracebacks libraries attach to what they recover from (pyxdf logs one at ERROR for
+    each damaged chunk it skips): the exception's own line is kept; -v shows the whole traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_info and not record.stack_info:
+            return super().format(record)
+        error = record.exc_info[1] if record.exc_info else None
+        plain = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None})
+        line = super().format(plain)
+        return f"{line} ({type(error).__name__}: {one_line(error)})" if error is not None else line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-    )
+    log_format = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format=log_format)
+    if not args.verbose:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(NoTracebackFormatter(log_format))
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
