@@ -374,55 +374,13 @@ def out_of_fold(study: FourthStudy, spec: str) -> tuple[np.ndarray, np.ndarray, 
     return recorded, perturbed, choices
 
 
-def paired_difference(study: FourthStudy, candidate: np.ndarray, baseline: np.ndarray, n_boot: int = 1000,
-                      seed: int = 0) -> dict[str, Any]:
-    """Patient BA of candidate minus baseline, with percentile intervals at 95 % and ``BONFERRONI_LEVEL`` over the
-    same resampled people for both (whole people)."""
-    from models.needle_splits import classification_figures, patient_probabilities
-
-    patients, labels = study.base.patients[study.base.dev], study.base.labels[study.base.dev]
-    _, cand_means, classes = patient_probabilities(patients, candidate, labels)
-    _, base_means, _ = patient_probabilities(patients, baseline, labels)
-    cand_pred, base_pred = cand_means.argmax(1), base_means.argmax(1)
-
-    def ba(rows: np.ndarray, predicted: np.ndarray) -> float:
-        return float(classification_figures(classes[rows], predicted[rows])["balanced_accuracy"])
-
-    everyone = np.arange(len(classes))
-    rng = np.random.default_rng(seed)
-    draws = [rng.choice(everyone, size=len(everyone), replace=True) for _ in range(n_boot)]
-    differences = [ba(rows, cand_pred) - ba(rows, base_pred) for rows in draws]
-    tail = (1 - BONFERRONI_LEVEL) / 2 * 100
-    return {"difference": round(ba(everyone, cand_pred) - ba(everyone, base_pred), 4),
-            "interval_95": [round(float(np.percentile(differences, q)), 4) for q in (2.5, 97.5)],
-            "interval_98_75": [round(float(np.percentile(differences, q)), 4) for q in (tail, 100 - tail)]}
-
-
 def evaluate(study: FourthStudy, specs: list[str]) -> list[dict[str, Any]]:
-    from models.needle_splits import evaluate as patient_figures
+    """The third round's table (models.needle_interference_study.evaluate) for this round's candidates, with the
+    paired difference's Bonferroni interval beside its 95 % one."""
+    from models.needle_interference_study import evaluate as evaluate_candidates
 
-    rows = []
-    baseline = None
-    for spec in specs:
-        recorded, perturbed, choices = out_of_fold(study, spec)
-        figures = patient_figures(study.base.patients[study.base.dev], study.base.labels[study.base.dev],
-                                  recorded, 1000)["per_patient"]
-        row = {"spec": spec, "balanced_accuracy": round(figures["balanced_accuracy"], 4),
-               "interval_95": [round(v, 3) for v in figures["interval_95"]["balanced_accuracy"]],
-               "sensitivity": {k: round(v, 3) for k, v in figures["sensitivity"].items()},
-               "specificity": {k: round(v, 3) for k, v in figures["specificity"].items()},
-               "macro_f1": round(figures["macro_f1"], 3), "confusion": figures["confusion_matrix"],
-               "perturbed_copies": [round(study.base.patient_figures(p)["balanced_accuracy"], 3)
-                                    for p in perturbed],
-               "inner_choices": choices}
-        if baseline is None:
-            baseline = recorded
-        else:
-            row["minus_baseline"] = paired_difference(study, recorded, baseline)
-        np.save(CACHE / f"oof-fourth-{spec.replace(':', '-')}.npy", recorded)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    return rows
+    return evaluate_candidates(study, specs, fold_predictions=out_of_fold, cache_prefix="oof-fourth",
+                               choices_row=lambda choices: choices, extra_level=BONFERRONI_LEVEL)
 
 
 def describe(study: FourthStudy) -> list[dict[str, Any]]:

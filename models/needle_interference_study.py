@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -134,10 +135,11 @@ def out_of_fold(study: InterferenceStudy, spec: str) -> tuple[np.ndarray, np.nda
     return recorded, perturbed, choices
 
 
-def paired_difference(study: InterferenceStudy, candidate: np.ndarray, baseline: np.ndarray,
-                      n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def paired_difference(study: Any, candidate: np.ndarray, baseline: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                      extra_level: float | None = None) -> dict[str, Any]:
     """Patient BA of candidate minus baseline, and its 95 % percentile interval resampling the same people for
-    both (whole people, as ``models.needle_splits.bootstrap_intervals`` does)."""
+    both (whole people, as ``models.needle_splits.bootstrap_intervals`` does); with ``extra_level`` (0.9875 for a
+    Bonferroni-corrected 95 % over four candidates) that interval too, as ``interval_98_75``."""
     from models.needle_splits import classification_figures, patient_probabilities
 
     patients, labels = study.base.patients[study.base.dev], study.base.labels[study.base.dev]
@@ -152,17 +154,33 @@ def paired_difference(study: InterferenceStudy, candidate: np.ndarray, baseline:
     rng = np.random.default_rng(seed)
     draws = [rng.choice(everyone, size=len(everyone), replace=True) for _ in range(n_boot)]
     differences = [ba(rows, cand_pred) - ba(rows, base_pred) for rows in draws]
-    return {"difference": round(ba(everyone, cand_pred) - ba(everyone, base_pred), 4),
-            "interval_95": [round(float(np.percentile(differences, q)), 4) for q in (2.5, 97.5)]}
+
+    def interval(level: float) -> list[float]:
+        tail = (1 - level) / 2 * 100
+        return [round(float(np.percentile(differences, q)), 4) for q in (tail, 100 - tail)]
+
+    figures = {"difference": round(ba(everyone, cand_pred) - ba(everyone, base_pred), 4),
+               "interval_95": interval(0.95)}
+    if extra_level is not None:
+        figures[f"interval_{100 * extra_level:g}".replace(".", "_")] = interval(extra_level)
+    return figures
 
 
-def evaluate(study: InterferenceStudy, specs: list[str]) -> list[dict[str, Any]]:
+def evaluate(study: Any, specs: list[str], fold_predictions: Callable[[Any, str], tuple] | None = None,
+             cache_prefix: str = "oof-ip", choices_row: Callable[[list], Any] | None = None,
+             extra_level: float | None = None) -> list[dict[str, Any]]:
+    """One row per candidate ``spec`` (the first is the baseline): patient figures of its out-of-fold
+    probabilities (``fold_predictions(study, spec)``: recorded, perturbed copies, inner choices), the perturbed
+    copies' BA and the paired difference from the baseline; each printed as a JSON line and its probabilities
+    kept in ``CACHE``. The fourth round (models/needle_fourth_round.py) runs through here with its own folds."""
     from models.needle_splits import evaluate as patient_figures
 
+    fold_predictions = fold_predictions or out_of_fold
+    choices_row = choices_row or (lambda choices: [{"C": c["C"], "bias": c["bias"]} for c in choices])
     rows = []
     baseline = None
     for spec in specs:
-        recorded, perturbed, choices = out_of_fold(study, spec)
+        recorded, perturbed, choices = fold_predictions(study, spec)
         figures = patient_figures(study.base.patients[study.base.dev], study.base.labels[study.base.dev],
                                   recorded, 1000)["per_patient"]
         row = {"spec": spec, "balanced_accuracy": round(figures["balanced_accuracy"], 4),
@@ -172,12 +190,12 @@ def evaluate(study: InterferenceStudy, specs: list[str]) -> list[dict[str, Any]]
                "macro_f1": round(figures["macro_f1"], 3), "confusion": figures["confusion_matrix"],
                "perturbed_copies": [round(study.base.patient_figures(p)["balanced_accuracy"], 3)
                                     for p in perturbed],
-               "inner_choices": [{"C": c["C"], "bias": c["bias"]} for c in choices]}
+               "inner_choices": choices_row(choices)}
         if baseline is None:
             baseline = recorded
         else:
-            row["minus_baseline"] = paired_difference(study, recorded, baseline)
-        np.save(CACHE / f"oof-ip-{spec}.npy", recorded)
+            row["minus_baseline"] = paired_difference(study, recorded, baseline, extra_level=extra_level)
+        np.save(CACHE / f"{cache_prefix}-{spec.replace(':', '-')}.npy", recorded)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
