@@ -81,15 +81,26 @@ def read_manifest(path: Path) -> list[tuple[Path, str, str | None]]:
     """(recording file, class label, patient or None) per row of a manifest CSV (columns file, label and optionally
     patient; others are for people)."""
     import csv
+    import io
 
     from monitor.errors import UserError
 
     try:
-        with path.open(newline="") as handle:
-            rows = [{str(key).strip().lower(): (value or "").strip() for key, value in row.items()}
-                    for row in csv.DictReader(handle)]  # fmt: skip
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which would hide the 'file' column
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise UserError(f"--manifest {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--manifest {path}: not a text CSV file (columns file,label)") from None
+    header = text.splitlines()[0] if text.strip() else ""
+    # a spreadsheet where the decimal separator is a comma writes ';' between cells
+    delimiter = max(",;\t", key=header.count) if header else ","
+    try:
+        rows = [{str(key).strip().lower(): (value or "").strip() for key, value in row.items()
+                 if key is not None}  # a row's stray extra cells come as a list under the key None
+                for row in csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)]  # fmt: skip
+    except csv.Error as error:
+        raise UserError(f"--manifest {path}: not a readable CSV file ({error})") from None
     if not rows or not {"file", "label"} <= set(rows[0]):
         raise UserError(f"--manifest {path}: need a header with the columns file,label and one row per recording")
     entries = []
