@@ -132,11 +132,25 @@ def _regularisation(card: dict[str, Any]) -> str:
     return ", ".join(parts) + "."
 
 
+def _simulator_model(card: dict[str, Any]) -> str:
+    """Which of the simulator's two models made the training subjects (the card's data records the fibre model's
+    versions; a card without them predates the fibre model's training option: legacy)."""
+    data = card["training"]["data"]
+    if data.get("tissue", "legacy") == "fibres":
+        return ("the simulator's fibre-level model (`tissue=\"fibres\"`: fibre model "
+                f"{data.get('fibre_model_version', '?')}, surface model {data.get('surface_model_version', '?')}; "
+                "each patient's severity drawn)")
+    return ("the simulator's legacy model (`tissue=\"legacy\"`: conditions differ by a MUAP duration scale and a "
+            "tissue low-pass), not its fibre-level surface model (docs/simulator.md), which it has not seen")
+
+
 def _reproduce(card: dict[str, Any]) -> str:
     data, config = card["training"]["data"], card["training"]["config"]
     options = [f"--subjects {data['subjects_per_condition']}", "--sim-workers 2",
                f"--duration {data['duration_s']:g}", f"--sim-layout {data['layout']}", f"--sim-fs {data['fs']:g}",
                f"--subject-gain-db {data['subject_gain_db']:g}"]
+    if data.get("tissue", "legacy") != "legacy":
+        options.append(f"--sim-tissue {data['tissue']}")
     if not card["feature_names"]:
         options.append("--no-features")
     options += [f"--epochs {config['epochs']}", f"--patience {config['patience']}",
@@ -317,7 +331,8 @@ def render(card: dict[str, Any]) -> str:
         f"{window_ms:.0f} ms window ({card['window_samples']} samples at {card['fs']:g} Hz) of band-pass-filtered "
         "surface EMG during a voluntary contraction.",
         f"- **Input it was trained on:** simulated patients only, from the bundled simulator (`simulators/emg.py`), "
-        f"{layout} at {card['fs']:g} Hz, filtered with the monitor's own causal `dsp.filters.default_chain`"
+        f"{layout} at {card['fs']:g} Hz, filtered with the monitor's own causal `dsp.filters.default_chain`, made "
+        f"by {_simulator_model(card)}"
         + ("; its condition verdict has **not been validated on real surface recordings**."
            if card["training"].get("real_recordings") else "."),
         "- **Not for diagnosis.** It has only seen simulated motor-unit pools; a real patient's recording differs. "
