@@ -87,6 +87,8 @@ class LiveDecomposition:
         self._next_id = 0
         self._known_ids = np.zeros(0, dtype=np.int64)
         self.found_again: list[Any] = []  # dsp.decomposition_tracking.Match of the newest set against the previous
+        # (unit number, MUAP similarity, evidence) of each unit of the newest set found again: what the panel shows
+        self.found_again_units: list[tuple[int, float, str]] = []
         self._pending: tuple[LiveDecomposer | None, int, np.ndarray, RecruitmentTracker | None] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -190,6 +192,8 @@ class LiveDecomposition:
             else:
                 ids[index], self._next_id = self._next_id, self._next_id + 1
         new_set.unit_ids = ids
+        self.found_again_units = [(int(ids[match.found]), float(match.similarity), str(match.evidence))
+                                  for match in self.found_again]  # fmt: skip
         if data is not None and self.save_path is not None and result.units:
             try:
                 save_units(self.save_path, new_set)
@@ -212,10 +216,41 @@ class LiveDecomposition:
         unit_set = self.status.unit_set + 1
         ids = np.asarray(saved.unit_ids, dtype=np.int64)
         self._latest, self._known_ids = saved, ids
+        self.found_again, self.found_again_units = [], []
         self._next_id = max(self._next_id, int(ids.max()) + 1 if ids.size else 0)
         self._queue(saved.decomposition, unit_set, ids)
         self.status = CalibrationStatus("calibrated", f"{ids.size} saved units applied (set {unit_set}): "
                                         "Calibrate to decompose afresh and find them again", unit_set)  # fmt: skip
+
+    def save_units(self, path: str | Path) -> Path:
+        """Writes the running unit set (filters, numbers, MUAP maps) to ``path`` (.npz, the ``--save-motor-units``
+        format); ValueError in one line when there is none or the file cannot be written."""
+        from pathlib import Path
+
+        from dsp.decomposition_tracking import save_units
+
+        path, latest = Path(path), self._latest
+        if path.suffix.lower() != ".npz":
+            raise ValueError(f"{path}: the unit set is written as .npz; name the file *.npz")
+        if latest is None or not latest.decomposition.units:
+            raise ValueError("no motor units to save yet: calibrate first")
+        try:
+            return save_units(path, latest)
+        except OSError as error:
+            raise ValueError(f"{path}: cannot write it ({error.strerror or error})") from None
+
+    def load_units(self, path: str | Path) -> UnitSet:
+        """Applies the unit set saved in ``path`` from the next chunk on, its units keeping their numbers (as
+        ``monitor --motor-units``); the next calibration finds them again. ValueError in one line for a malformed file
+        or one of another grid or rate, the running set kept."""
+        from dsp.decomposition_tracking import load_units
+
+        saved = load_units(path)
+        try:
+            self.install_saved(saved)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        return saved
 
     def _queue(self, result: Decomposition, unit_set: int, ids: np.ndarray) -> None:
         from dsp.decomposition_live import LiveDecomposer, RecruitmentTracker
@@ -298,6 +333,8 @@ def describe(service: LiveDecomposition, recent_s: float = RECENT_S) -> dict[str
                                                         for up, down in recruitment.thresholds()],
         "force_channel": service.force_channel, "channels": [int(c) for c in service.channels],
         "published": service.published,
+        # units of the newest set found again (their number kept): [number, MUAP similarity, evidence]
+        "found_again": [[unit_id, value, evidence] for unit_id, value, evidence in service.found_again_units],
         # (unit_set, unit, counter, LSL time, instantaneous Hz) of the last ``recent_s``
         "discharges": [[row[0], row[1], row[2], row[3], _number(row[4])] for row in service.newest(recent_s)],
     }  # fmt: skip
@@ -320,6 +357,7 @@ class RemoteDecomposition:
         self.status = CalibrationStatus(message="press Calibrate during a steady contraction (the core decomposes)")
         self.unit_set, self.n_units, self.published = -1, 0, 0
         self.unit_ids = np.zeros(0, dtype=np.int64)
+        self.found_again_units: list[tuple[int, float, str]] = []
         self.channels = np.zeros(0, dtype=np.int64)
         self.force_channel: int | None = None
         self.recruitment: _Thresholds | None = None
@@ -337,6 +375,7 @@ class RemoteDecomposition:
                                             document["seconds"], document["wall_s"], list(document["sil"]))  # fmt: skip
             self.unit_set, self.n_units = int(document["unit_set"]), int(document["n_units"])
             self.unit_ids = np.asarray(document["unit_ids"], dtype=np.int64)
+            self.found_again_units = [(int(i), float(v), str(e)) for i, v, e in document.get("found_again", [])]
             self._rates = np.asarray(document["smoothed_hz"], dtype=float)
             self.channels = np.asarray(document["channels"], dtype=np.int64)
             self.force_channel, self.published = document["force_channel"], int(document["published"])
@@ -367,6 +406,26 @@ class RemoteDecomposition:
             self.update(reply["decomposition"])
         else:
             self.status = CalibrationStatus("failed", str(reply.get("error", "refused by the core")), self.unit_set)
+
+    def save_units(self, path: str | Path) -> None:
+        """Asks the core to write its running unit set to ``path`` (absolute: the core's working folder is not
+        this view's); ValueError in one line with the core's refusal."""
+        self._ask("save", path)
+
+    def load_units(self, path: str | Path) -> None:
+        """Asks the core to apply the unit set saved in ``path``; ValueError in one line when the core refuses it
+        (a malformed file, another grid): the core keeps its running set."""
+        self._ask("load", path)
+
+    def _ask(self, action: str, path: str | Path) -> None:
+        from pathlib import Path
+
+        if self.control is None:
+            raise ValueError("this view is read-only (no control channel)")
+        reply = self.control.request("decomposition", action=action, path=str(Path(path).expanduser().absolute()))
+        if not reply.get("ok"):
+            raise ValueError(str(reply.get("error", "refused by the core")).splitlines()[0])
+        self.update(reply["decomposition"])
 
     def recent(self, since_timestamp: float) -> list[tuple[int, int, int, float, float, float]]:
         unit_set = self.unit_set
@@ -407,15 +466,26 @@ class CoreDecomposition:
             return self.service
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A view's request: ``action`` "calibrate" (``seconds``, 5-30) or "describe"."""
+        """A view's request: ``action`` "calibrate" (``seconds``, 5-30), "save" / "load" (``path``: an absolute .npz
+        path, ``dsp.decomposition_tracking``'s format; load applies the set as ``--motor-units``) or "describe"."""
+        from pathlib import Path
+
         action = request.get("action")
         if action == "calibrate":
             seconds = float(request.get("seconds", 20.0))
             if not MIN_CALIBRATION_S <= seconds <= MAX_CALIBRATION_S:
                 raise ValueError(f"calibrate on {MIN_CALIBRATION_S:g}-{MAX_CALIBRATION_S:g} s, not {seconds:g}")
             self.start().calibrate(seconds)
+        elif action in ("save", "load"):
+            path = Path(str(request.get("path", "")))
+            if not path.is_absolute():  # the core's working folder is not the view's
+                raise ValueError(f"{action} motor units: an absolute path, not {str(path)!r}")
+            if action == "save":
+                self.start().save_units(path)
+            else:
+                self.start().load_units(path)
         elif action != "describe":
-            raise ValueError(f"unknown decomposition action {action!r}; known: calibrate, describe")
+            raise ValueError(f"unknown decomposition action {action!r}; known: calibrate, save, load, describe")
         return {"decomposition": describe(self.start())}
 
     def describe(self) -> dict[str, Any] | None:

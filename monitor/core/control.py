@@ -9,7 +9,9 @@ out any process that has not read this user's private file.
 
 Requests: ``hello`` / ``heartbeat`` / ``bye`` (a view says it is there; the core's status line reports views that go
 silent or die), ``marker`` (text, LSL time), ``record`` (on: bool), ``settings`` (changes: the engine's filter and
-window settings), ``status``. The server answers from its own thread and never blocks the core's pipeline.
+window settings), ``status``, ``decomposition`` (action: calibrate / save / load / describe of the core's motor units,
+``monitor.decomposition_service.CoreDecomposition.handle``). The server answers from its own thread and never blocks
+the core's pipeline.
 """
 
 from __future__ import annotations

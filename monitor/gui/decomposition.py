@@ -7,10 +7,17 @@ runs in the core (``monitor --decompose``, or started by this panel's first Cali
 closing or losing the view loses no discharge; in the in-process window the panel starts one itself. Calibrate
 decomposes the newest N s of the raw buffer in a background thread: the GUI never waits for it and the new unit set
 takes over between two chunks.
+
+Save units… writes the running unit set (separation filters, unit numbers, MUAP maps) to an .npz; Load units…
+applies a saved one from the next chunk on, its units keeping their numbers, and the next Calibrate finds them again
+(``dsp.decomposition_tracking``: the file and the rules of ``monitor --motor-units`` / ``--save-motor-units``). In a
+view of a core both go over the control channel like Calibrate, the core reading and writing the file. A file that
+is refused (malformed, another grid) is said in one line and the running set is kept.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +27,7 @@ from PyQt6 import QtWidgets
 WINDOW_S = 10.0  # raster and rate history shown
 MUAP_HALF_S = 0.025
 MIN_CHANNELS = 16
+UNITS_FILTER = "Motor-unit sets (*.npz)"
 
 
 def wanted(state: Any) -> bool:
@@ -67,6 +75,14 @@ class DecompositionPanel(QtWidgets.QWidget):
         self.seconds_box.setRange(5, 30)
         self.seconds_box.setValue(20)
         self.seconds_box.setSuffix(" s")
+        self.save_button = QtWidgets.QPushButton("Save units…")
+        self.save_button.setToolTip("write the running unit set (filters, numbers, MUAP maps) for a later session")
+        self.save_button.clicked.connect(self.choose_save_path)
+        self.load_button = QtWidgets.QPushButton("Load units…")
+        self.load_button.setToolTip("apply a saved unit set (its numbers kept); Calibrate then finds its units again")
+        self.load_button.clicked.connect(self.choose_load_path)
+        self.units_file_label = QtWidgets.QLabel("")  # the last save/load: what was written, applied or refused
+        self.found_again_label = QtWidgets.QLabel("")
         self.status_label = QtWidgets.QLabel(self.service.status.message)
         self.rates_label = QtWidgets.QLabel("")
         self.thresholds_label = QtWidgets.QLabel("" if force is None else "recruitment thresholds: none yet")
@@ -98,6 +114,8 @@ class DecompositionPanel(QtWidgets.QWidget):
         controls.addWidget(QtWidgets.QLabel("<b>Motor units</b>"))
         controls.addWidget(self.calibrate_button)
         controls.addWidget(self.seconds_box)
+        controls.addWidget(self.save_button)
+        controls.addWidget(self.load_button)
         controls.addWidget(self.status_label, 1)
         plots = QtWidgets.QVBoxLayout()
         plots.addWidget(self.raster, 1)
@@ -112,6 +130,8 @@ class DecompositionPanel(QtWidgets.QWidget):
         column = QtWidgets.QVBoxLayout(self)
         column.setContentsMargins(2, 2, 2, 2)
         column.addLayout(controls)
+        column.addWidget(self.units_file_label)
+        column.addWidget(self.found_again_label)
         column.addWidget(self.rates_label)
         column.addWidget(self.thresholds_label)
         column.addLayout(body, 1)
@@ -120,9 +140,53 @@ class DecompositionPanel(QtWidgets.QWidget):
         self.service.calibrate(float(self.seconds_box.value()))
         self.status_label.setText(self.service.status.message)
 
+    # ----- unit sets in files -------------------------------------------------------------------------------------
+    def choose_save_path(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save motor units", "motor_units.npz", UNITS_FILTER)
+        if path:
+            self.save_units(path if path.lower().endswith(".npz") else f"{path}.npz")
+
+    def choose_load_path(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load motor units", "", UNITS_FILTER)
+        if path:
+            self.load_units(path)
+
+    def save_units(self, path: str | Path) -> bool:
+        """Writes the running unit set to ``path`` (the file dialog's choice; tests call it directly). False, with
+        the reason in one line, when nothing was written."""
+        path = Path(path).expanduser().absolute()
+        try:
+            self.service.save_units(path)
+        except ValueError as error:
+            return self._say(f"not saved: {error}", ok=False)
+        ids = " ".join(f"U{i}" for i in self.service.unit_ids)
+        return self._say(f"saved {len(self.service.unit_ids)} units ({ids}) to {path}", ok=True)
+
+    def load_units(self, path: str | Path) -> bool:
+        """Applies the unit set saved in ``path`` (the file dialog's choice; tests call it directly). A refused file
+        leaves the running set as it was: False, with the reason in one line."""
+        path = Path(path).expanduser().absolute()
+        try:
+            self.service.load_units(path)
+        except ValueError as error:
+            return self._say(f"not loaded (running units kept): {error}", ok=False)
+        self.status_label.setText(self.service.status.message)
+        return self._say(f"loaded {path.name}: its units keep their numbers; Calibrate to find them again", ok=True)
+
+    def _say(self, text: str, ok: bool) -> bool:
+        """One line in the panel and in the window's status bar (a dock's window has one)."""
+        line = " ".join(str(text).split())  # never more than one line, whatever the refusal said
+        self.units_file_label.setText(line)
+        self.units_file_label.setStyleSheet("" if ok else "color: #c0392b")
+        window = self.window()
+        if isinstance(window, QtWidgets.QMainWindow):
+            window.statusBar().showMessage(line, 10_000)
+        return ok
+
     # ----- drawing ------------------------------------------------------------------------------------------------
     def refresh(self) -> None:
         self.status_label.setText(self.service.status.message)
+        self.found_again_label.setText(found_again_text(self.service.found_again_units))
         n_units = self.service.n_units
         self.unit_box.setRange(0, max(0, n_units - 1))
         latest = self.pipeline.acquisition.buffer.latest(1)
@@ -175,6 +239,16 @@ class DecompositionPanel(QtWidgets.QWidget):
         data = block.data[:, self.service.channels]
         average = data[inside[:, None] + np.arange(-half, half + 1)[None, :]].mean(axis=0)
         return average.max(axis=0) - average.min(axis=0)
+
+
+def found_again_text(found: list[tuple[int, float, str]]) -> str:
+    """The units of the newest set found again in the previous or the loaded set: number, MUAP similarity, and
+    "by discharges" where the previous filters fired with the unit (``dsp.decomposition_tracking.find_again``)."""
+    if not found:
+        return ""
+    shown = [f"U{unit_id} {value:.2f}" + (" by discharges" if evidence == "discharges" else "")
+             for unit_id, value, evidence in sorted(found)]  # fmt: skip
+    return "found again (MUAP similarity): " + ", ".join(shown)
 
 
 def force_channel(labels: list[str], emg_channels: np.ndarray) -> int | None:
