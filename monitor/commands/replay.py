@@ -53,16 +53,34 @@ def stream_names(source: str | Path | None, name: str | None = None, source_id: 
     return name or f"NeuroFusion-Replay-{stem}", source_id or f"neurofusion-replay-{stem}"
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuses, in one line and before the file is read, numbers no replay can use: a nan/inf --start/--end/
+    --duration was a ValueError from an integer sample index, and a nan --speed or a --duration of 0 played
+    nothing (or paced nothing) with exit code 0."""
+    import math
+
+    from monitor.errors import UserError
+
+    if not (math.isfinite(args.speed) and args.speed > 0):
+        raise UserError(f"--speed must be a positive factor, not {args.speed:g}")
+    if args.chunk_samples <= 0:
+        raise UserError(f"--chunk-samples must be positive, not {args.chunk_samples}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
+    for option, value in (("--start", args.start), ("--end", args.end)):
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"{option} must be a number of seconds into the recording, not {value:g}")
+    if not (math.isfinite(args.wait_for_consumer) and args.wait_for_consumer >= 0):
+        raise UserError(f"--wait-for-consumer must be 0 or more seconds, not {args.wait_for_consumer:g}")
+
+
 def run(args: argparse.Namespace) -> int:
     from monitor.errors import UserError
     from monitor.recordings import open_recording
     from monitor.recordings.replay import replay_source
     from simulators.amplifier import Amplifier
 
-    if args.speed <= 0:
-        raise UserError(f"--speed must be positive, not {args.speed}")
-    if args.chunk_samples <= 0:
-        raise UserError(f"--chunk-samples must be positive, not {args.chunk_samples}")
+    check_numbers(args)
     recording = open_recording(args.file, **reader_options(args)).slice_seconds(args.start, args.end)
     name, source_id = stream_names(recording.source, args.name, args.source_id)
     if args.with_force and not recording.auxiliary:
