@@ -285,7 +285,8 @@ def decompose_channel(
         # the units found so far subtracted from the signal: spikes they hid or blurred into mixtures stand out,
         # and a second clustering on what remains finds the smaller units of a moderate contraction
         windows = [_snippets(analysis, members, before, after) for members in candidates]
-        residual = analysis - _model_of(analysis.size, fs, candidates, windows, before, after, settings)
+        model, _ = _model_of(analysis.size, fs, candidates, windows, before, after, settings)
+        residual = analysis - model
         residual_detection = detection_signal(residual[:, None], fs, settings)[:, 0]
         found = _clustered_trains(residual, residual_detection, fs, settings, analysis_for_templates=analysis)
         if not found:
@@ -422,15 +423,18 @@ def _model_of(
     before: int,
     after: int,
     settings: MupSettings,
-) -> np.ndarray:
-    """The signal the found units explain: each unit's (baseline-free) template at each of its discharges."""
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The signal the found units explain (each unit's baseline-free template at each of its discharges) and those
+    templates, one per unit: the residual pass subtracts the model, peeling also adds each unit's own back."""
     offsets = np.arange(-before, after + 1)
+    shapes = []
     model = np.zeros(size)
     for members, unit_windows in zip(candidates, windows, strict=True):
         template, _, _ = clean_template(unit_windows, settings)
         shape = template - baseline_of(template, fs)
+        shapes.append(shape)
         np.add.at(model, (members[:, None] + offsets[None, :]).ravel(), np.tile(shape, members.size))
-    return model
+    return model, shapes
 
 
 def _peeled_windows(
@@ -446,14 +450,7 @@ def _peeled_windows(
     by subtracting that unit's current template at its time: superimposed discharges of the units found no longer
     disturb the median, so giant MUPs among overlapping discharges keep their slow tails and their templates'
     noise falls."""
-    offsets = np.arange(-before, after + 1)
-    shapes = []
-    model = np.zeros(analysis.size)
-    for members, unit_windows in zip(candidates, windows, strict=True):
-        template, _, _ = clean_template(unit_windows, settings)
-        shape = template - baseline_of(template, fs)
-        shapes.append(shape)
-        np.add.at(model, (members[:, None] + offsets[None, :]).ravel(), np.tile(shape, members.size))
+    model, shapes = _model_of(analysis.size, fs, candidates, windows, before, after, settings)
     residual = analysis - model
     # the model holds each window's own centred discharge too: add it back, so only the others are removed
     pairs = zip(candidates, shapes, strict=True)

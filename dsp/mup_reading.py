@@ -357,25 +357,22 @@ def analyse_needle(
     x, rate, source_fs = _checked(signal, fs, settings)
     units, patterns, recruitments = _decomposed(x, rate, settings)
     units, measures, rejected = _measured(units, rate)
-    summary, reading, reference, notes = _read(measures, recruitments, rate, muscle, age)
+    rejection_notes = []
     if rejected:
-        notes.append(f"{rejected} MUP(s) not accepted: amplitude below {MIN_AMPLITUDE_SE:g} standard errors of "
-                     "the template, too noisy to place onset and end")  # fmt: skip
-    return NeedleReport(
-        fs=rate,
+        rejection_notes.append(f"{rejected} MUP(s) not accepted: amplitude below {MIN_AMPLITUDE_SE:g} standard "
+                               "errors of the template, too noisy to place onset and end")  # fmt: skip
+    return _read_into_report(
+        rate,
+        units,
+        measures,
+        recruitments,
+        patterns,
+        muscle,
+        age,
         n_channels=x.shape[1],
         duration_s=x.shape[0] / rate,
-        units=units,
-        measures=measures,
-        summary=summary,
-        interference=patterns,
-        recruitment=recruitments,
-        reading=reading,
-        notes=notes,
-        muscle=None if muscle is None else canonical_muscle(muscle),
-        age=age,
-        reference=reference,
         source_fs=source_fs,
+        extra_notes=rejection_notes,
     )
 
 
@@ -405,22 +402,56 @@ def pool_reports(reports: Sequence[NeedleReport], muscle: str | None = None, age
     units = [unit for report in reports for unit in report.units]
     measures = [m for report in reports for m in report.measures]
     recruitments = [r for report in reports for r in report.recruitment]
-    summary, reading, reference, notes = _read(measures, recruitments, rate, muscle, age)
+    interference = [p for report in reports for p in report.interference]
     sources = {report.source_fs for report in reports}
-    return NeedleReport(
-        fs=rate,
+    return _read_into_report(
+        rate,
+        units,
+        measures,
+        recruitments,
+        interference,
+        muscle,
+        age,
         n_channels=max(report.n_channels for report in reports),
         duration_s=sum(report.duration_s for report in reports),
+        source_fs=sources.pop() if len(sources) == 1 else None,
+        recordings=sum(report.recordings for report in reports),
+    )
+
+
+def _read_into_report(
+    rate: float,
+    units: list[MotorUnit],
+    measures: list[MupMeasures],
+    recruitments: list[Recruitment],
+    interference: list[InterferencePattern],
+    muscle: str | None,
+    age: float | None,
+    *,
+    n_channels: int,
+    duration_s: float,
+    source_fs: float | None,
+    recordings: int = 1,
+    extra_notes: Sequence[str] = (),
+) -> NeedleReport:
+    """The units' measures and recruitment read against the muscle's reference (``_read``), in one report with
+    what they came from: one recording's analysis and a muscle's pooled recordings end alike, so they share this.
+    ``extra_notes`` follow the reading's own notes."""
+    summary, reading, reference, notes = _read(measures, recruitments, rate, muscle, age)
+    return NeedleReport(
+        fs=rate,
+        n_channels=n_channels,
+        duration_s=duration_s,
         units=units,
         measures=measures,
         summary=summary,
-        interference=[p for report in reports for p in report.interference],
+        interference=interference,
         recruitment=recruitments,
         reading=reading,
-        notes=notes,
+        notes=[*notes, *extra_notes],
         muscle=None if muscle is None else canonical_muscle(muscle),
         age=age,
         reference=reference,
-        source_fs=sources.pop() if len(sources) == 1 else None,
-        recordings=sum(report.recordings for report in reports),
+        source_fs=source_fs,
+        recordings=recordings,
     )
