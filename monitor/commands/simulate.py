@@ -84,7 +84,10 @@ def add_simulator_model_arguments(parser: Any) -> None:
         help="'fibres' sums each unit's muscle fibres, disease as tissue changes, on a needle, ring or grid layout "
         "(docs/simulator.md); 'legacy' is the model the bundled surface models were trained on. Default: fibres "
         "on a needle (its MUPs are built from fibres and checked against real needle recordings; the legacy "
-        "needle is two numbers and a low-pass), legacy otherwise",
+        "needle is two numbers and a low-pass), legacy on rings and grids for now: the fibre model is the more "
+        "realistic there too (surface RMS from the tissue, conditions overlapping as in clinics), but it builds "
+        "its templates for 2-40 s of CPU before streaming (ring 2-5 s, 64-ch grid ~21 s, 256-ch ~39 s) and the "
+        "bundled surface condition model has not yet been retrained on it (docs/simulator.md)",
     )
     parser.add_argument(
         "--severity", choices=SEVERITIES,
@@ -99,7 +102,8 @@ def add_simulator_model_arguments(parser: Any) -> None:
 
 
 def resolved_tissue(args: argparse.Namespace) -> str:
-    """--tissue, or its default for the layout: fibres on a needle, legacy on surface electrodes."""
+    """--tissue, or its default for the layout: fibres on a needle, legacy on surface electrodes (the fibre surface
+    model's start-up build and the bundled surface model still trained on legacy subjects: docs/simulator.md)."""
     tissue = getattr(args, "tissue", None)
     if tissue is not None:
         return tissue
