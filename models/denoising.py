@@ -17,17 +17,16 @@ filters + autoencoder, on held-out simulated subjects. It is never on by default
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dsp.filters import default_chain
-from models.weight_cache import is_verified, load_cached, save_cached, user_cache_dir, write_verified
+from models.cached_training import fit_minibatches, settings_key, train_or_load_cached
+from models.weight_cache import is_verified, user_cache_dir, write_verified
 
 if TYPE_CHECKING:
     from torch import nn
@@ -149,7 +148,7 @@ class DenoiserTraining:
     seed: int = 0
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return settings_key(self)
 
 
 def simulated_pairs(
@@ -189,14 +188,21 @@ def _windows(stream: np.ndarray, window: int, hop: int, skip: int) -> np.ndarray
 
 def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | None = CACHE_DIR) -> nn.Module:
     """Trains (or loads from ``cache_dir``) the denoiser on simulated subjects with seeds 0..subjects-1."""
+    settings = settings or DenoiserTraining()
+    return train_or_load_cached(
+        lambda: build_denoiser(settings.width),
+        settings.seed,
+        cache_dir,
+        f"denoiser-{settings.key()}",
+        lambda network: _fit_on_simulated_pairs(network, settings, cache_dir),
+    )
+
+
+def _fit_on_simulated_pairs(network: nn.Module, settings: DenoiserTraining, cache_dir: Path | None) -> None:
+    """Trains ``network`` to map filtered corrupted windows to the filtered clean ones, each scaled by the
+    corrupted window's RMS."""
     import torch
 
-    settings = settings or DenoiserTraining()
-    torch.manual_seed(settings.seed)
-    network = build_denoiser(settings.width)
-    loaded, path = load_cached(network, cache_dir, f"denoiser-{settings.key()}")
-    if loaded:
-        return network.eval()
     rng = np.random.default_rng(settings.seed)
     window = int(round(settings.window_ms * settings.fs / 1000))
     hop = int(round(settings.hop_ms * settings.fs / 1000))
@@ -209,27 +215,16 @@ def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | N
     scale = _scale(noisy_windows).astype(np.float32)
     x = torch.from_numpy(noisy_windows / scale)
     y = torch.from_numpy(clean_windows / scale)
-    optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.epochs)
-    generator = torch.Generator().manual_seed(settings.seed)
+    # live, only the last hop of each window is kept: weight the end of the window (where the network sees no
+    # right-hand context) four times as much as the rest
     weights = torch.ones(window)
     weights[-window // 4 :] = 4.0
     weights /= weights.mean()
-    network.train()
-    for _ in range(settings.epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            # live, only the last hop of each window is kept: weight the end of the window (where the network
-            # sees no right-hand context) four times as much as the rest
-            loss = (weights * (network(x[batch]) - y[batch]) ** 2).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        schedule.step()
-    network.eval()
-    save_cached(network, path)
-    return network
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        return (weights * (network(x[batch]) - y[batch]) ** 2).mean()
+
+    fit_minibatches(network, len(x), batch_loss, settings)
 
 
 def snr_rmse(estimate: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

@@ -15,17 +15,17 @@ The simpler alternative it must beat: a straight line fitted to the last ``LINEA
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.weight_cache import load_cached, save_cached, user_cache_dir
+from models.cached_training import fit_minibatches, settings_key, train_or_load_cached
+from models.weight_cache import user_cache_dir
 from simulators.fatigue import FatigueModel
 
 if TYPE_CHECKING:
@@ -135,41 +135,37 @@ class ForecasterTraining:
     seed: int = 0
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return settings_key(self)
 
 
 def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path | None = CACHE_DIR) -> nn.Module:
     """Trains (or loads from ``cache_dir``) the forecaster on simulated trajectories; returns the eval-mode net."""
+    settings = settings or ForecasterTraining()
+    return train_or_load_cached(
+        lambda: build_forecaster(settings.hidden),
+        settings.seed,
+        cache_dir,
+        f"prognosis-{settings.key()}",
+        lambda network: _fit_on_simulated_trajectories(network, settings),
+    )
+
+
+def _fit_on_simulated_trajectories(network: nn.Module, settings: ForecasterTraining) -> None:
+    """Trains ``network`` on random cut points of simulated trajectories by the Gaussian negative log-likelihood,
+    so that its variance is its own uncertainty."""
     import torch
 
-    settings = settings or ForecasterTraining()
-    torch.manual_seed(settings.seed)
-    network = build_forecaster(settings.hidden)
-    loaded, path = load_cached(network, cache_dir, f"prognosis-{settings.key()}")
-    if loaded:
-        return network.eval()
     rng = np.random.default_rng(settings.seed)
     observed, truth = simulate_trajectories(settings.trajectories, settings.seed)
     inputs, targets = training_pairs(observed, truth, rng, settings.cuts_per_trajectory)
     x, y = torch.from_numpy(inputs), torch.from_numpy(targets)
-    optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.epochs)
     loss_function = torch.nn.GaussianNLLLoss()
-    generator = torch.Generator().manual_seed(settings.seed)
-    network.train()
-    for _ in range(settings.epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            mean, log_variance = network(x[batch])
-            loss = loss_function(mean, y[batch], log_variance.exp())
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        schedule.step()
-    network.eval()
-    save_cached(network, path)
-    return network
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        mean, log_variance = network(x[batch])
+        return loss_function(mean, y[batch], log_variance.exp())
+
+    fit_minibatches(network, len(x), batch_loss, settings)
 
 
 def load_forecaster(weights: Path = BUNDLED_WEIGHTS) -> nn.Module:
