@@ -73,15 +73,6 @@ def real_windows(n_samples: int, n_windows: int) -> np.ndarray:
     return np.stack([filtered[s : s + n_samples].T for s in starts]).astype(np.float32)
 
 
-def median_time(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
-
-
 # Runs inside the peers' environment as a small server: for each line "<length> <group> <mode>" on stdin it times
 # LibEMG once and answers with the seconds, so that our timings and LibEMG's can be interleaved (the machine's load
 # changes from second to second; measuring one side after the other would compare different machines).
