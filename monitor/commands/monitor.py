@@ -142,15 +142,22 @@ def session_options(args: argparse.Namespace):
 
     save_units = check_save_units(getattr(args, "save_motor_units", None))
 
+    # the worker runs in the repository's folder: a checkpoint or patients folder named relative to the user's
+    # folder (runs/calibrate/model.pt) would be looked for there
+    model = None if args.model is None else str(Path(args.model).expanduser().absolute())
+    if model is not None and not Path(model).is_file():  # said now, not after a stream was waited for
+        raise UserError(f"--model {args.model}: no checkpoint there")
+    patients_dir = None if args.patients_dir is None else args.patients_dir.expanduser().absolute()
+
     settings = EngineSettings(
         window_ms=args.window_ms, hop_ms=args.hop_ms, mode="needle" if args.needle else "surface",
         mains_hz=args.mains or None, low_hz=args.band[0], high_hz=args.band[1], adaptive_mains=args.adaptive_mains,
     )
     return SessionOptions(
         headless=args.headless, duration_s=args.duration, snapshot=args.snapshot, snapshot_after_s=args.snapshot_after,
-        jsonl=args.jsonl, model=args.model, worker_endpoint=args.worker, no_inference=args.no_inference,
+        jsonl=args.jsonl, model=model, worker_endpoint=args.worker, no_inference=args.no_inference,
         settings=settings, record=args.record, overwrite=args.overwrite, curve=curve_keys(args),
-        patient=args.patient, patients_dir=args.patients_dir, needle_muscle=args.muscle, needle_age=args.age,
+        patient=args.patient, patients_dir=patients_dir, needle_muscle=args.muscle, needle_age=args.age,
         core_view=core_view(args), decompose=getattr(args, "decompose", False),
         calibrate_seconds=check_calibration_seconds(getattr(args, "calibrate_seconds", 20.0)), decompose_starts=starts,
         decompose_units=saved_units, save_units=save_units,
