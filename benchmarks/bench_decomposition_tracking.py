@@ -11,8 +11,9 @@
   reference unit.
 - simulated: a 9 x 8 grid (8 mm) simulated for 2 x ``--seconds`` of one 20 % MVC hold; session A reads rows 0-7 over
   the first half, session B rows 1-8 over the second half: the same muscle and units with the grid one electrode
-  (8 mm) further along the fibres, other discharge instants. Each unit's identity is the simulated unit whose true
-  discharges it follows best (sensitivity and precision >= 90 %); pairs are right when both are the same true unit.
+  (8 mm) further along the fibres, other discharge instants (``--rows-moved 2``: a 10 x 8 grid, session B rows
+  2-9). Each unit's identity is the simulated unit whose true discharges it follows best (sensitivity and precision
+  >= 90 %); pairs are right when both are the same true unit.
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ def real_sessions(starts: int = 32) -> tuple[dict[str, Any], dict[str, Any], lis
     return sessions[0][0], sessions[1][0], sessions[1][1]
 
 
-def shifted_sessions(seed: int, seconds: float = 8.0, starts: int = 16) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two simulated sessions of one muscle, the 8 x 8 grid one electrode (8 mm) along the columns in the second."""
+def shifted_sessions(seed: int, seconds: float = 8.0, starts: int = 16,
+                     rows_moved: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """Two simulated sessions of one muscle, the 8 x 8 grid ``rows_moved`` electrodes (8 mm each) along the columns
+    in the second."""
     from simulators.electrodes import ElectrodeLayout
     from simulators.emg import EmgSimulator, SimulationConfig
 
-    config = SimulationConfig(layout=ElectrodeLayout.grid(9, 8, 8.0), fs=FS, profile="hold", mvc_percent=20.0,
-                              seed=seed, record_spikes=True, fatigue_rate=0.0)  # fmt: skip
+    config = SimulationConfig(layout=ElectrodeLayout.grid(8 + rows_moved, 8, 8.0), fs=FS, profile="hold",
+                              mvc_percent=20.0, seed=seed, record_spikes=True, fatigue_rate=0.0)  # fmt: skip
     simulator = EmgSimulator(config)
     data = simulator.generate(2 * seconds).astype(np.float64)
     units = np.concatenate([block[0] for block in simulator.spike_log])
@@ -94,7 +97,7 @@ def shifted_sessions(seed: int, seconds: float = 8.0, starts: int = 16) -> tuple
     n = int(seconds * FS)
     cells = np.array([(row, col) for row in range(8) for col in range(8)], dtype=np.int64)
     sessions = []
-    for first_row, lo in ((0, 0), (1, n)):
+    for first_row, lo in ((0, 0), (rows_moved, n)):
         channels = [(row + first_row) * 8 + col for row in range(8) for col in range(8)]
         truth = {int(u): samples[(units == u) & (samples >= lo) & (samples < lo + n)] - lo for u in np.unique(units)}
         truth = {u: train for u, train in truth.items() if train.size}
@@ -151,12 +154,12 @@ def real(starts: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def simulated(seeds: list[int], seconds: float, starts: int) -> dict[str, Any]:
+def simulated(seeds: list[int], seconds: float, starts: int, rows_moved: int = 1) -> dict[str, Any]:
     from dsp.decomposition_tracking import find_again, reapply
 
     out = {}
     for seed in seeds:
-        first, second = shifted_sessions(seed, seconds, starts)
+        first, second = shifted_sessions(seed, seconds, starts, rows_moved)
         common = set(first["identity"]) & set(second["identity"]) - {None}
         matches = pairs(find_again(first["set"], second["set"], second["data"]), first, second)
         out[f"seed {seed}"] = {
@@ -176,12 +179,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--seconds", type=float, default=8.0, help="each simulated session's length")
     parser.add_argument("--simulated-starts", type=int, default=16)
+    parser.add_argument("--rows-moved", type=int, default=1, help="electrodes the simulated grid moves")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     if "real" in args.sections:
         results["real"] = real(args.starts)
     if "simulated" in args.sections:
-        results["simulated"] = simulated(args.seeds, args.seconds, args.simulated_starts)
+        results["simulated"] = simulated(args.seeds, args.seconds, args.simulated_starts, args.rows_moved)
     emit("decomposition_tracking", results)
 
 

@@ -6,11 +6,12 @@ electrode): the same unit gives the same map in another session as long as the g
 maps are compared as in Martinez-Valdes et al. 2017 (J Physiol 595:1479, "Tracking motor units longitudinally
 across experimental sessions with high-density surface electromyography") and openhdemg's ``tracking`` (Valli et al.
 2024): the normalised two-dimensional cross-correlation of the single-differential MUAPs (electrodes x time), here
-maximised over a time lag and over a grid shift of up to one electrode in each direction (a grid put back a few
-millimetres off between sessions); pairs at or above 0.8 (openhdemg's default threshold) are the same unit, one to
-one by the Hungarian assignment. Single differentials (the difference of neighbours along the grid's columns, the
-fibres' direction on the grids used here) remove the spatially smooth, shared part of surface MUAPs: monopolar
-maps of different units on the real 13 x 5 grid correlated up to 0.9 (docs/decomposition.md).
+maximised over a time lag and over grid shifts (a grid put back some millimetres off between sessions): every shift
+the grids allow by default, as openhdemg's "full" correlation, or up to ``max_shift`` electrodes each way, with one
+shift for all units since the grid moves as a whole; pairs at or above 0.8 (openhdemg's default threshold) are the
+same unit, one to one by the Hungarian assignment. Single differentials (the difference of neighbours along the
+grid's columns, the fibres' direction on the grids used here) remove the spatially smooth, shared part of surface
+MUAPs: monopolar maps of different units on the real 13 x 5 grid correlated up to 0.9 (docs/decomposition.md).
 
 The saved file is a plain ``.npz`` (no pickled objects; ``load_units`` refuses anything else in one line): the
 separation filters, their bias, scale and threshold, the band-pass, the extension, the settings, each unit's SIL,
@@ -37,7 +38,15 @@ MATCH_THRESHOLD = 0.8  # normalised 2-D cross-correlation at or above which two 
 #: a pair found by its discharges must also have MUAPs at least this alike: a filter saved on a grid that has since
 #: moved can follow another unit (seen on the simulator: 0.55 for such a pair, 0.78-0.97 for right ones)
 DISCHARGE_MATCH_FLOOR = 0.7
-MAX_SHIFT = 1  # electrodes the grid may have moved between sessions, in each direction
+#: electrodes the grid may have moved between sessions, in each direction; None: every shift the grids allow, as
+#: openhdemg's ``tracking`` (a "full" 2-D cross-correlation). One shift for all units (the grid moves as a whole)
+MAX_SHIFT: int | None = None
+#: a shift at which a MUAP map keeps less than this share of its energy on the electrodes compared is not counted
+#: (the common part would be the map's edge: a few small electrodes that can correlate well by chance)
+MIN_SHARED_ENERGY = 0.5
+#: a pair found by its discharges has its MUAPs compared within this many electrodes: the saved filters fire with a
+#: unit only while the grid sits where it did (they do not fit a moved grid)
+DISCHARGE_MATCH_SHIFT = 1
 COMPARED_HALF_S = 0.0125  # +- around the MUAP's peak energy that is compared (the rest of the average is noise)
 MAX_LAG_S = 0.002  # time lag allowed between two MUAPs once each is centred on its own peak
 
@@ -122,42 +131,57 @@ def muap_templates(filtered: np.ndarray, trains: list[np.ndarray], fs: float) ->
     return out
 
 
-def similarity(a: np.ndarray, b: np.ndarray, max_shift: int, max_lag: int) -> tuple[float, tuple[int, int]]:
-    """Normalised 2-D cross-correlation of two differential MUAP maps ((rows, cols, T), NaN: no electrode), the
-    largest over time lags within +-max_lag samples and grid shifts within +-max_shift electrodes: the sum of the
-    products over the electrodes both maps have, over the root of the product of each map's whole energy (a shift
-    that moves part of a MUAP off the grid is not rewarded)."""
+def shifted_similarities(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised 2-D cross-correlation of two differential MUAP maps ((rows, cols, T), NaN: no electrode) at every
+    grid shift, each the largest over time lags within +-max_lag samples: (rows_a + rows_b - 1, cols_a + cols_b - 1)
+    values and the share of its energy each map keeps in the electrodes compared (the smaller of the two), both
+    indexed [dr + rows_b - 1, dc + cols_b - 1] where b's electrode (r, c) faces a's (r + dr, c + dc).
+
+    A value is the sum of the products over the electrodes both maps have, over the root of the product of each
+    map's energy on those electrodes (a correlation coefficient of the common part; -inf where nothing is common).
+    Three FFT correlations of the whole maps give every shift at once (openhdemg's ``norm_twod_xcorr`` in "full"
+    mode does the same over channels x time, normalised by the whole maps' energy instead)."""
     from scipy.signal import fftconvolve
 
-    energy = math.sqrt(float(np.nansum(a * a)) * float(np.nansum(b * b)))
-    if energy == 0.0:
+    has_a, has_b = np.isfinite(a).all(axis=2), np.isfinite(b).all(axis=2)
+    x, y = np.where(has_a[..., None], a, 0.0), np.where(has_b[..., None], b, 0.0)
+    centre = b.shape[2] - 1  # zero lag
+    products = fftconvolve(x, y[::-1, ::-1, ::-1], mode="full")[:, :, centre - max_lag : centre + max_lag + 1]
+    energy_a, energy_b = (x * x).sum(axis=2), (y * y).sum(axis=2)
+    # each map's energy on the electrodes the other has at that shift (FFT round-off can leave tiny negatives)
+    common_a = np.clip(fftconvolve(energy_a, has_b[::-1, ::-1].astype(float), mode="full"), 0.0, None)
+    common_b = np.clip(fftconvolve(has_a.astype(float), energy_b[::-1, ::-1], mode="full"), 0.0, None)
+    total_a, total_b = float(energy_a.sum()), float(energy_b.sum())
+    common = np.sqrt(common_a * common_b)
+    values = np.full(common.shape, -np.inf)
+    inside = common > 1e-9 * math.sqrt(total_a * total_b)  # round-off where no electrode is common
+    values[inside] = products.max(axis=2)[inside] / common[inside]
+    shared = np.minimum(common_a / total_a, common_b / total_b) if total_a > 0 and total_b > 0 else common * 0.0
+    return values, shared
+
+
+def similarity(a: np.ndarray, b: np.ndarray, max_shift: int | None, max_lag: int,
+               min_shared: float = MIN_SHARED_ENERGY) -> tuple[float, tuple[int, int]]:  # fmt: skip
+    """The largest normalised 2-D cross-correlation of two differential MUAP maps (``shifted_similarities``) over
+    grid shifts within +-max_shift electrodes each way (None: every shift the grids allow) at which each map keeps
+    at least ``min_shared`` of its energy in the electrodes compared (a shift that moves most of a MUAP off the grid
+    would otherwise compare a few small electrodes), and that shift (rows, cols)."""
+    if float(np.nansum(a * a)) * float(np.nansum(b * b)) == 0.0:
         return 0.0, (0, 0)
-    rows, cols, length = a.shape
-    best, where = -math.inf, (0, 0)
-    for dr in range(-max_shift, max_shift + 1):
-        for dc in range(-max_shift, max_shift + 1):
-            # b's electrode (r, c) faces a's electrode (r + dr, c + dc)
-            ra, rb = slice(max(0, dr), rows + min(0, dr)), slice(max(0, -dr), rows + min(0, -dr))
-            ca, cb = slice(max(0, dc), cols + min(0, dc)), slice(max(0, -dc), cols + min(0, -dc))
-            x, y = a[ra, ca].reshape(-1, length), b[rb, cb].reshape(-1, length)
-            both = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
-            if not both.any():
-                continue
-            x, y = x[both], y[both]
-            # normalised by the energy of each map over the electrodes compared: a correlation coefficient of the
-            # common part (with a shift of at most one electrode that part is >= 3/4 of an 8 x 8 grid)
-            common = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
-            if common == 0.0:
-                continue
-            correlation = fftconvolve(x, y[:, ::-1], axes=1).sum(axis=0)  # lag -(T-1) .. T-1
-            centre = length - 1
-            value = float(correlation[centre - max_lag : centre + max_lag + 1].max()) / common
-            if value > best:
-                best, where = value, (dr, dc)
-    return best, where
+    values, shared = shifted_similarities(a, b, max_lag)
+    rows, cols = b.shape[0], b.shape[1]
+    if max_shift is not None:  # only shifts within the window (a map smaller than the window keeps all of its)
+        window = np.zeros(values.shape, dtype=bool)
+        window[max(0, rows - 1 - max_shift) : rows + max_shift, max(0, cols - 1 - max_shift) : cols + max_shift] = True
+        values = np.where(window, values, -np.inf)
+    values = np.where(shared >= min_shared, values, -np.inf)
+    if not np.isfinite(values).any():
+        return 0.0, (0, 0)
+    best = np.unravel_index(int(np.argmax(values)), values.shape)
+    return float(values[best]), (int(best[0]) - (rows - 1), int(best[1]) - (cols - 1))
 
 
-def similarity_matrix(saved: np.ndarray, found: np.ndarray, max_shift: int = MAX_SHIFT,
+def similarity_matrix(saved: np.ndarray, found: np.ndarray, max_shift: int | None = MAX_SHIFT,
                       max_lag: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(S, F) similarities and (S, F, 2) shifts of two sets of differential maps ((U, rows, cols, T))."""
     values = np.zeros((saved.shape[0], found.shape[0]))
@@ -168,31 +192,60 @@ def similarity_matrix(saved: np.ndarray, found: np.ndarray, max_shift: int = MAX
     return values, shifts
 
 
-def match_by_muap(saved: np.ndarray, found: np.ndarray, cells_saved: np.ndarray, cells_found: np.ndarray, fs: float,
-                  threshold: float = MATCH_THRESHOLD, max_shift: int = MAX_SHIFT) -> list[Match]:  # fmt: skip
-    """Saved units found again among ``found`` ((U, C, T) monopolar templates each): pairs whose single-differential
-    MUAPs correlate at or above ``threshold``, one to one (Hungarian assignment on the similarities)."""
+def match_at_one_shift(saved: np.ndarray, found: np.ndarray, max_lag: int, threshold: float = MATCH_THRESHOLD,
+                       max_shift: int | None = MAX_SHIFT) -> list[Match]:  # fmt: skip
+    """Pairs of two sets of differential maps ((U, rows, cols, T), the same grid) found again at one grid shift for
+    all of them: the grid moves as a whole between sessions, so every unit's map moves by the same electrodes. For
+    each shift within +-max_shift (None: every one), the one-to-one (Hungarian) assignment of the similarities at
+    that shift; the shift that pairs the most units at or above ``threshold`` (then the largest sum, then the
+    smallest shift) is the grid's move. A shift chosen per pair instead let look-alike units pair at other shifts:
+    on the simulated grid moved one or two electrodes, 3-5 wrong pairs in 6 session pairs with a +-2-3 search,
+    none with one shift (docs/decomposition.md)."""
     from scipy.optimize import linear_sum_assignment
 
     if saved.shape[0] == 0 or found.shape[0] == 0:
         return []
-    values, shifts = similarity_matrix(comparable_maps(saved, cells_saved, fs), comparable_maps(found, cells_found, fs),
-                                       max_shift, int(round(MAX_LAG_S * fs)))  # fmt: skip
-    rows, columns = linear_sum_assignment(-values)
-    return [Match(int(r), int(c), round(float(values[r, c]), 4), (int(shifts[r, c, 0]), int(shifts[r, c, 1])))
-            for r, c in zip(rows, columns, strict=True) if values[r, c] >= threshold]  # fmt: skip
+    rows, cols = found.shape[1], found.shape[2]
+    cube = np.full((saved.shape[0], found.shape[0], saved.shape[1] + rows - 1, saved.shape[2] + cols - 1), -np.inf)
+    for i, a in enumerate(saved):
+        for j, b in enumerate(found):
+            values, shared = shifted_similarities(a, b, max_lag)
+            cube[i, j] = np.where(shared >= MIN_SHARED_ENERGY, values, -np.inf)
+    reach = 1 << 30 if max_shift is None else max_shift
+    best: tuple[tuple[int, float, int], tuple[int, int], list[Match]] | None = None
+    for dr in range(-min(reach, rows - 1), min(reach, saved.shape[1] - 1) + 1):
+        for dc in range(-min(reach, cols - 1), min(reach, saved.shape[2] - 1) + 1):
+            values = cube[:, :, dr + rows - 1, dc + cols - 1]
+            values = np.where(np.isfinite(values), values, 0.0)
+            assigned = linear_sum_assignment(-values)
+            kept = [Match(int(r), int(c), round(float(values[r, c]), 4), (dr, dc))
+                    for r, c in zip(*assigned, strict=True) if values[r, c] >= threshold]  # fmt: skip
+            score = (len(kept), sum(match.similarity for match in kept), -(abs(dr) + abs(dc)))
+            if best is None or score > best[0]:
+                best = (score, (dr, dc), kept)
+    return [] if best is None else best[2]
+
+
+def match_by_muap(saved: np.ndarray, found: np.ndarray, cells_saved: np.ndarray, cells_found: np.ndarray, fs: float,
+                  threshold: float = MATCH_THRESHOLD, max_shift: int | None = MAX_SHIFT) -> list[Match]:  # fmt: skip
+    """Saved units found again among ``found`` ((U, C, T) monopolar templates each): pairs whose single-differential
+    MUAPs correlate at or above ``threshold`` at the grid's one shift (``match_at_one_shift``), one to one."""
+    if saved.shape[0] == 0 or found.shape[0] == 0:
+        return []
+    return match_at_one_shift(comparable_maps(saved, cells_saved, fs), comparable_maps(found, cells_found, fs),
+                              int(round(MAX_LAG_S * fs)), threshold, max_shift)  # fmt: skip
 
 
 def find_again(saved: UnitSet, found: UnitSet, data: np.ndarray, threshold: float = MATCH_THRESHOLD,
-               max_shift: int = MAX_SHIFT) -> list[Match]:  # fmt: skip
+               max_shift: int | None = MAX_SHIFT) -> list[Match]:  # fmt: skip
     """Units of ``saved`` among those of ``found`` (a decomposition of ``data``, (N, C) raw µV), one to one.
 
     First by their discharges: the saved filters run over ``data`` and a new unit that shares more than 30 % of its
     discharges with one of them (the duplicate rule, ``dsp.decomposition.match_units``) and whose MUAP correlates
     with the saved one at least ``DISCHARGE_MATCH_FLOOR`` is that unit; this holds while the grid has not moved.
-    Then, among the units left, by MUAP maps (``match_by_muap``), which also holds for a grid put back up to
-    ``max_shift`` electrodes off. Both sets must have the same channels in the same cells
-    when the discharges are compared (else only the maps are)."""
+    Then, among the units left, by MUAP maps at one shift for the whole grid (``match_at_one_shift``), which also
+    holds for a grid put back up to ``max_shift`` electrodes off (None: any shift). Both sets must have the same
+    channels in the same cells when the discharges are compared (else only the maps are)."""
     from dsp.decomposition import detect, match_units
 
     old_units, new_units = saved.decomposition.units, found.decomposition.units
@@ -209,21 +262,16 @@ def find_again(saved: UnitSet, found: UnitSet, data: np.ndarray, threshold: floa
         pairs = match_units(trains, [unit.discharges for unit in new_units], fs, found.decomposition.settings)
         mapped = np.abs(saved.templates).reshape(len(old_units), -1).sum(axis=1) > 0  # a set installed without data
         for new, old in sorted(pairs.items()):
-            value, shift = similarity(maps_saved[old], maps_found[new], max_shift, int(round(MAX_LAG_S * fs)))
+            value, shift = similarity(maps_saved[old], maps_found[new], DISCHARGE_MATCH_SHIFT,
+                                      int(round(MAX_LAG_S * fs)))  # fmt: skip
             if value >= DISCHARGE_MATCH_FLOOR or not mapped[old]:
                 matches.append(Match(old, new, round(value, 4), shift, "discharges"))
     left_saved = [i for i in range(len(old_units)) if i not in {m.saved for m in matches}]
     left_found = [j for j in range(len(new_units)) if j not in {m.found for m in matches}]
     if left_saved and left_found:
-        from scipy.optimize import linear_sum_assignment
-
-        values, shifts = similarity_matrix(maps_saved[left_saved], maps_found[left_found], max_shift,
-                                           int(round(MAX_LAG_S * fs)))  # fmt: skip
-        rows, columns = linear_sum_assignment(-values)
-        for r, c in zip(rows, columns, strict=True):
-            if values[r, c] >= threshold:
-                matches.append(Match(left_saved[r], left_found[c], round(float(values[r, c]), 4),
-                                     (int(shifts[r, c, 0]), int(shifts[r, c, 1]))))  # fmt: skip
+        for match in match_at_one_shift(maps_saved[left_saved], maps_found[left_found], int(round(MAX_LAG_S * fs)),
+                                        threshold, max_shift):  # fmt: skip
+            matches.append(Match(left_saved[match.saved], left_found[match.found], match.similarity, match.shift))
     return sorted(matches, key=lambda match: match.saved)
 
 

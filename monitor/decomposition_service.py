@@ -170,7 +170,7 @@ class LiveDecomposition:
                 data: np.ndarray | None = None) -> None:  # fmt: skip
         """Use ``result`` from the next chunk on. With the calibration ``data``, a unit of the previous set (or of
         a saved one) found again keeps its id (``dsp.decomposition_tracking.find_again``: the previous filters fire
-        with it over those samples and their MUAPs agree, or its MUAP map matches, the grid up to one electrode off)."""
+        with it over those samples and their MUAPs agree, or its MUAP map matches at one shift for the whole grid)."""
         from dsp.decomposition_tracking import UnitSet, find_again, save_units
         from dsp.decomposition_tracking import unit_set as make_unit_set
 

@@ -108,7 +108,7 @@ def _write_unit_set(result: Any, data: np.ndarray, lo: int, hi: int, trains: lis
                                    "muap_similarity": m.similarity, "grid_shift": list(m.shift),
                                    "evidence": m.evidence} for m in matches],
             "match_threshold": "normalised 2-D cross-correlation of single-differential MUAPs >= 0.8 "
-                               "(Martinez-Valdes et al. 2017; openhdemg), grid shift up to one electrode",
+                               "(Martinez-Valdes et al. 2017; openhdemg), one grid shift for all units",
         }  # fmt: skip
         path = out / "motor_units_found_again.json"
         path.write_text(json.dumps(report, indent=1) + "\n")
