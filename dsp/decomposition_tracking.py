@@ -199,8 +199,8 @@ def match_at_one_shift(saved: np.ndarray, found: np.ndarray, max_lag: int, thres
     each shift within +-max_shift (None: every one), the one-to-one (Hungarian) assignment of the similarities at
     that shift; the shift that pairs the most units at or above ``threshold`` (then the largest sum, then the
     smallest shift) is the grid's move. A shift chosen per pair instead let look-alike units pair at other shifts:
-    on the simulated grid moved one or two electrodes, 3-5 wrong pairs in 6 session pairs with a +-2-3 search,
-    none with one shift (docs/decomposition.md)."""
+    on the simulated grid moved one or two electrodes, 3 wrong pairs in 6 session pairs with a +-2 search and 6
+    with +-3, none with one shift (docs/decomposition.md)."""
     from scipy.optimize import linear_sum_assignment
 
     if saved.shape[0] == 0 or found.shape[0] == 0:

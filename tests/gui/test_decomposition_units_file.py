@@ -146,3 +146,28 @@ def test_the_panel_saves_and_loads_unit_sets_through_the_core_and_refuses_bad_fi
     reply = remote.control.request("decomposition", action="load", path="session_a.npz")
     assert not reply["ok"] and "absolute path" in reply["error"]
     window.close()
+
+
+def test_the_in_process_panel_saves_and_loads_with_its_own_service(qtbot, grid_pipeline, saved_units, tmp_path):
+    """Without a core (the in-process window) the panel's own service reads and writes the file: the same rules."""
+    from dsp.decomposition_tracking import load_units
+    from monitor.decomposition_service import LiveDecomposition
+    from monitor.gui.decomposition import DecompositionPanel
+
+    saved_path, saved, _ = saved_units
+    ids = saved.unit_ids.tolist()
+    panel = DecompositionPanel(grid_pipeline, publish=False)
+    qtbot.addWidget(panel)
+    service = panel.service
+    assert isinstance(service, LiveDecomposition)
+    assert panel.load_units(saved_path), panel.units_file_label.text()
+    assert wait_for(lambda: service.unit_ids.tolist() == ids, 5)
+    assert panel.save_units(tmp_path / "again.npz")
+    assert load_units(tmp_path / "again.npz").unit_ids.tolist() == ids
+    assert not panel.save_units(tmp_path / "again.txt")  # the file is an .npz, as --save-motor-units asks
+    assert "name the file *.npz" in panel.units_file_label.text()
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    running = service.decomposer
+    assert not panel.load_units(tmp_path / "junk.npz")
+    assert panel.units_file_label.text().startswith("not loaded (running units kept): ")
+    assert service.decomposer is running and service._pending is None and service.unit_ids.tolist() == ids
