@@ -9,23 +9,7 @@ from monitor.pipeline import LEARNING_LABEL, REST_LABEL
 from simulators.electrodes import ElectrodeLayout
 from tests.gui.conftest import DEAD_CHANNEL, stop_pipeline
 from tests.gui.streams import BandNoiseSource, LiveStream
-
-CLASSES = ["healthy", "myopathy", "neuropathy"]
-
-
-def _ring_model(folder, layout: dict):
-    import torch
-
-    from models.checkpoint import ModelCard, save_checkpoint
-    from models.graphs import layout_edges
-    from models.neurofusionnet import NetworkConfig, NeuroFusionNet
-
-    torch.manual_seed(3)
-    card = ModelCard(model_id="test-gui-ring8", classes=CLASSES, n_channels=8, fs=200.0, window_samples=40,
-                     layout=layout, feature_names=[])  # fmt: skip
-    config = NetworkConfig(n_channels=8, n_classes=3, n_features=0, hidden=8, conv_channels=(4, 8), heads=2,
-                           use_features=False, fatigue_head=False)  # fmt: skip
-    return save_checkpoint(folder / "ring8.pt", NeuroFusionNet(config, layout_edges(layout, card.graph)).eval(), card)
+from tests.untrained_ring_model import CLASSES, save_untrained_ring_model
 
 
 @pytest.mark.slow
@@ -38,7 +22,8 @@ def test_decisions_from_the_worker_reach_the_classification_electrode_and_status
 
     layout = ElectrodeLayout.ring(8)
     stream = LiveStream(BandNoiseSource(layout, dead_channel=DEAD_CHANNEL), name="gui-worker").start()
-    worker = spawn_worker(model_path=_ring_model(tmp_path, layout.to_dict()), backend="torch", standby=False)
+    model_path = save_untrained_ring_model(tmp_path, layout.to_dict(), model_id="test-gui-ring8", seed=3)
+    worker = spawn_worker(model_path=model_path, backend="torch", standby=False)
     pipeline = None
     try:
         client = InferenceClient(endpoint=worker.endpoint, bed_id=stream.source_id, deadline_s=5.0)

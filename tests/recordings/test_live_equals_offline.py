@@ -16,24 +16,9 @@ import pytest
 from monitor.recordings import open_recording
 from monitor.recordings.analysis import analyze_recording
 from monitor.recordings.replay import replay_source
+from tests.untrained_ring_model import save_untrained_ring_model
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-CLASSES = ["healthy", "myopathy", "neuropathy"]
-
-
-def _ring_model(folder: Path, layout: dict) -> Path:
-    import torch
-
-    from models.checkpoint import ModelCard, save_checkpoint
-    from models.graphs import layout_edges
-    from models.neurofusionnet import NetworkConfig, NeuroFusionNet
-
-    torch.manual_seed(8)
-    card = ModelCard(model_id="test-live-offline", classes=CLASSES, n_channels=8, fs=200.0, window_samples=40,
-                     layout=layout, feature_names=[])  # fmt: skip
-    config = NetworkConfig(n_channels=8, n_classes=3, n_features=0, hidden=8, conv_channels=(4, 8), heads=2,
-                           use_features=False, fatigue_head=False)  # fmt: skip
-    return save_checkpoint(folder / "ring8.pt", NeuroFusionNet(config, layout_edges(layout, card.graph)).eval(), card)
 
 
 @pytest.mark.slow
@@ -46,7 +31,7 @@ def test_replayed_recording_gets_the_decisions_analyze_computes(tmp_path):
     from simulators.amplifier import Amplifier
 
     recording = open_recording(DATA / "myo-gestures" / "12345-2" / "5.txt", preset="myo").slice_seconds(2.0, 6.0)
-    model_path = _ring_model(tmp_path, recording.layout)
+    model_path = save_untrained_ring_model(tmp_path, recording.layout, model_id="test-live-offline", seed=8)
     offline = analyze_recording(recording, load_predictor(model_path, backend="torch"))
     by_counter = {w.end_counter: w for w in offline.windows}
 
