@@ -49,6 +49,10 @@ WORKER_ACCEPTS = (protocol.KIND_REQUEST, protocol.KIND_PING, protocol.KIND_BROKE
                   protocol.KIND_USE_MODEL)
 RECEIVE_QUEUE = 256  # messages held by libzmq before the sender's queue fills: bounds worker memory
 DENSE_TRAFFIC_FACTOR = 10  # arrivals closer than 10 batch waits apart are worth waiting for
+# ... but only when more than one client (bed) sent in this long: one bed's windows come a hop (50 ms) apart, and
+# two of its windows that arrive together (a late DSP step finished both) are both already queued, so waiting
+# for companions only delays its decisions (by batch_wait_s on the burst and again on the window after it)
+CLIENTS_SEEN_S = 1.0
 
 
 class PredictorLike(Protocol):
@@ -364,6 +368,7 @@ def _loop(sock: zmq.Socket, handler: BatchHandler, settings: WorkerSettings, sto
     poller.register(sock, zmq.POLLIN)
     next_heartbeat = 0.0
     previous_arrival, previous_size = float("-inf"), 0
+    clients: dict[bytes, float] = {}  # envelope identity -> its last arrival (monotonic)
     while not stop.is_set():
         for reply in handler.finish_loads():  # a model that finished loading takes over between two batches
             _send(sock, reply, handler)
@@ -382,11 +387,26 @@ def _loop(sock: zmq.Socket, handler: BatchHandler, settings: WorkerSettings, sto
         # Wait for companions only when traffic is dense (the previous batch was busy or recent): a lone bed
         # sending every 50 ms would otherwise pay the full wait on every window for nothing.
         now = time.monotonic()
-        dense = previous_size > 1 or now - previous_arrival < DENSE_TRAFFIC_FACTOR * settings.batch_wait_s
+        dense = traffic_is_dense(clients, now, previous_arrival, previous_size, settings.batch_wait_s)
         messages = _receive_batch(sock, poller, handler.max_batch, settings.batch_wait_s if dense else 0.0)
         previous_arrival, previous_size = now, len(messages)
+        for frames in messages:
+            if len(frames) >= 3 and frames[0]:  # a routed message (broker heartbeats carry no client)
+                clients[bytes(frames[0])] = now
+        if len(clients) > 64:  # identities of clients gone for good
+            for identity in [key for key, seen in clients.items() if now - seen > CLIENTS_SEEN_S]:
+                del clients[identity]
         for reply in handler.handle(messages):
             _send(sock, reply, handler)
+
+
+def traffic_is_dense(clients: dict[bytes, float], now: float, previous_arrival: float, previous_size: int,
+                     batch_wait_s: float) -> bool:
+    """Whether a request arriving ``now`` is worth ``batch_wait_s`` of waiting for companions: the previous batch
+    was busy or recent, and more than one client sent within ``CLIENTS_SEEN_S`` (``clients``: identity -> last
+    arrival)."""
+    recent = previous_size > 1 or now - previous_arrival < DENSE_TRAFFIC_FACTOR * batch_wait_s
+    return recent and sum(1 for seen in clients.values() if now - seen < CLIENTS_SEEN_S) > 1
 
 
 def _receive_batch(sock: zmq.Socket, poller: zmq.Poller, max_batch: int, wait_s: float) -> list[list[bytes]]:
