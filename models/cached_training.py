@@ -37,20 +37,21 @@ def settings_key(settings: Any) -> str:
 
 
 def train_or_load_cached(
-    build: Callable[[], nn.Module],
-    seed: int,
+    cache_prefix: str,
+    settings: MinibatchSettings,
     cache_dir: Path | None,
-    cache_name: str,
+    build: Callable[[], nn.Module],
     fit: Callable[[nn.Module], None],
 ) -> nn.Module:
-    """The network ``build()`` makes after ``torch.manual_seed(seed)`` (the seed fixes its initial weights), with
-    the verified weights of ``cache_dir/cache_name.pt`` when they are there; else ``fit(network)`` trains it and
-    the weights are saved there (``cache_dir`` None: no cache). Returned in eval mode."""
+    """The network ``build()`` makes after ``torch.manual_seed(settings.seed)`` (the seed fixes its initial
+    weights), with the verified weights of ``cache_dir/<cache_prefix>-<settings_key(settings)>.pt`` when they are
+    there; else ``fit(network)`` trains it and the weights are saved there (``cache_dir`` None: no cache).
+    Returned in eval mode."""
     import torch
 
-    torch.manual_seed(seed)
+    torch.manual_seed(settings.seed)
     network = build()
-    loaded, path = load_cached(network, cache_dir, cache_name)
+    loaded, path = load_cached(network, cache_dir, f"{cache_prefix}-{settings_key(settings)}")
     if loaded:
         return network.eval()
     fit(network)

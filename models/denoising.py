@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,13 +190,8 @@ def _windows(stream: np.ndarray, window: int, hop: int, skip: int) -> np.ndarray
 def train_denoiser(settings: DenoiserTraining | None = None, cache_dir: Path | None = CACHE_DIR) -> nn.Module:
     """Trains (or loads from ``cache_dir``) the denoiser on simulated subjects with seeds 0..subjects-1."""
     settings = settings or DenoiserTraining()
-    return train_or_load_cached(
-        lambda: build_denoiser(settings.width),
-        settings.seed,
-        cache_dir,
-        f"denoiser-{settings.key()}",
-        lambda network: _fit_on_simulated_pairs(network, settings, cache_dir),
-    )
+    fit = partial(_fit_on_simulated_pairs, settings=settings, cache_dir=cache_dir)
+    return train_or_load_cached("denoiser", settings, cache_dir, lambda: build_denoiser(settings.width), fit)
 
 
 def _fit_on_simulated_pairs(network: nn.Module, settings: DenoiserTraining, cache_dir: Path | None) -> None:

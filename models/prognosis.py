@@ -19,6 +19,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,13 +142,8 @@ class ForecasterTraining:
 def train_forecaster(settings: ForecasterTraining | None = None, cache_dir: Path | None = CACHE_DIR) -> nn.Module:
     """Trains (or loads from ``cache_dir``) the forecaster on simulated trajectories; returns the eval-mode net."""
     settings = settings or ForecasterTraining()
-    return train_or_load_cached(
-        lambda: build_forecaster(settings.hidden),
-        settings.seed,
-        cache_dir,
-        f"prognosis-{settings.key()}",
-        lambda network: _fit_on_simulated_trajectories(network, settings),
-    )
+    fit = partial(_fit_on_simulated_trajectories, settings=settings)
+    return train_or_load_cached("prognosis", settings, cache_dir, lambda: build_forecaster(settings.hidden), fit)
 
 
 def _fit_on_simulated_trajectories(network: nn.Module, settings: ForecasterTraining) -> None:
