@@ -32,6 +32,7 @@ RECONNECT_POLL_S = 0.5  # how often a view whose core ended looks for the core's
 def run(args: argparse.Namespace) -> int:
     """Attach, show; a view started by hand (not by the core) whose core ends waits for a core on the same stream
     and attaches to it, until Ctrl-C, ``--duration`` or ``--exit-with-core``."""
+    import math
     import sys
     import threading
     import time
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from monitor.errors import UserError
     from monitor.session import has_display, stop_on_signals
 
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
     stop = threading.Event()
     # before attaching: the core that started this view may end the session (SIGTERM) as soon as it said hello, and
     # the dashboard must then print its last table rather than die by the default handler (the window has its own)
@@ -62,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"neurofusion view: {ended}; waiting for a core on stream {core.get('stream')!r} to come back "
                   "(Ctrl-C to stop)", file=sys.stderr, flush=True)  # fmt: skip
             successor = _wait_for_successor(core, stop, deadline)
-        if successor is None:  # Ctrl-C or --duration while no core ran
-            raise UserError(ended)
+        if successor is None:  # Ctrl-C or --duration while no core ran: the end the user asked for
+            print("neurofusion view: no core came back; view closed", file=sys.stderr, flush=True)
+            return 0
         print(f"neurofusion view: reattached to the monitor core (pid {successor['pid']})", file=sys.stderr,
               flush=True)  # fmt: skip
         core = successor
