@@ -80,8 +80,40 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+# a segment whose writer process is gone and whose heartbeat is this old was left by a process killed before its
+# cleanup (a core, a benchmark's or a snapshot's publisher): the views' own "core died" rule
+ORPHAN_AFTER_S = 5.0
+
+
+def remove_orphaned_segments(shm_dir: Path = Path("/dev/shm")) -> list[str]:
+    """Removes this user's core-state segments whose writer died without unlinking them (SIGKILL, a crash); a core
+    with a runtime folder is cleaned by ``running_cores`` already, a publisher without one (a snapshot's, a
+    benchmark's) only here. Segments that cannot be read (being created, another user's) are left alone."""
+    from monitor.core.shared_state import LayoutError, SharedStateReader, remove_segment
+
+    removed = []
+    for path in shm_dir.glob("nfcore-*"):
+        try:
+            if path.stat().st_uid != os.getuid():
+                continue
+            reader = SharedStateReader(path.name)
+        except (OSError, LayoutError, ValueError):
+            continue
+        try:
+            pid = reader.writer_pid
+            orphan = pid > 0 and not pid_alive(pid) and reader.heartbeat_age_s() > ORPHAN_AFTER_S
+        finally:
+            reader.close()
+        if orphan:
+            remove_segment(path.name)
+            removed.append(path.name)
+    return removed
+
+
 def running_cores(root: Path | None = None) -> list[dict[str, Any]]:
-    """The cores of this user that are running now (folders of dead cores are removed on the way)."""
+    """The cores of this user that are running now (folders of dead cores, and segments whose writer died, are
+    removed on the way)."""
+    remove_orphaned_segments()
     cores = []
     for folder in sorted((root or runtime_root()).glob("core-*")):
         try:
