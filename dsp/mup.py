@@ -297,7 +297,8 @@ def decompose_channel(
         candidates = _matched_trains(candidates, analysis, fs, before, after, settings)
     windows = [_snippets(analysis, members, before, after) for members in candidates]
     for _ in range(settings.peel_iterations):
-        windows = _peeled_windows(analysis, fs, candidates, windows, before, after, settings)
+        model, shapes = _model_of(analysis.size, fs, candidates, windows, before, after, settings)
+        windows = _peeled_windows(analysis - model, candidates, shapes, before, after)
     units: list[MotorUnit] = []
     for members, unit_windows in zip(candidates, windows, strict=True):
         template, clean, template_noise = clean_template(unit_windows, settings)
@@ -425,7 +426,7 @@ def _model_of(
     settings: MupSettings,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The signal the found units explain (each unit's baseline-free template at each of its discharges) and those
-    templates, one per unit: the residual pass subtracts the model, peeling also adds each unit's own back."""
+    templates, one per unit: the residual pass and peeling subtract the model, peeling adds each unit's own back."""
     offsets = np.arange(-before, after + 1)
     shapes = []
     model = np.zeros(size)
@@ -438,20 +439,12 @@ def _model_of(
 
 
 def _peeled_windows(
-    analysis: np.ndarray,
-    fs: float,
-    candidates: list[np.ndarray],
-    windows: list[np.ndarray],
-    before: int,
-    after: int,
-    settings: MupSettings,
+    residual: np.ndarray, candidates: list[np.ndarray], shapes: list[np.ndarray], before: int, after: int
 ) -> list[np.ndarray]:
-    """Each unit's windows with every other discharge of every unit found (its own neighbours included) taken out,
-    by subtracting that unit's current template at its time: superimposed discharges of the units found no longer
-    disturb the median, so giant MUPs among overlapping discharges keep their slow tails and their templates'
-    noise falls."""
-    model, shapes = _model_of(analysis.size, fs, candidates, windows, before, after, settings)
-    residual = analysis - model
+    """Each unit's windows with every other discharge of every unit found (its own neighbours included) taken out:
+    ``residual`` is the signal less the found units' model (``_model_of``: each unit's current template ``shapes``
+    at its time), so superimposed discharges of the units found no longer disturb the median, giant MUPs among
+    overlapping discharges keep their slow tails and their templates' noise falls."""
     # the model holds each window's own centred discharge too: add it back, so only the others are removed
     pairs = zip(candidates, shapes, strict=True)
     return [_snippets(residual, members, before, after) + shape for members, shape in pairs]
