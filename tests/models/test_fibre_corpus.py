@@ -24,3 +24,10 @@ def test_fibre_subjects_are_cached_under_their_own_model_versions(tmp_path: Path
     fibres = _cache_path(tmp_path, "healthy", 3, 20.0, "ring8", 2048.0, "fibres")
     assert legacy != fibres and "fibres" not in legacy.name
     assert FIBRE_MODEL_VERSION in fibres.name and SURFACE_MODEL_VERSION in fibres.name
+
+
+def test_train_takes_the_simulator_model() -> None:
+    from monitor.cli import build_parser
+
+    assert build_parser().parse_args(["train"]).sim_tissue == "legacy"
+    assert build_parser().parse_args(["train", "--sim-tissue", "fibres"]).sim_tissue == "fibres"
