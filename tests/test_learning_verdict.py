@@ -25,8 +25,8 @@ from monitor.pipeline import (
     verdict,
 )
 from simulators.electrodes import ElectrodeLayout
+from tests.untrained_ring_model import CLASSES, save_untrained_ring_model
 
-CLASSES = ["healthy", "myopathy", "neuropathy"]
 FS = 200.0
 REST_S = 5.0  # as the demo's hold: rest well past the tracker's learning, then contract
 CONTRACTION_S = 3.0
@@ -80,20 +80,8 @@ def relaxed_then_contracting() -> object:
 
 @pytest.fixture(scope="module")
 def ring_model(tmp_path_factory):
-    import torch
-
-    from models.checkpoint import ModelCard, save_checkpoint
-    from models.graphs import layout_edges
-    from models.neurofusionnet import NetworkConfig, NeuroFusionNet
-
-    torch.manual_seed(5)
-    layout = ElectrodeLayout.ring(8).to_dict()
-    card = ModelCard(model_id="test-learning", classes=CLASSES, n_channels=8, fs=FS, window_samples=40,
-                     layout=layout, feature_names=[])  # fmt: skip
-    config = NetworkConfig(n_channels=8, n_classes=3, n_features=0, hidden=8, conv_channels=(4, 8), heads=2,
-                           use_features=False, fatigue_head=False)  # fmt: skip
-    model = NeuroFusionNet(config, layout_edges(layout, card.graph)).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "ring8.pt", model, card)
+    return save_untrained_ring_model(tmp_path_factory.mktemp("model"), ElectrodeLayout.ring(8).to_dict(),
+                                     "test-learning", seed=5)
 
 
 def test_analysis_of_a_session_that_rests_first_gives_no_condition_before_the_rest_level_is_known(ring_model):

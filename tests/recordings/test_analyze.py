@@ -13,10 +13,10 @@ from monitor.errors import UserError
 from monitor.pipeline import LEARNING_LABEL, REST_LABEL
 from monitor.recordings import open_recording
 from monitor.recordings.analysis import analyze_recording
+from tests.untrained_ring_model import CLASSES, save_untrained_ring_model
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 MYO_FILE = DATA / "myo-gestures" / "12345-1" / "3.txt"
-CLASSES = ["healthy", "myopathy", "neuropathy"]
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +27,7 @@ def myo_part():
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory, myo_part):
     """A small, untrained NeuroFusionNet for the Myo ring: real code, fixed random weights."""
-    import torch
-
-    from models.checkpoint import ModelCard, save_checkpoint
-    from models.graphs import layout_edges
-    from models.neurofusionnet import NetworkConfig, NeuroFusionNet
-
-    torch.manual_seed(3)
-    card = ModelCard(model_id="test-ring8-200hz", classes=CLASSES, n_channels=8, fs=200.0, window_samples=40,
-                     layout=myo_part.layout, feature_names=[])  # fmt: skip
-    config = NetworkConfig(n_channels=8, n_classes=3, n_features=0, hidden=8, conv_channels=(4, 8), heads=2,
-                           use_features=False, fatigue_head=False)  # fmt: skip
-    model = NeuroFusionNet(config, layout_edges(card.layout, card.graph)).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "ring8.pt", model, card)
+    return save_untrained_ring_model(tmp_path_factory.mktemp("model"), myo_part.layout, "test-ring8-200hz", seed=3)
 
 
 def test_dsp_and_fatigue_only_on_a_real_recording(myo_part):
