@@ -2,6 +2,8 @@
 
 Everything here is causal: each output depends only on samples already in the buffer. Subscribers are called in
 this thread with each batch of finished windows, so they must be quick (queue, submit, append) and never block.
+Window senders (``send_windows_first``) get each step's windows with their channel masks before the features and
+the fatigue update are computed: a model in another process then works while this thread finishes the step.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ class EngineSettings:
     high_hz: float = 450.0
     adaptive_mains: bool = False  # LMS canceller tracking a drifting mains instead of the fixed notch
     adaptive_baseline: bool = False
+
+
+@dataclass
+class ReadyWindow:
+    """A finished window and its channel mask, before its features and fatigue update: all a model needs."""
+
+    window: Window
+    usable: np.ndarray  # (C,) bool: channels fit to feed the model
+    quality: QualityReport  # the signal quality in force at the window's end
 
 
 @dataclass
@@ -92,6 +103,7 @@ class DspEngine(threading.Thread):
         self.stats = EngineStats()
         self.profiler = StageProfiler()  # per-stage time per window, CPU and memory (status bar, reports)
         self._subscribers: list[Callable[[list[WindowResult]], None]] = []
+        self._window_senders: list[Callable[[list[ReadyWindow]], None]] = []
         self._sample_listeners: list[Callable[[np.ndarray, np.ndarray, int], None]] = []
         self._stop_requested = threading.Event()
         self._lock = threading.Lock()
@@ -138,6 +150,14 @@ class DspEngine(threading.Thread):
 
     def subscribe(self, callback: Callable[[list[WindowResult]], None]) -> None:
         self._subscribers.append(callback)
+
+    def send_windows_first(self, callback: Callable[[list[ReadyWindow]], None]) -> None:
+        """``callback(windows)`` in this thread, inside the step, as soon as the step's windows and their channel
+        masks are known: before their features, fatigue update and the subscribers (which then get the same windows
+        as ``WindowResult``). For handing windows to a model in another process, whose work then overlaps the rest
+        of the step on another core. It must be quick, and must not call back into the engine (the step holds its
+        lock). A sender that needs the fatigue state of a window (the muscle state) gets it from a subscriber."""
+        self._window_senders.append(callback)
 
     def add_sample_listener(self, callback: Callable[[np.ndarray, np.ndarray, int], None]) -> None:
         """``callback(raw samples, timestamps, first_counter)`` in this thread for every chunk, before the windows'
@@ -192,8 +212,16 @@ class DspEngine(threading.Thread):
             # samples the reader lost never reach the quality monitor: re-anchor its count to the stream's counter
             self._quality_origin = first_counter - self.quality.samples_seen
             self.quality.update(samples, float(timestamps[-1]))
-            results = self._analyse(windows, started)
-            self.profiler.record("quality+features+fatigue", time.perf_counter() - filtered_at, windows=len(windows))
+            ready = self._masks(windows)
+            sent = 0.0
+            if ready and self._window_senders:
+                sending = time.perf_counter()
+                for sender in self._window_senders:
+                    sender(ready)
+                sent = time.perf_counter() - sending
+            results = self._analyse(ready, started + sent)  # the senders' time is not the DSP's
+            self.profiler.record("quality+features+fatigue", time.perf_counter() - filtered_at - sent,
+                                 windows=len(windows))  # fmt: skip
         self.stats.samples_processed += len(timestamps)
         for listener in self._sample_listeners:
             listener(samples, timestamps, first_counter)
@@ -226,22 +254,29 @@ class DspEngine(threading.Thread):
             last_bad = first_counter + bad_rows
             np.maximum.at(self._bad_until, bad_channels, last_bad + self.windower.window_samples)
 
-    def _analyse(self, windows: list[Window], started: float) -> list[WindowResult]:
-        if not windows:
-            return []
-        from dsp.features import compute_features  # imported by the first engine built: a dict lookup from then
-
-        stacked = np.stack([w.data for w in windows])
-        features = compute_features(stacked, self.fs, ENGINE_FEATURES)
-        finished = time.perf_counter()
-        per_window = (finished - started) / len(windows)
-        self.stats.windows += len(windows)
-        self.stats.dsp_seconds_total += finished - started
-        results = []
-        for index, window in enumerate(windows):
+    def _masks(self, windows: list[Window]) -> list[ReadyWindow]:
+        """Each window with the channels fit to feed the model: known before any feature is computed."""
+        ready = []
+        for window in windows:
             # the quality in force at the window's end, not at the chunk's: chunking must not change a window's mask
             quality = self.quality.report_at(window.end_counter - self._quality_origin)
             usable = (self._bad_until <= window.start_counter) & quality.usable
+            ready.append(ReadyWindow(window, usable, quality))
+        return ready
+
+    def _analyse(self, ready: list[ReadyWindow], started: float) -> list[WindowResult]:
+        if not ready:
+            return []
+        from dsp.features import compute_features  # imported by the first engine built: a dict lookup from then
+
+        stacked = np.stack([item.window.data for item in ready])
+        features = compute_features(stacked, self.fs, ENGINE_FEATURES)
+        finished = time.perf_counter()
+        per_window = (finished - started) / len(ready)
+        self.stats.windows += len(ready)
+        self.stats.dsp_seconds_total += finished - started
+        results = []
+        for index, (window, usable, quality) in enumerate((item.window, item.usable, item.quality) for item in ready):
             window_features = {name: values[index] for name, values in features.items()}
             # the tracker's clock is the sample counter (plus any gaps): the LSL clock's microsecond corrections
             # could move a window across an epoch boundary, so live and offline would disagree

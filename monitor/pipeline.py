@@ -8,12 +8,13 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dsp.engine import DspEngine, EngineSettings, WindowResult
+from dsp.engine import DspEngine, EngineSettings, ReadyWindow, WindowResult
 from monitor.acquisition import Acquisition
 from monitor.decision_history import DecisionRecord, DecisionRing, MuscleState  # still importable from here
 from monitor.feature_history import FeatureRing
@@ -123,10 +124,18 @@ class MonitorPipeline:
             ResultOutlets(stream.name, stream.source_id, stream.channel_labels, classes) if publish else None
         )
         self._stop = threading.Event()
-        # sequence -> (arrival, submitted) LSL times, and what the muscle did in that window
-        self._inflight: dict[int, tuple[float | None, float, MuscleState]] = {}
+        # sequence -> (arrival, submitted) LSL times, and what the muscle did in that window: None from the submit
+        # (the DSP step sends a window to the worker before its fatigue update) until the step's subscriber knows it
+        self._inflight: dict[int, tuple[float | None, float, MuscleState | None]] = {}
         self._inflight_lock = threading.Lock()
+        self._muscle_known = threading.Condition(self._inflight_lock)  # notified when muscle states are filled in
+        #: decisions whose reply came before their window's muscle state, and their waits in all (seconds)
+        self.muscle_waits = 0
+        self.muscle_wait_s = 0.0
+        #: replies dropped because their window's muscle state could never come (the DSP thread died in between)
+        self.undecided = 0
         self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
+        self.engine.send_windows_first(self._submit)
         self.engine.subscribe(self._on_windows)
 
     def start(self) -> None:
@@ -142,7 +151,33 @@ class MonitorPipeline:
             if thread.is_alive():
                 thread.join(timeout=2.0)
 
+    def _submit(self, windows: list[ReadyWindow]) -> None:
+        """In the DSP step, before the windows' features and fatigue update: the worker's time overlaps them."""
+        if self.client is None:
+            return
+        import pylsl
+
+        for item in windows:
+            counter = item.window.end_counter
+            with self._inflight_lock:
+                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock(), None)
+                if len(self._inflight) > 4096:  # answers that never came (deadline drops, an outage)
+                    for stale in list(self._inflight)[:1024]:
+                        del self._inflight[stale]
+            self.client.submit(item.window.data[self.model_channels], item.window.last_timestamp, counter,
+                               self.state.fs, item.usable[self.model_channels])  # fmt: skip
+            self.state.windows_sent += 1
+
     def _on_windows(self, results: list[WindowResult]) -> None:
+        if self.client is not None:
+            # first what the decisions wait for: each window's muscle state, filled into its in-flight entry
+            known = [(result.window.end_counter, muscle_state(result, self.model_channels)) for result in results]
+            with self._muscle_known:
+                for counter, muscle in known:
+                    entry = self._inflight.get(counter)
+                    if entry is not None:  # not forgotten while in flight
+                        self._inflight[counter] = (entry[0], entry[1], muscle)
+                self._muscle_known.notify_all()
         with self.state.lock:
             self.state.windows_seen += len(results)
             self.state.usable = results[-1].usable
@@ -154,23 +189,39 @@ class MonitorPipeline:
             for result in results:
                 self.outlets.push_window(result.features, result.usable, result.window.last_timestamp,
                                          self.model_channels)
-        if self.client is None:
-            return
-        import pylsl
 
-        for result in results:
-            counter = result.window.end_counter
-            with self._inflight_lock:
-                state = muscle_state(result, self.model_channels)
-                self._inflight[counter] = (self.acquisition.arrival_of(counter - 1), pylsl.local_clock(), state)
-                if len(self._inflight) > 4096:  # answers that never came (deadline drops, an outage)
-                    for stale in list(self._inflight)[:1024]:
-                        del self._inflight[stale]
-            self.client.submit(
-                result.window.data[self.model_channels], result.window.last_timestamp, result.window.end_counter,
-                self.state.fs, result.usable[self.model_channels],
-            )
-            self.state.windows_sent += 1
+    def _pending_for(self, decisions: list[Any]) -> list[tuple[float | None, float | None, MuscleState] | None]:
+        """Each decision's in-flight entry, taken once its window's muscle state is known. The window went to the
+        worker before the DSP step computed its fatigue update, so a quick reply waits here for that step's
+        subscriber, never taking another window's state or a default. None where the state can never come (the
+        DSP thread died between the submit and the update, or the pipeline stops): that reply is not published."""
+        pending: list[tuple[float | None, float | None, MuscleState] | None] = []
+        with self._muscle_known:
+            for decision in decisions:
+                waiting_since: float | None = None
+                while True:
+                    entry = self._inflight.get(decision.sequence)
+                    if entry is None:  # forgotten while in flight (an outage's backlog): the model's label, as always
+                        pending.append((None, None, MuscleState.CONTRACTING))
+                        break
+                    arrived, submitted, muscle = entry
+                    if muscle is not None:
+                        del self._inflight[decision.sequence]
+                        pending.append((arrived, submitted, muscle))
+                        break
+                    # checked after the entry, under the lock the DSP thread fills it under: a step that finished
+                    # before its thread died has filled it in already
+                    if self._stop.is_set() or (self.engine.ident is not None and not self.engine.is_alive()):
+                        del self._inflight[decision.sequence]
+                        pending.append(None)
+                        break
+                    if waiting_since is None:
+                        waiting_since = time.perf_counter()
+                    self._muscle_known.wait(0.1)
+                if waiting_since is not None:
+                    self.muscle_waits += 1
+                    self.muscle_wait_s += time.perf_counter() - waiting_since
+        return pending
 
     def _record_event(self, text: str, timestamp: float) -> None:
         log.warning("%s: %s", self.state.stream_name, text)
@@ -208,9 +259,18 @@ class MonitorPipeline:
             decisions = self.client.poll(timeout_s=0.05)
             if not decisions:
                 continue
-            with self._inflight_lock:
-                # a window forgotten while in flight (an outage's backlog) keeps the model's label, as it always has
-                pending = [self._inflight.pop(d.sequence, (None, None, MuscleState.CONTRACTING)) for d in decisions]
+            taken = self._pending_for(decisions)
+            if self._stop.is_set():
+                return
+            decided = [(decision, entry) for decision, entry in zip(decisions, taken, strict=True) if entry is not None]
+            if len(decided) < len(decisions):
+                if not self.undecided:
+                    log.error("%s: replies without their window's muscle state (the DSP thread ended); not published",
+                              self.state.stream_name)  # fmt: skip
+                self.undecided += len(decisions) - len(decided)
+            if not decided:
+                continue
+            decisions, pending = [d for d, _ in decided], [entry for _, entry in decided]
             if self.outlets is not None:
                 for decision, (_, _, muscle) in zip(decisions, pending, strict=True):
                     self.outlets.push_decision(decision.classes, decision.probabilities, decision.last_timestamp,
