@@ -4,7 +4,8 @@ A decision whose top probability is under the user's rejection threshold counts 
 the majority vote over the last N decisions (LibEMG's post-processing), with the mean probability of that class as
 its confidence. Nothing here changes what the model publishes: it is how the clinician chooses to read it.
 A decision the pipeline gave no condition (relaxed muscle: "rest"; rest level not known yet: "learning rest level")
-votes for that verdict instead of a class, and the trend leaves a gap where the rest level was being learned.
+votes for that verdict instead of a class, and the trend leaves a gap there: the model also classifies a relaxed
+muscle, often with high confidence, and a band of "myopathy 100 %" under a call of "rest" reads as a diagnosis.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ WITHHELD_BECAUSE = {
 }
 
 UNCERTAIN = "uncertain"
+#: beside a needle model's verdict (its card's intended use): the surface model's caveat comes from its card
+NEEDLE_NOTE = "needle model: decision support for the electromyographer reading the MUPs, not a diagnosis"
+#: under the key of the trend: why it has gaps
+GAPS_NOTE = "gaps: no contraction or learning the rest level (no condition)"
 CLASS_COLOURS = {"healthy": (80, 190, 110), "myopathy": (240, 150, 50), "neuropathy": (170, 110, 230)}
 SPARE_COLOURS = [(80, 160, 240), (230, 90, 90), (200, 200, 80), (90, 210, 210), (200, 120, 180)]
 MAX_POINTS = 4000
@@ -38,6 +43,24 @@ BAND_CHUNK_POINTS = 50
 
 def class_colour(name: str, index: int) -> tuple[int, int, int]:
     return CLASS_COLOURS.get(name.lower(), SPARE_COLOURS[index % len(SPARE_COLOURS)])
+
+
+def model_note(model_id: str | None) -> str | None:
+    """What a clinician must read beside this model's verdict: the bundled surface model learnt simulated patients
+    only (its card says so); a needle model (bundled, or calibrated from it: its id names the needle) is decision
+    support, not a diagnosis. None for any other model."""
+    from models.model_card import simulated_only_note
+
+    note = simulated_only_note(model_id)
+    if note is None and model_id and "needle" in model_id.lower():
+        return NEEDLE_NOTE
+    return note
+
+
+def class_key_html(classes: Sequence[str]) -> str:
+    """The classes' colours as a line of text above the trend: a legend inside the plot covered the bands."""
+    return "  ".join(f'<span style="color: rgb{class_colour(name, index)};">&#9632; {name}</span>'
+                     for index, name in enumerate(classes))
 
 
 def smoothed_call(
@@ -168,7 +191,7 @@ class ClassificationView(QtWidgets.QWidget):
         self.origin = origin  # callable -> LSL time of the session's start, shared by the trend views
         self.classes: list[str] = []
         self.trend = SessionTrend(0)
-        self.learning = SessionTrend(1)  # 1 where the decision came while the rest level was being learned
+        self.no_condition = SessionTrend(1)  # 1 where the decision gave no condition (rest, learning the rest level)
         # the verdicts without a condition of the latest decisions (None: a condition), as many as the vote can use
         self.withheld: deque[str | None] = deque(maxlen=MAX_VOTES)
         self.last_published = 0  # MonitorState.decisions_published when this view last read the decisions
@@ -186,6 +209,8 @@ class ClassificationView(QtWidgets.QWidget):
         self.provenance_label.setStyleSheet("color: rgb(200, 160, 60); font-size: 8pt;")
         self.provenance_label.setWordWrap(True)
         self.provenance_label.setVisible(False)
+        self.key_label = QtWidgets.QLabel("")
+        self.key_label.setStyleSheet("font-size: 8pt;")
         self.votes_box = QtWidgets.QSpinBox()
         self.votes_box.setRange(1, MAX_VOTES)
         self.votes_box.setValue(9)
@@ -208,7 +233,6 @@ class ClassificationView(QtWidgets.QWidget):
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setLabel("left", "probability")
         self.plot.setYRange(0, 1, padding=0.02)
-        self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         dotted = pg.mkPen((200, 200, 200), style=pg.QtCore.Qt.PenStyle.DotLine)
         self.threshold_line = pg.InfiniteLine(angle=0, pen=dotted)
         self.plot.addItem(self.threshold_line)
@@ -226,6 +250,7 @@ class ClassificationView(QtWidgets.QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.call_label)
         layout.addWidget(self.provenance_label)
+        layout.addWidget(self.key_label)
         layout.addWidget(self.plot, 1)
 
     @property
@@ -248,10 +273,8 @@ class ClassificationView(QtWidgets.QWidget):
             return False
         model_id = model_ids[fresh["model_id"][-1]]
         if model_id != self.model_id:  # the card is read once per model, not per refresh
-            from models.model_card import simulated_only_note
-
             self.model_id = model_id
-            note = simulated_only_note(model_id)
+            note = model_note(model_id)
             self.provenance_label.setText(note or "")
             self.provenance_label.setVisible(note is not None)
         changes = np.flatnonzero(fresh["classes"][1:] != fresh["classes"][:-1])
@@ -262,13 +285,13 @@ class ClassificationView(QtWidgets.QWidget):
             fresh = {name: column[start:] for name, column in fresh.items()}
             self.classes = classes
             self.trend = SessionTrend(len(classes))
-            self.learning = SessionTrend(1)
+            self.no_condition = SessionTrend(1)
             self.withheld.clear()
             self._rebuild_items()
         times, muscle = fresh["last_timestamp"], fresh["muscle"]
         self.trend.extend(times, fresh["probabilities"][:, : len(classes)].astype(np.float64))
-        self.learning.extend(times, (muscle == MUSCLE_CODES[MuscleState.LEARNING])[:, None].astype(np.float64))
         contracting = MUSCLE_CODES[MuscleState.CONTRACTING]
+        self.no_condition.extend(times, (muscle != contracting)[:, None].astype(np.float64))
         self.withheld.extend(None if code == contracting else labels[label]
                              for code, label in zip(muscle.tolist(), fresh["label"].tolist(), strict=True))  # fmt: skip
         self.last_sequence = int(fresh["sequence"][-1])
@@ -278,9 +301,7 @@ class ClassificationView(QtWidgets.QWidget):
         for item in self._items:
             self.plot.removeItem(item)
         self._items = []
-        legend = self.plot.plotItem.legend
-        if legend is not None:
-            legend.clear()
+        self.key_label.setText(f"{class_key_html(self.classes)}  <span style='color: gray;'>{GAPS_NOTE}</span>")
         stacked = self.style_box.currentText() == "stacked"
         self.threshold_line.setVisible(not stacked)
         previous = None
@@ -310,8 +331,8 @@ class ClassificationView(QtWidgets.QWidget):
         times = (self.trend.times - origin) / 60.0
         step = max(1, len(times) // MAX_POINTS)  # a whole session stays a few thousand points on screen
         times, values = times[::step], self.probabilities[::step].copy()
-        # before the rest level is known the model's probabilities are no condition: a gap, not a band
-        values[self.learning.rows[::step, 0] > 0] = np.nan
+        # at rest or before the rest level is known the model's probabilities are no condition: a gap, not a band
+        values[self.no_condition.rows[::step, 0] > 0] = np.nan
         stacked = self.style_box.currentText() == "stacked"
         if stacked:
             values = np.cumsum(values, axis=1)

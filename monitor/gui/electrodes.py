@@ -23,6 +23,8 @@ UNKNOWN = (120, 120, 120)
 WARN = (230, 160, 40)
 MAX_LABELS = 24
 ATTENTION_MAP = pg.colormap.get("inferno")
+#: scaled to its own range (attention_colours): the title says which end of the colour map is which
+ATTENTION_TITLE = "model attention (dark low → bright high)"
 
 
 def layout_for(state: Any) -> tuple[ElectrodeLayout, np.ndarray]:
@@ -84,6 +86,18 @@ def electrode_spacing_mm(positions: np.ndarray) -> float:
     return float(distances.min())
 
 
+def label_position(position: np.ndarray, size: float, kind: str) -> tuple[float, float]:
+    """Where an electrode's name goes (its centre): outside the ring, radially, or under the electrode.
+
+    Drawn under each electrode of a ring, the names fell on the neighbouring electrodes ("E04" across E05)."""
+    x, y = (float(v) for v in position)
+    radius = float(np.hypot(x, y))
+    if kind == "ring" and radius > 0:
+        scale = (radius + 1.1 * size) / radius
+        return x * scale, y * scale
+    return x, y - 0.85 * size
+
+
 class ElectrodeMap(pg.PlotWidget):
     """One drawing of the layout; ``set_colours`` recolours the electrodes, ``set_bad`` crosses channels out.
 
@@ -117,12 +131,15 @@ class ElectrodeMap(pg.PlotWidget):
         self.addItem(self.spots)
         self.addItem(self.crosses)
         self.spots.sigClicked.connect(self._clicked)
+        self.labels: list[pg.TextItem] = []
         if layout.n_channels <= MAX_LABELS:
-            for (x, y), label in zip(positions, layout.labels, strict=True):
-                text = pg.TextItem(label, color=(200, 200, 200), anchor=(0.5, -0.6))
-                text.setPos(x, y)
+            for position, label in zip(positions, layout.labels, strict=True):
+                text = pg.TextItem(label, color=(200, 200, 200), anchor=(0.5, 0.5))
+                text.setPos(*label_position(position, size, layout.kind))
                 self.addItem(text)
-        margin = 0.15 * extent + size
+                self.labels.append(text)
+        # room for the labels outside the ring (or under the bottom row)
+        margin = 0.15 * extent + (1.8 if layout.kind == "ring" else 1.3) * size
         self.setXRange(positions[:, 0].min() - margin, positions[:, 0].max() + margin, padding=0)
         self.setYRange(positions[:, 1].min() - margin, positions[:, 1].max() + margin, padding=0)
         self.colours: list[tuple[int, ...]] = [UNKNOWN] * len(positions)
@@ -163,7 +180,7 @@ class ElectrodesView(QtWidgets.QWidget):
         self.bad = np.zeros(self.layout_.n_channels, dtype=bool)
         self.reasons = [""] * self.layout_.n_channels
         self.quality_map = ElectrodeMap(self.layout_, "signal quality")
-        self.attention_map = ElectrodeMap(self.layout_, "model attention")
+        self.attention_map = ElectrodeMap(self.layout_, ATTENTION_TITLE)
         for electrode_map in (self.quality_map, self.attention_map):
             electrode_map.electrode_clicked.connect(lambda index: self.channel_selected.emit(int(self.channels[index])))
         self.summary = QtWidgets.QLabel("—")

@@ -127,5 +127,6 @@ class EnduranceForecast:
             return horizon if value is None else f"{value:.0f} s"
 
         # the band's early edge comes from the low curve crossing first, the late edge from the high curve
-        return (f"endurance left {seconds(estimate['seconds'])}  "
-                f"(90 %: {seconds(estimate['earliest_s'])}–{seconds(estimate['latest_s'])}, to {drop})")  # fmt: skip
+        earliest, latest = seconds(estimate['earliest_s']), seconds(estimate['latest_s'])
+        band = earliest if earliest == latest else f"{earliest}–{latest}"  # not ">120 s–>120 s"
+        return f"endurance left {seconds(estimate['seconds'])}  (90 %: {band}, to {drop})"

@@ -24,6 +24,11 @@ from monitor.gui.painting import settle_ranges
 from monitor.outlets import emg_mean
 
 TREND_BIN_S = 1.0
+#: how far past the newest data the MDF forecast is drawn, as a share of the session shown (at least FORECAST_MIN_S):
+#: drawn to its 2-minute horizon from the first minute, it squeezed the measured trends into a fifth of the width
+FORECAST_SHARE = 0.5
+FORECAST_MIN_S = 30.0
+MNF_COLOUR, MDF_COLOUR, FIT_COLOUR = (255, 200, 60), (120, 220, 255), (255, 90, 90)
 STATE_COLOURS = {"fresh": (60, 170, 90), "fatiguing": (230, 160, 40), "fatigued": (210, 60, 60)}
 FEATURES = ("MNF", "MDF", "RMS", "FInsm5")
 
@@ -189,7 +194,22 @@ def contraction_spans(centres: np.ndarray, contracting: np.ndarray, bin_s: float
 
 
 def _dash(value: float | None, fmt: str, suffix: str = "") -> str:
-    return "—" if value is None else format(value, fmt) + suffix
+    if value is None:
+        return "—"
+    text = format(value, fmt)
+    # a change that rounds to nothing is no change: "-0 %" reads as a fall
+    if text.lstrip("+-").strip("0.") == "" and text[:1] in "+-":
+        text = text[1:] if text[:1] == "-" else text
+    return text + suffix
+
+
+def frequency_key_html() -> str:
+    """The frequency plot's key as a line of text above it: a legend inside the plot covered the trends."""
+    def swatch(colour: tuple[int, int, int], mark: str, name: str) -> str:
+        return f'<span style="color: rgb{colour};">{mark} {name}</span>'
+    return "  ".join([swatch(MNF_COLOUR, "━", "MNF"), swatch(MDF_COLOUR, "━", "MDF"),
+                      swatch(FIT_COLOUR, "╍", "MDF trend"), swatch(FIT_COLOUR, "┄", "MDF forecast (90 % band)"),
+                      "<span style='color: gray;'>shaded: contraction</span>"])
 
 
 class FatigueView(QtWidgets.QWidget):
@@ -211,6 +231,8 @@ class FatigueView(QtWidgets.QWidget):
         self.badge.setStyleSheet(self._badge_style(None))
         self.readout = QtWidgets.QLabel("MDF slope —  change —")
         self.readout_more = QtWidgets.QLabel("FInsm5 —  RMS —")
+        self.key_label = QtWidgets.QLabel(frequency_key_html())
+        self.key_label.setStyleSheet("font-size: 8pt;")
         self.endurance_label = QtWidgets.QLabel(self.forecast.text())
 
         self.frequency_plot = pg.PlotWidget()
@@ -221,7 +243,6 @@ class FatigueView(QtWidgets.QWidget):
             plot.hideButtons()
             plot.getAxis("bottom").enableAutoSIPrefix(False)  # minutes stay minutes, never "mmin"
         self.frequency_plot.setLabel("left", "frequency", units="Hz")
-        self.frequency_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.rms_plot.setLabel("left", "RMS (µV)")
         self.rms_plot.setXLink(self.frequency_plot)
         self.fins_plot.setLabel("left", "FInsm5 (%)")
@@ -230,13 +251,13 @@ class FatigueView(QtWidgets.QWidget):
         # at rest the spectrum is the noise floor's: drawn dim; contraction bins drawn bright on top
         self.mnf_rest_curve = self.frequency_plot.plot(pen=pg.mkPen((255, 200, 60, 70), width=1))
         self.mdf_rest_curve = self.frequency_plot.plot(pen=pg.mkPen((120, 220, 255, 70), width=1))
-        self.mnf_curve = self.frequency_plot.plot(pen=pg.mkPen((255, 200, 60), width=2), name="MNF")
-        self.mdf_curve = self.frequency_plot.plot(pen=pg.mkPen((120, 220, 255), width=2), name="MDF")
+        self.mnf_curve = self.frequency_plot.plot(pen=pg.mkPen(MNF_COLOUR, width=2), name="MNF")
+        self.mdf_curve = self.frequency_plot.plot(pen=pg.mkPen(MDF_COLOUR, width=2), name="MDF")
         self.fit_curve = self.frequency_plot.plot(
-            pen=pg.mkPen((255, 90, 90), width=2, style=pg.QtCore.Qt.PenStyle.DashLine), name="MDF trend"
+            pen=pg.mkPen(FIT_COLOUR, width=2, style=pg.QtCore.Qt.PenStyle.DashLine), name="MDF trend"
         )
         # the forecast MDF over the next minutes with its 90 % band, after the last complete epoch
-        forecast_pen = pg.mkPen((255, 90, 90), width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine)
+        forecast_pen = pg.mkPen(FIT_COLOUR, width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine)
         self.forecast_curve = self.frequency_plot.plot(pen=forecast_pen, name="MDF forecast")
         self.forecast_low = self.frequency_plot.plot(pen=pg.mkPen(None))
         self.forecast_high = self.frequency_plot.plot(pen=pg.mkPen(None))
@@ -256,6 +277,7 @@ class FatigueView(QtWidgets.QWidget):
         layout.addLayout(header)
         layout.addWidget(self.readout_more)
         layout.addWidget(self.endurance_label)
+        layout.addWidget(self.key_label)
         layout.addWidget(self.frequency_plot, 3)
         layout.addWidget(self.rms_plot, 2)
         layout.addWidget(self.fins_plot, 2)
@@ -301,10 +323,10 @@ class FatigueView(QtWidgets.QWidget):
             f"baseline {_dash(status.baseline_hz, '.0f', ' Hz')}"
         )
         latest = self.history.latest
-        latest_finsm5 = float(latest[3]) if np.isfinite(latest[3]) else None
         latest_rms = float(latest[2]) if np.isfinite(latest[2]) else None
+        # FInsm5's absolute value (~1e-15 in SI units) means nothing at the bedside: only its change is shown
         self.readout_more.setText(
-            f"FInsm5 {_dash(latest_finsm5, '.3g')} ({_dash(status.fins_change_pct, '+.0f', ' %')})   "
+            f"FInsm5 change {_dash(status.fins_change_pct, '+.0f', ' %')}   "
             f"RMS {_dash(latest_rms, '.0f', ' µV')} ({_dash(status.rms_change_pct, '+.0f', ' %')})   "
             f"{'contracting' if status.active else 'at rest'}"
         )
@@ -320,7 +342,11 @@ class FatigueView(QtWidgets.QWidget):
         spread = 1.645 * np.asarray(estimate["forecast_std_hz"])  # the 90 % band endurance_left uses
         # epoch k of the forecast ends (k + 1) epochs after the last complete epoch of the contraction
         last_end = centres[start] - TREND_BIN_S / 2 + len(self.forecast.epochs) * EPOCH_S
-        minutes = (last_end + EPOCH_S * np.arange(1, len(mean) + 1) - origin) / 60.0
+        seconds = last_end + EPOCH_S * np.arange(1, len(mean) + 1)
+        shown_s = max(FORECAST_MIN_S, FORECAST_SHARE * (centres[-1] - centres[0]))
+        keep = seconds <= centres[-1] + shown_s  # the endurance readout gives the rest of it
+        minutes = (seconds[keep] - origin) / 60.0
+        mean, spread = mean[keep], spread[keep]
         self.forecast_curve.setData(minutes, mean)
         self.forecast_low.setData(minutes, mean - spread)
         self.forecast_high.setData(minutes, mean + spread)

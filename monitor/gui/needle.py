@@ -21,6 +21,9 @@ from monitor.gui.classification import class_colour
 from monitor.needle_live import DEFAULT_INTERVAL_S, DEFAULT_WINDOW_S, LiveNeedleAnalysis, NeedleSnapshot
 from monitor.pipeline import MuscleState
 
+#: under both readings, always: neither the rules nor the network diagnose (the needle model card's intended use)
+CAVEAT = "decision support for the electromyographer reading the MUPs, not a diagnosis"
+
 # (header, MupMeasures attribute or None for the firing rate, decimals)
 COLUMNS = (
     ("rate (Hz)", None, 1),
@@ -81,6 +84,8 @@ class NeedleView(QtWidgets.QWidget):
         self.network_label = QtWidgets.QLabel("network: no decision yet")
         self.agreement_label = QtWidgets.QLabel("")
         self.agreement_label.setStyleSheet("font-weight: bold;")
+        self.caveat_label = QtWidgets.QLabel(CAVEAT)
+        self.caveat_label.setStyleSheet("color: rgb(200, 160, 60); font-size: 8pt;")
         self.evidence_label = QtWidgets.QLabel("")
         self.evidence_label.setWordWrap(True)
         self.summary_label = QtWidgets.QLabel("")
@@ -113,6 +118,7 @@ class NeedleView(QtWidgets.QWidget):
         verdicts.addWidget(QtWidgets.QLabel("network"), 0, 1)
         verdicts.addWidget(self.network_label, 1, 1)
         verdicts.addWidget(self.agreement_label, 2, 0, 1, 2)
+        verdicts.addWidget(self.caveat_label, 3, 0, 1, 2)
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         splitter.addWidget(self.plot)
         splitter.addWidget(self.table)

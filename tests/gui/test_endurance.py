@@ -109,9 +109,11 @@ def test_fatigue_view_shows_endurance_left_from_the_live_trend(qtbot, ring_strea
     assert view.forecast.estimate["seconds"] == expected["seconds"]
     assert view.endurance_label.text().startswith(f"endurance left {expected['seconds']:.0f} s")
     assert 2.0 <= expected["seconds"] <= 120.0
-    # the forecast is drawn after the last complete epoch, 2 minutes long, its band around it
+    # the forecast is drawn after the last complete epoch, its band around it, as far as 30 s past the data (half the
+    # session shown, at least 30 s): its 2 minutes squeezed the measured trends into a fifth of the plot's width
     x, y = view.forecast_curve.xData, view.forecast_curve.yData
     last_end = centres[first] - 0.5 + len(pairs) * EPOCH_S
-    assert len(x) == 60 and x[0] == pytest.approx((last_end + EPOCH_S - 1000.0) / 60.0)
-    np.testing.assert_allclose(y, expected["forecast_hz"])
+    assert x[0] == pytest.approx((last_end + EPOCH_S - 1000.0) / 60.0)
+    assert x[-1] <= (centres[-1] + 30.0 - 1000.0) / 60.0 + 1e-9 and len(x) >= 10
+    np.testing.assert_allclose(y, expected["forecast_hz"][: len(x)])
     assert np.all(view.forecast_low.yData <= y) and np.all(view.forecast_high.yData >= y)

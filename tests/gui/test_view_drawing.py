@@ -57,14 +57,14 @@ def _image(widget: pg.PlotWidget) -> QtGui.QImage:
 
 
 def test_electrode_maps_draw_the_reference_colours_positions_and_crosses_at_256_channels(qtbot):
-    from monitor.gui.electrodes import ElectrodeMap, ElectrodesView, quality_colours
+    from monitor.gui.electrodes import ATTENTION_TITLE, ElectrodeMap, ElectrodesView, quality_colours
 
     layout = ElectrodeLayout.grid(16, 16)
     state = FakeState(layout.to_dict(), 256, list(layout.labels))
     view = ElectrodesView(SimpleNamespace(state=state))
     qtbot.addWidget(view)
     rng = np.random.default_rng(5)
-    reference = ElectrodeMap(layout, "model attention")  # drawn the plain way: a new brush per spot, every time
+    reference = ElectrodeMap(layout, ATTENTION_TITLE)  # drawn the plain way: a new brush per spot, every time
     qtbot.addWidget(reference)
     view.resize(600, 300)
     view.show()

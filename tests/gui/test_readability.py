@@ -1,0 +1,116 @@
+"""What a clinician reads in the window: keys beside the plots (not over the data), no band where there is no
+condition, the caveat beside each model's verdict, labels off the electrodes, readouts without absurd precision.
+Widgets offscreen, no stream, no model: well under a second each."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from monitor.pipeline import DecisionRecord, MonitorState, MuscleState, verdict
+from simulators.electrodes import ElectrodeLayout
+
+CLASSES = ["healthy", "myopathy", "neuropathy"]
+MYOPATHY = np.array([0.02, 0.95, 0.03])
+
+
+def _condition_view(qtbot, model_id: str, muscles: list[MuscleState]):
+    from monitor.gui.classification import ClassificationView
+
+    state = MonitorState()
+    view = ClassificationView(SimpleNamespace(state=state), lambda: 10.0)
+    qtbot.addWidget(view)
+    with state.lock:
+        for sequence, muscle in enumerate(muscles):
+            state.decisions.append(DecisionRecord(
+                sequence, 10.0 + 0.05 * sequence, verdict("myopathy", muscle), MYOPATHY, CLASSES, None, model_id,
+                0.01, 0.002, muscle=muscle))  # fmt: skip
+    view.refresh()
+    return view
+
+
+def test_condition_trend_has_its_key_above_the_plot_and_no_band_at_rest(qtbot):
+    muscles = [MuscleState.CONTRACTING] * 20 + [MuscleState.RELAXED] * 20 + [MuscleState.CONTRACTING] * 20
+    view = _condition_view(qtbot, "some-model", muscles)
+    assert view.plot.plotItem.legend is None  # a legend inside the plot covered the bands
+    key = view.key_label.text()
+    assert all(name in key for name in CLASSES) and "gaps" in key
+    top = view._curves()[-1].yData
+    # the relaxed muscle's "myopathy 95 %" is no condition: a gap, as the call says "rest"
+    assert np.isnan(top[20:40]).all() and np.isfinite(top[:20]).all() and np.isfinite(top[40:]).all()
+
+
+def test_each_models_caveat_is_shown_beside_its_verdict(qtbot):
+    from models.model_card import SIMULATED_ONLY_NOTE
+    from monitor.gui.classification import NEEDLE_NOTE
+
+    card = json.loads(Path("models/weights/default.card.json").read_text())
+    surface = _condition_view(qtbot, card["model_id"], [MuscleState.CONTRACTING] * 5)
+    assert surface.provenance_label.isVisibleTo(surface) and surface.provenance_label.text() == SIMULATED_ONLY_NOTE
+    needle = _condition_view(qtbot, "needle-statistics-emg-clinical-v2", [MuscleState.RELAXED] * 5)
+    assert needle.provenance_label.isVisibleTo(needle) and "not a diagnosis" in needle.provenance_label.text()
+    assert needle.provenance_label.text() == NEEDLE_NOTE
+    other = _condition_view(qtbot, "a-lab-model", [MuscleState.CONTRACTING] * 5)
+    assert not other.provenance_label.isVisibleTo(other)
+
+
+def test_needle_panel_says_decision_support_not_a_diagnosis(qtbot):
+    from dsp.ringbuffer import RingBuffer
+    from monitor.decision_history import DecisionRing
+    from monitor.gui.needle import NeedleView
+
+    fs = 10_000.0
+    state = SimpleNamespace(lock=threading.RLock(), fs=fs, layout={"kind": "needle"}, n_channels=1,
+                            channel_labels=["needle"], decisions=DecisionRing(8))
+    view = NeedleView(SimpleNamespace(state=state, acquisition=SimpleNamespace(buffer=RingBuffer(int(fs), 1))),
+                      window_s=5.0, interval_s=60.0)
+    view.stop()
+    qtbot.addWidget(view)
+    assert view.caveat_label.isVisibleTo(view) and "not a diagnosis" in view.caveat_label.text()
+
+
+def test_fatigue_key_above_the_plot_and_readouts_without_absurd_precision(qtbot):
+    from monitor.gui.endurance import EnduranceForecast
+    from monitor.gui.fatigue import FatigueView, _dash
+
+    state = MonitorState()
+    pipeline = SimpleNamespace(state=state, engine=SimpleNamespace())
+    view = FatigueView(pipeline, lambda: 0.0, forecast=EnduranceForecast(lambda: None, background=False))
+    qtbot.addWidget(view)
+    view.history.latest = np.array([90.0, 80.0, 42.0, 3.83e-15])  # FInsm5 in SI units, as the engine gives it
+    view.refresh()
+    assert view.frequency_plot.plotItem.legend is None
+    assert all(name in view.key_label.text() for name in ("MNF", "MDF", "MDF trend", "MDF forecast"))
+    readout = view.readout_more.text()
+    assert "e-15" not in readout and "RMS 42 µV" in readout
+    assert _dash(-0.2, "+.0f", " %") == "0 %" and _dash(-0.04, "+.1f", " %") == "0.0 %"
+    assert _dash(-3.0, "+.0f", " %") == "-3 %" and _dash(None, ".0f") == "—"
+
+
+def test_endurance_band_beyond_the_horizon_is_said_once():
+    from monitor.gui.endurance import EnduranceForecast
+
+    forecast = EnduranceForecast(lambda: None, background=False)
+    forecast.estimator = SimpleNamespace(drop_pct=15.0)
+    forecast.state = "forecast"
+    forecast.estimate = {"horizon_s": 120.0, "seconds": None, "earliest_s": None, "latest_s": None}
+    assert forecast.text() == "endurance left >120 s  (90 %: >120 s, to MDF -15 %)"
+    forecast.estimate = {"horizon_s": 120.0, "seconds": 80.0, "earliest_s": 50.0, "latest_s": None}
+    assert forecast.text() == "endurance left 80 s  (90 %: 50 s–>120 s, to MDF -15 %)"
+
+
+def test_ring_labels_lie_outside_the_electrodes(qtbot):
+    from monitor.gui.electrodes import ElectrodeMap, electrode_spacing_mm
+
+    layout = ElectrodeLayout.ring(8)
+    electrode_map = ElectrodeMap(layout, "signal quality")
+    qtbot.addWidget(electrode_map)
+    positions = np.asarray(layout.positions_mm, dtype=float)
+    radius = np.linalg.norm(positions, axis=1).max()
+    size = 0.85 * electrode_spacing_mm(positions)
+    label_radii = [np.hypot(label.pos().x(), label.pos().y()) for label in electrode_map.labels]
+    assert len(label_radii) == 8 and min(label_radii) > radius + size / 2  # under each one they fell on its neighbour
