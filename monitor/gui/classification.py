@@ -29,6 +29,8 @@ WITHHELD_BECAUSE = {
 }
 
 UNCERTAIN = "uncertain"
+#: the call label while there is no call (no decision yet, or no model for the layout)
+NO_CALL_STYLE = "font-size: 11pt; color: rgb(160, 160, 160);"
 #: beside a needle model's verdict (its card's intended use): the surface model's caveat comes from its card
 NEEDLE_NOTE = "needle model: decision support for the electromyographer reading the MUPs, not a diagnosis"
 #: under the key of the trend: why it has gaps
@@ -202,7 +204,7 @@ class ClassificationView(QtWidgets.QWidget):
         self._call_style = ""  # the call label's style sheet now (restyling costs a re-polish: only on change)
 
         self.call_label = QtWidgets.QLabel("—")
-        self.call_label.setStyleSheet("font-size: 20pt; font-weight: bold;")
+        self.call_label.setWordWrap(True)
         # where the deciding model learnt: the bundled surface model saw simulated patients only (issue 18)
         self.model_id: str | None = None
         self.provenance_label = QtWidgets.QLabel("")
@@ -235,6 +237,7 @@ class ClassificationView(QtWidgets.QWidget):
         self.plot.setYRange(0, 1, padding=0.02)
         dotted = pg.mkPen((200, 200, 200), style=pg.QtCore.Qt.PenStyle.DotLine)
         self.threshold_line = pg.InfiniteLine(angle=0, pen=dotted)
+        self.threshold_line.setVisible(False)  # the default style is stacked, where no line is drawn
         self.plot.addItem(self.threshold_line)
 
         controls = QtWidgets.QHBoxLayout()
@@ -342,7 +345,9 @@ class ClassificationView(QtWidgets.QWidget):
     def _update_call(self) -> None:
         self.threshold_line.setValue(self.threshold_box.value())
         if not self.trend.size:
-            # a session running no model (none fits this layout) says so rather than waiting for decisions
+            # a session running no model (none fits this layout) says so rather than waiting for decisions, in
+            # plain type: in the call's 20 pt bold it is no call, and at 256 channels it pushed the fatigue view aside
+            self._set_call_style(NO_CALL_STYLE)
             self.call_label.setText(getattr(self.pipeline.state, "model_status", None) or "— (no decision yet)")
             return
         self.label, self.confidence = smoothed_call(
@@ -358,11 +363,13 @@ class ClassificationView(QtWidgets.QWidget):
         else:
             colour = class_colour(self.label, self.classes.index(self.label))
             text = f"{self.label}  {self.confidence:.0%}"
-        style = f"font-size: 20pt; font-weight: bold; color: rgb{colour};"
+        self._set_call_style(f"font-size: 20pt; font-weight: bold; color: rgb{colour};")
+        self.call_label.setText(text)
+
+    def _set_call_style(self, style: str) -> None:
         if style != self._call_style:
             self._call_style = style
             self.call_label.setStyleSheet(style)
-        self.call_label.setText(text)
 
     def refresh(self) -> None:
         if self._collect():

@@ -24,7 +24,9 @@ WARN = (230, 160, 40)
 MAX_LABELS = 24
 ATTENTION_MAP = pg.colormap.get("inferno")
 #: scaled to its own range (attention_colours): the title says which end of the colour map is which
-ATTENTION_TITLE = "model attention (dark low → bright high)"
+ATTENTION_TITLE = "attention (bright = high)"
+#: the attention map's title while no decision carries an attention (no model for the layout, or none yet)
+NO_ATTENTION_TITLE = "attention: no decision yet"
 
 
 def layout_for(state: Any) -> tuple[ElectrodeLayout, np.ndarray]:
@@ -111,6 +113,7 @@ class ElectrodeMap(pg.PlotWidget):
         self.hideButtons()
         self.setMouseEnabled(x=False, y=False)
         self.setAspectLocked(True)
+        self.title = title
         self.setTitle(title, size="9pt")
         for axis in ("left", "bottom"):
             self.hideAxis(axis)
@@ -146,6 +149,10 @@ class ElectrodeMap(pg.PlotWidget):
         self.tips: list[str] = []
         self._bad: np.ndarray | None = None
 
+    def set_title(self, title: str) -> None:
+        self.title = title
+        self.setTitle(title, size="9pt")
+
     def set_colours(self, colours: list[tuple[int, ...]]) -> None:
         if colours != self.colours:
             self.colours = colours
@@ -180,7 +187,7 @@ class ElectrodesView(QtWidgets.QWidget):
         self.bad = np.zeros(self.layout_.n_channels, dtype=bool)
         self.reasons = [""] * self.layout_.n_channels
         self.quality_map = ElectrodeMap(self.layout_, "signal quality")
-        self.attention_map = ElectrodeMap(self.layout_, ATTENTION_TITLE)
+        self.attention_map = ElectrodeMap(self.layout_, NO_ATTENTION_TITLE)
         for electrode_map in (self.quality_map, self.attention_map):
             electrode_map.electrode_clicked.connect(lambda index: self.channel_selected.emit(int(self.channels[index])))
         self.summary = QtWidgets.QLabel("—")
@@ -218,6 +225,11 @@ class ElectrodesView(QtWidgets.QWidget):
                 self.layout_.labels, reasons, strict=True)])
         self.reasons = reasons
         self.attention_map.set_colours(attention_colours(attention, n))
+        # grey electrodes under "attention" would look like a model that attends to nothing: say why they are grey
+        has_attention = attention is not None and len(attention) == n
+        title = ATTENTION_TITLE if has_attention else NO_ATTENTION_TITLE
+        if title != self.attention_map.title:
+            self.attention_map.set_title(title)
         self.quality_map.set_bad(self.bad)
         self.attention_map.set_bad(self.bad)
         parts = []

@@ -212,6 +212,18 @@ def frequency_key_html() -> str:
                       "<span style='color: gray;'>shaded: contraction</span>"])
 
 
+def fit_left_label(plot: pg.PlotWidget, text: str) -> None:
+    """A small left-axis label, and a plot at least as tall as it: in a needle window the three plots got ~50 px
+    each and "frequency (kHz)", "FInsm5 (%)" were cut to "requency (" and "FInsm5 (". Hz stay Hz (no "kHz": the
+    surface and needle trends read alike)."""
+    axis = plot.getAxis("left")
+    axis.enableAutoSIPrefix(False)
+    # a style given replaces pyqtgraph's default one: the colour has to be named too (it came out near black)
+    plot.setLabel("left", text, **{"font-size": "8pt", "color": "#c8c8c8"})
+    # the bottom axis and the margins take ~40 px of the widget's height
+    plot.setMinimumHeight(int(np.ceil(axis.label.boundingRect().width())) + 44)
+
+
 class FatigueView(QtWidgets.QWidget):
     def __init__(self, pipeline: Any, origin: Callable[[], float], parent: QtWidgets.QWidget | None = None,
                  forecast: EnduranceForecast | None = None) -> None:  # fmt: skip
@@ -242,10 +254,10 @@ class FatigueView(QtWidgets.QWidget):
             plot.setMenuEnabled(False)
             plot.hideButtons()
             plot.getAxis("bottom").enableAutoSIPrefix(False)  # minutes stay minutes, never "mmin"
-        self.frequency_plot.setLabel("left", "frequency", units="Hz")
-        self.rms_plot.setLabel("left", "RMS (µV)")
+        for plot, label in ((self.frequency_plot, "MNF/MDF (Hz)"), (self.rms_plot, "RMS (µV)"),
+                            (self.fins_plot, "FInsm5 (%)")):
+            fit_left_label(plot, label)
         self.rms_plot.setXLink(self.frequency_plot)
-        self.fins_plot.setLabel("left", "FInsm5 (%)")
         self.fins_plot.setLabel("bottom", "session time (min)")
         self.fins_plot.setXLink(self.frequency_plot)
         # at rest the spectrum is the noise floor's: drawn dim; contraction bins drawn bright on top

@@ -95,7 +95,8 @@ class MainWindow(QtWidgets.QMainWindow):
             left.addWidget(self.needle)
         self.decomposition = None  # motor-unit panel: U opens it on a grid stream (monitor/gui/decomposition.py)
         self._decomposition_dock: QtWidgets.QDockWidget | None = None
-        if decomposition_view.wanted(state):
+        self._decomposition_wanted = decomposition_view.wanted(state)
+        if self._decomposition_wanted:
             shortcut = QtGui.QShortcut(QtGui.QKeySequence("U"), self)
             shortcut.activated.connect(self.toggle_decomposition)
         self.adaptation = None
@@ -154,6 +155,15 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._refresh_view(name)
         if self.needle is not None and (everything or self.ticks % NEEDLE_EVERY_TICKS == 0):
             self._refresh_view("needle")
+        if self._decomposition_dock is None and getattr(self.pipeline, "decomposition", None) is not None:
+            # the session decomposes (--decompose, or a core whose status carries units): its units are shown
+            # without U, which no snapshot can press; once only, so a user who closes the panel keeps it closed
+            self.toggle_decomposition()
+        if (self._decomposition_dock is None and self._decomposition_wanted
+                and getattr(self.pipeline, "decomposition", None) is not None):
+            # the session decomposes (--decompose, or a core that runs it): its units are shown without pressing U,
+            # a snapshot of such a session included (the dock was in no picture); U still hides it
+            self.toggle_decomposition()
         dock = self._decomposition_dock
         if dock is not None and dock.isVisibleTo(self) and (everything or self.ticks % DECOMPOSITION_EVERY_TICKS == 0):
             self._refresh_view("decomposition")
@@ -165,6 +175,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self._decomposition_dock = QtWidgets.QDockWidget("Motor units", self)
             self._decomposition_dock.setWidget(self.decomposition)
             self.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, self._decomposition_dock)
+            # a third of the height: left to its size hint the dock took half, squeezing the traces to a strip
+            self.resizeDocks([self._decomposition_dock], [max(200, self.height() // 3)],
+                             QtCore.Qt.Orientation.Vertical)
             return
         self._decomposition_dock.setVisible(not self._decomposition_dock.isVisibleTo(self))
 

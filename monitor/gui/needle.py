@@ -82,6 +82,7 @@ class NeedleView(QtWidgets.QWidget):
         self.reading_label = QtWidgets.QLabel("—")
         self.reading_label.setStyleSheet("font-size: 14pt; font-weight: bold;")
         self.network_label = QtWidgets.QLabel("network: no decision yet")
+        self.network_label.setWordWrap(True)  # the model's name and the window counts ran off the panel
         self.agreement_label = QtWidgets.QLabel("")
         self.agreement_label.setStyleSheet("font-weight: bold;")
         self.caveat_label = QtWidgets.QLabel(CAVEAT)
@@ -178,8 +179,9 @@ class NeedleView(QtWidgets.QWidget):
         reading = report.reading
         colour = READING_COLOURS.get(reading.label, (170, 170, 170))
         self.reading_label.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: rgb{colour};")
-        self.reading_label.setText(f"{reading.label}  (myopathic {reading.myopathic_score} · "
-                                   f"neurogenic {reading.neurogenic_score})")
+        scores = f"  (myopathic {reading.myopathic_score} · neurogenic {reading.neurogenic_score})"
+        # nothing was scored when nothing was assessed: "(myopathic 0 · neurogenic 0)" would read as a normal finding
+        self.reading_label.setText(reading.label + ("" if reading.label == "not assessed" else scores))
         self.evidence_label.setText("; ".join(reading.evidence))
         self._fill_table(report)
         summary = report.summary
@@ -278,7 +280,7 @@ class NeedleView(QtWidgets.QWidget):
         left_out = f", {self.resting_windows} at rest left out" if self.resting_windows else ""
         self.network_label.setText(
             " · ".join(f"{name} {probabilities[name]:.0%}" for name in NETWORK_CLASSES)
-            + f"  ({count} decisions of {self.model_id})  mean of {count} contracting windows{left_out}"
+            + f"  (mean of {count} contracting windows{left_out}; {self.model_id})"
         )
         self.agreement = agreement(snapshot.report.reading, probabilities)
         agree = self.agreement["agree"]

@@ -100,7 +100,8 @@ def test_panel_shows_the_offline_reading_and_neurogenic_flags_beside_the_network
     assert any(flags.get("duration_ms") == "high" for flags in view.flags[:-1])
     assert not any("low" in flags.values() for flags in view.flags)
     # beside the network: mean of the two decisions, and the agreement
-    assert "neuropathy 70%" in view.network_label.text() and "(2 decisions of test)" in view.network_label.text()
+    network = view.network_label.text()
+    assert "neuropathy 70%" in network and "(mean of 2 contracting windows; test)" in network
     assert view.agreement["agree"] is True and view.agreement["network_class"] == "neuropathy"
     assert view.agreement_label.text().startswith("agree")
     assert view.grab().width() > 0  # it draws offscreen
@@ -124,7 +125,7 @@ def test_panel_shows_the_offline_reading_and_neurogenic_flags_beside_the_network
         verdicts.stop()
     assert verdicts.errors == 0, verdicts.last_error
     assert verdicts.published >= 1
-    assert f"decisions of {model.model_id})" in view.network_label.text()
+    assert f"; {model.model_id})" in view.network_label.text()
     probabilities, count = view._network_probabilities(view.snapshot)
     assert count >= 1 and set(probabilities) == {"healthy", "myopathy", "neuropathy"}
     assert view.agreement["network_class"] == max(probabilities, key=probabilities.get)

@@ -44,6 +44,18 @@ def test_condition_trend_has_its_key_above_the_plot_and_no_band_at_rest(qtbot):
     assert np.isnan(top[20:40]).all() and np.isfinite(top[:20]).all() and np.isfinite(top[40:]).all()
 
 
+def test_no_model_is_said_in_plain_type_without_a_threshold_line(qtbot):
+    from monitor.gui.classification import NO_CALL_STYLE, ClassificationView
+
+    state = MonitorState()
+    state.model_status = "no model for this layout (256 ch grid16x16)"
+    view = ClassificationView(SimpleNamespace(state=state), lambda: 10.0)
+    qtbot.addWidget(view)
+    view.refresh()
+    assert view.call_label.text() == state.model_status and view.call_label.styleSheet() == NO_CALL_STYLE
+    assert not view.threshold_line.isVisible()  # stacked bands: no dotted line across an empty plot
+
+
 def test_each_models_caveat_is_shown_beside_its_verdict(qtbot):
     from models.model_card import SIMULATED_ONLY_NOTE
     from monitor.gui.classification import NEEDLE_NOTE
@@ -89,6 +101,14 @@ def test_fatigue_key_above_the_plot_and_readouts_without_absurd_precision(qtbot)
     assert "e-15" not in readout and "RMS 42 µV" in readout
     assert _dash(-0.2, "+.0f", " %") == "0 %" and _dash(-0.04, "+.1f", " %") == "0.0 %"
     assert _dash(-3.0, "+.0f", " %") == "-3 %" and _dash(None, ".0f") == "—"
+    # squeezed under a needle panel, each plot stays as tall as its axis label: nothing cut off
+    view.resize(450, 200)
+    view.show()
+    qtbot.waitExposed(view)
+    for plot in (view.frequency_plot, view.rms_plot, view.fins_plot):
+        axis = plot.getAxis("left")
+        assert axis.label.boundingRect().width() <= axis.height(), axis.labelText
+        assert "color: #c8c8c8" in axis.labelString()  # light on the dark plot (a bare size made it near black)
 
 
 def test_endurance_band_beyond_the_horizon_is_said_once():
@@ -114,3 +134,37 @@ def test_ring_labels_lie_outside_the_electrodes(qtbot):
     size = 0.85 * electrode_spacing_mm(positions)
     label_radii = [np.hypot(label.pos().x(), label.pos().y()) for label in electrode_map.labels]
     assert len(label_radii) == 8 and min(label_radii) > radius + size / 2  # under each one they fell on its neighbour
+
+
+def test_attention_map_says_when_there_is_no_attention_to_show(qtbot):
+    from monitor.gui.electrodes import ATTENTION_TITLE, NO_ATTENTION_TITLE, ElectrodesView
+    from tests.gui.test_view_drawing import FakeState
+
+    layout = ElectrodeLayout.grid(8, 8)
+    state = FakeState(layout.to_dict(), 64, list(layout.labels))
+    view = ElectrodesView(SimpleNamespace(state=state))
+    qtbot.addWidget(view)
+    view.refresh()  # no model for the layout: grey electrodes, and the title says why
+    assert view.attention_map.plotItem.titleLabel.text == NO_ATTENTION_TITLE
+    state.decisions.record = SimpleNamespace(channel_attention=np.linspace(0, 1, 64), muscle=MuscleState.CONTRACTING,
+                                             label="healthy")
+    view.refresh()
+    assert view.attention_map.plotItem.titleLabel.text == ATTENTION_TITLE
+
+
+def test_a_decomposing_session_shows_the_motor_unit_panel_without_pressing_u(qtbot, grid_pipeline):
+    """With --decompose the units are shown (and in a snapshot, where nobody can press U); U still hides them."""
+    from monitor.gui.main_window import MainWindow
+
+    window = MainWindow(grid_pipeline)
+    qtbot.addWidget(window)
+    window.refresh(everything=True)
+    assert window.decomposition is None  # a grid that does not decompose: the dock waits for U
+    grid_pipeline.decomposition = SimpleNamespace(status=SimpleNamespace(message="calibrating on 5 s"),
+                                                  found_again_units=[], n_units=0, unit_ids=[], channels=[])
+    window.refresh(everything=True)
+    assert window.decomposition is not None and window._decomposition_dock.isVisibleTo(window)
+    assert window.decomposition.status_label.text() == "calibrating on 5 s"
+    window.toggle_decomposition()
+    window.refresh(everything=True)
+    assert not window._decomposition_dock.isVisibleTo(window)
