@@ -348,7 +348,10 @@ class ClassificationView(QtWidgets.QWidget):
             # a session running no model (none fits this layout) says so rather than waiting for decisions, in
             # plain type: in the call's 20 pt bold it is no call, and at 256 channels it pushed the fatigue view aside
             self._set_call_style(NO_CALL_STYLE)
-            self.call_label.setText(getattr(self.pipeline.state, "model_status", None) or "— (no decision yet)")
+            status = getattr(self.pipeline.state, "model_status", None)
+            if status is None and hasattr(self.pipeline, "client") and self.pipeline.client is None:
+                status = "no condition model running (--no-inference: filters, features and fatigue only)"
+            self.call_label.setText(status or "— (no decision yet)")
             return
         self.label, self.confidence = smoothed_call(
             self.probabilities, self.classes, self.votes_box.value(), self.threshold_box.value(), self.withheld

@@ -136,6 +136,7 @@ class TracesView(QtWidgets.QWidget):
         self.lanes = np.arange(self.n_channels)
         self.decimator = MinMaxDecimator(self.n_channels)
         self._marker_lines: dict[int, pg.InfiniteLine] = {}  # by index in ``markers``, those in view
+        self._masked: tuple[int, ...] = ()  # channels masked out of inference, marked in the lane labels
 
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
@@ -199,7 +200,7 @@ class TracesView(QtWidgets.QWidget):
         self.curve.setVisible(not raster)
         columns = None if len(self.lanes) == self.n_channels else self.lanes
         self.decimator = MinMaxDecimator(self.n_channels, columns)
-        self._label_channels([self.labels[i] for i in self.lanes])
+        self._label_channels(self._lane_names())
         self.plot.setYRange(-len(self.lanes), 1, padding=0)
 
     @staticmethod
@@ -214,6 +215,21 @@ class TracesView(QtWidgets.QWidget):
     def fixed_scale_uv(self) -> float | None:
         index = self.scale_box.currentIndex()
         return None if index == 0 else FIXED_SCALES_UV[index - 1]
+
+    def _lane_names(self) -> list[str]:
+        # a flat or saturated electrode's lane is a straight line that looks like a quiet muscle: its label says it
+        # is masked out of inference, as the electrode map crosses it out
+        masked = set(self._masked)
+        return [f"✕ {self.labels[i]}" if i in masked else self.labels[i] for i in self.lanes]
+
+    def _mark_masked(self) -> None:
+        state = self.pipeline.state
+        with state.lock:
+            usable = None if state.usable is None else np.asarray(state.usable)
+        masked = () if usable is None or len(usable) != self.n_channels else tuple(np.flatnonzero(~usable).tolist())
+        if masked != self._masked:
+            self._masked = masked
+            self._label_channels(self._lane_names())
 
     def _label_channels(self, labels: list[str]) -> None:
         # beyond ~32 lanes the labels overlap: label every k-th channel, the rest get unlabelled ticks
@@ -232,6 +248,7 @@ class TracesView(QtWidgets.QWidget):
     def refresh(self) -> None:
         if self.frozen:
             return
+        self._mark_masked()
         n_bins = int(max(100, (self.plot.plotItem.vb.width() or 1000) / PIXELS_PER_BIN))
         low, high, times = self.decimator.update(self.pipeline.engine.filtered, int(self.span_s * self.fs), n_bins)
         if len(times) < 2:

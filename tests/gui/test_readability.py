@@ -168,3 +168,25 @@ def test_a_decomposing_session_shows_the_motor_unit_panel_without_pressing_u(qtb
     window.toggle_decomposition()
     window.refresh(everything=True)
     assert not window._decomposition_dock.isVisibleTo(window)
+
+
+def test_masked_lanes_are_marked_and_a_session_without_a_model_says_so(qtbot, ring_pipeline):
+    """The dead electrode's lane (tests/gui/conftest.py: channel 2 reads NaN) is a flat line that looks like a quiet
+    muscle: its label is crossed as on the electrode map. With no worker the condition view says none runs."""
+    from monitor.gui.classification import ClassificationView
+    from monitor.gui.traces import TracesView
+    from tests.gui.conftest import DEAD_CHANNEL, wait_for
+
+    traces = TracesView(ring_pipeline)
+    qtbot.addWidget(traces)
+
+    def masked() -> bool:
+        traces.refresh()
+        return traces.lane_labels[DEAD_CHANNEL].startswith("✕")
+
+    assert wait_for(masked, 10.0)
+    assert sum(label.startswith("✕") for label in traces.lane_labels) == 1
+    condition = ClassificationView(ring_pipeline, lambda: 0.0)
+    qtbot.addWidget(condition)
+    condition.refresh()
+    assert condition.call_label.text().startswith("no condition model running")
