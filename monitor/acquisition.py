@@ -155,6 +155,12 @@ def describe(info: Any) -> StreamDescription:
     )
 
 
+def channel_count_text(n_channels: int, emg_channels: Any) -> str:
+    """The stream's channels for a status line: "64 EMG + 1 other ch" where some are not EMG (a force channel)."""
+    n_emg = n_channels if emg_channels is None else len(emg_channels)
+    return f"{n_channels} ch" if n_emg == n_channels else f"{n_emg} EMG + {n_channels - n_emg} other ch"
+
+
 def full_description(info: Any, timeout_s: float = 5.0) -> StreamDescription:
     """The stream's full description (channel types, layout), which a resolved StreamInfo lacks: asked of the
     outlet through a short-lived inlet. A stream that does not answer is described from what was resolved."""

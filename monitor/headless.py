@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from monitor.acquisition import dropped_figure, signal_status
+from monitor.acquisition import channel_count_text, dropped_figure, signal_status
 from monitor.outlets import emg_mean
 from monitor.pipeline import SPONTANEOUS_LABEL, MonitorPipeline, MuscleState
 
@@ -85,6 +85,7 @@ class HeadlessDashboard:
             "stream": state.stream_name,
             "fs": state.fs,
             "channels": state.n_channels,
+            "channels_text": channel_count_text(state.n_channels, getattr(state, "emg_channels", None)),
             # streaming / waiting / lost / confirming (a returned stream's samples held) / refused
             "signal": signal.state,
             "signal_phrase": signal.phrase,
@@ -112,7 +113,8 @@ class HeadlessDashboard:
 
     def render(self) -> Table:
         s = self.summary()
-        table = Table(title=f"NeuroFusion Monitor — {s['stream']} ({s['channels']} ch @ {s['fs']:g} Hz)", expand=False)
+        title = f"NeuroFusion Monitor — {s['stream']} ({s['channels_text']} @ {s['fs']:g} Hz)"
+        table = Table(title=title, expand=False)
         table.add_column("", style="bold")
         table.add_column("")
         signal_style = SIGNAL_STYLES.get(s["signal"], "red")

@@ -13,7 +13,7 @@ from typing import Any
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from monitor.acquisition import signal_status
+from monitor.acquisition import channel_count_text, signal_status
 from monitor.errors import UserError
 from monitor.gui import decomposition as decomposition_view
 from monitor.gui import needle as needle_view
@@ -56,7 +56,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view_errors: dict[str, str] = {}
         self._origin: float | None = None
         state = pipeline.state
-        self.setWindowTitle(f"NeuroFusion Monitor — {state.stream_name} ({state.n_channels} ch @ {state.fs:g} Hz)")
+        channels = channel_count_text(state.n_channels, getattr(state, "emg_channels", None))
+        self.setWindowTitle(f"NeuroFusion Monitor — {state.stream_name} ({channels} @ {state.fs:g} Hz)")
 
         self.banner = QtWidgets.QLabel("")
         self.banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)

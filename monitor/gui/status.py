@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
-from monitor.acquisition import dropped_figure, signal_status
+from monitor.acquisition import channel_count_text, dropped_figure, signal_status
 
 NOT_RECORDING = "not recording"
 #: colour of each SignalStatus state; red for anything else
@@ -98,7 +98,8 @@ class StatusView(QtWidgets.QWidget):
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = label
             form.addRow(caption, label)
-        self.fields["stream"].setText(f"{state.stream_name}  {state.fs:g} Hz  {state.n_channels} ch")
+        self.fields["stream"].setText(f"{state.stream_name}  {state.fs:g} Hz  "
+                                     f"{channel_count_text(state.n_channels, getattr(state, 'emg_channels', None))}")
         self.fields["resources"].setWordWrap(True)  # one line of figures; wraps in a narrow column
 
         self.mains_box = QtWidgets.QComboBox()
