@@ -1,7 +1,8 @@
-"""`monitor --model runs/calibrate/model.pt` from the user's own folder: the worker runs in the repository root, so a
-relative checkpoint was "no checkpoint at runs/calibrate/model.pt" once a stream had been found and waited for
-(and a relative --patients-dir named another folder to the worker than to the adaptation). The paths are made
-absolute against the user's folder, and a missing checkpoint is refused before any stream. No stream, no model."""
+"""`monitor` (and `adapt`) `--model runs/calibrate/model.pt` from the user's own folder: the worker runs in the
+repository root, so a relative checkpoint was "no checkpoint at runs/calibrate/model.pt" once a stream had been
+found and waited for (and a relative --patients-dir named another folder to the worker than to the adaptation).
+The paths are made absolute against the user's folder, and a missing checkpoint is refused before any stream.
+No stream, no model."""
 
 from __future__ import annotations
 
@@ -31,3 +32,14 @@ def test_a_missing_checkpoint_is_refused_before_any_stream(tmp_path: Path, monke
     args = build_parser().parse_args(["monitor", "--name", "x", "--model", "nowhere.pt"])
     with pytest.raises(UserError, match="nowhere.pt"):
         session_options(args)
+
+
+def test_adapt_passes_the_worker_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.commands.adapt import make_paths_absolute
+
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["adapt", "--source-id", "x", "--marks", "m.json", "--patient", "p-7",
+                                      "--model", "runs/model.pt", "--patients-dir", "patients"])
+    make_paths_absolute(args)
+    assert Path(args.model) == tmp_path / "runs" / "model.pt"
+    assert args.patients_dir == tmp_path / "patients"

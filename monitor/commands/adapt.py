@@ -41,6 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def make_paths_absolute(args: argparse.Namespace) -> None:
+    """--model and --patients-dir against the user's folder: the worker runs in the repository's folder, where a
+    relative checkpoint is not found and a relative patients folder is another one than this process writes to."""
+    if args.model:
+        args.model = str(Path(args.model).expanduser().absolute())
+    if args.patients_dir is not None:
+        args.patients_dir = Path(args.patients_dir).expanduser().absolute()
+
+
 def run(args: argparse.Namespace) -> int:
     from monitor.errors import UserError
     from monitor.lslenv import use_lsl_config
@@ -55,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         file_marks = load_marks(args.marks)
     if args.model and not Path(args.model).is_file():
         raise UserError(f"no checkpoint at {args.model}")
+    make_paths_absolute(args)
     from monitor.adaptation.session import patient_folder
 
     patient_folder(args.patients_dir, args.patient)  # a bad id fails before anything starts
