@@ -24,7 +24,14 @@ from simulators.artifacts import DEFAULT_ARTIFACTS, ArtifactConfig, ArtifactGene
 from simulators.conditions import CONDITIONS, draw_subject
 from simulators.electrodes import ElectrodeLayout
 from simulators.fatigue import EnduranceFatigue, FatigueModel
-from simulators.fibres import FIBRILLATION_ISI_COV, fibrillating_fibres, grow_fibres, join, needle_templates
+from simulators.fibres import (
+    FIBRILLATION_ISI_COV,
+    NEEDLE_NOISE_UV_PER_RT_HZ,
+    fibrillating_fibres,
+    grow_fibres,
+    join,
+    needle_templates,
+)
 from simulators.force import ForceFluctuation, ForceModel, steady_force
 from simulators.jitter import FibreJitter, margin_samples, near_fibres, split_templates, subset
 from simulators.motor_units import SpikeGenerator, build_pool, gestures_for, with_spontaneous_units
@@ -40,8 +47,9 @@ SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, wit
 # model's (Farina & Merletti 2001, 0.1 / 0.5 S/m; were 0.063 / 0.33): one muscle, one set; .5: the needle's held force
 # fluctuates around its target (simulators.force.ForceFluctuation, Baweja et al. 2009); .6: reinnervation's adopted
 # fibres stay next to their parent fibres, the territory grows only at its edge (Stålberg & Dioszeghy 1991); changes
-# neuropathy on the needle and on the surface fibre model
-FIBRE_MODEL_VERSION = "2026-12-06.6"
+# neuropathy on the needle and on the surface fibre model; .7: the needle's white noise is a fixed floor in µV/√Hz
+# measured on the real recordings (fibres.NEEDLE_NOISE_UV_PER_RT_HZ), not 30 dB below the signal (needle only)
+FIBRE_MODEL_VERSION = "2026-12-06.7"
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 TISSUE_MODELS = ("legacy", "fibres")
 # the opt-in endurance fatigue's own version (written to a file's config_json with it), for the same reason
@@ -78,6 +86,7 @@ class SimulationConfig:
     recovery_rate: float = 1.0  # per minute, exponential recovery at rest
     mains_hz: float = 50.0
     snr_db: float = 30.0  # against the mean channel RMS of the noise-free signal at the profile's contraction
+    # (not on the fibre-level needle, whose noise floor is fixed: simulators.fibres.NEEDLE_NOISE_UV_PER_RT_HZ)
     artifacts: tuple[str, ...] = DEFAULT_ARTIFACTS
     seed: int = 0
     record_spikes: bool = False
@@ -371,7 +380,12 @@ class EmgSimulator:
             _, h = signal.sosfreqz(self._antialias, worN=self._freqs, fs=self._internal_fs)
             self._response = np.abs(h) ** 2
 
-        self.noise_rms_uv = self.reference_rms_uv() / 10.0 ** (config.snr_db / 20.0)
+        if config.tissue == "fibres" and self.layout.kind == "needle":
+            # a needle's noise is its electrode's and amplifier's, fixed in µV/√Hz (fibres.NEEDLE_NOISE_UV_PER_RT_HZ,
+            # measured on the real recordings), not a share of the muscle's signal; fibre model .7
+            self.noise_rms_uv = NEEDLE_NOISE_UV_PER_RT_HZ * math.sqrt(self.fs / 2.0)
+        else:
+            self.noise_rms_uv = self.reference_rms_uv() / 10.0 ** (config.snr_db / 20.0)
         options = {"enabled": tuple(config.artifacts), "mains_hz": float(config.mains_hz), **config.artifact_options}
         if config.mains_hz == 0:
             options["enabled"] = tuple(a for a in options["enabled"] if a != "mains")

@@ -36,6 +36,14 @@ CORE_WIDTH_MM = 0.15
 CANNULA_RADIUS_MM = 0.23  # 0.46 mm shaft
 CANNULA_IN_MUSCLE_MM = 10.0
 REACH_MM = 3.0  # fibres further from the tip than this are left out (their share of a MUP is below the noise)
+# The needle recording's noise floor (electrode and amplifier), white, fixed in µV/√Hz whatever the muscle does:
+# measured on the real clinical recordings (../shared/data/needle-emg-clinical, 258 recordings, conditioned as the
+# needle model does, median PSD at 5-7 kHz in each recording's quietest 0.25 s): median 0.024 / 0.027 / 0.028 µV/√Hz
+# in healthy / myopathy / neuropathy (10-90 % 0.016-0.057) although neuropathic RMS is 3x healthy, i.e. the floor
+# does not follow the signal. It equals the Johnson noise of ~37 kΩ at body temperature (sqrt(4 k T R); Nyquist
+# 1928); a published impedance of the clinical needle was not checked. Used by the fibre-level needle model instead
+# of snr_db (a floor 30 dB below the signal RMS, which scaled with the muscle and lay 2-3.5x above the real floor).
+NEEDLE_NOISE_UV_PER_RT_HZ = 0.025
 GRID_MM = 0.05  # spatial step of the line-source convolution
 FIELD_HALF_MM = 25.0  # the needle's weighting is computed this far along the fibres, tapered over the last 5 mm
 SOURCE_LENGTH_MM = 15.0  # ∂²V/∂λ² beyond this is below 1e-3 of its peak
