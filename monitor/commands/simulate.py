@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--marker-rate must be in (0, 1000] per second, --chunk positive, --speed in (0, 1000]")
     if args.duration is not None and not 0 < args.duration < 1e7:
         raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
+    if not args.name.strip():  # liblsl: "could not create stream description object"
+        raise UserError("--name must name the LSL stream, not be empty")
     simulator = EmgSimulator(config)
     if args.out:
         return _write(simulator, args)
