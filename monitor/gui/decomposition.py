@@ -92,12 +92,13 @@ class DecompositionPanel(QtWidgets.QWidget):
 
         self.raster = pg.PlotWidget()
         self.raster.setLabel("left", "unit")
-        self.raster.setLabel("bottom", "s")
+        self.raster.setLabel("bottom", "time (s)")
         self.raster.setXRange(-WINDOW_S, 0)
         self.raster_points = pg.ScatterPlotItem(symbol="s", size=4, pen=None)
         self.raster.addItem(self.raster_points)
         self.rates = pg.PlotWidget()
         self.rates.setLabel("left", "rate (Hz)")
+        self.rates.setLabel("bottom", "time (s)")
         self.rates.setXRange(-WINDOW_S, 0)
         self.rates.setYRange(0, 40)
         self.rate_curves: list[pg.PlotDataItem] = []
@@ -177,6 +178,7 @@ class DecompositionPanel(QtWidgets.QWidget):
         """One line in the panel and in the window's status bar (a dock's window has one)."""
         line = " ".join(str(text).split())  # never more than one line, whatever the refusal said
         self.units_file_label.setText(line)
+        self.units_file_label.setVisible(True)
         self.units_file_label.setStyleSheet("" if ok else "color: #c0392b")
         window = self.window()
         if isinstance(window, QtWidgets.QMainWindow):
@@ -187,6 +189,9 @@ class DecompositionPanel(QtWidgets.QWidget):
     def refresh(self) -> None:
         self.status_label.setText(self.service.status.message)
         self.found_again_label.setText(found_again_text(self.service.found_again_units))
+        # an empty line still takes its height: shown only when it says something (the plots get the room)
+        for label in (self.units_file_label, self.found_again_label, self.rates_label, self.thresholds_label):
+            label.setVisible(bool(label.text()))
         n_units = self.service.n_units
         self.unit_box.setRange(0, max(0, n_units - 1))
         latest = self.pipeline.acquisition.buffer.latest(1)
@@ -207,7 +212,9 @@ class DecompositionPanel(QtWidgets.QWidget):
             curve.setData(times[mine], rates[mine], connect="finite")
         smoothed = self.service.smoothed_rates()
         ids = self.service.unit_ids  # the number a unit keeps across recalibrations (a swap may land mid-frame)
-        shown = [f"U{i} {rate:.0f} Hz" for i, rate in zip(ids, smoothed, strict=False)]
+        # each unit's name in its raster and rate colour: the plots have no other key
+        shown = [f'<span style="color: rgb{_colour(row)};">&#9632;</span> U{i} {rate:.0f} Hz'
+                 for row, (i, rate) in enumerate(zip(ids, smoothed, strict=False))]
         self.rates_label.setText("rates (last 1 s): " + "  ".join(shown))
         if self.service.recruitment is not None:
             pairs = zip(ids, self.service.recruitment.thresholds(), strict=False)

@@ -160,14 +160,21 @@ class MainWindow(QtWidgets.QMainWindow):
             # the session decomposes (--decompose, or a core whose status carries units): its units are shown
             # without U, which no snapshot can press; once only, so a user who closes the panel keeps it closed
             self.toggle_decomposition()
-        if (self._decomposition_dock is None and self._decomposition_wanted
-                and getattr(self.pipeline, "decomposition", None) is not None):
+        if self._decomposition_dock is None and self._decomposition_wanted and self._session_decomposes():
             # the session decomposes (--decompose, or a core that runs it): its units are shown without pressing U,
             # a snapshot of such a session included (the dock was in no picture); U still hides it
             self.toggle_decomposition()
         dock = self._decomposition_dock
         if dock is not None and dock.isVisibleTo(self) and (everything or self.ticks % DECOMPOSITION_EVERY_TICKS == 0):
             self._refresh_view("decomposition")
+
+    def _session_decomposes(self) -> bool:
+        """Whether motor units are being decomposed already: a core's (a view's ``pipeline.decomposition``) or the
+        in-process session's service (``pipeline.decomposition_host``, started by --decompose)."""
+        if getattr(self.pipeline, "decomposition", None) is not None:
+            return True
+        host = getattr(self.pipeline, "decomposition_host", None)
+        return host is not None and getattr(host, "service", None) is not None
 
     def toggle_decomposition(self) -> None:
         """Shows or hides the motor-unit panel in a dock; the first time creates it, its discharge outlet with it."""

@@ -57,11 +57,15 @@ class SpectrumView(QtWidgets.QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self._x_high = 0.0
         self.curve = self.plot.plot(pen=pg.mkPen((120, 200, 255), width=1.5))
+        # MDF lies below MNF on an EMG spectrum, often a few Hz apart: its name goes left of its line and MNF's
+        # right of its own, so the two names never sit on each other or on the other line
         self.mnf_line = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 200, 60), width=2), label="MNF",
-                                        labelOpts={"position": 0.92, "color": (255, 200, 60)})
+                                        labelOpts={"position": 0.92, "color": (255, 200, 60),
+                                                   "anchors": [(-0.05, 0.5), (-0.05, 0.5)]})
         dashed = pg.mkPen((120, 255, 120), width=2, style=pg.QtCore.Qt.PenStyle.DashLine)
         self.mdf_line = pg.InfiniteLine(angle=90, pen=dashed, label="MDF",
-                                        labelOpts={"position": 0.80, "color": (120, 255, 120)})
+                                        labelOpts={"position": 0.92, "color": (120, 255, 120),
+                                                   "anchors": [(1.05, 0.5), (1.05, 0.5)]})
         for line in (self.mnf_line, self.mdf_line):
             line.setVisible(False)
             self.plot.addItem(line)

@@ -17,6 +17,9 @@ from PyQt6 import QtCore, QtWidgets
 SPANS_S = (1.0, 2.0, 5.0, 10.0, 20.0)
 FIXED_SCALES_UV = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 MAX_LABELLED_CHANNELS = 32
+#: the height one lane label needs (8-9 pt text): fewer labels when the lanes are thinner, e.g. under the motor-unit
+#: dock, where 32 labels in 180 px ran into one black smear
+LABEL_PIXELS = 14
 #: more channels than this are shown a page at a time by default (lanes under ~12 px cannot be read), and drawn as
 #: one image instead of line segments when all are shown
 LANES_PER_PAGE = 64
@@ -137,6 +140,7 @@ class TracesView(QtWidgets.QWidget):
         self.decimator = MinMaxDecimator(self.n_channels)
         self._marker_lines: dict[int, pg.InfiniteLine] = {}  # by index in ``markers``, those in view
         self._masked: tuple[int, ...] = ()  # channels masked out of inference, marked in the lane labels
+        self._labelled_height = 0  # the plot height (px) the lane labels were spaced for
 
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
@@ -227,14 +231,21 @@ class TracesView(QtWidgets.QWidget):
         with state.lock:
             usable = None if state.usable is None else np.asarray(state.usable)
         masked = () if usable is None or len(usable) != self.n_channels else tuple(np.flatnonzero(~usable).tolist())
-        if masked != self._masked:
+        height = int(self.plot.plotItem.vb.height())
+        if masked != self._masked or abs(height - self._labelled_height) > LABEL_PIXELS:
             self._masked = masked
             self._label_channels(self._lane_names())
 
+    def labels_that_fit(self) -> int:
+        """How many lane labels the plot's height can show without them running into each other."""
+        height = int(self.plot.plotItem.vb.height())
+        return MAX_LABELLED_CHANNELS if height <= 0 else max(1, min(MAX_LABELLED_CHANNELS, height // LABEL_PIXELS))
+
     def _label_channels(self, labels: list[str]) -> None:
-        # beyond ~32 lanes the labels overlap: label every k-th channel, the rest get unlabelled ticks
+        # more lanes than labels fit: label every k-th channel, the rest get unlabelled ticks
         self.lane_labels = list(labels)
-        step = max(1, int(np.ceil(len(labels) / MAX_LABELLED_CHANNELS)))
+        self._labelled_height = int(self.plot.plotItem.vb.height())
+        step = max(1, int(np.ceil(len(labels) / self.labels_that_fit())))
         major = [(-i, label) for i, label in enumerate(labels) if i % step == 0]
         minor = [(-i, "") for i in range(len(labels)) if i % step]
         self.plot.getAxis("left").setTicks([major, minor])

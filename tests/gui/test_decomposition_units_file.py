@@ -98,7 +98,8 @@ def test_the_panel_saves_and_loads_unit_sets_through_the_core_and_refuses_bad_fi
     np.testing.assert_array_equal(service.decomposer.decomposition.filters, saved.decomposition.filters)
     panel.refresh()
     assert "saved units applied" in panel.status_label.text()
-    assert panel.rates_label.text().startswith("rates (last 1 s): " + f"U{ids[0]} ")
+    rates = panel.rates_label.text()  # each unit named in its colour: "■ U5 12 Hz"
+    assert rates.startswith("rates (last 1 s): ") and f"</span> U{ids[0]} " in rates.split("Hz")[0]
     assert window.statusBar().currentMessage().startswith("loaded session_a.npz")
 
     # Save: the core writes the running set, numbers, filters and MUAP maps as they were

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from PyQt6 import QtWidgets
 
 from monitor.pipeline import DecisionRecord, MonitorState, MuscleState, verdict
 from simulators.electrodes import ElectrodeLayout
@@ -164,7 +165,12 @@ def test_a_decomposing_session_shows_the_motor_unit_panel_without_pressing_u(qtb
                                                   found_again_units=[], n_units=0, unit_ids=[], channels=[])
     window.refresh(everything=True)
     assert window.decomposition is not None and window._decomposition_dock.isVisibleTo(window)
-    assert window.decomposition.status_label.text() == "calibrating on 5 s"
+    panel = window.decomposition
+    assert panel.status_label.text() == "calibrating on 5 s"
+    # no unit yet: the empty lines give their height to the plots; the time axes say what they count
+    assert not any(label.isVisibleTo(panel) for label in (panel.found_again_label, panel.rates_label,
+                                                           panel.units_file_label, panel.thresholds_label))
+    assert panel.raster.getAxis("bottom").labelText == panel.rates.getAxis("bottom").labelText == "time (s)"
     window.toggle_decomposition()
     window.refresh(everything=True)
     assert not window._decomposition_dock.isVisibleTo(window)
@@ -190,3 +196,36 @@ def test_masked_lanes_are_marked_and_a_session_without_a_model_says_so(qtbot, ri
     qtbot.addWidget(condition)
     condition.refresh()
     assert condition.call_label.text().startswith("no condition model running")
+
+
+def test_mnf_and_mdf_names_sit_on_either_side_of_their_lines(qtbot):
+    from monitor.gui.spectrum import SpectrumView
+
+    state = MonitorState()
+    state.channel_labels = ["E01"]
+    view = SpectrumView(SimpleNamespace(state=state))
+    qtbot.addWidget(view)
+    # MDF (lower) named left of its line, MNF right of its own: a few Hz apart, the names stacked on the lines
+    assert view.mdf_line.label.anchor.x() > 0.5 > view.mnf_line.label.anchor.x()
+
+
+def test_lane_labels_thin_out_when_the_lanes_get_thin(qtbot, grid_pipeline):
+    """64 lanes squeezed to ~200 px (the motor-unit dock open): 32 labels ran into one smear; as many as fit now."""
+    from monitor.gui.traces import LABEL_PIXELS, TracesView
+
+    traces = TracesView(grid_pipeline)
+    qtbot.addWidget(traces)
+    traces.resize(800, 900)
+    traces.show()
+    qtbot.waitExposed(traces)
+    traces.refresh()
+
+    def labelled() -> int:
+        return sum(bool(text) for _, text in traces.plot.getAxis("left")._tickLevels[0])
+
+    assert labelled() == 32
+    traces.resize(800, 240)
+    QtWidgets.QApplication.processEvents()
+    traces.refresh()
+    height = traces.plot.plotItem.vb.height()
+    assert 0 < labelled() <= height / LABEL_PIXELS
