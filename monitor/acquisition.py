@@ -112,6 +112,10 @@ class StreamDescription:
         return typed or list(range(self.n_channels))
 
 
+#: how long resolve_stream listens for a second stream matching a name or type (the first answers at once)
+AMBIGUITY_LOOKUP_S = 1.0  # other processes' outlets answered after 0.5 s here; a lone stream costs this once
+
+
 def resolve_stream(
     name: str | None = None, stream_type: str | None = "EMG", source_id: str | None = None, timeout_s: float = 5.0
 ) -> Any:
@@ -121,6 +125,16 @@ def resolve_stream(
     for prop, value in (("source_id", source_id), ("name", name), ("type", stream_type)):
         if value:
             found = pylsl.resolve_byprop(prop, value, minimum=1, timeout=timeout_s)
+            if found and prop != "source_id":
+                # liblsl answers with the first outlet it hears: with two amplifiers (two beds, a simulator left
+                # running) that could be the other patient's. A short second look says whether another matches.
+                found = pylsl.resolve_byprop(prop, value, minimum=2, timeout=AMBIGUITY_LOOKUP_S) or found
+                distinct = list({info.uid(): info for info in found}.values())
+                if len(distinct) > 1:
+                    streams = ", ".join(f"'{info.name()}' (source id '{info.source_id()}' on {info.hostname()})"
+                                        for info in distinct)  # fmt: skip
+                    raise UserError(f"several LSL streams have {prop} '{value}': {streams}; pick one with "
+                                    "--source-id (or a --name only it has), or stop the other")
             if found:
                 return found[0]
             raise UserError(
