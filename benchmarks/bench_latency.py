@@ -7,11 +7,13 @@ has published its decision, on the LSL clock of one machine, worker in another p
 chunk as soon as its last sample is due); "sample_time_to_decision" starts at that sample's own time stamp, so it
 also counts the wait for the rest of its chunk. Both end once the decision is pushed on the monitor's decisions
 outlet. Breakdown per decision: LSL transfer and buffering (pushed -> in the ring buffer), DSP (in the buffer ->
-window analysed and submitted), worker (model time in the worker process), ZeroMQ (submitted -> reply received by
-the client's I/O thread, less the worker's time: encoding, both socket hops, queues), publication (reply received ->
-handed to the decisions thread and pushed on the LSL outlet). The player runs in a subprocess (tests/players.py);
-for 64 and 256 channels the worker runs an untrained network of the bundled architecture for that grid (same cost
-as a trained one).
+window filtered, masked and submitted; its features and fatigue update follow while the worker runs), worker (model
+time in the worker process), ZeroMQ (submitted -> reply received by the client's I/O thread, less the worker's time:
+encoding, both socket hops, queues), publication (reply received -> handed to the decisions thread, which waits
+there for the window's muscle state if the step has not finished it yet, and pushed on the LSL outlet). CPU per
+second of signal covers the whole stream but its last second, the view's start-up included. The player runs in a
+subprocess (tests/players.py); for 64 and 256 channels the worker runs an untrained network of the bundled
+architecture for that grid (same cost as a trained one).
 
 With ``--gui`` the monitor process also shows the real dashboard (MainWindow, 1600 x 1000, Qt offscreen unless a
 display is set) redrawing on its own ~30 Hz timer while the decisions are timed, as a bedside monitor runs: the
@@ -165,8 +167,12 @@ class CpuMeter:
         self.processes: dict[str, object] = {"core": psutil.Process()}
 
     def add(self, name: str, pid: int | None) -> None:
+        """A process to measure; one added after ``start`` (the view, started while measuring) counts from its
+        own start, its start-up included."""
         if pid is not None:
             self.processes[name] = self._psutil.Process(pid)
+            if self._wall:
+                self._started[name] = 0.0
 
     def _cpu(self, process: object) -> float:
         try:
@@ -202,13 +208,29 @@ class CpuMeter:
 class HopProbe:
     """Each step of the core's DSP thread (``DspEngine.process``): its thread CPU and wall time, the windows it
     finished and whether the signal-quality evaluation ran in it (every 0.5 s of samples, mains every 1 s: the
-    steps that carry it are the decision path's heaviest). Installed before the pipeline starts; the DSP code runs
-    unchanged."""
+    steps that carry it are the decision path's heaviest), and how much of the step came before its windows went to
+    the worker (a window sender registered after the pipeline's submit) and after (features, fatigue, the
+    subscribers: what the worker's time overlaps). Installed after the pipeline is built, before it starts; the DSP
+    code runs unchanged."""
 
     def __init__(self, engine: object) -> None:
         self.steps: list[tuple[int, float, float, int, int]] = []  # end counter, cpu ms, wall ms, windows, checks
         self.spans: list[tuple[float, float]] = []  # perf_counter at each step's start and end
+        self.submits: list[tuple[float, float, float, float]] = []  # deciding steps: cpu, wall before / after submit
+        self._sent: tuple[float, float] | None = None  # (thread time, perf_counter) when this step's windows left
+        self.submitted_at: dict[int, float] = {}  # window end counter -> perf_counter of its submit
+        self.on_wire_at: dict[int, float] = {}  # window end counter -> perf_counter when the client's thread sent it
+        self.step_ended_at: dict[int, float] = {}  # window end counter -> perf_counter at the end of its step
         self.evaluations = 0
+
+        def windows_sent(windows: list) -> None:
+            self._sent = (time.thread_time(), time.perf_counter())
+            for item in windows:
+                self.submitted_at[item.window.end_counter] = self._sent[1]
+
+        send_windows_first = getattr(engine, "send_windows_first", None)  # absent before the engine sent first
+        if send_windows_first is not None:
+            send_windows_first(windows_sent)
         quality = engine.quality  # type: ignore[attr-defined]
         evaluate = quality._evaluate
 
@@ -221,14 +243,48 @@ class HopProbe:
 
         def timed_process(samples: np.ndarray, timestamps: np.ndarray, first_counter: int) -> list:
             checks, cpu, wall = self.evaluations, time.thread_time(), time.perf_counter()
+            self._sent = None
             results = process(samples, timestamps, first_counter)
             ended = time.perf_counter()
+            for result in results:
+                self.step_ended_at[result.window.end_counter] = ended
+            if self._sent is not None:
+                thread_ended = time.thread_time()
+                self.submits.append(((self._sent[0] - cpu) * 1000, (self._sent[1] - wall) * 1000,
+                                     (thread_ended - self._sent[0]) * 1000, (ended - self._sent[1]) * 1000))
             self.steps.append((first_counter + len(timestamps), (time.thread_time() - cpu) * 1000,
                                (ended - wall) * 1000, len(results), self.evaluations - checks))
             self.spans.append((wall, ended))
             return results
 
         engine.process = timed_process  # type: ignore[attr-defined]
+
+    def watch_client(self, client: object) -> None:
+        """When the client's I/O thread puts each window on the wire: it needs the GIL, which the DSP thread holds
+        while it computes the features that follow the submit, so this shows whether the worker's time really
+        overlaps the rest of the step."""
+        send_waiting = client._send_waiting  # type: ignore[attr-defined]
+
+        def timed_send_waiting(pending: dict) -> None:
+            unsent = [item for item in pending.values() if not item.sent]
+            send_waiting(pending)
+            now = time.perf_counter()
+            for item in unsent:
+                if item.sent:
+                    self.on_wire_at[item.request.sequence] = now
+
+        client._send_waiting = timed_send_waiting  # type: ignore[attr-defined]
+
+    def handoff(self) -> dict[str, object]:
+        """Submit -> on the wire (ms), and how many windows left before the step that submitted them ended."""
+        both = [(self.on_wire_at[c] - t, self.on_wire_at[c] < self.step_ended_at[c])
+                for c, t in self.submitted_at.items() if c in self.on_wire_at and c in self.step_ended_at]
+        if not both:
+            return {}
+        delays = np.array([d for d, _ in both]) * 1000
+        return {"windows": len(both), "p50_ms": round(float(np.median(delays)), 3),
+                "p99_ms": round(float(np.percentile(delays, 99)), 2),
+                "sent_before_step_end_share": round(float(np.mean([early for _, early in both])), 3)}
 
     def step_of(self, sequences: np.ndarray) -> np.ndarray:
         """Index into ``steps`` of the step that finished each window (ending at sample counter ``sequence``)."""
@@ -259,8 +315,13 @@ class HopProbe:
             return {"steps": len(rows), "cpu_p50": round(float(q[0]), 2), "cpu_p99": round(float(q[1]), 2),
                     "wall_p99": round(float(np.percentile(rows[:, 2], 99)), 2)}
 
+        submits = np.array(self.submits, dtype=float).reshape(-1, 4)
+        split = {f"{part}_p50": round(float(np.median(submits[:, i])), 2) if len(submits) else None
+                 for i, part in enumerate(("cpu_to_submit", "wall_to_submit", "cpu_after_submit",
+                                           "wall_after_submit"))}  # fmt: skip
         return {"with_quality_check": cpu(deciding[deciding[:, 4] > 0]),
-                "without": cpu(deciding[deciding[:, 4] == 0]), "steps_without_window": int((steps[:, 3] == 0).sum())}
+                "without": cpu(deciding[deciding[:, 4] == 0]), "steps_without_window": int((steps[:, 3] == 0).sum()),
+                "deciding_step_split_ms": split}
 
 
 class GcProbe:
@@ -302,26 +363,35 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
     worker = spawn_worker(model_path=checkpoint_for(layout, fs, folder))
     source_id = f"bench-{uuid.uuid4().hex[:8]}"
     player = start_player(source_id, duration_s, layout=layout, fs=fs, no_index=True, chunk=CHUNK)
-    player_ends = time.perf_counter() + duration_s
     endpoint = worker.endpoint
     try:
         client = InferenceClient(endpoint=endpoint, bed_id=source_id, deadline_s=1.0)
         pipeline = MonitorPipeline(resolve_stream(source_id=source_id, timeout_s=30), client=client)
+        # the player streams from the moment the pipeline's inlet opens (it waits for a consumer)
+        player_ends = time.perf_counter() + duration_s
         probe = HopProbe(pipeline.engine)
-        pipeline.start()
-        view = start_view_process(pipeline, view_niceness) if gui == "process" else None
-        publisher_overlap: dict[str, float] = {}
+        probe.watch_client(client)
         meter = CpuMeter()
         meter.add("worker", worker.pid)
         meter.add("player", player.pid)
-        meter.add("view", view[1].pid if view is not None else None)
+        # from the stream's start: the CPU covers the decisions the latency figures count (all but the first 10 %),
+        # the view's start-up included (it used to start after the view was up: ~12 of 20 s at load 4-11)
         meter.start()
         pauses = GcProbe()
         answered_before = client.stats["answered"]
+        pipeline.start()
+        view = start_view_process(pipeline, view_niceness) if gui == "process" else None
+        publisher_overlap: dict[str, float] = {}
+        view_startup: dict[str, float] = {}
+        if view is not None:
+            meter.add("view", view[1].pid)
+            view_startup = {"seconds_after_stream_start": round(time.perf_counter() - player_ends + duration_s, 1),
+                            "cpu_s": round(meter._cpu(meter.processes["view"]), 2)}  # fmt: skip
         dashboard = run_dashboard(pipeline, player) if gui is True else None
         while player.poll() is None and time.perf_counter() < player_ends - 1.0:
             time.sleep(0.1)  # stop the meter while the player still streams: its CPU is read before it exits
         cpu = meter.stop()
+        cpu["view_startup"] = view_startup
         cpu["gc_pauses"] = pauses.stop()
         cpu["decisions"] = client.stats["answered"] - answered_before  # answered while the meter ran
         worker_ms = (cpu["cpu_ms_per_s"] or {}).get("worker")
@@ -392,8 +462,15 @@ def measure(channels: int, duration_s: float, fs: float, folder: Path, gui: bool
             "publication": part("publication_s"),
         },
         "tail": tail,
-        "dsp_steps_ms": {**probe.summary(), "publisher_overlap": publisher_overlap},
+        "dsp_steps_ms": {**probe.summary(), "publisher_overlap": publisher_overlap,
+                         "submit_to_wire": probe.handoff()},
         "client_stats": dict(client.stats),
+        # replies that came before their window's muscle state (the window goes to the worker before the step's
+        # features and fatigue update) and waited for it in the decisions thread
+        "muscle_state_waits": {"decisions": getattr(pipeline, "muscle_waits", None),
+                               "undecided": getattr(pipeline, "undecided", None),
+                               "mean_ms": round(1000 * getattr(pipeline, "muscle_wait_s", 0.0)
+                                                / max(1, getattr(pipeline, "muscle_waits", 0)), 2)},
         "cpu": cpu,
     }
 
