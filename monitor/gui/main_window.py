@@ -33,6 +33,8 @@ EVERY_TICKS = {"spectrum": 6, "classification": 8, "fatigue": 8, "electrodes": 8
 #: others on odd ones, one each), so no frame carries all of them and overruns the 33 ms (at 256 channels the
 #: spectrum alone is 7-22 ms of CPU; together they cost a missed frame every 24 ticks, 28.5 frames/s)
 PHASE_TICKS = {"spectrum": 0, "classification": 1, "fatigue": 3, "electrodes": 5, "status": 7}
+#: heights of the traces, the trends and the needle panel in a needle window (px, scaled to the window)
+NEEDLE_SPLIT = (170, 400, 430)
 NEEDLE_EVERY_TICKS = 15  # the needle panel only redraws when its background analysis (every few s) has news
 DECOMPOSITION_EVERY_TICKS = 3  # the motor-unit raster at ~10 Hz
 BANNER_LOST = "background: rgb(200, 40, 40); color: white; font-size: 14pt; font-weight: bold; padding: 6px;"
@@ -94,6 +96,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if needle_view.wanted(state, pipeline.engine.settings.mode):
             self.needle = needle_view.NeedleView(pipeline)  # MUPs and their reading beside the network's verdict
             left.addWidget(self.needle)
+            # one channel needs no tall lane; the MUP overlay and its table are what the electromyographer reads
+            # (left to the splitter, they got ~90 px under the trends)
+            left.setSizes(list(NEEDLE_SPLIT))
         self.decomposition = None  # motor-unit panel: U opens it on a grid stream (monitor/gui/decomposition.py)
         self._decomposition_dock: QtWidgets.QDockWidget | None = None
         self._decomposition_wanted = decomposition_view.wanted(state)

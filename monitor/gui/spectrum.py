@@ -36,6 +36,11 @@ def welch_psd(data: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     return welch(data, fs, segment, axis=0)
 
 
+#: MDF's name left of its line (MNF's is right of its own), or right of it where the left has no room: MDF below
+#: this share of the shown frequencies
+MDF_ANCHOR_LEFT, MDF_ANCHOR_RIGHT, MDF_LABEL_ROOM = (1.05, 0.5), (-0.05, 0.5), 0.06
+
+
 class SpectrumView(QtWidgets.QWidget):
     def __init__(self, pipeline: Any, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,7 +70,7 @@ class SpectrumView(QtWidgets.QWidget):
         dashed = pg.mkPen((120, 255, 120), width=2, style=pg.QtCore.Qt.PenStyle.DashLine)
         self.mdf_line = pg.InfiniteLine(angle=90, pen=dashed, label="MDF",
                                         labelOpts={"position": 0.92, "color": (120, 255, 120),
-                                                   "anchors": [(1.05, 0.5), (1.05, 0.5)]})
+                                                   "anchors": [MDF_ANCHOR_LEFT] * 2})
         for line in (self.mnf_line, self.mdf_line):
             line.setVisible(False)
             self.plot.addItem(line)
@@ -136,4 +141,15 @@ class SpectrumView(QtWidgets.QWidget):
             line.setVisible(finite)
             if finite:
                 line.setValue(value)
+        self._place_mdf_name()
         self.readout.setText(f"MNF {self.mnf_hz:.0f} Hz  MDF {self.mdf_hz:.0f} Hz")
+
+    def _place_mdf_name(self) -> None:
+        """Near the left edge (a needle's kHz axis) MDF's name left of its line falls off the plot: it goes right of
+        the line then, lower than MNF's."""
+        if not np.isfinite(self.mdf_hz) or self._x_high <= 0:
+            return
+        cramped = self.mdf_hz < MDF_LABEL_ROOM * self._x_high
+        self.mdf_line.label.setPosition(0.78 if cramped else 0.92)
+        self.mdf_line.label.anchors = [MDF_ANCHOR_RIGHT] * 2 if cramped else [MDF_ANCHOR_LEFT] * 2
+        self.mdf_line.label.updatePosition()

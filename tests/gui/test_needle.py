@@ -56,6 +56,13 @@ def test_panel_shows_the_offline_reading_and_neurogenic_flags_beside_the_network
     window = MainWindow(needle_pipeline)  # a needle stream gets the panel without being asked
     qtbot.addWidget(window)
     assert window.needle is not None
+    # at the snapshot's size the MUP overlay and its table keep room to be read (they had ~90 px under the trends)
+    window.resize(1600, 1000)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.needle.plot.height() >= 150 and window.needle.table.height() >= 150
+    assert all(plot.height() >= plot.minimumHeight() for plot in (window.fatigue.frequency_plot,
+                                                                  window.fatigue.rms_plot, window.fatigue.fins_plot))
     window.close()
 
     view = NeedleView(needle_pipeline, window_s=WINDOW_S, interval_s=1.0)

@@ -207,6 +207,10 @@ def test_mnf_and_mdf_names_sit_on_either_side_of_their_lines(qtbot):
     qtbot.addWidget(view)
     # MDF (lower) named left of its line, MNF right of its own: a few Hz apart, the names stacked on the lines
     assert view.mdf_line.label.anchor.x() > 0.5 > view.mnf_line.label.anchor.x()
+    # on a needle's 16 kHz axis an MDF of 140 Hz has no room on its left: its name goes right, below MNF's
+    view._x_high, view.mdf_hz = 16384.0, 140.0
+    view._place_mdf_name()
+    assert view.mdf_line.label.anchor.x() < 0.5 and view.mdf_line.label.orthoPos < view.mnf_line.label.orthoPos
 
 
 def test_lane_labels_thin_out_when_the_lanes_get_thin(qtbot, grid_pipeline):
