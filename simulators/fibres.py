@@ -42,7 +42,7 @@ REACH_MM = 3.0  # fibres further from the tip than this are left out (their shar
 # in healthy / myopathy / neuropathy (10-90 % 0.016-0.057) although neuropathic RMS is 3x healthy, i.e. the floor
 # does not follow the signal. It equals the Johnson noise of ~37 kΩ at body temperature (sqrt(4 k T R); Nyquist
 # 1928); a published impedance of the clinical needle was not checked. Used by the fibre-level needle model instead
-# of snr_db (a floor 30 dB below the signal RMS, which scaled with the muscle and lay 2-3.5x above the real floor).
+# of snr_db (a floor 30 dB below the signal RMS, which followed the muscle: 0.6-6.6x the real floor at 10 %MVC).
 NEEDLE_NOISE_UV_PER_RT_HZ = 0.025
 GRID_MM = 0.05  # spatial step of the line-source convolution
 FIELD_HALF_MM = 25.0  # the needle's weighting is computed this far along the fibres, tapered over the last 5 mm
