@@ -59,6 +59,12 @@ def model_note(model_id: str | None) -> str | None:
     return note
 
 
+def _aside(reason: str) -> str:
+    """Why the call is no condition, in normal type after it: in the call's 20 pt bold the reason for "rest:
+    potentials present" took three lines of the condition view."""
+    return f'<span style="font-size: 10pt; font-weight: normal;">({reason})</span>'
+
+
 def class_key_html(classes: Sequence[str]) -> str:
     """The classes' colours as a line of text above the trend: a legend inside the plot covered the bands."""
     return "  ".join(f'<span style="color: rgb{class_colour(name, index)};">&#9632; {name}</span>'
@@ -359,10 +365,10 @@ class ClassificationView(QtWidgets.QWidget):
         if self.label in self.withheld:
             colour = (160, 160, 160)
             why = WITHHELD_BECAUSE.get(self.label, "no condition until the rest level is known")
-            text = f"{self.label}  ({why})"
+            text = f"{self.label}  {_aside(why)}"
         elif self.label == UNCERTAIN:
             colour = (160, 160, 160)
-            text = f"uncertain  (top class {self.confidence:.0%} < {self.threshold_box.value():.0%})"
+            text = f"uncertain  {_aside(f'top class {self.confidence:.0%} < {self.threshold_box.value():.0%}')}"
         else:
             colour = class_colour(self.label, self.classes.index(self.label))
             text = f"{self.label}  {self.confidence:.0%}"

@@ -330,7 +330,7 @@ class FatigueView(QtWidgets.QWidget):
             self._badge_state = badge_state
             self.badge.setStyleSheet(self._badge_style(badge_state))
         self.readout.setText(
-            f"MDF slope {_dash(status.slope_hz_per_min, '+.2f', ' Hz/min')}   "
+            f"MDF slope {_dash(status.slope_hz_per_min, '+.1f', ' Hz/min')}   "  # 0.01 Hz/min is noise
             f"change {_dash(status.percent_change, '+.1f', ' %')}   "
             f"baseline {_dash(status.baseline_hz, '.0f', ' Hz')}"
         )

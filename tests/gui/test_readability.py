@@ -45,6 +45,21 @@ def test_condition_trend_has_its_key_above_the_plot_and_no_band_at_rest(qtbot):
     assert np.isnan(top[20:40]).all() and np.isfinite(top[:20]).all() and np.isfinite(top[40:]).all()
 
 
+def test_the_reason_for_no_condition_is_in_small_type_after_the_call(qtbot):
+    from monitor.pipeline import SPONTANEOUS_LABEL
+
+    view = _condition_view(qtbot, "needle-statistics-emg-clinical-v2", [MuscleState.RELAXED] * 20)
+    view.withheld.clear()
+    view.withheld.extend([SPONTANEOUS_LABEL] * 20)
+    view.refresh()
+    text = view.call_label.text()
+    assert text.startswith(SPONTANEOUS_LABEL) and 'font-size: 10pt' in text.split(SPONTANEOUS_LABEL, 1)[1]
+    view.resize(560, 380)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.call_label.height() < 80  # one line of 20 pt and its reason, not three lines of 20 pt
+
+
 def test_no_model_is_said_in_plain_type_without_a_threshold_line(qtbot):
     from monitor.gui.classification import NO_CALL_STYLE, ClassificationView
 
