@@ -185,9 +185,20 @@ def full_description(info: Any, timeout_s: float = 5.0) -> StreamDescription:
     try:
         # recover=False: an inlet left to recover a vanished outlet waits out the timeout, and can reach another
         # stream altogether; the resolved description is the honest answer then
-        return describe(pylsl.StreamInlet(info, recover=False).info(timeout=timeout_s))
+        full = pylsl.StreamInlet(info, recover=False).info(timeout=timeout_s)
     except (LSLTimeoutError, LostError):  # pylsl's own classes: pylsl 1.18 does not export them at the top level
         return describe(info)
+    return describe(full) if same_outlet(full, info) else describe(info)
+
+
+def same_outlet(answered: Any, resolved: Any) -> bool:
+    """Whether the outlet that answered at a resolved stream's address is that stream: a vanished outlet's port can
+    be taken by another process's new outlet (another stream), which then answers for it. An outlet restarted with
+    the same name and source id (an amplifier switched off and on) is the same stream."""
+    if answered.uid() == resolved.uid():
+        return True
+    return bool(resolved.source_id()) and (answered.source_id(), answered.name()) == (resolved.source_id(),
+                                                                                      resolved.name())
 
 
 class Acquisition(threading.Thread):
@@ -215,6 +226,8 @@ class Acquisition(threading.Thread):
         )
         try:
             full_info = self._inlet.info(timeout=open_timeout_s)
+            if not same_outlet(full_info, info):  # the outlet is gone and another one took its port
+                raise LostError(f"stream '{info.name()}' is gone")
             self.stream = describe(full_info)
             identity = StreamIdentity.of(full_info)
             self._inlet.open_stream(timeout=open_timeout_s)
