@@ -230,7 +230,9 @@ class DecompositionPanel(QtWidgets.QWidget):
         image = np.full((rows, cols), np.nan)
         image[cells[:, 0], cells[:, 1]] = amplitudes
         self.muap_image.setImage(np.nan_to_num(image.T[:, ::-1]), autoLevels=True)
-        self.muap_label.setText(f"unit {unit}: peak-to-peak up to {np.nanmax(amplitudes):.0f} µV")
+        # the map is scaled to its own range (autoLevels): the label gives the range, as a colour bar would
+        self.muap_label.setText(f"unit {unit}: peak-to-peak {np.nanmin(amplitudes):.0f} µV (dark) to "
+                                f"{np.nanmax(amplitudes):.0f} µV (bright)")
 
     def muap_map(self, counters: list[int]) -> np.ndarray | None:
         """(C,) peak-to-peak µV of the spike-triggered average of the engine's filtered signal at ``counters``."""

@@ -186,6 +186,9 @@ def test_a_decomposing_session_shows_the_motor_unit_panel_without_pressing_u(qtb
     assert not any(label.isVisibleTo(panel) for label in (panel.found_again_label, panel.rates_label,
                                                            panel.units_file_label, panel.thresholds_label))
     assert panel.raster.getAxis("bottom").labelText == panel.rates.getAxis("bottom").labelText == "time (s)"
+    panel.muap_map = lambda counters: np.linspace(20.0, 317.0, 64)  # the MUAP map is scaled to its own range
+    panel._draw_muap(0, [1, 2, 3])
+    assert panel.muap_label.text() == "unit 0: peak-to-peak 20 µV (dark) to 317 µV (bright)"
     window.toggle_decomposition()
     window.refresh(everything=True)
     assert not window._decomposition_dock.isVisibleTo(window)
