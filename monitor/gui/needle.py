@@ -43,6 +43,11 @@ UNIT_COLOURS = [(80, 160, 240), (240, 200, 80), (90, 210, 150), (230, 90, 90), (
                 (240, 150, 50), (170, 170, 170)]
 
 
+def _count(n: int, noun: str) -> str:
+    """"1 motor unit", "3 motor units" ("1 motor units" read as a slip in a clinical panel)."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def wanted(state: Any, engine_mode: str | None = None) -> bool:
     """Whether a stream is needle EMG: a needle layout, a single channel, or the DSP in needle mode."""
     layout = state.layout or {}
@@ -167,7 +172,7 @@ class NeedleView(QtWidgets.QWidget):
             self.flags = []
             return
         self.status_label.setText(
-            f"{label}: last {report.duration_s:.1f} s, {len(report.units)} motor units "
+            f"{label}: last {report.duration_s:.1f} s, {_count(len(report.units), 'motor unit')} "
             f"(analysed in {snapshot.elapsed_s:.2f} s, every {self.analysis.interval_s:g} s)"
         )
         for index, unit in enumerate(report.units):
@@ -190,7 +195,7 @@ class NeedleView(QtWidgets.QWidget):
         parts = [f"polyphasic {summary.polyphasic_percent:.0f} % "
                  f"({'high' if summary.mean_flags.get('polyphasic_percent') == 'high' else 'normal'})"]
         if recruitment is not None:
-            parts.append(f"recruitment {recruitment.pattern} ({recruitment.n_active_units} units, "
+            parts.append(f"recruitment {recruitment.pattern} ({_count(recruitment.n_active_units, 'unit')}, "
                          f"highest {recruitment.highest_rate_hz:.0f} Hz)")
         if pattern is not None:
             parts.append(f"interference {pattern.median_turns_per_s:.0f} turns/s, "

@@ -251,3 +251,10 @@ def test_lane_labels_thin_out_when_the_lanes_get_thin(qtbot, grid_pipeline):
     traces.refresh()
     height = traces.plot.plotItem.vb.height()
     assert 0 < labelled() <= height / LABEL_PIXELS
+
+
+def test_needle_counts_agree_with_their_noun():
+    from monitor.gui.needle import _count
+
+    assert _count(1, "motor unit") == "1 motor unit"
+    assert _count(3, "unit") == "3 units" and _count(0, "unit") == "0 units"
