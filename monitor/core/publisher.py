@@ -132,7 +132,8 @@ class StatePublisher(threading.Thread):
         self._next_status = 0.0
         self._resources: tuple[float, Any, Any] = (0.0, None, None)  # (when, report, line): psutil reads, 2 Hz
         self.failures = 0
-        # set by the DSP thread after its other subscribers (the pipeline's submit to the worker) have run
+        # set by the DSP thread after its other subscribers have run (the pipeline's: features, muscle states, outlets;
+        # the windows went to the worker earlier in the step, DspEngine.send_windows_first)
         self._stepped = threading.Event()
         subscribe = getattr(engine, "subscribe", None)
         if subscribe is not None:

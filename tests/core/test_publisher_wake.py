@@ -27,7 +27,7 @@ def test_the_publisher_waits_for_the_step_to_hand_its_windows_on() -> None:
         steps.append([time.perf_counter(), float("nan")])
         return process(samples, timestamps, first_counter)
 
-    def handed_on(results: list) -> None:  # subscribed after the pipeline's own submit, before the publisher
+    def handed_on(results: list) -> None:  # subscribed after the pipeline's subscriber, before the publisher
         steps[-1][1] = time.perf_counter()
 
     engine.process = timed_process
