@@ -101,8 +101,7 @@ class MainWindow(QtWidgets.QMainWindow):
             left.setSizes(list(NEEDLE_SPLIT))
         self.decomposition = None  # motor-unit panel: U opens it on a grid stream (monitor/gui/decomposition.py)
         self._decomposition_dock: QtWidgets.QDockWidget | None = None
-        self._decomposition_wanted = decomposition_view.wanted(state)
-        if self._decomposition_wanted:
+        if decomposition_view.wanted(state):
             shortcut = QtGui.QShortcut(QtGui.QKeySequence("U"), self)
             shortcut.activated.connect(self.toggle_decomposition)
         self.adaptation = None
@@ -161,13 +160,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._refresh_view(name)
         if self.needle is not None and (everything or self.ticks % NEEDLE_EVERY_TICKS == 0):
             self._refresh_view("needle")
-        if self._decomposition_dock is None and getattr(self.pipeline, "decomposition", None) is not None:
+        if self._decomposition_dock is None and self._session_decomposes():
             # the session decomposes (--decompose, or a core whose status carries units): its units are shown
             # without U, which no snapshot can press; once only, so a user who closes the panel keeps it closed
-            self.toggle_decomposition()
-        if self._decomposition_dock is None and self._decomposition_wanted and self._session_decomposes():
-            # the session decomposes (--decompose, or a core that runs it): its units are shown without pressing U,
-            # a snapshot of such a session included (the dock was in no picture); U still hides it
             self.toggle_decomposition()
         dock = self._decomposition_dock
         if dock is not None and dock.isVisibleTo(self) and (everything or self.ticks % DECOMPOSITION_EVERY_TICKS == 0):
