@@ -27,6 +27,8 @@ ATTENTION_MAP = pg.colormap.get("inferno")
 ATTENTION_TITLE = "attention (bright = high)"
 #: the attention map's title while no decision carries an attention (no model for the layout, or none yet)
 NO_ATTENTION_TITLE = "attention: no decision yet"
+#: ... and while the decisions carry none (the needle model: one channel, nothing to attend across)
+NO_ATTENTION_FROM_MODEL_TITLE = "attention: none from this model"
 
 
 def layout_for(state: Any) -> tuple[ElectrodeLayout, np.ndarray]:
@@ -227,7 +229,8 @@ class ElectrodesView(QtWidgets.QWidget):
         self.attention_map.set_colours(attention_colours(attention, n))
         # grey electrodes under "attention" would look like a model that attends to nothing: say why they are grey
         has_attention = attention is not None and len(attention) == n
-        title = ATTENTION_TITLE if has_attention else NO_ATTENTION_TITLE
+        title = (ATTENTION_TITLE if has_attention else NO_ATTENTION_TITLE if last is None
+                 else NO_ATTENTION_FROM_MODEL_TITLE)
         if title != self.attention_map.title:
             self.attention_map.set_title(title)
         self.quality_map.set_bad(self.bad)

@@ -153,7 +153,12 @@ def test_ring_labels_lie_outside_the_electrodes(qtbot):
 
 
 def test_attention_map_says_when_there_is_no_attention_to_show(qtbot):
-    from monitor.gui.electrodes import ATTENTION_TITLE, NO_ATTENTION_TITLE, ElectrodesView
+    from monitor.gui.electrodes import (
+        ATTENTION_TITLE,
+        NO_ATTENTION_FROM_MODEL_TITLE,
+        NO_ATTENTION_TITLE,
+        ElectrodesView,
+    )
     from tests.gui.test_view_drawing import FakeState
 
     layout = ElectrodeLayout.grid(8, 8)
@@ -162,6 +167,9 @@ def test_attention_map_says_when_there_is_no_attention_to_show(qtbot):
     qtbot.addWidget(view)
     view.refresh()  # no model for the layout: grey electrodes, and the title says why
     assert view.attention_map.plotItem.titleLabel.text == NO_ATTENTION_TITLE
+    state.decisions.record = SimpleNamespace(channel_attention=None, muscle=MuscleState.CONTRACTING, label="healthy")
+    view.refresh()  # a model whose decisions carry no attention (the needle model): not "no decision yet"
+    assert view.attention_map.plotItem.titleLabel.text == NO_ATTENTION_FROM_MODEL_TITLE
     state.decisions.record = SimpleNamespace(channel_attention=np.linspace(0, 1, 64), muscle=MuscleState.CONTRACTING,
                                              label="healthy")
     view.refresh()
