@@ -165,9 +165,20 @@ def check_model_fits(card: dict[str, Any] | None, stream_info: Any, options: Ses
     another electrode count would fail every request: refused before anything starts. The bundled model for another
     layout is simply not run (False): the session runs what fits (filters, features, fatigue, quality)."""
     from monitor.acquisition import full_description
+    from monitor.recordings.analysis import rate_misfit
 
     if card is None or "n_channels" not in card:
         return True
+    # the predictor resamples to the card's rate, but a stream whose band stops short of the model's (a 200 Hz Myo
+    # for a 2048 Hz surface model: 95 of 450 Hz) was read as 50 % myopathy: the band must fit, like the layout
+    misfit = rate_misfit(float(card.get("fs") or 0), float(stream_info.nominal_srate()))
+    if misfit is not None:
+        if options.model is None:
+            return False
+        raise UserError(
+            f"{options.model} {misfit} but stream '{stream_info.name()}' is at {stream_info.nominal_srate():g} Hz; "
+            "pass --model with a checkpoint for this rate, or --no-inference"
+        )
     # a resolved StreamInfo has no channel types: the outlet's full description tells an index channel from EMG
     emg = len(full_description(stream_info).emg_channels)
     if int(card["n_channels"]) == emg:
@@ -181,8 +192,14 @@ def check_model_fits(card: dict[str, Any] | None, stream_info: Any, options: Ses
     )
 
 
-def no_model_status(stream: Any) -> str:
-    """What the views say where no bundled model fits the stream (its full description: layout, channel types)."""
+def no_model_status(stream: Any, card: dict[str, Any] | None = None) -> str:
+    """What the views say where no bundled model fits the stream (its full description: layout, channel types,
+    rate); ``card``: the bundled model's, to say when its band is the reason."""
+    from monitor.recordings.analysis import rate_misfit
+
+    misfit = None if not card else rate_misfit(float(card.get("fs") or 0), float(stream.fs))
+    if misfit is not None:
+        return f"no condition model for {stream.fs:g} Hz: the bundled model {misfit}"
     return f"no model for this layout ({len(stream.emg_channels)} ch {layout_name(stream.layout)})"
 
 
@@ -253,6 +270,7 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         needle = needle_session_model(stream_info, options.model, options.settings and options.settings.mode)
     card = None if needle is not None else model_card(options)
     model_fits = check_model_fits(card, stream_info, options)
+    unfitting_card = card  # its rate or layout is said once the stream is described
     if not model_fits:
         options, card = dataclasses.replace(options, no_inference=True), None
     window = choose_window(options)
@@ -272,9 +290,9 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         pipeline = MonitorPipeline(stream_info, settings=settings, client=client, classes=classes)
         pipeline.needle_reference = (options.needle_muscle, options.needle_age)  # read by the needle panel
         if not model_fits:
-            pipeline.state.model_status = no_model_status(pipeline.acquisition.stream)
+            pipeline.state.model_status = no_model_status(pipeline.acquisition.stream, unfitting_card)
             print(f"{pipeline.state.model_status}: running filters, features, fatigue and signal quality without "
-                  "a condition model (--model names a checkpoint trained for this layout)", file=sys.stderr)
+                  "a condition model (--model names a checkpoint trained for this layout and rate)", file=sys.stderr)
         stack.callback(pipeline.stop)
         # start-up's objects (torch, scipy, Qt, the model) leave the collector's reach: a full collection over them
         # took 65-290 ms on the 2-core machine and held up the processing thread (docs/decomposition.md, latency)

@@ -126,11 +126,17 @@ def _model_for(predictor: Any, recording: Any, named: bool) -> Any:
     a note, as the live monitor does ("no model for this layout"), so `analyze` of an HD-EMG file gives its DSP,
     fatigue and quality report. A model the user named that does not fit is refused (analysis.check_model_fits)."""
     from monitor.errors import UserError
-    from monitor.recordings.analysis import check_model_fits
+    from monitor.recordings.analysis import check_model_fits, rate_misfit
     from monitor.session import layout_name
 
     if predictor is None or named:
         return predictor
+    misfit = rate_misfit(float(predictor.card.fs), float(recording.fs))
+    if misfit is not None:  # a 200 Hz armband upsampled for a 2048 Hz model read as myopathy
+        name = recording.source.name if recording.source else "recording"
+        print(f"{name}: no condition model for {recording.fs:g} Hz: the bundled model {misfit}: filters, features, "
+              "fatigue and quality only (--model names a checkpoint for this rate)")
+        return None
     try:
         check_model_fits(predictor, recording)
     except UserError:

@@ -165,9 +165,48 @@ class _QualityTally:
         return issues
 
 
+def model_band(model_fs: float) -> tuple[float, float]:
+    """The band (Hz) a surface model reads: its training windows went through the monitor's default filter chain
+    at the card's rate (models.datasets.filter_like_pipeline -> dsp.filters.default_chain), whose high edge is
+    clipped below Nyquist (95 Hz at 200 Hz)."""
+    import inspect
+
+    from dsp.filters import _NYQUIST_MARGIN, default_chain
+
+    defaults = inspect.signature(default_chain).parameters
+    low, high = float(defaults["low_hz"].default), float(defaults["high_hz"].default)
+    return low, min(high, _NYQUIST_MARGIN * model_fs / 2)
+
+
+def rate_misfit(model_fs: float, fs: float) -> str | None:
+    """Why a model trained at ``model_fs`` cannot read a signal sampled at ``fs`` ("reads 20-450 Hz and needs >=
+    948 Hz"), or None where it can.
+
+    The predictor resamples a window to the card's rate (models.predictor.resample_windows), so the rate itself
+    need not match: what must match is the band. A signal whose own filter chain stops below the model's high edge
+    reaches the model with that part of the spectrum empty (a 200 Hz Myo armband upsampled to 2048 Hz holds
+    nothing above 95 Hz), which a model trained on 20-450 Hz reads as a disease: refused, not guessed at."""
+    if not (model_fs > 0 and fs > 0):
+        return None  # no rate to compare (an irregular stream): other checks speak for it
+    low, model_high = model_band(model_fs)
+    _, signal_high = model_band(fs)
+    if signal_high >= model_high * (1 - 1e-6):
+        return None
+    from dsp.filters import _NYQUIST_MARGIN
+
+    needed = math.ceil(2 * model_high / _NYQUIST_MARGIN)
+    return f"reads {low:g}-{model_high:g} Hz and needs >= {needed} Hz"
+
+
 def check_model_fits(predictor: Any, recording: Recording) -> None:
-    """A model for another channel count or layout cannot judge this recording: say so before any work."""
+    """A model for another channel count, layout or band cannot judge this recording: say so before any work."""
     card = predictor.card
+    misfit = rate_misfit(float(card.fs), float(recording.fs))
+    if misfit is not None:
+        raise UserError(
+            f"model {card.model_id!r} {misfit}, the recording is at {recording.fs:g} Hz; --model picks a model for "
+            "this rate, --no-model runs DSP and fatigue only"
+        )
     if card.n_channels != recording.n_channels:
         raise UserError(
             f"model {card.model_id!r} expects {card.n_channels} channels but the recording has "
