@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -77,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from monitor.recordings.report import prepare_output_folder, write_dataset_index
 
     check_reader_options(args)  # a folder's files are read by cohort tasks: a bad --fs is said once, here
-    if args.window_ms <= 0 or args.hop_ms <= 0:
-        raise UserError("--window-ms and --hop-ms must be positive")
+    check_numbers(args)
     if args.age is not None and not 0 < args.age < 130:
         raise UserError(f"--age {args.age:g} is not an age in years")
     if getattr(args, "motor_units", None) is not None:
@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         recordings = [open_recording(path, **reader_options(args)) for path in targets]
     recordings = [recording.slice_seconds(args.start, args.end) for recording in recordings]
+    for recording in recordings:
+        check_fits_the_recording(recording, args)
     args.mode = args.mode or ("needle" if all(looks_like_needle(r) for r in recordings) else "surface")
     if len(targets) > 1 and args.mode != "needle":
         raise UserError("several recordings are pooled only in --mode needle (one muscle's recordings)")
@@ -119,6 +121,42 @@ def run(args: argparse.Namespace) -> int:
     if target.is_dir():
         print(f"dataset of {len(recordings)} recordings: index in {write_dataset_index(summaries, out)}")
     return 0
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuses, in one line and before any file is read, numbers no analysis can use (as replay's check_numbers):
+    a nan/inf --start or --end was a ValueError from an integer sample index, a nan --window-ms a misleading
+    "cannot filter this recording"."""
+    from monitor.errors import UserError
+
+    for option, value in (("--window-ms", args.window_ms), ("--hop-ms", args.hop_ms)):
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"{option} must be a positive number of milliseconds, not {value:g}")
+    for option, value in (("--start", args.start), ("--end", args.end)):
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"{option} must be a number of seconds into the recording, not {value:g}")
+
+
+def check_fits_the_recording(recording: Any, args: argparse.Namespace) -> None:
+    """A window longer than the analysed part gave "0 windows ... fatigue None" with exit 0, and a --contraction
+    past its end was taken silently: both refused in one line."""
+    from monitor.errors import UserError
+
+    name = recording.source.name if recording.source else "recording"
+    window_samples = int(round(args.window_ms * recording.fs / 1000))
+    if recording.n_samples < max(window_samples, 1):
+        raise UserError(
+            f"{name}: the analysed part is {recording.duration_s * 1000:.0f} ms ({recording.n_samples} samples at "
+            f"{recording.fs:g} Hz), shorter than one {args.window_ms:g} ms window: nothing to analyse "
+            "(--window-ms sets the window)"
+        )
+    length_s = recording.n_samples / recording.fs  # the analysed part's span, one sample period past the last
+    for start, end in _contraction_spans(args) or []:
+        if end > length_s + 0.5 / recording.fs:
+            raise UserError(
+                f"--contraction {start:g}-{end:g}: the analysed part of {name} is {length_s:.2f} s long (spans are "
+                "seconds from its start, see --start/--end)"
+            )
 
 
 def _model_for(predictor: Any, recording: Any, named: bool) -> Any:
@@ -193,7 +231,16 @@ def _needle_summary(signals: list[Any], model: Any, out: Path, args: argparse.Na
 
     started = time.perf_counter()
     # the shared clinical set's names say the muscle, as they say the rate: its references apply without --muscle
-    muscle = args.muscle or named_muscle([signal.name for signal in signals])
+    from monitor.errors import UserError
+
+    try:
+        from_names = named_muscle([signal.name for signal in signals])
+    except UserError:  # names of two muscles: refused unless --muscle says which references apply
+        if args.muscle is None:
+            raise
+        from_names = None
+    muscle = args.muscle or from_names
+    _warn_muscle_contradiction(args.muscle, from_names, signals[0].name if len(signals) == 1 else "the recordings")
     source = None if muscle is None else ("--muscle" if args.muscle else "file name")
     reading = read_muscle(signals, muscle, args.age, source)
     verdict = None if model is None else condition(model, signals)
@@ -212,6 +259,17 @@ def _needle_summary(signals: list[Any], model: Any, out: Path, args: argparse.Na
         print(f"needle model {verdict['model_id']}: {verdict['label']} "
               f"({verdict['probabilities'][verdict['label']]:.0%}, {verdict['windows']} windows){flag}")
     return summary
+
+
+def _warn_muscle_contradiction(named: str | None, from_file_names: str | None, what: str) -> None:
+    """--muscle wins (the user may know better than a file name), but a contradiction is said in one line: a
+    deltoid's file (..._RD_...) read against biceps references silently changes what counts as normal."""
+    from dsp.mup_references import canonical_muscle
+
+    if named is None or from_file_names is None or canonical_muscle(named) == canonical_muscle(from_file_names):
+        return
+    print(f"warning: --muscle {named} but the name of {what} says {from_file_names}: read against {named} "
+          "references as asked", file=sys.stderr)  # fmt: skip
 
 
 def _analyze_one(recording: Any, predictor: Any, settings: Any, out: Path, args: argparse.Namespace,
