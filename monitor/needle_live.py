@@ -157,8 +157,15 @@ class LiveNeedleAnalysis:
 
 # ---------------------------------------------------------------- rolling verdicts of the needle condition model
 
-VERDICT_WINDOW_S = 2.0  # signal the model judges per verdict (several of its own windows)
+VERDICT_WINDOW_S = 2.0  # the newest signal that says whether the muscle contracts now (rest gate, spontaneous
+# potentials), and the least signal a verdict is given on
 VERDICT_HOP_S = 0.25  # a verdict every hop, ending on a multiple of the hop (counter-aligned, as the DSP windows)
+# what the model judges per verdict: the length it was trained and judged on (the clinical set's whole 5 s recordings,
+# 19 windows of 0.5 s; docs/needle-model.md). Its statistics (SD, 10th and 90th percentile over the windows) are
+# those of 19 windows: over the 7 windows of 2 s they shift (on 30 clinical recordings the 2 s verdicts disagreed
+# with the offline verdict of the same file in 1 decision in 5; docs/needle-emg.md), so a stream's verdict on a 5 s
+# recording's samples is `analyze`'s verdict on that recording, exactly
+MODEL_STRETCH_S = 5.0
 
 
 def is_needle_stream(n_emg_channels: int, fs: float, layout: dict | None, engine_mode: str | None = None) -> bool:
@@ -174,13 +181,17 @@ class LiveNeedleVerdicts:
     worker's decisions: on the decisions outlet, in ``state.decisions`` (views, JSON lines, the needle panel) with
     their latency from the window's last sample to publication.
 
-    A thread waits for the buffer to reach the next hop boundary, takes the newest ``window_s`` of *raw* samples
-    (the live notch would cut the model's bands) and asks ``model.predict_window`` (which resamples them to
-    ``NEEDLE_FS`` itself and reads the recorded rate). A verdict that would start before the buffer's
-    oldest sample, or one the thread is too late for (a slow machine), is skipped and counted, never queued.
+    A thread waits for the buffer to reach the next hop boundary, takes the newest ``stretch_s`` of *raw* samples
+    (the live notch would cut the model's bands; less at the start of a stream: all it has, from ``window_s`` on)
+    and asks ``model.predict_window`` (which resamples them to ``NEEDLE_FS`` itself and reads the recorded rate), as
+    `analyze` asks ``predict_recording`` about a whole recording: on the same 5 s the two verdicts are the same
+    (``stretch_s`` is the length the model was trained on). The result says what it covers (``seconds``,
+    ``first_counter``). A verdict whose newest ``window_s`` is no longer in the buffer, or one the thread is too
+    late for (a slow machine), is skipped and counted, never queued.
 
     The model was trained on contractions, so a verdict needs activity, as on the surface path
-    (``monitor.pipeline.verdict``): the window's RMS in the engine's filtered signal (same counters) against the rest
+    (``monitor.pipeline.verdict``): the newest ``window_s``'s RMS in the engine's filtered signal (same counters)
+    against the rest
     level the engine's fatigue tracker learned for the channel (never above its ``needle_max_rest_rms``), times its
     ``activity_ratio``. Below it the decision
     is published as "rest" (label_index REST_INDEX), and as "learning rest level" until that level is known.
@@ -189,9 +200,11 @@ class LiveNeedleVerdicts:
     no condition at rest), ``spontaneous`` counts such windows and ``last_spontaneous`` holds the latest finding."""
 
     def __init__(self, pipeline: Any, model: Any, channel: int = 0, window_s: float = VERDICT_WINDOW_S,
-                 hop_s: float = VERDICT_HOP_S) -> None:  # fmt: skip
+                 hop_s: float = VERDICT_HOP_S, stretch_s: float = MODEL_STRETCH_S) -> None:  # fmt: skip
         if window_s <= 0 or hop_s <= 0:
             raise ValueError(f"window and hop must be positive, not {window_s} s and {hop_s} s")
+        if stretch_s < window_s:
+            raise ValueError(f"the model's stretch ({stretch_s} s) cannot be shorter than the window ({window_s} s)")
         self.pipeline = pipeline
         self.model = model
         self.buffer: RingBuffer = pipeline.acquisition.buffer
@@ -200,6 +213,7 @@ class LiveNeedleVerdicts:
             raise ValueError(f"the needle model needs a stream at 4-32 kHz, not {self.fs:g} Hz")
         self.channel = int(channel)
         self.window_samples = int(round(window_s * self.fs))
+        self.stretch_samples = int(round(stretch_s * self.fs))
         self.hop_samples = max(1, int(round(hop_s * self.fs)))
         self.published = 0
         self.spontaneous = 0  # relaxed windows holding spontaneous potentials
@@ -284,13 +298,16 @@ class LiveNeedleVerdicts:
         from dsp.spontaneous import spontaneous_potentials
         from monitor.decision_history import DecisionRecord, MuscleState
 
-        block = self.buffer.read_from(end_counter - self.window_samples, self.window_samples)
-        if block.first_counter != end_counter - self.window_samples or block.end_counter != end_counter:
+        # the model's stretch: the newest stretch_s, or all the buffer still holds of it (a stream's first seconds)
+        oldest = max(0, self.buffer.total_written - self.buffer.capacity)
+        first = max(end_counter - self.stretch_samples, oldest)
+        block = self.buffer.read_from(first, end_counter - first)
+        if block.first_counter > end_counter - self.window_samples or block.end_counter != end_counter:
             self.skipped += 1
             return None
         samples = block.data[:, self.channel]
         span = float(block.timestamps[-1] - block.timestamps[0])
-        if not np.all(np.isfinite(samples)) or span > 1.5 * (self.window_samples - 1) / self.fs + 0.05:
+        if not np.all(np.isfinite(samples)) or span > 1.5 * (len(samples) - 1) / self.fs + 0.05:
             self.skipped += 1  # an electrode off (NaN), or a gap in the stream inside the window: no verdict
             return None
         last_timestamp = float(block.timestamps[-1])
@@ -333,7 +350,8 @@ class LiveNeedleVerdicts:
             self.spontaneous += 1
             self.last_spontaneous = spontaneous
         return {**result, "muscle": muscle.value, "verdict": record.label,
-                "spontaneous": None if spontaneous is None else spontaneous.to_dict()}
+                "spontaneous": None if spontaneous is None else spontaneous.to_dict(),
+                "first_counter": int(block.first_counter), "seconds": len(samples) / self.fs}
 
 
 def needle_session_model(stream_info: Any, model_path: str | None, engine_mode: str | None
