@@ -11,6 +11,10 @@ it) or the ``layout`` option. A file cut short (a crashed recorder) reads up to 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,10 @@ from monitor.recordings.base import (
 from monitor.recordings.otb import FORCE_KEY
 
 OPTIONS = ("stream", "channels", "scale", "layout", "fs")
+
+log = logging.getLogger(__name__)
+_PYXDF_LOGGER = logging.getLogger("pyxdf")
+_PYXDF_LOCK = threading.Lock()  # the logger is process-wide: one load at a time re-routes it
 
 
 def read(path: Path, **options: Any) -> Recording:
@@ -84,11 +92,46 @@ def read(path: Path, **options: Any) -> Recording:
     )
 
 
+class _OneLineRelay(logging.Handler):
+    """pyxdf's log records, each as one line of ours: the message and the recovered error's first line, without the
+    traceback pyxdf attaches (logger.exception for each damaged chunk it skips)."""
+
+    def __init__(self, file_name: str) -> None:
+        super().__init__()
+        self.file_name = file_name
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        cause = "" if error is None else f" ({type(error).__name__}: {error_summary(error)})"
+        log.log(record.levelno, "%s: pyxdf: %s%s", self.file_name, record.getMessage(), cause)
+
+
+@contextmanager
+def _pyxdf_in_one_line(file_name: str) -> Iterator[None]:
+    """Around load_xdf: pyxdf's records go out as one line each, without a traceback. monitor/cli.py's formatter
+    does this for the main process only; `analyze FOLDER` reads files in Dask worker processes whose handlers print
+    the whole traceback. With -v (root at DEBUG) pyxdf's records pass unchanged, tracebacks included."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    relay = _OneLineRelay(file_name)
+    with _PYXDF_LOCK:
+        propagate = _PYXDF_LOGGER.propagate
+        _PYXDF_LOGGER.addHandler(relay)
+        _PYXDF_LOGGER.propagate = False
+        try:
+            yield
+        finally:
+            _PYXDF_LOGGER.removeHandler(relay)
+            _PYXDF_LOGGER.propagate = propagate
+
+
 def _load(path: Path) -> list[dict[str, Any]]:
     import pyxdf
 
     try:
-        streams, _header = pyxdf.load_xdf(str(path))
+        with _pyxdf_in_one_line(path.name):
+            streams, _header = pyxdf.load_xdf(str(path))
     except Exception as error:  # pyxdf raises anything from IOError to struct/XML errors on a damaged file
         raise UserError(f"{path.name}: not a readable XDF file ({error_summary(error)})") from None
     if not streams:
