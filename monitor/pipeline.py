@@ -135,7 +135,8 @@ class MonitorPipeline:
         #: replies dropped because their window's muscle state could never come (the DSP thread died in between)
         self.undecided = 0
         self._poller = threading.Thread(target=self._poll_decisions, name="decisions", daemon=True)
-        self.engine.send_windows_first(self._submit)
+        if client is not None:  # DSP only: nothing to send, and no GIL hand-over in the step
+            self.engine.send_windows_first(self._submit)
         self.engine.subscribe(self._on_windows)
 
     def start(self) -> None:
@@ -153,8 +154,6 @@ class MonitorPipeline:
 
     def _submit(self, windows: list[ReadyWindow]) -> None:
         """In the DSP step, before the windows' features and fatigue update: the worker's time overlaps them."""
-        if self.client is None:
-            return
         import pylsl
 
         for item in windows:
