@@ -61,7 +61,7 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
         pytest.skip(f"no bundled needle model ({needle_model.BUNDLED_NEEDLE_MODEL.name}) yet")
     from monitor.acquisition import resolve_stream
     from monitor.commands.monitor import session_options
-    from monitor.needle_live import VERDICT_HOP_S, VERDICT_WINDOW_S
+    from monitor.needle_live import MODEL_STRETCH_S, VERDICT_HOP_S
     from monitor.recordings import open_recording
     from monitor.recordings.needle import load_condition_model
     from monitor.recordings.replay import replay_source
@@ -80,10 +80,10 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
 
     player = threading.Thread(target=play, daemon=True)
     player.start()
-    # `neurofusion monitor --source-id ID --headless --duration 4.5 --jsonl FILE`, no --model: the needle stream
+    # `neurofusion monitor --source-id ID --headless --duration 6 --jsonl FILE`, no --model: the needle stream
     # gets the bundled needle model without being asked (the surface worker would refuse one channel)
     jsonl = tmp_path / "decisions.jsonl"
-    args = build_parser().parse_args(["monitor", "--source-id", source_id, "--headless", "--duration", "5.5",
+    args = build_parser().parse_args(["monitor", "--source-id", source_id, "--headless", "--duration", "6.0",
                                       "--jsonl", str(jsonl)])  # fmt: skip
     outcome: list[int] = []
     session = threading.Thread(target=lambda: outcome.append(
@@ -110,18 +110,26 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
     model = load_condition_model(None)
     assert {line["model_id"] for line in lines} == {model.model_id}
     assert all(set(line["probabilities"]) == {"healthy", "myopathy", "neuropathy"} for line in lines)
-    # counter-aligned: one verdict every hop, each on the newest 2 s
-    hop, window = int(round(VERDICT_HOP_S * recording.fs)), int(round(VERDICT_WINDOW_S * recording.fs))
+    # counter-aligned: one verdict every hop, each on the newest 5 s (all the stream has before 5 s)
+    hop, stretch = int(round(VERDICT_HOP_S * recording.fs)), int(round(MODEL_STRETCH_S * recording.fs))
     assert all(line["sequence"] % hop == 0 for line in lines)
     # no condition before the rest level is learned (the fatigue tracker's first 3 s), as on the surface path
     assert all(line["label"] == "learning rest level" for line in lines if line["muscle"] == "learning")
-    # the verdict is the model's on exactly those samples (the replay waited for the monitor: counter = file sample)
-    line = next(line for line in lines if line["muscle"] == "contracting")
-    samples = np.take(recording.data[:, 0], np.arange(line["sequence"] - window, line["sequence"]), mode="wrap")
-    expected = model.predict_window(samples, recording.fs)
-    for name, value in line["probabilities"].items():
-        assert value == pytest.approx(expected["probabilities"][name], abs=1e-3)
-    assert line["label"] == expected["label"]
+    # each verdict is the model's on exactly those samples (the replay waited for the monitor: counter = file
+    # sample; past 5 s the loop's stretches join the file's end to its start)
+    contracting = [line for line in lines if line["muscle"] == "contracting"]
+    assert contracting
+    for line in contracting[:3] + contracting[-2:]:
+        counters = np.arange(max(0, line["sequence"] - stretch), line["sequence"])
+        expected = model.predict_window(np.take(recording.data[:, 0], counters, mode="wrap"), recording.fs)
+        for name, value in line["probabilities"].items():
+            assert value == pytest.approx(expected["probabilities"][name], abs=1e-3)
+        assert line["label"] == expected["label"]
+    # the verdict on the file's own 5 s, over LSL, is analyze's on the file (4 decimals in the JSON lines)
+    # (this file is 5 s and one sample: analyze's 19 windows are the same, its probabilities too)
+    whole = next(line for line in lines if line["sequence"] == stretch)
+    offline = model.predict_recording(recording.data[:, 0], recording.fs)
+    assert whole["probabilities"] == pytest.approx(offline["probabilities"], abs=1e-4)
     # what the outlet carried is what the JSON lines say, label index included
     by_time = {round(line["timestamp"], 4): line for line in lines}
     matched = [(row, by_time[round(t, 4)]) for row, t in zip(received, stamps, strict=True) if round(t, 4) in by_time]
