@@ -149,8 +149,23 @@ def error_summary(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def checked_rate(value: Any, file_name: str, source: str) -> float:
+    """``value`` (what ``source``, e.g. "the header", gives as the sampling rate) as a positive finite float, else a
+    one-line UserError: before any timestamps are made from it (a rate of 0 printed two numpy RuntimeWarnings
+    above the error) and before float() meets a string (a ValueError with exit 1)."""
+    try:
+        rate = float(np.asarray(value).ravel()[0]) if np.ndim(value) else float(value)
+    except (TypeError, ValueError, IndexError):
+        rate = math.nan
+    if not (math.isfinite(rate) and rate > 0):
+        shown = value.tolist() if isinstance(value, np.ndarray) else value
+        raise UserError(f"{file_name}: {source} gives the sampling rate as {shown!r}, not a positive number of Hz")
+    return rate
+
+
 def uniform_timestamps(n_samples: int, fs: float, start: float = 0.0) -> np.ndarray:
-    return start + np.arange(n_samples, dtype=np.float64) / fs
+    with np.errstate(divide="ignore", invalid="ignore"):  # a rate of 0 is refused by Recording, in one line
+        return start + np.arange(n_samples, dtype=np.float64) / fs
 
 
 def select_channels(

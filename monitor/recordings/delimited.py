@@ -163,11 +163,49 @@ def _load_table(path: Path, delimiter: str, skip_rows: int, converters: dict | N
         table = np.loadtxt(path, delimiter=delimiter, skiprows=skip_rows, dtype=np.float64, ndmin=2,
                            converters=converters)  # fmt: skip
     except ValueError as error:
-        # numpy names the offending line; keep its words, drop the traceback
-        raise UserError(f"{path.name}: not a table of numbers ({error_summary(error)})") from None
+        raise UserError(_why_not_a_table(path, delimiter, skip_rows, error)) from None
     if table.size == 0:
         raise UserError(f"{path.name}: no data rows")
     return table
+
+
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+
+
+def _data_lines(path: Path, skip_rows: int) -> list[tuple[int, str]]:
+    """(1-based line number, line) of the rows loadtxt reads: after the header, no blank or '#' lines."""
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        numbered = [(number, line.rstrip("\r\n")) for number, line in enumerate(handle, start=1)]
+    return [(n, line) for n, line in numbered[skip_rows:] if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _why_not_a_table(path: Path, delimiter: str, skip_rows: int, error: ValueError) -> str:
+    """One line for loadtxt's refusal that says what is wrong with the file in its own terms: numpy's own words
+    ("use `usecols`", "could not convert '5;2'") name an API the user never called and no cause."""
+    shown = {"\t": "tab", ",": "','", ";": "';'"}.get(delimiter, repr(delimiter))
+    try:
+        lines = _data_lines(path, skip_rows)
+    except OSError:
+        lines = []
+    if "number of columns changed" in str(error) and lines:
+        expected = len(lines[0][1].split(delimiter))
+        for number, line in lines:
+            cells = len(line.split(delimiter))
+            if cells != expected:
+                return (f"{path.name}: line {number} has {cells} cells where the rows before it have {expected} "
+                        f"({shown}-separated): every row needs one cell per column")  # fmt: skip
+    cells = [cell.strip() for _, line in lines[:20] for cell in line.split(delimiter)]
+    semicolons = delimiter == "," and any(";" in line for _, line in lines[:20])
+    if semicolons:
+        return (f"{path.name}: the rows look like ';'-separated columns with decimal commas (e.g. "
+                f"{lines[0][1][:30]!r}); the CSV reader has no option for a decimal comma (--delimiter ';' alone "
+                "does not read them): save the file with decimal points")  # fmt: skip
+    comma_decimals = [cell for cell in cells if _DECIMAL_COMMA.match(cell)]
+    if comma_decimals:
+        return (f"{path.name}: {shown}-separated values with decimal commas (e.g. {comma_decimals[0]!r}); the CSV "
+                "reader has no option for a decimal comma: save the file with decimal points")  # fmt: skip
+    # numpy names the offending line; keep its words, drop the traceback
+    return f"{path.name}: not a table of numbers ({error_summary(error)})"
 
 
 def _column_index(column: int | str | None, names: list[str], file_name: str, flag: str) -> int | None:

@@ -21,6 +21,7 @@ from monitor.errors import UserError
 from monitor.recordings.base import (
     MICROVOLTS,
     Recording,
+    checked_rate,
     layout_by_name,
     microvolts_per_unit,
     reject_unknown_options,
@@ -42,7 +43,7 @@ def read(path: Path, **options: Any) -> Recording:
     if data.ndim != 2 or data.dtype.kind not in "fiu":
         raise UserError(f"{path.name}: 'data' must be a 2-D numeric array (samples x channels), not {data.shape}")
     n_samples, n_channels = data.shape
-    fs = float(np.asarray(arrays["fs"]).ravel()[0])
+    fs = checked_rate(arrays["fs"], path.name, "its 'fs' array")
     timestamps = arrays.get("timestamps")
     if timestamps is None:
         timestamps = uniform_timestamps(n_samples, fs)

@@ -15,6 +15,7 @@ import numpy as np
 from monitor.errors import UserError
 from monitor.recordings.base import (
     Recording,
+    checked_rate,
     error_summary,
     layout_by_name,
     microvolts_per_unit,
@@ -46,7 +47,7 @@ def read(path: Path, **options: Any) -> Recording:
     chosen = select_channels(options.get("channels"), names, path.name)
     units = [str(record.units[i]) for i in chosen]
     scales = [_scale(names[i], units[k], options.get("scale"), path.name) for k, i in enumerate(chosen)]
-    fs = float(record.fs)
+    fs = checked_rate(record.fs, path.name, f"the header {header.name}")
     layout_name = options.get("layout")
     return Recording(
         data=signal[:, chosen] * np.asarray(scales)[None, :],
