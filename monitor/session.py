@@ -294,6 +294,11 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
             print(f"{pipeline.state.model_status}: running filters, features, fatigue and signal quality without "
                   "a condition model (--model names a checkpoint trained for this layout and rate)", file=sys.stderr)
         stack.callback(pipeline.stop)
+        if handle is not None:
+            # a spawned worker's deaths and restarts go on the events stream (shown, published, recorded) as signal
+            # lost/restored do; unhooked before the pipeline stops
+            handle.add_event_listener(pipeline._record_event)
+            stack.callback(handle.remove_event_listener, pipeline._record_event)
         # start-up's objects (torch, scipy, Qt, the model) leave the collector's reach: a full collection over them
         # took 65-290 ms on the 2-core machine and held up the processing thread (docs/decomposition.md, latency)
         gc.freeze()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -54,6 +55,41 @@ class WorkerHandle:
         self._spare_loaded = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
+        #: who hears of this worker's deaths and restarts: (text, LSL time) -> None (the session's events stream)
+        self._event_listeners: list[Callable[[str, float], None]] = []
+        self._unheard_events: list[tuple[str, float]] = []  # before any listener: kept for the first one
+
+    def add_event_listener(self, listener: Callable[[str, float], None]) -> None:
+        """``listener(text, lsl_time)`` for each death and restart from now on, and those it missed before."""
+        with self._lock:
+            self._event_listeners.append(listener)
+            missed, self._unheard_events = self._unheard_events, []
+        for text, timestamp in missed:
+            listener(text, timestamp)
+
+    def remove_event_listener(self, listener: Callable[[str, float], None]) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._event_listeners.remove(listener)
+
+    def announce(self, text: str) -> None:
+        """A session event about this worker, stamped now on the LSL clock (the events stream's clock)."""
+        try:
+            from pylsl import local_clock
+
+            timestamp = local_clock()
+        except ImportError:  # a worker handle outside a monitor session
+            timestamp = time.monotonic()
+        with self._lock:
+            listeners = list(self._event_listeners)
+            if not listeners:
+                self._unheard_events = [*self._unheard_events, (text, timestamp)][-20:]
+        if not listeners:  # a listener (the session's event recorder) logs it itself
+            log.warning("%s", text)
+        for listener in listeners:
+            try:
+                listener(text, timestamp)
+            except Exception:  # a listener's failure must not stop the supervision of the worker
+                log.exception("worker event listener failed")
 
     @property
     def alive(self) -> bool:
@@ -244,6 +280,7 @@ class WorkerSupervisor:
         self.unresponsive_s = unresponsive_s
         self.restarts = 0
         self.last_error = ""
+        self._announced_down = False  # a failing restart loop says "died" once, and "restarted" once it is back
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
 
@@ -260,6 +297,7 @@ class WorkerSupervisor:
     def _run(self) -> None:
         offline_since: float | None = None
         last_restart, backoff_s = float("-inf"), 0.0
+        down_since = time.monotonic()
         while not self._stop.wait(self.check_s):
             hung = False
             if self.client is not None and self.handle.alive:
@@ -273,8 +311,15 @@ class WorkerSupervisor:
             # a worker that keeps dying right after its start (a poisoned model, no memory) is retried ever more
             # slowly, so a crash loop does not eat the CPU the monitor needs for acquisition
             backoff_s = min(MAX_BACKOFF_S, max(1.0, 2 * backoff_s)) if time.monotonic() - last_restart < 10 else 0.0
-            log.warning("inference worker %s; restarting it%s", "is unresponsive" if hung else "has exited",
-                        f" in {backoff_s:.0f} s" if backoff_s else "")
+            # published on the session's events stream beside signal lost/restored: a recording shows why the
+            # decisions stopped (it had no trace of a worker that died and came back)
+            process = self.handle.process
+            what = (f"unresponsive for {self.unresponsive_s:g} s" if hung
+                    else f"died (exit status {process.poll() if process is not None else 'unknown'})")  # fmt: skip
+            if not self._announced_down:
+                self.handle.announce(f"inference worker {what}; restarting it"
+                                     f"{f' in {backoff_s:.0f} s' if backoff_s else ''}")  # fmt: skip
+                self._announced_down, down_since = True, time.monotonic()
             if self._stop.wait(backoff_s):
                 return
             last_restart = time.monotonic()
@@ -282,6 +327,9 @@ class WorkerSupervisor:
                 self.handle.restart()
                 self.restarts += 1
                 offline_since = None
+                self.handle.announce(f"inference worker restarted ({time.monotonic() - down_since:.1f} s after it "
+                                     f"went down, restart {self.restarts})")  # fmt: skip
+                self._announced_down = False
             except UserError as error:  # keep trying: the monitor goes on filtering and shows "inference offline"
                 self.last_error = str(error)
                 log.error("worker restart failed: %s", error)
