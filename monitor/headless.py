@@ -50,6 +50,19 @@ def decision_line(
     return json.dumps(payload)
 
 
+def fins_change_text(change_pct: float | None) -> str:
+    """FInsm5 as the window's fatigue readout gives it (monitor/gui/fatigue.py: "FInsm5 change +12 %"): its change
+    from the contraction's onset in whole percent, "—" where there is none (at rest, learning the rest level).
+    Its absolute value (~1e-15 in SI units: "7.47e-15") depends on units and electrode and means nothing at the
+    bedside (Dimitrov et al. 2006, Med Sci Sports Exerc 38:1971, read the index by its relative rise)."""
+    if change_pct is None or not np.isfinite(change_pct):
+        return "—"
+    text = f"{change_pct:+.0f}"
+    if text == "-0":  # a change that rounds to nothing is no change: "-0 %" reads as a fall (as the window does)
+        text = "0"
+    return f"{text} %"
+
+
 def breakdown_ms(latencies: dict[str, np.ndarray]) -> dict[str, float]:
     """Median ms of each latency part over {"<part>_s": seconds, NaN where a decision lacks it}, parts none has left
     out."""
@@ -138,14 +151,16 @@ class HeadlessDashboard:
             bar = "█" * int(round(p * 30))
             table.add_row(f"  {name}", f"{bar:<30} {p:6.1%}")
         f = s["features"]
+        report = s["fatigue"]
         if f:
             nan = float("nan")
+            fins_change = None if report is None else emg_mean(report.fins_change_pct, None,
+                                                               self.pipeline.state.emg_channels)  # fmt: skip
             table.add_row(
                 "fatigue",
                 f"MNF {f.get('MNF', nan):6.1f} Hz  MDF {f.get('MDF', nan):6.1f} Hz  "
-                f"FInsm5 {f.get('FInsm5', nan):.3g}  RMS {f.get('RMS', nan):.1f} µV",
+                f"FInsm5 change {fins_change_text(fins_change)}  RMS {f.get('RMS', nan):.1f} µV",
             )
-        report = s["fatigue"]
         if report is not None:
             emg = self.pipeline.state.emg_channels
             slope = emg_mean(report.mdf_slope_hz_per_min, None, emg)
