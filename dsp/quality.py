@@ -6,13 +6,20 @@ re-evaluates every ``evaluate_every_s`` (mains every ``mains_every_s``, as it ne
 NaN mask acts at once; these flags lag by up to a window plus an evaluation interval.
 
 - nonfinite: a NaN/Inf sample in the window (a dropped packet, a broken driver).
-- flat: standard deviation below ``flat_rms_uv`` (electrode off, lead shorted, channel not wired).
+- flat: standard deviation below ``flat_rms_uv`` at a level away from the rail (electrode off, lead shorted,
+  channel not wired: "disconnected").
 - saturated: the amplifier's range is hit. With ``full_scale_uv`` known: more than ``clip_fraction`` of samples
-  at >= 98 % of it. Without it: the window's extreme value repeats in at least ``clip_fraction`` of samples with
-  three in a row, on a finely quantised signal (on a coarse ADC like the Myo's int8, repeats are normal, so
-  the heuristic stays off and ``full_scale_uv`` is needed).
-- mains: mains and harmonics carry at least ``mains_fraction`` of the 20-450 Hz power and at least
-  ``mains_rms_uv`` RMS (a loose contact picks up mains; a few µV at rest is normal and notched anyway).
+  at >= 98 % of it, a channel pinned there included. Without it: a constant channel at ``stuck_level_uv`` or
+  further from zero (a converter's code held at its rail; no electrode offset comes without noise), or the
+  window's extreme value repeating in at least ``clip_fraction`` of samples with three in a row, on a finely
+  quantised signal (on a coarse ADC like the Myo's int8, repeats are normal, so the heuristic stays off and
+  ``full_scale_uv`` is needed). A constant channel is "saturated" or "flat", never both.
+- mains: per channel, all of: the mains line (fundamental or a harmonic, +-1.5 Hz) stands at least
+  ``mains_peak_ratio`` above the channel's own EMG background in the same bandwidth (the median density 4-10 Hz
+  either side of that line, over the last ``mains_window_s``); its RMS is at least ``mains_rms_uv``, and at least
+  ``mains_channel_ratio`` x the median of the other channels' (a loose or dry contact on this electrode, not the
+  mains every electrode shares, which the notch removes); in two mains evaluations in a row. Common-mode mains
+  on every channel is therefore not a per-channel flag.
 - stale (stream level): no sample for ``stale_s`` of LSL time (``report(now)`` checks; the stream vanished).
 
 ``usable`` is True where none of the flags in ``mask_on`` is raised and the stream is not stale; it feeds the
@@ -37,12 +44,26 @@ class QualitySettings:
     window_s: float = 0.5
     evaluate_every_s: float = 0.5
     mains_every_s: float = 1.0
+    # the mains test looks at the last second (1 Hz resolution): at 0.5 s (2 Hz bins, a Hann main lobe of +-4 Hz)
+    # the 40-60 Hz Piper rhythm of a strong contraction (the real HD-EMG grid, 45-46 Hz) reads as a 50 Hz line
+    mains_window_s: float = 1.0
     flat_rms_uv: float = 0.1
     full_scale_uv: float | None = None
     clip_fraction: float = 0.01
     mains_hz: float | None = 50.0  # None: whichever of 50/60 is stronger
-    mains_fraction: float = 0.5
-    mains_rms_uv: float = 50.0
+    # µV: without full_scale_uv, a constant channel this far from zero is a converter held at its rail. Ours:
+    # surface EMG peaks at a few mV (Merletti & Parker 2004: up to ~5 mV peak-to-peak), a wired but lifted
+    # electrode on an AC-coupled input settles near 0, and the simulator's rail is 5000 µV
+    stuck_level_uv: float | None = 1000.0
+    # power ratio (10 dB) of the mains line to the EMG background in the same bandwidth. Ours: a line 10 dB
+    # above the background is unmistakable on the spectrum, while EMG's own spectrum is smooth at 2 Hz resolution
+    mains_peak_ratio: float = 10.0
+    # µV RMS: the simulator's normal pick-up is 5-15 µV per electrode (simulators/artifacts.py, mains_uv=10 x
+    # 0.5-1.5) and the notch removes that; ours, no published limit is cited
+    mains_rms_uv: float = 20.0
+    # x the median of the other channels' mains RMS: pick-up that one electrode has far more of than the rest is
+    # its contact (impedance imbalance converts common-mode mains into a differential signal); ours
+    mains_channel_ratio: float = 3.0
     stale_s: float = 1.0
     mask_on: tuple[str, ...] = QUALITY_FLAGS
 
@@ -83,7 +104,8 @@ class QualityMonitor:
         self.fs = float(fs)
         self.n_channels = int(n_channels)
         self.settings = settings or QualitySettings()
-        self._capacity = max(16, int(round(self.settings.window_s * self.fs)))
+        self._window_samples = max(16, int(round(self.settings.window_s * self.fs)))
+        self._capacity = max(self._window_samples, int(round(self.settings.mains_window_s * self.fs)))
         self.reset()
 
     def reset(self) -> None:
@@ -96,6 +118,7 @@ class QualityMonitor:
         self._last_timestamp = float("nan")
         self._mains_rms = np.zeros(c)
         self._mains_flag = np.zeros(c, dtype=bool)
+        self._mains_candidate = np.zeros(c, dtype=bool)
         self._latest = QualityReport(
             timestamp=float("nan"),
             flags={name: np.zeros(c, dtype=bool) for name in QUALITY_FLAGS},
@@ -170,7 +193,8 @@ class QualityMonitor:
     def _evaluate(self) -> None:
         s = self.settings
         self._since_evaluation = 0
-        window = self._window()
+        long_window = self._window()
+        window = long_window[-self._window_samples :]
         if len(window) < 4:
             return
         finite = np.isfinite(window)
@@ -178,12 +202,17 @@ class QualityMonitor:
         if nonfinite.any():
             window = np.where(finite, window, np.float32(0.0))
         rms = window.std(axis=0, dtype=np.float64)
-        flat = (rms < s.flat_rms_uv) & ~nonfinite
-        saturated = self._saturated(window) & ~nonfinite & ~flat
+        constant = (rms < s.flat_rms_uv) & ~nonfinite
+        saturated = (self._saturated(window) | self._stuck_at_rail(window, constant)) & ~nonfinite
+        flat = constant & ~saturated
         if self._since_mains >= s.mains_every_s * self.fs or not self._mains_evaluated:
             self._since_mains = 0
             self._mains_evaluated = True
-            self._mains_rms, self._mains_flag = self._mains(window)
+            self._mains_rms, candidate = self._mains(np.where(np.isfinite(long_window), long_window, 0))
+            # a loose contact hums for seconds; a burst of the 40-60 Hz Piper rhythm in a strong contraction
+            # (seen on the real HD-EMG grid) passes for one second at most: two evaluations in a row are needed
+            self._mains_flag = candidate & self._mains_candidate
+            self._mains_candidate = candidate
         flags = {
             "nonfinite": nonfinite,
             "flat": flat,
@@ -205,6 +234,19 @@ class QualityMonitor:
             mains_rms_uv=self._mains_rms.copy(),
             reasons=reasons,
         )
+
+    def _stuck_at_rail(self, window: np.ndarray, constant: np.ndarray) -> np.ndarray:
+        """Constant channels held at the rail: at >= 98 % of ``full_scale_uv`` when known (the count rule in
+        ``_saturated`` covers that too), else at ``stuck_level_uv`` or further from zero."""
+        s = self.settings
+        if not constant.any():
+            return constant
+        level = np.abs(window.mean(axis=0, dtype=np.float64))
+        if s.full_scale_uv is not None:
+            return constant & (level >= 0.98 * s.full_scale_uv)
+        if s.stuck_level_uv is None:
+            return np.zeros_like(constant)
+        return constant & (level >= s.stuck_level_uv)
 
     def _saturated(self, window: np.ndarray) -> np.ndarray:
         s = self.settings
@@ -230,22 +272,54 @@ class QualityMonitor:
         return result
 
     def _mains(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mains RMS per channel, mains flag per channel); rule in the module docstring."""
         s = self.settings
         frequencies, psd = hann_periodogram(window, self.fs)
         df = frequencies[1] - frequencies[0]
-        band = (frequencies >= 20.0) & (frequencies <= min(450.0, self.fs / 2))
-        band_power = psd[band].sum(axis=0) * df
+        top = min(450.0, self.fs / 2)
         candidates = [s.mains_hz] if s.mains_hz is not None else [50.0, 60.0]
-        best = np.zeros(self.n_channels)
+        best_excess = np.zeros(self.n_channels)
+        best_ratio = np.zeros(self.n_channels)
         for mains in candidates:
-            harmonics = np.arange(mains, min(450.0, self.fs / 2), mains)
-            near = np.zeros_like(frequencies, dtype=bool)
+            harmonics = np.arange(mains, top, mains)
+            # a Hann window's main lobe is +-2 bins: +-1.5 Hz holds nearly all of a line at 1 s (df 1 Hz)
+            half_width = max(1.5, 1.5 * df)
+            near_any = np.zeros_like(frequencies, dtype=bool)
             for harmonic in harmonics:
-                near |= np.abs(frequencies - harmonic) <= max(2.0, 1.5 * df)
-            best = np.maximum(best, psd[near].sum(axis=0) * df)
-        mains_rms = np.sqrt(best)
-        fraction = np.divide(best, band_power, out=np.zeros_like(best), where=band_power > 0)
-        return mains_rms, (fraction >= s.mains_fraction) & (mains_rms >= s.mains_rms_uv)
+                near_any |= np.abs(frequencies - harmonic) <= half_width
+            excess = np.zeros(self.n_channels)
+            ratio = np.zeros(self.n_channels)
+            for harmonic in harmonics:
+                distance = np.abs(frequencies - harmonic)
+                near = distance <= half_width
+                # the channel's own EMG right beside the line, 4-10 Hz away (past the Hann lobe; as detect_mains's
+                # 3-8 Hz): a broad physiological peak (Piper rhythm) stands as high there, a mains line does not
+                beside = (distance >= 4.0) & (distance <= 10.0) & (frequencies >= 10.0) & ~near_any
+                if not beside.any():
+                    continue
+                # a periodogram bin of broadband EMG is exponentially distributed: its median is ln 2 x its mean
+                background = np.median(psd[beside], axis=0) / np.log(2.0) * df * near.sum()
+                line = psd[near].sum(axis=0) * df
+                standing = np.divide(line, background, out=np.where(line > 0, np.inf, 0.0), where=background > 0)
+                ratio = np.maximum(ratio, standing)
+                # only a line that stands out counts, and only what it adds above the EMG: a contraction's
+                # broadband power in the same few bins is not pick-up
+                excess += np.where(standing >= s.mains_peak_ratio, line - background, 0.0)
+            use = excess > best_excess
+            best_excess = np.where(use, excess, best_excess)
+            best_ratio = np.where(use, ratio, best_ratio)
+        mains_rms = np.sqrt(best_excess)
+        flag = (best_ratio >= s.mains_peak_ratio) & (mains_rms >= s.mains_rms_uv)
+        if self.n_channels > 1:
+            flag &= mains_rms >= s.mains_channel_ratio * _median_of_others(mains_rms)
+        return mains_rms, flag
+
+
+def _median_of_others(values: np.ndarray) -> np.ndarray:
+    """Per element, the median of all the other elements."""
+    n = len(values)
+    others = np.broadcast_to(values, (n, n))[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+    return np.median(others, axis=1)
 
 
 def hann_periodogram(window: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -83,7 +85,7 @@ def test_stale_stream_masks_everything(defects: np.ndarray) -> None:
 
 def test_sixty_hertz_found_when_mains_is_not_given() -> None:
     rng = np.random.default_rng(2)
-    n = int(FS)
+    n = int(2.5 * FS)  # mains is flagged on two 1 s evaluations in a row
     x = np.column_stack([emg(n, 20, rng) + mains(n, 150, hz=60.0), emg(n, 50, rng)])
     report = feed(QualityMonitor(FS, 2, QualitySettings(mains_hz=None)), x)
     np.testing.assert_array_equal(report.flags["mains"], [True, False])
@@ -152,3 +154,104 @@ def test_saturation_and_mains_give_what_the_unshortened_computations_gave(defect
         assert (np.abs(mine - psd) <= 1e-5 * np.abs(psd).max(axis=0) + 1e-12).all()  # per channel, of its peak
     mains_rms, mains_flag = monitor._mains(window.astype(np.float32))
     assert mains_flag[5] and not mains_flag[0]
+
+
+def _flag_counts(x: np.ndarray, fs: float, settings: QualitySettings | None = None, chunk: int = 64) -> np.ndarray:
+    """(channels, flags): in how many evaluations each channel carried each flag."""
+    monitor = QualityMonitor(fs, x.shape[1], settings)
+    counts = np.zeros((x.shape[1], len(QUALITY_FLAGS)), dtype=int)
+    for start in range(0, len(x), chunk):
+        before = monitor.samples_until_evaluation()
+        report = monitor.update(x[start : start + chunk].astype(np.float32), start / fs)
+        if len(x[start : start + chunk]) >= before:
+            counts += np.column_stack([report.flags[name] for name in QUALITY_FLAGS])
+    return counts
+
+
+def test_faulty_ring_reads_rail_flat_and_mains_exactly_at_rest_and_in_contraction() -> None:
+    """The window's faulty-electrode picture (/tmp/nf/look/faulty.py): a ring whose EMG alternates 18 µV rest and
+    300 µV contraction every 4 s; E03 at 0 (off), E06 stuck at 8000 µV (the rail), E07 with 200 µV of 50 Hz."""
+    rng = np.random.default_rng(7)
+    n = int(16 * FS)
+    t = np.arange(n) / FS
+    x = np.column_stack([emg(n, 60.0, rng) for _ in range(8)]) * np.where(t % 8.0 > 4.0, 5.0, 0.3)[:, None]
+    x[:, 2] = 0.0
+    x[:, 5] = 8000.0
+    x[:, 6] += 200.0 * np.sin(2 * np.pi * 50.0 * t)
+    counts = _flag_counts(x, FS)
+    evaluations = counts[2, QUALITY_FLAGS.index("flat")]
+    assert evaluations == 32
+    expected = np.zeros_like(counts)
+    expected[2, QUALITY_FLAGS.index("flat")] = 32
+    expected[5, QUALITY_FLAGS.index("saturated")] = 32
+    expected[6, QUALITY_FLAGS.index("mains")] = 30  # from the 2nd mains evaluation on (two in a row), rest or not
+    np.testing.assert_array_equal(counts, expected)
+
+
+@pytest.mark.parametrize(("level", "full_scale", "reason"), [
+    (5000.0, None, "saturated"), (-5000.0, None, "saturated"),  # the simulator's rail (simulators/artifacts.py)
+    (1000.0, None, "saturated"), (999.0, None, "flat"), (300.0, None, "flat"), (0.0, None, "flat"),
+    (127.0, 128.0, "saturated"), (-128.0, 128.0, "saturated"), (60.0, 128.0, "flat"), (0.0, 128.0, "flat"),
+])  # fmt: skip
+def test_constant_channel_is_saturated_at_the_rail_and_flat_elsewhere(level: float, full_scale: float | None,
+                                                                      reason: str) -> None:  # fmt: skip
+    rng = np.random.default_rng(8)
+    x = np.column_stack([np.full(2048, level), emg(2048, 30.0, rng)])
+    report = feed(QualityMonitor(FS, 2, QualitySettings(full_scale_uv=full_scale)), x)
+    assert report.reasons == (reason, "")
+
+
+@pytest.mark.parametrize(("mains_uv", "emg_uv", "flagged"), [
+    (141.0, 18.0, True), (141.0, 300.0, True), (30.0, 10.0, True),  # E07 at rest and in a contraction
+    (15.0, 5.0, False),  # below mains_rms_uv: the simulator's ordinary pick-up, notched anyway
+    (141.0, 2000.0, False),  # buried 23 dB under a very strong contraction: not "far above its own EMG band"
+])  # fmt: skip
+def test_mains_flag_at_known_levels(mains_uv: float, emg_uv: float, flagged: bool) -> None:
+    rng = np.random.default_rng(9)
+    n = int(3 * FS)
+    x = np.column_stack([emg(n, emg_uv, rng) + mains(n, mains_uv)] + [emg(n, emg_uv, rng) + mains(n, 5.0)
+                                                                       for _ in range(3)])  # fmt: skip
+    report = feed(QualityMonitor(FS, 4), x)
+    assert report.flags["mains"].tolist() == [flagged, False, False, False]
+    if flagged:
+        assert report.mains_rms_uv[0] == pytest.approx(mains_uv, rel=0.1)
+
+
+def test_same_mains_on_every_channel_is_not_a_channel_fault() -> None:
+    rng = np.random.default_rng(10)
+    n = int(3 * FS)
+    x = np.column_stack([emg(n, 20.0, rng) + mains(n, 100.0) for _ in range(4)])
+    assert not feed(QualityMonitor(FS, 4), x).flags["mains"].any()
+
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (DATA / "hdemg-vastus-lateralis").is_dir(), reason="shared data not present")
+def test_no_flag_on_the_real_hdemg_grid() -> None:
+    """32.5 s of a real 64-channel force ramp (OT Bioelettronica, 2048 Hz): no flag on any channel at any
+    evaluation, including the 40-60 Hz Piper rhythm of its strong part (a 45-46 Hz peak on some channels)."""
+    from scipy.io import loadmat
+
+    x = loadmat(DATA / "hdemg-vastus-lateralis" / "otb_testfile.mat")["Data"][0, 0][:, :64]
+    assert not _flag_counts(x, 2048.0, chunk=512).any()
+
+
+@pytest.mark.skipif(not (DATA / "myo-gestures").is_dir(), reason="shared data not present")
+def test_real_myo_gestures_flag_only_real_clipping() -> None:
+    """Session 1, all 8 gesture files (60 s each, int8 at 200 Hz, full scale 128): no flat, mains or nonfinite
+    flag; the saturated flags fall only on channels whose samples really sit at the int8 rails in that window."""
+    fs = 200.0
+    for path in sorted((DATA / "myo-gestures" / "12345-1").glob("*.txt")):
+        x = np.loadtxt(path, delimiter=",")[:, :8]
+        monitor = QualityMonitor(fs, 8, QualitySettings(full_scale_uv=128.0))
+        for start in range(0, len(x), 20):
+            before = monitor.samples_until_evaluation()
+            report = monitor.update(x[start : start + 20].astype(np.float32), start / fs)
+            if before > 20:
+                continue
+            for name in ("nonfinite", "flat", "mains"):
+                assert not report.flags[name].any(), (path.name, start, name)
+            window = x[max(0, start + 20 - 100) : start + 20]
+            at_rail = ((window >= 126) | (window <= -126)).sum(axis=0)
+            assert (at_rail[report.flags["saturated"]] >= 3).all(), (path.name, start)
