@@ -70,6 +70,9 @@ def test_monitor_publishes_needle_model_verdicts_on_a_replayed_clinical_recordin
 
     # the replay's own code (`neurofusion replay FILE --loop --wait-for-consumer`) as a real LSL amplifier
     recording = open_recording(sorted(NEEDLE_FILE.glob("*.asc.xz"))[0])
+    # first-call imports and filter design (seconds on a loaded machine) before the stream: a late first verdict
+    # would make the thread skip to the newest, past the verdict on the file's own 5 s that is checked below
+    load_condition_model(None).predict_window(recording.data[: int(recording.fs), 0], recording.fs)
     source_id = f"needle-live-{uuid.uuid4().hex[:8]}"
     amplifier = Amplifier(replay_source(recording, loop=True), name="needle-live", source_id=source_id)
     stop = threading.Event()
