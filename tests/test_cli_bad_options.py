@@ -55,7 +55,8 @@ def test_analyze_runs_without_the_bundled_model_where_it_does_not_fit_and_refuse
 
     import monitor.commands.analyze as analyze
 
-    ring8 = SimpleNamespace(card=SimpleNamespace(n_channels=8, model_id="ring8-model"), check_layout=lambda _: None)
+    ring8 = SimpleNamespace(card=SimpleNamespace(n_channels=8, model_id="ring8-model", fs=2048.0),
+                            check_layout=lambda _: None)  # fmt: skip
     monkeypatch.setattr(analyze, "_load_model", lambda path, backend: ring8)
     recording = tmp_path / "grid.npz"
     samples = np.random.default_rng(0).normal(0.0, 20.0, (2048, 16)).astype(np.float32)
