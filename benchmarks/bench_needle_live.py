@@ -6,7 +6,8 @@ A real clinical needle recording (default: a healthy biceps of ../shared/data/ne
 replayed in real time by `neurofusion replay --loop` in a subprocess, as an LSL amplifier pushing chunks of
 ``--chunk`` samples. This process runs what `neurofusion monitor` runs on such a stream: the acquisition, the DSP
 engine in needle mode and ``LiveNeedleVerdicts`` with the bundled needle model, which every hop (0.25 s) takes the
-newest 2 s of raw samples, resamples them to NEEDLE_FS and publishes the verdict on the decisions outlet.
+newest 5 s of raw samples (``MODEL_STRETCH_S``; from 2 s on while a stream is younger), resamples them to NEEDLE_FS
+and publishes the verdict on the decisions outlet.
 
 "sample_time_to_verdict" runs from the window's last sample's own time stamp to the verdict pushed on the outlet
 (the figure the monitor itself records per decision); "sample_to_verdict" starts instead when the amplifier pushed

@@ -2,8 +2,9 @@
 rule-based reading beside the network's class probabilities, with the agreement between the two.
 
 The analysis runs in ``monitor.needle_live`` (a background thread); this view only draws its latest snapshot, so a
-slow analysis never stalls the traces. The network's side is the mean of the decisions the pipeline received for the
-same span of samples, so both sides judge the same signal.
+slow analysis never stalls the traces. The network's side is the mean of the verdicts the pipeline received whose
+newest sample lies in the same span; each verdict reads the newest ``MODEL_STRETCH_S`` (5 s) of signal, as the model
+was trained on whole 5 s recordings, so the network's side also covers up to 5 s before the span.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from dsp.mup_measures import INDIVIDUAL_REFERENCE, MEAN_REFERENCE
 from dsp.mup_reading import NETWORK_CLASSES, READING_TO_CONDITION, agreement
 from monitor.decision_history import MUSCLE_CODES
 from monitor.gui.classification import class_colour
-from monitor.needle_live import DEFAULT_INTERVAL_S, DEFAULT_WINDOW_S, LiveNeedleAnalysis, NeedleSnapshot
+from monitor.needle_live import (
+    DEFAULT_INTERVAL_S,
+    DEFAULT_WINDOW_S,
+    MODEL_STRETCH_S,
+    LiveNeedleAnalysis,
+    NeedleSnapshot,
+)
 from monitor.pipeline import MuscleState
 
 #: under both readings, always: neither the rules nor the network diagnose (the needle model card's intended use)
@@ -285,7 +292,9 @@ class NeedleView(QtWidgets.QWidget):
         left_out = f", {self.resting_windows} at rest left out" if self.resting_windows else ""
         self.network_label.setText(
             " · ".join(f"{name} {probabilities[name]:.0%}" for name in NETWORK_CLASSES)
-            + f"  (mean of {count} contracting windows{left_out}; {self.model_id})"
+            # each needle verdict reads the newest MODEL_STRETCH_S of signal (monitor.needle_live), so the mean covers
+            # up to that much before the panel's span too: the text says so rather than "windows"
+            + f"  (mean of {count} verdicts on the newest {MODEL_STRETCH_S:g} s each{left_out}; {self.model_id})"
         )
         self.agreement = agreement(snapshot.report.reading, probabilities)
         agree = self.agreement["agree"]

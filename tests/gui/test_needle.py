@@ -108,7 +108,7 @@ def test_panel_shows_the_offline_reading_and_neurogenic_flags_beside_the_network
     assert not any("low" in flags.values() for flags in view.flags)
     # beside the network: mean of the two decisions, and the agreement
     network = view.network_label.text()
-    assert "neuropathy 70%" in network and "(mean of 2 contracting windows; test)" in network
+    assert "neuropathy 70%" in network and "(mean of 2 verdicts on the newest 5 s each; test)" in network
     assert view.agreement["agree"] is True and view.agreement["network_class"] == "neuropathy"
     assert view.agreement_label.text().startswith("agree")
     assert view.grab().width() > 0  # it draws offscreen

@@ -58,7 +58,7 @@ def test_rest_windows_stay_out_of_the_mean_and_the_agreement(qtbot):
     assert count == 2 and view.resting_windows == 3
     np.testing.assert_allclose([probabilities[c] for c in CLASSES], [0.1, 0.1, 0.8], atol=1e-6)
     text = view.network_label.text()
-    assert "neuropathy 80%" in text and "mean of 2 contracting windows, 3 at rest left out" in text
+    assert "neuropathy 80%" in text and "mean of 2 verdicts on the newest 5 s each, 3 at rest left out" in text
     # with the rest windows in, the mean would say myopathy and the flag "disagree"
     assert view.agreement["agree"] is True and view.agreement["network_class"] == "neuropathy"
     assert view.agreement_label.text().startswith("agree")
