@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - depends on the scipy version
 MAINS_CANDIDATES_HZ = (50.0, 60.0)
 # Keep band edges strictly inside (0, Nyquist): butter() rejects edges at Nyquist and an edge right next to it
 # leaves the top section poorly conditioned.
-_NYQUIST_MARGIN = 0.95
+NYQUIST_MARGIN = 0.95
 
 
 @dataclass
@@ -228,7 +228,7 @@ def default_chain(
         raise ValueError(f"filter mode must be 'surface' or 'needle', got {mode!r}")
     _check_rate(fs, n_channels)
     if mode == "surface":
-        high = min(high_hz, _NYQUIST_MARGIN * fs / 2)
+        high = min(high_hz, NYQUIST_MARGIN * fs / 2)
         if not low_hz < high:
             raise ValueError(f"band-pass low edge {low_hz} Hz is not below the high edge {high:g} Hz at {fs} Hz")
         filters = [bandpass(fs, low_hz, high, n_channels, order)]

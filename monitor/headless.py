@@ -44,7 +44,9 @@ def decision_line(
         if value is not None and part != "worker":  # worker_ms is always there, above
             payload[f"{part}_ms"] = round(value * 1000.0, 3)
     if features is not None:
-        payload["fatigue"] = {name: round(emg_mean(v, usable, emg_channels), 3) for name, v in features.items()}
+        # six significant digits, not decimals: FInsm5 is ~1e-13 (a ratio of spectral moments in s^-4) and three
+        # decimals wrote it as 0.0
+        payload["fatigue"] = {name: float(f"{emg_mean(v, usable, emg_channels):.6g}") for name, v in features.items()}
     if usable is not None:
         payload["masked_channels"] = np.flatnonzero(~usable).tolist()
     return json.dumps(payload)

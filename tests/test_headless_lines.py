@@ -25,6 +25,19 @@ def test_decision_line_carries_each_latency_part_and_they_sum_to_the_total():
     assert line["publication_ms"] == 0.2 and line["masked_channels"] == [1] and line["sequence"] == 7
 
 
+def test_decision_line_keeps_fatigue_figures_of_any_magnitude():
+    # FInsm5 is ~1e-13 (spectral moments in s^-4): rounded to 3 decimals it was written as 0.0
+    record = DecisionRecord(
+        sequence=1, last_timestamp=1.0, label="healthy", probabilities=np.array([1.0, 0.0, 0.0]),
+        classes=["healthy", "myopathy", "neuropathy"], channel_attention=None, model_id="m", latency_s=0.01,
+        worker_s=0.001,
+    )
+    features = {"FInsm5": np.array([3.7312e-13, 4.1e-13]), "MDF": np.array([91.34567, 91.34567]),
+                "RMS": np.array([3656.04, 3656.04])}
+    fatigue = json.loads(decision_line(record, features, np.array([True, False]), None))["fatigue"]
+    assert fatigue == {"FInsm5": 3.7312e-13, "MDF": 91.3457, "RMS": 3656.04}
+
+
 def test_out_of_order_decisions_from_two_workers_are_each_written_once():
     import io
     from types import SimpleNamespace

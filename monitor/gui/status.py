@@ -68,11 +68,11 @@ def filter_text(settings: Any, fs: float) -> str:
     """The engine's filter as ``dsp.filters.default_chain`` builds it from ``settings``: a needle stream is only
     high-passed (its spikes carry energy to 1-2 kHz), a surface stream band-passed with the high edge kept below
     Nyquist."""
-    from dsp.filters import _NYQUIST_MARGIN  # the clip default_chain applies: the text says what really runs
+    from dsp.filters import NYQUIST_MARGIN  # the clip default_chain applies: the text says what really runs
 
     if getattr(settings, "mode", "surface") == "needle":
         return f"high-pass {settings.low_hz:g} Hz"
-    return f"band-pass {settings.low_hz:g}-{min(settings.high_hz, _NYQUIST_MARGIN * fs / 2):g} Hz"
+    return f"band-pass {settings.low_hz:g}-{min(settings.high_hz, NYQUIST_MARGIN * fs / 2):g} Hz"
 
 
 def _pair(value: tuple[float, float] | None) -> str:

@@ -171,11 +171,11 @@ def model_band(model_fs: float) -> tuple[float, float]:
     clipped below Nyquist (95 Hz at 200 Hz)."""
     import inspect
 
-    from dsp.filters import _NYQUIST_MARGIN, default_chain
+    from dsp.filters import NYQUIST_MARGIN, default_chain
 
     defaults = inspect.signature(default_chain).parameters
     low, high = float(defaults["low_hz"].default), float(defaults["high_hz"].default)
-    return low, min(high, _NYQUIST_MARGIN * model_fs / 2)
+    return low, min(high, NYQUIST_MARGIN * model_fs / 2)
 
 
 def rate_misfit(model_fs: float, fs: float) -> str | None:
@@ -192,9 +192,9 @@ def rate_misfit(model_fs: float, fs: float) -> str | None:
     _, signal_high = model_band(fs)
     if signal_high >= model_high * (1 - 1e-6):
         return None
-    from dsp.filters import _NYQUIST_MARGIN
+    from dsp.filters import NYQUIST_MARGIN
 
-    needed = math.ceil(2 * model_high / _NYQUIST_MARGIN)
+    needed = math.ceil(2 * model_high / NYQUIST_MARGIN)
     return f"reads {low:g}-{model_high:g} Hz and needs >= {needed} Hz"
 
 
