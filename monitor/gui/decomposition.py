@@ -92,6 +92,10 @@ class DecompositionPanel(QtWidgets.QWidget):
 
         self.raster = pg.PlotWidget()
         self.raster.setLabel("left", "unit")
+        # rows are units, named by the number each keeps: without fixed ticks one unit's row (-0.5..0.5) was labelled
+        # in thousandths with an SI prefix ("unit (x0.001)", -500 to 500)
+        self.raster.getAxis("left").enableAutoSIPrefix(False)
+        self._raster_ticks: list[tuple[int, str]] = []
         self.raster.setLabel("bottom", "time (s)")
         self.raster.setXRange(-WINDOW_S, 0)
         self.raster_points = pg.ScatterPlotItem(symbol="s", size=4, pen=None)
@@ -212,6 +216,10 @@ class DecompositionPanel(QtWidgets.QWidget):
             curve.setData(times[mine], rates[mine], connect="finite")
         smoothed = self.service.smoothed_rates()
         ids = self.service.unit_ids  # the number a unit keeps across recalibrations (a swap may land mid-frame)
+        ticks = [(row, f"U{i}") for row, i in enumerate(list(ids)[:n_units])]
+        if ticks != self._raster_ticks:
+            self.raster.getAxis("left").setTicks([ticks])
+            self._raster_ticks = ticks
         # each unit's name in its raster and rate colour: the plots have no other key
         shown = [f'<span style="color: rgb{_colour(row)};">&#9632;</span> U{i} {rate:.0f} Hz'
                  for row, (i, rate) in enumerate(zip(ids, smoothed, strict=False))]

@@ -101,6 +101,9 @@ def test_the_panel_saves_and_loads_unit_sets_through_the_core_and_refuses_bad_fi
     rates = panel.rates_label.text()  # each unit named in its colour: "■ U5 12 Hz"
     assert rates.startswith("rates (last 1 s): ") and f"</span> U{ids[0]} " in rates.split("Hz")[0]
     assert window.statusBar().currentMessage().startswith("loaded session_a.npz")
+    # the raster's rows are named by the units' kept numbers (one unit's row was labelled "unit (x0.001)", -500..500)
+    left = panel.raster.getAxis("left")
+    assert left._tickLevels == [[(row, f"U{i}") for row, i in enumerate(ids)]] and not left.autoSIPrefix
 
     # Save: the core writes the running set, numbers, filters and MUAP maps as they were
     again = tmp_path / "session_b.npz"
