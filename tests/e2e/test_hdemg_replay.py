@@ -46,14 +46,15 @@ def test_monitor_runs_what_fits_a_grid_no_bundled_model_fits_and_refuses_a_named
         replay.wait(10)
     assert named.returncode == 2
     assert named.stderr.strip().splitlines() == [
-        "neurofusion monitor: error: models/weights/default.pt expects 8 EMG channels (ring) but stream "
+        # the --model path as the core resolves it against the user's folder (61a50f1: the worker runs elsewhere)
+        f"neurofusion monitor: error: {REPO / 'models/weights/default.pt'} expects 8 EMG channels (ring) but stream "
         "'NeuroFusion-Replay-otb_testfile' has 64; pass --model with a checkpoint for this layout, or --no-inference"
     ]
     assert monitor.returncode == 0, monitor.stderr[-2000:]
     status = "no model for this layout (64 ch grid13x5)"
     assert [line for line in monitor.stderr.splitlines() if "no model" in line] == [
         f"{status}: running filters, features, fatigue and signal quality without a condition model "
-        "(--model names a checkpoint trained for this layout)"
+        "(--model names a checkpoint trained for this layout and rate)"
     ]
     final = monitor.stdout[monitor.stdout.rindex("NeuroFusion Monitor"):]  # the dashboard's last table
     assert status in final and "decisions 0" in final
