@@ -222,7 +222,7 @@ class MonitorPipeline:
                     self.muscle_wait_s += time.perf_counter() - waiting_since
         return pending
 
-    def _record_event(self, text: str, timestamp: float) -> None:
+    def record_event(self, text: str, timestamp: float) -> None:
         log.warning("%s: %s", self.state.stream_name, text)
         with self.state.lock:
             self.state.events.append((timestamp, text))
@@ -231,7 +231,7 @@ class MonitorPipeline:
 
     def annotate(self, timestamp: float, text: str) -> None:
         """A user's annotation (marker button, scripted demo): shown, published on the events stream, recorded."""
-        self._record_event(f"annotation: {text}", timestamp)
+        self.record_event(f"annotation: {text}", timestamp)
 
     def _watch_stream(self, was_lost: bool, gaps_seen: int) -> tuple[bool, int]:
         """Turns acquisition and engine state changes into session events (shown, published, recorded)."""
@@ -239,11 +239,11 @@ class MonitorPipeline:
 
         lost = self.acquisition.signal_lost and self.acquisition.buffer.total_written > 0
         if lost and not was_lost:
-            self._record_event("signal lost", pylsl.local_clock())
+            self.record_event("signal lost", pylsl.local_clock())
         gaps = self.engine.stats.gaps
         if gaps > gaps_seen:
             gap = self.engine.stats.last_gap
-            self._record_event(f"signal restored after a gap of {gap[1]:.3f} s at sample {gap[0]}", gap[2])
+            self.record_event(f"signal restored after a gap of {gap[1]:.3f} s at sample {gap[0]}", gap[2])
         return lost, gaps
 
     def _poll_decisions(self) -> None:

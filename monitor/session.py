@@ -297,8 +297,8 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         if handle is not None:
             # a spawned worker's deaths and restarts go on the events stream (shown, published, recorded) as signal
             # lost/restored do; unhooked before the pipeline stops
-            handle.add_event_listener(pipeline._record_event)
-            stack.callback(handle.remove_event_listener, pipeline._record_event)
+            handle.add_event_listener(pipeline.record_event)
+            stack.callback(handle.remove_event_listener, pipeline.record_event)
         # start-up's objects (torch, scipy, Qt, the model) leave the collector's reach: a full collection over them
         # took 65-290 ms on the 2-core machine and held up the processing thread (docs/decomposition.md, latency)
         gc.freeze()
@@ -324,7 +324,9 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         if options.snapshot is not None:
             from monitor.core.snapshot import take_snapshot  # rendered in a process of its own: no Qt here
 
-            path = take_snapshot(pipeline, options.snapshot, after_s=options.snapshot_after_s)
+            # a decomposing session's units go into the published status, as for an attached view (serve_core)
+            units = None if decomposition is None else (lambda: {"decomposition": decomposition.describe()})
+            path = take_snapshot(pipeline, options.snapshot, after_s=options.snapshot_after_s, extra_status=units)
             print(f"snapshot written to {path}", file=sys.stderr)
             if options.duration_s is None or options.duration_s <= options.snapshot_after_s:
                 return 0

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,17 @@ def render_command(shm_name: str, target: Path, render_at: float, size: tuple[in
 
 
 def take_snapshot(pipeline: Any, path: str | os.PathLike[str], after_s: float = 5.0,
-                  size: tuple[int, int] = (1600, 1000)) -> Path:
+                  size: tuple[int, int] = (1600, 1000), extra_status: Callable[[], dict[str, Any]] | None = None,
+                  ) -> Path:  # fmt: skip
     """Renders the dashboard of the running ``pipeline`` after ``after_s`` seconds of live data into ``path``, in a
-    process of its own reading the core's published state. UserError (one line) when it cannot be written."""
+    process of its own reading the core's published state. ``extra_status`` adds to the published status what the
+    core runs beside the pipeline (the motor-unit decomposition), so the snapshot draws it as an attached view would.
+    UserError (one line) when it cannot be written."""
     from monitor.core.publisher import StatePublisher
 
     target = check_snapshot_target(path).absolute()
     render_at = time.monotonic() + max(0.0, after_s)
-    publisher = StatePublisher(pipeline)
+    publisher = StatePublisher(pipeline, extra_status=extra_status)
     publisher.start()
     try:
         command = render_command(publisher.name_in_shm, target, render_at, size)

@@ -38,7 +38,7 @@ def test_a_killed_worker_is_announced_on_the_events_stream() -> None:
     handle = StandInWorker("tcp://127.0.0.1:5999", ready_timeout_s=30.0)
     handle.start()
     first_pid = handle.pid
-    handle.add_event_listener(outlets.push_event)  # as the session hooks pipeline._record_event
+    handle.add_event_listener(outlets.push_event)  # as the session hooks pipeline.record_event
     supervisor = WorkerSupervisor(handle, check_s=0.05).start()
     texts: list[str] = []
     try:
