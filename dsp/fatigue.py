@@ -12,7 +12,8 @@ Fed once per window with the window's features (MNF, MDF, FInsm5, RMS per channe
 4. fits a Theil-Sen trend (``theil_sen``: scipy.stats.theilslopes vectorised over channels) to MNF and MDF over
    the last ``trend_window_s`` seconds of epochs of the current contraction, giving Hz/min and the % change from
    the contraction's baseline (the robust line's value at the contraction's start; for FInsm5 and RMS the median
-   of its first ``baseline_s``), and
+   of its first steady ``baseline_s`` after ``settle_s``), only where the baseline was steady and the present
+   stretch is steady at the baseline's force (else NaN: not assessed), and
 5. names a state per channel and overall (rule in docs/dsp.md and ``classify``).
 
 A contraction survives pauses up to ``max_pause_s``; a longer rest ends it, and the next contraction starts a new
@@ -58,6 +59,17 @@ class FatigueSettings:
     rest_adaptation_s: float = 30.0
     max_pause_s: float = 3.0
     baseline_s: float = 4.0
+    # a % change is computed only against a baseline taken once the force is steady: the first settle_s of a
+    # contraction (the force rising; epoch_s-wide epochs at its onset mix rest with contraction) never enter it,
+    # and a baseline_s stretch counts as steady when its epochs' RMS stay within steady_rms_ratio of one another
+    # (ours: 1.5x. A constant-force hold's 2 s epochs vary by a few %, fatigue raises RMS ~30 % over minutes, a
+    # contraction's onset or a pause mixed into an epoch changes it many-fold). Else the change is NaN: not assessed
+    settle_s: float = 2.0
+    steady_rms_ratio: float = 1.5
+    # and the present stretch is compared only at the baseline's force: its RMS within same_force_ratio of the
+    # baseline's (ours: 2x. At constant force surface RMS rises some 30 % as fatigue sets in, docs/dsp.md; a
+    # stretch of rest-level spontaneous activity counted as contraction, then the real contraction, is 40x)
+    same_force_ratio: float = 2.0
     trend_window_s: float = 120.0
     trend_update_s: float = 10.0
     min_trend_s: float = 10.0
@@ -163,6 +175,23 @@ def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(values, axis=axis)
+
+
+def _steady(rms_epochs: np.ndarray, ratio: float) -> np.ndarray:
+    """(C,) whether each channel's epoch RMS values (epochs, C; NaN = none) hold at least two epochs and stay
+    within ``ratio`` of one another: the force was steady."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        high, low = np.nanmax(rms_epochs, axis=0), np.nanmin(rms_epochs, axis=0)
+    count = np.isfinite(rms_epochs).sum(axis=0)
+    return (count >= 2) & (low > 0) & (high <= ratio * low)
+
+
+def _same_force(rms: np.ndarray, baseline_rms: np.ndarray, ratio: float) -> np.ndarray:
+    """(C,) whether the present RMS lies within ``ratio`` of the baseline's (False where either is missing)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quotient = rms / baseline_rms
+    return np.isfinite(quotient) & (quotient > 0) & (quotient <= ratio) & (quotient >= 1.0 / ratio)
 
 
 def classify(change_pct: float, slope_pct_per_min: float, slope_upper_pct_per_min: float, settings: FatigueSettings,
@@ -363,13 +392,22 @@ class FatigueTracker:
         return self._history_t[:, np.newaxis] - self._start[np.newaxis, :]
 
     def _set_amplitude_baselines(self, epoch_centre: float, contracting: np.ndarray) -> None:
-        # FInsm5 and RMS: median of the first baseline_s of the contraction, set once
-        due = contracting & np.isnan(self._baseline[2]) & (epoch_centre - self._start >= self.settings.baseline_s)
+        # FInsm5 and RMS: median of the first steady baseline_s of the contraction after settle_s, set once. Until
+        # one is found (the force still rising, an onset, a stretch too short) no % change is computed.
+        s = self.settings
+        relative = self._relative_times()
+        end = epoch_centre - self._start
+        # epochs are placed at their centres: the stretch is the epochs that begin at or after settle_s and end
+        # within the last baseline_s
+        half = s.epoch_s / 2
+        due = contracting & np.isnan(self._baseline[2]) & (end + half >= s.settle_s + s.baseline_s - 1e-9)
         if not due.any():
             return
-        early = self._relative_times()[:, due] <= self.settings.baseline_s
-        values = self._history_v[:, 2:, :][:, :, due]
-        self._baseline[2:, due] = _nanmedian(np.where(early[:, np.newaxis, :], values, np.nan), axis=0)
+        stretch = (relative > (end - s.baseline_s)[np.newaxis, :]) & (relative - half >= s.settle_s - 1e-9)
+        values = np.where(stretch[:, np.newaxis, :], self._history_v[:, 2:, :], np.nan)[:, :, due]
+        steady = _steady(values[:, 1, :], s.steady_rms_ratio)
+        chosen = np.flatnonzero(due)[steady]
+        self._baseline[2:, chosen] = _nanmedian(values[:, :, steady], axis=0)
 
     def _fit_trends(self, contracting: np.ndarray) -> None:
         # refit every trend_update_s (all channels in one vectorised fit), and at once for a channel without one
@@ -382,10 +420,15 @@ class FatigueTracker:
             return
         for index, name in ((0, "MNF"), (1, "MDF")):
             # unused ring slots have NaN times and values; other channels' epochs are NaN for this channel
-            slope, _low, high = theil_sen(self._history_t, self._history_v[:, index, :][:, due])
+            slope, _low, high = theil_sen(self._history_t, self._settled(index)[:, due])
             self._slopes[name][due] = slope * 60.0
             if name == "MDF":
                 self._slopes["MDF_upper"][due] = high * 60.0
+
+    def _settled(self, index: int) -> np.ndarray:
+        """(epochs, C) history of one index without each contraction's first settle_s (the force still rising)."""
+        begins = self._relative_times() - self.settings.epoch_s / 2
+        return np.where(begins >= self.settings.settle_s - 1e-9, self._history_v[:, index, :], np.nan)
 
     def _update_changes(self, epoch_centre: float, contracting: np.ndarray) -> None:
         s = self.settings
@@ -393,8 +436,14 @@ class FatigueTracker:
         now = epoch_centre - self._start  # the latest epoch, relative to each contraction's start
         current = np.full((len(_INDICES), self.n_channels), np.nan)
         # FInsm5 and RMS: median of the last baseline_s of epochs
-        recent = relative >= (now - s.baseline_s)[np.newaxis, :]
-        current[2:] = _nanmedian(np.where(recent[:, np.newaxis, :], self._history_v[:, 2:, :], np.nan), axis=0)
+        recent = relative > (now - s.baseline_s)[np.newaxis, :]
+        recent_values = np.where(recent[:, np.newaxis, :], self._history_v[:, 2:, :], np.nan)
+        current[2:] = _nanmedian(recent_values, axis=0)
+        # the present stretch must be steady and at the baseline's force: an onset, a pause or another force level
+        # inside it would compare unlike contractions (then every index reads "not assessed")
+        comparable = _steady(recent_values[:, 1, :], s.steady_rms_ratio) & _same_force(
+            current[3], self._baseline[3], s.same_force_ratio
+        )
         # MNF and MDF: the robust line through the history (Theil-Sen slope, median residual as level). Its value
         # at the contraction's start is the baseline while the history still reaches back to the start (then
         # frozen): a line through many epochs is a far steadier baseline than the first few noisy epochs.
@@ -402,10 +451,12 @@ class FatigueTracker:
         for index, name in ((0, "MNF"), (1, "MDF")):
             slope_per_s = self._slopes[name] / 60.0
             fitted = np.isfinite(slope_per_s) & contracting
-            level = _nanmedian(self._history_v[:, index, :] - slope_per_s[np.newaxis, :] * relative, axis=0)
+            level = _nanmedian(self._settled(index) - slope_per_s[np.newaxis, :] * relative, axis=0)
             current[index] = np.where(fitted, level + slope_per_s * now, np.nan)
             refresh = fitted & covers_start
             self._baseline[index, refresh] = level[refresh]
+        # no steady baseline (amplitude baseline unset): MNF/MDF not assessed either
+        current[:, ~comparable] = np.nan
         change = (current - self._baseline) / self._baseline * 100.0
         self._change[:, contracting] = change[:, contracting]
         self._baseline_mdf[contracting] = self._baseline[1, contracting]

@@ -258,3 +258,34 @@ def test_rest_is_the_quiet_end_of_the_learning_windows_and_without_a_ceiling_a_c
     assert uncapped.rest_rms[0] == 120.0 and not report.active[0]
     with pytest.raises(ValueError, match="rest_percentile"):
         FatigueSettings(rest_percentile=80.0)
+
+
+def _true_fins_and_rms(centre_hz: float, r: float) -> tuple[float, float]:
+    """FInsm5 (M(-1)/M(5) over 20-450 Hz) and RMS (up to a constant) of the shaped noise through the chain."""
+    frequencies = np.linspace(0.0, FS / 2, 20_481)
+    _, shaping = signal.sosfreqz(shaping_sos(centre_hz * r), worN=frequencies, fs=FS)
+    _, chain = signal.sosfreqz(default_chain(FS, 1, mains_hz=50.0).sos, worN=frequencies, fs=FS)
+    power = np.abs(shaping * chain) ** 2
+    band = (frequencies >= 20.0) & (frequencies <= 450.0)
+    fins = np.sum(power[band] / frequencies[band]) / np.sum(power[band] * frequencies[band] ** 5)
+    return float(fins), float(np.sqrt(power.sum()))
+
+
+@pytest.mark.parametrize("seconds", [30.0, 60.0, CONTRACTION_S - 2.0])
+def test_fins_and_rms_changes_on_a_steady_hold_match_truth(compressing, seconds: float) -> None:
+    """The baseline is the steady stretch 2-6 s into the hold (r at ~4 s), the present the last 4 s (~2 s back).
+    Median over channels: FInsm5 within 10 points + 10 % of the true change (+24 % at 30 s, +66 % at 60 s, +210 %
+    at 118 s; 200 ms rectangular periodograms weigh f^5 noisily), RMS within 3 points (-2 .. -10 %)."""
+    report = report_at(compressing, seconds)
+
+    def r(t: float) -> float:
+        return 1.0 + (R_END - 1.0) * t / CONTRACTION_S
+
+    fins_truth, rms_truth = [], []
+    for centre in CENTRES_HZ:
+        now, then = _true_fins_and_rms(centre, r(seconds - 2.0)), _true_fins_and_rms(centre, r(4.0))
+        fins_truth.append(100.0 * (now[0] / then[0] - 1.0))
+        rms_truth.append(100.0 * (now[1] / then[1] - 1.0))
+    fins, truth = float(np.median(report.fins_change_pct)), float(np.median(fins_truth))
+    assert abs(fins - truth) <= 10.0 + 0.1 * abs(truth), (fins, truth)
+    assert abs(float(np.median(report.rms_change_pct)) - float(np.median(rms_truth))) <= 3.0
