@@ -49,7 +49,7 @@ SIMULATOR_VERSION = "2026-11-24.3"  # .3: needle MUAPs blunter, not shorter, wit
 # fibres stay next to their parent fibres, the territory grows only at its edge (Stålberg & Dioszeghy 1991); changes
 # neuropathy on the needle and on the surface fibre model; .7: the needle's white noise is a fixed floor in µV/√Hz
 # measured on the real recordings (fibres.NEEDLE_NOISE_UV_PER_RT_HZ), not 30 dB below the signal (needle only)
-FIBRE_MODEL_VERSION = "2026-12-06.7"
+FIBRE_MODEL_VERSION = "2026-12-06.8"  # .8: the needle core is its elliptical face in the bevel plane (fibres.py)
 PROFILES = ("rest", "ramp", "hold", "intermittent", "gestures")
 TISSUE_MODELS = ("legacy", "fibres")
 # the opt-in endurance fatigue's own version (written to a file's config_json with it), for the same reason

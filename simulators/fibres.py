@@ -31,10 +31,19 @@ SIGMA_INTRACELLULAR = 1.01  # S/m
 # Farina & Merletti's: two values for one muscle. Why this set: docs/simulator.md, "Muscle conductivities".
 SIGMA_RADIAL = 0.1  # S/m, across the fibres
 SIGMA_AXIAL = 0.5  # S/m, along the fibres
-CORE_LENGTH_MM = 0.58  # bevelled core of a standard concentric needle: 0.15 x 0.58 mm ellipse (0.07 mm²)
-CORE_WIDTH_MM = 0.15
+# The standard concentric needle (0.46 mm cannula, 0.07 mm² recording area: Preston & Shapiro, *Electromyography
+# and Neuromuscular Disorders*; Nandedkar, Sanders, Stålberg & Andreassen 1988, Muscle Nerve 11:151): a 0.15 mm
+# core wire along the cannula's axis, both cut by one bevel plane at 15° to the axis, so the core's face is an
+# ellipse of 0.15 x 0.15 / sin 15° = 0.58 mm (π/4 x 0.15 x 0.58 = 0.068 mm²) centred where the plane crosses the
+# axis, and the cannula's face an elliptical ring around it. Frame (mm): fibres run along z, the shaft along -x,
+# the bevel faces +y (tilted 15° towards the tip); the core's centre sits at CORE_CENTRE_XY_MM, the point
+# simulators.jitter and bench_sim_reinnervation take as the core's centre.
+BEVEL_DEG = 15.0
+CORE_WIDTH_MM = 0.15  # the core wire's diameter: the face ellipse's minor axis (along the fibres)
+CORE_LENGTH_MM = CORE_WIDTH_MM / math.sin(math.radians(BEVEL_DEG))  # the face ellipse's major axis: 0.58 mm
 CANNULA_RADIUS_MM = 0.23  # 0.46 mm shaft
-CANNULA_IN_MUSCLE_MM = 10.0
+CANNULA_IN_MUSCLE_MM = 10.0  # cannula in the muscle, from the tip back
+CORE_CENTRE_XY_MM = (-0.5 * CORE_LENGTH_MM, 0.5 * CANNULA_RADIUS_MM)
 REACH_MM = 3.0  # fibres further from the tip than this are left out (their share of a MUP is below the noise)
 # The needle recording's noise floor (electrode and amplifier), white, fixed in µV/√Hz whatever the muscle does:
 # measured on the real clinical recordings (../shared/data/needle-emg-clinical, 258 recordings, conditioned as the
@@ -167,11 +176,10 @@ def grow_fibres(
         if reach_mm is None:
             keep = np.ones(n, dtype=bool)
         else:
-            near = np.hypot(xy[:, 0], xy[:, 1]) <= reach_mm
-            # fibres the shaft passes through are pushed aside by it: none lies inside the needle
-            pierced = (xy[:, 0] <= 0.0) & (xy[:, 0] >= -CANNULA_IN_MUSCLE_MM) & (np.abs(xy[:, 1]) < CANNULA_RADIUS_MM)
-            beyond = np.hypot(np.maximum(xy[:, 0], 0.0), xy[:, 1]) < CANNULA_RADIUS_MM
-            keep = near & ~pierced & ~beyond
+            near = np.hypot(xy[:, 0] - CORE_CENTRE_XY_MM[0], xy[:, 1] - CORE_CENTRE_XY_MM[1]) <= reach_mm
+            # fibres the needle would pass through are pushed aside by it: none lies inside it (a fibre's axis at
+            # least its radius from the metal), while fibres in front of the bevel lie against its face
+            keep = near & ~inside_needle(xy, 0.5e-3 * np.clip(diameter, 10.0, 120.0))
         lengths = rng.uniform(40.0, 70.0, (n, 2))
         delay = NEUROMUSCULAR_DELAY_S + rng.normal(0.0, NEUROMUSCULAR_SD_S, n) + extra
         parts.append(
@@ -205,14 +213,15 @@ def fibrillating_fibres(
     tissue: TissueParameters, first_unit: int, rng: np.random.Generator
 ) -> tuple[Fibres, np.ndarray]:
     """(denervated fibres firing on their own near the tip, their rates in Hz): each one an atrophic fibre (25-45 µm)
-    0.05-0.6 mm from the core's face whose action potential starts 2-15 mm away along it; units from ``first_unit``."""
+    0.05-0.6 mm in front of the core's face (over its length) whose action potential starts 2-15 mm away along it;
+    units from ``first_unit``."""
     n = int(tissue.fibrillating)
-    along = rng.uniform(-CORE_LENGTH_MM, 0.0, n)
-    across = CANNULA_RADIUS_MM + rng.uniform(0.05, 0.6, n)
+    along = rng.uniform(-0.5 * CORE_LENGTH_MM, 0.5 * CORE_LENGTH_MM, n)
+    off_face = rng.uniform(0.05, 0.6, n)
     start = rng.uniform(2.0, 15.0, n) * rng.choice([-1.0, 1.0], n)
     fibres = Fibres(
         unit=first_unit + np.arange(n),
-        xy_mm=np.column_stack([along, across]),
+        xy_mm=np.asarray(CORE_CENTRE_XY_MM) + along[:, None] * _FACE_ALONG + off_face[:, None] * _FACE_NORMAL,
         endplate_mm=start,
         half_length_mm=rng.uniform(40.0, 70.0, (n, 2)),
         diameter_um=rng.uniform(25.0, 45.0, n),
@@ -237,33 +246,80 @@ def _uniform_disc(rng: np.random.Generator, n: int, radius: float) -> np.ndarray
     return np.column_stack([rho * np.cos(phi), rho * np.sin(phi)])
 
 
-def _needle_points() -> tuple[np.ndarray, np.ndarray]:
-    """(core points, cannula points), (P, 2) x/y in mm: the core's bevelled face at the tip facing +y, the cannula
-    along the shaft's axis behind it (its surface potential approximated by the mean along the axis)."""
-    along = np.linspace(-CORE_LENGTH_MM, 0.0, 5)
-    core = np.column_stack([along, np.full(along.size, 0.5 * CANNULA_RADIUS_MM)])
-    shaft = np.linspace(-CORE_LENGTH_MM - 0.2, -CANNULA_IN_MUSCLE_MM, 24)
-    cannula = np.column_stack([shaft, np.zeros(shaft.size)])
-    return core, cannula
+_BEVEL = math.radians(BEVEL_DEG)
+_FACE_ALONG = np.array([math.cos(_BEVEL), -math.sin(_BEVEL)])  # in the cross-section, along the bevel towards the tip
+_FACE_NORMAL = np.array([math.sin(_BEVEL), math.cos(_BEVEL)])  # out of the bevel's face
+_TIP_X_MM = CORE_CENTRE_XY_MM[0] + CANNULA_RADIUS_MM / math.tan(_BEVEL)  # the bevel's point, on the -y side
+_CANNULA_BACK_X_MM = _TIP_X_MM - CANNULA_IN_MUSCLE_MM
+CANNULA_ANGLES = 16  # generatrices of the cannula's outer surface, each integrated exactly along the shaft
+FACE_NODES = 8  # Gauss-Legendre nodes across an elliptical face (along the fibres); exact along the bevel
+
+
+def inside_needle(xy_mm: np.ndarray, clearance_mm: np.ndarray | float = 0.0) -> np.ndarray:
+    """Whether a fibre at ``xy_mm`` (F, 2) along z would pass within ``clearance_mm`` of the needle: the needle is the
+    cannula's cylinder (axis along x through the core's centre) from its tip back CANNULA_IN_MUSCLE_MM, cut by the
+    bevel plane, and it is convex, so a fibre misses it by the distance of its point to the needle's outline."""
+    xy = np.asarray(xy_mm, dtype=np.float64)
+    relative = xy - np.asarray(CORE_CENTRE_XY_MM)
+    off_face = relative @ _FACE_NORMAL
+    return (
+        (xy[:, 0] <= _TIP_X_MM + clearance_mm)
+        & (xy[:, 0] >= _CANNULA_BACK_X_MM - clearance_mm)
+        & (np.abs(relative[:, 1]) < CANNULA_RADIUS_MM + clearance_mm)
+        & (off_face < clearance_mm)
+    )
+
+
+def _face_integral(
+    along_mm: np.ndarray, normal_mm: np.ndarray, z_mm: np.ndarray, half_major: float, half_minor: float
+) -> np.ndarray:
+    """(F, Z) ∫∫ over an ellipse in the bevel plane (centred on the axis, ``half_major`` along the bevel,
+    ``half_minor`` along the fibres) of 1 / sqrt(σ_r σ_z ρ² + σ_r² Δz²), in m: exact along the bevel (asinh),
+    Gauss-Legendre across, so a fibre at any distance in front of the face sees the face at its true distance."""
+    nodes, weights = np.polynomial.legendre.leggauss(FACE_NODES)
+    total = np.zeros((along_mm.shape[0], z_mm.size))
+    anisotropy = SIGMA_RADIAL / SIGMA_AXIAL
+    for node, weight in zip(nodes, weights, strict=True):
+        z_face = half_minor * node
+        chord = half_major * math.sqrt(1.0 - node**2)
+        c = np.sqrt(normal_mm[:, None] ** 2 + anisotropy * (z_mm[None, :] - z_face) ** 2)
+        c = np.maximum(c, 1e-6)
+        line = np.arcsinh((chord - along_mm[:, None]) / c) + np.arcsinh((chord + along_mm[:, None]) / c)
+        total += weight * half_minor * 1e-3 * line
+    return total / math.sqrt(SIGMA_RADIAL * SIGMA_AXIAL)
 
 
 def needle_weighting(xy_mm: np.ndarray, z_mm: np.ndarray) -> np.ndarray:
-    """(F, Z) potential at the concentric needle (core minus cannula) per unit point current on fibre f at
-    axial position z, in V/A; the core's width across the fibres is averaged at ±CORE_WIDTH_MM / 4."""
-    core, cannula = _needle_points()
-    z2 = (z_mm[None, None, :] * 1e-3) ** 2
-
-    def mean_field(points: np.ndarray, axial_offsets: tuple[float, ...]) -> np.ndarray:
-        rho2 = ((xy_mm[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)[:, :, None] * 1e-6  # (F, P, 1) m²
-        total = np.zeros((xy_mm.shape[0], z_mm.size))
-        for dz in axial_offsets:
-            shifted = z2 if dz == 0.0 else ((z_mm[None, None, :] - dz) * 1e-3) ** 2
-            field = 1.0 / np.sqrt(SIGMA_RADIAL * SIGMA_AXIAL * rho2 + SIGMA_RADIAL**2 * shifted)
-            total += field.mean(axis=1)
-        return total / len(axial_offsets) / (4.0 * math.pi)
-
-    quarter = CORE_WIDTH_MM / 4.0
-    return mean_field(core, (-quarter, 0.0, quarter)) - mean_field(cannula, (0.0,))
+    """(F, Z) potential at the concentric needle per unit point current on fibre f at axial position z, in V/A: the
+    mean over the core's elliptical face in the bevel plane minus the mean over the cannula's metal in the muscle
+    (its outer surface back from the bevel, and its elliptical ring on the bevel around the core)."""
+    xy = np.asarray(xy_mm, dtype=np.float64)
+    relative = xy - np.asarray(CORE_CENTRE_XY_MM)
+    along = relative @ _FACE_ALONG
+    normal = relative @ _FACE_NORMAL
+    core_half = (0.5 * CORE_LENGTH_MM, 0.5 * CORE_WIDTH_MM)
+    face_half = (CANNULA_RADIUS_MM / math.sin(_BEVEL), CANNULA_RADIUS_MM)
+    core_area = math.pi * core_half[0] * core_half[1] * 1e-6  # m²
+    core_integral = _face_integral(along, normal, z_mm, *core_half)
+    ring_integral = _face_integral(along, normal, z_mm, *face_half) - core_integral
+    ring_area = math.pi * face_half[0] * face_half[1] * 1e-6 - core_area
+    # the outer surface: generatrix j at angle θ runs from the back of the cannula to where it meets the bevel plane
+    shaft_integral = np.zeros_like(core_integral)
+    shaft_area = 0.0
+    anisotropy = SIGMA_RADIAL / SIGMA_AXIAL
+    for theta in 2.0 * math.pi * (np.arange(CANNULA_ANGLES) + 0.5) / CANNULA_ANGLES:
+        dy = relative[:, 1] - CANNULA_RADIUS_MM * math.cos(theta)
+        dz = z_mm - CANNULA_RADIUS_MM * math.sin(theta)
+        front = CORE_CENTRE_XY_MM[0] - CANNULA_RADIUS_MM * math.cos(theta) / math.tan(_BEVEL)
+        c = np.maximum(np.sqrt(dy[:, None] ** 2 + anisotropy * dz[None, :] ** 2), 1e-6)
+        line = np.arcsinh((front - xy[:, 0:1]) / c) - np.arcsinh((_CANNULA_BACK_X_MM - xy[:, 0:1]) / c)
+        strip = CANNULA_RADIUS_MM * 2.0 * math.pi / CANNULA_ANGLES * 1e-3  # m, the width of its strip
+        shaft_integral += strip * line
+        shaft_area += strip * (front - _CANNULA_BACK_X_MM) * 1e-3
+    shaft_integral /= math.sqrt(SIGMA_RADIAL * SIGMA_AXIAL)
+    core = core_integral / core_area
+    cannula = (ring_integral + shaft_integral) / (ring_area + shaft_area)
+    return (core - cannula) / (4.0 * math.pi)
 
 
 def needle_templates(fibres: Fibres, n_units: int, fs: float) -> tuple[np.ndarray, float]:

@@ -86,9 +86,9 @@ def subjects() -> dict[str, EmgSimulator]:
 
 
 def near_unit_measures(simulator: EmgSimulator) -> dict[str, float]:
-    """Mean amplitude and duration of the true MUAPs of units with a fibre within 0.5 mm of the tip."""
+    """Mean amplitude and duration of the true MUAPs of units with a fibre within 0.5 mm of the core's centre."""
     fibres = simulator.fibres
-    distance = np.hypot(fibres.xy_mm[:, 0], fibres.xy_mm[:, 1])
+    distance = np.hypot(*(fibres.xy_mm - np.asarray(fibre_model.CORE_CENTRE_XY_MM)).T)
     units = np.unique(fibres.unit[(distance < 0.5) & (fibres.unit < simulator.n_motor_units)])
     measures = [measure_mup(true_muap(simulator.shapes, simulator.gains, int(u), FS), FS) for u in units]
     return {
@@ -272,3 +272,40 @@ def test_reinnervation_packs_adopted_fibres_next_to_their_parents_in_a_territory
     healthy, neuropathy = density_and_spread("healthy"), density_and_spread("neuropathy")
     assert neuropathy[0] > 3.0 * healthy[0]  # fibre density: the adopted fibres sit around their parents
     assert neuropathy[1] < 1.05 * healthy[1]  # the territory grows only at its edge
+
+
+def test_core_is_its_elliptical_face_in_the_bevel_plane_averaged_over_its_area():
+    """The core's face (0.15 mm wire cut at 15°: 0.15 x 0.58 mm, ~0.07 mm²) lies in the bevel plane; a fibre in
+    front of it is seen at its true distance and the face averages over its area (brute force: a dense grid of the
+    ellipse), also for a fibre touching it."""
+    assert np.pi / 4.0 * fibre_model.CORE_WIDTH_MM * fibre_model.CORE_LENGTH_MM == pytest.approx(0.068, abs=0.002)
+    half_major, half_minor = 0.5 * fibre_model.CORE_LENGTH_MM, 0.5 * fibre_model.CORE_WIDTH_MM
+    s, t = np.meshgrid(np.linspace(-1, 1, 401) * half_major, np.linspace(-1, 1, 121) * half_minor, indexing="ij")
+    on_face = (s / half_major) ** 2 + (t / half_minor) ** 2 <= 1.0
+    s, t = s[on_face], t[on_face]
+    z = np.array([-0.4, -0.1, 0.0, 0.05, 0.3])
+    ratio = fibre_model.SIGMA_RADIAL / fibre_model.SIGMA_AXIAL
+    area = np.pi * half_major * half_minor * 1e-6
+    for along, off_face in ((0.0, 0.03), (0.1, 0.1), (-0.2, 0.3), (0.5, 0.05)):
+        exact = fibre_model._face_integral(np.array([along]), np.array([off_face]), z, half_major, half_minor)[0] / area
+        rho2 = (s - along) ** 2 + off_face**2
+        brute = np.array([np.mean(1.0 / np.sqrt(rho2 + ratio * (zz - t) ** 2)) for zz in z]) * 1e3
+        assert exact * np.sqrt(fibre_model.SIGMA_RADIAL * fibre_model.SIGMA_AXIAL) == pytest.approx(brute, rel=0.03)
+    # the face is where the bevel plane crosses the axis: nearer the face, larger, but finite at the metal
+    centre, normal = np.asarray(fibre_model.CORE_CENTRE_XY_MM), fibre_model._FACE_NORMAL
+    peaks = [fibre_model.needle_weighting((centre + h * normal)[None], z).max() for h in (0.01, 0.05, 0.2, 0.8)]
+    assert all(a > b for a, b in zip(peaks, peaks[1:], strict=False)) and np.isfinite(peaks[0])
+
+
+def test_fibres_lie_outside_the_needle_and_against_its_bevel(subjects):
+    """No fibre passes through the needle (cannula cut by the bevel plane); fibres in front of the bevel lie
+    against its face, near the core, as they do around a real concentric needle."""
+    centre, normal = np.asarray(fibre_model.CORE_CENTRE_XY_MM), fibre_model._FACE_NORMAL
+    points = np.array([centre + 0.05 * normal, centre - 0.05 * normal, centre + [-3.0, 0.0], centre + [0.0, 0.5]])
+    assert fibre_model.inside_needle(points).tolist() == [False, True, True, False]
+    for simulator in subjects.values():
+        fibres = simulator.fibres
+        assert not fibre_model.inside_needle(fibres.xy_mm, 0.5e-3 * fibres.diameter_um - 1e-9).any()
+    off_face = (subjects["healthy"].fibres.xy_mm - centre) @ normal
+    along = (subjects["healthy"].fibres.xy_mm - centre) @ fibre_model._FACE_ALONG
+    assert np.any((off_face < 0.1) & (np.abs(along) < 0.5 * fibre_model.CORE_LENGTH_MM))
