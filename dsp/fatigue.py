@@ -188,7 +188,7 @@ def _steady(rms_epochs: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def _same_force(rms: np.ndarray, baseline_rms: np.ndarray, ratio: float) -> np.ndarray:
-    """(C,) whether the present RMS lies within ``ratio`` of the baseline's (False where either is missing)."""
+    """Whether RMS (C,) or (epochs, C) lies within ``ratio`` of the baseline's (C,) (False where either is missing)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         quotient = rms / baseline_rms
     return np.isfinite(quotient) & (quotient > 0) & (quotient <= ratio) & (quotient >= 1.0 / ratio)
@@ -350,9 +350,14 @@ class FatigueTracker:
         self._epoch_rows, self._epoch_active = [], []
         self._epochs_done += 1
         contracting = active.mean(axis=0) >= 0.5
+        value = self._epoch_values(rows, active, contracting)
 
-        # contractions end after a pause longer than max_pause_s; a new one forgets the channel's history
-        self._paused = np.where(contracting, 0.0, self._paused + s.epoch_s)
+        # contractions end after a pause longer than max_pause_s; a new one forgets the channel's history. Once a
+        # contraction has its steady baseline, an epoch beyond same_force_ratio of the baseline's RMS counts as a
+        # pause too: it is another contraction (rest-level spontaneous activity above the release level, or a new
+        # force level), and the next baseline is its own
+        unlike = np.isfinite(self._baseline[3]) & ~_same_force(value[3], self._baseline[3], s.same_force_ratio)
+        self._paused = np.where(contracting & ~unlike, 0.0, self._paused + s.epoch_s)
         self._start[self._paused > s.max_pause_s] = np.nan
         starting = contracting & np.isnan(self._start)
         if starting.any():
@@ -365,7 +370,6 @@ class FatigueTracker:
             for channel in np.flatnonzero(starting):
                 self._states[channel] = "fresh"
 
-        value = self._epoch_values(rows, active, contracting)
         slot = (self._epochs_done - 1) % len(self._history_t)
         self._history_t[slot] = epoch_centre
         self._history_v[slot] = np.where(contracting, value, np.nan)
@@ -426,9 +430,15 @@ class FatigueTracker:
                 self._slopes["MDF_upper"][due] = high * 60.0
 
     def _settled(self, index: int) -> np.ndarray:
-        """(epochs, C) history of one index without each contraction's first settle_s (the force still rising)."""
-        begins = self._relative_times() - self.settings.epoch_s / 2
-        return np.where(begins >= self.settings.settle_s - 1e-9, self._history_v[:, index, :], np.nan)
+        """(epochs, C) history of one index at the baseline's force: without each contraction's first settle_s
+        (the force still rising) and without epochs whose RMS lies beyond same_force_ratio of the baseline's (a
+        pause, an onset, or rest-level activity counted as contraction: their spectra belong to another force).
+        All NaN for a channel without a steady baseline yet."""
+        s = self.settings
+        begins = self._relative_times() - s.epoch_s / 2
+        at_force = _same_force(self._history_v[:, 3, :], self._baseline[3], s.same_force_ratio)
+        like = (begins >= s.settle_s - 1e-9) & at_force
+        return np.where(like, self._history_v[:, index, :], np.nan)
 
     def _update_changes(self, epoch_centre: float, contracting: np.ndarray) -> None:
         s = self.settings
