@@ -422,9 +422,14 @@ class FatigueTracker:
             due &= np.isnan(self._slopes["MDF"])
         if not due.any():
             return
+        # a line needs min_trend_s of epochs at the baseline's force: two epochs of a 5 s bout gave -1077 Hz/min
+        needed = int(np.ceil(s.min_trend_s / s.epoch_s))
         for index, name in ((0, "MNF"), (1, "MDF")):
             # unused ring slots have NaN times and values; other channels' epochs are NaN for this channel
-            slope, _low, high = theil_sen(self._history_t, self._settled(index)[:, due])
+            settled = self._settled(index)[:, due]
+            slope, _low, high = theil_sen(self._history_t, settled)
+            few = np.isfinite(settled).sum(axis=0) < needed
+            slope[few], high[few] = np.nan, np.nan
             self._slopes[name][due] = slope * 60.0
             if name == "MDF":
                 self._slopes["MDF_upper"][due] = high * 60.0
