@@ -194,6 +194,41 @@ def _same_force(rms: np.ndarray, baseline_rms: np.ndarray, ratio: float) -> np.n
     return np.isfinite(quotient) & (quotient > 0) & (quotient <= ratio) & (quotient >= 1.0 / ratio)
 
 
+def stretch_change_pct(values: np.ndarray, rms: np.ndarray, times: np.ndarray, settings: FatigueSettings,
+                       span_s: float | None = None) -> float:  # fmt: skip
+    """Offline, the live rule for FInsm5/RMS changes over one contraction's windows (``times`` from its start, s):
+    % change of the median of the last ``span_s`` (default ``baseline_s``) against the median of the first
+    ``span_s`` after ``settle_s``, or NaN (not assessed) unless both stretches are steady (their ``epoch_s``
+    blocks' median RMS within ``steady_rms_ratio``; a stretch shorter than two blocks is split in halves) and the
+    present's RMS lies within ``same_force_ratio`` of the baseline's. Used by monitor/recordings/contractions.py."""
+    s = settings
+    span = s.baseline_s if span_s is None else span_s
+    values, rms, times = (np.asarray(a, dtype=np.float64) for a in (values, rms, times))
+    if not len(times) or span <= 0:
+        return float("nan")
+    first = (times >= times[0] + s.settle_s) & (times <= times[0] + s.settle_s + span)
+    last = times >= times[-1] - span
+    if (first & last).any():  # the stretches overlap: too short to compare
+        return float("nan")
+    stretches = []
+    for chosen in (first, last):
+        keep = chosen & np.isfinite(values) & np.isfinite(rms)
+        if keep.sum() < 2:
+            return float("nan")
+        t = times[keep]
+        blocks = np.floor((t - t[0]) / s.epoch_s).astype(np.int64)
+        if blocks.max() < 1:
+            blocks = (t > np.median(t)).astype(np.int64)
+        block_rms = np.array([[np.median(rms[keep][blocks == b])] for b in np.unique(blocks)])
+        if not _steady(block_rms, s.steady_rms_ratio)[0]:
+            return float("nan")
+        stretches.append((float(np.median(values[keep])), np.array([np.median(rms[keep])])))
+    (baseline, baseline_rms), (present, present_rms) = stretches
+    if not _same_force(present_rms, baseline_rms, s.same_force_ratio)[0] or not baseline > 0:
+        return float("nan")
+    return 100.0 * (present / baseline - 1.0)
+
+
 def classify(change_pct: float, slope_pct_per_min: float, slope_upper_pct_per_min: float, settings: FatigueSettings,
              duration_s: float) -> str:  # fmt: skip
     """The state rule, for one channel's MDF.

@@ -3,8 +3,10 @@
 The live tracker (dsp/fatigue.py) follows the current contraction only. Offline the whole recording is known, so
 each contraction gets its own figures: a least-squares line through its per-window MDF and MNF (every window, not
 epochs: offline there is no hurry), its slope in Hz/min and in % of the line's value at the contraction's start per
-minute with a 95 % interval, the change along the line, and the RMS and FInsm5 change (median of the last
-``baseline_s`` against the first). The state is the live rule (``dsp.fatigue.classify``) applied to those figures.
+minute with a 95 % interval, the change along the line, and the RMS and FInsm5 change by the live rule
+(``dsp.fatigue.stretch_change_pct``: median of the last ``baseline_s`` against the first steady ``baseline_s`` after
+``settle_s``, at the same force, else NaN: not assessed). The state is the live rule (``dsp.fatigue.classify``)
+applied to those figures.
 
 Contractions come from one of three places:
 
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from dsp.fatigue import FatigueSettings, classify
+from dsp.fatigue import FatigueSettings, classify, stretch_change_pct
 
 SOURCE_ACTIVITY = "activity"
 SOURCE_WHOLE = "whole recording"
@@ -110,16 +112,6 @@ def _line(times_min: np.ndarray, values: np.ndarray) -> tuple[float, float, floa
     return float(fit.intercept), float(fit.slope), float(fit.slope) - half, float(fit.slope) + half
 
 
-def _change(values: np.ndarray, times: np.ndarray, span_s: float) -> float:
-    """% change of the median of the last ``span_s`` seconds against the first."""
-    first = values[times <= times[0] + span_s]
-    last = values[times >= times[-1] - span_s]
-    first, last = first[np.isfinite(first)], last[np.isfinite(last)]
-    if not len(first) or not len(last) or np.median(first) <= 0:
-        return math.nan
-    return float(100.0 * (np.median(last) / np.median(first) - 1.0))
-
-
 def contraction_figures(
     times: np.ndarray, window_s: float, columns: dict[str, np.ndarray], spans: list[tuple[float, float]],
     settings: FatigueSettings | None = None,
@@ -145,7 +137,9 @@ def contraction_figures(
             at_start, slope, low, high = _line(minutes[keep], values[keep])
             figures[name] = (at_start, slope, 100 * slope / at_start, 100 * slope * duration / 60.0 / at_start,
                              100 * low / at_start, 100 * high / at_start)  # fmt: skip
-        edge = min(settings.baseline_s, duration / 3.0)
+        # the live rule's stretches (settle_s skipped, then baseline_s), shortened to fit a short contraction
+        edge = min(settings.baseline_s, (duration - settings.settle_s) / 3.0)
+        since_start = t - first
         mdf = figures["MDF"]
         state = classify(mdf[3], mdf[2], mdf[5], settings, duration) if duration >= settings.min_trend_s else None
         found.append(ContractionFigures(
@@ -153,7 +147,10 @@ def contraction_figures(
             windows=int(inside.sum()), mdf_start_hz=mdf[0], mdf_slope_hz_per_min=mdf[1], mdf_slope_pct_per_min=mdf[2],
             mdf_slope_ci_pct_per_min=(mdf[4], mdf[5]), mdf_change_pct=float(mdf[3]), mnf_start_hz=figures["MNF"][0],
             mnf_slope_hz_per_min=figures["MNF"][1], mnf_slope_pct_per_min=figures["MNF"][2],
-            mnf_change_pct=float(figures["MNF"][3]), rms_change_pct=_change(columns["RMS"][inside], t, edge),
-            fins_change_pct=_change(columns["FInsm5"][inside], t, edge), state=state,
+            mnf_change_pct=float(figures["MNF"][3]),
+            rms_change_pct=stretch_change_pct(columns["RMS"][inside], columns["RMS"][inside], since_start, settings,
+                                              edge),
+            fins_change_pct=stretch_change_pct(columns["FInsm5"][inside], columns["RMS"][inside], since_start,
+                                               settings, edge), state=state,
         ))  # fmt: skip
     return found

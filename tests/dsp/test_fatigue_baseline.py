@@ -117,3 +117,30 @@ def test_intermittent_bouts_over_rest_level_spontaneous_activity_as_in_the_neuro
                         ("mnf_change_pct", 15.0)):  # fmt: skip
         changes = finite_changes(reports, name)
         assert np.all(np.abs(changes) < bound), (name, np.abs(changes).max())
+
+
+def test_offline_rule_agrees_with_the_live_tracker_on_the_same_windows() -> None:
+    """monitor/recordings/contractions.py's RMS/FInsm5 change (``stretch_change_pct``) on the windows the live
+    tracker saw: the same steady hold gives the same figure within 3 points; a stretch at rest-level activity
+    followed by the real contraction, and a force ramp, are not assessed (NaN) offline either."""
+    from dsp.fatigue import stretch_change_pct
+
+    settings = FatigueSettings()
+    hold_s = 40.0
+    rms = seconds((5.0, 5.0), (hold_s, (800.0, 960.0)))
+    fins = seconds((5.0, 3e-13), (hold_s, (1e-14, 1.6e-14)))
+    live = feed(rms, fins)[-1]
+    rng = np.random.default_rng(0)  # feed's scatter on the first channel, as the tracker saw it
+    noise = rng.standard_normal((len(rms), 3, C))
+    seen_rms, seen_fins = rms * (1 + 0.05 * noise[:, 0, 0]), fins * (1 + 0.1 * noise[:, 1, 0])
+    inside = np.arange(len(rms)) * HOP_S >= 5.0 + 0.5  # the contraction less its 0.5 s edge, as offline trims it
+    times = np.arange(inside.sum()) * HOP_S
+    offline_rms = stretch_change_pct(seen_rms[inside], seen_rms[inside], times, settings)
+    offline_fins = stretch_change_pct(seen_fins[inside], seen_rms[inside], times, settings)
+    assert offline_rms == pytest.approx(live.rms_change_pct[0], abs=3.0)
+    assert offline_fins == pytest.approx(live.fins_change_pct[0], abs=8.0)
+    t = np.arange(0.0, 30.0, HOP_S)
+    quiet_then_strong = np.where(t < 10.0, 75.0, 3000.0)
+    assert np.isnan(stretch_change_pct(quiet_then_strong, quiet_then_strong, t, settings))
+    ramp = np.minimum(t / 20.0, 1.0) * 1000.0 + 10.0
+    assert np.isnan(stretch_change_pct(ramp, ramp, t, settings))
