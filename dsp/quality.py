@@ -18,7 +18,8 @@ NaN mask acts at once; these flags lag by up to a window plus an evaluation inte
   ``mains_peak_ratio`` above the channel's own EMG background in the same bandwidth (the median density 4-10 Hz
   either side of that line, over the last ``mains_window_s``); its RMS is at least ``mains_rms_uv``, and at least
   ``mains_channel_ratio`` x the median of the other channels' (a loose or dry contact on this electrode, not the
-  mains every electrode shares, which the notch removes); in two mains evaluations in a row. Common-mode mains
+  mains every electrode shares, which the notch removes); in two mains evaluations in a row, or in one where
+  mains carries at least ``mains_fraction`` of the channel's 20-450 Hz power. Common-mode mains
   on every channel is therefore not a per-channel flag.
 - stale (stream level): no sample for ``stale_s`` of LSL time (``report(now)`` checks; the stream vanished).
 
@@ -47,6 +48,9 @@ class QualitySettings:
     # the mains test looks at the last second (1 Hz resolution): at 0.5 s (2 Hz bins, a Hann main lobe of +-4 Hz)
     # the 40-60 Hz Piper rhythm of a strong contraction (the real HD-EMG grid, 45-46 Hz) reads as a 50 Hz line
     mains_window_s: float = 1.0
+    # a mains line carrying this share of a channel's 20-450 Hz power is flagged at its first evaluation (the
+    # electrode picks up little else); a smaller one must persist for two (ours)
+    mains_fraction: float = 0.5
     flat_rms_uv: float = 0.1
     full_scale_uv: float | None = None
     clip_fraction: float = 0.01
@@ -208,10 +212,11 @@ class QualityMonitor:
         if self._since_mains >= s.mains_every_s * self.fs or not self._mains_evaluated:
             self._since_mains = 0
             self._mains_evaluated = True
-            self._mains_rms, candidate = self._mains(np.where(np.isfinite(long_window), long_window, 0))
+            self._mains_rms, candidate, dominant = self._mains(np.where(np.isfinite(long_window), long_window, 0))
             # a loose contact hums for seconds; a burst of the 40-60 Hz Piper rhythm in a strong contraction
-            # (seen on the real HD-EMG grid) passes for one second at most: two evaluations in a row are needed
-            self._mains_flag = candidate & self._mains_candidate
+            # (seen on the real HD-EMG grid) passes within a second: two evaluations in a row are needed, unless
+            # mains carries most of the channel's power (an electrode that picks up nothing else: flagged at once)
+            self._mains_flag = candidate & (self._mains_candidate | dominant)
             self._mains_candidate = candidate
         flags = {
             "nonfinite": nonfinite,
@@ -271,12 +276,15 @@ class QualityMonitor:
         result[candidates] = (distinct - 2 >= np.minimum(64, 0.5 * off_rails)) & (off_rails > 0)
         return result
 
-    def _mains(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mains RMS per channel, mains flag per channel); rule in the module docstring."""
+    def _mains(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mains RMS, mains candidate, mains dominant) per channel; rule in the module docstring. Candidate: the
+        line stands out, loud, and louder than on the other channels; dominant: a candidate whose mains carries at
+        least ``mains_fraction`` of the channel's 20-450 Hz power."""
         s = self.settings
         frequencies, psd = hann_periodogram(window, self.fs)
         df = frequencies[1] - frequencies[0]
         top = min(450.0, self.fs / 2)
+        band_power = psd[(frequencies >= 20.0) & (frequencies <= top)].sum(axis=0) * df
         candidates = [s.mains_hz] if s.mains_hz is not None else [50.0, 60.0]
         best_excess = np.zeros(self.n_channels)
         best_ratio = np.zeros(self.n_channels)
@@ -312,7 +320,8 @@ class QualityMonitor:
         flag = (best_ratio >= s.mains_peak_ratio) & (mains_rms >= s.mains_rms_uv)
         if self.n_channels > 1:
             flag &= mains_rms >= s.mains_channel_ratio * _median_of_others(mains_rms)
-        return mains_rms, flag
+        dominant = flag & (best_excess >= s.mains_fraction * band_power)
+        return mains_rms, flag, dominant
 
 
 def _median_of_others(values: np.ndarray) -> np.ndarray:
