@@ -55,9 +55,9 @@ class QualitySettings:
     full_scale_uv: float | None = None
     clip_fraction: float = 0.01
     mains_hz: float | None = 50.0  # None: whichever of 50/60 is stronger
-    # µV: without full_scale_uv, a constant channel this far from zero is a converter held at its rail. Ours:
-    # surface EMG peaks at a few mV (Merletti & Parker 2004: up to ~5 mV peak-to-peak), a wired but lifted
-    # electrode on an AC-coupled input settles near 0, and the simulator's rail is 5000 µV
+    # µV: without full_scale_uv, a constant channel this far from zero is a converter held at its rail. Ours, no
+    # published figure: a value with no noise at all is a converter code, not an electrode; a lifted or shorted
+    # electrode on an AC-coupled or high-passed input settles near 0; the simulator's rail is 5000 µV
     stuck_level_uv: float | None = 1000.0
     # power ratio (10 dB) of the mains line to the EMG background in the same bandwidth. Ours: a line 10 dB
     # above the background is unmistakable on the spectrum, while EMG's own spectrum is smooth at 2 Hz resolution
