@@ -29,7 +29,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.stats import norm, trim_mean
 
-FATIGUE_STATES = ("fresh", "fatiguing", "fatigued")
+#: the state where no MDF change could be judged (no contraction, no steady baseline, another force): never "fresh"
+NOT_ASSESSED = "not assessed"
+FATIGUE_STATES = ("fresh", "fatiguing", "fatigued", NOT_ASSESSED)
+#: why a channel's state is NOT_ASSESSED (FatigueReport.reasons; "" where it was assessed)
+REASON_NO_CONTRACTION = "no contraction yet"
+REASON_NO_BASELINE = "no steady baseline yet (force rising or unsteady after the first settle_s)"
+REASON_OTHER_FORCE = "present stretch unsteady or not at the baseline's force"
+REASON_SHORT = "too short for a trend (min_trend_s at the baseline's force)"
 _INDICES = ("MNF", "MDF", "FInsm5", "RMS")
 # epochs average their windows with a 20 % trimmed mean: nearly as efficient as the mean on the noisy per-window
 # spectral estimates, yet a movement artefact in a few windows cannot drag the epoch
@@ -121,6 +128,12 @@ class FatigueReport:
     states: tuple[str, ...]
     state: str  # overall: the state rule applied to the median figures over channels with a judged contraction
     overall: dict[str, float] = field(default_factory=dict)  # those median figures (empty before any)
+    # per channel, why its state is NOT_ASSESSED ("" where assessed), and the overall one's reason
+    reasons: tuple[str, ...] = ()
+    reason: str = ""
+    # per channel, the steady FInsm5 baseline the % change is taken against (NaN: none yet); the window's FInsm5
+    # trend is drawn against it
+    fins_baseline: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe (NaN becomes None)."""
@@ -237,10 +250,12 @@ def classify(change_pct: float, slope_pct_per_min: float, slope_upper_pct_per_mi
     fatiguing: otherwise, after ``min_trend_s`` of contraction, MDF has fallen at least ``fatiguing_change_pct``
     (7 %), or it falls at ``fatiguing_slope_pct_per_min`` (3 %/min) or faster with the slope's 95 % confidence
     interval entirely below zero.
-    fresh: everything else, including no contraction yet.
+    not assessed (NOT_ASSESSED): the MDF change is NaN (no contraction, no steady baseline, the present stretch not
+    at the baseline's force) or the contraction is shorter than ``min_trend_s``: never read as "fresh".
+    fresh: everything else.
     """
     if np.isnan(change_pct) or duration_s < settings.min_trend_s:
-        return "fresh"
+        return NOT_ASSESSED
     if change_pct <= settings.fatigued_change_pct:
         return "fatigued"
     if change_pct <= settings.fatiguing_change_pct:
@@ -287,7 +302,8 @@ class FatigueTracker:
         self._change = np.full((4, c), np.nan)
         self._duration = np.zeros(c)
         self._baseline_mdf = nan.copy()
-        self._states = ["fresh"] * c
+        self._states = [NOT_ASSESSED] * c
+        self._reasons = [REASON_NO_CONTRACTION] * c
 
     @property
     def learning(self) -> bool:
@@ -403,7 +419,8 @@ class FatigueTracker:
             for slopes in self._slopes.values():
                 slopes[starting] = np.nan
             for channel in np.flatnonzero(starting):
-                self._states[channel] = "fresh"
+                self._states[channel] = NOT_ASSESSED
+                self._reasons[channel] = REASON_NO_BASELINE
 
         slot = (self._epochs_done - 1) % len(self._history_t)
         self._history_t[slot] = epoch_centre
@@ -516,13 +533,23 @@ class FatigueTracker:
             self._states[channel] = classify(
                 self._change[1, channel], slope_pct[channel], upper_pct[channel], s, self._duration[channel]
             )
+            if self._states[channel] != NOT_ASSESSED:
+                self._reasons[channel] = ""
+            elif np.isnan(self._baseline[3, channel]):
+                self._reasons[channel] = REASON_NO_BASELINE
+            elif not comparable[channel]:
+                self._reasons[channel] = REASON_OTHER_FORCE
+            else:
+                self._reasons[channel] = REASON_SHORT
 
     def report(self) -> FatigueReport:
         slope_pct = self._slopes["MDF"] / self._baseline_mdf * 100.0
         upper_pct = self._slopes["MDF_upper"] / self._baseline_mdf * 100.0
         judged = np.isfinite(self._change[1])
         overall: dict[str, float] = {}
-        state = "fresh"
+        state = NOT_ASSESSED
+        # nothing judged: the most common of the channels' reasons
+        reason = max(set(self._reasons), key=self._reasons.count) if self._reasons else REASON_NO_CONTRACTION
         if judged.any():
             # one channel's noise should not decide: the rule is applied to the median over judged channels
             figures = {
@@ -545,6 +572,7 @@ class FatigueTracker:
                 self.settings,
                 overall["contraction_s"],
             )
+            reason = REASON_SHORT if state == NOT_ASSESSED else ""
         return FatigueReport(
             timestamp=float(self._last_timestamp if self._last_timestamp is not None else np.nan),
             learning=self.learning,
@@ -565,4 +593,7 @@ class FatigueTracker:
             states=tuple(self._states),
             state=state,
             overall=overall,
+            reasons=tuple(self._reasons),
+            reason=reason,
+            fins_baseline=self._baseline[2].copy(),
         )

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from dsp.fatigue import NOT_ASSESSED
 from monitor.acquisition import channel_count_text, dropped_figure, signal_status
 from monitor.outlets import emg_mean
 from monitor.pipeline import SPONTANEOUS_LABEL, MonitorPipeline, MuscleState
@@ -24,9 +25,12 @@ SIGNAL_STYLES = {"streaming": "green", "waiting": "yellow", "confirming": "yello
 
 
 def decision_line(
-    record: Any, features: dict[str, np.ndarray] | None, usable: np.ndarray | None, emg_channels: np.ndarray | None
+    record: Any, features: dict[str, np.ndarray] | None, usable: np.ndarray | None, emg_channels: np.ndarray | None,
+    fatigue: Any = None,
 ) -> str:
-    """One JSON object per decision: what a lab keeps and what scripts parse."""
+    """One JSON object per decision: what a lab keeps and what scripts parse. With the tracker's latest report
+    (``fatigue``, a dsp.fatigue.FatigueReport) it carries ``fatigue_state`` and, where that is "not assessed",
+    ``fatigue_reason``: a script never reads "fresh" where nothing was assessed."""
     # rounded in float64: the history's float32 0.95, rounded as float32, prints as 0.949999988079071
     probabilities = np.round(np.asarray(record.probabilities, dtype=np.float64), 4).tolist()
     payload = {
@@ -47,6 +51,10 @@ def decision_line(
         # six significant digits, not decimals: FInsm5 is ~1e-13 (a ratio of spectral moments in s^-4) and three
         # decimals wrote it as 0.0
         payload["fatigue"] = {name: float(f"{emg_mean(v, usable, emg_channels):.6g}") for name, v in features.items()}
+    if fatigue is not None:
+        payload["fatigue_state"] = str(fatigue.state)
+        if fatigue.state == NOT_ASSESSED:
+            payload["fatigue_reason"] = str(getattr(fatigue, "reason", ""))
     if usable is not None:
         payload["masked_channels"] = np.flatnonzero(~usable).tolist()
     return json.dumps(payload)
@@ -174,7 +182,9 @@ class HeadlessDashboard:
                 trend = "contracting (a trend needs a few seconds of it)"
             else:
                 trend = "at rest"
-            table.add_row("trend", f"[bold]{report.state}[/]{learning}  {trend}")
+            # "not assessed" says why (no contraction, no steady baseline, another force): never a bare "fresh"
+            why = f" ({escape(report.reason)})" if report.state == NOT_ASSESSED and report.reason else ""
+            table.add_row("trend", f"[bold]{report.state}[/]{why}{learning}  {trend}")
         latency = s["latency"]
         if latency:
             table.add_row("latency", f"p50 {latency['p50_ms']:.1f} ms  p95 {latency['p95_ms']:.1f} ms  "
@@ -214,8 +224,9 @@ class HeadlessDashboard:
             newest = state.features.latest()
             features = newest[1] if newest is not None else None
             usable = state.usable
+            fatigue = getattr(state, "fatigue", None)
         for record in fresh:
-            self.jsonl.write(decision_line(record, features, usable, state.emg_channels) + "\n")
+            self.jsonl.write(decision_line(record, features, usable, state.emg_channels, fatigue) + "\n")
         if fresh:
             self.jsonl.flush()
 

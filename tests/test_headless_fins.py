@@ -48,3 +48,19 @@ def test_same_number_format_as_the_window(value):
 
     window = _dash(None if value is None or np.isnan(value) else value, "+.0f", " %")
     assert fins_change_text(value) == window
+
+
+def test_the_trend_row_says_not_assessed_and_why_never_fresh():
+    from dataclasses import replace
+
+    from dsp.fatigue import NOT_ASSESSED, REASON_OTHER_FORCE
+
+    pipeline = confirming_pipeline(signal_lost=False, held_samples=0)
+    pipeline.state.features.append(10.0, {"MNF": np.full(3, 95.0), "MDF": np.full(3, 80.0),
+                                          "FInsm5": np.full(3, 7.47e-15), "RMS": np.full(3, 80.0)})  # fmt: skip
+    pipeline.state.fatigue = replace(_report([np.nan] * 3), states=(NOT_ASSESSED,) * 3, state=NOT_ASSESSED,
+                                     reasons=(REASON_OTHER_FORCE,) * 3, reason=REASON_OTHER_FORCE)  # fmt: skip
+    dashboard = HeadlessDashboard(pipeline, console=Console(file=io.StringIO(), record=True, width=220))
+    dashboard.console.print(dashboard.render())
+    row = next(line for line in dashboard.console.export_text().splitlines() if "│ trend" in line)
+    assert "not assessed (present stretch unsteady or not at the baseline's force)" in row and "fresh" not in row

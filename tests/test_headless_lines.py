@@ -65,3 +65,21 @@ def test_out_of_order_decisions_from_two_workers_are_each_written_once():
     dashboard._write_new_decisions()  # nothing new: nothing written
     written = [json.loads(line)["sequence"] for line in out.getvalue().splitlines()]
     assert sorted(written) == [0, 1, 2, 3, 4, 5] and written == [0, 2, 1, 3, 5, 4]
+
+
+def test_decision_line_says_not_assessed_with_its_reason_never_fresh():
+    from types import SimpleNamespace
+
+    from dsp.fatigue import NOT_ASSESSED, REASON_NO_BASELINE
+
+    record = DecisionRecord(
+        sequence=1, last_timestamp=1.0, label="healthy", probabilities=np.array([1.0, 0.0, 0.0]),
+        classes=["healthy", "myopathy", "neuropathy"], channel_attention=None, model_id="m", latency_s=0.01,
+        worker_s=0.001,
+    )
+    unjudged = SimpleNamespace(state=NOT_ASSESSED, reason=REASON_NO_BASELINE)
+    line = json.loads(decision_line(record, None, None, None, unjudged))
+    assert line["fatigue_state"] == "not assessed" and line["fatigue_reason"] == REASON_NO_BASELINE
+    judged = json.loads(decision_line(record, None, None, None, SimpleNamespace(state="fatiguing", reason="")))
+    assert judged["fatigue_state"] == "fatiguing" and "fatigue_reason" not in judged
+    assert "fatigue_state" not in json.loads(decision_line(record, None, None, None))  # no tracker: no key

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dsp.fatigue import FatigueReport, FatigueSettings, FatigueTracker, classify
+from dsp.fatigue import (
+    NOT_ASSESSED,
+    REASON_NO_BASELINE,
+    REASON_NO_CONTRACTION,
+    FatigueReport,
+    FatigueSettings,
+    FatigueTracker,
+    classify,
+)
 from dsp.features import compute_features
 from dsp.filters import default_chain
 from dsp.windows import Windower
@@ -120,7 +128,10 @@ def test_states_progress_from_fresh_to_fatigued(compressing) -> None:
     assert reports[0].learning and not reports[-1].learning
     assert not report_at(reports, -1.0).active.any()  # resting before the contraction
     assert report_at(reports, 5.0).active.all()
-    assert report_at(reports, 5.0).state == "fresh"
+    # 5 s in: no steady baseline yet (settle_s + baseline_s = 6 s), so nothing is assessed; never "fresh"
+    assert report_at(reports, 5.0).state == NOT_ASSESSED
+    assert report_at(reports, 5.0).reason == REASON_NO_BASELINE
+    assert report_at(reports, 15.0).state == "fresh"
     assert report_at(reports, 50.0).state == "fatiguing"
     assert reports[-1].state == "fatigued" and reports[-1].states.count("fatigued") >= 6
     assert reports[-1].contraction_s == pytest.approx(np.full(len(CENTRES_HZ), CONTRACTION_S), abs=2.5)
@@ -130,7 +141,8 @@ def test_rest_reports_no_fatigue() -> None:
     rng = np.random.default_rng(2)
     rest = (rng.standard_normal((int(60 * FS), 3)) * 2.0).astype(np.float32)
     reports = track(rest)
-    assert all(report.state == "fresh" and not report.active.any() and not report.overall for report in reports)
+    assert all(report.state == NOT_ASSESSED and not report.active.any() and not report.overall for report in reports)
+    assert reports[-1].reason == REASON_NO_CONTRACTION and set(reports[-1].reasons) == {REASON_NO_CONTRACTION}
     assert np.isnan(reports[-1].mdf_change_pct).all()
     # white noise of 2 µV through the chain keeps the fraction mean(|H|^2) of its power
     _, response = signal.sosfreqz(default_chain(FS, 1, mains_hz=50.0).sos, worN=8192, fs=FS)
@@ -143,7 +155,9 @@ def test_steady_contraction_is_not_called_fatigue() -> None:
     final = reports[-1]
     assert final.active.all()
     assert np.all(np.abs(final.mdf_change_pct) < 3.0)
-    assert all(report.state == "fresh" for report in reports)
+    # no fatigue state at any time; "fresh" once judged (before: not assessed)
+    states = [report.state for report in reports]
+    assert set(states) == {NOT_ASSESSED, "fresh"} and NOT_ASSESSED not in states[states.index("fresh"):]
 
 
 def test_unusable_channel_never_contracts() -> None:
@@ -163,7 +177,8 @@ def test_state_rule_and_settings_validation() -> None:
     assert classify(-8.0, 0.0, 1.0, settings, duration_s=30.0) == "fatiguing"
     assert classify(-2.0, -4.0, -1.0, settings, duration_s=30.0) == "fatiguing"
     assert classify(-2.0, -4.0, 0.5, settings, duration_s=30.0) == "fresh"  # slope not significant
-    assert classify(-30.0, -40.0, -20.0, settings, duration_s=5.0) == "fresh"  # too short to judge
+    assert classify(-30.0, -40.0, -20.0, settings, duration_s=5.0) == NOT_ASSESSED  # too short to judge
+    assert classify(float("nan"), -40.0, -20.0, settings, duration_s=60.0) == NOT_ASSESSED  # no MDF change
     with pytest.raises(ValueError, match="hysteresis"):
         FatigueSettings(activity_ratio=2.0, release_ratio=3.0)
     with pytest.raises(ValueError, match="positive"):

@@ -66,7 +66,8 @@ def test_every_view_receives_live_data(qtbot, window, ring_pipeline):
     assert len(centres) >= 2 and np.allclose(np.diff(centres), 1.0)
     assert low + 20 < np.nanmean(means[:, 0]) < high - 20
     assert len(window.fatigue.mnf_curve.xData) == len(centres)
-    assert window.fatigue.badge.text() in ("learning rest", "fresh")  # constant noise: never a contraction
+    # constant noise: never a contraction, so nothing assessed (never "fresh")
+    assert window.fatigue.badge.text() in ("learning rest", "not assessed")
 
     # electrodes: the dead channel is masked and drawn as bad on both maps
     expected_bad = np.zeros(8, dtype=bool)
