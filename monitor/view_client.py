@@ -67,7 +67,7 @@ def fatigue_report(document: dict[str, Any]) -> FatigueReport:
         value = document[item.name]
         if item.name == "active":
             value = np.array(value, dtype=bool)
-        elif item.name == "states":
+        elif item.name in ("states", "reasons"):  # per channel text, not numbers
             value = tuple(value)
         elif item.name == "overall":
             value = {key: float("nan") if v is None else v for key, v in value.items()}
