@@ -134,6 +134,12 @@ class FatigueReport:
     # per channel, the steady FInsm5 baseline the % change is taken against (NaN: none yet); the window's FInsm5
     # trend is drawn against it
     fins_baseline: np.ndarray = field(default_factory=lambda: np.empty(0))
+    rms_baseline: np.ndarray = field(default_factory=lambda: np.empty(0))  # µV, the baseline's force
+    # when it began (NaN: none now), on the tracker's own clock: ``clock_s`` is this report's time on that clock
+    # (dsp.engine feeds the sample counter's time and sets ``timestamp`` to the LSL time; their difference maps one
+    # onto the other)
+    contraction_start: np.ndarray = field(default_factory=lambda: np.empty(0))
+    clock_s: float = float("nan")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe (NaN becomes None)."""
@@ -348,6 +354,7 @@ class FatigueTracker:
             self._cached_report = replace(
                 self._cached_report,
                 timestamp=self._last_timestamp,
+                clock_s=self._last_timestamp,
                 learning=self.learning,
                 active=self._active.copy(),
                 rest_rms=self.rest_rms.copy(),
@@ -596,4 +603,7 @@ class FatigueTracker:
             reasons=tuple(self._reasons),
             reason=reason,
             fins_baseline=self._baseline[2].copy(),
+            rms_baseline=self._baseline[3].copy(),
+            contraction_start=self._start.copy(),
+            clock_s=float(self._last_timestamp if self._last_timestamp is not None else np.nan),
         )

@@ -4,7 +4,10 @@ The trends come from the per-window features the DSP engine computes (mean over 
 one-second bins). The fitted slope, % change, state and state come from the fatigue tracker's latest report
 (``state.fatigue``, a ``dsp.fatigue.FatigueReport``); whatever it does not know yet reads "—". Contractions are the
 seconds whose RMS exceeds the tracker's release level (``release_ratio`` x its learned rest RMS): shaded, and the
-only part of the MNF/MDF trend drawn bright, since at rest the spectrum is the noise floor's.
+only part of the MNF/MDF trend drawn bright, since at rest the spectrum is the noise floor's. FInsm5 is drawn as
+the tracker's % change from its steady baseline (``relative_to_baseline``): nothing from a contraction's first
+``settle_s``, nothing where the tracker would not assess a change. The badge reads "not assessed" (its reason on
+hover) wherever the tracker judged no MDF change: never "fresh".
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
-from dsp.fatigue import FatigueSettings
+from dsp.fatigue import NOT_ASSESSED, FatigueSettings
 from models.prognosis import EPOCH_S
 from monitor.gui.endurance import EnduranceForecast
 from monitor.gui.painting import settle_ranges
@@ -48,6 +51,12 @@ class FatigueStatus:
     contraction_start: float | None = None  # LSL time the current (or last) contraction began
     active: bool = False
     contraction_rms: float | None = None  # channel-mean RMS above which a window counts as contraction
+    reason: str | None = None  # why the state is "not assessed"
+    # the tracker's steady baseline of the current contraction (channel means; None: none yet) and when that
+    # contraction began: the FInsm5 trend is drawn against it, never against the contraction's onset
+    fins_baseline: float | None = None
+    rms_baseline: float | None = None
+    baseline_start: float | None = None
 
 
 def _mean(values: Any, emg_channels: np.ndarray | None) -> float | None:
@@ -78,6 +87,12 @@ def fatigue_status(state: Any, release_ratio: float = FatigueSettings().release_
     timestamp = _number(report.timestamp)
     longest = float(np.max(durations)) if len(durations) else 0.0
     rest = _mean(report.rest_rms, emg)
+    fins_baseline = _mean(getattr(report, "fins_baseline", None), emg)
+    starts = np.asarray(getattr(report, "contraction_start", np.empty(0)), dtype=np.float64)
+    starts = starts[emg] if emg is not None and len(starts) else starts
+    # the tracker's clock (dsp.engine: the sample counter's) onto the LSL time the trends are drawn in
+    clock = _number(getattr(report, "clock_s", None))
+    starts = starts[np.isfinite(starts)] + (0.0 if clock is None or timestamp is None else timestamp - clock)
     return FatigueStatus(
         state=str(report.state),
         learning=bool(report.learning),
@@ -90,6 +105,10 @@ def fatigue_status(state: Any, release_ratio: float = FatigueSettings().release_
         contraction_start=None if timestamp is None or longest <= 0 else timestamp - longest,
         active=bool(active.any()),
         contraction_rms=None if rest is None or report.learning else rest * release_ratio,
+        reason=(getattr(report, "reason", "") or None) if report.state == NOT_ASSESSED else None,
+        fins_baseline=fins_baseline,
+        rms_baseline=_mean(getattr(report, "rms_baseline", None), emg),
+        baseline_start=float(np.median(starts)) if fins_baseline is not None and len(starts) else None,
     )
 
 
@@ -186,6 +205,42 @@ def relative_to_onset(values: np.ndarray, contracting: np.ndarray, baseline_bins
     return out
 
 
+def relative_to_baseline(centres: np.ndarray, values: np.ndarray, rms: np.ndarray, contracting: np.ndarray,
+                         baselines: list[tuple[float, float, float]], settings: FatigueSettings,
+                         bin_s: float = TREND_BIN_S) -> np.ndarray:  # fmt: skip
+    """FInsm5 bins (centres ``centres``) in % change from the fatigue tracker's steady baseline, the figure its
+    readout gives; NaN (a gap) wherever the tracker would not assess one.
+
+    ``baselines`` holds (contraction start, FInsm5 baseline, RMS baseline) of each contraction the tracker found a
+    steady baseline for. A bin is drawn only inside the run of contracting bins that holds that contraction's
+    settled part, from ``settle_s`` after its start (the onset never enters a baseline), and only while its RMS lies
+    within ``same_force_ratio`` of the baseline's (another force is another contraction: not assessed). Drawn
+    against the first bins of each contraction instead, the trend spiked ~230 % at a neuropathy demo's onset."""
+    out = np.full(len(values), np.nan)
+    if not len(values):
+        return out
+    edges = np.diff(np.concatenate([[0], contracting.astype(np.int8), [0]]))
+    runs = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+    begins = centres - bin_s / 2
+    for start, fins_baseline, rms_baseline in baselines:
+        if not (fins_baseline > 0 and rms_baseline > 0):
+            continue
+        settled = np.flatnonzero(begins >= start + settings.settle_s - 1e-9)
+        if not len(settled):
+            continue
+        first = settled[0]
+        run = next(((a, b) for a, b in runs if a <= first < b), None)
+        if run is None:
+            continue
+        chosen = np.zeros(len(values), dtype=bool)
+        chosen[first : run[1]] = True
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = rms / rms_baseline
+            chosen &= (ratio <= settings.same_force_ratio) & (ratio >= 1.0 / settings.same_force_ratio)
+            out[chosen] = (values[chosen] / fins_baseline - 1.0) * 100.0
+    return out
+
+
 def contraction_spans(centres: np.ndarray, contracting: np.ndarray, bin_s: float) -> list[tuple[float, float]]:
     """(start, end) of each run of contracting bins (bin centres ``centres``, each ``bin_s`` long)."""
     edges = np.diff(np.concatenate([[0], contracting.astype(np.int8), [0]]))
@@ -237,6 +292,9 @@ class FatigueView(QtWidgets.QWidget):
         self.contractions: list[tuple[float, float]] = []
         self._shades: list[pg.LinearRegionItem] = []
         self._badge_state: str | None = None  # the state the badge's style sheet shows (restyling costs a re-polish)
+        # (start, FInsm5 baseline, RMS baseline) of each contraction the tracker gave a steady baseline: the tracker
+        # forgets a contraction's start after it ends, the trend keeps drawing it
+        self.fins_baselines: list[tuple[float, float, float]] = []
 
         self.badge = QtWidgets.QLabel("—")
         self.badge.setMinimumWidth(90)
@@ -255,7 +313,7 @@ class FatigueView(QtWidgets.QWidget):
             plot.hideButtons()
             plot.getAxis("bottom").enableAutoSIPrefix(False)  # minutes stay minutes, never "mmin"
         for plot, label in ((self.frequency_plot, "MNF/MDF (Hz)"), (self.rms_plot, "RMS (µV)"),
-                            (self.fins_plot, "FInsm5 (%)")):
+                            (self.fins_plot, "FInsm5 Δ (%)")):
             fit_left_label(plot, label)
         self.rms_plot.setXLink(self.frequency_plot)
         self.fins_plot.setLabel("bottom", "session time (min)")
@@ -316,7 +374,9 @@ class FatigueView(QtWidgets.QWidget):
             self.mnf_curve.setData(minutes, np.where(contracting, means[:, 0], np.nan), connect="finite")
             self.mdf_curve.setData(minutes, np.where(contracting, means[:, 1], np.nan), connect="finite")
             self.rms_curve.setData(minutes, means[:, 2], connect="finite")
-            self.fins_curve.setData(minutes, relative_to_onset(means[:, 3], contracting), connect="finite")
+            self._remember_baseline(status, settings)
+            fins = relative_to_baseline(centres, means[:, 3], means[:, 2], contracting, self.fins_baselines, settings)
+            self.fins_curve.setData(minutes, fins, connect="finite")
             self.contractions = contraction_spans(centres, contracting, TREND_BIN_S)
             self.forecast.update(means[:, 1], contracting, TREND_BIN_S)
         self._draw_forecast(centres, origin)
@@ -325,6 +385,8 @@ class FatigueView(QtWidgets.QWidget):
         self._shade_contractions(origin)
         badge = "learning rest" if status.learning else (status.state or "—")
         self.badge.setText(badge)
+        # "not assessed" (no contraction, no steady baseline, another force): the reason on hover
+        self.badge.setToolTip(status.reason or "")
         badge_state = None if status.learning else status.state
         if badge_state != self._badge_state:
             self._badge_state = badge_state
@@ -343,6 +405,17 @@ class FatigueView(QtWidgets.QWidget):
             f"{'contracting' if status.active else 'at rest'}"
         )
         settle_ranges(self.frequency_plot, self.rms_plot, self.fins_plot)
+
+    def _remember_baseline(self, status: FatigueStatus, settings: FatigueSettings) -> None:
+        if None in (status.fins_baseline, status.rms_baseline, status.baseline_start):
+            return
+        entry = (float(status.baseline_start), float(status.fins_baseline), float(status.rms_baseline))
+        # the same contraction (its start known to an epoch) replaces its entry: the baseline is set once per
+        # contraction, but the channel mean may gain channels
+        if self.fins_baselines and abs(self.fins_baselines[-1][0] - entry[0]) <= settings.epoch_s + 1e-6:
+            self.fins_baselines[-1] = entry
+        else:
+            self.fins_baselines.append(entry)
 
     def _draw_forecast(self, centres: np.ndarray, origin: float) -> None:
         estimate, start = self.forecast.estimate, self.forecast.start
