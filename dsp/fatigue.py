@@ -213,6 +213,42 @@ def _same_force(rms: np.ndarray, baseline_rms: np.ndarray, ratio: float) -> np.n
     return np.isfinite(quotient) & (quotient > 0) & (quotient <= ratio) & (quotient >= 1.0 / ratio)
 
 
+def _stretch(values: np.ndarray, rms: np.ndarray, times: np.ndarray, chosen: np.ndarray,
+             settings: FatigueSettings) -> tuple[float, float] | None:  # fmt: skip
+    """(median value, median RMS) of the ``chosen`` windows, or None unless they are at least two and steady (their
+    ``epoch_s`` blocks' median RMS within ``steady_rms_ratio``; a stretch shorter than two blocks is split in
+    halves)."""
+    keep = chosen & np.isfinite(values) & np.isfinite(rms)
+    if keep.sum() < 2:
+        return None
+    t = times[keep]
+    blocks = np.floor((t - t[0]) / settings.epoch_s).astype(np.int64)
+    if blocks.max() < 1:
+        blocks = (t > np.median(t)).astype(np.int64)
+    block_rms = np.array([[np.median(rms[keep][blocks == b])] for b in np.unique(blocks)])
+    if not _steady(block_rms, settings.steady_rms_ratio)[0]:
+        return None
+    return float(np.median(values[keep])), float(np.median(rms[keep]))
+
+
+def _baseline_and_present(values: np.ndarray, rms: np.ndarray, times: np.ndarray, settings: FatigueSettings,
+                          span: float) -> tuple[tuple[float, float], tuple[float, float]] | None:  # fmt: skip
+    """The steady baseline stretch (first ``span`` after ``settle_s``) and the steady present one (last ``span``)
+    at the baseline's force, or None (not assessed)."""
+    if not len(times) or span <= 0:
+        return None
+    first = (times >= times[0] + settings.settle_s) & (times <= times[0] + settings.settle_s + span)
+    last = times >= times[-1] - span
+    if (first & last).any():  # the stretches overlap: too short to compare
+        return None
+    baseline, present = _stretch(values, rms, times, first, settings), _stretch(values, rms, times, last, settings)
+    if baseline is None or present is None:
+        return None
+    if not _same_force(np.array([present[1]]), np.array([baseline[1]]), settings.same_force_ratio)[0]:
+        return None
+    return baseline, present
+
+
 def stretch_change_pct(values: np.ndarray, rms: np.ndarray, times: np.ndarray, settings: FatigueSettings,
                        span_s: float | None = None) -> float:  # fmt: skip
     """Offline, the live rule for FInsm5/RMS changes over one contraction's windows (``times`` from its start, s):
@@ -220,32 +256,31 @@ def stretch_change_pct(values: np.ndarray, rms: np.ndarray, times: np.ndarray, s
     ``span_s`` after ``settle_s``, or NaN (not assessed) unless both stretches are steady (their ``epoch_s``
     blocks' median RMS within ``steady_rms_ratio``; a stretch shorter than two blocks is split in halves) and the
     present's RMS lies within ``same_force_ratio`` of the baseline's. Used by monitor/recordings/contractions.py."""
-    s = settings
-    span = s.baseline_s if span_s is None else span_s
+    span = settings.baseline_s if span_s is None else span_s
     values, rms, times = (np.asarray(a, dtype=np.float64) for a in (values, rms, times))
-    if not len(times) or span <= 0:
+    stretches = _baseline_and_present(values, rms, times, settings, span)
+    if stretches is None:
         return float("nan")
-    first = (times >= times[0] + s.settle_s) & (times <= times[0] + s.settle_s + span)
-    last = times >= times[-1] - span
-    if (first & last).any():  # the stretches overlap: too short to compare
-        return float("nan")
-    stretches = []
-    for chosen in (first, last):
-        keep = chosen & np.isfinite(values) & np.isfinite(rms)
-        if keep.sum() < 2:
-            return float("nan")
-        t = times[keep]
-        blocks = np.floor((t - t[0]) / s.epoch_s).astype(np.int64)
-        if blocks.max() < 1:
-            blocks = (t > np.median(t)).astype(np.int64)
-        block_rms = np.array([[np.median(rms[keep][blocks == b])] for b in np.unique(blocks)])
-        if not _steady(block_rms, s.steady_rms_ratio)[0]:
-            return float("nan")
-        stretches.append((float(np.median(values[keep])), np.array([np.median(rms[keep])])))
-    (baseline, baseline_rms), (present, present_rms) = stretches
-    if not _same_force(present_rms, baseline_rms, s.same_force_ratio)[0] or not baseline > 0:
+    (baseline, _), (present, _) = stretches
+    if not baseline > 0:
         return float("nan")
     return 100.0 * (present / baseline - 1.0)
+
+
+def line_windows(rms: np.ndarray, times: np.ndarray, settings: FatigueSettings,
+                 span_s: float | None = None) -> np.ndarray | None:  # fmt: skip
+    """Offline, the live rule for the MNF/MDF line over one contraction's windows (``times`` from its start, s):
+    the windows the line may pass through (from ``settle_s`` on, RMS within ``same_force_ratio`` of the steady
+    baseline's, as ``FatigueTracker._settled``), or None (not assessed) where ``stretch_change_pct`` would give
+    NaN: no steady baseline, or the present stretch unsteady or at another force (a force ramp)."""
+    span = settings.baseline_s if span_s is None else span_s
+    rms, times = np.asarray(rms, dtype=np.float64), np.asarray(times, dtype=np.float64)
+    stretches = _baseline_and_present(rms, rms, times, settings, span)
+    if stretches is None:
+        return None
+    (_, baseline_rms), _ = stretches
+    at_force = _same_force(rms, np.array([baseline_rms]), settings.same_force_ratio)
+    return at_force & (times >= times[0] + settings.settle_s - 1e-9)
 
 
 def classify(change_pct: float, slope_pct_per_min: float, slope_upper_pct_per_min: float, settings: FatigueSettings,

@@ -1,8 +1,10 @@
 """Offline fatigue figures per contraction: where each contraction of a recording lies and how its spectrum fell.
 
 The live tracker (dsp/fatigue.py) follows the current contraction only. Offline the whole recording is known, so
-each contraction gets its own figures: a least-squares line through its per-window MDF and MNF (every window, not
-epochs: offline there is no hurry), its slope in Hz/min and in % of the line's value at the contraction's start per
+each contraction gets its own figures: a least-squares line through its per-window MDF and MNF (windows, not
+epochs: offline there is no hurry; by the live rule, ``dsp.fatigue.line_windows``, only those from ``settle_s`` on at
+the steady baseline's force, and none, "not assessed", where the baseline or the present stretch is not steady or
+at the same force), its slope in Hz/min and in % of the line's value at the contraction's start per
 minute with a 95 % interval, the change along the line, and the RMS and FInsm5 change by the live rule
 (``dsp.fatigue.stretch_change_pct``: median of the last ``baseline_s`` against the first steady ``baseline_s`` after
 ``settle_s``, at the same force, else NaN: not assessed). The state is the live rule (``dsp.fatigue.classify``)
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from dsp.fatigue import FatigueSettings, classify, stretch_change_pct
+from dsp.fatigue import FatigueSettings, classify, line_windows, stretch_change_pct
 
 SOURCE_ACTIVITY = "activity"
 SOURCE_WHOLE = "whole recording"
@@ -54,7 +56,9 @@ class ContractionFigures:
     mnf_change_pct: float
     rms_change_pct: float
     fins_change_pct: float
-    state: str | None  # the live rule; None when shorter than the rule's min_trend_s
+    # the live rule; None when shorter than the rule's min_trend_s; "not assessed" where no line was fitted (no
+    # steady baseline, or the present stretch unsteady or at another force)
+    state: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
@@ -130,16 +134,21 @@ def contraction_figures(
         first, last = float(t[0] - window_s), float(t[-1])
         duration = last - first
         minutes = (t - window_s / 2 - first) / 60.0  # each window at its centre, 0 at the contraction's start
-        figures: dict[str, tuple[float, ...]] = {}
-        for name in ("MDF", "MNF"):
-            values = columns[name][inside]
-            keep = np.isfinite(values)
-            at_start, slope, low, high = _line(minutes[keep], values[keep])
-            figures[name] = (at_start, slope, 100 * slope / at_start, 100 * slope * duration / 60.0 / at_start,
-                             100 * low / at_start, 100 * high / at_start)  # fmt: skip
         # the live rule's stretches (settle_s skipped, then baseline_s), shortened to fit a short contraction
         edge = min(settings.baseline_s, (duration - settings.settle_s) / 3.0)
         since_start = t - first
+        # the line only through the windows the live tracker's line takes (settle_s skipped, at the steady
+        # baseline's force), and none where it would not assess (a force ramp: no steady baseline, or the present
+        # at another force): a line through every window of a ramp gave a "fatiguing" MDF slope of the force
+        at_force = line_windows(columns["RMS"][inside], since_start, settings, edge)
+        figures: dict[str, tuple[float, ...]] = {}
+        for name in ("MDF", "MNF"):
+            values = columns[name][inside]
+            keep = np.isfinite(values) & (at_force if at_force is not None else False)
+            at_start, slope, low, high = _line(minutes[keep], values[keep]) if keep.sum() >= MIN_WINDOWS else (
+                math.nan, math.nan, math.nan, math.nan)  # fmt: skip
+            figures[name] = (at_start, slope, 100 * slope / at_start, 100 * slope * duration / 60.0 / at_start,
+                             100 * low / at_start, 100 * high / at_start)  # fmt: skip
         mdf = figures["MDF"]
         state = classify(mdf[3], mdf[2], mdf[5], settings, duration) if duration >= settings.min_trend_s else None
         found.append(ContractionFigures(

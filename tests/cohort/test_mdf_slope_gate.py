@@ -39,18 +39,19 @@ def test_a_slope_from_a_long_enough_contraction_is_reported_and_a_missing_contra
 
 
 def test_a_real_short_recording_has_a_slope_in_its_summary_but_not_in_its_cohort_row(tmp_path):
-    # 2 s of rest, then a 2 s contraction (named: too little rest to learn a rest level from): `analyze` fits its line
-    # and extrapolates it to a minute; the cohort does not compare it
-    rate, n = 2048, 4 * 2048
-    data = np.random.default_rng(0).normal(0.0, 20.0, (n, 8)) * (1 + 4 * (np.arange(n) > n // 2))[:, None]
+    # 2 s of rest, then an 8 s contraction (named: too little rest to learn a rest level from): `analyze` fits its
+    # line (from settle_s on, the live rule: a 2 s contraction has none since then) and extrapolates it to a minute;
+    # the cohort does not compare it
+    rate, n = 2048, 10 * 2048
+    data = np.random.default_rng(0).normal(0.0, 20.0, (n, 8)) * (1 + 4 * (np.arange(n) >= 2 * rate))[:, None]
     np.savez(tmp_path / "short.npz", data=data.astype(np.float32), fs=np.float64(rate))
     out = tmp_path / "report"
-    options = ["--contraction", "2-4", "--no-model", "--no-figures", "--quiet", "--out", str(out)]
+    options = ["--contraction", "2-10", "--no-model", "--no-figures", "--quiet", "--out", str(out)]
     assert main(["analyze", str(tmp_path / "short.npz"), *options]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fatigue"]["mdf_slope_pct_per_min"] is not None
     row = summary_row(summary)
-    assert row["mdf_slope_pct_per_min"] is None and row["longest_contraction_s"] < 2.5
+    assert row["mdf_slope_pct_per_min"] is None and row["longest_contraction_s"] < 8.5
     assert row["mdf_slope_note"].startswith("not assessed: longest contraction")
 
 

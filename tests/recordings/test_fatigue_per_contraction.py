@@ -89,7 +89,13 @@ def test_a_slice_from_inside_a_hold_is_one_contraction_with_the_independent_slop
     part = open_recording(two_contractions).slice_seconds(start, end)
     with (out / "windows.csv").open() as handle:
         ends = np.array([int(line.split(",")[1]) for line in list(handle)[1:]])
-    expected = independent_mdf_slope(part.data, part.fs, ends, int(round(0.2 * part.fs)))
+    window = int(round(0.2 * part.fs))
+    # the live rule's line (dsp.fatigue.line_windows, as stretch_change_pct): windows ending settle_s or more after
+    # the first one (a steady hold: every later window is at the baseline's force)
+    from dsp.fatigue import FatigueSettings
+
+    settled = ends - ends[0] >= FatigueSettings().settle_s * part.fs
+    expected = independent_mdf_slope(part.data, part.fs, ends[settled], window)
     assert expected < -20.0  # the simulated fall is steep: the comparison is not between two noise figures
     assert contraction["mdf_slope_hz_per_min"] == pytest.approx(expected, rel=0.01)
     assert "whole analysed part taken as one contraction" in (out / "report.md").read_text()
