@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dsp.fatigue import FatigueTracker
+from dsp.fatigue import NOT_ASSESSED, FatigueTracker
 from monitor.pipeline import MonitorState
 
 HOP_S = 0.125
@@ -51,7 +51,7 @@ def test_fins_trend_is_the_trackers_change_from_its_steady_baseline(qtbot) -> No
     pipeline = SimpleNamespace(state=state, engine=SimpleNamespace(fatigue=tracker))
     view = FatigueView(pipeline, lambda: T0, forecast=EnduranceForecast(_no_forecaster, background=False))
     qtbot.addWidget(view)
-    compared = 0
+    compared = not_assessed = 0
     for t in T0 + HOP_S * np.arange(1, int(STRONGER_S / HOP_S) + 1):
         features = features_at(t, rng)
         report = tracker.update_features(t, features)
@@ -61,6 +61,10 @@ def test_fins_trend_is_the_trackers_change_from_its_steady_baseline(qtbot) -> No
         if round((t - T0) / HOP_S) % 40:  # the view refreshes every 5 s of signal
             continue
         view.refresh()
+        # item 2: the badge never reads "fresh" where no MDF change was judged; it says "not assessed" and why
+        if not report.learning and np.isnan(report.mdf_change_pct[0]):
+            assert view.badge.text() == NOT_ASSESSED and view.badge.toolTip() == report.reason != ""
+            not_assessed += 1
         change = float(report.fins_change_pct[0])
         if t - T0 < HOLD_END_S and np.isfinite(change):
             # the tracker's present stretch is its last baseline_s of complete epochs (epochs and bins both count
@@ -73,7 +77,7 @@ def test_fins_trend_is_the_trackers_change_from_its_steady_baseline(qtbot) -> No
             assert np.isfinite(drawn).all()
             assert abs(np.median(drawn) - change) < 2.0, (t - T0, np.median(drawn), change)
             compared += 1
-    assert compared >= 5
+    assert compared >= 5 and not_assessed >= 2
     seconds, fins = view.fins_curve.xData * 60.0, view.fins_curve.yData
     start = view.fins_baselines[0][0] - T0
     assert ONSET_S - 2.0 <= start <= ONSET_S + 0.5  # the tracker's contraction began at the onset
