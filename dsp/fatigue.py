@@ -149,6 +149,8 @@ class FatigueReport:
                 out[name] = {k: None if np.isnan(v) else v for k, v in value.items()}
             elif isinstance(value, np.ndarray):
                 out[name] = [None if isinstance(v, float) and np.isnan(v) else v for v in value.tolist()]
+            elif isinstance(value, float) and np.isnan(value):  # timestamp / clock_s before the first window
+                out[name] = None
             else:
                 out[name] = list(value) if isinstance(value, tuple) else value
         return out
