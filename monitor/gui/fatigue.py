@@ -220,24 +220,22 @@ def relative_to_baseline(centres: np.ndarray, values: np.ndarray, rms: np.ndarra
     if not len(values):
         return out
     edges = np.diff(np.concatenate([[0], contracting.astype(np.int8), [0]]))
-    runs = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     begins = centres - bin_s / 2
+    # each contraction touches only its own bins (searchsorted): a day-long session holds hundreds of contractions
+    # and 86400 bins, redrawn every refresh
     for start, fins_baseline, rms_baseline in baselines:
         if not (fins_baseline > 0 and rms_baseline > 0):
             continue
-        settled = np.flatnonzero(begins >= start + settings.settle_s - 1e-9)
-        if not len(settled):
+        first = int(np.searchsorted(begins, start + settings.settle_s - 1e-9))
+        run = int(np.searchsorted(run_starts, first, side="right")) - 1
+        if first >= len(values) or run < 0 or run_ends[run] <= first:
             continue
-        first = settled[0]
-        run = next(((a, b) for a, b in runs if a <= first < b), None)
-        if run is None:
-            continue
-        chosen = np.zeros(len(values), dtype=bool)
-        chosen[first : run[1]] = True
+        part = slice(first, int(run_ends[run]))
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = rms / rms_baseline
-            chosen &= (ratio <= settings.same_force_ratio) & (ratio >= 1.0 / settings.same_force_ratio)
-            out[chosen] = (values[chosen] / fins_baseline - 1.0) * 100.0
+            ratio = rms[part] / rms_baseline
+            at_force = (ratio <= settings.same_force_ratio) & (ratio >= 1.0 / settings.same_force_ratio)
+            out[part] = np.where(at_force, (values[part] / fins_baseline - 1.0) * 100.0, np.nan)
     return out
 
 
