@@ -219,9 +219,10 @@ class DecisionLines:
             self.written = state.decisions_published
             newest = state.features.latest()
             usable = state.usable
+            fatigue = state.fatigue  # its state and, when not assessed, why (as the in-process dashboard writes)
         features = newest[1] if newest is not None else None
         for record in fresh:
-            self.target.write(decision_line(record, features, usable, state.emg_channels) + "\n")
+            self.target.write(decision_line(record, features, usable, state.emg_channels, fatigue=fatigue) + "\n")
         if fresh:
             self.target.flush()
 

@@ -89,7 +89,10 @@ def fatigue_figure(analysis: Any, path: Any, plt: Any) -> Any:
         ends = np.array([c.start_s, c.end_s])
         spectral.plot(ends, c.mdf_start_hz + c.mdf_slope_hz_per_min * (ends - c.start_s) / 60.0, "--",
                       color=TREND_COLOUR, linewidth=1.8, label="MDF trend" if c.index == 0 else None)
-        spectral.annotate(f"{c.state or 'too short'}\n{c.mdf_slope_pct_per_min:+.1f} %/min",
+        # a contraction whose trend was not assessed has no slope: say why instead of "+nan %/min"
+        slope = (f"{c.mdf_slope_pct_per_min:+.1f} %/min" if np.isfinite(c.mdf_slope_pct_per_min)
+                 else "no trend")  # fmt: skip
+        spectral.annotate(f"{c.state or 'too short'}\n{slope}",
                           xy=(0.5 * (c.start_s + c.end_s), 1.0), xycoords=("data", "axes fraction"),
                           ha="center", va="top", fontsize=7, color=colour)  # fmt: skip
     spectral.set_ylabel("Hz (median over channels)")

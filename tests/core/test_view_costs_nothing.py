@@ -126,6 +126,7 @@ def test_a_frozen_then_killed_view_loses_no_sample_and_no_decision_and_comes_bac
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     sequences = [line["sequence"] for line in lines]
     assert len(lines) == status["decisions_published"] and len(set(sequences)) == len(sequences)
+    assert all("fatigue_state" in line for line in lines)  # the core's lines carry the tracker's state too
     # a window the worker could not answer in time is dropped and counted (asserted above), which a machine busy with
     # a parallel test file does for up to a quarter of them; a core held up by its view would lose whole seconds
     assert status["client"]["stats"]["answered"] == len(lines) >= 0.7 * expected, (len(lines), expected)
