@@ -191,20 +191,6 @@ class FeatureHistory:
         return self._origin + (self._ids + 0.5) * self.bin_s, means
 
 
-def relative_to_onset(values: np.ndarray, contracting: np.ndarray, baseline_bins: int = 4) -> np.ndarray:
-    """``values`` in % of their median over the first ``baseline_bins`` bins of each contraction; NaN at rest.
-
-    FInsm5's absolute value depends on units and electrode; its rise within a contraction is what tells fatigue."""
-    out = np.full(len(values), np.nan)
-    edges = np.diff(np.concatenate([[0], contracting.astype(np.int8), [0]]))
-    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-        first = values[start : min(stop, start + baseline_bins)]
-        first = first[np.isfinite(first)]
-        if len(first) and np.median(first) > 0:
-            out[start:stop] = values[start:stop] / np.median(first) * 100.0
-    return out
-
-
 def relative_to_baseline(centres: np.ndarray, values: np.ndarray, rms: np.ndarray, contracting: np.ndarray,
                          baselines: list[tuple[float, float, float]], settings: FatigueSettings,
                          bin_s: float = TREND_BIN_S) -> np.ndarray:  # fmt: skip

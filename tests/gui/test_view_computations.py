@@ -148,17 +148,6 @@ def test_contraction_spans_are_the_runs_of_contracting_bins():
     assert contraction_spans(centres, np.zeros(10, dtype=bool), 1.0) == []
 
 
-def test_finsm5_is_drawn_relative_to_each_contractions_onset():
-    from monitor.gui.fatigue import relative_to_onset
-
-    values = np.array([9.0, 2.0, 2.0, 2.0, 2.0, 3.0, 4.0, 9.0, 5.0, 5.0, 10.0])
-    contracting = np.array([0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1], dtype=bool)
-    out = relative_to_onset(values, contracting)
-    np.testing.assert_allclose(out[1:7], [100, 100, 100, 100, 150, 200])
-    np.testing.assert_allclose(out[8:], [100, 100, 200])  # a new contraction, a new baseline
-    assert np.isnan(out[[0, 7]]).all()
-
-
 def test_raster_lanes_lights_exactly_the_rows_each_segment_covers():
     from monitor.gui.traces import raster_lanes
 
