@@ -34,9 +34,9 @@ NOT_ASSESSED = "not assessed"
 FATIGUE_STATES = ("fresh", "fatiguing", "fatigued", NOT_ASSESSED)
 #: why a channel's state is NOT_ASSESSED (FatigueReport.reasons; "" where it was assessed)
 REASON_NO_CONTRACTION = "no contraction yet"
-REASON_NO_BASELINE = "no steady baseline yet (force rising or unsteady after the first settle_s)"
+REASON_NO_BASELINE = "no steady baseline yet (force still rising or unsteady)"
 REASON_OTHER_FORCE = "present stretch unsteady or not at the baseline's force"
-REASON_SHORT = "too short for a trend (min_trend_s at the baseline's force)"
+REASON_SHORT = "too short for a trend (it needs {:g} s at the baseline's force)"  # min_trend_s
 _INDICES = ("MNF", "MDF", "FInsm5", "RMS")
 # epochs average their windows with a 20 % trimmed mean: nearly as efficient as the mean on the noisy per-window
 # spectral estimates, yet a movement artefact in a few windows cannot drag the epoch
@@ -584,7 +584,7 @@ class FatigueTracker:
             elif not comparable[channel]:
                 self._reasons[channel] = REASON_OTHER_FORCE
             else:
-                self._reasons[channel] = REASON_SHORT
+                self._reasons[channel] = REASON_SHORT.format(self.settings.min_trend_s)
 
     def report(self) -> FatigueReport:
         slope_pct = self._slopes["MDF"] / self._baseline_mdf * 100.0
@@ -616,7 +616,7 @@ class FatigueTracker:
                 self.settings,
                 overall["contraction_s"],
             )
-            reason = REASON_SHORT if state == NOT_ASSESSED else ""
+            reason = REASON_SHORT.format(self.settings.min_trend_s) if state == NOT_ASSESSED else ""
         return FatigueReport(
             timestamp=float(self._last_timestamp if self._last_timestamp is not None else np.nan),
             learning=self.learning,

@@ -59,7 +59,11 @@ def test_monitor_runs_what_fits_a_grid_no_bundled_model_fits_and_refuses_a_named
     final = monitor.stdout[monitor.stdout.rindex("NeuroFusion Monitor"):]  # the dashboard's last table
     assert status in final and "decisions 0" in final
     assert "streaming" in final and "dropped 0" in final
-    trend = next(line for line in final.splitlines() if "│ trend" in line)
+    lines = final.splitlines()
+    start = next(i for i, line in enumerate(lines) if "│ trend" in line)
+    # the trend row, with the lines it wraps onto (a "not assessed" reason makes it long)
+    wrapped = [line for line in lines[start + 1 : start + 4] if line.startswith("│               │")]
+    trend = " ".join([lines[start], *wrapped])
     assert "contracting" in trend and "at rest" not in trend, final
     mdf = float(final.split("MDF")[1].split("Hz")[0])
     assert 30.0 < mdf < 120.0  # a vastus lateralis contraction's median frequency, not noise or mains
