@@ -304,3 +304,22 @@ def test_fins_and_rms_changes_on_a_steady_hold_match_truth(compressing, seconds:
     fins, truth = float(np.median(report.fins_change_pct)), float(np.median(fins_truth))
     assert abs(fins - truth) <= 10.0 + 0.1 * abs(truth), (fins, truth)
     assert abs(float(np.median(report.rms_change_pct)) - float(np.median(rms_truth))) <= 3.0
+
+
+def test_masked_trim_mean_is_scipys_trim_mean_of_each_channels_active_rows():
+    from scipy.stats import trim_mean
+
+    from dsp.fatigue import masked_trim_mean
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        windows, channels = int(rng.integers(1, 12)), int(rng.integers(1, 9))
+        rows = rng.normal(size=(windows, 4, channels)) * rng.uniform(1, 1e3)
+        active = rng.random((windows, channels)) < rng.uniform(0.1, 1.0)
+        got = masked_trim_mean(rows, active, 0.2)
+        for channel in range(channels):
+            chosen = rows[active[:, channel], :, channel]
+            if len(chosen) == 0:
+                assert np.isnan(got[:, channel]).all()
+            else:
+                np.testing.assert_allclose(got[:, channel], trim_mean(chosen, 0.2, axis=0), rtol=1e-12, atol=1e-9)
