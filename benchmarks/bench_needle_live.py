@@ -84,7 +84,8 @@ def measure(path: Path, duration_s: float, chunk: int, model_path: str | None = 
         "fs": fs,
         "model_id": measured[0].model_id if measured else None,
         "amplifier_chunk_samples": chunk,
-        "verdict_window_s": verdicts.window_samples / fs,
+        "verdict_window_s": verdicts.window_samples / fs,  # the rest gate's stretch
+        "model_stretch_s": verdicts.stretch_samples / fs,  # what the model reads (newest 5 s, from 2 s on)
         "verdict_hop_s": verdicts.hop_samples / fs,
         "verdicts": len(decisions),
         "expected_verdicts": expected,
