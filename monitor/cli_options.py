@@ -30,3 +30,15 @@ def add_mains_argument(group: argparse._ActionsContainer) -> None:
     """--mains HZ: 0, 50 (default) or 60, as `monitor` and `analyze` take it."""
     group.add_argument("--mains", action=_MainsFrequency, default=50.0, metavar="{0,50,60}",
                        help="mains frequency to notch: 50 or 60 Hz, 0 for none (default 50)")
+
+
+def check_start_end(args: argparse.Namespace) -> None:
+    """--start/--end as `replay` and `analyze` take them: seconds into the recording, or absent. A nan or inf was a
+    ValueError from an integer sample index: refused in one line."""
+    import math
+
+    from monitor.errors import UserError
+
+    for option, value in (("--start", args.start), ("--end", args.end)):
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"{option} must be a number of seconds into the recording, not {value:g}")

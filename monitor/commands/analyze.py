@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor.cli_options import add_mains_argument
+from monitor.cli_options import add_mains_argument, check_start_end
 from monitor.cohort.cluster import add_cluster_arguments
 from monitor.recordings.base import recording_stem
 from monitor.recordings.options import add_reader_arguments, check_reader_options, reader_options
@@ -132,9 +132,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     for option, value in (("--window-ms", args.window_ms), ("--hop-ms", args.hop_ms)):
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"{option} must be a positive number of milliseconds, not {value:g}")
-    for option, value in (("--start", args.start), ("--end", args.end)):
-        if value is not None and not math.isfinite(value):
-            raise UserError(f"{option} must be a number of seconds into the recording, not {value:g}")
+    check_start_end(args)
 
 
 def check_fits_the_recording(recording: Any, args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from monitor.cli_options import check_start_end
 from monitor.recordings.options import add_reader_arguments, reader_options
 
 
@@ -67,9 +68,7 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UserError(f"--chunk-samples must be positive, not {args.chunk_samples}")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise UserError(f"--duration must be a positive number of seconds, not {args.duration:g}")
-    for option, value in (("--start", args.start), ("--end", args.end)):
-        if value is not None and not math.isfinite(value):
-            raise UserError(f"{option} must be a number of seconds into the recording, not {value:g}")
+    check_start_end(args)
     if not (math.isfinite(args.wait_for_consumer) and args.wait_for_consumer >= 0):
         raise UserError(f"--wait-for-consumer must be 0 or more seconds, not {args.wait_for_consumer:g}")
 
