@@ -320,6 +320,7 @@ def masked_trim_mean(rows: np.ndarray, active: np.ndarray, proportion: float) ->
     high = count - low
     ordered = np.sort(np.where(active[:, np.newaxis, :], rows, np.nan), axis=0)  # inactive rows (NaN) sort last
     sums = np.concatenate([np.zeros((1, *ordered.shape[1:])), np.cumsum(np.nan_to_num(ordered), axis=0)])
+
     def at(index: np.ndarray) -> np.ndarray:  # (F, C): the cumulative sum up to each channel's ``index``
         where = np.broadcast_to(index[np.newaxis, np.newaxis, :], (1, *sums.shape[1:]))
         return np.take_along_axis(sums, where, axis=0)[0]
@@ -542,9 +543,10 @@ class FatigueTracker:
             return
         # a line needs min_trend_s of epochs at the baseline's force: two epochs of a 5 s bout gave -1077 Hz/min
         needed = int(np.ceil(s.min_trend_s / s.epoch_s))
+        history = self._settled()
         for index, name in ((0, "MNF"), (1, "MDF")):
             # unused ring slots have NaN times and values; other channels' epochs are NaN for this channel
-            settled = self._settled(index)[:, due]
+            settled = history[:, index, due]
             slope, _low, high = theil_sen(self._history_t, settled)
             few = np.isfinite(settled).sum(axis=0) < needed
             slope[few], high[few] = np.nan, np.nan
@@ -552,8 +554,8 @@ class FatigueTracker:
             if name == "MDF":
                 self._slopes["MDF_upper"][due] = high * 60.0
 
-    def _settled(self, index: int) -> np.ndarray:
-        """(epochs, C) history of one index at the baseline's force: without each contraction's first settle_s
+    def _settled(self) -> np.ndarray:
+        """(epochs, 2, C) MNF and MDF history at the baseline's force: without each contraction's first settle_s
         (the force still rising) and without epochs whose RMS lies beyond same_force_ratio of the baseline's (a
         pause, an onset, or rest-level activity counted as contraction: their spectra belong to another force).
         All NaN for a channel without a steady baseline yet."""
@@ -561,7 +563,7 @@ class FatigueTracker:
         begins = self._relative_times() - s.epoch_s / 2
         at_force = _same_force(self._history_v[:, 3, :], self._baseline[3], s.same_force_ratio)
         like = (begins >= s.settle_s - 1e-9) & at_force
-        return np.where(like, self._history_v[:, index, :], np.nan)
+        return np.where(like[:, np.newaxis, :], self._history_v[:, :2, :], np.nan)
 
     def _update_changes(self, epoch_centre: float, contracting: np.ndarray) -> None:
         s = self.settings
@@ -581,10 +583,11 @@ class FatigueTracker:
         # at the contraction's start is the baseline while the history still reaches back to the start (then
         # frozen): a line through many epochs is a far steadier baseline than the first few noisy epochs.
         covers_start = self._start >= np.nanmin(self._history_t) - 0.75 * s.epoch_s
+        history = self._settled()
         for index, name in ((0, "MNF"), (1, "MDF")):
             slope_per_s = self._slopes[name] / 60.0
             fitted = np.isfinite(slope_per_s) & contracting
-            level = _nanmedian(self._settled(index) - slope_per_s[np.newaxis, :] * relative, axis=0)
+            level = _nanmedian(history[:, index, :] - slope_per_s[np.newaxis, :] * relative, axis=0)
             current[index] = np.where(fitted, level + slope_per_s * now, np.nan)
             refresh = fitted & covers_start
             self._baseline[index, refresh] = level[refresh]
