@@ -15,6 +15,7 @@ from rich.table import Table
 
 from dsp.fatigue import NOT_ASSESSED
 from monitor.acquisition import channel_count_text, dropped_figure, signal_status
+from monitor.number_text import dash_number
 from monitor.outlets import emg_mean
 from monitor.pipeline import SPONTANEOUS_LABEL, MonitorPipeline, MuscleState
 
@@ -62,15 +63,10 @@ def decision_line(
 
 def fins_change_text(change_pct: float | None) -> str:
     """FInsm5 as the window's fatigue readout gives it (monitor/gui/fatigue.py: "FInsm5 change +12 %"): its change
-    from the contraction's onset in whole percent, "—" where there is none (at rest, learning the rest level).
+    from the contraction's steady baseline in whole percent, "—" where there is none (at rest, not assessed).
     Its absolute value (~1e-15 in SI units: "7.47e-15") depends on units and electrode and means nothing at the
     bedside (Dimitrov et al. 2006, Med Sci Sports Exerc 38:1971, read the index by its relative rise)."""
-    if change_pct is None or not np.isfinite(change_pct):
-        return "—"
-    text = f"{change_pct:+.0f}"
-    if text == "-0":  # a change that rounds to nothing is no change: "-0 %" reads as a fall (as the window does)
-        text = "0"
-    return f"{text} %"
+    return dash_number(change_pct, "+.0f", " %")
 
 
 def breakdown_ms(latencies: dict[str, np.ndarray]) -> dict[str, float]:

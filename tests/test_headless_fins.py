@@ -44,9 +44,9 @@ def test_the_dashboard_shows_finsm5_as_its_change_not_in_si_units():
 
 @pytest.mark.parametrize("value", [12.4, -3.6, -0.2, 0.3, 0.0, 250.0, None, float("nan")])
 def test_same_number_format_as_the_window(value):
-    from monitor.gui.fatigue import _dash
+    from monitor.gui.fatigue import dash_number  # what the window writes with
 
-    window = _dash(None if value is None or np.isnan(value) else value, "+.0f", " %")
+    window = dash_number(None if value is None or np.isnan(value) else value, "+.0f", " %")
     assert fins_change_text(value) == window
 
 

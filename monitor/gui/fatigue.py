@@ -24,6 +24,7 @@ from dsp.fatigue import NOT_ASSESSED, FatigueSettings
 from models.prognosis import EPOCH_S
 from monitor.gui.endurance import EnduranceForecast
 from monitor.gui.painting import settle_ranges
+from monitor.number_text import dash_number
 from monitor.outlets import emg_mean
 
 TREND_BIN_S = 1.0
@@ -232,16 +233,6 @@ def contraction_spans(centres: np.ndarray, contracting: np.ndarray, bin_s: float
     return [(centres[a] - bin_s / 2, centres[b] + bin_s / 2) for a, b in zip(starts, ends, strict=True)]
 
 
-def _dash(value: float | None, fmt: str, suffix: str = "") -> str:
-    if value is None:
-        return "—"
-    text = format(value, fmt)
-    # a change that rounds to nothing is no change: "-0 %" reads as a fall
-    if text.lstrip("+-").strip("0.") == "" and text[:1] in "+-":
-        text = text[1:] if text[:1] == "-" else text
-    return text + suffix
-
-
 def frequency_key_html() -> str:
     """The frequency plot's key as a line of text above it: a legend inside the plot covered the trends."""
     def swatch(colour: tuple[int, int, int], mark: str, name: str) -> str:
@@ -376,16 +367,16 @@ class FatigueView(QtWidgets.QWidget):
             self._badge_state = badge_state
             self.badge.setStyleSheet(self._badge_style(badge_state))
         self.readout.setText(
-            f"MDF slope {_dash(status.slope_hz_per_min, '+.1f', ' Hz/min')}   "  # 0.01 Hz/min is noise
-            f"change {_dash(status.percent_change, '+.1f', ' %')}   "
-            f"baseline {_dash(status.baseline_hz, '.0f', ' Hz')}"
+            f"MDF slope {dash_number(status.slope_hz_per_min, '+.1f', ' Hz/min')}   "  # 0.01 Hz/min is noise
+            f"change {dash_number(status.percent_change, '+.1f', ' %')}   "
+            f"baseline {dash_number(status.baseline_hz, '.0f', ' Hz')}"
         )
         latest = self.history.latest
         latest_rms = float(latest[2]) if np.isfinite(latest[2]) else None
         # FInsm5's absolute value (~1e-15 in SI units) means nothing at the bedside: only its change is shown
         self.readout_more.setText(
-            f"FInsm5 change {_dash(status.fins_change_pct, '+.0f', ' %')}   "
-            f"RMS {_dash(latest_rms, '.0f', ' µV')} ({_dash(status.rms_change_pct, '+.0f', ' %')})   "
+            f"FInsm5 change {dash_number(status.fins_change_pct, '+.0f', ' %')}   "
+            f"RMS {dash_number(latest_rms, '.0f', ' µV')} ({dash_number(status.rms_change_pct, '+.0f', ' %')})   "
             f"{'contracting' if status.active else 'at rest'}"
         )
         settle_ranges(self.frequency_plot, self.rms_plot, self.fins_plot)

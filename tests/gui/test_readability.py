@@ -103,7 +103,7 @@ def test_needle_panel_says_decision_support_not_a_diagnosis(qtbot):
 
 def test_fatigue_key_above_the_plot_and_readouts_without_absurd_precision(qtbot):
     from monitor.gui.endurance import EnduranceForecast
-    from monitor.gui.fatigue import FatigueView, _dash
+    from monitor.gui.fatigue import FatigueView, dash_number
 
     state = MonitorState()
     pipeline = SimpleNamespace(state=state, engine=SimpleNamespace())
@@ -115,8 +115,8 @@ def test_fatigue_key_above_the_plot_and_readouts_without_absurd_precision(qtbot)
     assert all(name in view.key_label.text() for name in ("MNF", "MDF", "MDF trend", "MDF forecast"))
     readout = view.readout_more.text()
     assert "e-15" not in readout and "RMS 42 µV" in readout
-    assert _dash(-0.2, "+.0f", " %") == "0 %" and _dash(-0.04, "+.1f", " %") == "0.0 %"
-    assert _dash(-3.0, "+.0f", " %") == "-3 %" and _dash(None, ".0f") == "—"
+    assert dash_number(-0.2, "+.0f", " %") == "0 %" and dash_number(-0.04, "+.1f", " %") == "0.0 %"
+    assert dash_number(-3.0, "+.0f", " %") == "-3 %" and dash_number(None, ".0f") == "—"
     # squeezed under a needle panel, each plot stays as tall as its axis label: nothing cut off
     view.resize(450, 200)
     view.show()
