@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -103,21 +103,33 @@ def _other_input(node: Any, known: str) -> str | None:
     return inputs[1] if inputs[0] == known else inputs[0]
 
 
+def _consumers(nodes: list[Any]) -> dict[str, list[Any]]:
+    """Tensor name -> the nodes that read it."""
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _only_consumer_finder(consumers: dict[str, list[Any]], graph_outputs: set[str]) -> Callable[[str, str], Any]:
+    """``find(name, op_type)``: the one node that reads tensor ``name`` when it is of ``op_type`` and ``name`` is no
+    graph output (a rewrite may then fold the tensor away), else None."""
+
+    def find(name: str, op_type: str) -> Any:
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op_type and name not in graph_outputs else None
+
+    return find
+
+
 def fuse_gelu(graph: Any) -> int:
     """Replaces Div(x, sqrt2) -> Erf -> Add(1) -> Mul(0.5) -> Mul(x) (either Mul first) by one Gelu(x)."""
     nodes = list(graph.node)
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     graph_outputs = {output.name for output in graph.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in nodes:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
-    def only_consumer(name: str, op_type: str) -> Any:
-        users = consumers.get(name, [])
-        if len(users) != 1 or users[0].op_type != op_type or name in graph_outputs:
-            return None
-        return users[0]
+    consumers = _consumers(nodes)
+    only_consumer = _only_consumer_finder(consumers, graph_outputs)
 
     replaced: dict[int, Any] = {}  # id of the pattern's last node -> the Gelu that takes its place
     dropped: set[int] = set()
@@ -205,14 +217,8 @@ def gelu_in_blocked_layout(graph: Any) -> int:
     nodes = list(graph.node)
     graph_outputs = {output.name for output in graph.output}
     producer = {name: node for node in nodes for name in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in nodes:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
-    def single(name: str, op_type: str) -> Any:
-        users = consumers.get(name, [])
-        return users[0] if len(users) == 1 and users[0].op_type == op_type and name not in graph_outputs else None
+    consumers = _consumers(nodes)
+    single = _only_consumer_finder(consumers, graph_outputs)
 
     dropped: set[int] = set()
     moved: dict[int, list[Any]] = {}  # id of a Gelu -> the reorder and squeeze that now follow it
