@@ -322,11 +322,12 @@ def run_session(stream_info: Any, options: SessionOptions, stop: threading.Event
         if options.record is not None:
             recording.start(options.record)
         if options.snapshot is not None:
+            from monitor.core.process import extra_status
             from monitor.core.snapshot import take_snapshot  # rendered in a process of its own: no Qt here
 
             # a decomposing session's units go into the published status, as for an attached view (serve_core)
-            units = None if decomposition is None else (lambda: {"decomposition": decomposition.describe()})
-            path = take_snapshot(pipeline, options.snapshot, after_s=options.snapshot_after_s, extra_status=units)
+            path = take_snapshot(pipeline, options.snapshot, after_s=options.snapshot_after_s,
+                                 extra_status=extra_status(decomposition=decomposition))  # fmt: skip
             print(f"snapshot written to {path}", file=sys.stderr)
             if options.duration_s is None or options.duration_s <= options.snapshot_after_s:
                 return 0

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +51,22 @@ def lower_priority(pid: int, niceness: int = VIEW_NICENESS) -> None:
     """Makes process ``pid`` (a view) ``niceness`` nicer than this process; nothing where the system refuses."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, 0) + niceness, 19))
+
+
+def extra_status(adaptation: Any = None, decomposition: Any = None) -> Callable[[], dict[str, Any]] | None:
+    """What the core publishes beside the pipeline's state for its views (and a snapshot's render): the adaptation
+    and the motor-unit decomposition it runs, each where there is one; None where there is neither."""
+    if adaptation is None and decomposition is None:
+        return None
+    from monitor.core.adaptation_proxy import describe
+
+    def extra() -> dict[str, Any]:
+        document = {} if adaptation is None else {"adaptation": describe(adaptation)}
+        if decomposition is not None:
+            document["decomposition"] = decomposition.describe()
+        return document
+
+    return extra
 
 
 def default_core_view(window: bool, snapshot: Any, needle: Any) -> str:
@@ -241,17 +258,7 @@ def serve_core(pipeline: Any, recording: Any, stop: threading.Event, *, view: st
     views = ViewRegistry()
     running_cores()  # removes what cores killed before their cleanup left (folder, shared memory)
     folder = make_core_dir()
-    extra = None
-    if adaptation is not None or decomposition is not None:
-        from monitor.core.adaptation_proxy import describe
-
-        def extra() -> dict[str, Any]:
-            document = {} if adaptation is None else {"adaptation": describe(adaptation)}
-            if decomposition is not None:
-                document["decomposition"] = decomposition.describe()
-            return document
-
-    publisher = StatePublisher(pipeline, views.describe, extra_status=extra)
+    publisher = StatePublisher(pipeline, views.describe, extra_status=extra_status(adaptation, decomposition))
     server = ControlServer(f"ipc://{folder / 'control'}",
                            core_handlers(pipeline, recording, views, adaptation, decomposition))  # fmt: skip
     lines = DecisionLines(pipeline, jsonl)
