@@ -5,7 +5,6 @@ that does not fit: the bundled model is not run (one line says why), a model the
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pylsl
 import pytest
@@ -14,8 +13,10 @@ from models.checkpoint import BUNDLED_CHECKPOINT
 from monitor.cli import main
 from monitor.recordings.analysis import rate_misfit
 from monitor.session import SessionOptions, check_model_fits, model_card, no_model_status
+from tests.conftest import SHARED_DATA
 
-MYO_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "myo-gestures" / "12345-1" / "1.txt"
+MYO_FILE = SHARED_DATA / "myo-gestures" / "12345-1" / "1.txt"
+needs_myo = pytest.mark.skipif(not MYO_FILE.is_file(), reason=f"{MYO_FILE} is not present")
 
 
 def test_the_band_decides_not_the_rate():
@@ -25,6 +26,7 @@ def test_the_band_decides_not_the_rate():
     assert rate_misfit(200.0, 2048.0) is None  # downsampled: the model's 20-95 Hz is all there
 
 
+@needs_myo
 def test_analyze_runs_the_myo_file_without_the_bundled_model(tmp_path, capsys):
     assert main(["analyze", str(MYO_FILE), "--preset", "myo", "--end", "5", "--no-figures", "--quiet",
                  "--out", str(tmp_path / "bundled")]) == 0  # fmt: skip
@@ -33,6 +35,7 @@ def test_analyze_runs_the_myo_file_without_the_bundled_model(tmp_path, capsys):
     assert "majority" not in out  # no condition verdict at all
 
 
+@needs_myo
 def test_analyze_refuses_a_named_model_for_another_band(tmp_path, capsys):
     assert main(["analyze", str(MYO_FILE), "--preset", "myo", "--end", "5", "--no-figures", "--quiet",
                  "--model", str(BUNDLED_CHECKPOINT), "--out", str(tmp_path / "named")]) == 2  # fmt: skip
